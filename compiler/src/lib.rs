@@ -1,0 +1,1 @@
+//! ciphergpt compiler.
