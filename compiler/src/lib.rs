@@ -1,1 +1,11 @@
-//! ciphergpt compiler.
+//! ciphergpt compiler: front ends (ONNX, DSL) into one graph IR, passes, and the float
+//! reference interpreter. See `docs/architecture.md`.
+
+pub mod error;
+pub mod frontend;
+pub mod interp;
+pub mod ir;
+pub mod passes;
+pub mod tensor;
+
+pub use error::{CompileError, Result};

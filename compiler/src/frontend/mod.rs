@@ -1,0 +1,6 @@
+//! Front ends: each turns a model description into an IR graph.
+
+pub mod dsl;
+pub mod onnx;
+pub mod wire_guard;
+pub mod weights;

@@ -1,0 +1,110 @@
+//! The float reference interpreter: runs any IR graph (ONNX-level or fused) on token ids.
+//!
+//! Values are freed after their last reader, so a full GPT-2 run holds little more than its
+//! weights. Constant nodes are read in place, never copied.
+
+use super::kernels;
+use crate::error::{CompileError, Result};
+use crate::ir::{Graph, Op, ValueRef};
+use crate::tensor::Tensor;
+use ndarray::{ArrayD, IxDyn};
+use petgraph::stable_graph::NodeIndex;
+use std::collections::HashMap;
+
+/// Run the graph on one sequence of token ids (batch 1) and return its named outputs.
+pub fn run(graph: &Graph, tokens: &[i64]) -> Result<Vec<(String, Tensor)>> {
+    let ids = Tensor::I64(
+        ArrayD::from_shape_vec(IxDyn(&[1, tokens.len()]), tokens.to_vec())
+            .map_err(|e| CompileError::Input(e.to_string()))?,
+    );
+    let inputs = graph.input_nodes();
+    if inputs.len() != 1 {
+        return Err(CompileError::Input(format!(
+            "{}: the model has {} inputs; ciphergpt runs models whose only input is the token ids",
+            graph.source,
+            inputs.len()
+        )));
+    }
+    let mut feeds = HashMap::new();
+    feeds.insert(inputs[0], ids);
+    run_with(graph, feeds)
+}
+
+/// Run the graph with the given values for its input nodes.
+pub fn run_with(
+    graph: &Graph,
+    mut feeds: HashMap<NodeIndex, Tensor>,
+) -> Result<Vec<(String, Tensor)>> {
+    let order = graph.topo_order();
+    // Remaining readers of each value, so that it can be dropped after the last one.
+    let mut readers: HashMap<ValueRef, usize> = HashMap::new();
+    for &id in &order {
+        for v in graph.inputs(id).into_iter().flatten() {
+            *readers.entry(v).or_default() += 1;
+        }
+    }
+    for (_, v) in &graph.outputs {
+        *readers.entry(*v).or_default() += 1;
+    }
+    let mut values: HashMap<ValueRef, Tensor> = HashMap::new();
+    for &id in &order {
+        let node = graph.node(id);
+        match &node.op {
+            Op::Const(_) => continue,
+            Op::Input { name } => {
+                let t = feeds.remove(&id).ok_or_else(|| eval_err(graph, id, format!("no value given for input '{name}'")))?;
+                values.insert(ValueRef { node: id, output: 0 }, t);
+                continue;
+            }
+            _ => {}
+        }
+        let ins = graph.inputs(id);
+        let outs = {
+            let args: Vec<Option<&Tensor>> = ins
+                .iter()
+                .map(|v| v.map(|v| fetch(graph, &values, v)).transpose())
+                .collect::<Result<_>>()?;
+            kernels::eval(&node.op, &args).map_err(|r| eval_err(graph, id, r))?
+        };
+        for v in ins.into_iter().flatten() {
+            if let Some(n) = readers.get_mut(&v) {
+                *n -= 1;
+                if *n == 0 {
+                    values.remove(&v);
+                }
+            }
+        }
+        for (o, t) in outs.into_iter().enumerate() {
+            let v = ValueRef { node: id, output: o };
+            if readers.get(&v).copied().unwrap_or(0) > 0 {
+                values.insert(v, t);
+            }
+        }
+    }
+    graph
+        .outputs
+        .iter()
+        .map(|(name, v)| Ok((name.clone(), fetch(graph, &values, *v)?.clone())))
+        .collect()
+}
+
+fn fetch<'a>(
+    graph: &'a Graph,
+    values: &'a HashMap<ValueRef, Tensor>,
+    v: ValueRef,
+) -> Result<&'a Tensor> {
+    if let Some(t) = graph.const_value(v) {
+        return Ok(t);
+    }
+    values
+        .get(&v)
+        .ok_or_else(|| eval_err(graph, v.node, "value used before it was computed".into()))
+}
+
+fn eval_err(graph: &Graph, id: NodeIndex, reason: String) -> CompileError {
+    CompileError::Eval {
+        source_file: graph.source.clone(),
+        node: graph.describe(id),
+        reason,
+    }
+}

@@ -1,0 +1,4 @@
+//! Interpreters of the IR: the float reference.
+
+pub mod float;
+pub mod kernels;

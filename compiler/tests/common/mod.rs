@@ -1,0 +1,76 @@
+//! Shared helpers for the compiler's integration tests: the committed models and their
+//! onnxruntime reference outputs (written by models/export.py).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+pub fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+/// Every committed ONNX export: (model name, exporter, path).
+pub fn onnx_models() -> Vec<(String, String, PathBuf)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(models_dir()).expect("models/ exists") {
+        let p = entry.expect("dir entry").path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".onnx") {
+            if let Some((model, exporter)) = stem.rsplit_once('.') {
+                out.push((model.to_string(), exporter.to_string(), p.clone()));
+            }
+        }
+    }
+    out.sort();
+    assert!(!out.is_empty(), "no committed ONNX models found");
+    out
+}
+
+/// A reference case: token ids and the onnxruntime logits, `[T][V]`.
+pub struct RefCase {
+    pub tokens: Vec<i64>,
+    pub logits: Vec<Vec<f32>>,
+}
+
+/// The reference cases stored beside an ONNX file (`X.onnx` → `X.ref.safetensors`).
+pub fn reference(onnx: &std::path::Path) -> Vec<RefCase> {
+    let p = onnx.with_extension("ref.safetensors");
+    let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("reference file parses");
+    let mut cases = Vec::new();
+    for i in 0.. {
+        let (Ok(tok), Ok(log)) = (st.tensor(&format!("tokens_{i}")), st.tensor(&format!("logits_{i}")))
+        else {
+            break;
+        };
+        let tokens: Vec<i64> = tok
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let v = log.shape()[1];
+        let flat: Vec<f32> = log
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        cases.push(RefCase {
+            tokens,
+            logits: flat.chunks(v).map(|r| r.to_vec()).collect(),
+        });
+    }
+    assert!(!cases.is_empty(), "{}: no cases", p.display());
+    cases
+}
+
+/// Max absolute difference between interpreter logits `[1, T, V]` and the reference rows.
+pub fn max_abs_diff(got: &ciphergpt_compiler::tensor::Tensor, want: &[Vec<f32>]) -> f32 {
+    let a = got.as_f32().expect("f32 logits");
+    let v = want[0].len();
+    assert_eq!(a.len(), want.len() * v, "logits shape {:?}", a.shape());
+    let flat: Vec<f32> = a.iter().copied().collect();
+    flat.chunks(v)
+        .zip(want)
+        .flat_map(|(g, w)| g.iter().zip(w).map(|(x, y)| (x - y).abs()))
+        .fold(0.0, f32::max)
+}

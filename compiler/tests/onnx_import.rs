@@ -1,0 +1,21 @@
+//! ONNX import: every committed export, run by the float interpreter straight after import
+//! (ONNX-level graph) and after the passes (fused graph), matches onnxruntime's logits.
+
+mod common;
+
+use ciphergpt_compiler::frontend::onnx;
+use ciphergpt_compiler::interp::float;
+
+const TOLERANCE: f32 = 1e-4;
+
+#[test]
+fn imported_graphs_match_onnxruntime() {
+    for (model, exporter, path) in common::onnx_models() {
+        let graph = onnx::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        for case in common::reference(&path) {
+            let out = float::run(&graph, &case.tokens).unwrap_or_else(|e| panic!("{e}"));
+            let d = common::max_abs_diff(&out[0].1, &case.logits);
+            assert!(d <= TOLERANCE, "{model}.{exporter} T={}: max abs diff {d}", case.tokens.len());
+        }
+    }
+}
