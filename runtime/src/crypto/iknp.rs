@@ -1,0 +1,382 @@
+//! IKNP OT extension (Ishai, Kilian, Nissim, Petrank, CRYPTO 2003, §3) in its correlated-OT form
+//! (Asharov, Lindell, Schneider, Zohner, CCS 2013, §5): 128 base OTs, then any number of
+//! correlated OTs with a global correlation Δ ∈ {0,1}^128.
+//!
+//! **Functionality (COT).** The sender gets random K_i, the receiver with choice bit b_i gets
+//! M_i = K_i ⊕ b_i·Δ. Δ is the sender's, fixed for the lifetime of a [`CotSender`].
+//!
+//! **Protocol.** Setup: the COT *receiver* acts as base-OT sender with 128 random pairs
+//! (k_j^0, k_j^1); the COT *sender* acts as base-OT receiver with choice bits Δ_j and gets
+//! k_j^{Δ_j}. Extension of m OTs with choices r ∈ {0,1}^m: the receiver computes the columns
+//! t_j = G(k_j^0) and sends u_j = t_j ⊕ G(k_j^1) ⊕ r (G = AES-CTR, streams continue across calls);
+//! the sender computes q_j = G(k_j^{Δ_j}) ⊕ Δ_j·u_j = t_j ⊕ Δ_j·r. Transposing the 128 × m bit
+//! matrices gives rows with Q_i = T_i ⊕ r_i·Δ: K_i = Q_i, M_i = T_i.
+//!
+//! **Cost.** 128 bits (16 bytes) per COT from receiver to sender, one flight; setup is 128 base
+//! OTs (4 KiB). The receiver's choices are chosen for free. The work is 2 (receiver) or 1 (sender)
+//! AES blocks per OT plus a bit-matrix transposition. Messages go in chunks of [`CHUNK`] OTs so
+//! memory stays bounded and the two parties work in a pipeline.
+//!
+//! **Security.** Semi-honest, 128-bit computational (AES-CTR as PRG, Chou–Orlandi base OT); the
+//! sender's view u_j ⊕ G(k_j^{Δ_j}) is masked by a PRG stream it cannot compute.
+//!
+//! Both parties can hold a sender and a receiver on the same channel ([`OtPair`]), which gives
+//! OT in both directions.
+
+use rand::{CryptoRng, RngCore};
+
+use super::base_ot;
+use super::block::{pack_bools, unpack_bools, xor_into, Block};
+use super::prg::Prg;
+use super::transpose::transpose_128xn;
+use crate::net::{Channel, NetError, Role};
+
+/// Number of base OTs and width of the extension matrix (the computational security parameter).
+pub const KAPPA: usize = 128;
+
+/// OTs per extension message (a multiple of 128): 16 KiB-OT chunks = 256 KiB messages.
+pub const CHUNK: usize = 1 << 14;
+
+/// The sender's side of COT extension (holds Δ).
+pub struct CotSender {
+    delta: Block,
+    prgs: Vec<Prg>,
+    /// OTs extended so far; both sides keep it in step and use it as the hash tweak base.
+    pub(crate) counter: u64,
+    q: Vec<Block>,
+    u: Vec<Block>,
+    rows: Vec<Block>,
+}
+
+/// The receiver's side of COT extension (holds the choice bits).
+pub struct CotReceiver {
+    prgs: Vec<[Prg; 2]>,
+    pub(crate) counter: u64,
+    /// Source of random choice bits for [`CotReceiver::recv_cot_random`].
+    pub(crate) rng: Prg,
+    t: Vec<Block>,
+    u: Vec<Block>,
+    rows: Vec<Block>,
+}
+
+impl CotSender {
+    /// Run the base OTs (as their receiver) with a fresh random Δ.
+    pub fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        rng: &mut R,
+    ) -> Result<CotSender, NetError> {
+        let mut d = [0u8; 16];
+        rng.fill_bytes(&mut d);
+        Self::setup_with_delta(ch, Block::from_bytes(d), rng)
+    }
+
+    /// Run the base OTs with a chosen Δ (e.g. with its least significant bit set, as
+    /// point-and-permute protocols want).
+    pub fn setup_with_delta<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        delta: Block,
+        rng: &mut R,
+    ) -> Result<CotSender, NetError> {
+        let choices: Vec<bool> = (0..KAPPA).map(|j| delta.bit(j)).collect();
+        let keys = crate::net::scoped(ch, &scope_name(ch, "base-ot"), |ch| {
+            base_ot::recv(ch, &choices, rng)
+        })?;
+        Ok(CotSender {
+            delta,
+            prgs: keys.into_iter().map(Prg::new).collect(),
+            counter: 0,
+            q: Vec::new(),
+            u: Vec::new(),
+            rows: Vec::new(),
+        })
+    }
+
+    /// The global correlation Δ.
+    pub fn delta(&self) -> Block {
+        self.delta
+    }
+
+    /// Number of OTs extended so far.
+    pub fn extended(&self) -> u64 {
+        self.counter
+    }
+
+    /// `n` correlated OTs: returns K_i (the receiver gets K_i ⊕ b_i·Δ).
+    pub fn send_cot<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        n: usize,
+    ) -> Result<Vec<Block>, NetError> {
+        let mut out = vec![Block::ZERO; n];
+        self.send_cot_into(ch, &mut out)?;
+        Ok(out)
+    }
+
+    /// Correlated OTs into `out` (one per element).
+    pub fn send_cot_into<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        out: &mut [Block],
+    ) -> Result<(), NetError> {
+        for chunk in out.chunks_mut(CHUNK) {
+            let m = chunk.len();
+            let nb = m.div_ceil(128);
+            self.q.resize(KAPPA * nb, Block::ZERO);
+            self.u.resize(KAPPA * nb, Block::ZERO);
+            let (q, u) = (&mut self.q[..KAPPA * nb], &mut self.u[..KAPPA * nb]);
+            for (col, prg) in q.chunks_exact_mut(nb).zip(self.prgs.iter_mut()) {
+                prg.fill_blocks(col);
+            }
+            ch.recv_blocks(u)?;
+            for (j, (qc, uc)) in q.chunks_exact_mut(nb).zip(u.chunks_exact(nb)).enumerate() {
+                if self.delta.bit(j) {
+                    xor_into(qc, uc);
+                }
+            }
+            if m == 128 * nb {
+                transpose_128xn(q, nb, chunk);
+            } else {
+                self.rows.resize(128 * nb, Block::ZERO);
+                transpose_128xn(q, nb, &mut self.rows);
+                chunk.copy_from_slice(&self.rows[..m]);
+            }
+            self.counter += m as u64;
+        }
+        Ok(())
+    }
+}
+
+impl CotReceiver {
+    /// Run the base OTs (as their sender).
+    pub fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        rng: &mut R,
+    ) -> Result<CotReceiver, NetError> {
+        let pairs = crate::net::scoped(ch, &scope_name(ch, "base-ot"), |ch| {
+            base_ot::send(ch, KAPPA, rng)
+        })?;
+        Ok(CotReceiver {
+            prgs: pairs
+                .into_iter()
+                .map(|[k0, k1]| [Prg::new(k0), Prg::new(k1)])
+                .collect(),
+            counter: 0,
+            rng: Prg::from_rng(rng),
+            t: Vec::new(),
+            u: Vec::new(),
+            rows: Vec::new(),
+        })
+    }
+
+    /// Number of OTs extended so far.
+    pub fn extended(&self) -> u64 {
+        self.counter
+    }
+
+    /// Correlated OTs with the given choice bits: returns M_i = K_i ⊕ b_i·Δ.
+    pub fn recv_cot<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        choices: &[bool],
+    ) -> Result<Vec<Block>, NetError> {
+        let packed = pack_bools(choices);
+        let mut out = vec![Block::ZERO; choices.len()];
+        self.recv_cot_packed_into(ch, &packed, &mut out)?;
+        Ok(out)
+    }
+
+    /// `n` correlated OTs with random choice bits: returns (b, M).
+    pub fn recv_cot_random<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        n: usize,
+    ) -> Result<(Vec<bool>, Vec<Block>), NetError> {
+        let packed = self.rng.blocks(n.div_ceil(128));
+        let mut out = vec![Block::ZERO; n];
+        self.recv_cot_packed_into(ch, &packed, &mut out)?;
+        Ok((unpack_bools(&packed, n), out))
+    }
+
+    /// Correlated OTs with packed choice bits (bit i is bit `i % 128` of `choices[i / 128]`; bits
+    /// past `out.len()` are ignored), writing M_i into `out`.
+    pub fn recv_cot_packed_into<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        choices: &[Block],
+        out: &mut [Block],
+    ) -> Result<(), NetError> {
+        if choices.len() * 128 < out.len() {
+            return Err(NetError::InvalidArgument(format!(
+                "{} packed choice blocks cannot cover {} OTs",
+                choices.len(),
+                out.len()
+            )));
+        }
+        for (ci, chunk) in out.chunks_mut(CHUNK).enumerate() {
+            let m = chunk.len();
+            let nb = m.div_ceil(128);
+            let r = &choices[ci * (CHUNK / 128)..ci * (CHUNK / 128) + nb];
+            self.t.resize(KAPPA * nb, Block::ZERO);
+            self.u.resize(KAPPA * nb, Block::ZERO);
+            let (t, u) = (&mut self.t[..KAPPA * nb], &mut self.u[..KAPPA * nb]);
+            for ((tc, uc), prg) in t
+                .chunks_exact_mut(nb)
+                .zip(u.chunks_exact_mut(nb))
+                .zip(self.prgs.iter_mut())
+            {
+                prg[0].fill_blocks(tc);
+                prg[1].fill_blocks(uc);
+                for ((uk, tk), rk) in uc.iter_mut().zip(tc.iter()).zip(r) {
+                    *uk ^= *tk ^ *rk;
+                }
+            }
+            // Choice bits past m (padding to a multiple of 128) are whatever the caller's
+            // packed blocks hold: those OTs are dropped, and u stays masked by G(k_j^1).
+            ch.send_blocks(u)?;
+            if m == 128 * nb {
+                transpose_128xn(t, nb, chunk);
+            } else {
+                self.rows.resize(128 * nb, Block::ZERO);
+                transpose_128xn(t, nb, &mut self.rows);
+                chunk.copy_from_slice(&self.rows[..m]);
+            }
+            self.counter += m as u64;
+        }
+        ch.flush()
+    }
+}
+
+fn scope_name<C: Channel + ?Sized>(ch: &C, what: &str) -> String {
+    let s = ch.scope();
+    if s.is_empty() {
+        what.to_string()
+    } else {
+        format!("{s}/{what}")
+    }
+}
+
+/// A sender and a receiver on one channel: OT extension in both directions.
+pub struct OtPair {
+    /// This party as COT sender.
+    pub sender: CotSender,
+    /// This party as COT receiver.
+    pub receiver: CotReceiver,
+}
+
+impl OtPair {
+    /// Set up both directions. Both parties call this with their own role; the server's sender is
+    /// set up first, pairing with the client's receiver.
+    pub fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        role: Role,
+        rng: &mut R,
+    ) -> Result<OtPair, NetError> {
+        Ok(match role {
+            Role::Server => {
+                let sender = CotSender::setup(ch, rng)?;
+                let receiver = CotReceiver::setup(ch, rng)?;
+                OtPair { sender, receiver }
+            }
+            Role::Client => {
+                let receiver = CotReceiver::setup(ch, rng)?;
+                let sender = CotSender::setup(ch, rng)?;
+                OtPair { sender, receiver }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::mem;
+    use std::time::Duration;
+
+    fn run_cot(n: usize, seed: u128) -> (Block, Vec<Block>, Vec<bool>, Vec<Block>) {
+        let (mut a, mut b) = mem::pair(Duration::from_secs(20));
+        let choices = Prg::new(Block(seed)).bools(n);
+        let c2 = choices.clone();
+        let h = std::thread::spawn(move || {
+            let mut r = CotReceiver::setup(&mut b, &mut Prg::new(Block(seed + 1))).unwrap();
+            // Two calls, to check that the streams continue correctly.
+            let mut m = r.recv_cot(&mut b, &c2[..n / 3]).unwrap();
+            m.extend(r.recv_cot(&mut b, &c2[n / 3..]).unwrap());
+            m
+        });
+        let mut s = CotSender::setup(&mut a, &mut Prg::new(Block(seed + 2))).unwrap();
+        let mut k = s.send_cot(&mut a, n / 3).unwrap();
+        k.extend(s.send_cot(&mut a, n - n / 3).unwrap());
+        assert_eq!(s.extended(), n as u64);
+        (s.delta(), k, choices, h.join().unwrap())
+    }
+
+    #[test]
+    fn cot_matches_definition() {
+        for n in [0usize, 1, 127, 128, 129, 1000, CHUNK + 77, 3 * CHUNK] {
+            let (delta, k, b, m) = run_cot(n, n as u128 * 10 + 1);
+            assert_eq!(m.len(), n);
+            for i in 0..n {
+                assert_eq!(m[i], k[i] ^ delta.and_bit(b[i]), "n {n}, OT {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn cot_costs_16_bytes_per_ot() {
+        let (mut a, mut b) = mem::pair(Duration::from_secs(20));
+        let n = 1 << 16;
+        let h = std::thread::spawn(move || {
+            let mut r = CotReceiver::setup(&mut b, &mut Prg::new(Block(1))).unwrap();
+            let before = b.stats().total;
+            r.recv_cot_random(&mut b, n).unwrap();
+            let after = b.stats().total;
+            (
+                after.bytes_sent - before.bytes_sent,
+                after.rounds - before.rounds,
+            )
+        });
+        let mut s = CotSender::setup(&mut a, &mut Prg::new(Block(2))).unwrap();
+        s.send_cot(&mut a, n).unwrap();
+        let (bytes, rounds) = h.join().unwrap();
+        assert_eq!(bytes, 16 * n as u64);
+        assert_eq!(rounds, 1);
+        assert_eq!(a.stats().scope("base-ot").bytes_sent, 32 * 128);
+    }
+
+    #[test]
+    fn both_directions_on_one_channel() {
+        let (mut a, mut b) = mem::pair(Duration::from_secs(20));
+        let h = std::thread::spawn(move || {
+            let mut p = OtPair::setup(&mut b, Role::Client, &mut Prg::new(Block(9))).unwrap();
+            let (bits, m) = p.receiver.recv_cot_random(&mut b, 500).unwrap();
+            let k = p.sender.send_cot(&mut b, 300).unwrap();
+            (bits, m, k, p.sender.delta())
+        });
+        let mut p = OtPair::setup(&mut a, Role::Server, &mut Prg::new(Block(8))).unwrap();
+        let k = p.sender.send_cot(&mut a, 500).unwrap();
+        let choices = Prg::new(Block(1)).bools(300);
+        let m2 = p.receiver.recv_cot(&mut a, &choices).unwrap();
+        let (bits, m, k2, d2) = h.join().unwrap();
+        for i in 0..500 {
+            assert_eq!(m[i], k[i] ^ p.sender.delta().and_bit(bits[i]));
+        }
+        for i in 0..300 {
+            assert_eq!(m2[i], k2[i] ^ d2.and_bit(choices[i]));
+        }
+        assert_ne!(d2, p.sender.delta());
+    }
+
+    #[test]
+    fn outputs_are_uniform() {
+        let n = 1 << 14;
+        let (delta, k, b, _) = run_cot(n, 77);
+        // Δ and every bit position of K are balanced; the random choices too.
+        let ones = b.iter().filter(|&&x| x).count() as f64;
+        assert!((ones - n as f64 / 2.0).abs() < 6.0 * (n as f64).sqrt() / 2.0);
+        for pos in 0..128 {
+            let c = k.iter().filter(|x| x.bit(pos)).count() as f64;
+            assert!((c - n as f64 / 2.0).abs() < 6.0 * 64.0, "bit {pos}");
+        }
+        assert!(delta.0.count_ones() > 30 && delta.0.count_ones() < 98);
+    }
+}

@@ -1,0 +1,18 @@
+//! Cryptographic building blocks: 128-bit blocks, AES-CTR PRG, fixed-key-AES hashes, base OT,
+//! IKNP OT extension (correlated, random and chosen-message OT, both directions), 1-out-of-N OT
+//! and Beaver bit triples. Security: 128-bit computational, 40-bit statistical.
+
+pub mod base_ot;
+pub mod block;
+pub mod hash;
+pub mod iknp;
+pub mod one_of_n;
+pub mod ot;
+pub mod pack;
+pub mod prg;
+pub mod transpose;
+pub mod triples;
+
+pub use block::Block;
+pub use iknp::{CotReceiver, CotSender, OtPair};
+pub use prg::Prg;

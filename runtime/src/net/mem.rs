@@ -1,0 +1,201 @@
+//! An in-memory channel pair, for tests: both parties in one process, in two threads.
+//!
+//! Writes are buffered and handed to the peer on `flush` (which `recv` does first) or when the
+//! buffer grows past 1 MiB. Dropping one end makes the other's pending and future receives fail
+//! with [`NetError::Disconnected`]; a receive that waits longer than the timeout fails with
+//! [`NetError::Timeout`].
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use super::{Accounting, Channel, NetError, SessionConfig};
+
+const FLUSH_AT: usize = 1 << 20;
+
+/// One end of an in-memory channel pair.
+pub struct MemChannel {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+    inpos: usize,
+    acct: Accounting,
+    timeout: Duration,
+}
+
+/// A connected pair of in-memory channels.
+pub fn pair(timeout: Duration) -> (MemChannel, MemChannel) {
+    let (t1, r1) = mpsc::channel();
+    let (t2, r2) = mpsc::channel();
+    let mk = |tx, rx| MemChannel {
+        tx,
+        rx,
+        out: Vec::new(),
+        inbuf: Vec::new(),
+        inpos: 0,
+        acct: Accounting::default(),
+        timeout,
+    };
+    (mk(t1, r2), mk(t2, r1))
+}
+
+/// `n` connected pairs: (the first party's channels, the second party's channels).
+pub fn pairs(n: usize, timeout: Duration) -> (Vec<MemChannel>, Vec<MemChannel>) {
+    (0..n).map(|_| pair(timeout)).unzip()
+}
+
+/// Open an in-memory session with the full handshake on every channel, both parties in this
+/// process: returns (server channels, client channels). Fails like the TCP session would when the
+/// two configurations disagree (the server's error is returned).
+pub fn session(
+    server: &SessionConfig,
+    client: &SessionConfig,
+) -> Result<(Vec<MemChannel>, Vec<MemChannel>), NetError> {
+    let (mut s, mut c) = pairs(server.channels.max(1), server.timeout);
+    let client_cfg = client.clone();
+    let handle = std::thread::spawn(move || -> Result<Vec<MemChannel>, NetError> {
+        for (i, ch) in c.iter_mut().enumerate() {
+            let hello = super::Hello::new(&client_cfg, i as u32, [0; 16]);
+            super::handshake(ch, &hello)?;
+        }
+        Ok(c)
+    });
+    let mut res = Ok(());
+    for (i, ch) in s.iter_mut().enumerate() {
+        let hello = super::Hello::new(server, i as u32, [0; 16]);
+        if let Err(e) = super::handshake(ch, &hello) {
+            res = Err(e);
+            break;
+        }
+    }
+    let client_res = match handle.join() {
+        Ok(r) => r,
+        Err(_) => Err(NetError::Malformed("client thread panicked".into())),
+    };
+    res?;
+    Ok((s, client_res?))
+}
+
+impl MemChannel {
+    fn push(&mut self) -> Result<(), NetError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.out);
+        self.tx.send(data).map_err(|_| NetError::Disconnected {
+            what: "sending to the in-memory peer".into(),
+        })
+    }
+}
+
+impl Channel for MemChannel {
+    fn send_raw(&mut self, data: &[u8]) -> Result<(), NetError> {
+        self.out.extend_from_slice(data);
+        if self.out.len() >= FLUSH_AT {
+            self.push()?;
+        }
+        Ok(())
+    }
+
+    fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            if self.inpos == self.inbuf.len() {
+                match self.rx.recv_timeout(self.timeout) {
+                    Ok(v) => {
+                        self.inbuf = v;
+                        self.inpos = 0;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        return Err(NetError::Timeout {
+                            what: format!("receiving {} bytes from the in-memory peer", buf.len()),
+                            secs: self.timeout.as_secs_f64(),
+                        })
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(NetError::Disconnected {
+                            what: format!("receiving {} bytes from the in-memory peer", buf.len()),
+                        })
+                    }
+                }
+                continue;
+            }
+            let take = (buf.len() - filled).min(self.inbuf.len() - self.inpos);
+            buf[filled..filled + take].copy_from_slice(&self.inbuf[self.inpos..self.inpos + take]);
+            filled += take;
+            self.inpos += take;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), NetError> {
+        self.push()
+    }
+
+    fn accounting(&mut self) -> &mut Accounting {
+        &mut self.acct
+    }
+
+    fn accounting_ref(&self) -> &Accounting {
+        &self.acct
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl Drop for MemChannel {
+    fn drop(&mut self) {
+        let _ = self.push();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn large_transfer_in_threads() {
+        let (mut a, mut b) = pair(Duration::from_secs(10));
+        let data: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let d2 = data.clone();
+        let h = std::thread::spawn(move || {
+            a.send(&d2).unwrap();
+            let mut ack = [0u8; 1];
+            a.recv(&mut ack).unwrap();
+            ack[0]
+        });
+        let got = b.recv_vec(data.len()).unwrap();
+        assert_eq!(got, data);
+        b.send(&[42]).unwrap();
+        b.flush().unwrap();
+        assert_eq!(h.join().unwrap(), 42);
+    }
+
+    #[test]
+    fn stalled_peer_times_out() {
+        let (_a, mut b) = pair(Duration::from_millis(200));
+        let t = Instant::now();
+        let err = b.recv_vec(4).unwrap_err();
+        assert!(matches!(err, NetError::Timeout { .. }), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(err.to_string().contains("timed out after 0.2 s"), "{err}");
+    }
+
+    #[test]
+    fn dropped_peer_disconnects() {
+        let (a, mut b) = pair(Duration::from_secs(30));
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(a);
+        });
+        let t = Instant::now();
+        let err = b.recv_vec(4).unwrap_err();
+        h.join().unwrap();
+        assert!(matches!(err, NetError::Disconnected { .. }), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(b.send(&[1]).and_then(|_| b.flush()).is_err());
+    }
+}

@@ -1,0 +1,494 @@
+//! The channel between the two parties.
+//!
+//! One trait, [`Channel`], with two implementations: [`tcp::TcpChannel`] (blocking TCP, buffered,
+//! `TCP_NODELAY`, flushed before every receive) and [`mem::MemChannel`] (an in-memory pair for
+//! tests). Every channel counts the bytes it sends and receives and the rounds it takes part in,
+//! and attributes them to the *scope* that is current when they happen ([`Channel::set_scope`],
+//! [`scoped`]), so that the cost of each plan instruction is measured, not estimated.
+//!
+//! A round is a flight of messages in one direction: the counter goes up each time this party's
+//! direction changes (send after receive, or receive after send), and on its first operation. For a
+//! protocol A→B→A both parties count 2 rounds.
+//!
+//! Every wait has a timeout: a peer that disconnects gives [`NetError::Disconnected`], a peer that
+//! stalls gives [`NetError::Timeout`]; neither hangs.
+
+pub mod handshake;
+pub mod mem;
+pub mod tap;
+pub mod tcp;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::block::{self, Block};
+
+pub use handshake::{handshake, Hello, FORMAT_VERSION};
+
+/// Default time a party waits for its peer before giving up.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which side of the two-party computation this process plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Holds the weights; listens.
+    Server,
+    /// Holds the prompt; connects.
+    Client,
+}
+
+impl Role {
+    /// The peer's role.
+    pub fn other(self) -> Role {
+        match self {
+            Role::Server => Role::Client,
+            Role::Client => Role::Server,
+        }
+    }
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Role::Server => 0,
+            Role::Client => 1,
+        }
+    }
+    pub fn from_byte(b: u8) -> Option<Role> {
+        match b {
+            0 => Some(Role::Server),
+            1 => Some(Role::Client),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Server => "server",
+            Role::Client => "client",
+        })
+    }
+}
+
+/// Everything that can go wrong between the two parties. Messages are one line: what happened,
+/// where, and a hint.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("timed out after {secs:.1} s while {what}: the peer stalled or is far slower (raise the timeout if this is expected)")]
+    Timeout { what: String, secs: f64 },
+    #[error("the peer disconnected while {what}: it exited or crashed (see its own error output)")]
+    Disconnected { what: String },
+    #[error("handshake refused: {field} differs (ours {ours}, peer's {theirs}); {hint}")]
+    HandshakeMismatch {
+        field: &'static str,
+        ours: String,
+        theirs: String,
+        hint: &'static str,
+    },
+    #[error(
+        "could not connect to {addr} within {secs:.1} s ({source}): is the peer listening there?"
+    )]
+    Connect {
+        addr: String,
+        secs: f64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no peer connected to {addr} within {secs:.1} s: start the other party, or raise the timeout")]
+    AcceptTimeout { addr: String, secs: f64 },
+    #[error("I/O error while {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed message from the peer: {0} (the peer is buggy or not a ciphergpt runtime)")]
+    Malformed(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl NetError {
+    /// Classify an I/O error raised while doing `what`, waiting at most `timeout` per operation.
+    pub fn from_io(err: std::io::Error, what: impl Into<String>, timeout: Duration) -> NetError {
+        use std::io::ErrorKind::*;
+        let what = what.into();
+        match err.kind() {
+            WouldBlock | TimedOut => NetError::Timeout {
+                what,
+                secs: timeout.as_secs_f64(),
+            },
+            UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected => {
+                NetError::Disconnected { what }
+            }
+            _ => NetError::Io { what, source: err },
+        }
+    }
+
+    /// True for the errors that mean the peer went away or stalled.
+    pub fn is_peer_failure(&self) -> bool {
+        matches!(
+            self,
+            NetError::Timeout { .. } | NetError::Disconnected { .. }
+        )
+    }
+}
+
+/// Bytes and rounds, as seen by one party.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub rounds: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.rounds += other.rounds;
+    }
+    /// Bytes in both directions.
+    pub fn bytes(&self) -> u64 {
+        self.bytes_sent + self.bytes_received
+    }
+}
+
+/// A snapshot of a channel's accounting: the totals and the counters of each scope.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub total: Counters,
+    /// Counters per scope name; traffic outside any scope is under `""`.
+    pub scopes: BTreeMap<String, Counters>,
+}
+
+impl Stats {
+    /// The counters of one scope (zero if it never saw traffic).
+    pub fn scope(&self, name: &str) -> Counters {
+        self.scopes.get(name).copied().unwrap_or_default()
+    }
+    /// Add another channel's stats (several channels of one session).
+    pub fn merge(&mut self, other: &Stats) {
+        self.total.add(&other.total);
+        for (k, v) in &other.scopes {
+            self.scopes.entry(k.clone()).or_default().add(v);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    None,
+    Send,
+    Recv,
+}
+
+/// The per-channel accounting state every [`Channel`] implementation embeds.
+#[derive(Debug)]
+pub struct Accounting {
+    total: Counters,
+    scopes: BTreeMap<String, Counters>,
+    scope: String,
+    current: Counters,
+    last: Dir,
+}
+
+impl Default for Accounting {
+    fn default() -> Self {
+        Accounting {
+            total: Counters::default(),
+            scopes: BTreeMap::new(),
+            scope: String::new(),
+            current: Counters::default(),
+            last: Dir::None,
+        }
+    }
+}
+
+impl Accounting {
+    #[inline]
+    fn on_send(&mut self, n: usize) {
+        if self.last != Dir::Send {
+            self.last = Dir::Send;
+            self.total.rounds += 1;
+            self.current.rounds += 1;
+        }
+        self.total.bytes_sent += n as u64;
+        self.current.bytes_sent += n as u64;
+    }
+    /// Returns true when the direction changed (the caller must flush pending sends first).
+    #[inline]
+    fn on_recv(&mut self, n: usize) -> bool {
+        let changed = self.last != Dir::Recv;
+        if changed {
+            self.last = Dir::Recv;
+            self.total.rounds += 1;
+            self.current.rounds += 1;
+        }
+        self.total.bytes_received += n as u64;
+        self.current.bytes_received += n as u64;
+        changed
+    }
+    fn set_scope(&mut self, name: &str) -> String {
+        let cur = std::mem::take(&mut self.current);
+        if cur != Counters::default() {
+            self.scopes.entry(self.scope.clone()).or_default().add(&cur);
+        }
+        std::mem::replace(&mut self.scope, name.to_string())
+    }
+    fn snapshot(&self) -> Stats {
+        let mut scopes = self.scopes.clone();
+        if self.current != Counters::default() {
+            scopes
+                .entry(self.scope.clone())
+                .or_default()
+                .add(&self.current);
+        }
+        Stats {
+            total: self.total,
+            scopes,
+        }
+    }
+}
+
+/// A reliable, ordered, blocking byte channel to the peer, with accounting.
+///
+/// Implementations provide the four `*_raw`/accounting methods; protocols use the provided
+/// methods (`send`, `recv`, `send_blocks`, …), which count bytes and rounds and flush pending
+/// output before every receive.
+pub trait Channel: Send {
+    /// Queue bytes for the peer (they may stay buffered until the next `flush`).
+    fn send_raw(&mut self, data: &[u8]) -> Result<(), NetError>;
+    /// Read exactly `buf.len()` bytes, waiting at most the timeout for progress.
+    fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError>;
+    /// Push buffered bytes to the peer.
+    fn flush(&mut self) -> Result<(), NetError>;
+    /// The accounting state.
+    fn accounting(&mut self) -> &mut Accounting;
+    /// The accounting state, read-only.
+    fn accounting_ref(&self) -> &Accounting;
+    /// How long a single wait may last.
+    fn timeout(&self) -> Duration;
+
+    /// Send bytes (counted).
+    fn send(&mut self, data: &[u8]) -> Result<(), NetError> {
+        self.accounting().on_send(data.len());
+        self.send_raw(data)
+    }
+
+    /// Receive exactly `buf.len()` bytes (counted); flushes pending output first.
+    fn recv(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
+        if self.accounting().on_recv(buf.len()) {
+            self.flush()?;
+        }
+        self.recv_raw(buf)
+    }
+
+    /// Receive `n` bytes into a new vector.
+    fn recv_vec(&mut self, n: usize) -> Result<Vec<u8>, NetError> {
+        let mut v = vec![0u8; n];
+        self.recv(&mut v)?;
+        Ok(v)
+    }
+
+    fn send_blocks(&mut self, blocks: &[Block]) -> Result<(), NetError> {
+        self.send(block::as_bytes(blocks))
+    }
+
+    fn recv_blocks(&mut self, blocks: &mut [Block]) -> Result<(), NetError> {
+        self.recv(block::as_bytes_mut(blocks))
+    }
+
+    fn send_u64(&mut self, v: u64) -> Result<(), NetError> {
+        self.send(&v.to_le_bytes())
+    }
+
+    fn recv_u64(&mut self) -> Result<u64, NetError> {
+        let mut b = [0u8; 8];
+        self.recv(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Send values of `bits` bits each (1..=64), packed.
+    fn send_packed(&mut self, values: &[u64], bits: u32) -> Result<(), NetError> {
+        self.send(&crate::crypto::pack::pack(values, bits))
+    }
+
+    /// Receive `n` values of `bits` bits each, packed.
+    fn recv_packed(&mut self, n: usize, bits: u32) -> Result<Vec<u64>, NetError> {
+        let bytes = self.recv_vec(crate::crypto::pack::packed_len(n, bits))?;
+        Ok(crate::crypto::pack::unpack(&bytes, n, bits))
+    }
+
+    /// Make `name` the current scope; returns the previous one (restore it with another call).
+    fn set_scope(&mut self, name: &str) -> String {
+        self.accounting().set_scope(name)
+    }
+
+    /// The name of the current scope.
+    fn scope(&self) -> &str {
+        &self.accounting_ref().scope
+    }
+
+    /// A snapshot of the counters, in total and per scope.
+    fn stats(&self) -> Stats {
+        self.accounting_ref().snapshot()
+    }
+}
+
+impl<C: Channel + ?Sized> Channel for &mut C {
+    fn send_raw(&mut self, data: &[u8]) -> Result<(), NetError> {
+        (**self).send_raw(data)
+    }
+    fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
+        (**self).recv_raw(buf)
+    }
+    fn flush(&mut self) -> Result<(), NetError> {
+        (**self).flush()
+    }
+    fn accounting(&mut self) -> &mut Accounting {
+        (**self).accounting()
+    }
+    fn accounting_ref(&self) -> &Accounting {
+        (**self).accounting_ref()
+    }
+    fn timeout(&self) -> Duration {
+        (**self).timeout()
+    }
+}
+
+impl<C: Channel + ?Sized> Channel for Box<C> {
+    fn send_raw(&mut self, data: &[u8]) -> Result<(), NetError> {
+        (**self).send_raw(data)
+    }
+    fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
+        (**self).recv_raw(buf)
+    }
+    fn flush(&mut self) -> Result<(), NetError> {
+        (**self).flush()
+    }
+    fn accounting(&mut self) -> &mut Accounting {
+        (**self).accounting()
+    }
+    fn accounting_ref(&self) -> &Accounting {
+        (**self).accounting_ref()
+    }
+    fn timeout(&self) -> Duration {
+        (**self).timeout()
+    }
+}
+
+/// Run `f` with `name` as the channel's current scope, then restore the previous scope.
+pub fn scoped<C: Channel + ?Sized, R>(ch: &mut C, name: &str, f: impl FnOnce(&mut C) -> R) -> R {
+    let prev = ch.set_scope(name);
+    let r = f(ch);
+    ch.set_scope(&prev);
+    r
+}
+
+/// Settings shared by both transports when a session is opened.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub role: Role,
+    /// Hash of the plan both parties execute; a mismatch refuses the session.
+    pub plan_hash: [u8; 32],
+    /// Number of channels (connections) in the session, at least 1.
+    pub channels: usize,
+    /// Longest a single wait (receive, send, connect, accept) may last.
+    pub timeout: Duration,
+}
+
+impl SessionConfig {
+    pub fn new(role: Role, plan_hash: [u8; 32]) -> Self {
+        SessionConfig {
+            role,
+            plan_hash,
+            channels: 1,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+    pub fn with_channels(mut self, n: usize) -> Self {
+        self.channels = n;
+        self
+    }
+    pub fn with_timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_count_direction_changes() {
+        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
+        a.send(&[1, 2, 3]).unwrap();
+        a.send(&[4]).unwrap();
+        a.flush().unwrap();
+        let mut buf = [0u8; 4];
+        b.recv(&mut buf).unwrap();
+        assert_eq!(buf, [1, 2, 3, 4]);
+        b.send(&[9; 10]).unwrap();
+        b.flush().unwrap();
+        let mut r = [0u8; 10];
+        a.recv(&mut r).unwrap();
+        let sa = a.stats().total;
+        let sb = b.stats().total;
+        assert_eq!(
+            sa,
+            Counters {
+                bytes_sent: 4,
+                bytes_received: 10,
+                rounds: 2
+            }
+        );
+        assert_eq!(
+            sb,
+            Counters {
+                bytes_sent: 10,
+                bytes_received: 4,
+                rounds: 2
+            }
+        );
+    }
+
+    #[test]
+    fn scopes_attribute_traffic() {
+        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
+        scoped(&mut a, "mul", |a| a.send(&[0; 16]).unwrap());
+        a.send(&[0; 3]).unwrap();
+        let prev = a.set_scope("cmp");
+        assert_eq!(prev, "");
+        a.send(&[0; 5]).unwrap();
+        a.flush().unwrap();
+        let mut buf = [0u8; 24];
+        b.recv(&mut buf).unwrap();
+        let s = a.stats();
+        assert_eq!(s.scope("mul").bytes_sent, 16);
+        assert_eq!(s.scope("").bytes_sent, 3);
+        assert_eq!(s.scope("cmp").bytes_sent, 5);
+        assert_eq!(s.scope("nothing"), Counters::default());
+        assert_eq!(s.total.bytes_sent, 24);
+        let mut merged = s.clone();
+        merged.merge(&s);
+        assert_eq!(merged.scope("cmp").bytes_sent, 10);
+    }
+
+    #[test]
+    fn packed_values_roundtrip() {
+        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
+        let vals: Vec<u64> = (0..1000u64)
+            .map(|i| (i * 0x9e37_79b9) & ((1 << 37) - 1))
+            .collect();
+        a.send_packed(&vals, 37).unwrap();
+        a.send_u64(77).unwrap();
+        a.flush().unwrap();
+        assert_eq!(b.recv_packed(1000, 37).unwrap(), vals);
+        assert_eq!(b.recv_u64().unwrap(), 77);
+        assert_eq!(a.stats().total.bytes_sent, (1000 * 37_u64).div_ceil(8) + 8);
+    }
+}

@@ -1,0 +1,342 @@
+//! Blocking TCP channels: buffered both ways, `TCP_NODELAY`, flushed before every receive (as EMP
+//! and SCI do), with read and write timeouts so that a stalled or vanished peer gives an error,
+//! never a hang.
+//!
+//! A session is `channels` connections from the client to the server, opened in order; each
+//! starts with the [`handshake`](super::handshake()). The server checks that every connection
+//! after the first carries the session id of the first.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use super::{handshake, Accounting, Channel, Hello, NetError, SessionConfig};
+
+const BUF: usize = 1 << 18;
+
+/// One TCP connection to the peer.
+pub struct TcpChannel {
+    reader: BufReader<TcpStream>,
+    writer: BufWriter<TcpStream>,
+    acct: Accounting,
+    timeout: Duration,
+    peer: SocketAddr,
+}
+
+impl TcpChannel {
+    /// Wrap a connected stream (no handshake).
+    pub fn from_stream(stream: TcpStream, timeout: Duration) -> Result<TcpChannel, NetError> {
+        let io = |e| NetError::from_io(e, "configuring the TCP connection", timeout);
+        stream.set_nonblocking(false).map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(timeout)).map_err(io)?;
+        let peer = stream.peer_addr().map_err(io)?;
+        let w = stream.try_clone().map_err(io)?;
+        Ok(TcpChannel {
+            reader: BufReader::with_capacity(BUF, stream),
+            writer: BufWriter::with_capacity(BUF, w),
+            acct: Accounting::default(),
+            timeout,
+            peer,
+        })
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl Channel for TcpChannel {
+    fn send_raw(&mut self, data: &[u8]) -> Result<(), NetError> {
+        self.writer.write_all(data).map_err(|e| {
+            NetError::from_io(
+                e,
+                format!("sending {} bytes to {}", data.len(), self.peer),
+                self.timeout,
+            )
+        })
+    }
+
+    fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
+        self.reader.read_exact(buf).map_err(|e| {
+            NetError::from_io(
+                e,
+                format!("receiving {} bytes from {}", buf.len(), self.peer),
+                self.timeout,
+            )
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), NetError> {
+        self.writer
+            .flush()
+            .map_err(|e| NetError::from_io(e, format!("sending to {}", self.peer), self.timeout))
+    }
+
+    fn accounting(&mut self) -> &mut Accounting {
+        &mut self.acct
+    }
+
+    fn accounting_ref(&self) -> &Accounting {
+        &self.acct
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// A bound server socket.
+pub struct Listener {
+    inner: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Listener {
+    /// Bind to `addr` (use port 0 for any free port, then [`Listener::local_addr`]).
+    pub fn bind(addr: &str) -> Result<Listener, NetError> {
+        let inner = TcpListener::bind(addr).map_err(|e| NetError::Io {
+            what: format!("binding {addr} (is the port in use?)"),
+            source: e,
+        })?;
+        let addr = inner.local_addr().map_err(|e| NetError::Io {
+            what: "reading the bound address".into(),
+            source: e,
+        })?;
+        Ok(Listener { inner, addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Accept one session of `cfg.channels` connections; waits at most `cfg.timeout` for each.
+    pub fn accept(&self, cfg: &SessionConfig) -> Result<Vec<TcpChannel>, NetError> {
+        self.accept_within(cfg, Some(cfg.timeout))
+    }
+
+    /// Accept one session, waiting at most `first_wait` for the first connection (forever when
+    /// `None`) and `cfg.timeout` for each of the others.
+    pub fn accept_within(
+        &self,
+        cfg: &SessionConfig,
+        first_wait: Option<Duration>,
+    ) -> Result<Vec<TcpChannel>, NetError> {
+        let n = cfg.channels.max(1);
+        let mut chans = Vec::with_capacity(n);
+        let mut session = [0u8; 16];
+        for i in 0..n {
+            let wait = if i == 0 {
+                first_wait
+            } else {
+                Some(cfg.timeout)
+            };
+            let stream = self.accept_one(wait)?;
+            let mut ch = TcpChannel::from_stream(stream, cfg.timeout)?;
+            let theirs = handshake(&mut ch, &Hello::new(cfg, i as u32, session))?;
+            if i == 0 {
+                session = theirs.session_id;
+            } else if theirs.session_id != session {
+                return Err(NetError::HandshakeMismatch {
+                    field: "session id",
+                    ours: "the first connection's".into(),
+                    theirs: "another".into(),
+                    hint: "a second client connected to this server while a session was opening",
+                });
+            }
+            chans.push(ch);
+        }
+        Ok(chans)
+    }
+
+    fn accept_one(&self, wait: Option<Duration>) -> Result<TcpStream, NetError> {
+        let io = |e| NetError::Io {
+            what: format!("accepting on {}", self.addr),
+            source: e,
+        };
+        let Some(wait) = wait else {
+            self.inner.set_nonblocking(false).map_err(io)?;
+            return self.inner.accept().map(|(s, _)| s).map_err(io);
+        };
+        self.inner.set_nonblocking(true).map_err(io)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.inner.accept() {
+                Ok((s, _)) => return Ok(s),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(NetError::AcceptTimeout {
+                            addr: self.addr.to_string(),
+                            secs: wait.as_secs_f64(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+}
+
+/// Connect a session of `cfg.channels` connections to the server at `addr`, retrying while the
+/// server is not yet listening, for at most `cfg.timeout`.
+pub fn connect(addr: &str, cfg: &SessionConfig) -> Result<Vec<TcpChannel>, NetError> {
+    let session: [u8; 16] = rand::random();
+    let n = cfg.channels.max(1);
+    let mut chans = Vec::with_capacity(n);
+    for i in 0..n {
+        let stream = connect_one(addr, cfg.timeout)?;
+        let mut ch = TcpChannel::from_stream(stream, cfg.timeout)?;
+        handshake(&mut ch, &Hello::new(cfg, i as u32, session))?;
+        chans.push(ch);
+    }
+    Ok(chans)
+}
+
+fn connect_one(addr: &str, timeout: Duration) -> Result<TcpStream, NetError> {
+    let deadline = Instant::now() + timeout;
+    let fail = |source| NetError::Connect {
+        addr: addr.to_string(),
+        secs: timeout.as_secs_f64(),
+        source,
+    };
+    let sa: SocketAddr = addr
+        .to_socket_addrs()
+        .map_err(fail)?
+        .next()
+        .ok_or_else(|| fail(std::io::Error::other("the address resolves to nothing")))?;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(fail(std::io::ErrorKind::TimedOut.into()));
+        }
+        match TcpStream::connect_timeout(&sa, left) {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if Instant::now() + Duration::from_millis(20) >= deadline {
+                    return Err(fail(e));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Role;
+    use super::*;
+
+    fn cfgs(n: usize, t: Duration) -> (SessionConfig, SessionConfig) {
+        (
+            SessionConfig::new(Role::Server, [5; 32])
+                .with_channels(n)
+                .with_timeout(t),
+            SessionConfig::new(Role::Client, [5; 32])
+                .with_channels(n)
+                .with_timeout(t),
+        )
+    }
+
+    #[test]
+    fn loopback_session_with_two_channels() {
+        let l = Listener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().to_string();
+        let (s, c) = cfgs(2, Duration::from_secs(10));
+        let h = std::thread::spawn(move || {
+            let mut chans = connect(&addr, &c).unwrap();
+            for (i, ch) in chans.iter_mut().enumerate() {
+                let data = vec![i as u8; 300_000];
+                ch.send(&data).unwrap();
+                assert_eq!(ch.recv_u64().unwrap(), 300_000 * i as u64);
+            }
+            chans[0].stats()
+        });
+        let mut chans = l.accept(&s).unwrap();
+        for (i, ch) in chans.iter_mut().enumerate() {
+            let got = ch.recv_vec(300_000).unwrap();
+            assert!(got.iter().all(|&b| b == i as u8));
+            ch.send_u64(got.iter().map(|&b| b as u64).sum()).unwrap();
+            ch.flush().unwrap();
+        }
+        let cs = h.join().unwrap();
+        assert_eq!(cs.total.bytes_sent, 300_000 + 69);
+        assert_eq!(cs.scope("handshake").bytes_received, 69);
+    }
+
+    #[test]
+    fn plan_hash_mismatch_over_tcp() {
+        let l = Listener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().to_string();
+        let (s, mut c) = cfgs(1, Duration::from_secs(10));
+        c.plan_hash = [6; 32];
+        let h = std::thread::spawn(move || connect(&addr, &c).err().map(|e| e.to_string()));
+        let e = l.accept(&s).err().unwrap().to_string();
+        assert!(e.contains("plan hash differs"), "{e}");
+        assert!(h.join().unwrap().unwrap().contains("plan hash differs"));
+    }
+
+    #[test]
+    fn peer_exit_gives_disconnected() {
+        let l = Listener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().to_string();
+        let (s, c) = cfgs(1, Duration::from_secs(20));
+        let h = std::thread::spawn(move || {
+            let chans = connect(&addr, &c).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            drop(chans);
+        });
+        let mut ch = l.accept(&s).unwrap().pop().unwrap();
+        let t = Instant::now();
+        let e = ch.recv_vec(1000).unwrap_err();
+        h.join().unwrap();
+        assert!(matches!(e, NetError::Disconnected { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn stalled_peer_times_out() {
+        let l = Listener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().to_string();
+        let (s, c) = cfgs(1, Duration::from_millis(300));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let _chans = connect(&addr, &c).unwrap();
+            let _ = rx.recv(); // hold the connection open, silently
+        });
+        let mut ch = l.accept(&s).unwrap().pop().unwrap();
+        let t = Instant::now();
+        let e = ch.recv_vec(10).unwrap_err();
+        assert!(matches!(e, NetError::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+        tx.send(()).unwrap();
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn nobody_listening_fails_within_timeout() {
+        // Bind then drop to get a port that is (almost certainly) closed.
+        let port = Listener::bind("127.0.0.1:0").unwrap().local_addr().port();
+        let (_, c) = cfgs(1, Duration::from_millis(300));
+        let t = Instant::now();
+        let e = connect(&format!("127.0.0.1:{port}"), &c).err().unwrap();
+        assert!(matches!(e, NetError::Connect { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn nobody_connecting_fails_within_timeout() {
+        let l = Listener::bind("127.0.0.1:0").unwrap();
+        let (s, _) = cfgs(1, Duration::from_millis(200));
+        let e = l.accept(&s).err().unwrap();
+        assert!(matches!(e, NetError::AcceptTimeout { .. }), "{e}");
+    }
+}
