@@ -19,3 +19,21 @@ fn imported_graphs_match_onnxruntime() {
         }
     }
 }
+
+#[test]
+fn fused_graphs_match_onnxruntime_and_are_high_level() {
+    for (model, exporter, path) in common::onnx_models() {
+        let mut graph = onnx::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        ciphergpt_compiler::passes::run(&mut graph, ciphergpt_compiler::passes::DEFAULT_PASSES)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ir = ciphergpt_compiler::ir::render(&graph);
+        if let Err(e) = ciphergpt_compiler::passes::require_high_level(&graph) {
+            panic!("{model}.{exporter}: {e}\n{ir}");
+        }
+        for case in common::reference(&path) {
+            let out = float::run(&graph, &case.tokens).unwrap_or_else(|e| panic!("{e}"));
+            let d = common::max_abs_diff(&out[0].1, &case.logits);
+            assert!(d <= TOLERANCE, "{model}.{exporter} T={}: max abs diff {d}", case.tokens.len());
+        }
+    }
+}

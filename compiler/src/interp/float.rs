@@ -31,9 +31,15 @@ pub fn run(graph: &Graph, tokens: &[i64]) -> Result<Vec<(String, Tensor)>> {
 }
 
 /// Run the graph with the given values for its input nodes.
-pub fn run_with(
+pub fn run_with(graph: &Graph, feeds: HashMap<NodeIndex, Tensor>) -> Result<Vec<(String, Tensor)>> {
+    run_observed(graph, feeds, &mut |_, _| {})
+}
+
+/// Run the graph, showing every computed value (inputs included, constants not) to `observe`.
+pub fn run_observed(
     graph: &Graph,
     mut feeds: HashMap<NodeIndex, Tensor>,
+    observe: &mut dyn FnMut(ValueRef, &Tensor),
 ) -> Result<Vec<(String, Tensor)>> {
     let order = graph.topo_order();
     // Remaining readers of each value, so that it can be dropped after the last one.
@@ -52,7 +58,10 @@ pub fn run_with(
         match &node.op {
             Op::Const(_) => continue,
             Op::Input { name } => {
-                let t = feeds.remove(&id).ok_or_else(|| eval_err(graph, id, format!("no value given for input '{name}'")))?;
+                let t = feeds.remove(&id).ok_or_else(|| {
+                    eval_err(graph, id, format!("no value given for input '{name}'"))
+                })?;
+                observe(ValueRef { node: id, output: 0 }, &t);
                 values.insert(ValueRef { node: id, output: 0 }, t);
                 continue;
             }
@@ -76,6 +85,7 @@ pub fn run_with(
         }
         for (o, t) in outs.into_iter().enumerate() {
             let v = ValueRef { node: id, output: o };
+            observe(v, &t);
             if readers.get(&v).copied().unwrap_or(0) > 0 {
                 values.insert(v, t);
             }
@@ -107,4 +117,51 @@ fn eval_err(graph: &Graph, id: NodeIndex, reason: String) -> CompileError {
         node: graph.describe(id),
         reason,
     }
+}
+
+/// Evaluate one value of the graph from the given boundary values: everything `target` depends
+/// on is computed, except what `known` already holds (which is extended as it goes). Used by the
+/// passes to evaluate a region of the graph in isolation. Iterative, so deep graphs are fine.
+pub fn eval_value(
+    graph: &Graph,
+    target: ValueRef,
+    known: &mut HashMap<ValueRef, Tensor>,
+) -> std::result::Result<Tensor, String> {
+    let mut stack = vec![(target.node, false)];
+    while let Some((id, expanded)) = stack.pop() {
+        if known.contains_key(&ValueRef { node: id, output: 0 }) {
+            continue;
+        }
+        let ins = graph.inputs(id);
+        let fetch = |v: &ValueRef, known: &HashMap<ValueRef, Tensor>| -> Option<Tensor> {
+            graph.const_value(*v).cloned().or_else(|| known.get(v).cloned())
+        };
+        if !expanded {
+            stack.push((id, true));
+            for v in ins.iter().flatten() {
+                if graph.const_value(*v).is_none() && !known.contains_key(v) {
+                    if matches!(graph.node(v.node).op, Op::Input { .. }) {
+                        return Err(format!("{} has no value", graph.describe(v.node)));
+                    }
+                    stack.push((v.node, false));
+                }
+            }
+            continue;
+        }
+        let args: Vec<Option<Tensor>> = ins
+            .iter()
+            .map(|v| v.as_ref().map(|v| fetch(v, known)).unwrap_or(None))
+            .collect();
+        let refs: Vec<Option<&Tensor>> = args.iter().map(|a| a.as_ref()).collect();
+        let outs = kernels::eval(&graph.node(id).op, &refs)
+            .map_err(|r| format!("{}: {r}", graph.describe(id)))?;
+        for (o, t) in outs.into_iter().enumerate() {
+            known.insert(ValueRef { node: id, output: o }, t);
+        }
+    }
+    graph
+        .const_value(target)
+        .cloned()
+        .or_else(|| known.get(&target).cloned())
+        .ok_or_else(|| "value not computed".to_string())
 }

@@ -194,6 +194,15 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
         Op::LayerNormalization { axis, epsilon } => {
             one(layer_norm(f32_of(arg(0)?)?, arg(1)?, opt(2), *axis, *epsilon)?)
         }
+        Op::SymShape { dims, scalar } => {
+            let t = seq_len(arg(0)?)? as i64;
+            let v: Vec<i64> = dims.iter().map(|d| d.at(t)).collect();
+            if *scalar {
+                one(Tensor::scalar_i64(v.first().copied().unwrap_or(0)))
+            } else {
+                one(Tensor::vec_i64(v))
+            }
+        }
         Op::Positions => {
             let t = seq_len(arg(0)?)?;
             let v: Vec<i64> = (0..t as i64).collect();
@@ -253,7 +262,7 @@ fn seq_len(ids: &Tensor) -> R<usize> {
         .ok_or_else(|| "token ids must have a sequence axis".to_string())
 }
 
-fn causal_mask(t: usize, kind: MaskKind) -> Tensor {
+pub fn causal_mask(t: usize, kind: MaskKind) -> Tensor {
     let shape = IxDyn(&[1, 1, t, t]);
     match kind {
         MaskKind::Allowed => Tensor::Bool(ArrayD::from_shape_fn(shape, |i| i[3] <= i[2])),

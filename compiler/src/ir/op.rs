@@ -92,7 +92,11 @@ pub enum Op {
     /// Inputs: x, scale, bias (optional).
     LayerNormalization { axis: i64, epsilon: f32 },
 
-    // ----- shape-only values recognised by constant folding
+    // ----- shape-only values recognised by constant folding (input: the token ids, read for
+    //       their length only)
+    /// An i64 vector (or scalar, when `scalar`) whose entries are affine in `T`: folded shape
+    /// arithmetic such as `[1, T, 12, 64]`.
+    SymShape { dims: Vec<crate::ir::Dim>, scalar: bool },
     /// `[0, 1, …, T−1]`, shaped `[1, T]`: the position index of each token.
     Positions,
     /// The causal mask `[1, 1, T, T]` of a sequence of length `T`, in the encoding `kind`.
@@ -181,6 +185,7 @@ impl Op {
             ReduceSum { .. } => "ReduceSum",
             Softmax { .. } => "Softmax",
             LayerNormalization { .. } => "LayerNormalization",
+            SymShape { .. } => "sym_shape",
             Positions => "positions",
             CausalMask { .. } => "causal_mask",
             Embedding => "embedding",
@@ -219,7 +224,10 @@ impl Op {
     /// Whether the operation's output depends only on the shapes of its inputs, never on
     /// their values.
     pub fn reads_only_shape(&self) -> bool {
-        matches!(self, Op::Shape { .. })
+        matches!(
+            self,
+            Op::Shape { .. } | Op::SymShape { .. } | Op::Positions | Op::CausalMask { .. }
+        )
     }
 
     pub fn class(&self) -> OpClass {
@@ -275,6 +283,14 @@ impl Op {
                 list(axes)
             ),
             LayerNormalization { axis, epsilon } => format!("axis={axis} epsilon={epsilon:e}"),
+            SymShape { dims, scalar } => {
+                let d: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+                if *scalar {
+                    format!("value={}", d.join(","))
+                } else {
+                    format!("value=[{}]", d.join(","))
+                }
+            }
             CausalMask { kind } => match kind {
                 MaskKind::Allowed => "allowed".into(),
                 MaskKind::Blocked => "blocked".into(),

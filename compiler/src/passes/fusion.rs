@@ -1,0 +1,594 @@
+//! Fusion: ONNX-level subgraphs become the high-level ops that lowering consumes.
+//!
+//! Each rule finds an anchor (a Gemm between two reshapes, a Softmax, the Mul that ends a GELU,
+//! the Add that ends a LayerNorm…) and the region of the graph that computes the candidate op.
+//! Where exporters differ in how they spell an op (GELU's algebra, LayerNorm's decomposition,
+//! the many reshapes and transposes around attention, where the `1/√d` scale is applied), the
+//! rule does not match operator sequences: it evaluates the region on test inputs with the
+//! float interpreter and fuses only if the region computes exactly the high-level op (to 1e-5
+//! relative). A region that matches nothing is left as it is; lowering then names it.
+//!
+//! Rules, applied until none fires: linear (Gemm between reshapes, MatMul + Add), layer_norm
+//! (LayerNormalization, or its decomposition), gelu (tanh and erf forms), attention (causal
+//! multi-head self-attention on a packed qkv projection), embedding (token plus position),
+//! residual_add (the sum of two activations), logits (the final vocabulary projection).
+
+use crate::interp::{float, kernels};
+use crate::ir::{Dim, GeluForm, Graph, MaskKind, Op, TensorType, ValueRef};
+use crate::tensor::{DType, Tensor};
+use ndarray::{ArrayD, IxDyn};
+use petgraph::stable_graph::NodeIndex;
+use std::collections::{HashMap, HashSet};
+
+/// Sequence length used when checking a region numerically.
+const CHECK_LEN: usize = 5;
+/// Relative tolerance of the numerical checks.
+const CHECK_TOL: f32 = 1e-5;
+
+/// Runs every rule until the graph stops changing. Returns the number of rewrites.
+pub fn run(graph: &mut Graph) -> usize {
+    let mut total = 0;
+    loop {
+        let n = linear_gemm(graph)
+            + linear_matmul_add(graph)
+            + layer_norm(graph)
+            + layer_norm_decomposed(graph)
+            + gelu(graph)
+            + attention(graph)
+            + embedding(graph)
+            + residual_add(graph)
+            + logits(graph);
+        total += n;
+        if n == 0 {
+            return total;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn op(graph: &Graph, v: ValueRef) -> &Op {
+    &graph.node(v.node).op
+}
+
+fn input(graph: &Graph, id: NodeIndex, slot: usize) -> Option<ValueRef> {
+    graph.input(id, slot)
+}
+
+fn konst(graph: &Graph, v: Option<ValueRef>) -> Option<&Tensor> {
+    v.and_then(|v| graph.const_value(v))
+}
+
+fn scalar(graph: &Graph, v: Option<ValueRef>) -> Option<f32> {
+    konst(graph, v).filter(|t| t.len() == 1).map(|t| t.to_f64_vec()[0] as f32)
+}
+
+fn out_ty(graph: &Graph, id: NodeIndex) -> Option<TensorType> {
+    graph.node(id).outputs.first().cloned().flatten()
+}
+
+/// An activation: f32 `[1, T, C]` with `C` known.
+fn activation_width(ty: Option<&TensorType>) -> Option<i64> {
+    let ty = ty?;
+    (ty.dtype == DType::F32
+        && ty.rank() == 3
+        && ty.shape[0] == Dim::known(1)
+        && ty.shape[1] == Dim::SEQ)
+        .then(|| ty.shape[2].as_known())
+        .flatten()
+}
+
+/// Add a fused node that replaces `old` (taking its type) and rewire `old`'s readers.
+fn replace(graph: &mut Graph, old: NodeIndex, op: Op, inputs: &[ValueRef]) -> NodeIndex {
+    let ty = out_ty(graph, old);
+    let name = graph.node(old).name.clone();
+    let id = graph.add(name, op, inputs);
+    graph.g[id].outputs = vec![ty];
+    graph.replace_uses(ValueRef { node: old, output: 0 }, id.into());
+    id
+}
+
+fn live_nodes(graph: &Graph) -> Vec<NodeIndex> {
+    // Only nodes some output still depends on (rules must not fire twice on dead copies).
+    let mut live = HashSet::new();
+    let mut stack: Vec<_> = graph.outputs.iter().map(|(_, v)| v.node).collect();
+    while let Some(id) = stack.pop() {
+        if live.insert(id) {
+            stack.extend(graph.inputs(id).into_iter().flatten().map(|v| v.node));
+        }
+    }
+    graph.topo_order().into_iter().filter(|n| live.contains(n)).collect()
+}
+
+/// Deterministic test values in [-r, r].
+fn test_values(n: usize, seed: u64, r: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * r
+        })
+        .collect()
+}
+
+fn close(a: &Tensor, b: &Tensor) -> bool {
+    if a.shape() != b.shape() {
+        return false;
+    }
+    let (x, y) = (a.to_f64_vec(), b.to_f64_vec());
+    x.iter().zip(&y).all(|(p, q)| {
+        (p - q).abs() <= CHECK_TOL as f64 * (1.0 + p.abs().max(q.abs()))
+    })
+}
+
+/// The input ids at the check length, for regions that contain shape-only nodes.
+fn boundary_with_ids(graph: &Graph) -> HashMap<ValueRef, Tensor> {
+    let mut known = HashMap::new();
+    for id in graph.input_nodes() {
+        known.insert(id.into(), Tensor::I64(ArrayD::zeros(IxDyn(&[1, CHECK_LEN]))));
+    }
+    known
+}
+
+/// The region computing `out` from one non-constant leaf through operators in `allowed`.
+fn region(graph: &Graph, out: ValueRef, allowed: &dyn Fn(&Op) -> bool) -> Option<ValueRef> {
+    let mut leaf = None;
+    let mut seen = HashSet::new();
+    let mut stack = vec![out];
+    let mut size = 0;
+    while let Some(v) = stack.pop() {
+        if !seen.insert(v) || graph.const_value(v).is_some() {
+            continue;
+        }
+        let o = op(graph, v);
+        if v != out && !allowed(o) || v.output != 0 {
+            match leaf {
+                None => leaf = Some(v),
+                Some(l) if l == v => {}
+                Some(_) => return None,
+            }
+            continue;
+        }
+        if !allowed(o) {
+            return None;
+        }
+        size += 1;
+        if size > 32 {
+            return None;
+        }
+        stack.extend(graph.inputs(v.node).into_iter().flatten());
+    }
+    leaf
+}
+
+// ---------------------------------------------------------------- linear
+
+/// `Reshape(Gemm(Reshape(x, [-1, K]), W, b), [1, T, N])` → `linear(x, W, b)`.
+fn linear_gemm(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    for id in live_nodes(graph) {
+        if !matches!(graph.node(id).op, Op::Reshape { .. }) {
+            continue;
+        }
+        let Some(g) = input(graph, id, 0) else { continue };
+        let Op::Gemm { alpha, beta, trans_a: false, trans_b } = *op(graph, g) else { continue };
+        if alpha != 1.0 || graph.use_count(g) != 1 {
+            continue;
+        }
+        let (Some(r1), Some(w)) = (input(graph, g.node, 0), konst(graph, input(graph, g.node, 1)))
+        else {
+            continue;
+        };
+        if !matches!(op(graph, r1), Op::Reshape { .. }) {
+            continue;
+        }
+        let Some(x) = input(graph, r1.node, 0) else { continue };
+        let (Some(k), Some(nn)) = (
+            activation_width(graph.ty(x)),
+            activation_width(out_ty(graph, id).as_ref()),
+        ) else {
+            continue;
+        };
+        let w = if trans_b {
+            kernels::eval(&Op::Transpose { perm: None }, &[Some(w)]).ok().map(|mut v| v.remove(0))
+        } else {
+            Some(w.clone())
+        };
+        let Some(w) = w.filter(|w| w.shape() == [k as usize, nn as usize]) else { continue };
+        let bias = konst(graph, input(graph, g.node, 2)).cloned();
+        let bias = match bias {
+            Some(b) if beta == 1.0 && b.shape() == [nn as usize] => Some(b),
+            Some(_) => continue,
+            None => None,
+        };
+        let wname = graph.node(input(graph, g.node, 1).expect("weight").node).name.clone();
+        let wid = graph.add_const(wname, w);
+        let mut ins = vec![x, wid.into()];
+        if let Some(b) = bias {
+            ins.push(input(graph, g.node, 2).expect("bias"));
+            let _ = b;
+        }
+        replace(graph, id, Op::Linear, &ins);
+        n += 1;
+    }
+    n
+}
+
+/// `Add(MatMul(x, W), b)` with constant `W` `[K, N]` and `b` `[N]` → `linear(x, W, b)`.
+fn linear_matmul_add(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    for id in live_nodes(graph) {
+        if !matches!(graph.node(id).op, Op::Add) {
+            continue;
+        }
+        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else { continue };
+        let (mm, bias) = if matches!(op(graph, a), Op::MatMul) { (a, b) } else { (b, a) };
+        if !matches!(op(graph, mm), Op::MatMul) || graph.use_count(mm) != 1 {
+            continue;
+        }
+        let (Some(x), Some(w), Some(bt)) = (
+            input(graph, mm.node, 0),
+            konst(graph, input(graph, mm.node, 1)),
+            graph.const_value(bias),
+        ) else {
+            continue;
+        };
+        let Some(k) = activation_width(graph.ty(x)) else { continue };
+        if w.shape().len() != 2 || w.shape()[0] != k as usize || bt.shape() != [w.shape()[1]] {
+            continue;
+        }
+        let wv = input(graph, mm.node, 1).expect("weight");
+        replace(graph, id, Op::Linear, &[x, wv, bias]);
+        n += 1;
+    }
+    n
+}
+
+/// The final `MatMul(x, W)` with constant `W` `[C, V]` producing a graph output → `logits(x, Wᵀ)`.
+fn logits(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    let outs: Vec<ValueRef> = graph.outputs.iter().map(|(_, v)| *v).collect();
+    for v in outs {
+        if !matches!(op(graph, v), Op::MatMul) {
+            continue;
+        }
+        let (Some(x), Some(w)) = (input(graph, v.node, 0), konst(graph, input(graph, v.node, 1))) else {
+            continue;
+        };
+        let Some(c) = activation_width(graph.ty(x)) else { continue };
+        if w.shape().len() != 2 || w.shape()[0] != c as usize {
+            continue;
+        }
+        let Ok(mut wt) = kernels::eval(&Op::Transpose { perm: None }, &[Some(w)]) else { continue };
+        let name = graph.node(input(graph, v.node, 1).expect("weight").node).name.clone();
+        let wid = graph.add_const(name, wt.remove(0));
+        replace(graph, v.node, Op::Logits, &[x, wid.into()]);
+        n += 1;
+    }
+    n
+}
+
+// ---------------------------------------------------------------- layer norm
+
+/// `LayerNormalization` over the last axis with constant scale and bias → `layer_norm`.
+fn layer_norm(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    for id in live_nodes(graph) {
+        let Op::LayerNormalization { axis, epsilon } = graph.node(id).op else { continue };
+        let Some(x) = input(graph, id, 0) else { continue };
+        let Some(c) = activation_width(graph.ty(x)) else { continue };
+        if axis != -1 && axis != 2 {
+            continue;
+        }
+        let Some(g) = input(graph, id, 1).filter(|g| konst(graph, Some(*g)).is_some_and(|t| t.shape() == [c as usize])) else {
+            continue;
+        };
+        let b = match input(graph, id, 2) {
+            Some(b) if konst(graph, Some(b)).is_some_and(|t| t.shape() == [c as usize]) => b,
+            Some(_) => continue,
+            None => graph
+                .add_const(format!("{} (zero bias)", graph.node(id).name), Tensor::F32(ArrayD::zeros(IxDyn(&[c as usize]))))
+                .into(),
+        };
+        replace(graph, id, Op::LayerNorm { eps: epsilon }, &[x, g, b]);
+        n += 1;
+    }
+    n
+}
+
+/// A LayerNorm spelled out (ReduceMean, Sub, Pow, Add ε, Sqrt, Div, then Mul γ and Add β),
+/// recognised by evaluating the normalisation region against the definition.
+fn layer_norm_decomposed(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    for id in live_nodes(graph) {
+        if !matches!(graph.node(id).op, Op::Add) {
+            continue;
+        }
+        let (Some(a0), Some(a1)) = (input(graph, id, 0), input(graph, id, 1)) else { continue };
+        let (mul, beta) = if matches!(op(graph, a0), Op::Mul) { (a0, a1) } else { (a1, a0) };
+        if !matches!(op(graph, mul), Op::Mul) || graph.const_value(beta).is_none() {
+            continue;
+        }
+        let (Some(m0), Some(m1)) = (input(graph, mul.node, 0), input(graph, mul.node, 1)) else { continue };
+        let (y, gamma) = if graph.const_value(m1).is_some() { (m0, m1) } else { (m1, m0) };
+        let allowed = |o: &Op| {
+            matches!(o, Op::ReduceMean { .. } | Op::Sub | Op::Pow | Op::Add | Op::Sqrt | Op::Div | Op::Mul | Op::Reciprocal)
+        };
+        let Some(x) = region(graph, y, &allowed) else { continue };
+        let Some(c) = activation_width(graph.ty(x)) else { continue };
+        let cu = c as usize;
+        let (Some(gt), Some(bt)) = (graph.const_value(gamma), graph.const_value(beta)) else { continue };
+        if gt.shape() != [cu] || bt.shape() != [cu] || !matches!(op(graph, y), Op::Div | Op::Mul) {
+            continue;
+        }
+        // ε is the scalar added inside the region; check the whole normalisation numerically.
+        let Some(eps) = region_scalars(graph, y, x).into_iter().find(|&e| e > 0.0 && e < 1e-2) else {
+            continue;
+        };
+        let xs = Tensor::f32_from(&[1, CHECK_LEN, cu], test_values(CHECK_LEN * cu, 7, 3.0)).expect("shape");
+        let mut known = boundary_with_ids(graph);
+        known.insert(x, xs.clone());
+        let Ok(got) = float::eval_value(graph, y, &mut known) else { continue };
+        let ones = Tensor::F32(ArrayD::ones(IxDyn(&[cu])));
+        let zeros = Tensor::F32(ArrayD::zeros(IxDyn(&[cu])));
+        let Ok(want) = kernels::eval(&Op::LayerNorm { eps }, &[Some(&xs), Some(&ones), Some(&zeros)]) else { continue };
+        if !close(&got, &want[0]) {
+            continue;
+        }
+        replace(graph, id, Op::LayerNorm { eps }, &[x, gamma, beta]);
+        n += 1;
+    }
+    n
+}
+
+/// The scalar constants read by the region between `leaf` and `out`.
+fn region_scalars(graph: &Graph, out: ValueRef, leaf: ValueRef) -> Vec<f32> {
+    let mut found = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![out];
+    while let Some(v) = stack.pop() {
+        if v == leaf || !seen.insert(v) {
+            continue;
+        }
+        if let Some(s) = scalar(graph, Some(v)) {
+            found.push(s);
+            continue;
+        }
+        if graph.const_value(v).is_none() {
+            stack.extend(graph.inputs(v.node).into_iter().flatten());
+        }
+    }
+    found
+}
+
+// ---------------------------------------------------------------- GELU
+
+/// An elementwise region of one input that equals GELU (tanh or erf form) → `gelu`.
+fn gelu(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    for id in live_nodes(graph) {
+        if !matches!(graph.node(id).op, Op::Mul) {
+            continue;
+        }
+        let out = ValueRef { node: id, output: 0 };
+        let allowed = |o: &Op| matches!(o, Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Tanh | Op::Erf | Op::Sqrt);
+        let Some(x) = region(graph, out, &allowed) else { continue };
+        let Some(ty) = graph.ty(x).cloned() else { continue };
+        if ty.dtype != DType::F32 || graph.ty(out) != Some(&ty) {
+            continue;
+        }
+        // Probe with a 1-D ramp across GELU's curved range.
+        let probe: Vec<f32> = (0..161).map(|i| -8.0 + i as f32 * 0.1).collect();
+        let xs = Tensor::f32_from(&[probe.len()], probe.clone()).expect("shape");
+        let mut known = boundary_with_ids(graph);
+        known.insert(x, xs);
+        let Ok(got) = float::eval_value(graph, out, &mut known) else { continue };
+        let form = [GeluForm::Tanh, GeluForm::Erf].into_iter().find(|&f| {
+            let want: Vec<f32> = probe.iter().map(|&v| kernels::gelu(v, f)).collect();
+            close(&got, &Tensor::f32_from(&[probe.len()], want).expect("shape"))
+        });
+        if let Some(form) = form {
+            replace(graph, id, Op::Gelu { form }, &[x]);
+            n += 1;
+        }
+    }
+    n
+}
+
+// ---------------------------------------------------------------- attention
+
+const LAYOUT_STEPS: usize = 12;
+
+/// Walk up from `v` through layout ops and scalar scalings to an activation `[1, T, C]`.
+/// Returns it and the product of the scalings.
+fn layout_up(graph: &Graph, mut v: ValueRef) -> Option<(ValueRef, f64)> {
+    let mut scale = 1.0f64;
+    for _ in 0..LAYOUT_STEPS {
+        if activation_width(graph.ty(v)).is_some() {
+            return Some((v, scale));
+        }
+        let id = v.node;
+        match op(graph, v) {
+            Op::Reshape { .. } | Op::Transpose { .. } | Op::Identity | Op::Squeeze { .. } | Op::Unsqueeze { .. } => {
+                v = input(graph, id, 0)?;
+            }
+            Op::Mul | Op::Div => {
+                let (a, b) = (input(graph, id, 0)?, input(graph, id, 1)?);
+                if let Some(s) = scalar(graph, Some(b)) {
+                    scale *= if matches!(op(graph, v), Op::Mul) { s as f64 } else { 1.0 / s as f64 };
+                    v = a;
+                } else if let (Op::Mul, Some(s)) = (op(graph, v), scalar(graph, Some(a))) {
+                    scale *= s as f64;
+                    v = b;
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Walk down from `v` through single-reader layout ops to an activation `[1, T, C]`.
+fn layout_down(graph: &Graph, mut v: ValueRef) -> Option<ValueRef> {
+    for _ in 0..LAYOUT_STEPS {
+        if activation_width(graph.ty(v)).is_some() {
+            return Some(v);
+        }
+        let users = graph.users(v);
+        let [(u, 0)] = users.as_slice() else { return None };
+        if !matches!(graph.node(*u).op, Op::Reshape { .. } | Op::Transpose { .. } | Op::Identity) {
+            return None;
+        }
+        v = ValueRef { node: *u, output: 0 };
+    }
+    None
+}
+
+/// Causal self-attention around a Softmax → `attention(qkv)`.
+fn attention(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    for id in live_nodes(graph) {
+        if !matches!(graph.node(id).op, Op::Softmax { axis: -1 } | Op::Softmax { axis: 3 }) {
+            continue;
+        }
+        if let Some(fused) = match_attention(graph, id) {
+            let (out, qkv, heads, scale) = fused;
+            replace(graph, out.node, Op::Attention { heads, scale }, &[qkv]);
+            n += 1;
+        }
+    }
+    n
+}
+
+fn match_attention(graph: &Graph, softmax: NodeIndex) -> Option<(ValueRef, ValueRef, usize, f32)> {
+    // Masked scores: Add(scores, additive mask) or Where(mask, scores, fill).
+    let m = input(graph, softmax, 0)?;
+    let scores = match op(graph, m) {
+        Op::Add => {
+            let (a, b) = (input(graph, m.node, 0)?, input(graph, m.node, 1)?);
+            let is_mask = |v: ValueRef| matches!(op(graph, v), Op::CausalMask { kind: MaskKind::Additive(_) });
+            if is_mask(b) {
+                a
+            } else if is_mask(a) {
+                b
+            } else {
+                return None;
+            }
+        }
+        Op::Where => {
+            let c = input(graph, m.node, 0)?;
+            match op(graph, c) {
+                Op::CausalMask { kind: MaskKind::Allowed } => input(graph, m.node, 1)?,
+                Op::CausalMask { kind: MaskKind::Blocked } => input(graph, m.node, 2)?,
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    // Scores: MatMul(q-side, k-side), possibly scaled after the product.
+    let (mut mm, mut post) = (scores, 1.0f64);
+    if let Op::Mul | Op::Div = op(graph, mm) {
+        let s = scalar(graph, input(graph, mm.node, 1))?;
+        post = if matches!(op(graph, mm), Op::Mul) { s as f64 } else { 1.0 / s as f64 };
+        mm = input(graph, mm.node, 0)?;
+    }
+    if !matches!(op(graph, mm), Op::MatMul) {
+        return None;
+    }
+    let heads = graph.ty(mm)?.shape.get(1)?.as_known()? as usize;
+    let (q, sq) = layout_up(graph, input(graph, mm.node, 0)?)?;
+    let (k, sk) = layout_up(graph, input(graph, mm.node, 1)?)?;
+    // Output: MatMul(softmax, v-side), then layout back to [1, T, C].
+    let sm = ValueRef { node: softmax, output: 0 };
+    let users = graph.users(sm);
+    let [(pv, 0)] = users.as_slice() else { return None };
+    if !matches!(graph.node(*pv).op, Op::MatMul) {
+        return None;
+    }
+    let (v, sv) = layout_up(graph, input(graph, *pv, 1)?)?;
+    let out = layout_down(graph, ValueRef { node: *pv, output: 0 })?;
+    // q, k, v are the three equal parts of one packed projection.
+    let split = q.node;
+    let Op::Split { axis, outputs: 3, .. } = graph.node(split).op else { return None };
+    if (q.output, k.node, k.output, v.node, v.output) != (0, split, 1, split, 2) || sv != 1.0 {
+        return None;
+    }
+    let qkv = input(graph, split, 0)?;
+    let c3 = activation_width(graph.ty(qkv))?;
+    let c = activation_width(graph.ty(q))?;
+    if !(axis == -1 || axis == 2) || c3 != 3 * c || heads == 0 || c as usize % heads != 0 {
+        return None;
+    }
+    let d = c as usize / heads;
+    let scale = (sq * sk * post) as f32;
+    let standard = 1.0f32 / (d as f32).sqrt();
+    let scale = if ((scale - standard) / standard).abs() < 1e-5 { standard } else { scale };
+    // Check numerically: the region on random q, k, v against the definition.
+    let cu = c as usize;
+    let qkv_val = Tensor::f32_from(&[1, CHECK_LEN, 3 * cu], test_values(CHECK_LEN * 3 * cu, 11, 2.0))?;
+    let parts = kernels::eval(&Op::Split { axis: 2, split: None, outputs: 3 }, &[Some(&qkv_val)]).ok()?;
+    let mut known = boundary_with_ids(graph);
+    for (o, t) in parts.into_iter().enumerate() {
+        known.insert(ValueRef { node: split, output: o }, t);
+    }
+    let got = float::eval_value(graph, out, &mut known).ok()?;
+    let want = kernels::eval(&Op::Attention { heads, scale }, &[Some(&qkv_val)]).ok()?;
+    close(&got, &want[0]).then_some((out, qkv, heads, scale))
+}
+
+// ---------------------------------------------------------------- embedding, residual
+
+/// `Add(Gather(wte, ids), Gather(wpe, positions))` → `embedding(ids, wte, wpe)`.
+fn embedding(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    for id in live_nodes(graph) {
+        if !matches!(graph.node(id).op, Op::Add) {
+            continue;
+        }
+        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else { continue };
+        let gather = |v: ValueRef| -> Option<(ValueRef, ValueRef)> {
+            if !matches!(op(graph, v), Op::Gather { axis: 0 }) {
+                return None;
+            }
+            let table = input(graph, v.node, 0)?;
+            let idx = input(graph, v.node, 1)?;
+            konst(graph, Some(table)).filter(|t| t.shape().len() == 2)?;
+            Some((table, idx))
+        };
+        let (Some((ta, ia)), Some((tb, ib))) = (gather(a), gather(b)) else { continue };
+        let is_ids = |v: ValueRef| matches!(op(graph, v), Op::Input { .. });
+        let is_pos = |v: ValueRef| matches!(op(graph, v), Op::Positions);
+        let (wte, wpe, ids) = if is_ids(ia) && is_pos(ib) {
+            (ta, tb, ia)
+        } else if is_ids(ib) && is_pos(ia) {
+            (tb, ta, ib)
+        } else {
+            continue;
+        };
+        replace(graph, id, Op::Embedding, &[ids, wte, wpe]);
+        n += 1;
+    }
+    n
+}
+
+/// `Add(a, b)` of two activations of the same type → `residual_add(a, b)`.
+fn residual_add(graph: &mut Graph) -> usize {
+    let mut n = 0;
+    for id in live_nodes(graph) {
+        if !matches!(graph.node(id).op, Op::Add) {
+            continue;
+        }
+        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else { continue };
+        let fused = |v: ValueRef| op(graph, v).is_high_level() && graph.const_value(v).is_none();
+        if activation_width(graph.ty(a)).is_none() || graph.ty(a) != graph.ty(b) || !fused(a) || !fused(b) {
+            continue;
+        }
+        replace(graph, id, Op::ResidualAdd, &[a, b]);
+        n += 1;
+    }
+    n
+}
