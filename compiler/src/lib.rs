@@ -5,6 +5,7 @@ pub mod error;
 pub mod frontend;
 pub mod interp;
 pub mod ir;
+pub mod model;
 pub mod passes;
 pub mod tensor;
 

@@ -15,7 +15,12 @@ const SHOW_VALUES_UP_TO: usize = 8;
 
 /// The whole graph as text.
 pub fn render(graph: &Graph) -> String {
-    let order = graph.topo_order();
+    // Sources (inputs, constants) first, then the operations in topological order.
+    let (sources, ops): (Vec<_>, Vec<_>) = graph
+        .topo_order()
+        .into_iter()
+        .partition(|&id| matches!(graph.node(id).op, Op::Input { .. } | Op::Const(_)));
+    let order: Vec<_> = sources.into_iter().chain(ops).collect();
     let mut number: HashMap<ValueRef, String> = HashMap::new();
     let mut next = 0usize;
     let mut out = String::new();
