@@ -353,8 +353,15 @@ def save_external(src: Path, dst: Path):
         if p.exists():
             p.unlink()
     m = onnx.load(str(src))
-    onnx.save_model(m, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=data.name, size_threshold=1024)
+    # onnx checks whether `location` already exists relative to the current directory, so save
+    # from inside the output directory.
+    cwd = os.getcwd()
+    os.chdir(dst.parent)
+    try:
+        onnx.save_model(m, dst.name, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=1024)
+    finally:
+        os.chdir(cwd)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,7 +451,7 @@ def torch_logits(wrapper, tokens):
 
 def ort_reference(onnx_path: Path, ref_path: Path, name: str, wrapper, log):
     import onnxruntime as ort
-    from safetensors.numpy import save_file
+    from safetensors.numpy import load_file
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -461,14 +468,36 @@ def ort_reference(onnx_path: Path, ref_path: Path, name: str, wrapper, log):
         diffs.append(float(np.abs(ref - logits[0]).max()))
         tensors[f"tokens_{i}"] = ids[0].copy()
         tensors[f"logits_{i}"] = np.ascontiguousarray(logits[0])
-    if ref_path.exists():
-        ref_path.unlink()
-    save_file(tensors, str(ref_path), metadata={
+    write_safetensors(ref_path, tensors, metadata={
         "model": name, "onnx": onnx_path.name, "runtime": f"onnxruntime {ort.__version__} CPU",
         "cases": str(len(cases_for(name))),
     })
+    back = load_file(str(ref_path))
+    assert sorted(back) == sorted(tensors) and all(np.array_equal(back[k], tensors[k]) for k in tensors)
     log(f"  {onnx_path.name}: torch vs ort max abs diff per case {['%.3g' % d for d in diffs]}")
     return max(diffs), diffs
+
+
+def write_safetensors(path: Path, tensors: dict, metadata: dict):
+    """Write a safetensors file byte-for-byte reproducibly (sorted header keys; the safetensors
+    library writes its metadata map in hash order)."""
+    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
+    header = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for k in sorted(tensors):
+        a = np.ascontiguousarray(tensors[k])
+        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[k] = {"dtype": dtypes[a.dtype], "shape": list(a.shape),
+                     "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
 
 
 def sha256(p: Path):
@@ -515,7 +544,9 @@ def main():
     log(f"versions: {versions}")
 
     manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    # A partial run (--only) updates the existing manifest; a full run starts afresh.
+    manifest = (json.loads(manifest_path.read_text())
+                if args.only and manifest_path.exists() else {})
     manifest["versions"] = versions
     manifest.setdefault("models", {})
     manifest.setdefault("files", {})
