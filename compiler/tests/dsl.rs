@@ -1,6 +1,8 @@
 //! The DSL front end: examples/gpt2.cgpt at small sizes, seeded and safetensors weights, and
 //! located errors.
 
+mod common;
+
 use ciphergpt_compiler::frontend::dsl::{load, load_str, WeightSource};
 use ciphergpt_compiler::ir::{op_sequence, Graph, Op};
 use ciphergpt_compiler::CompileError;
@@ -115,23 +117,49 @@ fn example_small_has_the_gpt2_op_structure() {
     );
 }
 
+/// The `--set` list for a model of models/manifest.json (Hugging Face config names).
+fn manifest_sets(config: &serde_json::Value) -> String {
+    let n = |k: &str| {
+        config[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("manifest: {k}"))
+    };
+    let gelu = match config["activation_function"].as_str() {
+        Some("gelu") => "erf",
+        _ => "tanh",
+    };
+    format!(
+        "vocab={},positions={},width={},heads={},layers={},gelu={gelu}",
+        n("vocab_size"),
+        n("n_positions"),
+        n("n_embd"),
+        n("n_head"),
+        n("n_layer")
+    )
+}
+
+fn manifest_models() -> Vec<(String, String, usize)> {
+    let text = std::fs::read_to_string(common::models_dir().join("manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let models = m["models"].as_object().expect("manifest has models");
+    assert!(!models.is_empty());
+    models
+        .iter()
+        .map(|(name, v)| {
+            let n = v["n_params"].as_u64().expect("n_params") as usize;
+            (name.clone(), manifest_sets(&v["config"]), n)
+        })
+        .collect()
+}
+
 #[test]
 fn parameter_counts_match_hugging_face() {
-    // Independent facts: Hugging Face's parameter counts of GPT-2 small and of the two committed
-    // test models (models/manifest.json, n_params).
+    // Independent facts: Hugging Face's parameter count of GPT-2 small, and of each committed
+    // test model (models/manifest.json, n_params, counted by transformers).
     assert_eq!(gpt2_params(50257, 1024, 768, 12), 124_439_808);
-    for (set, n) in [
-        (
-            "vocab=256,positions=64,width=64,heads=4,layers=2,gelu=erf",
-            120_576,
-        ),
-        (
-            "vocab=50257,positions=64,width=32,heads=2,layers=2",
-            1_635_744,
-        ),
-    ] {
-        let g = load(&example(), &WeightSource::Seed(3), &sets(set)).unwrap();
-        assert_eq!(g.parameter_count(), n, "{set}");
+    for (model, set, n) in manifest_models() {
+        let g = load(&example(), &WeightSource::Seed(3), &sets(&set)).unwrap();
+        assert_eq!(g.parameter_count(), n, "{model}: {set}");
     }
 }
 
@@ -398,6 +426,98 @@ fn safetensors_other_float_types_are_converted() {
             };
             assert!((a - b).abs() <= tol, "{tag}: {a} vs {b}");
         }
+    }
+}
+
+// ----- the committed trained model (models/tiny-trained.safetensors, HF GPT-2 names)
+
+const TRAINED: &str = "vocab=256,positions=128,width=128,heads=4,layers=2";
+
+fn trained() -> PathBuf {
+    common::models_dir().join("tiny-trained.safetensors")
+}
+
+#[test]
+fn trained_model_loads_with_overrides() {
+    let g = load(
+        &example(),
+        &WeightSource::Safetensors(trained()),
+        &sets(TRAINED),
+    )
+    .unwrap();
+    // The file's own count: every tensor it holds is a GPT-2 parameter.
+    let bytes = std::fs::read(trained()).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let in_file: usize = st
+        .tensors()
+        .iter()
+        .map(|(_, t)| t.shape().iter().product::<usize>())
+        .sum();
+    assert_eq!(g.parameter_count(), in_file);
+    assert_eq!(g.parameter_count(), gpt2_params(256, 128, 128, 2));
+    let (_, wte) = st
+        .iter()
+        .find(|(n, _)| *n == "transformer.wte.weight")
+        .unwrap();
+    let first: Vec<f32> = wte.data()[..16]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let got = weight(&g, "transformer.wte.weight");
+    assert_eq!(got.iter().take(4).copied().collect::<Vec<_>>(), first);
+}
+
+#[test]
+fn trained_model_at_the_default_size_points_to_set() {
+    let msg = dsl_error(load(&example(), &WeightSource::Safetensors(trained()), &[]));
+    assert!(
+        msg.contains("tiny-trained.safetensors has shape f32[256,128], declared f32[50257,768]"),
+        "{msg}"
+    );
+    assert!(msg.contains("--set vocab=256,width=128"), "{msg}");
+}
+
+#[test]
+fn trained_model_matches_its_onnx_export() {
+    use ciphergpt_compiler::{frontend::onnx, interp::float, passes};
+    let dsl = load(
+        &example(),
+        &WeightSource::Safetensors(trained()),
+        &sets(TRAINED),
+    )
+    .unwrap();
+    for exporter in ["torchscript", "dynamo"] {
+        let path = common::models_dir().join(format!("tiny-trained.{exporter}.onnx"));
+        let mut fused = onnx::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        passes::run_default(&mut fused).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(op_sequence(&dsl), op_sequence(&fused), "{exporter}");
+        for case in common::reference(&path) {
+            let out = float::run(&dsl, &case.tokens).unwrap_or_else(|e| panic!("{e}"));
+            let d = common::max_abs_diff(&out[0].1, &case.logits);
+            assert!(
+                d <= 1e-4,
+                "{exporter} T={}: max abs diff {d}",
+                case.tokens.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn op_sequences_match_every_onnx_export() {
+    // The op sequence does not depend on the weights: a seeded DSL model of each committed
+    // export's size fuses to the same sequence as the export after the passes.
+    use ciphergpt_compiler::{frontend::onnx, passes};
+    let sizes: HashMap<String, String> = manifest_models()
+        .into_iter()
+        .map(|(m, set, _)| (m, set))
+        .collect();
+    for (model, exporter, path) in common::onnx_models() {
+        let set = &sizes[&model];
+        let dsl = load(&example(), &WeightSource::Seed(1), &sets(set)).unwrap();
+        let mut fused = onnx::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        passes::run_default(&mut fused).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(op_sequence(&dsl), op_sequence(&fused), "{model}.{exporter}");
     }
 }
 
@@ -743,5 +863,4 @@ fn corrupt_inputs_never_panic() {
     ] {
         let _ = dsl_error(load_str(junk, "j.cgpt", &WeightSource::Seed(1), &[]));
     }
-    let _ = HashMap::<u8, u8>::new();
 }
