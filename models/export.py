@@ -18,7 +18,7 @@ Everything the Rust tests read is written here; the tests never need torch.
 Usage:
   python3 -m venv models/.venv
   models/.venv/bin/pip install -r models/requirements.txt
-  models/.venv/bin/python models/export.py            # full run (trains ~12 min on 1 CPU thread)
+  models/.venv/bin/python models/export.py            # full run (trains ~16 min on 1 CPU thread)
   models/.venv/bin/python models/export.py --reuse-trained   # re-export from the committed weights
 """
 
