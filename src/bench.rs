@@ -1,10 +1,223 @@
 //! `ciphergpt bench …`: measurements between two processes on loopback.
+//!
+//! By default a bench runs both roles: this process is the server, and it starts a copy of itself
+//! as the client (`--role client --connect ADDR`). `--role server|client` runs one side only, for
+//! two terminals or two hosts. Every bench prints a table, or with `--json` the shared
+//! [`BenchReport`] JSON (to stdout, or to the file given).
 
-use clap::Args;
+use std::io::{BufRead, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ciphergpt_runtime::bench::{machine_info, ot_bench, BenchReport, OtBenchOptions};
+use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
+use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Args, Debug)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
 
-pub fn run(_args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("no benchmark is implemented yet")
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Oblivious transfer: base OT, correlated/random/chosen-message OT, 1-of-16 OT, bit triples.
+    Ot(OtArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum RoleArg {
+    Server,
+    Client,
+}
+
+/// Options every two-party bench shares.
+#[derive(Args, Debug, Clone)]
+pub struct PartyArgs {
+    /// Run one side only (default: both, as two processes on loopback).
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// Address the server listens on (with --role server).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Address of the server (with --role client).
+    #[arg(long)]
+    pub connect: Option<String>,
+    /// Seconds a party waits for its peer (connect, each receive or send) before giving up.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Print the JSON report instead of the table: to stdout, or to the given file.
+    #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "FILE")]
+    pub json: Option<String>,
+    /// Plan hash to announce in the handshake (64 hex digits; for testing the handshake).
+    #[arg(long, hide = true)]
+    pub plan_hash: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct OtArgs {
+    /// Number of random correlated OTs (the other flavours run a fraction: ROT 1/2,
+    /// ring COT, chosen OT and triples 1/4, 1-of-16 OT 1/16).
+    #[arg(long, default_value_t = 1 << 23)]
+    pub n: usize,
+    /// Check each flavour's last batch against its definition (outside the timings).
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub party: PartyArgs,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        BenchWhat::Ot(a) => run_ot(a),
+    }
+}
+
+fn plan_hash(p: &PartyArgs) -> anyhow::Result<[u8; 32]> {
+    let Some(hex) = &p.plan_hash else {
+        return Ok(*b"ciphergpt bench: no plan, OT...\0");
+    };
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("--plan-hash must be 64 hex digits");
+    }
+    let mut h = [0u8; 32];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(h)
+}
+
+fn run_ot(a: OtArgs) -> anyhow::Result<()> {
+    let mut child_args = vec![
+        "bench".to_string(),
+        "ot".into(),
+        "--n".into(),
+        a.n.to_string(),
+    ];
+    if a.verify {
+        child_args.push("--verify".into());
+    }
+    let opts = OtBenchOptions {
+        n: a.n,
+        verify: a.verify,
+    };
+    two_party(&a.party, child_args, "OT", |ch, role| {
+        Ok(ot_bench(ch, role, &opts)?)
+    })
+}
+
+/// Run a two-party bench body as the role(s) `p` asks for, and print the server's report.
+fn two_party(
+    p: &PartyArgs,
+    mut child_args: Vec<String>,
+    what: &str,
+    body: impl FnOnce(
+        &mut tcp::TcpChannel,
+        Role,
+    ) -> anyhow::Result<Vec<ciphergpt_runtime::bench::BenchResult>>,
+) -> anyhow::Result<()> {
+    if !(p.timeout > 0.0 && p.timeout.is_finite()) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let timeout = Duration::from_secs_f64(p.timeout);
+    let hash = plan_hash(p)?;
+    match p.role {
+        Some(RoleArg::Client) => {
+            let addr = p
+                .connect
+                .as_deref()
+                .context("--role client needs --connect HOST:PORT")?;
+            let cfg = SessionConfig::new(Role::Client, hash).with_timeout(timeout);
+            let mut ch = tcp::connect(addr, &cfg)
+                .with_context(|| format!("client of the {what} bench"))?
+                .remove(0);
+            body(&mut ch, Role::Client).with_context(|| format!("client of the {what} bench"))?;
+            Ok(())
+        }
+        Some(RoleArg::Server) => {
+            let l = tcp::Listener::bind(&p.listen)?;
+            eprintln!("listening on {}", l.local_addr());
+            let cfg = SessionConfig::new(Role::Server, hash).with_timeout(timeout);
+            let mut ch = l.accept(&cfg)?.remove(0);
+            let results = body(&mut ch, Role::Server)
+                .with_context(|| format!("server of the {what} bench"))?;
+            print_report(p, results, "TCP, two processes")
+        }
+        None => {
+            let l = tcp::Listener::bind("127.0.0.1:0")?;
+            let addr = l.local_addr().to_string();
+            let exe = std::env::current_exe().context("finding the ciphergpt executable")?;
+            child_args.extend([
+                "--role".into(),
+                "client".into(),
+                "--connect".into(),
+                addr,
+                "--timeout".into(),
+                p.timeout.to_string(),
+            ]);
+            if let Some(h) = &p.plan_hash {
+                child_args.extend(["--plan-hash".into(), h.clone()]);
+            }
+            let mut child = Command::new(exe)
+                .args(&child_args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting the client process")?;
+            let stderr = child.stderr.take();
+            let relay = std::thread::spawn(move || {
+                let mut lines = Vec::new();
+                if let Some(s) = stderr {
+                    for line in std::io::BufReader::new(s).lines().map_while(Result::ok) {
+                        lines.push(line);
+                    }
+                }
+                lines
+            });
+            let cfg = SessionConfig::new(Role::Server, hash).with_timeout(timeout);
+            let outcome = l
+                .accept(&cfg)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut v| body(&mut v[0], Role::Server));
+            if outcome.is_err() {
+                let _ = child.kill();
+            }
+            let status = child.wait().context("waiting for the client process")?;
+            let client_err = relay.join().unwrap_or_default();
+            let results = outcome.with_context(|| format!("server of the {what} bench"))?;
+            if !status.success() {
+                bail!(
+                    "the client process failed ({status}): {}",
+                    client_err.join(" | ")
+                );
+            }
+            print_report(p, results, "TCP loopback, two processes")
+        }
+    }
+}
+
+fn print_report(
+    p: &PartyArgs,
+    results: Vec<ciphergpt_runtime::bench::BenchResult>,
+    transport: &str,
+) -> anyhow::Result<()> {
+    let report = BenchReport {
+        machine: machine_info(transport),
+        results,
+    };
+    match p.json.as_deref() {
+        None => print!("{}", report.table()),
+        Some("-") => {
+            eprint!("{}", report.table());
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Some(path) => {
+            print!("{}", report.table());
+            let mut f = std::fs::File::create(path).with_context(|| format!("creating {path}"))?;
+            writeln!(f, "{}", serde_json::to_string_pretty(&report)?)?;
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 //! **Protocol.** Let k = ⌈log₂N⌉. For each instance the parties run k random OTs; the receiver's
 //! j-th choice bit is bit j of its index c, so it learns the keys s_j^{c_j}. The sender encrypts
 //! message x under pad_x = ⊕_j F(s_j^{x_j}, x), with F the fixed-key-AES PRF
-//! [`PrfKey`](super::hash::PrfKey), and sends all N ciphertexts; the receiver can compute only
+//! [`PrfKey`](super::hash::PrfKey) (computed here in batches), and sends all N ciphertexts; the receiver can compute only
 //! pad_c. Every other pad contains F under a key it does not know.
 //!
 //! **Cost.** k·16 bytes (the COTs) + N·ℓ bits (the ciphertexts) per instance, two flights.
@@ -15,7 +15,7 @@
 use rayon::prelude::*;
 
 use super::block::Block;
-use super::hash::PrfKey;
+use super::hash::{permute, sigma};
 use super::iknp::{CotReceiver, CotSender};
 use super::pack::mask;
 use crate::net::{Channel, NetError};
@@ -66,27 +66,33 @@ impl CotSender {
             .zip(msgs.par_chunks(PAR_CHUNK * n_msgs))
             .zip(keys.par_chunks(PAR_CHUNK * k))
             .for_each(|((ct, ms), ks)| {
-                let mut pads = vec![Block::ZERO; n_msgs];
-                let mut buf = vec![Block::ZERO; n_msgs];
+                // a[2j + b] = π(σ(s_j^b)); pad_x = ⊕_j π(a[2j + x_j] ⊕ x) ⊕ a[2j + x_j].
+                let mut a = vec![Block::ZERO; 2 * k];
+                let mut buf = vec![Block::ZERO; n_msgs * k];
                 for ((ct, ms), ks) in ct
                     .chunks_mut(n_msgs)
                     .zip(ms.chunks(n_msgs))
                     .zip(ks.chunks(k))
                 {
-                    pads.fill(Block::ZERO);
                     for (j, pair) in ks.iter().enumerate() {
-                        for (bit, key) in pair.iter().enumerate() {
-                            let f = PrfKey::new(*key);
-                            let xs: Vec<usize> =
-                                (0..n_msgs).filter(|x| (x >> j) & 1 == bit).collect();
-                            f.eval_many(xs.iter().map(|&x| x as u64), &mut buf[..xs.len()]);
-                            for (x, v) in xs.iter().zip(buf.iter()) {
-                                pads[*x] ^= *v;
-                            }
+                        a[2 * j] = sigma(pair[0]);
+                        a[2 * j + 1] = sigma(pair[1]);
+                    }
+                    permute(&mut a);
+                    for (x, row) in buf.chunks_exact_mut(k).enumerate() {
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = a[2 * j + ((x >> j) & 1)] ^ Block(x as u128);
                         }
                     }
-                    for ((c, msg), pad) in ct.iter_mut().zip(ms).zip(pads.iter()) {
-                        *c = (msg ^ pad.low()) & m;
+                    permute(&mut buf);
+                    for (x, ((c, msg), row)) in
+                        ct.iter_mut().zip(ms).zip(buf.chunks_exact(k)).enumerate()
+                    {
+                        let mut pad = 0u64;
+                        for (j, v) in row.iter().enumerate() {
+                            pad ^= (*v ^ a[2 * j + ((x >> j) & 1)]).low();
+                        }
+                        *c = (msg ^ pad) & m;
                     }
                 }
             });
@@ -123,14 +129,21 @@ impl CotReceiver {
             .zip(keys.par_chunks(PAR_CHUNK * k))
             .zip(cts.par_chunks(PAR_CHUNK * n_msgs))
             .for_each(|(((o, cs), ks), ct)| {
-                let mut v = [Block::ZERO];
+                // a = π(σ(s_j^{c_j})), then pad_c = ⊕_j π(a ⊕ c) ⊕ a, all batched.
+                let mut a: Vec<Block> = ks.iter().map(|&key| sigma(key)).collect();
+                permute(&mut a);
+                let mut b: Vec<Block> = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &ai)| ai ^ Block(cs[i / k] as u128))
+                    .collect();
+                permute(&mut b);
                 for (i, (o, &c)) in o.iter_mut().zip(cs).enumerate() {
-                    let mut pad = Block::ZERO;
-                    for key in &ks[i * k..(i + 1) * k] {
-                        PrfKey::new(*key).eval_many(std::iter::once(c as u64), &mut v);
-                        pad ^= v[0];
+                    let mut pad = 0u64;
+                    for j in i * k..(i + 1) * k {
+                        pad ^= (a[j] ^ b[j]).low();
                     }
-                    *o = (ct[i * n_msgs + c as usize] ^ pad.low()) & m;
+                    *o = (ct[i * n_msgs + c as usize] ^ pad) & m;
                 }
             });
         Ok(out)

@@ -26,6 +26,20 @@ pub fn pack(values: &[u64], bits: u32) -> Vec<u8> {
         return values.iter().map(|&v| v as u8).collect();
     }
     let m = mask(bits);
+    if 64 % bits == 0 {
+        // Whole values per 64-bit word.
+        let per = (64 / bits) as usize;
+        let mut out = Vec::with_capacity(values.len().div_ceil(per) * 8);
+        for chunk in values.chunks(per) {
+            let mut w = 0u64;
+            for (k, &v) in chunk.iter().enumerate() {
+                w |= (v & m) << (k as u32 * bits);
+            }
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.truncate(packed_len(values.len(), bits));
+        return out;
+    }
     let mut out = vec![0u8; packed_len(values.len(), bits) + 8];
     let mut acc: u128 = 0;
     let mut nacc: u32 = 0;
@@ -65,6 +79,22 @@ pub fn unpack(bytes: &[u8], n: usize, bits: u32) -> Vec<u64> {
     }
     let m = mask(bits);
     let mut out = Vec::with_capacity(n);
+    if 64 % bits == 0 {
+        let per = (64 / bits) as usize;
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            let w = u64::from_le_bytes(w);
+            let take = per.min(n - out.len());
+            for k in 0..take {
+                out.push((w >> (k as u32 * bits)) & m);
+            }
+            if out.len() == n {
+                break;
+            }
+        }
+        return out;
+    }
     let mut acc: u128 = 0;
     let mut nacc: u32 = 0;
     let mut pos = 0;

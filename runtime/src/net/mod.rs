@@ -8,7 +8,8 @@
 //!
 //! A round is a flight of messages in one direction: the counter goes up each time this party's
 //! direction changes (send after receive, or receive after send), and on its first operation. For a
-//! protocol A→B→A both parties count 2 rounds.
+//! protocol A→B→A both parties count 2 rounds. A scope counts its own first flight too, so the
+//! rounds of the scopes can add up to more than the total (a flight can straddle two scopes).
 //!
 //! Every wait has a timeout: a peer that disconnects gives [`NetError::Disconnected`], a peer that
 //! stalls gives [`NetError::Timeout`]; neither hangs.
@@ -88,22 +89,17 @@ pub enum NetError {
         hint: &'static str,
     },
     #[error(
-        "could not connect to {addr} within {secs:.1} s ({source}): is the peer listening there?"
+        "could not connect to {addr} within {secs:.1} s ({err}): is the peer listening there?"
     )]
     Connect {
         addr: String,
         secs: f64,
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("no peer connected to {addr} within {secs:.1} s: start the other party, or raise the timeout")]
     AcceptTimeout { addr: String, secs: f64 },
-    #[error("I/O error while {what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("I/O error while {what}: {err}")]
+    Io { what: String, err: std::io::Error },
     #[error("malformed message from the peer: {0} (the peer is buggy or not a ciphergpt runtime)")]
     Malformed(String),
     #[error("invalid argument: {0}")]
@@ -123,7 +119,7 @@ impl NetError {
             UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected => {
                 NetError::Disconnected { what }
             }
-            _ => NetError::Io { what, source: err },
+            _ => NetError::Io { what, err },
         }
     }
 
@@ -169,6 +165,17 @@ impl Stats {
     pub fn scope(&self, name: &str) -> Counters {
         self.scopes.get(name).copied().unwrap_or_default()
     }
+    /// The counters of a scope and of every scope nested below it (`name/…`).
+    pub fn scope_inclusive(&self, name: &str) -> Counters {
+        let prefix = format!("{name}/");
+        let mut c = Counters::default();
+        for (k, v) in &self.scopes {
+            if k == name || k.starts_with(&prefix) {
+                c.add(v);
+            }
+        }
+        c
+    }
     /// Add another channel's stats (several channels of one session).
     pub fn merge(&mut self, other: &Stats) {
         self.total.add(&other.total);
@@ -193,6 +200,8 @@ pub struct Accounting {
     scope: String,
     current: Counters,
     last: Dir,
+    /// Direction of the last operation in the current scope (a scope's first flight counts).
+    scope_last: Dir,
 }
 
 impl Default for Accounting {
@@ -203,6 +212,7 @@ impl Default for Accounting {
             scope: String::new(),
             current: Counters::default(),
             last: Dir::None,
+            scope_last: Dir::None,
         }
     }
 }
@@ -213,6 +223,9 @@ impl Accounting {
         if self.last != Dir::Send {
             self.last = Dir::Send;
             self.total.rounds += 1;
+        }
+        if self.scope_last != Dir::Send {
+            self.scope_last = Dir::Send;
             self.current.rounds += 1;
         }
         self.total.bytes_sent += n as u64;
@@ -225,6 +238,9 @@ impl Accounting {
         if changed {
             self.last = Dir::Recv;
             self.total.rounds += 1;
+        }
+        if self.scope_last != Dir::Recv {
+            self.scope_last = Dir::Recv;
             self.current.rounds += 1;
         }
         self.total.bytes_received += n as u64;
@@ -232,6 +248,7 @@ impl Accounting {
         changed
     }
     fn set_scope(&mut self, name: &str) -> String {
+        self.scope_last = Dir::None;
         let cur = std::mem::take(&mut self.current);
         if cur != Counters::default() {
             self.scopes.entry(self.scope.clone()).or_default().add(&cur);
@@ -472,10 +489,16 @@ mod tests {
         assert_eq!(s.scope("").bytes_sent, 3);
         assert_eq!(s.scope("cmp").bytes_sent, 5);
         assert_eq!(s.scope("nothing"), Counters::default());
-        assert_eq!(s.total.bytes_sent, 24);
+        scoped(&mut a, "cmp/ot", |a| a.send(&[0; 7]).unwrap());
+        let s = a.stats();
+        assert_eq!(s.scope("cmp").bytes_sent, 5);
+        assert_eq!(s.scope_inclusive("cmp").bytes_sent, 12);
+        assert_eq!(s.scope_inclusive("cm").bytes_sent, 0);
+        assert_eq!(s.total.bytes_sent, 31);
         let mut merged = s.clone();
         merged.merge(&s);
         assert_eq!(merged.scope("cmp").bytes_sent, 10);
+        assert_eq!(merged.scope_inclusive("cmp").bytes_sent, 24);
     }
 
     #[test]

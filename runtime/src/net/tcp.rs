@@ -99,11 +99,11 @@ impl Listener {
     pub fn bind(addr: &str) -> Result<Listener, NetError> {
         let inner = TcpListener::bind(addr).map_err(|e| NetError::Io {
             what: format!("binding {addr} (is the port in use?)"),
-            source: e,
+            err: e,
         })?;
         let addr = inner.local_addr().map_err(|e| NetError::Io {
             what: "reading the bound address".into(),
-            source: e,
+            err: e,
         })?;
         Ok(Listener { inner, addr })
     }
@@ -154,7 +154,7 @@ impl Listener {
     fn accept_one(&self, wait: Option<Duration>) -> Result<TcpStream, NetError> {
         let io = |e| NetError::Io {
             what: format!("accepting on {}", self.addr),
-            source: e,
+            err: e,
         };
         let Some(wait) = wait else {
             self.inner.set_nonblocking(false).map_err(io)?;
@@ -197,10 +197,10 @@ pub fn connect(addr: &str, cfg: &SessionConfig) -> Result<Vec<TcpChannel>, NetEr
 
 fn connect_one(addr: &str, timeout: Duration) -> Result<TcpStream, NetError> {
     let deadline = Instant::now() + timeout;
-    let fail = |source| NetError::Connect {
+    let fail = |err| NetError::Connect {
         addr: addr.to_string(),
         secs: timeout.as_secs_f64(),
-        source,
+        err,
     };
     let sa: SocketAddr = addr
         .to_socket_addrs()
