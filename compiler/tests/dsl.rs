@@ -474,7 +474,7 @@ fn trained_model_at_the_default_size_points_to_set() {
         msg.contains("tiny-trained.safetensors has shape f32[256,128], declared f32[50257,768]"),
         "{msg}"
     );
-    assert!(msg.contains("--set vocab=256,width=128"), "{msg}");
+    assert!(msg.contains("try --set vocab=256,width=128"), "{msg}");
 }
 
 #[test]
@@ -704,6 +704,18 @@ fn weight_of_wrong_shape_in_safetensors() {
         msg.contains("(at `weight wte : [vocab, width] = \"transformer.wte.weight\"`)"),
         "{msg}"
     );
+    // Hints solve shape arithmetic for the config parameter: 3·width = 96 → width = 32.
+    let src = "model m {\n  config { width = 24 }\n  weight b : [3 * width] = \"transformer.h.0.attn.c_attn.bias\"\n}";
+    let path = temp_path("wrongshape2");
+    write_safetensors(&path, &tensors, Dtype::F32);
+    let r = load_str(src, "m.cgpt", &WeightSource::Safetensors(path.clone()), &[]);
+    std::fs::remove_file(&path).ok();
+    let msg = dsl_error(r);
+    assert!(
+        msg.starts_with("m.cgpt:3:3: tensor \"transformer.h.0.attn.c_attn.bias\""),
+        "{msg}"
+    );
+    assert!(msg.contains("has shape f32[96], declared f32[72]; hint: the file holds a model of another size; try --set width=32"), "{msg}");
 }
 
 #[test]

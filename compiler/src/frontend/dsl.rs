@@ -439,7 +439,11 @@ fn syntax_error(src: &Src, e: &pest::error::Error<Rule>) -> CompileError {
 fn tidy_expected(raw: Vec<String>) -> Vec<String> {
     const OPS: [&str; 4] = ["`+`", "`-`", "`*`", "`/`"];
     let has = |s: &str| raw.iter().any(|r| r == s);
-    let name_expected = has("a name");
+    let name_expected = has("a name")
+        || raw.iter().any(|r| {
+            r == "`_`"
+                || (r.len() == 3 && r.chars().nth(1).is_some_and(|c| c.is_ascii_alphabetic()))
+        });
     let expr_expected = has("an expression");
     let mut out: Vec<String> = Vec::new();
     let mut add = |s: &str| {
@@ -1028,6 +1032,7 @@ impl Builder<'_> {
         init: Option<&Expr>,
         span: Span,
     ) -> Result<()> {
+        let ty_ast = ty;
         if let Some((d, dspan)) = ty.dtype {
             if d != DType::F32 {
                 return Err(self.err(dspan, format!("weights are f32, not {d}")));
@@ -1075,7 +1080,7 @@ impl Builder<'_> {
             *node
         } else {
             if let Some(file) = self.file {
-                self.check_file_tensor(file, &tensor_name, &shape, &ty, span)?;
+                self.check_file_tensor(file, &tensor_name, (&shape, &ty_ast.dims), &ty, span)?;
             }
             let placeholder = Tensor::F32(ArrayD::zeros(IxDyn(&[0])));
             let node = self
@@ -1104,7 +1109,7 @@ impl Builder<'_> {
         &self,
         file: &WeightFile,
         name: &str,
-        shape: &[usize],
+        (shape, dims): (&[usize], &[Expr]),
         ty: &TensorType,
         span: Span,
     ) -> Result<()> {
@@ -1138,7 +1143,7 @@ impl Builder<'_> {
                 format!(
                     "tensor \"{name}\" in {} has shape {found_ty}, declared {ty}; hint: {}",
                     file.path(),
-                    self.shape_hint(shape, found)
+                    self.shape_hint(dims, found)
                 ),
             ));
         }
@@ -1154,35 +1159,18 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Suggest config overrides that would make a declared shape match the file's.
-    fn shape_hint(&self, declared: &[usize], found: &[usize]) -> String {
-        // Find the weight declaration's dims again through the pending statement is not possible
-        // here; instead match each differing dim against config parameters holding its value.
-        let mut sets = Vec::new();
-        if declared.len() == found.len() {
-            for (&d, &f) in declared.iter().zip(found) {
-                if d == f {
-                    continue;
-                }
-                // A config integer equal to the declared size, or a multiple k·p of one.
-                let scope = &self.scopes[0];
-                let mut names: Vec<(&String, &Binding)> = scope
-                    .iter()
-                    .filter(|(_, b)| b.kind == Kind::Config)
-                    .collect();
-                names.sort_by_key(|(_, b)| b.span.start);
-                for (n, b) in names {
-                    if let Val::Int(p) = b.val {
-                        if p > 0 && d as i64 % p == 0 {
-                            let k = d as i64 / p;
-                            if f as i64 % k == 0 {
-                                let s = format!("{n}={}", f as i64 / k);
-                                if !sets.contains(&s) {
-                                    sets.push(s);
-                                }
-                                break;
-                            }
-                        }
+    /// Suggest config overrides that would make a declared shape match the file's: each
+    /// differing dimension is solved for the one config parameter its expression uses.
+    fn shape_hint(&self, dims: &[Expr], found: &[usize]) -> String {
+        let mut sets: Vec<String> = Vec::new();
+        if dims.len() == found.len() {
+            for (e, &f) in dims.iter().zip(found) {
+                if let Some((name, v)) = self.solve(e, f as i64) {
+                    let same =
+                        matches!(self.lookup(&name).map(|b| &b.val), Some(Val::Int(x)) if *x == v);
+                    let s = format!("{name}={v}");
+                    if !same && !sets.contains(&s) {
+                        sets.push(s);
                     }
                 }
             }
@@ -1191,9 +1179,51 @@ impl Builder<'_> {
             "the config does not match the file; set the sizes with --set name=value".into()
         } else {
             format!(
-                "the file's model has another size; try --set {}",
+                "the file holds a model of another size; try --set {}",
                 sets.join(",")
             )
+        }
+    }
+
+    /// Whether `e` uses no config parameter (so its value is fixed).
+    fn is_fixed(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Int(_) | ExprKind::Float(_) => true,
+            ExprKind::Ident(n) => self.lookup(n).is_some_and(|b| b.kind != Kind::Config),
+            ExprKind::Neg(x) => self.is_fixed(x),
+            ExprKind::Bin(_, a, b) => self.is_fixed(a) && self.is_fixed(b),
+            ExprKind::Call { .. } => false,
+        }
+    }
+
+    /// The value of the one config parameter in `e` that makes `e` equal `target`.
+    fn solve(&self, e: &Expr, target: i64) -> Option<(String, i64)> {
+        let fixed = |x: &Expr| match self.eval_scalar(x, Ctx::Scalar) {
+            Ok(Val::Int(v)) if self.is_fixed(x) => Some(v),
+            _ => None,
+        };
+        match &e.kind {
+            ExprKind::Ident(n) => match self.lookup(n) {
+                Some(b) if b.kind == Kind::Config && matches!(b.val, Val::Int(_)) => {
+                    Some((n.clone(), target))
+                }
+                _ => None,
+            },
+            ExprKind::Bin(op, a, b) => match (op, fixed(a), fixed(b)) {
+                (BinOp::Mul, Some(k), None) if k != 0 && target % k == 0 => {
+                    self.solve(b, target / k)
+                }
+                (BinOp::Mul, None, Some(k)) if k != 0 && target % k == 0 => {
+                    self.solve(a, target / k)
+                }
+                (BinOp::Div, None, Some(k)) => self.solve(a, target.checked_mul(k)?),
+                (BinOp::Add, Some(c), None) => self.solve(b, target.checked_sub(c)?),
+                (BinOp::Add, None, Some(c)) => self.solve(a, target.checked_sub(c)?),
+                (BinOp::Sub, None, Some(c)) => self.solve(a, target.checked_add(c)?),
+                (BinOp::Sub, Some(c), None) => self.solve(b, c.checked_sub(target)?),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -1878,4 +1908,113 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len() * w + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Src<'_> {
+        Src {
+            path: "t.cgpt",
+            text,
+        }
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        let s = src("ab\ncé d\n");
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(3), (2, 1));
+        // `é` is two bytes, one column.
+        assert_eq!(s.line_col(6), (2, 3));
+        assert_eq!(s.line_col(100), (3, 1));
+    }
+
+    #[test]
+    fn snippet_is_one_line_without_comments() {
+        let s = src("f(a, # first\n   b)");
+        assert_eq!(s.snippet(Span { start: 0, end: 19 }), "f(a, b)");
+        let long = "x".repeat(100);
+        let s = src(&long);
+        assert_eq!(s.snippet(Span { start: 0, end: 100 }).chars().count(), 60);
+    }
+
+    #[test]
+    fn typo_suggestions() {
+        assert_eq!(edit_distance("gleu", "gelu"), 1);
+        assert_eq!(edit_distance("width", "widht"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let names = ["width", "heads", "layers"];
+        assert_eq!(closest("widht", names.iter().copied()), Some("width"));
+        assert_eq!(closest("depth", names.iter().copied()), None);
+    }
+
+    #[test]
+    fn expected_lists_are_tidied() {
+        let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            tidy_expected(raw(&["`+`", "`*`", "` `", "`#`", "`,`", "`)`"])),
+            ["an operator", "`,`", "`)`"]
+        );
+        assert_eq!(
+            tidy_expected(raw(&["`a`", "`_`", "`config`", "`=`"])),
+            ["a name", "`=`"]
+        );
+        assert_eq!(
+            tidy_expected(raw(&["an expression", "`(`", "`-`", "`x`"])),
+            ["an expression"]
+        );
+    }
+
+    #[test]
+    fn override_values_keep_the_default_kind() {
+        assert!(matches!(
+            override_value("n", " 3 ", &Val::Int(1)),
+            Ok(Val::Int(3))
+        ));
+        assert!(override_value("n", "3.5", &Val::Int(1)).is_err());
+        assert!(
+            matches!(override_value("e", "2", &Val::Float(1.0)), Ok(Val::Float(f)) if f == 2.0)
+        );
+        assert!(override_value("e", "inf", &Val::Float(1.0)).is_err());
+        let tanh = Val::Word("tanh".into());
+        assert!(matches!(override_value("g", "erf", &tanh), Ok(Val::Word(w)) if w == "erf"));
+        assert!(override_value("g", "1x", &tanh).is_err());
+    }
+
+    #[test]
+    fn nesting_and_strings_are_checked_before_parsing() {
+        assert!(check_nesting(&src("model m { x = f((1)) }")).is_ok());
+        // Brackets inside strings and comments do not count.
+        let many = "(".repeat(100);
+        assert!(check_nesting(&src(&format!("# {many}\n\"{many}\""))).is_ok());
+        let e = check_nesting(&src(&many)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("t.cgpt:1:65: brackets nested more than 64 deep"),
+            "{e}"
+        );
+        let e = check_nesting(&src("x = \"abc\ny")).unwrap_err().to_string();
+        assert_eq!(e, "t.cgpt:1:5: string not closed on its line (at `\"abc`)");
+    }
+
+    #[test]
+    fn interpolated_names() {
+        let text = "model m {\n  config { n = 3 }\n  repeat l in 0..2 { weight w : [n] = \"h.{l}.w{ n }\" }\n  input ids : i64[1, T]\n  weight wte : [4, 2] = \"wte\"\n  weight wpe : [4, 2] = \"wpe\"\n  output o = embedding(ids, wte, wpe)\n}";
+        let g = load_str(text, "t.cgpt", &WeightSource::Seed(1), &[]).unwrap();
+        let names: Vec<String> = g.g.node_weights().map(|n| n.name.clone()).collect();
+        assert!(names.contains(&"h.0.w3".to_string()), "{names:?}");
+        assert!(names.contains(&"h.1.w3".to_string()), "{names:?}");
+        let bad = text.replace("{ n }", "{m}");
+        let e = load_str(&bad, "t.cgpt", &WeightSource::Seed(1), &[])
+            .unwrap_err()
+            .to_string();
+        let col = "  repeat l in 0..2 { weight w : [n] = \"h.{l}.w".len() + 1;
+        assert!(
+            e.starts_with(&format!("t.cgpt:3:{col}: unknown name `m`")),
+            "{e}"
+        );
+        assert!(e.ends_with("(at `{m}`)"), "{e}");
+    }
 }
