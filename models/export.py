@@ -9,9 +9,9 @@ For each model this script writes (under --out, default: the directory of this f
                               onnxruntime (CPU) logits for three fixed token sequences:
                               tokens_i int64[T_i], logits_i float32[T_i, vocab], i = 0, 1, 2
 
-plus, for the trained byte-level model, its Hugging Face safetensors weights, a metadata JSON,
-an external-data copy of its TorchScript export, and `ops.txt` / `manifest.json` describing every
-ONNX file (opset, distinct op types, how the tied lm_head appears, torch-vs-ort max abs diff).
+plus, for the trained byte-level model, its HF safetensors weights, a metadata JSON, external-data
+and opset-14 (LayerNorm decomposed) copies of its TorchScript export, and `ops.txt` / `manifest.json`
+describing every ONNX file (opset, distinct op types, tied lm_head, torch-vs-ort max abs diff).
 
 Everything the Rust tests read is written here; the tests never need torch.
 
@@ -152,6 +152,8 @@ def logits_only(model):
     class GPT2LogitsOnly(GPT2LMHeadModel):
         def forward(self, input_ids):
             return super().forward(input_ids=input_ids, use_cache=False, return_dict=False)[0]
+            # The dynamo exports record this file's path and the line number of the `return` above
+            # in their stack-trace metadata: adding or removing lines above it changes those files.
 
     m = GPT2LogitsOnly(model.config)
     m.load_state_dict(model.state_dict())
@@ -284,12 +286,14 @@ def sample(model, prompt: str, n: int = 60) -> str:
 # Export
 # ---------------------------------------------------------------------------------------------
 
-def export_torchscript(wrapper, path: Path):
+def export_torchscript(wrapper, path: Path, opset: int = 17):
+    """At opset 17 LayerNorm is the fused LayerNormalization op; below 17 (e.g. 14) the exporter
+    decomposes it into ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add."""
     example = torch.arange(8, dtype=torch.int64).unsqueeze(0) % 200
     torch.onnx.export(
         wrapper, (example,), str(path),
         dynamo=False,
-        opset_version=17,
+        opset_version=opset,
         do_constant_folding=True,
         input_names=["input_ids"],
         output_names=["logits"],
@@ -630,6 +634,16 @@ def main():
             ex = out / f"{name}.external.onnx"
             save_external(ts, ex)
             files.append((ex, "torchscript (external data)", out / f"{name}.external.ref.safetensors"))
+
+            # The same model at opset 14, where the TorchScript exporter decomposes LayerNorm.
+            o14 = out / f"{name}.opset14.onnx"
+            log(f"  exporting {o14.name}")
+            export_torchscript(wrapper, o14, opset=14)
+            m14 = onnx.load(str(o14))
+            ops14 = {n.op_type for n in all_nodes(m14.graph)}
+            assert "LayerNormalization" not in ops14 and "ReduceMean" in ops14, sorted(ops14)
+            files.append((o14, "torchscript (opset 14, LayerNorm decomposed)",
+                          out / f"{name}.opset14.ref.safetensors"))
 
         for path, exporter, ref in files:
             onnx.checker.check_model(str(path))
