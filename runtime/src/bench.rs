@@ -543,7 +543,7 @@ fn verify_ring<C: Channel + ?Sized>(
         let m = mine.len() / 2;
         let (deltas, xs) = mine.split_at(m);
         for i in 0..m {
-            let want = xs[i].wrapping_add(deltas[i] * theirs[i]) & mask(bits);
+            let want = xs[i].wrapping_add(deltas[i].wrapping_mul(theirs[i])) & mask(bits);
             if theirs[m + i] != want {
                 return Err(BenchError::Verify(format!(
                     "ring COT {i} of the last batch"

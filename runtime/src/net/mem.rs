@@ -68,6 +68,10 @@ pub fn session(
             break;
         }
     }
+    if res.is_err() {
+        // Let the client thread see the disconnection instead of waiting for its timeout.
+        s.clear();
+    }
     let client_res = match handle.join() {
         Ok(r) => r,
         Err(_) => Err(NetError::Malformed("client thread panicked".into())),
