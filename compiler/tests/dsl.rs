@@ -813,6 +813,10 @@ fn corrupt_inputs_never_panic() {
     for (from, to) in [
         ("3 * width", "3 * width / 0"),
         ("3 * width", "width / 7"),
+        ("3 * width", "(-9223372036854775807 - 1) / -1"),
+        ("3 * width", "(-9223372036854775807 - 1) * -1"),
+        ("eps)", "1e-60)"),
+        ("heads)", "heads, 1e300 * 1e300)"),
         ("0..layers", "5..2"),
         ("0..layers", "0..9999999999"),
         ("[vocab, width]", "[vocab, -width]"),

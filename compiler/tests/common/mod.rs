@@ -39,8 +39,10 @@ pub fn reference(onnx: &std::path::Path) -> Vec<RefCase> {
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("reference file parses");
     let mut cases = Vec::new();
     for i in 0.. {
-        let (Ok(tok), Ok(log)) = (st.tensor(&format!("tokens_{i}")), st.tensor(&format!("logits_{i}")))
-        else {
+        let (Ok(tok), Ok(log)) = (
+            st.tensor(&format!("tokens_{i}")),
+            st.tensor(&format!("logits_{i}")),
+        ) else {
             break;
         };
         let tokens: Vec<i64> = tok
