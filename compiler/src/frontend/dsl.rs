@@ -1210,11 +1210,11 @@ impl Builder<'_> {
                 _ => None,
             },
             ExprKind::Bin(op, a, b) => match (op, fixed(a), fixed(b)) {
-                (BinOp::Mul, Some(k), None) if k != 0 && target % k == 0 => {
-                    self.solve(b, target / k)
+                (BinOp::Mul, Some(k), None) if target.checked_rem(k) == Some(0) => {
+                    self.solve(b, target.checked_div(k)?)
                 }
-                (BinOp::Mul, None, Some(k)) if k != 0 && target % k == 0 => {
-                    self.solve(a, target / k)
+                (BinOp::Mul, None, Some(k)) if target.checked_rem(k) == Some(0) => {
+                    self.solve(a, target.checked_div(k)?)
                 }
                 (BinOp::Div, None, Some(k)) => self.solve(a, target.checked_mul(k)?),
                 (BinOp::Add, Some(c), None) => self.solve(b, target.checked_sub(c)?),
@@ -1393,7 +1393,7 @@ impl Builder<'_> {
                         if b == 0 {
                             return Err(self.err(e.span, "division by zero"));
                         }
-                        if a % b != 0 {
+                        if a.checked_rem(b).is_some_and(|r| r != 0) {
                             return Err(self.err(e.span, format!("{a}/{b} is not a whole number")));
                         }
                         a.checked_div(b)
@@ -1605,7 +1605,7 @@ impl Builder<'_> {
                 let eps = match args.get(3) {
                     Some(a) => {
                         let v = self.number(a, Ctx::Body)?;
-                        if !(v > 0.0 && v.is_finite()) {
+                        if !((v as f32) > 0.0 && (v as f32).is_finite()) {
                             return Err(self.err(
                                 a.span,
                                 format!("layer_norm: eps must be a positive number, found {v}"),
@@ -1715,7 +1715,16 @@ impl Builder<'_> {
                     ));
                 }
                 let scale = match args.get(2) {
-                    Some(a) => self.number(a, Ctx::Body)? as f32,
+                    Some(a) => {
+                        let v = self.number(a, Ctx::Body)? as f32;
+                        if !v.is_finite() {
+                            return Err(self.err(
+                                a.span,
+                                format!("attention: the scale must be a finite number, found {v}"),
+                            ));
+                        }
+                        v
+                    }
                     None => 1.0f32 / ((c / heads) as f32).sqrt(),
                 };
                 let ty = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, Dim::known(c)]);
