@@ -147,7 +147,7 @@ fn bench_ot_verifies_between_two_processes_and_prints_json() {
 fn killing_the_client_mid_protocol_stops_the_server_with_a_clear_error() {
     let mut s = start_server(&["--n", "2000000000", "--timeout", "2"]);
     let mut c = start_client(&s.addr, &["--n", "2000000000", "--timeout", "2"]);
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(1500));
     assert!(c.try_wait().unwrap().is_none(), "client ended early");
     c.kill().unwrap();
     c.wait().unwrap();
@@ -167,7 +167,7 @@ fn killing_the_client_mid_protocol_stops_the_server_with_a_clear_error() {
 fn killing_the_server_mid_protocol_stops_the_client_with_a_clear_error() {
     let mut s = start_server(&["--n", "2000000000", "--timeout", "2"]);
     let mut c = start_client(&s.addr, &["--n", "2000000000", "--timeout", "2"]);
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(1500));
     s.child.kill().unwrap();
     s.child.wait().unwrap();
     let (st, took) = wait_within(&mut c, Duration::from_secs(10), "client");
@@ -184,7 +184,7 @@ fn killing_the_server_mid_protocol_stops_the_client_with_a_clear_error() {
 fn a_stalled_client_makes_the_server_time_out() {
     let mut s = start_server(&["--n", "2000000000", "--timeout", "2"]);
     let mut c = start_client(&s.addr, &["--n", "2000000000", "--timeout", "2"]);
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(1500));
     let stop = Command::new("kill")
         .args(["-STOP", &c.id().to_string()])
         .status()
