@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "ciphergpt", version, about = "Secure two-party GPT inference (CipherGPT)")]
+#[command(
+    name = "ciphergpt",
+    version,
+    about = "Secure two-party GPT inference (CipherGPT)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -101,8 +105,13 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let graph = model::load(&args.model.spec()?)?;
     let outputs = float::run(&graph, &args.tokens)?;
     let (_, logits) = outputs.first().context("the model has no output")?;
-    let logits = logits.as_f32().context("the model's output is not f32 logits")?;
-    let v = *logits.shape().last().context("logits have no vocabulary axis")?;
+    let logits = logits
+        .as_f32()
+        .context("the model's output is not f32 logits")?;
+    let v = *logits
+        .shape()
+        .last()
+        .context("logits have no vocabulary axis")?;
     let flat: Vec<f32> = logits.iter().copied().collect();
     let rows: Vec<&[f32]> = flat.chunks(v).collect();
     let argmax: Vec<usize> = rows
@@ -110,7 +119,13 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         .map(|r| {
             r.iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &x)| if x > best.1 { (i, x) } else { best })
+                .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+                    if x > best.1 {
+                        (i, x)
+                    } else {
+                        best
+                    }
+                })
                 .0
         })
         .collect();

@@ -44,9 +44,9 @@ pub fn load_unfused(spec: &ModelSpec) -> Result<Graph> {
                 (None, Some(s)) => dsl::WeightSource::Seed(s),
                 _ => {
                     return Err(CompileError::Input(format!(
-                        "{}: a .cgpt model needs exactly one of --weights FILE.safetensors or --seed N",
-                        spec.path.display()
-                    )))
+                    "{}: a .cgpt model needs exactly one of --weights FILE.safetensors or --seed N",
+                    spec.path.display()
+                )))
                 }
             };
             dsl::load(&spec.path, &source, &spec.overrides)
@@ -61,9 +61,15 @@ pub fn load_unfused(spec: &ModelSpec) -> Result<Graph> {
 /// Parse `name=value,name=value` (repeatable `--set`).
 pub fn parse_overrides(items: &[String]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for item in items.iter().flat_map(|s| s.split(',')).filter(|s| !s.trim().is_empty()) {
+    for item in items
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.trim().is_empty())
+    {
         let (k, v) = item.split_once('=').ok_or_else(|| {
-            CompileError::Input(format!("--set {item}: expected name=value, e.g. --set layers=2"))
+            CompileError::Input(format!(
+                "--set {item}: expected name=value, e.g. --set layers=2"
+            ))
         })?;
         out.push((k.trim().to_string(), v.trim().to_string()));
     }

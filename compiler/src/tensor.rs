@@ -117,7 +117,9 @@ impl Tensor {
     /// Whether all elements equal the first one (true for empty tensors).
     pub fn is_uniform(&self) -> bool {
         match self {
-            Tensor::F32(a) => a.iter().all(|v| v.to_bits() == a.iter().next().unwrap().to_bits()),
+            Tensor::F32(a) => a
+                .iter()
+                .all(|v| v.to_bits() == a.iter().next().unwrap().to_bits()),
             Tensor::I64(a) => a.iter().all(|v| Some(v) == a.iter().next()),
             Tensor::Bool(a) => a.iter().all(|v| Some(v) == a.iter().next()),
         }

@@ -2,5 +2,5 @@
 
 pub mod dsl;
 pub mod onnx;
-pub mod wire_guard;
 pub mod weights;
+pub mod wire_guard;

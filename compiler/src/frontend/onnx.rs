@@ -21,12 +21,53 @@ pub const MIN_OPSET: i64 = 13;
 
 /// ONNX operators the importer takes.
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Add", "And", "Cast", "Concat", "Constant", "ConstantOfShape", "CumSum", "Div", "Dropout",
-    "Equal", "Erf", "Exp", "Expand", "Gather", "GatherND", "Gemm", "Greater", "GreaterOrEqual",
-    "Identity", "LayerNormalization", "Less", "LessOrEqual", "MatMul", "Max", "Min", "Mul", "Neg",
-    "Not", "Or", "Pow", "Range", "Reciprocal", "ReduceMean", "ReduceSum", "Reshape", "Shape",
-    "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Trilu",
-    "Unsqueeze", "Where",
+    "Add",
+    "And",
+    "Cast",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "CumSum",
+    "Div",
+    "Dropout",
+    "Equal",
+    "Erf",
+    "Exp",
+    "Expand",
+    "Gather",
+    "GatherND",
+    "Gemm",
+    "Greater",
+    "GreaterOrEqual",
+    "Identity",
+    "LayerNormalization",
+    "Less",
+    "LessOrEqual",
+    "MatMul",
+    "Max",
+    "Min",
+    "Mul",
+    "Neg",
+    "Not",
+    "Or",
+    "Pow",
+    "Range",
+    "Reciprocal",
+    "ReduceMean",
+    "ReduceSum",
+    "Reshape",
+    "Shape",
+    "Slice",
+    "Softmax",
+    "Split",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Tanh",
+    "Transpose",
+    "Trilu",
+    "Unsqueeze",
+    "Where",
 ];
 
 /// Read an ONNX file into an IR graph.
@@ -47,8 +88,11 @@ pub fn load_bytes(bytes: &[u8], shown: &str, base: &Path) -> Result<Graph> {
         reason,
     };
     wire_guard::check(bytes).map_err(&bad)?;
-    let model = ModelProto::parse_from_bytes(bytes)
-        .map_err(|e| bad(format!("{e} (is the file complete? hint: re-export the model)")))?;
+    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| {
+        bad(format!(
+            "{e} (is the file complete? hint: re-export the model)"
+        ))
+    })?;
     let opset = model
         .opset_import
         .iter()
@@ -131,8 +175,8 @@ impl Importer {
     }
 
     fn input_type(&self, input: &onnx_protobuf::ValueInfoProto) -> Result<TensorType> {
-        use onnx_protobuf::type_proto::Value;
         use onnx_protobuf::tensor_shape_proto::dimension::Value as D;
+        use onnx_protobuf::type_proto::Value;
         let err = |r: String| self.format_err(format!("graph input '{}': {r}", input.name));
         let tt = match input.type_.as_ref().and_then(|t| t.value.as_ref()) {
             Some(Value::TensorType(t)) => t,
@@ -154,7 +198,10 @@ impl Importer {
                 dims.len()
             )));
         }
-        let batch_ok = matches!(dims[0].value, Some(D::DimValue(1)) | Some(D::DimParam(_)) | None);
+        let batch_ok = matches!(
+            dims[0].value,
+            Some(D::DimValue(1)) | Some(D::DimParam(_)) | None
+        );
         if !batch_ok {
             return Err(err("batch size must be 1 (or symbolic)".into()));
         }
@@ -168,9 +215,10 @@ impl Importer {
             .map(|&d| usize::try_from(d))
             .collect::<std::result::Result<_, _>>()
             .map_err(|_| self.format_err(format!("{what}: negative dimension in {:?}", t.dims)))?;
-        let n: usize = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| {
-            self.format_err(format!("{what}: shape {shape:?} overflows"))
-        })?;
+        let n: usize = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| self.format_err(format!("{what}: shape {shape:?} overflows")))?;
         let external = t.data_location.value() == 1 || !t.external_data.is_empty();
         let raw: Option<Vec<u8>> = if external {
             Some(self.external_bytes(t, what)?)
@@ -259,7 +307,11 @@ impl Importer {
         let loc = location
             .ok_or_else(|| self.format_err(format!("{what}: external data without a location")))?;
         let rel = Path::new(&loc);
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(self.format_err(format!(
                 "{what}: external data location '{loc}' leaves the model's folder"
             )));
@@ -276,12 +328,15 @@ impl Importer {
         }
         let data = &self.external[&loc];
         let len = length.unwrap_or(data.len().saturating_sub(offset));
-        let end = offset.checked_add(len).filter(|&e| e <= data.len()).ok_or_else(|| {
-            self.format_err(format!(
-                "{what}: external data range {offset}+{len} lies outside '{loc}' ({} bytes)",
-                data.len()
-            ))
-        })?;
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| {
+                self.format_err(format!(
+                    "{what}: external data range {offset}+{len} lies outside '{loc}' ({} bytes)",
+                    data.len()
+                ))
+            })?;
         Ok(data[offset..end].to_vec())
     }
 
@@ -294,8 +349,11 @@ impl Importer {
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(self.unsupported(node, &name));
         }
-        let attrs: HashMap<&str, &AttributeProto> =
-            node.attribute.iter().map(|a| (a.name.as_str(), a)).collect();
+        let attrs: HashMap<&str, &AttributeProto> = node
+            .attribute
+            .iter()
+            .map(|a| (a.name.as_str(), a))
+            .collect();
         let int = |k: &str, d: i64| attrs.get(k).map_or(d, |a| a.i);
         let float = |k: &str, d: f32| attrs.get(k).map_or(d, |a| a.f);
         let ints = |k: &str| attrs.get(k).map(|a| a.ints.clone());
@@ -303,7 +361,10 @@ impl Importer {
         if node.op_type == "Constant" {
             let t = self.constant_attr(node, &name, &attrs)?;
             let id = self.graph.add_const(name.clone(), t);
-            let out = node.output.first().ok_or_else(|| self.node_err(node, &name, "no output"))?;
+            let out = node
+                .output
+                .first()
+                .ok_or_else(|| self.node_err(node, &name, "no output"))?;
             self.values.insert(out.clone(), id.into());
             return Ok(());
         }
@@ -423,7 +484,11 @@ impl Importer {
                 inputs.push(None);
             } else {
                 let v = self.values.get(input).copied().ok_or_else(|| {
-                    self.node_err(node, &name, format!("input '{input}' is never produced (nodes out of order?)"))
+                    self.node_err(
+                        node,
+                        &name,
+                        format!("input '{input}' is never produced (nodes out of order?)"),
+                    )
                 })?;
                 inputs.push(Some(v));
             }
@@ -436,9 +501,19 @@ impl Importer {
                 continue;
             }
             if o >= n_out {
-                return Err(self.node_err(node, &name, format!("output {o} ('{out}') is not supported")));
+                return Err(self.node_err(
+                    node,
+                    &name,
+                    format!("output {o} ('{out}') is not supported"),
+                ));
             }
-            self.values.insert(out.clone(), ValueRef { node: id, output: o });
+            self.values.insert(
+                out.clone(),
+                ValueRef {
+                    node: id,
+                    output: o,
+                },
+            );
         }
         Ok(())
     }

@@ -61,8 +61,20 @@ pub fn run_observed(
                 let t = feeds.remove(&id).ok_or_else(|| {
                     eval_err(graph, id, format!("no value given for input '{name}'"))
                 })?;
-                observe(ValueRef { node: id, output: 0 }, &t);
-                values.insert(ValueRef { node: id, output: 0 }, t);
+                observe(
+                    ValueRef {
+                        node: id,
+                        output: 0,
+                    },
+                    &t,
+                );
+                values.insert(
+                    ValueRef {
+                        node: id,
+                        output: 0,
+                    },
+                    t,
+                );
                 continue;
             }
             _ => {}
@@ -84,7 +96,10 @@ pub fn run_observed(
             }
         }
         for (o, t) in outs.into_iter().enumerate() {
-            let v = ValueRef { node: id, output: o };
+            let v = ValueRef {
+                node: id,
+                output: o,
+            };
             observe(v, &t);
             if readers.get(&v).copied().unwrap_or(0) > 0 {
                 values.insert(v, t);
@@ -129,12 +144,18 @@ pub fn eval_value(
 ) -> std::result::Result<Tensor, String> {
     let mut stack = vec![(target.node, false)];
     while let Some((id, expanded)) = stack.pop() {
-        if known.contains_key(&ValueRef { node: id, output: 0 }) {
+        if known.contains_key(&ValueRef {
+            node: id,
+            output: 0,
+        }) {
             continue;
         }
         let ins = graph.inputs(id);
         let fetch = |v: &ValueRef, known: &HashMap<ValueRef, Tensor>| -> Option<Tensor> {
-            graph.const_value(*v).cloned().or_else(|| known.get(v).cloned())
+            graph
+                .const_value(*v)
+                .cloned()
+                .or_else(|| known.get(v).cloned())
         };
         if !expanded {
             stack.push((id, true));
@@ -156,7 +177,13 @@ pub fn eval_value(
         let outs = kernels::eval(&graph.node(id).op, &refs)
             .map_err(|r| format!("{}: {r}", graph.describe(id)))?;
         for (o, t) in outs.into_iter().enumerate() {
-            known.insert(ValueRef { node: id, output: o }, t);
+            known.insert(
+                ValueRef {
+                    node: id,
+                    output: o,
+                },
+                t,
+            );
         }
     }
     graph

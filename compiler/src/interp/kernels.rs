@@ -26,10 +26,30 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
         Op::Input { name } => Err(format!("graph input '{name}' has no value")),
         Op::Const(t) => one(t.clone()),
         Op::Identity => one(arg(0)?.clone()),
-        Op::Add | Op::ResidualAdd => one(arith(arg(0)?, arg(1)?, |a, b| a + b, |a, b| a.wrapping_add(b))?),
-        Op::Sub => one(arith(arg(0)?, arg(1)?, |a, b| a - b, |a, b| a.wrapping_sub(b))?),
-        Op::Mul => one(arith(arg(0)?, arg(1)?, |a, b| a * b, |a, b| a.wrapping_mul(b))?),
-        Op::Div => one(arith(arg(0)?, arg(1)?, |a, b| a / b, |a, b| if b == 0 { 0 } else { a / b })?),
+        Op::Add | Op::ResidualAdd => one(arith(
+            arg(0)?,
+            arg(1)?,
+            |a, b| a + b,
+            |a, b| a.wrapping_add(b),
+        )?),
+        Op::Sub => one(arith(
+            arg(0)?,
+            arg(1)?,
+            |a, b| a - b,
+            |a, b| a.wrapping_sub(b),
+        )?),
+        Op::Mul => one(arith(
+            arg(0)?,
+            arg(1)?,
+            |a, b| a * b,
+            |a, b| a.wrapping_mul(b),
+        )?),
+        Op::Div => one(arith(
+            arg(0)?,
+            arg(1)?,
+            |a, b| a / b,
+            |a, b| if b == 0 { 0 } else { a / b },
+        )?),
         Op::Pow => {
             let b = cast(arg(1)?, DType::F32);
             one(arith(arg(0)?, &b, pow_f32, |a, b| a.pow(b.max(0) as u32))?)
@@ -45,7 +65,9 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
             Tensor::I64(a) => one(Tensor::I64(a.mapv(|v| v.wrapping_neg()))),
             t => one(unary_f32(t, |v| -v)?),
         },
-        Op::Equal => one(compare(arg(0)?, arg(1)?, |o| o == std::cmp::Ordering::Equal)?),
+        Op::Equal => one(compare(arg(0)?, arg(1)?, |o| {
+            o == std::cmp::Ordering::Equal
+        })?),
         Op::Less => one(compare(arg(0)?, arg(1)?, |o| o.is_lt())?),
         Op::LessOrEqual => one(compare(arg(0)?, arg(1)?, |o| o.is_le())?),
         Op::Greater => one(compare(arg(0)?, arg(1)?, |o| o.is_gt())?),
@@ -64,7 +86,15 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
             beta,
             trans_a,
             trans_b,
-        } => one(gemm(arg(0)?, arg(1)?, opt(2), *alpha, *beta, *trans_a, *trans_b)?),
+        } => one(gemm(
+            arg(0)?,
+            arg(1)?,
+            opt(2),
+            *alpha,
+            *beta,
+            *trans_a,
+            *trans_b,
+        )?),
         Op::Transpose { perm } => one(transpose(arg(0)?, perm.as_deref())?),
         Op::Reshape { allowzero } => {
             let shape = arg(1)?.to_i64_vec();
@@ -76,10 +106,8 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
             let axes = axes_of(axes, opt(1)).ok_or("Unsqueeze needs axes")?;
             let x = arg(0)?;
             let rank = x.shape().len() + axes.len();
-            let mut axes: Vec<usize> = axes
-                .iter()
-                .map(|&a| norm_axis(a, rank))
-                .collect::<R<_>>()?;
+            let mut axes: Vec<usize> =
+                axes.iter().map(|&a| norm_axis(a, rank)).collect::<R<_>>()?;
             axes.sort_unstable();
             let mut shape: Vec<usize> = x.shape().to_vec();
             for a in axes {
@@ -126,11 +154,15 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
                 None => {
                     let k = *outputs;
                     let chunk = n.div_ceil(k.max(1));
-                    (0..k).map(|i| chunk.min(n.saturating_sub(i * chunk))).collect()
+                    (0..k)
+                        .map(|i| chunk.min(n.saturating_sub(i * chunk)))
+                        .collect()
                 }
             };
             if sizes.iter().sum::<usize>() != n || sizes.len() != *outputs {
-                return Err(format!("Split sizes {sizes:?} do not cover axis of size {n}"));
+                return Err(format!(
+                    "Split sizes {sizes:?} do not cover axis of size {n}"
+                ));
             }
             let mut out = Vec::new();
             let mut start = 0;
@@ -163,17 +195,27 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
         }
         Op::Expand => {
             let x = arg(0)?;
-            let want: Vec<usize> = arg(1)?.to_i64_vec().iter().map(|&d| d.max(0) as usize).collect();
+            let want: Vec<usize> = arg(1)?
+                .to_i64_vec()
+                .iter()
+                .map(|&d| d.max(0) as usize)
+                .collect();
             let shape = broadcast_shape(x.shape(), &want)?;
             one(broadcast_to(x, &shape)?)
         }
         Op::Range => one(range(arg(0)?, arg(1)?, arg(2)?)?),
         Op::CumSum { exclusive, reverse } => {
-            let axis = arg(1)?.to_i64_vec().first().copied().ok_or("CumSum needs an axis")?;
+            let axis = arg(1)?
+                .to_i64_vec()
+                .first()
+                .copied()
+                .ok_or("CumSum needs an axis")?;
             one(cumsum(arg(0)?, axis, *exclusive, *reverse)?)
         }
         Op::Trilu { upper } => {
-            let k = opt(1).and_then(|t| t.to_i64_vec().first().copied()).unwrap_or(0);
+            let k = opt(1)
+                .and_then(|t| t.to_i64_vec().first().copied())
+                .unwrap_or(0);
             one(trilu(arg(0)?, k, *upper)?)
         }
         Op::ReduceMean { axes, keepdims } => {
@@ -191,9 +233,13 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
             one(reduce(arg(0)?, ax, *keepdims, false)?)
         }
         Op::Softmax { axis } => one(Tensor::F32(softmax(f32_of(arg(0)?)?, *axis)?)),
-        Op::LayerNormalization { axis, epsilon } => {
-            one(layer_norm(f32_of(arg(0)?)?, arg(1)?, opt(2), *axis, *epsilon)?)
-        }
+        Op::LayerNormalization { axis, epsilon } => one(layer_norm(
+            f32_of(arg(0)?)?,
+            arg(1)?,
+            opt(2),
+            *axis,
+            *epsilon,
+        )?),
         Op::SymShape { dims, scalar } => {
             let t = seq_len(arg(0)?)? as i64;
             let v: Vec<i64> = dims.iter().map(|d| d.at(t)).collect();
@@ -212,9 +258,13 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
         }
         Op::CausalMask { kind } => one(causal_mask(seq_len(arg(0)?)?, *kind)),
         Op::Embedding => one(embedding(arg(0)?, f32_of(arg(1)?)?, f32_of(arg(2)?)?)?),
-        Op::LayerNorm { eps } => {
-            one(layer_norm(f32_of(arg(0)?)?, arg(1)?, Some(arg(2)?), -1, *eps)?)
-        }
+        Op::LayerNorm { eps } => one(layer_norm(
+            f32_of(arg(0)?)?,
+            arg(1)?,
+            Some(arg(2)?),
+            -1,
+            *eps,
+        )?),
         Op::Linear => {
             let y = matmul(f32_of(arg(0)?)?, f32_of(arg(1)?)?)?;
             match opt(2) {
@@ -223,7 +273,9 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
             }
         }
         Op::Gelu { form } => one(unary_f32(arg(0)?, |x| gelu(x, *form))?),
-        Op::Attention { heads, scale } => one(Tensor::F32(attention(f32_of(arg(0)?)?, *heads, *scale)?)),
+        Op::Attention { heads, scale } => {
+            one(Tensor::F32(attention(f32_of(arg(0)?)?, *heads, *scale)?))
+        }
         Op::Logits => {
             let w = f32_of(arg(1)?)?;
             let wt = w.t().to_owned().into_dyn();
@@ -267,9 +319,13 @@ pub fn causal_mask(t: usize, kind: MaskKind) -> Tensor {
     match kind {
         MaskKind::Allowed => Tensor::Bool(ArrayD::from_shape_fn(shape, |i| i[3] <= i[2])),
         MaskKind::Blocked => Tensor::Bool(ArrayD::from_shape_fn(shape, |i| i[3] > i[2])),
-        MaskKind::Additive(v) => {
-            Tensor::F32(ArrayD::from_shape_fn(shape, |i| if i[3] <= i[2] { 0.0 } else { v }))
-        }
+        MaskKind::Additive(v) => Tensor::F32(ArrayD::from_shape_fn(shape, |i| {
+            if i[3] <= i[2] {
+                0.0
+            } else {
+                v
+            }
+        })),
     }
 }
 
@@ -298,8 +354,16 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> R<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -541,7 +605,7 @@ pub fn reshape_target(input: &[usize], shape: &[i64], allowzero: bool) -> R<Vec<
     }
     if let Some(i) = infer {
         let rest: usize = out.iter().product();
-        if rest == 0 || total % rest != 0 {
+        if rest == 0 || !total.is_multiple_of(rest) {
             return Err(format!("Reshape of {input:?} to {shape:?}"));
         }
         out[i] = total / rest;
@@ -581,7 +645,11 @@ fn concat(parts: &[&Tensor], axis: i64) -> R<Tensor> {
         ($v:ident, $get:ident) => {{
             let views: Vec<_> = parts
                 .iter()
-                .map(|t| t.$get().map(|a| a.view()).ok_or_else(|| "Concat of mixed types".to_string()))
+                .map(|t| {
+                    t.$get()
+                        .map(|a| a.view())
+                        .ok_or_else(|| "Concat of mixed types".to_string())
+                })
                 .collect::<R<_>>()?;
             Tensor::$v(concatenate(ax, &views).map_err(|e| e.to_string())?)
         }};
@@ -654,7 +722,9 @@ fn gather(data: &Tensor, indices: &Tensor, axis: i64) -> R<Tensor> {
         .map(|&i| {
             let j = if i < 0 { i + n } else { i };
             if j < 0 || j >= n {
-                Err(format!("Gather index {i} out of range for axis of size {n}"))
+                Err(format!(
+                    "Gather index {i} out of range for axis of size {n}"
+                ))
             } else {
                 Ok(j as usize)
             }
@@ -696,19 +766,22 @@ fn gather_nd(data: &Tensor, indices: &Tensor, batch_dims: i64) -> R<Tensor> {
     let mut shape: Vec<usize> = ish[..ish.len() - 1].to_vec();
     shape.extend_from_slice(&dsh[k..]);
     let flat = reshape(data, &[data.len()])?;
-    let idx: Vec<usize> = flat_rows
-        .iter()
-        .flat_map(|&o| o..o + inner)
-        .collect();
+    let idx: Vec<usize> = flat_rows.iter().flat_map(|&o| o..o + inner).collect();
     reshape(&select(&flat, 0, &idx), &shape)
 }
 
 fn fill(value: &Tensor, shape: &[usize]) -> Tensor {
     let sh = IxDyn(shape);
     match value {
-        Tensor::F32(a) => Tensor::F32(ArrayD::from_elem(sh, a.iter().next().copied().unwrap_or(0.0))),
+        Tensor::F32(a) => Tensor::F32(ArrayD::from_elem(
+            sh,
+            a.iter().next().copied().unwrap_or(0.0),
+        )),
         Tensor::I64(a) => Tensor::I64(ArrayD::from_elem(sh, a.iter().next().copied().unwrap_or(0))),
-        Tensor::Bool(a) => Tensor::Bool(ArrayD::from_elem(sh, a.iter().next().copied().unwrap_or(false))),
+        Tensor::Bool(a) => Tensor::Bool(ArrayD::from_elem(
+            sh,
+            a.iter().next().copied().unwrap_or(false),
+        )),
     }
 }
 
@@ -738,7 +811,10 @@ fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> R<Tensor> {
 }
 
 fn first<T: Copy>(a: &ArrayD<T>) -> R<T> {
-    a.iter().next().copied().ok_or_else(|| "empty scalar".into())
+    a.iter()
+        .next()
+        .copied()
+        .ok_or_else(|| "empty scalar".into())
 }
 
 fn cumsum(x: &Tensor, axis: i64, exclusive: bool, reverse: bool) -> R<Tensor> {
@@ -785,10 +861,18 @@ fn trilu(x: &Tensor, k: i64, upper: bool) -> R<Tensor> {
     };
     Ok(match x {
         Tensor::F32(a) => Tensor::F32(ArrayD::from_shape_fn(a.raw_dim(), |i| {
-            if keep(&i) { a[&i] } else { 0.0 }
+            if keep(&i) {
+                a[&i]
+            } else {
+                0.0
+            }
         })),
         Tensor::I64(a) => Tensor::I64(ArrayD::from_shape_fn(a.raw_dim(), |i| {
-            if keep(&i) { a[&i] } else { 0 }
+            if keep(&i) {
+                a[&i]
+            } else {
+                0
+            }
         })),
         Tensor::Bool(a) => Tensor::Bool(ArrayD::from_shape_fn(a.raw_dim(), |i| keep(&i) && a[&i])),
     })
@@ -826,7 +910,11 @@ fn reduce(x: &Tensor, axes: Option<Vec<i64>>, keepdims: bool, mean: bool) -> R<T
                     acc = acc.insert_axis(Axis(ax));
                 }
             }
-            Ok(Tensor::I64(if mean { acc.mapv(|v| v / count.max(1)) } else { acc }))
+            Ok(Tensor::I64(if mean {
+                acc.mapv(|v| v / count.max(1))
+            } else {
+                acc
+            }))
         }
         Tensor::Bool(_) => Err("reduction of bool".into()),
     }
@@ -882,11 +970,7 @@ fn layer_norm(
     for r in 0..outer {
         let row = &src[r * inner..(r + 1) * inner];
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / inner as f64;
-        let var = row
-            .iter()
-            .map(|&v| (v as f64 - mean).powi(2))
-            .sum::<f64>()
-            / inner as f64;
+        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / inner as f64;
         let inv = 1.0 / (var + eps as f64).sqrt();
         for (i, &v) in row.iter().enumerate() {
             out.push((((v as f64 - mean) * inv) as f32) * g[i] + b[i]);
@@ -908,7 +992,9 @@ fn embedding(ids: &Tensor, wte: &ArrayD<f32>, wpe: &ArrayD<f32>) -> R<Tensor> {
     let mut out = Vec::with_capacity(t * c);
     for (pos, &id) in ids.iter().enumerate() {
         if id < 0 || id as usize >= v {
-            return Err(format!("token id {id} out of range for a vocabulary of {v}"));
+            return Err(format!(
+                "token id {id} out of range for a vocabulary of {v}"
+            ));
         }
         let (tr, pr) = (wte.row(id as usize), wpe.row(pos));
         out.extend(tr.iter().zip(pr.iter()).map(|(a, b)| a + b));
@@ -930,7 +1016,7 @@ impl Row for ArrayD<f32> {
 /// Causal multi-head attention on a packed `[1, T, 3C]` projection.
 fn attention(qkv: &ArrayD<f32>, heads: usize, scale: f32) -> R<ArrayD<f32>> {
     let sh = qkv.shape();
-    if sh.len() != 3 || sh[0] != 1 || sh[2] % 3 != 0 {
+    if sh.len() != 3 || sh[0] != 1 || !sh[2].is_multiple_of(3) {
         return Err(format!("attention expects [1, T, 3C], got {sh:?}"));
     }
     let (t, c) = (sh[1], sh[2] / 3);
@@ -961,7 +1047,8 @@ fn attention(qkv: &ArrayD<f32>, heads: usize, scale: f32) -> R<ArrayD<f32>> {
             }
         }
     }
-    Ok(out.into_shape_with_order(IxDyn(&[1, t, c])).map_err(|e| e.to_string())?)
+    out.into_shape_with_order(IxDyn(&[1, t, c]))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -982,7 +1069,10 @@ mod tests {
 
     #[test]
     fn reshape_infers_and_copies() {
-        assert_eq!(reshape_target(&[1, 6, 4], &[0, -1, 2], false).unwrap(), vec![1, 12, 2]);
+        assert_eq!(
+            reshape_target(&[1, 6, 4], &[0, -1, 2], false).unwrap(),
+            vec![1, 12, 2]
+        );
         assert!(reshape_target(&[5], &[2, -1], false).is_err());
     }
 
@@ -990,9 +1080,15 @@ mod tests {
     fn slice_negative_step_and_clamping() {
         let x = Tensor::vec_i64(vec![0, 1, 2, 3, 4]);
         let s = |a, b, st| {
-            slice(&x, &Tensor::vec_i64(vec![a]), &Tensor::vec_i64(vec![b]), None, Some(&Tensor::vec_i64(vec![st])))
-                .unwrap()
-                .to_i64_vec()
+            slice(
+                &x,
+                &Tensor::vec_i64(vec![a]),
+                &Tensor::vec_i64(vec![b]),
+                None,
+                Some(&Tensor::vec_i64(vec![st])),
+            )
+            .unwrap()
+            .to_i64_vec()
         };
         assert_eq!(s(1, i64::MAX, 1), vec![1, 2, 3, 4]);
         assert_eq!(s(-1, i64::MIN, -1), vec![4, 3, 2, 1, 0]);

@@ -31,47 +31,6 @@ impl Dim {
     pub fn at(self, seq: i64) -> i64 {
         self.t * seq + self.c
     }
-
-    pub fn add(self, o: Dim) -> Dim {
-        Dim {
-            t: self.t + o.t,
-            c: self.c + o.c,
-        }
-    }
-
-    pub fn sub(self, o: Dim) -> Dim {
-        Dim {
-            t: self.t - o.t,
-            c: self.c - o.c,
-        }
-    }
-
-    /// Product, when at most one factor depends on `T`.
-    pub fn mul(self, o: Dim) -> Option<Dim> {
-        match (self.as_known(), o.as_known()) {
-            (Some(a), _) => Some(Dim {
-                t: a * o.t,
-                c: a * o.c,
-            }),
-            (_, Some(b)) => Some(Dim {
-                t: self.t * b,
-                c: self.c * b,
-            }),
-            _ => None,
-        }
-    }
-
-    /// Exact quotient by a known divisor.
-    pub fn div(self, o: Dim) -> Option<Dim> {
-        let b = o.as_known()?;
-        if b == 0 || self.t % b != 0 || self.c % b != 0 {
-            return None;
-        }
-        Some(Dim {
-            t: self.t / b,
-            c: self.c / b,
-        })
-    }
 }
 
 impl fmt::Display for Dim {

@@ -172,7 +172,10 @@ impl Graph {
 
     /// The type of a value, if inferred.
     pub fn ty(&self, v: ValueRef) -> Option<&TensorType> {
-        self.g[v.node].outputs.get(v.output).and_then(|t| t.as_ref())
+        self.g[v.node]
+            .outputs
+            .get(v.output)
+            .and_then(|t| t.as_ref())
     }
 
     /// The constant tensor behind `v`, if its node is a constant.

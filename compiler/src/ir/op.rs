@@ -31,7 +31,9 @@ pub enum MaskKind {
 pub enum Op {
     // ----- sources
     /// A graph input (token ids).
-    Input { name: String },
+    Input {
+        name: String,
+    },
     /// A constant: a weight, or a small public value.
     Const(Tensor),
 
@@ -59,61 +61,120 @@ pub enum Op {
     Or,
     Not,
     Where,
-    Cast { to: DType },
+    Cast {
+        to: DType,
+    },
     MatMul,
-    Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
-    Transpose { perm: Option<Vec<usize>> },
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    Transpose {
+        perm: Option<Vec<usize>>,
+    },
     /// Inputs: data, shape.
-    Reshape { allowzero: bool },
+    Reshape {
+        allowzero: bool,
+    },
     /// Inputs: data, axes (opset 13+); or `axes` from the attribute (older opsets).
-    Unsqueeze { axes: Option<Vec<i64>> },
-    Squeeze { axes: Option<Vec<i64>> },
-    Concat { axis: i64 },
+    Unsqueeze {
+        axes: Option<Vec<i64>>,
+    },
+    Squeeze {
+        axes: Option<Vec<i64>>,
+    },
+    Concat {
+        axis: i64,
+    },
     /// Inputs: data, split sizes (optional). Outputs: `outputs` pieces.
-    Split { axis: i64, split: Option<Vec<i64>>, outputs: usize },
+    Split {
+        axis: i64,
+        split: Option<Vec<i64>>,
+        outputs: usize,
+    },
     /// Inputs: data, starts, ends, axes (optional), steps (optional).
     Slice,
-    Gather { axis: i64 },
-    GatherND { batch_dims: i64 },
-    Shape { start: i64, end: Option<i64> },
-    ConstantOfShape { value: Tensor },
+    Gather {
+        axis: i64,
+    },
+    GatherND {
+        batch_dims: i64,
+    },
+    Shape {
+        start: i64,
+        end: Option<i64>,
+    },
+    ConstantOfShape {
+        value: Tensor,
+    },
     /// Inputs: data, shape.
     Expand,
     /// Inputs: start, limit, delta.
     Range,
     /// Inputs: data, axis.
-    CumSum { exclusive: bool, reverse: bool },
+    CumSum {
+        exclusive: bool,
+        reverse: bool,
+    },
     /// Inputs: data, k (optional).
-    Trilu { upper: bool },
+    Trilu {
+        upper: bool,
+    },
     /// Inputs: data, axes (optional, opset 18). `axes` is the attribute of older opsets.
-    ReduceMean { axes: Option<Vec<i64>>, keepdims: bool },
-    ReduceSum { axes: Option<Vec<i64>>, keepdims: bool, noop_with_empty_axes: bool },
-    Softmax { axis: i64 },
+    ReduceMean {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+    },
+    ReduceSum {
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
+    Softmax {
+        axis: i64,
+    },
     /// Inputs: x, scale, bias (optional).
-    LayerNormalization { axis: i64, epsilon: f32 },
+    LayerNormalization {
+        axis: i64,
+        epsilon: f32,
+    },
 
     // ----- shape-only values recognised by constant folding (input: the token ids, read for
     //       their length only)
     /// An i64 vector (or scalar, when `scalar`) whose entries are affine in `T`: folded shape
     /// arithmetic such as `[1, T, 12, 64]`.
-    SymShape { dims: Vec<crate::ir::Dim>, scalar: bool },
+    SymShape {
+        dims: Vec<crate::ir::Dim>,
+        scalar: bool,
+    },
     /// `[0, 1, …, T−1]`, shaped `[1, T]`: the position index of each token.
     Positions,
     /// The causal mask `[1, 1, T, T]` of a sequence of length `T`, in the encoding `kind`.
-    CausalMask { kind: MaskKind },
+    CausalMask {
+        kind: MaskKind,
+    },
 
     // ----- high-level operations (fused; what lowering consumes)
     /// Inputs: token ids `[1, T]`, token table `[V, C]`, position table `[P, C]`.
     /// Output: `wte[ids] + wpe[0..T]`, `[1, T, C]`.
     Embedding,
     /// LayerNorm over the last axis. Inputs: x, gamma, beta.
-    LayerNorm { eps: f32 },
+    LayerNorm {
+        eps: f32,
+    },
     /// `x·W + b` over the last axis with a server-held weight. Inputs: x `[…, K]`, W `[K, N]`, b `[N]`.
     Linear,
-    Gelu { form: GeluForm },
+    Gelu {
+        form: GeluForm,
+    },
     /// Causal multi-head self-attention on the packed projection `qkv` `[1, T, 3C]`:
     /// `softmax(scale·q·kᵀ + causal mask)·v` per head, heads merged back to `[1, T, C]`.
-    Attention { heads: usize, scale: f32 },
+    Attention {
+        heads: usize,
+        scale: f32,
+    },
     /// Residual connection: sum of two activations.
     ResidualAdd,
     /// Vocabulary projection `x·Wᵀ` with the token table `W` `[V, C]`. Output `[1, T, V]`.

@@ -30,7 +30,13 @@ pub fn render(graph: &Graph) -> String {
         for o in 0..node.outputs.len() {
             let name = format!("%{next}");
             next += 1;
-            number.insert(ValueRef { node: id, output: o }, name.clone());
+            number.insert(
+                ValueRef {
+                    node: id,
+                    output: o,
+                },
+                name.clone(),
+            );
             lhs.push(name);
         }
         let tys: Vec<String> = node

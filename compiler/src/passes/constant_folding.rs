@@ -35,11 +35,18 @@ fn fold_constants(graph: &mut Graph) -> Result<()> {
     let dep = probe::dependence(graph);
     for id in graph.topo_order() {
         let node = graph.node(id);
-        if dep[&id] != Dep::Constant || matches!(node.op, Op::Const(_)) || node.op.num_outputs() != 1 {
+        if dep[&id] != Dep::Constant
+            || matches!(node.op, Op::Const(_))
+            || node.op.num_outputs() != 1
+        {
             continue;
         }
         let ins = graph.inputs(id);
-        if ins.iter().flatten().any(|v| graph.const_value(*v).is_none()) {
+        if ins
+            .iter()
+            .flatten()
+            .any(|v| graph.const_value(*v).is_none())
+        {
             continue;
         }
         let args: Vec<Option<Tensor>> = ins
@@ -55,7 +62,13 @@ fn fold_constants(graph: &mut Graph) -> Result<()> {
         let value = out.into_iter().next().expect("one output");
         let name = node.name.clone();
         let c = graph.add_const(name, value);
-        graph.replace_uses(ValueRef { node: id, output: 0 }, c.into());
+        graph.replace_uses(
+            ValueRef {
+                node: id,
+                output: 0,
+            },
+            c.into(),
+        );
     }
     Ok(())
 }
@@ -94,8 +107,12 @@ fn fold_shape_only(graph: &mut Graph) -> Result<()> {
     for v in order {
         let readers = graph.users(v);
         let outer = readers.iter().any(|(u, _)| {
-            (0..graph.node(*u).outputs.len())
-                .all(|o| !templates.contains_key(&ValueRef { node: *u, output: o }))
+            (0..graph.node(*u).outputs.len()).all(|o| {
+                !templates.contains_key(&ValueRef {
+                    node: *u,
+                    output: o,
+                })
+            })
         }) || graph.outputs.iter().any(|(_, o)| *o == v);
         if !outer {
             continue;
@@ -127,7 +144,11 @@ fn classify(samples: &[Tensor]) -> Option<Template> {
     }
     let rank = samples[0].shape().len();
     // Shape arithmetic: i64 vectors of fixed length, each entry affine in T.
-    if rank <= 1 && samples.iter().all(|s| s.as_i64().is_some() && s.shape() == samples[0].shape()) {
+    if rank <= 1
+        && samples
+            .iter()
+            .all(|s| s.as_i64().is_some() && s.shape() == samples[0].shape())
+    {
         let n = samples[0].len();
         let cols: Vec<Vec<i64>> = samples.iter().map(|s| s.to_i64_vec()).collect();
         let dims: Option<Vec<Dim>> = (0..n)
@@ -191,7 +212,13 @@ fn bypass_no_ops(graph: &mut Graph) {
             _ => false,
         };
         if no_op {
-            graph.replace_uses(ValueRef { node: id, output: 0 }, x);
+            graph.replace_uses(
+                ValueRef {
+                    node: id,
+                    output: 0,
+                },
+                x,
+            );
         }
     }
 }

@@ -12,7 +12,11 @@ pub fn run(graph: &mut Graph) -> usize {
             stack.extend(graph.inputs(id).into_iter().flatten().map(|v| v.node));
         }
     }
-    let dead: Vec<_> = graph.g.node_indices().filter(|n| !live.contains(n)).collect();
+    let dead: Vec<_> = graph
+        .g
+        .node_indices()
+        .filter(|n| !live.contains(n))
+        .collect();
     for &id in &dead {
         graph.g.remove_node(id);
     }

@@ -60,7 +60,9 @@ fn konst(graph: &Graph, v: Option<ValueRef>) -> Option<&Tensor> {
 }
 
 fn scalar(graph: &Graph, v: Option<ValueRef>) -> Option<f32> {
-    konst(graph, v).filter(|t| t.len() == 1).map(|t| t.to_f64_vec()[0] as f32)
+    konst(graph, v)
+        .filter(|t| t.len() == 1)
+        .map(|t| t.to_f64_vec()[0] as f32)
 }
 
 fn out_ty(graph: &Graph, id: NodeIndex) -> Option<TensorType> {
@@ -84,7 +86,13 @@ fn replace(graph: &mut Graph, old: NodeIndex, op: Op, inputs: &[ValueRef]) -> No
     let name = graph.node(old).name.clone();
     let id = graph.add(name, op, inputs);
     graph.g[id].outputs = vec![ty];
-    graph.replace_uses(ValueRef { node: old, output: 0 }, id.into());
+    graph.replace_uses(
+        ValueRef {
+            node: old,
+            output: 0,
+        },
+        id.into(),
+    );
     id
 }
 
@@ -97,7 +105,11 @@ fn live_nodes(graph: &Graph) -> Vec<NodeIndex> {
             stack.extend(graph.inputs(id).into_iter().flatten().map(|v| v.node));
         }
     }
-    graph.topo_order().into_iter().filter(|n| live.contains(n)).collect()
+    graph
+        .topo_order()
+        .into_iter()
+        .filter(|n| live.contains(n))
+        .collect()
 }
 
 /// Deterministic test values in [-r, r].
@@ -118,16 +130,19 @@ fn close(a: &Tensor, b: &Tensor) -> bool {
         return false;
     }
     let (x, y) = (a.to_f64_vec(), b.to_f64_vec());
-    x.iter().zip(&y).all(|(p, q)| {
-        (p - q).abs() <= CHECK_TOL as f64 * (1.0 + p.abs().max(q.abs()))
-    })
+    x.iter()
+        .zip(&y)
+        .all(|(p, q)| (p - q).abs() <= CHECK_TOL as f64 * (1.0 + p.abs().max(q.abs())))
 }
 
 /// The input ids at the check length, for regions that contain shape-only nodes.
 fn boundary_with_ids(graph: &Graph) -> HashMap<ValueRef, Tensor> {
     let mut known = HashMap::new();
     for id in graph.input_nodes() {
-        known.insert(id.into(), Tensor::I64(ArrayD::zeros(IxDyn(&[1, CHECK_LEN]))));
+        known.insert(
+            id.into(),
+            Tensor::I64(ArrayD::zeros(IxDyn(&[1, CHECK_LEN]))),
+        );
     }
     known
 }
@@ -172,19 +187,33 @@ fn linear_gemm(graph: &mut Graph) -> usize {
         if !matches!(graph.node(id).op, Op::Reshape { .. }) {
             continue;
         }
-        let Some(g) = input(graph, id, 0) else { continue };
-        let Op::Gemm { alpha, beta, trans_a: false, trans_b } = *op(graph, g) else { continue };
+        let Some(g) = input(graph, id, 0) else {
+            continue;
+        };
+        let Op::Gemm {
+            alpha,
+            beta,
+            trans_a: false,
+            trans_b,
+        } = *op(graph, g)
+        else {
+            continue;
+        };
         if alpha != 1.0 || graph.use_count(g) != 1 {
             continue;
         }
-        let (Some(r1), Some(w)) = (input(graph, g.node, 0), konst(graph, input(graph, g.node, 1)))
-        else {
+        let (Some(r1), Some(w)) = (
+            input(graph, g.node, 0),
+            konst(graph, input(graph, g.node, 1)),
+        ) else {
             continue;
         };
         if !matches!(op(graph, r1), Op::Reshape { .. }) {
             continue;
         }
-        let Some(x) = input(graph, r1.node, 0) else { continue };
+        let Some(x) = input(graph, r1.node, 0) else {
+            continue;
+        };
         let (Some(k), Some(nn)) = (
             activation_width(graph.ty(x)),
             activation_width(out_ty(graph, id).as_ref()),
@@ -192,18 +221,25 @@ fn linear_gemm(graph: &mut Graph) -> usize {
             continue;
         };
         let w = if trans_b {
-            kernels::eval(&Op::Transpose { perm: None }, &[Some(w)]).ok().map(|mut v| v.remove(0))
+            kernels::eval(&Op::Transpose { perm: None }, &[Some(w)])
+                .ok()
+                .map(|mut v| v.remove(0))
         } else {
             Some(w.clone())
         };
-        let Some(w) = w.filter(|w| w.shape() == [k as usize, nn as usize]) else { continue };
+        let Some(w) = w.filter(|w| w.shape() == [k as usize, nn as usize]) else {
+            continue;
+        };
         let bias = konst(graph, input(graph, g.node, 2)).cloned();
         let bias = match bias {
             Some(b) if beta == 1.0 && b.shape() == [nn as usize] => Some(b),
             Some(_) => continue,
             None => None,
         };
-        let wname = graph.node(input(graph, g.node, 1).expect("weight").node).name.clone();
+        let wname = graph
+            .node(input(graph, g.node, 1).expect("weight").node)
+            .name
+            .clone();
         let wid = graph.add_const(wname, w);
         let mut ins = vec![x, wid.into()];
         if let Some(b) = bias {
@@ -223,8 +259,14 @@ fn linear_matmul_add(graph: &mut Graph) -> usize {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
         }
-        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else { continue };
-        let (mm, bias) = if matches!(op(graph, a), Op::MatMul) { (a, b) } else { (b, a) };
+        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else {
+            continue;
+        };
+        let (mm, bias) = if matches!(op(graph, a), Op::MatMul) {
+            (a, b)
+        } else {
+            (b, a)
+        };
         if !matches!(op(graph, mm), Op::MatMul) || graph.use_count(mm) != 1 {
             continue;
         }
@@ -235,7 +277,9 @@ fn linear_matmul_add(graph: &mut Graph) -> usize {
         ) else {
             continue;
         };
-        let Some(k) = activation_width(graph.ty(x)) else { continue };
+        let Some(k) = activation_width(graph.ty(x)) else {
+            continue;
+        };
         if w.shape().len() != 2 || w.shape()[0] != k as usize || bt.shape() != [w.shape()[1]] {
             continue;
         }
@@ -254,15 +298,25 @@ fn logits(graph: &mut Graph) -> usize {
         if !matches!(op(graph, v), Op::MatMul) {
             continue;
         }
-        let (Some(x), Some(w)) = (input(graph, v.node, 0), konst(graph, input(graph, v.node, 1))) else {
+        let (Some(x), Some(w)) = (
+            input(graph, v.node, 0),
+            konst(graph, input(graph, v.node, 1)),
+        ) else {
             continue;
         };
-        let Some(c) = activation_width(graph.ty(x)) else { continue };
+        let Some(c) = activation_width(graph.ty(x)) else {
+            continue;
+        };
         if w.shape().len() != 2 || w.shape()[0] != c as usize {
             continue;
         }
-        let Ok(mut wt) = kernels::eval(&Op::Transpose { perm: None }, &[Some(w)]) else { continue };
-        let name = graph.node(input(graph, v.node, 1).expect("weight").node).name.clone();
+        let Ok(mut wt) = kernels::eval(&Op::Transpose { perm: None }, &[Some(w)]) else {
+            continue;
+        };
+        let name = graph
+            .node(input(graph, v.node, 1).expect("weight").node)
+            .name
+            .clone();
         let wid = graph.add_const(name, wt.remove(0));
         replace(graph, v.node, Op::Logits, &[x, wid.into()]);
         n += 1;
@@ -276,20 +330,31 @@ fn logits(graph: &mut Graph) -> usize {
 fn layer_norm(graph: &mut Graph) -> usize {
     let mut n = 0;
     for id in live_nodes(graph) {
-        let Op::LayerNormalization { axis, epsilon } = graph.node(id).op else { continue };
-        let Some(x) = input(graph, id, 0) else { continue };
-        let Some(c) = activation_width(graph.ty(x)) else { continue };
+        let Op::LayerNormalization { axis, epsilon } = graph.node(id).op else {
+            continue;
+        };
+        let Some(x) = input(graph, id, 0) else {
+            continue;
+        };
+        let Some(c) = activation_width(graph.ty(x)) else {
+            continue;
+        };
         if axis != -1 && axis != 2 {
             continue;
         }
-        let Some(g) = input(graph, id, 1).filter(|g| konst(graph, Some(*g)).is_some_and(|t| t.shape() == [c as usize])) else {
+        let Some(g) = input(graph, id, 1)
+            .filter(|g| konst(graph, Some(*g)).is_some_and(|t| t.shape() == [c as usize]))
+        else {
             continue;
         };
         let b = match input(graph, id, 2) {
             Some(b) if konst(graph, Some(b)).is_some_and(|t| t.shape() == [c as usize]) => b,
             Some(_) => continue,
             None => graph
-                .add_const(format!("{} (zero bias)", graph.node(id).name), Tensor::F32(ArrayD::zeros(IxDyn(&[c as usize]))))
+                .add_const(
+                    format!("{} (zero bias)", graph.node(id).name),
+                    Tensor::F32(ArrayD::zeros(IxDyn(&[c as usize]))),
+                )
                 .into(),
         };
         replace(graph, id, Op::LayerNorm { eps: epsilon }, &[x, g, b]);
@@ -306,34 +371,73 @@ fn layer_norm_decomposed(graph: &mut Graph) -> usize {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
         }
-        let (Some(a0), Some(a1)) = (input(graph, id, 0), input(graph, id, 1)) else { continue };
-        let (mul, beta) = if matches!(op(graph, a0), Op::Mul) { (a0, a1) } else { (a1, a0) };
+        let (Some(a0), Some(a1)) = (input(graph, id, 0), input(graph, id, 1)) else {
+            continue;
+        };
+        let (mul, beta) = if matches!(op(graph, a0), Op::Mul) {
+            (a0, a1)
+        } else {
+            (a1, a0)
+        };
         if !matches!(op(graph, mul), Op::Mul) || graph.const_value(beta).is_none() {
             continue;
         }
-        let (Some(m0), Some(m1)) = (input(graph, mul.node, 0), input(graph, mul.node, 1)) else { continue };
-        let (y, gamma) = if graph.const_value(m1).is_some() { (m0, m1) } else { (m1, m0) };
-        let allowed = |o: &Op| {
-            matches!(o, Op::ReduceMean { .. } | Op::Sub | Op::Pow | Op::Add | Op::Sqrt | Op::Div | Op::Mul | Op::Reciprocal)
+        let (Some(m0), Some(m1)) = (input(graph, mul.node, 0), input(graph, mul.node, 1)) else {
+            continue;
         };
-        let Some(x) = region(graph, y, &allowed) else { continue };
-        let Some(c) = activation_width(graph.ty(x)) else { continue };
+        let (y, gamma) = if graph.const_value(m1).is_some() {
+            (m0, m1)
+        } else {
+            (m1, m0)
+        };
+        let allowed = |o: &Op| {
+            matches!(
+                o,
+                Op::ReduceMean { .. }
+                    | Op::Sub
+                    | Op::Pow
+                    | Op::Add
+                    | Op::Sqrt
+                    | Op::Div
+                    | Op::Mul
+                    | Op::Reciprocal
+            )
+        };
+        let Some(x) = region(graph, y, &allowed) else {
+            continue;
+        };
+        let Some(c) = activation_width(graph.ty(x)) else {
+            continue;
+        };
         let cu = c as usize;
-        let (Some(gt), Some(bt)) = (graph.const_value(gamma), graph.const_value(beta)) else { continue };
+        let (Some(gt), Some(bt)) = (graph.const_value(gamma), graph.const_value(beta)) else {
+            continue;
+        };
         if gt.shape() != [cu] || bt.shape() != [cu] || !matches!(op(graph, y), Op::Div | Op::Mul) {
             continue;
         }
         // ε is the scalar added inside the region; check the whole normalisation numerically.
-        let Some(eps) = region_scalars(graph, y, x).into_iter().find(|&e| e > 0.0 && e < 1e-2) else {
+        let Some(eps) = region_scalars(graph, y, x)
+            .into_iter()
+            .find(|&e| e > 0.0 && e < 1e-2)
+        else {
             continue;
         };
-        let xs = Tensor::f32_from(&[1, CHECK_LEN, cu], test_values(CHECK_LEN * cu, 7, 3.0)).expect("shape");
+        let xs = Tensor::f32_from(&[1, CHECK_LEN, cu], test_values(CHECK_LEN * cu, 7, 3.0))
+            .expect("shape");
         let mut known = boundary_with_ids(graph);
         known.insert(x, xs.clone());
-        let Ok(got) = float::eval_value(graph, y, &mut known) else { continue };
+        let Ok(got) = float::eval_value(graph, y, &mut known) else {
+            continue;
+        };
         let ones = Tensor::F32(ArrayD::ones(IxDyn(&[cu])));
         let zeros = Tensor::F32(ArrayD::zeros(IxDyn(&[cu])));
-        let Ok(want) = kernels::eval(&Op::LayerNorm { eps }, &[Some(&xs), Some(&ones), Some(&zeros)]) else { continue };
+        let Ok(want) = kernels::eval(
+            &Op::LayerNorm { eps },
+            &[Some(&xs), Some(&ones), Some(&zeros)],
+        ) else {
+            continue;
+        };
         if !close(&got, &want[0]) {
             continue;
         }
@@ -372,10 +476,22 @@ fn gelu(graph: &mut Graph) -> usize {
         if !matches!(graph.node(id).op, Op::Mul) {
             continue;
         }
-        let out = ValueRef { node: id, output: 0 };
-        let allowed = |o: &Op| matches!(o, Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Tanh | Op::Erf | Op::Sqrt);
-        let Some(x) = region(graph, out, &allowed) else { continue };
-        let Some(ty) = graph.ty(x).cloned() else { continue };
+        let out = ValueRef {
+            node: id,
+            output: 0,
+        };
+        let allowed = |o: &Op| {
+            matches!(
+                o,
+                Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Pow | Op::Tanh | Op::Erf | Op::Sqrt
+            )
+        };
+        let Some(x) = region(graph, out, &allowed) else {
+            continue;
+        };
+        let Some(ty) = graph.ty(x).cloned() else {
+            continue;
+        };
         if ty.dtype != DType::F32 || graph.ty(out) != Some(&ty) {
             continue;
         }
@@ -384,10 +500,15 @@ fn gelu(graph: &mut Graph) -> usize {
         let xs = Tensor::f32_from(&[probe.len()], probe.clone()).expect("shape");
         let mut known = boundary_with_ids(graph);
         known.insert(x, xs);
-        let Ok(got) = float::eval_value(graph, out, &mut known) else { continue };
+        let Ok(got) = float::eval_value(graph, out, &mut known) else {
+            continue;
+        };
         let form = [GeluForm::Tanh, GeluForm::Erf].into_iter().find(|&f| {
             let want: Vec<f32> = probe.iter().map(|&v| kernels::gelu(v, f)).collect();
-            close(&got, &Tensor::f32_from(&[probe.len()], want).expect("shape"))
+            close(
+                &got,
+                &Tensor::f32_from(&[probe.len()], want).expect("shape"),
+            )
         });
         if let Some(form) = form {
             replace(graph, id, Op::Gelu { form }, &[x]);
@@ -411,13 +532,21 @@ fn layout_up(graph: &Graph, mut v: ValueRef) -> Option<(ValueRef, f64)> {
         }
         let id = v.node;
         match op(graph, v) {
-            Op::Reshape { .. } | Op::Transpose { .. } | Op::Identity | Op::Squeeze { .. } | Op::Unsqueeze { .. } => {
+            Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Identity
+            | Op::Squeeze { .. }
+            | Op::Unsqueeze { .. } => {
                 v = input(graph, id, 0)?;
             }
             Op::Mul | Op::Div => {
                 let (a, b) = (input(graph, id, 0)?, input(graph, id, 1)?);
                 if let Some(s) = scalar(graph, Some(b)) {
-                    scale *= if matches!(op(graph, v), Op::Mul) { s as f64 } else { 1.0 / s as f64 };
+                    scale *= if matches!(op(graph, v), Op::Mul) {
+                        s as f64
+                    } else {
+                        1.0 / s as f64
+                    };
                     v = a;
                 } else if let (Op::Mul, Some(s)) = (op(graph, v), scalar(graph, Some(a))) {
                     scale *= s as f64;
@@ -439,11 +568,19 @@ fn layout_down(graph: &Graph, mut v: ValueRef) -> Option<ValueRef> {
             return Some(v);
         }
         let users = graph.users(v);
-        let [(u, 0)] = users.as_slice() else { return None };
-        if !matches!(graph.node(*u).op, Op::Reshape { .. } | Op::Transpose { .. } | Op::Identity) {
+        let [(u, 0)] = users.as_slice() else {
+            return None;
+        };
+        if !matches!(
+            graph.node(*u).op,
+            Op::Reshape { .. } | Op::Transpose { .. } | Op::Identity
+        ) {
             return None;
         }
-        v = ValueRef { node: *u, output: 0 };
+        v = ValueRef {
+            node: *u,
+            output: 0,
+        };
     }
     None
 }
@@ -452,7 +589,10 @@ fn layout_down(graph: &Graph, mut v: ValueRef) -> Option<ValueRef> {
 fn attention(graph: &mut Graph) -> usize {
     let mut n = 0;
     for id in live_nodes(graph) {
-        if !matches!(graph.node(id).op, Op::Softmax { axis: -1 } | Op::Softmax { axis: 3 }) {
+        if !matches!(
+            graph.node(id).op,
+            Op::Softmax { axis: -1 } | Op::Softmax { axis: 3 }
+        ) {
             continue;
         }
         if let Some(fused) = match_attention(graph, id) {
@@ -470,7 +610,14 @@ fn match_attention(graph: &Graph, softmax: NodeIndex) -> Option<(ValueRef, Value
     let scores = match op(graph, m) {
         Op::Add => {
             let (a, b) = (input(graph, m.node, 0)?, input(graph, m.node, 1)?);
-            let is_mask = |v: ValueRef| matches!(op(graph, v), Op::CausalMask { kind: MaskKind::Additive(_) });
+            let is_mask = |v: ValueRef| {
+                matches!(
+                    op(graph, v),
+                    Op::CausalMask {
+                        kind: MaskKind::Additive(_)
+                    }
+                )
+            };
             if is_mask(b) {
                 a
             } else if is_mask(a) {
@@ -482,8 +629,12 @@ fn match_attention(graph: &Graph, softmax: NodeIndex) -> Option<(ValueRef, Value
         Op::Where => {
             let c = input(graph, m.node, 0)?;
             match op(graph, c) {
-                Op::CausalMask { kind: MaskKind::Allowed } => input(graph, m.node, 1)?,
-                Op::CausalMask { kind: MaskKind::Blocked } => input(graph, m.node, 2)?,
+                Op::CausalMask {
+                    kind: MaskKind::Allowed,
+                } => input(graph, m.node, 1)?,
+                Op::CausalMask {
+                    kind: MaskKind::Blocked,
+                } => input(graph, m.node, 2)?,
                 _ => return None,
             }
         }
@@ -493,7 +644,11 @@ fn match_attention(graph: &Graph, softmax: NodeIndex) -> Option<(ValueRef, Value
     let (mut mm, mut post) = (scores, 1.0f64);
     if let Op::Mul | Op::Div = op(graph, mm) {
         let s = scalar(graph, input(graph, mm.node, 1))?;
-        post = if matches!(op(graph, mm), Op::Mul) { s as f64 } else { 1.0 / s as f64 };
+        post = if matches!(op(graph, mm), Op::Mul) {
+            s as f64
+        } else {
+            1.0 / s as f64
+        };
         mm = input(graph, mm.node, 0)?;
     }
     if !matches!(op(graph, mm), Op::MatMul) {
@@ -503,37 +658,78 @@ fn match_attention(graph: &Graph, softmax: NodeIndex) -> Option<(ValueRef, Value
     let (q, sq) = layout_up(graph, input(graph, mm.node, 0)?)?;
     let (k, sk) = layout_up(graph, input(graph, mm.node, 1)?)?;
     // Output: MatMul(softmax, v-side), then layout back to [1, T, C].
-    let sm = ValueRef { node: softmax, output: 0 };
+    let sm = ValueRef {
+        node: softmax,
+        output: 0,
+    };
     let users = graph.users(sm);
-    let [(pv, 0)] = users.as_slice() else { return None };
+    let [(pv, 0)] = users.as_slice() else {
+        return None;
+    };
     if !matches!(graph.node(*pv).op, Op::MatMul) {
         return None;
     }
     let (v, sv) = layout_up(graph, input(graph, *pv, 1)?)?;
-    let out = layout_down(graph, ValueRef { node: *pv, output: 0 })?;
+    let out = layout_down(
+        graph,
+        ValueRef {
+            node: *pv,
+            output: 0,
+        },
+    )?;
     // q, k, v are the three equal parts of one packed projection.
     let split = q.node;
-    let Op::Split { axis, outputs: 3, .. } = graph.node(split).op else { return None };
+    let Op::Split {
+        axis, outputs: 3, ..
+    } = graph.node(split).op
+    else {
+        return None;
+    };
     if (q.output, k.node, k.output, v.node, v.output) != (0, split, 1, split, 2) || sv != 1.0 {
         return None;
     }
     let qkv = input(graph, split, 0)?;
     let c3 = activation_width(graph.ty(qkv))?;
     let c = activation_width(graph.ty(q))?;
-    if !(axis == -1 || axis == 2) || c3 != 3 * c || heads == 0 || c as usize % heads != 0 {
+    if !(axis == -1 || axis == 2)
+        || c3 != 3 * c
+        || heads == 0
+        || !(c as usize).is_multiple_of(heads)
+    {
         return None;
     }
     let d = c as usize / heads;
     let scale = (sq * sk * post) as f32;
     let standard = 1.0f32 / (d as f32).sqrt();
-    let scale = if ((scale - standard) / standard).abs() < 1e-5 { standard } else { scale };
+    let scale = if ((scale - standard) / standard).abs() < 1e-5 {
+        standard
+    } else {
+        scale
+    };
     // Check numerically: the region on random q, k, v against the definition.
     let cu = c as usize;
-    let qkv_val = Tensor::f32_from(&[1, CHECK_LEN, 3 * cu], test_values(CHECK_LEN * 3 * cu, 11, 2.0))?;
-    let parts = kernels::eval(&Op::Split { axis: 2, split: None, outputs: 3 }, &[Some(&qkv_val)]).ok()?;
+    let qkv_val = Tensor::f32_from(
+        &[1, CHECK_LEN, 3 * cu],
+        test_values(CHECK_LEN * 3 * cu, 11, 2.0),
+    )?;
+    let parts = kernels::eval(
+        &Op::Split {
+            axis: 2,
+            split: None,
+            outputs: 3,
+        },
+        &[Some(&qkv_val)],
+    )
+    .ok()?;
     let mut known = boundary_with_ids(graph);
     for (o, t) in parts.into_iter().enumerate() {
-        known.insert(ValueRef { node: split, output: o }, t);
+        known.insert(
+            ValueRef {
+                node: split,
+                output: o,
+            },
+            t,
+        );
     }
     let got = float::eval_value(graph, out, &mut known).ok()?;
     let want = kernels::eval(&Op::Attention { heads, scale }, &[Some(&qkv_val)]).ok()?;
@@ -549,7 +745,9 @@ fn embedding(graph: &mut Graph) -> usize {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
         }
-        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else { continue };
+        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else {
+            continue;
+        };
         let gather = |v: ValueRef| -> Option<(ValueRef, ValueRef)> {
             if !matches!(op(graph, v), Op::Gather { axis: 0 }) {
                 return None;
@@ -559,7 +757,9 @@ fn embedding(graph: &mut Graph) -> usize {
             konst(graph, Some(table)).filter(|t| t.shape().len() == 2)?;
             Some((table, idx))
         };
-        let (Some((ta, ia)), Some((tb, ib))) = (gather(a), gather(b)) else { continue };
+        let (Some((ta, ia)), Some((tb, ib))) = (gather(a), gather(b)) else {
+            continue;
+        };
         let is_ids = |v: ValueRef| matches!(op(graph, v), Op::Input { .. });
         let is_pos = |v: ValueRef| matches!(op(graph, v), Op::Positions);
         let (wte, wpe, ids) = if is_ids(ia) && is_pos(ib) {
@@ -582,9 +782,15 @@ fn residual_add(graph: &mut Graph) -> usize {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
         }
-        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else { continue };
+        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else {
+            continue;
+        };
         let fused = |v: ValueRef| op(graph, v).is_high_level() && graph.const_value(v).is_none();
-        if activation_width(graph.ty(a)).is_none() || graph.ty(a) != graph.ty(b) || !fused(a) || !fused(b) {
+        if activation_width(graph.ty(a)).is_none()
+            || graph.ty(a) != graph.ty(b)
+            || !fused(a)
+            || !fused(b)
+        {
             continue;
         }
         replace(graph, id, Op::ResidualAdd, &[a, b]);

@@ -16,7 +16,10 @@ pub fn run(graph: &mut Graph) -> Result<()> {
     let ids: Vec<_> = graph.g.node_indices().collect();
     for id in ids {
         for o in 0..graph.node(id).outputs.len() {
-            let v = ValueRef { node: id, output: o };
+            let v = ValueRef {
+                node: id,
+                output: o,
+            };
             if let Some(ty) = seen.ty(graph, v)? {
                 graph.g[id].outputs[o] = Some(ty);
             }
