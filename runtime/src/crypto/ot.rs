@@ -35,13 +35,37 @@ pub(crate) fn hash_many(xs: &mut [Block], first_tweak: u64) {
     }
 }
 
-/// The sender's two hashed pads per OT: (H(K_i, i), H(K_i ⊕ Δ, i)).
-fn sender_pads(k: &[Block], delta: Block, tweak: u64) -> (Vec<Block>, Vec<Block>) {
-    let mut p0 = k.to_vec();
-    let mut p1: Vec<Block> = k.iter().map(|&x| x ^ delta).collect();
-    hash_many(&mut p0, tweak);
-    hash_many(&mut p1, tweak);
-    (p0, p1)
+/// For every OT i, `out[i] = f(i, H(K_i, t+i), H(K_i ⊕ Δ, t+i))`, in cache-sized chunks and in
+/// parallel, with no n-sized temporaries.
+fn map_sender_pads<T, F>(k: &[Block], delta: Block, tweak: u64, out: &mut [T], f: F)
+where
+    T: Send,
+    F: Fn(usize, Block, Block) -> T + Sync,
+{
+    let work = |c: usize, kc: &[Block], oc: &mut [T]| {
+        let mut p0 = kc.to_vec();
+        let mut p1: Vec<Block> = kc.iter().map(|&x| x ^ delta).collect();
+        let first = tweak + (c * PAR_CHUNK) as u64;
+        tccr_many(&mut p0, first);
+        tccr_many(&mut p1, first);
+        for (j, o) in oc.iter_mut().enumerate() {
+            *o = f(c * PAR_CHUNK + j, p0[j], p1[j]);
+        }
+    };
+    if k.len() >= PAR_MIN {
+        k.par_chunks(PAR_CHUNK)
+            .zip(out.par_chunks_mut(PAR_CHUNK))
+            .enumerate()
+            .for_each(|(c, (kc, oc))| work(c, kc, oc));
+    } else {
+        for (c, (kc, oc)) in k
+            .chunks(PAR_CHUNK)
+            .zip(out.chunks_mut(PAR_CHUNK))
+            .enumerate()
+        {
+            work(c, kc, oc);
+        }
+    }
 }
 
 fn check_bits(bits: u32) -> Result<(), NetError> {
@@ -63,8 +87,9 @@ impl CotSender {
     ) -> Result<Vec<[Block; 2]>, NetError> {
         let tweak = self.counter;
         let k = self.send_cot(ch, n)?;
-        let (p0, p1) = sender_pads(&k, self.delta(), tweak);
-        Ok(p0.into_iter().zip(p1).map(|(a, b)| [a, b]).collect())
+        let mut out = vec![[Block::ZERO; 2]; n];
+        map_sender_pads(&k, self.delta(), tweak, &mut out, |_, a, b| [a, b]);
+        Ok(out)
     }
 
     /// Chosen-message OT of 128-bit messages.
@@ -75,13 +100,11 @@ impl CotSender {
     ) -> Result<(), NetError> {
         let tweak = self.counter;
         let k = self.send_cot(ch, msgs.len())?;
-        let (mut p0, mut p1) = sender_pads(&k, self.delta(), tweak);
-        let mut out = Vec::with_capacity(2 * msgs.len());
-        for ((a, b), m) in p0.iter_mut().zip(p1.iter_mut()).zip(msgs) {
-            out.push(*a ^ m[0]);
-            out.push(*b ^ m[1]);
-        }
-        ch.send_blocks(&out)?;
+        let mut out = vec![[Block::ZERO; 2]; msgs.len()];
+        map_sender_pads(&k, self.delta(), tweak, &mut out, |i, a, b| {
+            [a ^ msgs[i][0], b ^ msgs[i][1]]
+        });
+        ch.send_blocks(out.as_flattened())?;
         ch.flush()
     }
 
@@ -95,14 +118,12 @@ impl CotSender {
         check_bits(bits)?;
         let tweak = self.counter;
         let k = self.send_cot(ch, msgs.len())?;
-        let (p0, p1) = sender_pads(&k, self.delta(), tweak);
         let m = mask(bits);
-        let mut out = Vec::with_capacity(2 * msgs.len());
-        for ((a, b), msg) in p0.iter().zip(p1.iter()).zip(msgs) {
-            out.push((a.low() ^ msg[0]) & m);
-            out.push((b.low() ^ msg[1]) & m);
-        }
-        ch.send_packed(&out, bits)?;
+        let mut out = vec![[0u64; 2]; msgs.len()];
+        map_sender_pads(&k, self.delta(), tweak, &mut out, |i, a, b| {
+            [(a.low() ^ msgs[i][0]) & m, (b.low() ^ msgs[i][1]) & m]
+        });
+        ch.send_packed(out.as_flattened(), bits)?;
         ch.flush()
     }
 
@@ -117,18 +138,16 @@ impl CotSender {
         check_bits(bits)?;
         let tweak = self.counter;
         let k = self.send_cot(ch, deltas.len())?;
-        let (p0, p1) = sender_pads(&k, self.delta(), tweak);
         let m = mask(bits);
-        let mut xs = Vec::with_capacity(deltas.len());
-        let mut ds = Vec::with_capacity(deltas.len());
-        for ((a, b), &d) in p0.iter().zip(p1.iter()).zip(deltas) {
+        let mut xd = vec![[0u64; 2]; deltas.len()];
+        map_sender_pads(&k, self.delta(), tweak, &mut xd, |i, a, b| {
             let x = a.low() & m;
-            xs.push(x);
-            ds.push(x.wrapping_add(d).wrapping_sub(b.low()) & m);
-        }
+            [x, x.wrapping_add(deltas[i]).wrapping_sub(b.low()) & m]
+        });
+        let ds: Vec<u64> = xd.iter().map(|p| p[1]).collect();
         ch.send_packed(&ds, bits)?;
         ch.flush()?;
-        Ok(xs)
+        Ok(xd.into_iter().map(|p| p[0]).collect())
     }
 }
 
