@@ -25,30 +25,51 @@ pub fn transpose64(a: &mut [u64; 64]) {
     }
 }
 
+/// Four 64×64 transpositions at once, lane by lane (bit `r` of `a[c][l]` becomes bit `c` of
+/// `a[r][l]`); the lane loops compile to 256-bit vector operations with AVX2.
+#[inline]
+fn transpose64x4(a: &mut [[u64; 4]; 64]) {
+    let mut j = 32usize;
+    let mut m: u64 = 0x0000_0000_ffff_ffff;
+    while j != 0 {
+        let mut k = 0usize;
+        while k < 64 {
+            let (lo, hi) = a.split_at_mut(k + j);
+            let (x, y) = (&mut lo[k], &mut hi[0]);
+            for l in 0..4 {
+                let t = ((x[l] >> j) ^ y[l]) & m;
+                x[l] ^= t << j;
+                y[l] ^= t;
+            }
+            k = (k + j + 1) & !j;
+        }
+        j >>= 1;
+        m ^= m << j;
+    }
+}
+
 /// `cols` holds 128 columns of `nb` blocks each (column `j` is `cols[j*nb..(j+1)*nb]`, bit `i` of
 /// a column is bit `i % 128` of its block `i / 128`). Writes the `128·nb` rows into `out`: bit `j`
 /// of `out[i]` is bit `i` of column `j`.
+///
+/// Per block of 128 OTs, four 64×64 transpositions run side by side: lanes (columns 0–63,
+/// columns 64–127) × (OTs 0–63, OTs 64–127) of the block, so each transposed lane pair is directly
+/// an output row.
 pub fn transpose_128xn(cols: &[Block], nb: usize, out: &mut [Block]) {
     assert_eq!(cols.len(), 128 * nb, "need 128 columns of nb blocks");
     assert_eq!(out.len(), 128 * nb, "need 128·nb output rows");
-    let mut a = [0u64; 64];
-    for w in 0..2 * nb {
-        let shift = 64 * (w & 1);
-        let rows = &mut out[64 * w..64 * w + 64];
-        for h in 0..2 {
-            for (r, ar) in a.iter_mut().enumerate() {
-                *ar = (cols[(64 * h + r) * nb + w / 2].0 >> shift) as u64;
-            }
-            transpose64(&mut a);
-            if h == 0 {
-                for (row, &ak) in rows.iter_mut().zip(a.iter()) {
-                    row.0 = ak as u128;
-                }
-            } else {
-                for (row, &ak) in rows.iter_mut().zip(a.iter()) {
-                    row.0 |= (ak as u128) << 64;
-                }
-            }
+    let mut a = [[0u64; 4]; 64];
+    for b in 0..nb {
+        for (r, ar) in a.iter_mut().enumerate() {
+            let x = cols[r * nb + b];
+            let y = cols[(64 + r) * nb + b];
+            *ar = [x.low(), y.low(), x.high(), y.high()];
+        }
+        transpose64x4(&mut a);
+        let rows = &mut out[128 * b..128 * b + 128];
+        for (k, ak) in a.iter().enumerate() {
+            rows[k] = Block::from_halves(ak[1], ak[0]);
+            rows[64 + k] = Block::from_halves(ak[3], ak[2]);
         }
     }
 }
