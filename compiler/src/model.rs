@@ -21,7 +21,13 @@ pub struct ModelSpec {
 /// Load the model and run the front-end passes; the result holds only high-level ops.
 pub fn load(spec: &ModelSpec) -> Result<Graph> {
     let mut graph = load_unfused(spec)?;
-    passes::run_default(&mut graph)?;
+    if is_dsl(&spec.path) {
+        // The DSL writes the fused form directly; check its types by running it once.
+        passes::run(&mut graph, &[passes::Pass::ShapeInference])?;
+        passes::require_high_level(&graph)?;
+    } else {
+        passes::run_default(&mut graph)?;
+    }
     Ok(graph)
 }
 
