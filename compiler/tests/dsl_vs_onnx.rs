@@ -15,8 +15,10 @@ fn trained_dsl() -> ciphergpt_compiler::ir::Graph {
         path: root.join("examples/gpt2.cgpt"),
         weights: Some(root.join("models/tiny-trained.safetensors")),
         seed: None,
-        overrides: model::parse_overrides(&["vocab=256,positions=128,width=128,heads=4,layers=2".into()])
-            .unwrap(),
+        overrides: model::parse_overrides(&[
+            "vocab=256,positions=128,width=128,heads=4,layers=2".into()
+        ])
+        .unwrap(),
     };
     model::load(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -40,7 +42,11 @@ fn dsl_and_onnx_give_the_same_op_sequence() {
         if model != "tiny-trained" {
             continue;
         }
-        let onnx = model::load(&ModelSpec { path, ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+        let onnx = model::load(&ModelSpec {
+            path,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(op_sequence(&onnx), dsl, "{model}.{exporter}");
     }
 }

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 #[test]
 fn fused_ir_of_committed_models() {
     for (model, exporter, path) in common::onnx_models() {
-        let graph = model::load(&ModelSpec { path, ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+        let graph = model::load(&ModelSpec {
+            path,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(format!("{model}.{exporter}"), render(&graph));
     }
 }
@@ -21,7 +25,10 @@ fn fused_ir_of_dsl_gpt2() {
         path: root.join("examples/gpt2.cgpt"),
         weights: None,
         seed: Some(1),
-        overrides: model::parse_overrides(&["vocab=300,positions=32,width=48,heads=3,layers=2".into()]).unwrap(),
+        overrides: model::parse_overrides(&[
+            "vocab=300,positions=32,width=48,heads=3,layers=2".into()
+        ])
+        .unwrap(),
     };
     let graph = model::load(&spec).unwrap_or_else(|e| panic!("{e}"));
     insta::assert_snapshot!("dsl-gpt2-small-config", render(&graph));

@@ -15,7 +15,11 @@ fn imported_graphs_match_onnxruntime() {
         for case in common::reference(&path) {
             let out = float::run(&graph, &case.tokens).unwrap_or_else(|e| panic!("{e}"));
             let d = common::max_abs_diff(&out[0].1, &case.logits);
-            assert!(d <= TOLERANCE, "{model}.{exporter} T={}: max abs diff {d}", case.tokens.len());
+            assert!(
+                d <= TOLERANCE,
+                "{model}.{exporter} T={}: max abs diff {d}",
+                case.tokens.len()
+            );
         }
     }
 }
@@ -33,7 +37,11 @@ fn fused_graphs_match_onnxruntime_and_are_high_level() {
         for case in common::reference(&path) {
             let out = float::run(&graph, &case.tokens).unwrap_or_else(|e| panic!("{e}"));
             let d = common::max_abs_diff(&out[0].1, &case.logits);
-            assert!(d <= TOLERANCE, "{model}.{exporter} T={}: max abs diff {d}", case.tokens.len());
+            assert!(
+                d <= TOLERANCE,
+                "{model}.{exporter} T={}: max abs diff {d}",
+                case.tokens.len()
+            );
         }
     }
 }
