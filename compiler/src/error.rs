@@ -65,6 +65,9 @@ pub enum CompileError {
     /// Weights file problems (safetensors).
     #[error("{path}: {reason}")]
     Weights { path: String, reason: String },
+    /// A plan or weights file that cannot be used (version, hash, damage).
+    #[error("{path}: {reason}")]
+    Plan { path: String, reason: String },
     /// Bad user input to a command (token ids, options).
     #[error("{0}")]
     Input(String),

@@ -2,6 +2,7 @@
 //! reference interpreter. See `docs/architecture.md`.
 
 pub mod error;
+pub mod fixed;
 pub mod frontend;
 pub mod interp;
 pub mod ir;

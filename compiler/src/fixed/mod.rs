@@ -1,0 +1,3 @@
+//! Fixed-point compilation: calibration and scale selection.
+
+pub mod calibrate;
