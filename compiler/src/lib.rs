@@ -8,6 +8,7 @@ pub mod interp;
 pub mod ir;
 pub mod model;
 pub mod passes;
+pub mod plan;
 pub mod tensor;
 
 pub use error::{CompileError, Result};

@@ -1,0 +1,303 @@
+//! The plan: the public two-party program the runtime executes, and the server's weights file.
+//!
+//! Protobuf messages defined with prost derives (no protoc). The plan is the only contract
+//! between compiler and runtime. It holds the architecture, the ring and scales, the registers
+//! (secret-shared tensors) and the instructions of two programs — `prefill` over the prompt and
+//! `decode`, one new token against the secret KV cache — and every public table. It never holds
+//! a weight: weights are referred to by id and live in the weights file, which only the server
+//! reads. `docs/plan.md` describes every instruction's integer semantics.
+
+pub mod file;
+
+/// Version of the plan and weights formats; a file of another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole public plan.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Plan {
+    #[prost(uint32, tag = "1")]
+    pub format_version: u32,
+    /// BLAKE3 of this message's encoding with `hash` empty.
+    #[prost(bytes = "vec", tag = "2")]
+    pub hash: Vec<u8>,
+    /// The model file the plan was compiled from (name only).
+    #[prost(string, tag = "3")]
+    pub source: String,
+    #[prost(message, optional, tag = "4")]
+    pub model: Option<ModelInfo>,
+    #[prost(enumeration = "Tokenizer", tag = "5")]
+    pub tokenizer: i32,
+    /// Ring width ℓ: values are integers mod 2^ℓ, read as signed.
+    #[prost(uint32, tag = "6")]
+    pub ring_bits: u32,
+    /// Fractional bits of activations.
+    #[prost(uint32, tag = "7")]
+    pub frac_bits: u32,
+    /// The server-held weights, by id: names, shapes and scales only.
+    #[prost(message, repeated, tag = "8")]
+    pub weights: Vec<WeightInfo>,
+    /// The secret-shared tensors the programs read and write, by id.
+    #[prost(message, repeated, tag = "9")]
+    pub registers: Vec<Register>,
+    #[prost(message, optional, tag = "10")]
+    pub prefill: Option<Program>,
+    #[prost(message, optional, tag = "11")]
+    pub decode: Option<Program>,
+    /// How calibration was done (prompts, tokens) and what it found, for `inspect`.
+    #[prost(string, tag = "12")]
+    pub calibration: String,
+}
+
+/// The architecture: public by the threat model.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ModelInfo {
+    #[prost(uint64, tag = "1")]
+    pub vocab: u64,
+    #[prost(uint64, tag = "2")]
+    pub positions: u64,
+    #[prost(uint64, tag = "3")]
+    pub width: u64,
+    #[prost(uint64, tag = "4")]
+    pub heads: u64,
+    #[prost(uint64, tag = "5")]
+    pub layers: u64,
+}
+
+/// How the client turns text into token ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Tokenizer {
+    /// No tokenizer: the client gives token ids.
+    Ids = 0,
+    /// One token per byte (vocabulary 256).
+    Byte = 1,
+    /// GPT-2's byte-level BPE (vocabulary 50,257).
+    Gpt2 = 2,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WeightInfo {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint64, repeated, tag = "2")]
+    pub shape: Vec<u64>,
+    #[prost(uint32, tag = "3")]
+    pub frac_bits: u32,
+}
+
+/// How many rows a register has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Rows {
+    /// One row per token processed by the program: T in prefill, 1 in a decode step.
+    Tokens = 0,
+    /// One row per position so far (the KV cache): grows by the tokens of each program.
+    Positions = 1,
+    /// A single row.
+    One = 2,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Register {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(enumeration = "Rows", tag = "2")]
+    pub rows: i32,
+    /// Row width (for attention scores: heads × positions is given by the rows of the cache).
+    #[prost(uint64, tag = "3")]
+    pub cols: u64,
+    #[prost(uint32, tag = "4")]
+    pub frac_bits: u32,
+    /// Kept across programs (the KV cache).
+    #[prost(bool, tag = "5")]
+    pub persistent: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Program {
+    #[prost(message, repeated, tag = "1")]
+    pub instructions: Vec<Instruction>,
+}
+
+/// One step: an operation with register inputs and outputs.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Instruction {
+    /// The IR node it came from.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint32, repeated, tag = "2")]
+    pub inputs: Vec<u32>,
+    #[prost(uint32, repeated, tag = "3")]
+    pub outputs: Vec<u32>,
+    #[prost(
+        oneof = "instruction::Op",
+        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21"
+    )]
+    pub op: Option<instruction::Op>,
+}
+
+pub mod instruction {
+    /// The operations. Each one's integer semantics is in `fixed::semantics` and `docs/plan.md`.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Op {
+        /// Private embedding lookup: row r = wte[token_r] + wpe[position_r]. Input: none (the
+        /// client's tokens); output `[tokens, width]`.
+        #[prost(message, tag = "10")]
+        Embed(super::Embed),
+        /// `y = (x·W + b) >> shift` with a server-held W and b.
+        #[prost(message, tag = "11")]
+        Linear(super::Linear),
+        /// Split a `[rows, 3C]` register into q, k, v (local).
+        #[prost(message, tag = "12")]
+        SplitQkv(super::SplitQkv),
+        /// Append the input rows to a persistent cache register (local).
+        #[prost(message, tag = "13")]
+        CacheAppend(super::CacheAppend),
+        /// Per head: `scores = (q·Kᵀ) >> shift` against the cache. Output `[heads·rows, positions]`.
+        #[prost(message, tag = "14")]
+        QkT(super::HeadProduct),
+        /// Causal softmax of every score row.
+        #[prost(message, tag = "15")]
+        Softmax(super::Softmax),
+        /// Per head: `out = (P·V) >> shift` against the cache. Output `[rows, C]`.
+        #[prost(message, tag = "16")]
+        Pv(super::HeadProduct),
+        /// LayerNorm normalisation (γ, β folded into the next linear layer).
+        #[prost(message, tag = "17")]
+        LayerNorm(super::LayerNorm),
+        /// GELU as a linear spline with public tables.
+        #[prost(message, tag = "18")]
+        Gelu(super::Gelu),
+        /// Elementwise sum of two registers (local).
+        #[prost(message, tag = "19")]
+        Add(super::Add),
+        /// Vocabulary projection of the last row: `x·W + b`, not truncated.
+        #[prost(message, tag = "20")]
+        Logits(super::Linear),
+        /// The index of the largest logit, revealed to the client only.
+        #[prost(message, tag = "21")]
+        Argmax(super::Argmax),
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Embed {
+    #[prost(uint32, tag = "1")]
+    pub token_table: u32,
+    #[prost(uint32, tag = "2")]
+    pub position_table: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Linear {
+    #[prost(uint32, tag = "1")]
+    pub weight: u32,
+    #[prost(uint32, optional, tag = "2")]
+    pub bias: Option<u32>,
+    #[prost(uint32, tag = "3")]
+    pub shift: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SplitQkv {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CacheAppend {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HeadProduct {
+    #[prost(uint32, tag = "1")]
+    pub heads: u32,
+    #[prost(uint32, tag = "2")]
+    pub shift: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Softmax {
+    #[prost(uint32, tag = "1")]
+    pub heads: u32,
+    #[prost(uint32, tag = "2")]
+    pub frac_in: u32,
+    #[prost(uint32, tag = "3")]
+    pub frac_exp: u32,
+    #[prost(uint32, tag = "4")]
+    pub frac_out: u32,
+    /// `exp(−h/16)` for the high 8 bits of the clipped difference, at `frac_exp`.
+    #[prost(int64, repeated, tag = "5")]
+    pub exp_hi: Vec<i64>,
+    /// `exp(−l/4096)` for the low 8 bits.
+    #[prost(int64, repeated, tag = "6")]
+    pub exp_lo: Vec<i64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LayerNorm {
+    #[prost(uint64, tag = "1")]
+    pub n: u64,
+    #[prost(uint32, tag = "2")]
+    pub frac: u32,
+    #[prost(uint32, tag = "3")]
+    pub r1: u32,
+    #[prost(uint32, tag = "4")]
+    pub r2: u32,
+    #[prost(int64, tag = "5")]
+    pub v_eps: i64,
+    #[prost(uint32, tag = "6")]
+    pub f_rho: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Gelu {
+    #[prost(uint32, tag = "1")]
+    pub frac: u32,
+    #[prost(uint32, tag = "2")]
+    pub alpha_log2: u32,
+    #[prost(uint32, tag = "3")]
+    pub pieces_log2: u32,
+    #[prost(int64, repeated, tag = "4")]
+    pub slope: Vec<i64>,
+    #[prost(int64, repeated, tag = "5")]
+    pub intercept: Vec<i64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Add {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Argmax {}
+
+/// The server's weights, in the order of `Plan::weights`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WeightsFile {
+    /// The hash of the plan these weights belong to.
+    #[prost(bytes = "vec", tag = "1")]
+    pub plan_hash: Vec<u8>,
+    #[prost(message, repeated, tag = "2")]
+    pub tensors: Vec<WeightTensor>,
+}
+
+/// One weight tensor: fixed-point integers, little-endian i32 (the plan bounds them).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WeightTensor {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}
+
+impl WeightTensor {
+    pub fn from_values(name: String, values: &[i64]) -> Option<WeightTensor> {
+        let mut data = Vec::with_capacity(values.len() * 4);
+        for &v in values {
+            data.extend_from_slice(&i32::try_from(v).ok()?.to_le_bytes());
+        }
+        Some(WeightTensor { name, data })
+    }
+
+    pub fn values(&self) -> Vec<i64> {
+        self.data
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+            .collect()
+    }
+}
