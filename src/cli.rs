@@ -1,9 +1,11 @@
 //! Subcommands and their dispatch.
 
 use anyhow::Context;
+use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::interp::float;
 use ciphergpt_compiler::ir;
 use ciphergpt_compiler::model::{self, ModelSpec};
+use ciphergpt_compiler::plan;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -65,15 +67,33 @@ pub enum Emit {
 pub struct CompileArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// What to print.
-    #[arg(long, value_enum, default_value = "ir")]
-    pub emit: Emit,
+    /// Write DIR/plan.cgp (public) and DIR/weights.cgw (server only).
+    #[arg(short = 'o', long = "out", value_name = "DIR", conflicts_with = "emit")]
+    pub out: Option<PathBuf>,
+    /// Print the graph IR after the passes instead of writing a plan.
+    #[arg(long, value_enum)]
+    pub emit: Option<Emit>,
+    /// Ring width ℓ (default: chosen from calibration).
+    #[arg(long)]
+    pub ring_bits: Option<u32>,
+    /// Fractional bits of activations.
+    #[arg(long, default_value_t = 12)]
+    pub frac_bits: u32,
+    /// Fractional bits of weights.
+    #[arg(long, default_value_t = 12)]
+    pub weight_frac_bits: u32,
+    /// Calibration prompts: one per line, as text for byte-level models or comma-separated ids.
+    #[arg(long, value_name = "FILE")]
+    pub calibrate: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Run a compiled plan's exact integer semantics (MODEL is the plan's folder).
+    #[arg(long)]
+    pub fixed: bool,
     /// Token ids, comma-separated, e.g. 464,2068,7586.
     #[arg(long, value_delimiter = ',', required = true)]
     pub tokens: Vec<i64>,
@@ -92,43 +112,99 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn compile(args: CompileArgs) -> anyhow::Result<()> {
     let graph = model::load(&args.model.spec()?)?;
-    match args.emit {
-        Emit::Ir => print!("{}", ir::render(&graph)),
-    }
+    let Some(dir) = args.out else {
+        match args.emit.unwrap_or(Emit::Ir) {
+            Emit::Ir => print!("{}", ir::render(&graph)),
+        }
+        return Ok(());
+    };
+    let prompts = match &args.calibrate {
+        Some(p) => Some(read_prompts(p)?),
+        None => None,
+    };
+    let options = fixed::Options {
+        ring_bits: args.ring_bits,
+        frac_bits: args.frac_bits,
+        weight_frac_bits: args.weight_frac_bits,
+        prompts,
+    };
+    let compiled = fixed::compile(&graph, &options)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let (plan_path, weights_path) = (dir.join("plan.cgp"), dir.join("weights.cgw"));
+    plan::file::write_plan(&compiled.plan, &plan_path)?;
+    plan::file::write_weights(&compiled.weights, &weights_path)?;
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let instructions = compiled
+        .plan
+        .prefill
+        .as_ref()
+        .map_or(0, |p| p.instructions.len());
+    println!(
+        "{}: {} instructions, ring {} bits, {} fractional bits ({})",
+        plan_path.display(),
+        instructions,
+        compiled.plan.ring_bits,
+        compiled.plan.frac_bits,
+        compiled.plan.calibration
+    );
+    println!(
+        "{}: {} bytes (public)",
+        plan_path.display(),
+        size(&plan_path)
+    );
+    println!(
+        "{}: {} bytes (server only)",
+        weights_path.display(),
+        size(&weights_path)
+    );
     Ok(())
+}
+
+/// Calibration prompts from a file: text lines (byte-level models) or comma-separated ids.
+fn read_prompts(path: &std::path::Path) -> anyhow::Result<Vec<Vec<i64>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let ids: Result<Vec<i64>, _> = line.split(',').map(|t| t.trim().parse::<i64>()).collect();
+        out.push(match ids {
+            Ok(ids) => ids,
+            Err(_) if line.is_ascii() => line.bytes().map(i64::from).collect(),
+            Err(e) => anyhow::bail!(
+                "{}:{}: not token ids nor ASCII text: {e}",
+                path.display(),
+                i + 1
+            ),
+        });
+    }
+    Ok(out)
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
     if args.tokens.is_empty() {
         anyhow::bail!("--tokens: give at least one token id");
     }
-    let graph = model::load(&args.model.spec()?)?;
-    let outputs = float::run(&graph, &args.tokens)?;
-    let (_, logits) = outputs.first().context("the model has no output")?;
-    let logits = logits
-        .as_f32()
-        .context("the model's output is not f32 logits")?;
-    let v = *logits
-        .shape()
-        .last()
-        .context("logits have no vocabulary axis")?;
-    let flat: Vec<f32> = logits.iter().copied().collect();
-    let rows: Vec<&[f32]> = flat.chunks(v).collect();
-    let argmax: Vec<usize> = rows
-        .iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
-                    if x > best.1 {
-                        (i, x)
-                    } else {
-                        best
-                    }
-                })
-                .0
-        })
-        .collect();
+    let rows: Vec<Vec<f64>> = if args.fixed {
+        fixed_logits(&args)?
+    } else {
+        let graph = model::load(&args.model.spec()?)?;
+        let outputs = float::run(&graph, &args.tokens)?;
+        let (_, logits) = outputs.first().context("the model has no output")?;
+        let logits = logits
+            .as_f32()
+            .context("the model's output is not f32 logits")?;
+        let v = *logits
+            .shape()
+            .last()
+            .context("logits have no vocabulary axis")?;
+        let flat: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
+        flat.chunks(v).map(|r| r.to_vec()).collect()
+    };
+    let argmax: Vec<usize> = rows.iter().map(|r| first_argmax(r)).collect();
     if args.json {
         let out = serde_json::json!({ "argmax": argmax, "logits": rows });
         println!("{out}");
@@ -139,4 +215,42 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Per-position logits of a compiled plan, by its cleartext integer semantics (decoded to reals).
+fn fixed_logits(args: &EvalArgs) -> anyhow::Result<Vec<Vec<f64>>> {
+    let dir = &args.model.model;
+    let plan = plan::file::read_plan(&dir.join("plan.cgp"))?;
+    let weights = plan::file::read_weights(&dir.join("weights.cgw"), &plan)?;
+    let mut sim = fixed::simulate::Simulator::new(&plan, &weights)?;
+    sim.all_rows = true;
+    sim.prefill(&args.tokens)?;
+    let logits = std::mem::take(&mut sim.last_logits);
+    let frac = plan
+        .registers
+        .iter()
+        .find(|r| r.rows == plan::Rows::One as i32 && r.cols > 1)
+        .map_or(0, |r| r.frac_bits);
+    Ok(logits
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|v| v as f64 / (1u64 << frac) as f64)
+                .collect()
+        })
+        .collect())
+}
+
+/// The first index of the largest value (torch.argmax semantics).
+fn first_argmax(r: &[f64]) -> usize {
+    r.iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 {
+                (i, x)
+            } else {
+                best
+            }
+        })
+        .0
 }

@@ -1,3 +1,13 @@
-//! Fixed-point compilation: calibration and scale selection.
+//! Fixed-point compilation: calibration, scale selection, lowering to a plan, and the plan's
+//! cleartext integer semantics.
 
 pub mod calibrate;
+mod compile;
+pub mod convert;
+pub mod lower;
+pub mod semantics;
+pub mod simulate;
+
+pub use compile::{
+    compile, default_prompts, tokenizer_for, Compiled, Options, MAX_RING_BITS, RING_MARGIN_BITS,
+};

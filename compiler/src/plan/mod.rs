@@ -222,12 +222,22 @@ pub struct Softmax {
     pub frac_exp: u32,
     #[prost(uint32, tag = "4")]
     pub frac_out: u32,
-    /// `exp(−h/16)` for the high 8 bits of the clipped difference, at `frac_exp`.
+    /// `exp(−h·2^lo_bits/2^frac_in)` for the high digit of the clipped difference, at `frac_exp`.
     #[prost(int64, repeated, tag = "5")]
     pub exp_hi: Vec<i64>,
-    /// `exp(−l/4096)` for the low 8 bits.
+    /// `exp(−l/2^frac_in)` for the low digit.
     #[prost(int64, repeated, tag = "6")]
     pub exp_lo: Vec<i64>,
+    #[prost(uint32, tag = "7")]
+    pub hi_bits: u32,
+    #[prost(uint32, tag = "8")]
+    pub lo_bits: u32,
+    /// Guard bits of the per-row reciprocal.
+    #[prost(uint32, tag = "9")]
+    pub recip_guard: u32,
+    /// Differences from the row maximum are clipped below this (scale `2^frac_in`).
+    #[prost(int64, tag = "10")]
+    pub clip: i64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -258,6 +268,9 @@ pub struct Gelu {
     pub slope: Vec<i64>,
     #[prost(int64, repeated, tag = "5")]
     pub intercept: Vec<i64>,
+    /// The GELU formula the tables were fitted to: 0 tanh, 1 erf.
+    #[prost(uint32, tag = "6")]
+    pub form: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -1,0 +1,470 @@
+//! Lowering: the fused IR becomes a plan of two-party primitives, plus the server's weights.
+//!
+//! One walk over the fused graph in topological order. Activations get registers at
+//! `frac` fractional bits; weights are encoded at `weight_frac` bits and biases at
+//! `frac + weight_frac` (added before the truncation that brings the product back to `frac`).
+//! Two foldings happen on the server's side, at compile time, so that nothing is computed on
+//! shares that need not be:
+//! - a LayerNorm's γ and β go into every linear layer that reads it (`W' = diag(γ)·W`,
+//!   `b' = b + β·W`), so the two-party LayerNorm only normalises;
+//! - attention's `1/√d` goes into the q columns of the projection that produces `qkv`.
+//!
+//! The prefill and decode programs have the same instructions; their registers have `T` rows in
+//! prefill and one row in a decode step, and attention reads the persistent KV cache.
+
+use super::calibrate::Ranges;
+use super::convert;
+use super::semantics::{self, GeluForm as SemGeluForm};
+use crate::error::{CompileError, Result};
+use crate::ir::{GeluForm, Graph, Op, ValueRef};
+use crate::plan::{
+    self, instruction, Instruction, Plan, Program, Register, Rows, WeightInfo, WeightTensor,
+};
+use crate::tensor::Tensor;
+use ndarray::{ArrayD, Ix2};
+use petgraph::stable_graph::NodeIndex;
+use std::collections::HashMap;
+
+/// Choices the compiler makes or the user overrides.
+#[derive(Clone, Debug)]
+pub struct Scales {
+    /// Ring width ℓ.
+    pub ring_bits: u32,
+    /// Fractional bits of activations.
+    pub frac: u32,
+    /// Fractional bits of weights.
+    pub weight_frac: u32,
+}
+
+/// The result of lowering: the plan (not yet sealed) and the weights in plan order.
+pub struct Lowered {
+    pub plan: Plan,
+    pub weights: Vec<WeightTensor>,
+}
+
+struct Lowerer<'g> {
+    graph: &'g Graph,
+    ranges: &'g Ranges,
+    scales: Scales,
+    registers: Vec<Register>,
+    reg_of: HashMap<ValueRef, u32>,
+    weight_infos: Vec<WeightInfo>,
+    weights: Vec<WeightTensor>,
+    program: Vec<Instruction>,
+    layer: usize,
+}
+
+fn err(graph: &Graph, id: NodeIndex, reason: impl Into<String>) -> CompileError {
+    CompileError::Unfused {
+        source_file: graph.source.clone(),
+        node: graph.describe(id),
+        reason: reason.into(),
+        hint: "ciphergpt lowers GPT-2-style decoders (see docs/plan.md)".into(),
+    }
+}
+
+/// Lower a fused graph.
+pub fn lower(graph: &Graph, ranges: &Ranges, scales: Scales) -> Result<Lowered> {
+    let mut l = Lowerer {
+        graph,
+        ranges,
+        scales,
+        registers: Vec::new(),
+        reg_of: HashMap::new(),
+        weight_infos: Vec::new(),
+        weights: Vec::new(),
+        program: Vec::new(),
+        layer: 0,
+    };
+    let mut model = plan::ModelInfo::default();
+    for id in graph.topo_order() {
+        l.node(id, &mut model)?;
+    }
+    let [(_, out)] = graph.outputs.as_slice() else {
+        return Err(CompileError::Input(format!(
+            "{}: expected one output (the logits)",
+            graph.source
+        )));
+    };
+    let logits = *l
+        .reg_of
+        .get(out)
+        .ok_or_else(|| err(graph, out.node, "the output is not computed by the plan"))?;
+    let token = l.register("next_token", Rows::One, 1, 0, false);
+    l.program.push(Instruction {
+        name: "argmax".into(),
+        inputs: vec![logits],
+        outputs: vec![token],
+        op: Some(instruction::Op::Argmax(plan::Argmax {})),
+    });
+    model.layers = l.layer as u64;
+    let program = Program {
+        instructions: l.program,
+    };
+    let plan = Plan {
+        source: graph
+            .source
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        model: Some(model),
+        ring_bits: l.scales.ring_bits,
+        frac_bits: l.scales.frac,
+        weights: l.weight_infos,
+        registers: l.registers,
+        prefill: Some(program.clone()),
+        decode: Some(program),
+        ..Default::default()
+    };
+    Ok(Lowered {
+        plan,
+        weights: l.weights,
+    })
+}
+
+impl Lowerer<'_> {
+    fn register(&mut self, name: &str, rows: Rows, cols: u64, frac: u32, persistent: bool) -> u32 {
+        self.registers.push(Register {
+            name: name.into(),
+            rows: rows as i32,
+            cols,
+            frac_bits: frac,
+            persistent,
+        });
+        (self.registers.len() - 1) as u32
+    }
+
+    fn activation(&mut self, v: ValueRef, name: &str, cols: usize) -> u32 {
+        let r = self.register(name, Rows::Tokens, cols as u64, self.scales.frac, false);
+        self.reg_of.insert(v, r);
+        r
+    }
+
+    fn weight(&mut self, name: &str, shape: &[usize], frac: u32, values: &[f32]) -> Result<u32> {
+        let ints: Vec<i64> = values
+            .iter()
+            .map(|&x| semantics::encode(x as f64, frac))
+            .collect();
+        let t = WeightTensor::from_values(name.into(), &ints).ok_or_else(|| {
+            CompileError::Input(format!(
+                "weight '{name}' does not fit 32-bit fixed point at {frac} fractional bits; hint: lower --weight-frac-bits"
+            ))
+        })?;
+        self.weights.push(t);
+        self.weight_infos.push(WeightInfo {
+            name: name.into(),
+            shape: shape.iter().map(|&d| d as u64).collect(),
+            frac_bits: frac,
+        });
+        Ok((self.weights.len() - 1) as u32)
+    }
+
+    fn input_reg(&self, id: NodeIndex, slot: usize) -> Result<u32> {
+        let v = self
+            .graph
+            .input(id, slot)
+            .ok_or_else(|| err(self.graph, id, format!("input {slot} missing")))?;
+        self.reg_of.get(&v).copied().ok_or_else(|| {
+            err(
+                self.graph,
+                id,
+                format!("input {slot} is not a secret-shared activation"),
+            )
+        })
+    }
+
+    fn const_input(&self, id: NodeIndex, slot: usize) -> Result<&ArrayD<f32>> {
+        self.graph
+            .input(id, slot)
+            .and_then(|v| self.graph.const_value(v))
+            .and_then(Tensor::as_f32)
+            .ok_or_else(|| {
+                err(
+                    self.graph,
+                    id,
+                    format!("input {slot} must be a constant f32 weight"),
+                )
+            })
+    }
+
+    fn push(&mut self, id: NodeIndex, inputs: Vec<u32>, outputs: Vec<u32>, op: instruction::Op) {
+        self.program.push(Instruction {
+            name: self.graph.node(id).name.clone(),
+            inputs,
+            outputs,
+            op: Some(op),
+        });
+    }
+
+    fn node(&mut self, id: NodeIndex, model: &mut plan::ModelInfo) -> Result<()> {
+        let g = self.graph;
+        let out = ValueRef {
+            node: id,
+            output: 0,
+        };
+        let name = g.node(id).name.clone();
+        match &g.node(id).op {
+            Op::Input { .. } | Op::Const(_) => Ok(()),
+            Op::Embedding => {
+                let (wte, wpe) = (
+                    self.const_input(id, 1)?.clone(),
+                    self.const_input(id, 2)?.clone(),
+                );
+                let (v, c) = (wte.shape()[0], wte.shape()[1]);
+                model.vocab = v as u64;
+                model.width = c as u64;
+                model.positions = wpe.shape()[0] as u64;
+                let f = self.scales.frac;
+                let te = self.weight(
+                    "token_table",
+                    wte.shape(),
+                    f,
+                    wte.as_slice()
+                        .unwrap_or(&wte.iter().copied().collect::<Vec<_>>()),
+                )?;
+                let pe = self.weight(
+                    "position_table",
+                    wpe.shape(),
+                    f,
+                    &wpe.iter().copied().collect::<Vec<_>>(),
+                )?;
+                let r = self.activation(out, &format!("{name}.out"), c);
+                self.push(
+                    id,
+                    vec![],
+                    vec![r],
+                    instruction::Op::Embed(plan::Embed {
+                        token_table: te,
+                        position_table: pe,
+                    }),
+                );
+                Ok(())
+            }
+            Op::LayerNorm { eps } => {
+                let x = self.input_reg(id, 0)?;
+                let c = self.registers[x as usize].cols as usize;
+                // γ and β must fold into every reader.
+                for (u, _) in g.users(out) {
+                    if !matches!(g.node(u).op, Op::Linear | Op::Logits) {
+                        return Err(err(g, id, "LayerNorm output read by something other than a linear layer; γ and β cannot be folded"));
+                    }
+                }
+                let input = g.input(id, 0).expect("checked");
+                let spread = 2.0 * self.ranges.of(input) as f64;
+                let p =
+                    semantics::layernorm_params(c, *eps as f64, self.scales.frac, spread.max(1.0))
+                        .map_err(|e| err(g, id, e.to_string()))?;
+                let r = self.activation(out, &format!("{name}.out"), c);
+                self.push(
+                    id,
+                    vec![x],
+                    vec![r],
+                    instruction::Op::LayerNorm(convert::layernorm_to_plan(&p)),
+                );
+                Ok(())
+            }
+            Op::Linear | Op::Logits => self.linear(id, matches!(g.node(id).op, Op::Logits), model),
+            Op::Gelu { form } => {
+                let x = self.input_reg(id, 0)?;
+                let c = self.registers[x as usize].cols as usize;
+                let sem_form = match form {
+                    GeluForm::Tanh => SemGeluForm::Tanh,
+                    GeluForm::Erf => SemGeluForm::Erf,
+                };
+                let t = semantics::fit_gelu(self.scales.frac, 2, 6, sem_form)
+                    .map_err(|e| err(g, id, e.to_string()))?;
+                let r = self.activation(out, &format!("{name}.out"), c);
+                self.push(
+                    id,
+                    vec![x],
+                    vec![r],
+                    instruction::Op::Gelu(convert::gelu_to_plan(&t)),
+                );
+                Ok(())
+            }
+            Op::ResidualAdd => {
+                let (a, b) = (self.input_reg(id, 0)?, self.input_reg(id, 1)?);
+                let c = self.registers[a as usize].cols as usize;
+                let r = self.activation(out, &format!("{name}.out"), c);
+                self.push(id, vec![a, b], vec![r], instruction::Op::Add(plan::Add {}));
+                Ok(())
+            }
+            Op::Attention { heads, .. } => {
+                let qkv = self.input_reg(id, 0)?;
+                let c3 = self.registers[qkv as usize].cols;
+                let c = c3 / 3;
+                model.heads = *heads as u64;
+                let layer = self.layer;
+                self.layer += 1;
+                let f = self.scales.frac;
+                let q = self.register(&format!("{name}.q"), Rows::Tokens, c, f, false);
+                let k = self.register(&format!("{name}.k"), Rows::Tokens, c, f, false);
+                let v = self.register(&format!("{name}.v"), Rows::Tokens, c, f, false);
+                let kc = self.register(
+                    &format!("layer{layer}.k_cache"),
+                    Rows::Positions,
+                    c,
+                    f,
+                    true,
+                );
+                let vc = self.register(
+                    &format!("layer{layer}.v_cache"),
+                    Rows::Positions,
+                    c,
+                    f,
+                    true,
+                );
+                self.push(
+                    id,
+                    vec![qkv],
+                    vec![q, k, v],
+                    instruction::Op::SplitQkv(plan::SplitQkv {}),
+                );
+                self.push(
+                    id,
+                    vec![k],
+                    vec![kc],
+                    instruction::Op::CacheAppend(plan::CacheAppend {}),
+                );
+                self.push(
+                    id,
+                    vec![v],
+                    vec![vc],
+                    instruction::Op::CacheAppend(plan::CacheAppend {}),
+                );
+                let scores = self.register(&format!("{name}.scores"), Rows::Tokens, 0, f, false);
+                self.push(
+                    id,
+                    vec![q, kc],
+                    vec![scores],
+                    instruction::Op::QkT(plan::HeadProduct {
+                        heads: *heads as u32,
+                        shift: f,
+                    }),
+                );
+                let t =
+                    semantics::fit_exp_tables(f, 14, f).map_err(|e| err(g, id, e.to_string()))?;
+                let probs = self.register(&format!("{name}.probs"), Rows::Tokens, 0, f, false);
+                self.push(
+                    id,
+                    vec![scores],
+                    vec![probs],
+                    instruction::Op::Softmax(convert::softmax_to_plan(&t, *heads as u32)),
+                );
+                let r = self.activation(out, &format!("{name}.out"), c as usize);
+                self.push(
+                    id,
+                    vec![probs, vc],
+                    vec![r],
+                    instruction::Op::Pv(plan::HeadProduct {
+                        heads: *heads as u32,
+                        shift: t.frac_out,
+                    }),
+                );
+                Ok(())
+            }
+            other => Err(err(
+                g,
+                id,
+                format!("{} is not a high-level operation", other.kind()),
+            )),
+        }
+    }
+
+    /// `linear(x, W, b)` or `logits(x, wte)`, folding a preceding LayerNorm's γ, β and, for the
+    /// projection that feeds attention, the `1/√d` scale into the q columns.
+    fn linear(&mut self, id: NodeIndex, logits: bool, _model: &mut plan::ModelInfo) -> Result<()> {
+        let g = self.graph;
+        let out = ValueRef {
+            node: id,
+            output: 0,
+        };
+        let name = g.node(id).name.clone();
+        let x = self.input_reg(id, 0)?;
+        // W as [K, N]; logits store the table as [V, C].
+        let w0 = self.const_input(id, 1)?;
+        let mut w: ndarray::Array2<f32> = w0
+            .clone()
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| err(g, id, "weight must be a matrix"))?;
+        if logits {
+            w = w.t().to_owned();
+        }
+        let (k, n) = (w.nrows(), w.ncols());
+        let mut b: Vec<f32> = match (logits, g.input(id, 2).and_then(|v| g.const_value(v))) {
+            (false, Some(t)) => t
+                .as_f32()
+                .map(|a| a.iter().copied().collect())
+                .unwrap_or_default(),
+            _ => vec![0.0; n],
+        };
+        let mut has_bias = !logits && g.input(id, 2).is_some();
+        // Fold the LayerNorm that produced x.
+        let xv = g.input(id, 0).expect("input present");
+        if let Op::LayerNorm { .. } = g.node(xv.node).op {
+            let gamma = self.const_input(xv.node, 1)?.clone();
+            let beta = self.const_input(xv.node, 2)?.clone();
+            for j in 0..n {
+                let mut extra = 0.0f64;
+                for i in 0..k {
+                    extra += beta[i] as f64 * w[[i, j]] as f64;
+                    w[[i, j]] *= gamma[i];
+                }
+                b[j] += extra as f32;
+            }
+            has_bias = true;
+        }
+        // Fold attention's scale into the q columns.
+        let users = g.users(out);
+        if let [(u, 0)] = users.as_slice() {
+            if let Op::Attention { scale, .. } = g.node(*u).op {
+                for j in 0..n / 3 {
+                    for i in 0..k {
+                        w[[i, j]] *= scale;
+                    }
+                    b[j] *= scale;
+                }
+            }
+        }
+        let (f, fw) = (self.scales.frac, self.scales.weight_frac);
+        let wid = self.weight(
+            &format!("{name}.weight"),
+            &[k, n],
+            fw,
+            &w.iter().copied().collect::<Vec<_>>(),
+        )?;
+        let bid = if has_bias {
+            Some(self.weight(&format!("{name}.bias"), &[n], f + fw, &b)?)
+        } else {
+            None
+        };
+        let r = self.activation(out, &format!("{name}.out"), n);
+        if logits {
+            self.registers[r as usize].rows = Rows::One as i32;
+            self.registers[r as usize].frac_bits = f + fw;
+            self.push(
+                id,
+                vec![x],
+                vec![r],
+                instruction::Op::Logits(plan::Linear {
+                    weight: wid,
+                    bias: bid,
+                    shift: 0,
+                }),
+            );
+        } else {
+            self.push(
+                id,
+                vec![x],
+                vec![r],
+                instruction::Op::Linear(plan::Linear {
+                    weight: wid,
+                    bias: bid,
+                    shift: fw,
+                }),
+            );
+        }
+        Ok(())
+    }
+}
