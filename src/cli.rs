@@ -26,6 +26,8 @@ pub enum Command {
     Compile(CompileArgs),
     /// Run the float reference interpreter on token ids and print the per-position argmax.
     Eval(EvalArgs),
+    /// Compare a model's fixed-point plan with its float semantics.
+    Accuracy(AccuracyArgs),
     /// Measure protocols between two processes on loopback.
     Bench(crate::bench::BenchArgs),
 }
@@ -73,18 +75,53 @@ pub struct CompileArgs {
     /// Print the graph IR after the passes instead of writing a plan.
     #[arg(long, value_enum)]
     pub emit: Option<Emit>,
+    #[command(flatten)]
+    pub fixed: FixedArgs,
+}
+
+/// Fixed-point choices, shared by `compile` and `accuracy`.
+#[derive(Args, Debug)]
+pub struct FixedArgs {
     /// Ring width ℓ (default: chosen from calibration).
     #[arg(long)]
     pub ring_bits: Option<u32>,
     /// Fractional bits of activations.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 13)]
     pub frac_bits: u32,
     /// Fractional bits of weights.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 13)]
     pub weight_frac_bits: u32,
     /// Calibration prompts: one per line, as text for byte-level models or comma-separated ids.
     #[arg(long, value_name = "FILE")]
     pub calibrate: Option<PathBuf>,
+}
+
+impl FixedArgs {
+    fn options(&self) -> anyhow::Result<fixed::Options> {
+        Ok(fixed::Options {
+            ring_bits: self.ring_bits,
+            frac_bits: self.frac_bits,
+            weight_frac_bits: self.weight_frac_bits,
+            prompts: self.calibrate.as_deref().map(read_prompts).transpose()?,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AccuracyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub fixed: FixedArgs,
+    /// Prompts to compare on, one per line (default: models/eval-prompts.txt, held out from calibration).
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// Tokens of greedy continuation per prompt.
+    #[arg(long, default_value_t = 32)]
+    pub new_tokens: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -106,6 +143,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Compile(args) => compile(args),
         Command::Eval(args) => eval(args),
+        Command::Accuracy(args) => accuracy(args),
         Command::Bench(args) => crate::bench::run(args),
     }
 }
@@ -118,17 +156,7 @@ fn compile(args: CompileArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    let prompts = match &args.calibrate {
-        Some(p) => Some(read_prompts(p)?),
-        None => None,
-    };
-    let options = fixed::Options {
-        ring_bits: args.ring_bits,
-        frac_bits: args.frac_bits,
-        weight_frac_bits: args.weight_frac_bits,
-        prompts,
-    };
-    let compiled = fixed::compile(&graph, &options)?;
+    let compiled = fixed::compile(&graph, &args.fixed.options()?)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let (plan_path, weights_path) = (dir.join("plan.cgp"), dir.join("weights.cgw"));
     plan::file::write_plan(&compiled.plan, &plan_path)?;
@@ -226,11 +254,7 @@ fn fixed_logits(args: &EvalArgs) -> anyhow::Result<Vec<Vec<f64>>> {
     sim.all_rows = true;
     sim.prefill(&args.tokens)?;
     let logits = std::mem::take(&mut sim.last_logits);
-    let frac = plan
-        .registers
-        .iter()
-        .find(|r| r.rows == plan::Rows::One as i32 && r.cols > 1)
-        .map_or(0, |r| r.frac_bits);
+    let frac = fixed::accuracy::logits_frac(&plan);
     Ok(logits
         .into_iter()
         .map(|row| {
@@ -253,4 +277,67 @@ fn first_argmax(r: &[f64]) -> usize {
             }
         })
         .0
+}
+
+/// Prompts held out from calibration, for `accuracy`.
+const EVAL_PROMPTS: &str = include_str!("../models/eval-prompts.txt");
+
+fn accuracy(args: AccuracyArgs) -> anyhow::Result<()> {
+    let graph = model::load(&args.model.spec()?)?;
+    let compiled = fixed::compile(&graph, &args.fixed.options()?)?;
+    let vocab = compiled.plan.model.as_ref().map_or(0, |m| m.vocab);
+    let prompts = match &args.prompts {
+        Some(p) => read_prompts(p)?,
+        None => EVAL_PROMPTS
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                l.bytes()
+                    .map(|b| {
+                        if vocab == 256 {
+                            b as i64
+                        } else {
+                            b as i64 % vocab.max(1) as i64
+                        }
+                    })
+                    .collect()
+            })
+            .collect(),
+    };
+    if let Some(bad) = prompts
+        .iter()
+        .flatten()
+        .find(|&&t| t < 0 || t as u64 >= vocab)
+    {
+        anyhow::bail!("prompt token {bad} is outside the vocabulary of {vocab}");
+    }
+    let r = fixed::accuracy::accuracy(&graph, &compiled, &prompts, args.new_tokens)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    println!(
+        "ring {} bits, {} fractional bits; {} prompts",
+        r.ring_bits,
+        r.frac_bits,
+        r.prompts.len()
+    );
+    println!("{:<34} {:>10} {:>10}", "measure", "agree", "rate");
+    println!(
+        "{:<34} {:>10} {:>9.2}%",
+        "per-position top-1 (prompts)",
+        format!("{}/{}", r.top1_agree, r.positions),
+        100.0 * r.top1_rate()
+    );
+    println!(
+        "{:<34} {:>10} {:>9.2}%",
+        format!("greedy continuation ({} tokens)", args.new_tokens),
+        format!("{}/{}", r.greedy_agree, r.greedy_tokens),
+        100.0 * r.greedy_rate()
+    );
+    println!(
+        "max |logit error| {:.5}, mean {:.5}",
+        r.max_logit_error, r.mean_logit_error
+    );
+    Ok(())
 }

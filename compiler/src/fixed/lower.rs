@@ -146,11 +146,7 @@ impl Lowerer<'_> {
             .iter()
             .map(|&x| semantics::encode(x as f64, frac))
             .collect();
-        let t = WeightTensor::from_values(name.into(), &ints).ok_or_else(|| {
-            CompileError::Input(format!(
-                "weight '{name}' does not fit 32-bit fixed point at {frac} fractional bits; hint: lower --weight-frac-bits"
-            ))
-        })?;
+        let t = WeightTensor::from_values(name.into(), &ints);
         self.weights.push(t);
         self.weight_infos.push(WeightInfo {
             name: name.into(),

@@ -1,6 +1,7 @@
 //! Fixed-point compilation: calibration, scale selection, lowering to a plan, and the plan's
 //! cleartext integer semantics.
 
+pub mod accuracy;
 pub mod calibrate;
 mod compile;
 pub mod convert;

@@ -25,6 +25,53 @@ pub struct Simulator<'p> {
     pub all_rows: bool,
     /// Logits of the last program run, one vector per row computed.
     pub last_logits: Vec<Vec<i64>>,
+    /// Per weight: the largest column sum of |w| (decides when i64 accumulation is exact).
+    col_abs_max: Vec<i128>,
+}
+
+/// `x·W + b` for one row, exactly. Accumulates in i64 when `max|x|·bound < 2^62` (no overflow
+/// possible), else in i128; columns in parallel.
+fn matvec(x: &[i64], w: &[i64], n: usize, b: Option<&[i64]>, bound: i128) -> Vec<i128> {
+    use rayon::prelude::*;
+    let xmax = x
+        .iter()
+        .map(|v| v.unsigned_abs() as i128)
+        .max()
+        .unwrap_or(0);
+    let fast = xmax.saturating_mul(bound) < (1i128 << 62)
+        && b.is_none_or(|b| b.iter().all(|v| v.unsigned_abs() < 1 << 61));
+    const CHUNK: usize = 256;
+    let mut out = vec![0i128; n];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, dst)| {
+        let c0 = ci * CHUNK;
+        let width = dst.len();
+        if fast {
+            let mut acc: Vec<i64> = b.map_or(vec![0; width], |b| b[c0..c0 + width].to_vec());
+            for (i, &xi) in x.iter().enumerate() {
+                if xi != 0 {
+                    for (a, &wv) in acc.iter_mut().zip(&w[i * n + c0..i * n + c0 + width]) {
+                        *a += xi * wv;
+                    }
+                }
+            }
+            for (d, a) in dst.iter_mut().zip(acc) {
+                *d = a as i128;
+            }
+        } else {
+            let mut acc: Vec<i128> = b.map_or(vec![0; width], |b| {
+                b[c0..c0 + width].iter().map(|&v| v as i128).collect()
+            });
+            for (i, &xi) in x.iter().enumerate() {
+                if xi != 0 {
+                    for (a, &wv) in acc.iter_mut().zip(&w[i * n + c0..i * n + c0 + width]) {
+                        *a += xi as i128 * wv as i128;
+                    }
+                }
+            }
+            dst.copy_from_slice(&acc);
+        }
+    });
+    out
 }
 
 impl<'p> Simulator<'p> {
@@ -34,9 +81,23 @@ impl<'p> Simulator<'p> {
                 "the weights file does not match the plan".into(),
             ));
         }
+        let values: Vec<Vec<i64>> = weights.tensors.iter().map(|t| t.values()).collect();
+        let col_abs_max = values
+            .iter()
+            .zip(&plan.weights)
+            .map(|(v, info)| {
+                let n = info.shape.last().copied().unwrap_or(1).max(1) as usize;
+                let mut sums = vec![0i128; n];
+                for (i, &x) in v.iter().enumerate() {
+                    sums[i % n] += x.unsigned_abs() as i128;
+                }
+                sums.into_iter().max().unwrap_or(0)
+            })
+            .collect();
         Ok(Simulator {
             plan,
-            weights: weights.tensors.iter().map(|t| t.values()).collect(),
+            col_abs_max,
+            weights: values,
             cache: HashMap::new(),
             positions: 0,
             peaks: HashMap::new(),
@@ -153,20 +214,11 @@ impl<'p> Simulator<'p> {
                         Op::Logits(_) if !self.all_rows => vec![t - 1],
                         _ => (0..t).collect(),
                     };
+                    let bound = self.col_abs_max[l.weight as usize];
                     let mut out = Vec::with_capacity(rows.len() * n);
                     for &r in &rows {
                         let xr = &x[r * k..(r + 1) * k];
-                        let mut acc: Vec<i128> =
-                            b.map_or(vec![0; n], |b| b.iter().map(|&v| v as i128).collect());
-                        for (i, &xi) in xr.iter().enumerate() {
-                            if xi == 0 {
-                                continue;
-                            }
-                            let wr = &w[i * n..(i + 1) * n];
-                            for (a, &wv) in acc.iter_mut().zip(wr) {
-                                *a += xi as i128 * wv as i128;
-                            }
-                        }
+                        let acc = matvec(xr, w, n, b.map(|b| b.as_slice()), bound);
                         for a in acc {
                             out.push(check(a)? >> l.shift);
                         }

@@ -197,7 +197,7 @@ mod tests {
         let (a, b) = (sample_plan(8), sample_plan(16));
         let w = WeightsFile {
             plan_hash: a.hash.clone(),
-            tensors: vec![WeightTensor::from_values("w".into(), &[1, -2, 3, -4]).unwrap()],
+            tensors: vec![WeightTensor::from_values("w".into(), &[1, -2, 3, -4])],
         };
         let path = tmp("w.cgw");
         write_weights(&w, &path).unwrap();
