@@ -289,28 +289,48 @@ pub struct WeightsFile {
     pub tensors: Vec<WeightTensor>,
 }
 
-/// One weight tensor: fixed-point integers, little-endian i32 (the plan bounds them).
+/// One weight tensor: fixed-point integers, little-endian, `width` bytes each (4 or 8).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WeightTensor {
     #[prost(string, tag = "1")]
     pub name: String,
     #[prost(bytes = "vec", tag = "2")]
     pub data: Vec<u8>,
+    #[prost(uint32, tag = "3")]
+    pub width: u32,
 }
 
 impl WeightTensor {
-    pub fn from_values(name: String, values: &[i64]) -> Option<WeightTensor> {
-        let mut data = Vec::with_capacity(values.len() * 4);
+    /// Encode values as i32 when they all fit, else as i64.
+    pub fn from_values(name: String, values: &[i64]) -> WeightTensor {
+        let narrow = values.iter().all(|&v| i32::try_from(v).is_ok());
+        let width = if narrow { 4 } else { 8 };
+        let mut data = Vec::with_capacity(values.len() * width);
         for &v in values {
-            data.extend_from_slice(&i32::try_from(v).ok()?.to_le_bytes());
+            if narrow {
+                data.extend_from_slice(&(v as i32).to_le_bytes());
+            } else {
+                data.extend_from_slice(&v.to_le_bytes());
+            }
         }
-        Some(WeightTensor { name, data })
+        WeightTensor {
+            name,
+            data,
+            width: width as u32,
+        }
     }
 
     pub fn values(&self) -> Vec<i64> {
-        self.data
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-            .collect()
+        if self.width == 8 {
+            self.data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect()
+        } else {
+            self.data
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect()
+        }
     }
 }
