@@ -7,7 +7,9 @@
 //! a weight: weights are referred to by id and live in the weights file, which only the server
 //! reads. `docs/plan.md` describes every instruction's integer semantics.
 
+pub mod cost;
 pub mod file;
+pub mod inspect;
 
 /// Version of the plan and weights formats; a file of another version is refused.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,561 @@
+//! `inspect`: listings, JSON, DOT and the per-class summary of hand-built plans (snapshots), and
+//! properties of the cost model.
+
+use ciphergpt_compiler::plan::cost::{self, OpClass, Sizes, Summary};
+use ciphergpt_compiler::plan::inspect::{self, Format, Options};
+use ciphergpt_compiler::plan::{
+    self, file, instruction::Op, Instruction, ModelInfo, Plan, Program, Register, Rows, WeightInfo,
+};
+
+/// Sizes of a GPT-2-shaped plan.
+#[derive(Clone, Copy)]
+struct Dims {
+    vocab: u64,
+    positions: u64,
+    width: u64,
+    heads: u32,
+    layers: u64,
+    ring: u32,
+}
+
+const TINY: Dims = Dims {
+    vocab: 256,
+    positions: 64,
+    width: 64,
+    heads: 4,
+    layers: 1,
+    ring: 37,
+};
+
+const GPT2_SMALL: Dims = Dims {
+    vocab: 50257,
+    positions: 1024,
+    width: 768,
+    heads: 12,
+    layers: 12,
+    ring: 37,
+};
+
+/// A plan with the instruction sequence the compiler lowers GPT-2 to (see `fixed/lower.rs`):
+/// registers, weight shapes and public tables, no weights.
+struct Builder {
+    plan: Plan,
+    program: Vec<Instruction>,
+}
+
+impl Builder {
+    fn reg(&mut self, name: &str, rows: Rows, cols: u64, frac: u32) -> u32 {
+        self.plan.registers.push(Register {
+            name: name.into(),
+            rows: rows as i32,
+            cols,
+            frac_bits: frac,
+            persistent: rows == Rows::Positions,
+        });
+        (self.plan.registers.len() - 1) as u32
+    }
+
+    fn act(&mut self, name: &str, cols: u64) -> u32 {
+        self.reg(name, Rows::Tokens, cols, 12)
+    }
+
+    fn weight(&mut self, name: &str, shape: &[u64], frac: u32) -> u32 {
+        self.plan.weights.push(WeightInfo {
+            name: name.into(),
+            shape: shape.to_vec(),
+            frac_bits: frac,
+        });
+        (self.plan.weights.len() - 1) as u32
+    }
+
+    fn push(&mut self, name: &str, inputs: Vec<u32>, outputs: Vec<u32>, op: Op) {
+        self.program.push(Instruction {
+            name: name.into(),
+            inputs,
+            outputs,
+            op: Some(op),
+        });
+    }
+
+    fn linear(&mut self, name: &str, x: u32, k: u64, n: u64) -> u32 {
+        let w = self.weight(&format!("{name}.weight"), &[k, n], 12);
+        let b = self.weight(&format!("{name}.bias"), &[n], 24);
+        let y = self.act(&format!("{name}.out"), n);
+        self.push(
+            name,
+            vec![x],
+            vec![y],
+            Op::Linear(plan::Linear {
+                weight: w,
+                bias: Some(b),
+                shift: 12,
+            }),
+        );
+        y
+    }
+
+    fn layernorm(&mut self, name: &str, x: u32, n: u64) -> u32 {
+        let y = self.act(&format!("{name}.out"), n);
+        self.push(
+            name,
+            vec![x],
+            vec![y],
+            Op::LayerNorm(plan::LayerNorm {
+                n,
+                frac: 12,
+                r1: 6,
+                r2: 8,
+                v_eps: 1,
+                f_rho: 18,
+            }),
+        );
+        y
+    }
+}
+
+fn gpt_plan(d: Dims) -> Plan {
+    let c = d.width;
+    let mut b = Builder {
+        plan: Plan {
+            source: format!("gpt-{}x{}.onnx", d.layers, d.width),
+            model: Some(ModelInfo {
+                vocab: d.vocab,
+                positions: d.positions,
+                width: c,
+                heads: u64::from(d.heads),
+                layers: d.layers,
+            }),
+            ring_bits: d.ring,
+            frac_bits: 12,
+            ..Default::default()
+        },
+        program: Vec::new(),
+    };
+    let wte = b.weight("token_table", &[d.vocab, c], 12);
+    let wpe = b.weight("position_table", &[d.positions, c], 12);
+    let mut x = b.act("embed.out", c);
+    b.push(
+        "embed",
+        vec![],
+        vec![x],
+        Op::Embed(plan::Embed {
+            token_table: wte,
+            position_table: wpe,
+        }),
+    );
+    for layer in 0..d.layers {
+        let p = format!("h{layer}");
+        let a = b.layernorm(&format!("{p}.ln_1"), x, c);
+        let qkv = b.linear(&format!("{p}.attn.c_attn"), a, c, 3 * c);
+        let att = format!("{p}.attn");
+        let q = b.act(&format!("{att}.q"), c);
+        let k = b.act(&format!("{att}.k"), c);
+        let v = b.act(&format!("{att}.v"), c);
+        let kc = b.reg(&format!("layer{layer}.k_cache"), Rows::Positions, c, 12);
+        let vc = b.reg(&format!("layer{layer}.v_cache"), Rows::Positions, c, 12);
+        b.push(
+            &att,
+            vec![qkv],
+            vec![q, k, v],
+            Op::SplitQkv(plan::SplitQkv {}),
+        );
+        b.push(
+            &att,
+            vec![k],
+            vec![kc],
+            Op::CacheAppend(plan::CacheAppend {}),
+        );
+        b.push(
+            &att,
+            vec![v],
+            vec![vc],
+            Op::CacheAppend(plan::CacheAppend {}),
+        );
+        let scores = b.act(&format!("{att}.scores"), 0);
+        b.push(
+            &att,
+            vec![q, kc],
+            vec![scores],
+            Op::QkT(plan::HeadProduct {
+                heads: d.heads,
+                shift: 12,
+            }),
+        );
+        let probs = b.act(&format!("{att}.probs"), 0);
+        b.push(
+            &att,
+            vec![scores],
+            vec![probs],
+            Op::Softmax(plan::Softmax {
+                heads: d.heads,
+                frac_in: 12,
+                frac_exp: 14,
+                frac_out: 12,
+                exp_hi: vec![0; 256],
+                exp_lo: vec![0; 256],
+                hi_bits: 8,
+                lo_bits: 8,
+                recip_guard: 8,
+                clip: 16 << 12,
+            }),
+        );
+        let out = b.act(&format!("{att}.out"), c);
+        b.push(
+            &att,
+            vec![probs, vc],
+            vec![out],
+            Op::Pv(plan::HeadProduct {
+                heads: d.heads,
+                shift: 12,
+            }),
+        );
+        let o = b.linear(&format!("{p}.attn.c_proj"), out, c, c);
+        let x1 = b.act(&format!("{p}.add_1"), c);
+        b.push(
+            &format!("{p}.add_1"),
+            vec![x, o],
+            vec![x1],
+            Op::Add(plan::Add {}),
+        );
+        let m = b.layernorm(&format!("{p}.ln_2"), x1, c);
+        let h = b.linear(&format!("{p}.mlp.c_fc"), m, c, 4 * c);
+        let g = b.act(&format!("{p}.mlp.gelu"), 4 * c);
+        b.push(
+            &format!("{p}.mlp.gelu"),
+            vec![h],
+            vec![g],
+            Op::Gelu(plan::Gelu {
+                frac: 12,
+                alpha_log2: 2,
+                pieces_log2: 6,
+                slope: vec![0; 64],
+                intercept: vec![0; 64],
+                form: 0,
+            }),
+        );
+        let y = b.linear(&format!("{p}.mlp.c_proj"), g, 4 * c, c);
+        let x2 = b.act(&format!("{p}.add_2"), c);
+        b.push(
+            &format!("{p}.add_2"),
+            vec![x1, y],
+            vec![x2],
+            Op::Add(plan::Add {}),
+        );
+        x = x2;
+    }
+    let f = b.layernorm("ln_f", x, c);
+    let w = b.weight("lm_head.weight", &[c, d.vocab], 12);
+    let z = b.reg("lm_head.out", Rows::One, d.vocab, 24);
+    b.push(
+        "lm_head",
+        vec![f],
+        vec![z],
+        Op::Logits(plan::Linear {
+            weight: w,
+            bias: None,
+            shift: 0,
+        }),
+    );
+    let t = b.reg("next_token", Rows::One, 1, 0);
+    b.push("argmax", vec![z], vec![t], Op::Argmax(plan::Argmax {}));
+    let program = Program {
+        instructions: b.program,
+    };
+    let mut plan = b.plan;
+    plan.prefill = Some(program.clone());
+    plan.decode = Some(program);
+    file::seal(&mut plan);
+    plan
+}
+
+fn render(plan: &Plan, format: Format, summary: bool, tokens: u64) -> String {
+    inspect::render(
+        plan,
+        &Options {
+            format,
+            summary,
+            tokens,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tiny_plan_listing() {
+    insta::assert_snapshot!(
+        "tiny-listing",
+        render(&gpt_plan(TINY), Format::Text, false, 8)
+    );
+}
+
+#[test]
+fn tiny_plan_json() {
+    let text = render(&gpt_plan(TINY), Format::Json, false, 8);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["plan"]["ring_bits"], 37);
+    assert_eq!(v["prefill"].as_array().unwrap().len(), 19);
+    assert_eq!(v["decode"][2]["op"], "Linear");
+    assert_eq!(v["decode"][2]["inputs"][0]["shape"][0], "1");
+    assert_eq!(v["prefill"][2]["parts"][1]["class"], "Truncation");
+    // Per-instruction costs add up to the summary's total.
+    let sum: u64 = v["prefill"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["cost"]["server_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, v["summary"]["prefill"]["total"]["server_bytes"]);
+}
+
+#[test]
+fn tiny_plan_summary_json_has_no_listing() {
+    let v: serde_json::Value =
+        serde_json::from_str(&render(&gpt_plan(TINY), Format::Json, true, 8)).unwrap();
+    assert!(v.get("prefill").is_none() && v.get("decode").is_none());
+    assert_eq!(v["summary"]["decode"]["past"], 8);
+    assert_eq!(v["summary"]["prefill"]["classes"][1]["class"], "GELU");
+    insta::assert_snapshot!(
+        "tiny-summary-json",
+        serde_json::to_string_pretty(&v).unwrap()
+    );
+}
+
+#[test]
+fn tiny_plan_dot() {
+    let dot = render(&gpt_plan(TINY), Format::Dot, false, 8);
+    assert!(dot.starts_with("digraph plan {") && dot.ends_with("}\n"));
+    assert!(
+        dot.contains("r6 [shape=cylinder"),
+        "the KV cache is drawn as a store"
+    );
+    insta::assert_snapshot!("tiny-dot", dot);
+}
+
+#[test]
+fn gpt2_small_summary() {
+    // GPT-2 small at 256 prompt tokens, as CipherGPT's Table V (which has no KV cache).
+    insta::assert_snapshot!(
+        "gpt2-small-summary-256",
+        render(&gpt_plan(GPT2_SMALL), Format::Text, true, 256)
+    );
+    insta::assert_snapshot!(
+        "gpt2-small-summary-32",
+        render(&gpt_plan(GPT2_SMALL), Format::Text, true, 32)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cost model's properties.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn comparison_and_truncation_grow_linearly_in_the_ring() {
+    for l in [16u64, 32, 37, 48, 64] {
+        assert_eq!(cost::comparison(l).total(), 11 * l);
+        assert_eq!(cost::truncation(l, 12).total(), 16 * l + 11 * 12);
+        assert_eq!(cost::mux(l).total(), 2 * l + 2);
+    }
+    let d1 = cost::comparison(33).total() - cost::comparison(32).total();
+    let d2 = cost::comparison(61).total() - cost::comparison(60).total();
+    assert_eq!(d1, d2);
+}
+
+fn linear_bytes(rows: u64, k: u64, n: u64) -> u64 {
+    let mut plan = gpt_plan(TINY);
+    plan.registers[0].cols = k;
+    plan.weights[0].shape = vec![k, n];
+    let ins = Instruction {
+        name: "fc".into(),
+        inputs: vec![0],
+        outputs: vec![1],
+        op: Some(Op::Linear(plan::Linear {
+            weight: 0,
+            bias: None,
+            shift: 12,
+        })),
+    };
+    let parts = cost::estimate(&plan, &ins, Sizes::prefill(rows));
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].class, OpClass::MatMul);
+    assert_eq!(parts[1].class, OpClass::Truncation);
+    cost::total(&parts).bytes()
+}
+
+#[test]
+fn linear_cost_grows_with_k_n_and_rows() {
+    let base = linear_bytes(16, 256, 256);
+    assert!(linear_bytes(16, 1024, 256) > base);
+    assert!(linear_bytes(16, 256, 1024) > base);
+    assert!(linear_bytes(64, 256, 256) > base);
+    assert!(linear_bytes(64, 1024, 1024) > linear_bytes(64, 256, 1024));
+}
+
+#[test]
+fn summary_shares_sum_to_100_percent() {
+    for d in [TINY, GPT2_SMALL] {
+        let plan = gpt_plan(d);
+        for sizes in [Sizes::prefill(8), Sizes::decode(8), Sizes::prefill(1)] {
+            let parts = cost::program(&plan, plan.prefill.as_ref().unwrap(), sizes);
+            let s = Summary::of(&parts);
+            let bytes: f64 = s.classes.iter().map(|(_, c)| s.bytes_share(c)).sum();
+            let rounds: f64 = s.classes.iter().map(|(_, c)| s.rounds_share(c)).sum();
+            assert!((bytes - 100.0).abs() < 1e-9, "{bytes}");
+            assert!((rounds - 100.0).abs() < 1e-9, "{rounds}");
+            // The total is the sum over the instructions.
+            let all = parts.iter().map(|p| cost::total(p).bytes()).sum::<u64>();
+            assert_eq!(all, s.total.bytes());
+        }
+    }
+}
+
+#[test]
+fn a_decode_step_costs_less_than_the_prefill_and_grows_with_the_position() {
+    let plan = gpt_plan(GPT2_SMALL);
+    let prog = plan.prefill.as_ref().unwrap();
+    let total = |s: Sizes| Summary::of(&cost::program(&plan, prog, s)).total.bytes();
+    assert!(total(Sizes::decode(32)) < total(Sizes::prefill(32)));
+    assert!(total(Sizes::decode(32)) < total(Sizes::decode(512)));
+    assert!(total(Sizes::prefill(16)) < total(Sizes::prefill(32)));
+}
+
+#[test]
+fn softmax_follows_the_causal_mask() {
+    // Prefill of T rows: T(T+1)/2 entries per head; decode at position N: N + 1.
+    assert_eq!(Sizes::prefill(4).visible(), 10);
+    assert_eq!(Sizes::decode(7).visible(), 8);
+    let s = plan::Softmax {
+        heads: 2,
+        frac_in: 12,
+        frac_exp: 14,
+        frac_out: 12,
+        exp_hi: vec![0; 256],
+        exp_lo: vec![0; 256],
+        hi_bits: 8,
+        lo_bits: 8,
+        recip_guard: 8,
+        clip: 16 << 12,
+    };
+    // Doubling the heads doubles the bits.
+    let one = cost::softmax(
+        37,
+        &plan::Softmax {
+            heads: 1,
+            ..s.clone()
+        },
+        Sizes::prefill(5),
+    );
+    let two = cost::softmax(37, &s, Sizes::prefill(5));
+    assert_eq!(two.total(), 2 * one.total());
+    assert_eq!(two.rounds, one.rounds);
+}
+
+#[test]
+fn gelu_per_element_is_near_cipher_gpts_figure() {
+    // CipherGPT Table IV: 765 MB for 2^20 elements (≈ 730 B per element), with |rOT| ≈ 0.6 bit.
+    let g = plan::Gelu {
+        frac: 12,
+        alpha_log2: 2,
+        pieces_log2: 6,
+        slope: vec![0; 64],
+        intercept: vec![0; 64],
+        form: 0,
+    };
+    let per_element = cost::gelu(37, &g).total() as f64 / 8.0;
+    assert!(
+        (500.0..1500.0).contains(&per_element),
+        "{per_element} B per element"
+    );
+}
+
+#[test]
+fn malformed_plans_and_bad_lengths_are_refused() {
+    let mut plan = gpt_plan(TINY);
+    plan.prefill.as_mut().unwrap().instructions[3].inputs = vec![999];
+    let err = inspect::render(&plan, &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("prefill instruction 3") && err.contains("r999"),
+        "{err}"
+    );
+
+    let mut plan = gpt_plan(TINY);
+    if let Some(Op::Linear(l)) = &mut plan.decode.as_mut().unwrap().instructions[2].op {
+        l.weight = 77;
+    }
+    let err = inspect::render(&plan, &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("decode instruction 2") && err.contains("w77"),
+        "{err}"
+    );
+
+    let plan = gpt_plan(TINY);
+    for tokens in [0, 64, 1000] {
+        let err = inspect::render(
+            &plan,
+            &Options {
+                tokens,
+                ..Options::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--tokens"), "{err}");
+    }
+    // The largest prompt that leaves room for one decode step is fine.
+    assert!(inspect::render(
+        &plan,
+        &Options {
+            tokens: 63,
+            ..Options::default()
+        }
+    )
+    .is_ok());
+}
+
+#[test]
+fn hostile_sizes_do_not_overflow() {
+    let mut plan = gpt_plan(TINY);
+    for r in &mut plan.registers {
+        r.cols = u64::MAX / 3;
+    }
+    for w in &mut plan.weights {
+        w.shape = vec![u64::MAX / 5, u64::MAX / 7];
+    }
+    // Saturates instead of panicking.
+    let parts = cost::program(&plan, plan.prefill.as_ref().unwrap(), Sizes::prefill(63));
+    assert!(Summary::of(&parts).total.bytes() > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The committed models, compiled in the test.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn committed_model_summaries() {
+    use ciphergpt_compiler::fixed;
+    use ciphergpt_compiler::model::{self, ModelSpec};
+    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+    for name in ["tiny-trained", "tiny-erf", "tiny-gpt2vocab"] {
+        let path = models.join(format!("{name}.torchscript.onnx"));
+        let graph = model::load(&ModelSpec {
+            path,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let compiled = fixed::compile(&graph, &fixed::Options::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let positions = compiled.plan.model.as_ref().unwrap().positions;
+        let tokens = 32.min(positions - 1);
+        let text = render(&compiled.plan, Format::Text, true, tokens);
+        // The first line names the plan's hash, which changes with any compiler change.
+        let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        insta::assert_snapshot!(format!("{name}-summary"), body);
+    }
+}
