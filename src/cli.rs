@@ -28,6 +28,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Compare a model's fixed-point plan with its float semantics.
     Accuracy(AccuracyArgs),
+    /// List a plan's instructions with estimated bytes and rounds per party, or a summary by op class.
+    Inspect(crate::inspect::InspectArgs),
     /// Measure protocols between two processes on loopback.
     Bench(crate::bench::BenchArgs),
 }
@@ -86,10 +88,10 @@ pub struct FixedArgs {
     #[arg(long)]
     pub ring_bits: Option<u32>,
     /// Fractional bits of activations.
-    #[arg(long, default_value_t = 13)]
+    #[arg(long, default_value_t = 15)]
     pub frac_bits: u32,
     /// Fractional bits of weights.
-    #[arg(long, default_value_t = 13)]
+    #[arg(long, default_value_t = 15)]
     pub weight_frac_bits: u32,
     /// Calibration prompts: one per line, as text for byte-level models or comma-separated ids.
     #[arg(long, value_name = "FILE")]
@@ -144,6 +146,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compile(args) => compile(args),
         Command::Eval(args) => eval(args),
         Command::Accuracy(args) => accuracy(args),
+        Command::Inspect(args) => crate::inspect::run(args),
         Command::Bench(args) => crate::bench::run(args),
     }
 }

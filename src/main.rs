@@ -2,10 +2,18 @@
 
 mod bench;
 mod cli;
+mod inspect;
 
 use clap::Parser;
 
 fn main() {
+    // A closed pipe (`ciphergpt inspect … | head`) ends the process quietly, as it does for
+    // other Unix tools, instead of a panic in `println!`.
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     if let Err(err) = cli::run(args) {
         // One line, with the chain of causes, and a non-zero exit; never a panic.

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum CompileError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read or write")]
     Io {
         path: String,
         #[source]

@@ -10,7 +10,7 @@ use crate::plan::{self, Plan, Tokenizer, WeightsFile};
 pub struct Options {
     /// Ring width ℓ; chosen from calibration when `None`.
     pub ring_bits: Option<u32>,
-    /// Fractional bits of activations (CipherGPT: 12; we default to 13, see docs/plan.md).
+    /// Fractional bits of activations (CipherGPT: 12; we default to 15, see docs/plan.md).
     pub frac_bits: u32,
     /// Fractional bits of weights.
     pub weight_frac_bits: u32,
@@ -22,8 +22,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             ring_bits: None,
-            frac_bits: 13,
-            weight_frac_bits: 13,
+            frac_bits: 15,
+            weight_frac_bits: 15,
             prompts: None,
         }
     }

@@ -1,0 +1,83 @@
+//! `compile -o`, `eval --fixed` and `inspect` from the command line, and the refusals: a plan of
+//! another format version, and weights of another plan.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn ciphergpt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ciphergpt"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run ciphergpt")
+}
+
+fn compile(model: &str, dir: &std::path::Path) {
+    let out = ciphergpt(&["compile", model, "-o", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn one_line_failure(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(needle), "{needle:?} not in {err}");
+}
+
+#[test]
+fn fixed_eval_matches_float_and_plans_are_checked() {
+    let base = std::env::temp_dir().join(format!("cgp-cli-plan-{}", std::process::id()));
+    let (a, b) = (base.join("a"), base.join("b"));
+    compile("models/tiny-trained.torchscript.onnx", &a);
+    compile("models/tiny-erf.torchscript.onnx", &b);
+
+    // The plan's integer semantics and the float model agree on "And God" (bytes).
+    let toks = "65,110,100,32,71,111,100";
+    let fixed = ciphergpt(&[
+        "eval",
+        a.to_str().unwrap(),
+        "--fixed",
+        "--tokens",
+        toks,
+        "--json",
+    ]);
+    let float = ciphergpt(&[
+        "eval",
+        "models/tiny-trained.torchscript.onnx",
+        "--tokens",
+        toks,
+        "--json",
+    ]);
+    let argmax = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["argmax"].clone()
+    };
+    assert_eq!(argmax(&fixed), argmax(&float));
+
+    // inspect reads the plan.
+    let out = ciphergpt(&["inspect", a.join("plan.cgp").to_str().unwrap(), "--summary"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MatMul"));
+
+    // Weights of another plan.
+    std::fs::copy(b.join("weights.cgw"), a.join("weights.cgw")).unwrap();
+    let out = ciphergpt(&["eval", a.to_str().unwrap(), "--fixed", "--tokens", toks]);
+    one_line_failure(&out, "belong to plan");
+
+    // A plan of another format version.
+    let p = b.join("plan.cgp");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[8] ^= 0x40;
+    std::fs::write(&p, bytes).unwrap();
+    let out = ciphergpt(&["eval", b.to_str().unwrap(), "--fixed", "--tokens", toks]);
+    one_line_failure(&out, "format version");
+    let _ = std::fs::remove_dir_all(&base);
+}
