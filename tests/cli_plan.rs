@@ -1,7 +1,6 @@
 //! `compile -o`, `eval --fixed` and `inspect` from the command line, and the refusals: a plan of
 //! another format version, and weights of another plan.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn ciphergpt(args: &[&str]) -> Output {
