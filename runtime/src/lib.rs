@@ -13,6 +13,7 @@ compile_error!("ciphergpt-runtime supports little-endian targets only");
 pub mod bench;
 pub mod crypto;
 pub mod net;
+pub mod protocols;
 
 pub use crypto::block::Block;
 pub use net::{Channel, Counters, NetError, Role, Stats};

@@ -1,0 +1,108 @@
+//! Two-party test harness: both roles as threads, over the in-memory channel or TCP loopback.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use ciphergpt_runtime::crypto::{OtPair, Prg};
+use ciphergpt_runtime::net::{mem, tcp, Channel, Role, SessionConfig};
+
+/// One party: its channel, its OT extension (both directions), its role and its randomness.
+pub struct Party {
+    pub ch: Box<dyn Channel>,
+    pub ot: OtPair,
+    pub role: Role,
+    pub rng: Prg,
+}
+
+fn party(mut ch: Box<dyn Channel>, role: Role) -> Party {
+    let mut rng = Prg::from_entropy();
+    let ot = OtPair::setup(&mut ch, role, &mut rng).unwrap();
+    Party { ch, ot, role, rng }
+}
+
+/// Run `s` as the server (this thread) and `c` as the client (another thread) in memory.
+pub fn two_party<A, B, S, C>(s: S, c: C) -> (A, B)
+where
+    S: FnOnce(&mut Party) -> A,
+    C: FnOnce(&mut Party) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    let (a, b) = mem::pair(Duration::from_secs(60));
+    let h = std::thread::spawn(move || c(&mut party(Box::new(b), Role::Client)));
+    let x = s(&mut party(Box::new(a), Role::Server));
+    (x, h.join().unwrap())
+}
+
+/// The same over TCP on loopback.
+pub fn two_party_tcp<A, B, S, C>(s: S, c: C) -> (A, B)
+where
+    S: FnOnce(&mut Party) -> A,
+    C: FnOnce(&mut Party) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().to_string();
+    let mut cfg = SessionConfig::new(Role::Client, [7; 32]);
+    cfg.timeout = Duration::from_secs(60);
+    let h = std::thread::spawn(move || {
+        let ch = tcp::connect(&addr, &cfg).unwrap().pop().unwrap();
+        c(&mut party(Box::new(ch), Role::Client))
+    });
+    let mut scfg = SessionConfig::new(Role::Server, [7; 32]);
+    scfg.timeout = Duration::from_secs(60);
+    let ch = l.accept(&scfg).unwrap().pop().unwrap();
+    let x = s(&mut party(Box::new(ch), Role::Server));
+    (x, h.join().unwrap())
+}
+
+/// Random ℓ-bit values with the edge values first: 0, 1, −1, ±max, 2^(ℓ−1) and its neighbours.
+pub fn values_with_edges(rng: &mut Prg, n: usize, bits: u32) -> Vec<u64> {
+    let m = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    let h = 1u64 << (bits - 1);
+    let edges = [
+        0,
+        1,
+        m,
+        h - 1,
+        h,
+        h + 1,
+        m - 1,
+        h.wrapping_sub(2) & m,
+        2 & m,
+    ];
+    let mut v = rng.values(n, bits);
+    for (x, e) in v.iter_mut().zip(edges) {
+        *x = e & m;
+    }
+    v
+}
+
+/// z-score of `ones` successes out of n fair coin flips.
+pub fn z_fair(ones: usize, n: usize) -> f64 {
+    (ones as f64 - n as f64 / 2.0) / ((n as f64).sqrt() / 2.0)
+}
+
+/// Every bit position of ℓ-bit values is a fair coin and uncorrelated with `x`'s same bit
+/// (|z| < 6: a false alarm has probability < 1e-8 per check). Returns the largest |z|.
+pub fn assert_uniform_and_independent(view: &[u64], x: &[u64], bits: u32, what: &str) -> f64 {
+    assert_eq!(view.len(), x.len());
+    let n = view.len();
+    let mut worst = 0f64;
+    for pos in 0..bits {
+        let ones = view.iter().filter(|&&v| (v >> pos) & 1 == 1).count();
+        let agree = view
+            .iter()
+            .zip(x)
+            .filter(|(&v, &x)| (v >> pos) & 1 == (x >> pos) & 1)
+            .count();
+        for z in [z_fair(ones, n), z_fair(agree, n)] {
+            assert!(z.abs() < 6.0, "{what}: bit {pos}: z = {z:.2}");
+            worst = worst.max(z.abs());
+        }
+    }
+    worst
+}
