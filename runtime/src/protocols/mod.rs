@@ -8,4 +8,5 @@
 //! b = b_S ⊕ b_C; both parties call the same function with their own [`Role`](crate::net::Role)
 //! and their own [`OtPair`](crate::crypto::OtPair) on the same channel, in the same order.
 
+pub mod mul;
 pub mod shares;
