@@ -189,6 +189,22 @@ impl Lowerer<'_> {
             })
     }
 
+    /// An instruction from register `x` to a new activation register of the same width, which
+    /// becomes the value of node `id`.
+    fn same_width(&mut self, id: NodeIndex, x: u32, op: instruction::Op) {
+        let cols = self.registers[x as usize].cols as usize;
+        let name = format!("{}.out", self.graph.node(id).name);
+        let r = self.activation(
+            ValueRef {
+                node: id,
+                output: 0,
+            },
+            &name,
+            cols,
+        );
+        self.push(id, vec![x], vec![r], op);
+    }
+
     fn push(&mut self, id: NodeIndex, inputs: Vec<u32>, outputs: Vec<u32>, op: instruction::Op) {
         self.program.push(Instruction {
             name: self.graph.node(id).name.clone(),
@@ -256,11 +272,9 @@ impl Lowerer<'_> {
                 let p =
                     semantics::layernorm_params(c, *eps as f64, self.scales.frac, spread.max(1.0))
                         .map_err(|e| err(g, id, e.to_string()))?;
-                let r = self.activation(out, &format!("{name}.out"), c);
-                self.push(
+                self.same_width(
                     id,
-                    vec![x],
-                    vec![r],
+                    x,
                     instruction::Op::LayerNorm(convert::layernorm_to_plan(&p)),
                 );
                 Ok(())
@@ -268,20 +282,13 @@ impl Lowerer<'_> {
             Op::Linear | Op::Logits => self.linear(id, matches!(g.node(id).op, Op::Logits), model),
             Op::Gelu { form } => {
                 let x = self.input_reg(id, 0)?;
-                let c = self.registers[x as usize].cols as usize;
                 let sem_form = match form {
                     GeluForm::Tanh => SemGeluForm::Tanh,
                     GeluForm::Erf => SemGeluForm::Erf,
                 };
                 let t = semantics::fit_gelu(self.scales.frac, 2, GELU_PIECES_LOG2, sem_form)
                     .map_err(|e| err(g, id, e.to_string()))?;
-                let r = self.activation(out, &format!("{name}.out"), c);
-                self.push(
-                    id,
-                    vec![x],
-                    vec![r],
-                    instruction::Op::Gelu(convert::gelu_to_plan(&t)),
-                );
+                self.same_width(id, x, instruction::Op::Gelu(convert::gelu_to_plan(&t)));
                 Ok(())
             }
             Op::ResidualAdd => {

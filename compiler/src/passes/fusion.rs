@@ -96,6 +96,23 @@ fn replace(graph: &mut Graph, old: NodeIndex, op: Op, inputs: &[ValueRef]) -> No
     id
 }
 
+/// The two inputs of binary node `id`, ordered so that the first satisfies `first`: `(a, b)` or
+/// `(b, a)`. `None` if neither does.
+fn operands_where(
+    graph: &Graph,
+    id: NodeIndex,
+    first: impl Fn(ValueRef) -> bool,
+) -> Option<(ValueRef, ValueRef)> {
+    let (a, b) = (input(graph, id, 0)?, input(graph, id, 1)?);
+    if first(a) {
+        Some((a, b))
+    } else if first(b) {
+        Some((b, a))
+    } else {
+        None
+    }
+}
+
 fn live_nodes(graph: &Graph) -> Vec<NodeIndex> {
     // Only nodes some output still depends on (rules must not fire twice on dead copies).
     let mut live = HashSet::new();
@@ -230,22 +247,21 @@ fn linear_gemm(graph: &mut Graph) -> usize {
         let Some(w) = w.filter(|w| w.shape() == [k as usize, nn as usize]) else {
             continue;
         };
-        let bias = konst(graph, input(graph, g.node, 2)).cloned();
-        let bias = match bias {
-            Some(b) if beta == 1.0 && b.shape() == [nn as usize] => Some(b),
+        // A bias must be a constant [N] added once (beta = 1); none is fine too.
+        let bias = input(graph, g.node, 2);
+        match bias.and_then(|b| graph.const_value(b)) {
+            Some(b) if beta == 1.0 && b.shape() == [nn as usize] => {}
             Some(_) => continue,
-            None => None,
-        };
+            None if bias.is_some() => continue,
+            None => {}
+        }
         let wname = graph
             .node(input(graph, g.node, 1).expect("weight").node)
             .name
             .clone();
         let wid = graph.add_const(wname, w);
         let mut ins = vec![x, wid.into()];
-        if let Some(b) = bias {
-            ins.push(input(graph, g.node, 2).expect("bias"));
-            let _ = b;
-        }
+        ins.extend(bias);
         replace(graph, id, Op::Linear, &ins);
         n += 1;
     }
@@ -259,15 +275,11 @@ fn linear_matmul_add(graph: &mut Graph) -> usize {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
         }
-        let (Some(a), Some(b)) = (input(graph, id, 0), input(graph, id, 1)) else {
+        let Some((mm, bias)) = operands_where(graph, id, |v| matches!(op(graph, v), Op::MatMul))
+        else {
             continue;
         };
-        let (mm, bias) = if matches!(op(graph, a), Op::MatMul) {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        if !matches!(op(graph, mm), Op::MatMul) || graph.use_count(mm) != 1 {
+        if graph.use_count(mm) != 1 {
             continue;
         }
         let (Some(x), Some(w), Some(bt)) = (
@@ -371,24 +383,16 @@ fn layer_norm_decomposed(graph: &mut Graph) -> usize {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
         }
-        let (Some(a0), Some(a1)) = (input(graph, id, 0), input(graph, id, 1)) else {
+        let Some((mul, beta)) = operands_where(graph, id, |v| matches!(op(graph, v), Op::Mul))
+        else {
             continue;
         };
-        let (mul, beta) = if matches!(op(graph, a0), Op::Mul) {
-            (a0, a1)
-        } else {
-            (a1, a0)
-        };
-        if !matches!(op(graph, mul), Op::Mul) || graph.const_value(beta).is_none() {
+        if graph.const_value(beta).is_none() {
             continue;
         }
-        let (Some(m0), Some(m1)) = (input(graph, mul.node, 0), input(graph, mul.node, 1)) else {
+        let Some((gamma, y)) = operands_where(graph, mul.node, |v| graph.const_value(v).is_some())
+        else {
             continue;
-        };
-        let (y, gamma) = if graph.const_value(m1).is_some() {
-            (m0, m1)
-        } else {
-            (m1, m0)
         };
         let allowed = |o: &Op| {
             matches!(
