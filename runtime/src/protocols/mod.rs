@@ -8,5 +8,6 @@
 //! b = b_S ⊕ b_C; both parties call the same function with their own [`Role`](crate::net::Role)
 //! and their own [`OtPair`](crate::crypto::OtPair) on the same channel, in the same order.
 
+pub mod cmp;
 pub mod mul;
 pub mod shares;

@@ -1,0 +1,195 @@
+//! Millionaires' comparison and DReLU / MSB: results against the cleartext definition (the sign
+//! of the signed lift), edge values, several widths, digit sizes and lengths, TCP, and views.
+
+mod common;
+
+use std::time::Duration;
+
+use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64};
+use ciphergpt_runtime::crypto::pack::mask;
+use ciphergpt_runtime::crypto::{OtPair, Prg};
+use ciphergpt_runtime::net::tap::Tap;
+use ciphergpt_runtime::net::{mem, Role};
+use ciphergpt_runtime::protocols::cmp;
+use ciphergpt_runtime::protocols::shares::Ring;
+use common::*;
+
+fn run_mill(bits: u32, m: u32, a: Vec<u64>, b: Vec<u64>) -> Vec<bool> {
+    let (s, c) = two_party(
+        move |p| cmp::millionaire(&mut p.ot, &mut p.ch, p.role, bits, m, &a).unwrap(),
+        move |p| cmp::millionaire(&mut p.ot, &mut p.ch, p.role, bits, m, &b).unwrap(),
+    );
+    s.iter().zip(&c).map(|(x, y)| x ^ y).collect()
+}
+
+#[test]
+fn millionaire_matches_definition() {
+    for bits in [1u32, 4, 5, 16, 36, 37, 63, 64] {
+        for m in [1u32, 2, 4, 8] {
+            let n = 1000;
+            let mut p = Prg::from_entropy();
+            let a = values_with_edges(&mut p, n, bits);
+            let mut b = values_with_edges(&mut p, n, bits);
+            // Equal values, neighbours and shared prefixes, where the tree matters most.
+            for i in 0..n / 4 {
+                b[n / 2 + i] = match i % 3 {
+                    0 => a[n / 2 + i],
+                    1 => a[n / 2 + i].wrapping_add(1) & mask(bits),
+                    _ => a[n / 2 + i] ^ (1u64 << (i as u32 % bits)),
+                };
+            }
+            let want: Vec<bool> = a.iter().zip(&b).map(|(x, y)| x > y).collect();
+            assert_eq!(run_mill(bits, m, a, b), want, "bits {bits} m {m}");
+        }
+    }
+    assert!(run_mill(0, 4, vec![0; 3], vec![0; 3]).iter().all(|&x| !x));
+}
+
+fn run_drelu(ring: Ring, x: &[u64], split: Vec<u64>) -> (Vec<bool>, Vec<bool>) {
+    let xs: Vec<u64> = x
+        .iter()
+        .zip(&split)
+        .map(|(&v, &r)| ring.sub(v, r))
+        .collect();
+    let xc = split;
+    let (s, c) = two_party(
+        move |p| {
+            let a = cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &xs).unwrap();
+            (
+                a,
+                cmp::msb(&mut p.ot, &mut p.ch, p.role, ring, &xs).unwrap(),
+            )
+        },
+        move |p| {
+            let a = cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &xc).unwrap();
+            (
+                a,
+                cmp::msb(&mut p.ot, &mut p.ch, p.role, ring, &xc).unwrap(),
+            )
+        },
+    );
+    let d = s.0.iter().zip(&c.0).map(|(x, y)| x ^ y).collect();
+    let m = s.1.iter().zip(&c.1).map(|(x, y)| x ^ y).collect();
+    (d, m)
+}
+
+#[test]
+fn drelu_and_msb_match_sign() {
+    for bits in [1u32, 2, 16, 37, 64] {
+        for n in [0usize, 1, 1000, 1001] {
+            let ring = Ring::new(bits).unwrap();
+            let mut p = Prg::from_entropy();
+            let x = values_with_edges(&mut p, n, bits);
+            // Shares that are themselves edge values: 0, 2^(ℓ−1), max, random.
+            let mut split = values_with_edges(&mut p, n, bits);
+            split.rotate_left(n.min(3));
+            let (d, m) = run_drelu(ring, &x, split);
+            for i in 0..n {
+                // The oracle: the compiler's signed lift of the ring element.
+                let v = from_ring_u64(x[i], bits).unwrap();
+                assert_eq!(v, ring.to_signed(x[i]));
+                assert_eq!(d[i], v >= 0, "bits {bits} n {n} x {}", x[i]);
+                assert_eq!(m[i], v < 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn drelu_at_range_boundaries() {
+    for bits in [16u32, 37, 64] {
+        let ring = Ring::new(bits).unwrap();
+        let h = 1i64 << (bits - 2);
+        let mut signed = vec![0i64, 1, -1, h, -h];
+        let top = if bits == 64 {
+            i64::MAX
+        } else {
+            (1i64 << (bits - 1)) - 1
+        };
+        signed.extend([top, top - 1, -top, -top - 1, -top + 1]);
+        let x: Vec<u64> = signed
+            .iter()
+            .map(|&v| to_ring_u64(v, bits).unwrap())
+            .collect();
+        for split in [
+            vec![0u64; x.len()],
+            vec![ring.mask(); x.len()],
+            vec![1u64 << (bits - 1); x.len()],
+        ] {
+            let (d, _) = run_drelu(ring, &x, split);
+            for (i, &v) in signed.iter().enumerate() {
+                assert_eq!(d[i], v >= 0, "bits {bits} value {v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn drelu_over_tcp() {
+    let bits = 37;
+    let ring = Ring::new(bits).unwrap();
+    let n = 5000;
+    let mut p = Prg::from_entropy();
+    let x = values_with_edges(&mut p, n, bits);
+    let r = p.values(n, bits);
+    let xs: Vec<u64> = x.iter().zip(&r).map(|(&v, &r)| ring.sub(v, r)).collect();
+    let (s, c) = two_party_tcp(
+        move |p| cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &xs).unwrap(),
+        move |p| cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &r).unwrap(),
+    );
+    for i in 0..n {
+        assert_eq!(s[i] ^ c[i], ring.to_signed(x[i]) >= 0);
+    }
+}
+
+/// The client's view of a millionaires' run (every byte it receives after the base OTs: triple
+/// ROT columns, 1-of-16 OT ciphertexts, the server's openings) and its output share do not depend
+/// on the server's input. For server inputs all-zero, all-ones and random against one random b:
+/// the view's bits are fair coins in aggregate (|z| < 6), the view has the same length, and the
+/// client's output share is a fair coin agreeing with the true result half the time (|z| < 6
+/// over 2^13 comparisons).
+#[test]
+fn client_view_is_independent_of_server_input() {
+    let bits = 36;
+    let n = 1 << 13;
+    let b = Prg::from_entropy().values(n, bits);
+    let mut lens = Vec::new();
+    for a in [
+        vec![0u64; n],
+        vec![mask(bits); n],
+        Prg::from_entropy().values(n, bits),
+    ] {
+        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
+        let a2 = a.clone();
+        let h = std::thread::spawn(move || {
+            let mut ch = ch_s;
+            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
+            cmp::millionaire(&mut ot, &mut ch, Role::Server, bits, 4, &a2).unwrap()
+        });
+        let mut tap = Tap::new(ch_c);
+        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+        let start = tap.received.len();
+        let c = cmp::millionaire(&mut ot, &mut tap, Role::Client, bits, 4, &b).unwrap();
+        let s = h.join().unwrap();
+        let truth: Vec<bool> = a.iter().zip(&b).map(|(x, y)| x > y).collect();
+        assert!((0..n).all(|i| s[i] ^ c[i] == truth[i]));
+        let view = &tap.received[start..];
+        lens.push(view.len());
+        let ones: u32 = view.iter().map(|x| x.count_ones()).sum();
+        let z = z_fair(ones as usize, 8 * view.len());
+        assert!(z.abs() < 6.0, "view bits: z = {z:.2}");
+        let c_ones = c.iter().filter(|&&x| x).count();
+        let agree = (0..n).filter(|&i| c[i] == truth[i]).count();
+        assert!(z_fair(c_ones, n).abs() < 6.0 && z_fair(agree, n).abs() < 6.0);
+    }
+    assert!(lens.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn and_counts() {
+    assert_eq!(cmp::and_count(1), 0);
+    assert_eq!(cmp::and_count(2), 1);
+    assert_eq!(cmp::and_count(9), 12);
+    assert_eq!(cmp::levels(9), 4);
+    assert_eq!(cmp::levels(16), 4);
+}
