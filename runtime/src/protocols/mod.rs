@@ -8,6 +8,8 @@
 //! b = b_S ⊕ b_C; both parties call the same function with their own [`Role`](crate::net::Role)
 //! and their own [`OtPair`](crate::crypto::OtPair) on the same channel, in the same order.
 
+pub mod b2a;
 pub mod cmp;
 pub mod mul;
+pub mod mux;
 pub mod shares;
