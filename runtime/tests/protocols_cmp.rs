@@ -124,11 +124,18 @@ fn drelu_at_range_boundaries() {
     }
 }
 
+/// Over TCP, with a small batch (simultaneous openings) and a large one (openings over 32 KiB go
+/// one after the other; two simultaneous large writes would block both parties).
 #[test]
 fn drelu_over_tcp() {
+    for n in [5000, (1 << 16) + 3] {
+        drelu_over_tcp_n(n);
+    }
+}
+
+fn drelu_over_tcp_n(n: usize) {
     let bits = 37;
     let ring = Ring::new(bits).unwrap();
-    let n = 5000;
     let mut p = Prg::from_entropy();
     let x = values_with_edges(&mut p, n, bits);
     let r = p.values(n, bits);

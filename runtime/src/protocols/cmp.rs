@@ -22,11 +22,13 @@
 //! - leaves: q 1-of-2^m OTs of 2-bit messages (Naor–Pinkas, [`crate::crypto::one_of_n`]):
 //!   q·(m·λ + 2^m·2) bits;
 //! - triples: A·2λ bits (two random OTs each, [`crate::crypto::triples`]);
-//! - openings: 2 bits per AND per party, one simultaneous exchange per tree level.
+//! - openings: 2 bits per AND per party, one exchange per tree level.
 //!
 //! DReLU at ℓ = 37 (k = 36, q = 9, A = 12): 9·68 + 12·32 + 12·4/8 = 1,002 bytes per element.
-//! Flights: 2 (triples) + 2 (leaf OTs) + ⌈log₂ q⌉ exchanges (one flight each way, overlapping;
-//! the channel counts each exchange as 2 flights per party).
+//! Flights: 2 (triples) + 2 (leaf OTs) + one exchange per tree level, ⌈log₂ q⌉ levels (4 for
+//! q = 9). An exchange of at most 32 KiB is simultaneous (one one-way latency), a longer one is
+//! sequential, server first (one round trip) — see [`exchange`]. The channel counts 2 flights
+//! per party for either kind.
 //!
 //! **Security** (semi-honest). The client's view of the leaves is its 1-of-N OT output
 //! (g_i ⊕ …, e_i ⊕ …), one-time padded by the server's fresh random bits g_i, e_i, and the OT's
@@ -80,12 +82,20 @@ fn and_shared<C: Channel + ?Sized>(
 ) -> Result<Vec<bool>, NetError> {
     let n = x.len();
     let mut de = Vec::with_capacity(2 * n);
-    de.extend(x.iter().enumerate().map(|(i, &v)| (v ^ t.get(off + i).0) as u64));
-    de.extend(y.iter().enumerate().map(|(i, &v)| (v ^ t.get(off + i).1) as u64));
+    de.extend(
+        x.iter()
+            .enumerate()
+            .map(|(i, &v)| (v ^ t.get(off + i).0) as u64),
+    );
+    de.extend(
+        y.iter()
+            .enumerate()
+            .map(|(i, &v)| (v ^ t.get(off + i).1) as u64),
+    );
     let theirs = if n == 0 {
         Vec::new()
     } else {
-        unpack(&exchange(ch, &pack(&de, 1))?, 2 * n, 1)
+        unpack(&exchange(ch, role, &pack(&de, 1))?, 2 * n, 1)
     };
     Ok((0..n)
         .map(|i| {

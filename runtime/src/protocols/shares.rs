@@ -246,22 +246,32 @@ pub fn unpack_widths(bytes: &[u8], widths: &[u32]) -> Vec<u64> {
     out
 }
 
-/// Largest message of one [`exchange`] step: both parties send at the same time, so each step
-/// must fit in the transport's buffers (TCP: 256 KiB each way) or both would block writing.
-const EXCHANGE_CHUNK: usize = 32 << 10;
+/// Largest message that [`exchange`] sends simultaneously with the peer. Both parties writing at
+/// once is only safe while the message fits in the transport's buffers (TCP: 256 KiB of user
+/// buffer plus the kernel's), or both would block writing.
+pub const EXCHANGE_SIMULTANEOUS_MAX: usize = 32 << 10;
 
-/// Both parties send `mine` and receive the peer's message of the same length, in steps of at
-/// most 32 KiB so that simultaneous sends never fill both sockets. One flight each way per step
-/// (the two directions overlap, so the latency is one one-way trip per step).
-pub fn exchange<C: Channel + ?Sized>(ch: &mut C, mine: &[u8]) -> Result<Vec<u8>, NetError> {
+/// Both parties send `mine` and receive the peer's message of the same length. Up to
+/// [`EXCHANGE_SIMULTANEOUS_MAX`] bytes both send at once (one flight each way, overlapping: one
+/// one-way latency); longer messages go one after the other, server first (two flights, one
+/// round trip), so that the two never write large messages at the same time.
+pub fn exchange<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    mine: &[u8],
+) -> Result<Vec<u8>, NetError> {
     let mut theirs = vec![0u8; mine.len()];
-    for (m, t) in mine
-        .chunks(EXCHANGE_CHUNK)
-        .zip(theirs.chunks_mut(EXCHANGE_CHUNK))
-    {
-        ch.send(m)?;
+    if mine.is_empty() {
+        return Ok(theirs);
+    }
+    if mine.len() <= EXCHANGE_SIMULTANEOUS_MAX || role == Role::Server {
+        ch.send(mine)?;
         ch.flush()?;
-        ch.recv(t)?;
+        ch.recv(&mut theirs)?;
+    } else {
+        ch.recv(&mut theirs)?;
+        ch.send(mine)?;
+        ch.flush()?;
     }
     Ok(theirs)
 }
