@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ciphergpt_runtime::bench::{machine_info, ot_bench, BenchReport, OtBenchOptions};
+use ciphergpt_runtime::bench::{
+    machine_info, ot_bench, protocols_bench, BenchReport, OtBenchOptions, ProtocolBenchOptions,
+};
 use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -24,6 +26,8 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Oblivious transfer: base OT, correlated/random/chosen-message OT, 1-of-16 OT, bit triples.
     Ot(OtArgs),
+    /// Non-linear protocols on shares: product, comparison (DReLU), B2A, MUX.
+    Protocols(ProtocolsArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -68,10 +72,44 @@ pub struct OtArgs {
     pub party: PartyArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct ProtocolsArgs {
+    /// Elements per protocol.
+    #[arg(long, default_value_t = 1 << 16)]
+    pub n: usize,
+    /// Ring width ℓ.
+    #[arg(long, default_value_t = 37)]
+    pub ring_bits: u32,
+    #[command(flatten)]
+    pub party: PartyArgs,
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Ot(a) => run_ot(a),
+        BenchWhat::Protocols(a) => run_protocols(a),
     }
+}
+
+fn run_protocols(a: ProtocolsArgs) -> anyhow::Result<()> {
+    if a.n == 0 || !(1..=64).contains(&a.ring_bits) {
+        bail!("--n must be positive and --ring-bits between 1 and 64");
+    }
+    let child_args = vec![
+        "bench".to_string(),
+        "protocols".into(),
+        "--n".into(),
+        a.n.to_string(),
+        "--ring-bits".into(),
+        a.ring_bits.to_string(),
+    ];
+    let opts = ProtocolBenchOptions {
+        n: a.n,
+        ring_bits: a.ring_bits,
+    };
+    two_party(&a.party, child_args, "protocols", |ch, role| {
+        Ok(protocols_bench(ch, role, &opts)?)
+    })
 }
 
 fn plan_hash(p: &PartyArgs) -> anyhow::Result<[u8; 32]> {

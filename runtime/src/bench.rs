@@ -41,9 +41,18 @@ pub struct BenchResult {
     pub rounds: u64,
     pub bytes_per_op: f64,
     pub ops_per_second: f64,
+    /// A published figure to compare with (from ANCHORS.md), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl BenchResult {
+    /// The same result with a published figure beside it.
+    pub fn with_reference(mut self, reference: &str) -> BenchResult {
+        self.reference = Some(reference.to_string());
+        self
+    }
+
     /// A result from a count, a time and the channel's counters for the operation's scope.
     pub fn new(name: &str, count: u64, seconds: f64, c: crate::net::Counters) -> BenchResult {
         BenchResult {
@@ -63,6 +72,7 @@ impl BenchResult {
             } else {
                 0.0
             },
+            reference: None,
         }
     }
 }
@@ -93,7 +103,7 @@ impl BenchReport {
         );
         for r in &self.results {
             s += &format!(
-                "{:<22} {:>10} {:>9.3} {:>14} {:>12.2} {:>12} {:>8}\n",
+                "{:<22} {:>10} {:>9.3} {:>14} {:>12.2} {:>12} {:>8}",
                 r.name,
                 r.count,
                 r.seconds,
@@ -102,6 +112,10 @@ impl BenchReport {
                 r.bytes_sent + r.bytes_received,
                 r.rounds
             );
+            if let Some(reference) = &r.reference {
+                s += &format!("   published: {reference}");
+            }
+            s += "\n";
         }
         s
     }
@@ -638,4 +652,65 @@ mod tests {
         }
         assert!(report.table().contains("ot-1of16-l2"));
     }
+}
+
+/// Settings of the protocols bench (both parties must use the same).
+#[derive(Clone, Debug)]
+pub struct ProtocolBenchOptions {
+    /// Elements per protocol.
+    pub n: usize,
+    /// Ring width ℓ.
+    pub ring_bits: u32,
+}
+
+/// Run the non-linear protocols bench as `role` on `ch`: each protocol on `n` random shared
+/// elements in its own channel scope, after one OT setup in both directions (reported apart).
+pub fn protocols_bench<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    opts: &ProtocolBenchOptions,
+) -> Result<Vec<BenchResult>, BenchError> {
+    use crate::protocols::{b2a::b2a, cmp::drelu, mul::mul, mux::mux, shares::Ring};
+    let mut rng = Prg::from_entropy();
+    let ring = Ring::new(opts.ring_bits)?;
+    let n = opts.n as u64;
+    let mut results = Vec::new();
+    let t = start(ch, role)?;
+    let mut ot = scoped(ch, "ot-setup", |ch| OtPair::setup(ch, role, &mut rng))?;
+    results.push(finish(ch, role, t, "ot-setup", 1)?);
+    let x = ring.random(&mut rng, opts.n);
+    let y = ring.random(&mut rng, opts.n);
+    let bits: Vec<bool> = rng.bools(opts.n);
+    let l = opts.ring_bits;
+    // Each protocol runs in a scope of its own name; `finish` reads that scope's counters.
+    let mut measure = |ch: &mut C,
+                       name: String,
+                       reference: Option<&str>,
+                       body: &mut dyn FnMut(&mut C, &mut OtPair) -> Result<(), NetError>|
+     -> Result<(), BenchError> {
+        let t = start(ch, role)?;
+        scoped(ch, &name, |ch| body(ch, &mut ot))?;
+        let r = finish(ch, role, t, &name, n)?;
+        results.push(match reference {
+            Some(text) => r.with_reference(text),
+            None => r,
+        });
+        Ok(())
+    };
+    measure(ch, format!("product-l{l}"), None, &mut |ch, ot| {
+        mul(ot, ch, role, ring, &x, &y).map(drop)
+    })?;
+    measure(
+        ch,
+        format!("comparison-l{l}"),
+        Some("Cheetah ≈51 B (ℓ=37); CrypTFlow2 ≈657 B; SPU 127 B (FM64)"),
+        &mut |ch, ot| drelu(ot, ch, role, ring, &x).map(drop),
+    )?;
+    measure(ch, format!("b2a-l{l}"), None, &mut |ch, ot| {
+        b2a(ot, ch, role, ring, &bits).map(drop)
+    })?;
+    measure(ch, format!("mux-l{l}"), None, &mut |ch, ot| {
+        mux(ot, ch, role, ring, &bits, &x).map(drop)
+    })?;
+    Ok(results)
 }

@@ -1,0 +1,49 @@
+//! `ciphergpt bench protocols` between two processes: the JSON report has every row, and the
+//! bytes each protocol moved per element equal its cost formula (docs/protocols.md).
+
+use std::process::Command;
+
+#[test]
+fn protocol_bytes_match_their_formulas() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ciphergpt"))
+        .args([
+            "bench",
+            "protocols",
+            "--n",
+            "2048",
+            "--ring-bits",
+            "37",
+            "--json",
+            "--timeout",
+            "30",
+        ])
+        .output()
+        .expect("run ciphergpt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let rows = report["results"].as_array().expect("results");
+    let per_op = |name: &str| -> f64 {
+        let r = rows
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name}"));
+        assert_eq!(r["count"], 2048);
+        r["bytes_per_op"].as_f64().unwrap()
+    };
+    let (l, lambda) = (37.0, 128.0);
+    // Gilboa product: two cross terms of ℓ COTs (λ bits each) plus ℓ(ℓ+1) correction bits.
+    assert_eq!(
+        per_op("product-l37"),
+        (2.0 * l * lambda + l * (l + 1.0)) / 8.0
+    );
+    // B2A: one COT over Z_2^ℓ (λ + ℓ bits); MUX: two.
+    assert_eq!(per_op("b2a-l37"), (lambda + l) / 8.0);
+    assert_eq!(per_op("mux-l37"), 2.0 * (lambda + l) / 8.0);
+    // Comparison (DReLU): measured formula in docs/protocols.md (9 leaf 1-of-16 OTs of 68 B,
+    // 12 AND triples of 32 B, 6 bytes of openings).
+    assert_eq!(per_op("comparison-l37"), 9.0 * 68.0 + 12.0 * 32.0 + 6.0);
+}
