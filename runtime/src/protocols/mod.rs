@@ -13,3 +13,4 @@ pub mod cmp;
 pub mod mul;
 pub mod mux;
 pub mod shares;
+pub mod trunc;

@@ -1,0 +1,170 @@
+//! Truncation, truncate-and-reduce and signed extension: exact equality with the compiler's
+//! `trunc_floor` on the signed lift, for random values over the whole range and edge values
+//! (0, ±1, the ±2^(ℓ−1) boundaries, multiples of 2^s and their neighbours), over mem and TCP.
+
+mod common;
+
+use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64, trunc_floor};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::trunc;
+use common::*;
+
+/// Random ℓ-bit values: the common edges, then multiples of 2^s (small and near ±2^(ℓ−1)) and their
+/// neighbours ±1, then uniform values.
+fn inputs(p: &mut Prg, n: usize, bits: u32, s: u32) -> Vec<u64> {
+    let ring = Ring::new(bits).unwrap();
+    let mut v = values_with_edges(p, n, bits);
+    let half = 1i128 << (bits - 1);
+    let step = 1i128 << s;
+    let mut extra = Vec::new();
+    for k in [-3i128, -2, -1, 0, 1, 2, 3] {
+        for base in [0, half, -half] {
+            let m = base + k * step;
+            for d in [-1i128, 0, 1] {
+                extra.push(ring.reduce((m + d) as u64));
+            }
+        }
+    }
+    for (i, e) in extra.into_iter().enumerate() {
+        v[9 + i] = e;
+    }
+    v
+}
+
+fn split(ring: Ring, p: &mut Prg, x: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let r = p.values(x.len(), ring.bits);
+    (ring.sub_vec(x, &r), r)
+}
+
+fn want_trunc(x: u64, bits: u32, s: u32) -> u64 {
+    let v = from_ring_u64(x, bits).unwrap();
+    to_ring_u64(trunc_floor(v, s), bits).unwrap()
+}
+
+fn run_trunc(bits: u32, s: u32, n: usize, tcp: bool) {
+    let ring = Ring::new(bits).unwrap();
+    let mut p = Prg::from_entropy();
+    let x = inputs(&mut p, n, bits, s);
+    let (xs, xc) = split(ring, &mut p, &x);
+    let f = move |p: &mut Party, x: Vec<u64>| {
+        trunc::trunc(&mut p.ot, &mut p.ch, p.role, ring, s, &x).unwrap()
+    };
+    let (a, b) = if tcp {
+        two_party_tcp(move |p| f(p, xs), move |p| f(p, xc))
+    } else {
+        two_party(move |p| f(p, xs), move |p| f(p, xc))
+    };
+    let v = ring.add_vec(&a, &b);
+    for i in 0..n {
+        assert_eq!(
+            v[i],
+            want_trunc(x[i], bits, s),
+            "bits {bits} s {s} x {}",
+            ring.to_signed(x[i])
+        );
+    }
+}
+
+#[test]
+fn trunc_equals_trunc_floor() {
+    for bits in [16u32, 37, 64] {
+        for s in [1u32, 12, 15, bits - 1] {
+            run_trunc(bits, s, 2000, false);
+        }
+    }
+}
+
+#[test]
+fn trunc_over_tcp() {
+    run_trunc(37, 12, 5001, true);
+}
+
+#[test]
+fn trunc_small_lengths_and_zero_shift() {
+    for n in [0usize, 1, 2] {
+        let ring = Ring::new(37).unwrap();
+        let mut p = Prg::from_entropy();
+        let x = p.values(n, 37);
+        let (xs, xc) = split(ring, &mut p, &x);
+        for s in [0u32, 5] {
+            let (xs, xc) = (xs.clone(), xc.clone());
+            let (a, b) = two_party(
+                move |p| trunc::trunc(&mut p.ot, &mut p.ch, p.role, ring, s, &xs).unwrap(),
+                move |p| trunc::trunc(&mut p.ot, &mut p.ch, p.role, ring, s, &xc).unwrap(),
+            );
+            let v = ring.add_vec(&a, &b);
+            for i in 0..n {
+                assert_eq!(v[i], want_trunc(x[i], 37, s));
+            }
+        }
+    }
+}
+
+#[test]
+fn trunc_reduce_is_floor_mod_2_to_the_l_minus_s() {
+    for (bits, s) in [(16u32, 1u32), (16, 15), (37, 12), (64, 12), (64, 63)] {
+        let ring = Ring::new(bits).unwrap();
+        let out = Ring::new(bits - s).unwrap();
+        let n = 2000;
+        let mut p = Prg::from_entropy();
+        let x = inputs(&mut p, n, bits, s);
+        let (xs, xc) = split(ring, &mut p, &x);
+        let (a, b) = two_party(
+            move |p| trunc::trunc_reduce(&mut p.ot, &mut p.ch, p.role, ring, s, &xs).unwrap(),
+            move |p| trunc::trunc_reduce(&mut p.ot, &mut p.ch, p.role, ring, s, &xc).unwrap(),
+        );
+        let v = out.add_vec(&a, &b);
+        for i in 0..n {
+            let want = out.from_signed(trunc_floor(ring.to_signed(x[i]), s));
+            assert_eq!(v[i], want, "bits {bits} s {s} x {}", ring.to_signed(x[i]));
+        }
+    }
+}
+
+#[test]
+fn extend_preserves_the_signed_value() {
+    for (m, nb) in [
+        (1u32, 2u32),
+        (16, 37),
+        (25, 37),
+        (37, 64),
+        (63, 64),
+        (12, 13),
+    ] {
+        let from = Ring::new(m).unwrap();
+        let to = Ring::new(nb).unwrap();
+        let n = 2000;
+        let mut p = Prg::from_entropy();
+        let x = inputs(&mut p, n, m, 0);
+        let (xs, xc) = split(from, &mut p, &x);
+        let (a, b) = two_party(
+            move |p| trunc::extend(&mut p.ot, &mut p.ch, p.role, from, to, &xs).unwrap(),
+            move |p| trunc::extend(&mut p.ot, &mut p.ch, p.role, from, to, &xc).unwrap(),
+        );
+        let v = to.add_vec(&a, &b);
+        for i in 0..n {
+            assert_eq!(
+                v[i],
+                to.from_signed(from.to_signed(x[i])),
+                "{m} -> {nb}: x {}",
+                from.to_signed(x[i])
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_shifts_and_widths_are_errors() {
+    let ring = Ring::new(16).unwrap();
+    let (a, b) = two_party(
+        move |p| {
+            let e1 = trunc::trunc(&mut p.ot, &mut p.ch, p.role, ring, 16, &[1]).is_err();
+            let e2 = trunc::trunc_reduce(&mut p.ot, &mut p.ch, p.role, ring, 0, &[1]).is_err();
+            let e3 = trunc::extend(&mut p.ot, &mut p.ch, p.role, ring, ring, &[1]).is_err();
+            e1 && e2 && e3
+        },
+        move |_| true,
+    );
+    assert!(a && b);
+}
