@@ -26,7 +26,7 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Oblivious transfer: base OT, correlated/random/chosen-message OT, 1-of-16 OT, bit triples.
     Ot(OtArgs),
-    /// Non-linear protocols on shares: product, comparison (DReLU), B2A, MUX.
+    /// Non-linear protocols on shares: product, comparison (DReLU), truncation, B2A, MUX.
     Protocols(ProtocolsArgs),
 }
 

@@ -46,4 +46,6 @@ fn protocol_bytes_match_their_formulas() {
     // Comparison (DReLU): measured formula in docs/protocols.md (9 leaf 1-of-16 OTs of 68 B,
     // 12 AND triples of 32 B, 6 bytes of openings).
     assert_eq!(per_op("comparison-l37"), 9.0 * 68.0 + 12.0 * 32.0 + 6.0);
+    // Faithful truncation by 12 (docs/protocols.md, section 13).
+    assert_eq!(per_op("truncation-l37-s12"), 1077.25);
 }

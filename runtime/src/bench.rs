@@ -670,7 +670,7 @@ pub fn protocols_bench<C: Channel + ?Sized>(
     role: Role,
     opts: &ProtocolBenchOptions,
 ) -> Result<Vec<BenchResult>, BenchError> {
-    use crate::protocols::{b2a::b2a, cmp::drelu, mul::mul, mux::mux, shares::Ring};
+    use crate::protocols::{b2a::b2a, cmp::drelu, mul::mul, mux::mux, shares::Ring, trunc::trunc};
     let mut rng = Prg::from_entropy();
     let ring = Ring::new(opts.ring_bits)?;
     let n = opts.n as u64;
@@ -706,6 +706,15 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         Some("Cheetah ≈51 B (ℓ=37); CrypTFlow2 ≈657 B; SPU 127 B (FM64)"),
         &mut |ch, ot| drelu(ot, ch, role, ring, &x).map(drop),
     )?;
+    // Truncation by 12 bits (CipherGPT's scale), exact: floor(x / 2^12).
+    if l > 12 {
+        measure(
+            ch,
+            format!("truncation-l{l}-s12"),
+            Some("Cheetah faithful 724 bit ≈ 91 B (ℓ=37, s=12); CrypTFlow2 ≈ 7.4 kbit"),
+            &mut |ch, ot| trunc(ot, ch, role, ring, 12, &x).map(drop),
+        )?;
+    }
     measure(ch, format!("b2a-l{l}"), None, &mut |ch, ot| {
         b2a(ot, ch, role, ring, &bits).map(drop)
     })?;
