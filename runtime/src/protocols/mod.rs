@@ -10,6 +10,7 @@
 
 pub mod b2a;
 pub mod cmp;
+pub mod lut;
 pub mod mul;
 pub mod mux;
 pub mod shares;
