@@ -223,19 +223,12 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         fixed_logits(&args)?
     } else {
         let graph = model::load(&args.model.spec()?)?;
-        let outputs = float::run(&graph, &args.tokens)?;
-        let (_, logits) = outputs.first().context("the model has no output")?;
-        let logits = logits
-            .as_f32()
-            .context("the model's output is not f32 logits")?;
-        let v = *logits
-            .shape()
-            .last()
-            .context("logits have no vocabulary axis")?;
-        let flat: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
-        flat.chunks(v).map(|r| r.to_vec()).collect()
+        float::logit_rows(&graph, &args.tokens)?
+            .into_iter()
+            .map(|r| r.into_iter().map(f64::from).collect())
+            .collect()
     };
-    let argmax: Vec<usize> = rows.iter().map(|r| first_argmax(r)).collect();
+    let argmax: Vec<usize> = rows.iter().map(|r| float::argmax(r)).collect();
     if args.json {
         let out = serde_json::json!({ "argmax": argmax, "logits": rows });
         println!("{out}");
@@ -266,20 +259,6 @@ fn fixed_logits(args: &EvalArgs) -> anyhow::Result<Vec<Vec<f64>>> {
                 .collect()
         })
         .collect())
-}
-
-/// The first index of the largest value (torch.argmax semantics).
-fn first_argmax(r: &[f64]) -> usize {
-    r.iter()
-        .enumerate()
-        .fold((0, f64::NEG_INFINITY), |best, (i, &x)| {
-            if x > best.1 {
-                (i, x)
-            } else {
-                best
-            }
-        })
-        .0
 }
 
 /// Prompts held out from calibration, for `accuracy`.

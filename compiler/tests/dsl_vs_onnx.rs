@@ -4,7 +4,6 @@
 
 mod common;
 
-use ciphergpt_compiler::interp::float;
 use ciphergpt_compiler::ir::op_sequence;
 use ciphergpt_compiler::model::{self, ModelSpec};
 use std::path::PathBuf;
@@ -27,11 +26,7 @@ fn trained_dsl() -> ciphergpt_compiler::ir::Graph {
 fn dsl_logits_match_onnxruntime() {
     let graph = trained_dsl();
     let onnx = common::models_dir().join("tiny-trained.torchscript.onnx");
-    for case in common::reference(&onnx) {
-        let out = float::run(&graph, &case.tokens).unwrap_or_else(|e| panic!("{e}"));
-        let d = common::max_abs_diff(&out[0].1, &case.logits);
-        assert!(d <= 1e-4, "T={}: max abs diff {d}", case.tokens.len());
-    }
+    common::assert_matches_reference(&graph, &onnx, "DSL gpt2.cgpt with tiny-trained weights");
 }
 
 #[test]

@@ -4,23 +4,12 @@
 mod common;
 
 use ciphergpt_compiler::frontend::onnx;
-use ciphergpt_compiler::interp::float;
-
-const TOLERANCE: f32 = 1e-4;
 
 #[test]
 fn imported_graphs_match_onnxruntime() {
     for (model, exporter, path) in common::onnx_models() {
         let graph = onnx::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        for case in common::reference(&path) {
-            let out = float::run(&graph, &case.tokens).unwrap_or_else(|e| panic!("{e}"));
-            let d = common::max_abs_diff(&out[0].1, &case.logits);
-            assert!(
-                d <= TOLERANCE,
-                "{model}.{exporter} T={}: max abs diff {d}",
-                case.tokens.len()
-            );
-        }
+        common::assert_matches_reference(&graph, &path, &format!("{model}.{exporter}"));
     }
 }
 
@@ -34,14 +23,6 @@ fn fused_graphs_match_onnxruntime_and_are_high_level() {
         if let Err(e) = ciphergpt_compiler::passes::require_high_level(&graph) {
             panic!("{model}.{exporter}: {e}\n{ir}");
         }
-        for case in common::reference(&path) {
-            let out = float::run(&graph, &case.tokens).unwrap_or_else(|e| panic!("{e}"));
-            let d = common::max_abs_diff(&out[0].1, &case.logits);
-            assert!(
-                d <= TOLERANCE,
-                "{model}.{exporter} T={}: max abs diff {d}",
-                case.tokens.len()
-            );
-        }
+        common::assert_matches_reference(&graph, &path, &format!("{model}.{exporter}"));
     }
 }

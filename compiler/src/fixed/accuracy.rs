@@ -44,32 +44,6 @@ impl AccuracyReport {
     }
 }
 
-fn argmax_f(r: &[f32]) -> usize {
-    r.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-        )
-        .0
-}
-
-fn float_rows(graph: &Graph, tokens: &[i64]) -> Result<Vec<Vec<f32>>> {
-    let out = float::run(graph, tokens)?;
-    let logits = out[0]
-        .1
-        .as_f32()
-        .ok_or_else(|| CompileError::Input("logits are not f32".into()))?;
-    let v = *logits.shape().last().unwrap_or(&1);
-    Ok(logits
-        .iter()
-        .copied()
-        .collect::<Vec<_>>()
-        .chunks(v)
-        .map(|c| c.to_vec())
-        .collect())
-}
-
 /// Compare the plan with the float graph on `prompts`.
 pub fn accuracy(
     graph: &Graph,
@@ -94,7 +68,7 @@ pub fn accuracy(
     let (mut err_sum, mut err_n) = (0.0f64, 0usize);
     for prompt in prompts.iter().filter(|p| !p.is_empty()) {
         // Per position.
-        let fl = float_rows(graph, prompt)?;
+        let fl = float::logit_rows(graph, prompt)?;
         let mut sim = Simulator::new(plan, &compiled.weights)?;
         sim.all_rows = true;
         sim.prefill(prompt)?;
@@ -102,7 +76,7 @@ pub fn accuracy(
         let mut agree = 0;
         for (f, x) in fl.iter().zip(&fx) {
             let xa = super::semantics::argmax(x).map_err(|e| CompileError::Input(e.to_string()))?;
-            agree += usize::from(argmax_f(f) == xa);
+            agree += usize::from(float::argmax(f) == xa);
             for (a, &b) in f.iter().zip(x) {
                 let e = (*a as f64 - b as f64 / scale).abs();
                 report.max_logit_error = report.max_logit_error.max(e);
@@ -119,8 +93,8 @@ pub fn accuracy(
         let mut seq = prompt.clone();
         let mut float_cont = Vec::with_capacity(n);
         for _ in 0..n {
-            let rows = float_rows(graph, &seq)?;
-            let t = argmax_f(rows.last().expect("one row per token")) as i64;
+            let rows = float::logit_rows(graph, &seq)?;
+            let t = float::argmax(rows.last().expect("one row per token")) as i64;
             float_cont.push(t);
             seq.push(t);
         }

@@ -35,20 +35,9 @@ pub fn calibrate(graph: &Graph, prompts: &[Vec<i64>]) -> Result<Ranges> {
             "calibration needs at least one non-empty prompt".into(),
         ));
     }
-    let inputs = graph.input_nodes();
-    let [input] = inputs.as_slice() else {
-        return Err(CompileError::Input(format!(
-            "{}: calibration expects one input (the token ids)",
-            graph.source
-        )));
-    };
     let mut ranges = Ranges::default();
     for p in prompts {
-        let ids = Tensor::I64(
-            ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[1, p.len()]), p.clone())
-                .map_err(|e| CompileError::Input(e.to_string()))?,
-        );
-        let feeds = HashMap::from([(*input, ids)]);
+        let feeds = float::token_feed(graph, p)?;
         let mut observe = |v: ValueRef, t: &Tensor| {
             if let Some(a) = t.as_f32() {
                 let m = a.iter().fold(0.0f32, |m, &x| m.max(x.abs()));

@@ -13,21 +13,52 @@ use std::collections::HashMap;
 
 /// Run the graph on one sequence of token ids (batch 1) and return its named outputs.
 pub fn run(graph: &Graph, tokens: &[i64]) -> Result<Vec<(String, Tensor)>> {
+    run_with(graph, token_feed(graph, tokens)?)
+}
+
+/// The feed for a graph's one input, the token ids, as a `[1, T]` tensor. Errors if the graph
+/// has another number of inputs.
+pub fn token_feed(graph: &Graph, tokens: &[i64]) -> Result<HashMap<NodeIndex, Tensor>> {
+    let inputs = graph.input_nodes();
+    let [input] = inputs.as_slice() else {
+        return Err(CompileError::Input(format!(
+            "{}: the model has {} inputs; ciphergpt takes models whose only input is the token ids",
+            graph.source,
+            inputs.len()
+        )));
+    };
     let ids = Tensor::I64(
         ArrayD::from_shape_vec(IxDyn(&[1, tokens.len()]), tokens.to_vec())
             .map_err(|e| CompileError::Input(e.to_string()))?,
     );
-    let inputs = graph.input_nodes();
-    if inputs.len() != 1 {
-        return Err(CompileError::Input(format!(
-            "{}: the model has {} inputs; ciphergpt runs models whose only input is the token ids",
-            graph.source,
-            inputs.len()
-        )));
+    Ok(HashMap::from([(*input, ids)]))
+}
+
+/// The logits of every position, one row each (the graph's first output, `[1, T, V]`).
+pub fn logit_rows(graph: &Graph, tokens: &[i64]) -> Result<Vec<Vec<f32>>> {
+    let out = run(graph, tokens)?;
+    let logits = out.first().and_then(|(_, t)| t.as_f32()).ok_or_else(|| {
+        CompileError::Input(format!("{}: the output is not f32 logits", graph.source))
+    })?;
+    let v = (*logits.shape().last().unwrap_or(&1)).max(1);
+    Ok(logits
+        .iter()
+        .copied()
+        .collect::<Vec<_>>()
+        .chunks(v)
+        .map(<[f32]>::to_vec)
+        .collect())
+}
+
+/// The first index of the largest value (`torch.argmax`); NaN never wins.
+pub fn argmax<T: PartialOrd + Copy>(row: &[T]) -> usize {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
     }
-    let mut feeds = HashMap::new();
-    feeds.insert(inputs[0], ids);
-    run_with(graph, feeds)
+    best
 }
 
 /// Run the graph with the given values for its input nodes.

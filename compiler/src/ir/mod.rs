@@ -13,7 +13,7 @@ mod op;
 mod print;
 
 pub use dim::{Dim, TensorType};
-pub use op::{GeluForm, MaskKind, Op, OpClass};
+pub use op::{GeluForm, MaskKind, Op};
 pub use print::{op_sequence, render};
 
 use crate::tensor::{DType, Tensor};

@@ -181,19 +181,6 @@ pub enum Op {
     Logits,
 }
 
-/// The op classes of CipherGPT's cost table (Table V), for summaries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OpClass {
-    MatMul,
-    Gelu,
-    Softmax,
-    LayerNorm,
-    Truncation,
-    Embedding,
-    Sampling,
-    Other,
-}
-
 impl Op {
     /// The operation's name as printed in the IR.
     pub fn kind(&self) -> &'static str {
@@ -289,17 +276,6 @@ impl Op {
             self,
             Op::Shape { .. } | Op::SymShape { .. } | Op::Positions | Op::CausalMask { .. }
         )
-    }
-
-    pub fn class(&self) -> OpClass {
-        match self {
-            Op::Linear | Op::Logits | Op::MatMul | Op::Gemm { .. } => OpClass::MatMul,
-            Op::Gelu { .. } => OpClass::Gelu,
-            Op::Attention { .. } | Op::Softmax { .. } => OpClass::Softmax,
-            Op::LayerNorm { .. } | Op::LayerNormalization { .. } => OpClass::LayerNorm,
-            Op::Embedding => OpClass::Embedding,
-            _ => OpClass::Other,
-        }
     }
 
     /// Attributes, printed after the operation name (empty when there are none).

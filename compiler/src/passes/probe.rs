@@ -11,7 +11,6 @@ use crate::error::{CompileError, Result};
 use crate::interp::float;
 use crate::ir::{Dim, Graph, Op, TensorType, ValueRef};
 use crate::tensor::{DType, Tensor};
-use ndarray::{ArrayD, IxDyn};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::HashMap;
 
@@ -74,22 +73,13 @@ pub struct Probe {
 
 /// Run the graph at every probe length.
 pub fn run(graph: &Graph, dep: &HashMap<NodeIndex, Dep>) -> Result<Probe> {
-    let inputs = graph.input_nodes();
-    if inputs.len() != 1 {
-        return Err(CompileError::Input(format!(
-            "{}: the model has {} inputs; ciphergpt takes models whose only input is the token ids",
-            graph.source,
-            inputs.len()
-        )));
-    }
     let mut probe = Probe {
         shapes: HashMap::new(),
         dtypes: HashMap::new(),
         samples: HashMap::new(),
     };
     for &t in &LENGTHS {
-        let ids = Tensor::I64(ArrayD::zeros(IxDyn(&[1, t])));
-        let feeds = HashMap::from([(inputs[0], ids)]);
+        let feeds = float::token_feed(graph, &vec![0; t])?;
         let mut observe = |v: ValueRef, x: &Tensor| {
             probe.shapes.entry(v).or_default().push(x.shape().to_vec());
             probe.dtypes.insert(v, x.dtype());

@@ -76,3 +76,24 @@ pub fn max_abs_diff(got: &ciphergpt_compiler::tensor::Tensor, want: &[Vec<f32>])
         .flat_map(|(g, w)| g.iter().zip(w).map(|(x, y)| (x - y).abs()))
         .fold(0.0, f32::max)
 }
+
+/// Largest accepted difference from onnxruntime's logits.
+pub const TOLERANCE: f32 = 1e-4;
+
+/// Run `graph` on every reference case of `onnx` and require onnxruntime's logits to [`TOLERANCE`].
+pub fn assert_matches_reference(
+    graph: &ciphergpt_compiler::ir::Graph,
+    onnx: &std::path::Path,
+    label: &str,
+) {
+    for case in reference(onnx) {
+        let out = ciphergpt_compiler::interp::float::run(graph, &case.tokens)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let d = max_abs_diff(&out[0].1, &case.logits);
+        assert!(
+            d <= TOLERANCE,
+            "{label} T={}: max abs diff {d}",
+            case.tokens.len()
+        );
+    }
+}
