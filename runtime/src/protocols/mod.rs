@@ -8,10 +8,17 @@
 //! b = b_S ⊕ b_C; both parties call the same function with their own [`Role`](crate::net::Role)
 //! and their own [`OtPair`](crate::crypto::OtPair) on the same channel, in the same order.
 
+pub mod argmax;
 pub mod b2a;
 pub mod cmp;
+pub mod div;
+pub mod gelu;
+pub mod layernorm;
 pub mod lut;
+pub mod max;
 pub mod mul;
 pub mod mux;
 pub mod shares;
+pub mod softmax;
+pub mod sqrt;
 pub mod trunc;
