@@ -30,6 +30,11 @@ use std::collections::HashMap;
 /// logit error on the trained model; see docs/plan.md.
 pub const GELU_PIECES_LOG2: u32 = 7;
 
+/// Most fractional bits of the attention scores. Softmax's exponential splits the clipped distance
+/// (16.0 at the scores' scale, `frac + 4` bits) into two table digits, and the two-party lookup
+/// takes tables of at most 256 entries: 12 bits of fraction give the 8 + 8 split.
+pub const SCORE_FRAC_MAX: u32 = 12;
+
 /// Choices the compiler makes or the user overrides.
 #[derive(Clone, Debug)]
 pub struct Scales {
@@ -341,17 +346,18 @@ impl Lowerer<'_> {
                     vec![vc],
                     instruction::Op::CacheAppend(plan::CacheAppend {}),
                 );
-                let scores = self.register(&format!("{name}.scores"), Rows::Tokens, 0, f, false);
+                let fs = f.min(SCORE_FRAC_MAX);
+                let scores = self.register(&format!("{name}.scores"), Rows::Tokens, 0, fs, false);
                 self.push(
                     id,
                     vec![q, kc],
                     vec![scores],
                     instruction::Op::QkT(plan::HeadProduct {
                         heads: *heads as u32,
-                        shift: f,
+                        shift: 2 * f - fs,
                     }),
                 );
-                let t = semantics::fit_exp_tables(f, f + 2, f)
+                let t = semantics::fit_exp_tables(fs, f + 2, f)
                     .map_err(|e| err(g, id, e.to_string()))?;
                 let probs = self.register(&format!("{name}.probs"), Rows::Tokens, 0, f, false);
                 self.push(
