@@ -1,1 +1,146 @@
-//! (in progress)
+//! LayerNorm's normalisation (x − μ)/√(var + ε) of shared rows, exactly as the plan's integer
+//! semantics defines it (`semantics::layernorm_row`; γ and β are folded into the next linear
+//! layer by the compiler, so the protocol only normalises). CipherGPT §VII-B computes the mean,
+//! the variance and an inverse square root; we follow that structure with an exact integer
+//! reciprocal square root ([`div`] then [`sqrt`]) where CipherGPT and SIRNN §V-D approximate it
+//! with a lookup-table start and Newton steps.
+//!
+//! **Protocol**, per row of n entries, every step batched over all rows and entries:
+//! 1. Signed extension of x from Z_2^ℓ to Z_2^64 ([`trunc::extend`]): d_j = n·x_j − Σx can exceed
+//!    the plan's ring (it is n times a deviation), so the row statistics live in the wide ring W.
+//! 2. d_j = n·x_j − S (local); e_j = ⌊(d_j + 2^(r1−1)) / 2^r1⌋ and v_j = ⌊(e_j + 2^(r2−1)) / 2^r2⌋
+//!    by faithful truncation ([`trunc::trunc`], the server adds the rounding constant).
+//! 3. V = Σ v_j² + v_eps: each square v² = v_S² + v_C² + 2·v_S·v_C needs one cross term
+//!    ([`mul::cross_term`]), half a product.
+//! 4. Q = ⌊N / V⌋ with the public N = n·2^(2(f − r2 + f_ρ)) ([`div::div_public`]), then
+//!    ρ = ⌊√Q⌋ ([`sqrt::isqrt`]); this is ρ = max{r : r²·V ≤ N} (equal for integers, see
+//!    `semantics::rsqrt_floor`).
+//! 5. y_j = ⌊e_j·ρ / 2^f_ρ⌋: a product in W ([`mul::mul`], ρ repeated along its row), a faithful
+//!    truncation, and the shares reduced mod 2^ℓ (exact: y fits the plan's ring).
+//!
+//! **Exactness conditions** (beyond the semantics' own, |d| < 2^63 and V < 2^63): V < 2^62 (the
+//! divider compares in 64 bits; the compiler sizes V below 2^50 for calibrated rows), and
+//! |e·ρ| < 2^63 (the bound `LayerNormParams::bounds` gives is about √n·2^(f + f_ρ + 1)).
+//!
+//! **Cost** per element, with W = 64: extension M(ℓ) + B(64), two truncations in W, half a
+//! product in W (64λ + 64·65/2 bits) and one full product (2·64λ + 64·65 bits) and a third
+//! truncation; per row, the division (⌈log₂(N / v_eps)⌉ steps) and the root (half as many).
+//! Flights: the row-independent steps are constant; the division and root add about 11 flights
+//! per quotient or root bit. Measured figures are in `docs/protocols.md`.
+//!
+//! **Security** (semi-honest). Every value after step 1 — d, e, v, V, Q, ρ, y — stays
+//! additively shared; each step is one of the sub-protocols above (extension, truncation, cross
+//! term, product, division, root), each of which reveals nothing beyond fresh output shares, or
+//! local arithmetic on shares and public constants. By sequential composition neither party
+//! learns anything about the row, its mean or its variance.
+
+use ciphergpt_compiler::fixed::semantics::LayerNormParams;
+
+use super::shares::Ring;
+use super::{div, mul, sqrt, trunc};
+use crate::crypto::iknp::OtPair;
+use crate::net::{Channel, NetError, Role};
+
+/// Ring of the row statistics.
+const WIDE_BITS: u32 = 64;
+
+/// Round-to-nearest shift `(v + 2^(s−1)) >> s` on shares over `w` (identity for s = 0).
+fn round_shift<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    w: Ring,
+    s: u32,
+    v: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    if s == 0 {
+        return Ok(v.to_vec());
+    }
+    let half = match role {
+        Role::Server => 1u64 << (s - 1),
+        Role::Client => 0,
+    };
+    let biased: Vec<u64> = v.iter().map(|&x| w.add(x, half)).collect();
+    trunc::trunc(ot, ch, role, w, s, &biased)
+}
+
+/// This party's shares over `ring` of `layernorm_row` of every row of `x` (rows of `p.n` entries,
+/// concatenated; shares over `ring`, ℓ < 64).
+pub fn layernorm<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    p: &LayerNormParams,
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    p.validate()
+        .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
+    let n = p.n;
+    if x.len() % n != 0 {
+        return Err(NetError::InvalidArgument(format!(
+            "layernorm: {} values are not whole rows of {n}",
+            x.len()
+        )));
+    }
+    if ring.bits >= WIDE_BITS {
+        return Err(NetError::InvalidArgument(format!(
+            "layernorm: the plan's ring must be narrower than {WIDE_BITS} bits (it is {})",
+            ring.bits
+        )));
+    }
+    let num = p.rsqrt_numerator();
+    // Q = ⌊N / V⌋ ≤ N / v_eps < 2^q_bits.
+    let q_bits = 128 - (num / p.v_eps as u128).leading_zeros();
+    if q_bits + 2 > WIDE_BITS {
+        return Err(NetError::InvalidArgument(format!(
+            "layernorm: N / v_eps needs {q_bits} bits, above the {} the root takes",
+            WIDE_BITS - 2
+        )));
+    }
+    if x.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = x.len() / n;
+    let w = Ring::new(WIDE_BITS)?;
+
+    // 1–2. d, e, v in W.
+    let xw = trunc::extend(ot, ch, role, ring, w, x)?;
+    let mut d = Vec::with_capacity(x.len());
+    for row in xw.chunks(n) {
+        let s = row.iter().fold(0u64, |a, &v| w.add(a, v));
+        d.extend(row.iter().map(|&v| w.sub(w.mul(n as u64, v), s)));
+    }
+    let e = round_shift(ot, ch, role, w, p.r1, &d)?;
+    let v = round_shift(ot, ch, role, w, p.r2, &e)?;
+
+    // 3. V = Σ v² + v_eps, with v_S·v_C from one cross term (the server chooses).
+    let cross = mul::cross_term(ot, ch, role, w, Role::Server, &v)?;
+    let eps = match role {
+        Role::Server => p.v_eps as u64,
+        Role::Client => 0,
+    };
+    let big_v: Vec<u64> = v
+        .chunks(n)
+        .zip(cross.chunks(n))
+        .map(|(vr, cr)| {
+            vr.iter().zip(cr).fold(eps, |a, (&vi, &ci)| {
+                w.add(a, w.add(w.mul(vi, vi), w.mul(2, ci)))
+            })
+        })
+        .collect();
+
+    // 4. ρ = ⌊√⌊N / V⌋⌋.
+    let q = div::div_public(ot, ch, role, w, num, &big_v, WIDE_BITS - 2, q_bits)?;
+    let rho = sqrt::isqrt(ot, ch, role, w, &q, q_bits)?;
+
+    // 5. y = (e·ρ) >> f_ρ, back to the plan's ring.
+    let rho_rep: Vec<u64> = rho
+        .iter()
+        .flat_map(|&r| std::iter::repeat_n(r, n))
+        .collect();
+    debug_assert_eq!(rho_rep.len(), rows * n);
+    let prod = mul::mul(ot, ch, role, w, &e, &rho_rep)?;
+    let y = trunc::trunc(ot, ch, role, w, p.f_rho, &prod)?;
+    Ok(y.into_iter().map(|v| ring.reduce(v)).collect())
+}
