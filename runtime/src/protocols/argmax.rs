@@ -1,7 +1,7 @@
 //! Secure argmax: the smallest index of the maximum of a shared vector, revealed to the client
 //! only. The row-maximum tournament of [`super::max`] carrying each candidate's index beside its
 //! value, then one reveal. CrypTFlow2 §4 (the maximum by DReLU and MUX, as for Maxpool), here
-//! with the index selected by the same MUX bits, and CipherGPT §VII (the output layer reveals
+//! with the index selected by the same MUX bits, and CipherGPT §VII-E (the output layer reveals
 //! only the chosen token, to the client; its top-k sampling is the general case, argmax is greedy
 //! decoding).
 //!
