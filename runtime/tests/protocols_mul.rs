@@ -155,3 +155,33 @@ fn chooser_view_is_independent_of_holder_operand() {
     }
     assert!(lens.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// Rows times a shared scalar per row: exact mod 2^ℓ for ℓ = 64, 38 and 5, rows of 1, 3 and 768
+/// entries with edge values, and the bytes equal 2ℓ COTs per row plus ℓ(ℓ+1) bits per entry.
+#[test]
+fn mul_rows_is_exact_and_costs_per_row() {
+    for (bits, len, rows) in [(64u32, 768usize, 3usize), (38, 3, 50), (5, 1, 40)] {
+        let ring = Ring::new(bits).unwrap();
+        let mut p = Prg::from_entropy();
+        let x = values_with_edges(&mut p, rows * len, bits);
+        let a = values_with_edges(&mut p, rows, bits);
+        let (xs, xc) = split(ring, &mut p, &x);
+        let (as_, ac) = split(ring, &mut p, &a);
+        let ((zs, bytes), zc) = two_party(
+            move |p| {
+                let b0 = p.ch.stats().total.bytes();
+                let z = mul::mul_rows(&mut p.ot, &mut p.ch, p.role, ring, &xs, &as_, len).unwrap();
+                (z, p.ch.stats().total.bytes() - b0)
+            },
+            move |p| mul::mul_rows(&mut p.ot, &mut p.ch, p.role, ring, &xc, &ac, len).unwrap(),
+        );
+        let want: Vec<u64> = (0..rows * len)
+            .map(|i| ring.mul(x[i], a[i / len]))
+            .collect();
+        assert_eq!(ring.add_vec(&zs, &zc), want, "l = {bits}, len = {len}");
+        let l = bits as u64;
+        let cots = 2 * (rows as u64 * l).div_ceil(128) * 128 * 16;
+        let corr = 2 * (rows as u64 * len as u64 * l * (l + 1) / 2).div_ceil(8);
+        assert_eq!(bytes, cots + corr, "l = {bits}, len = {len}");
+    }
+}

@@ -15,16 +15,18 @@
 //! 4. Q = ⌊N / V⌋ with the public N = n·2^(2(f − r2 + f_ρ)) ([`div::div_public`]), then
 //!    ρ = ⌊√Q⌋ ([`sqrt::isqrt`]); this is ρ = max{r : r²·V ≤ N} (equal for integers, see
 //!    `semantics::rsqrt_floor`).
-//! 5. y_j = ⌊e_j·ρ / 2^f_ρ⌋: a product in W ([`mul::mul`], ρ repeated along its row), a faithful
-//!    truncation, and the shares reduced mod 2^ℓ (exact: y fits the plan's ring).
+//! 5. y_j = ⌊e_j·ρ / 2^f_ρ⌋: a product in W by the row's scalar ρ ([`mul::mul_rows`]), a
+//!    truncate-and-reduce ([`trunc::trunc_reduce`]: the floor mod 2^(64 − f_ρ), a multiple of 2^ℓ
+//!    when f_ρ ≤ 64 − ℓ, else a faithful truncation), and the shares reduced mod 2^ℓ (exact: y
+//!    fits the plan's ring).
 //!
 //! **Exactness conditions** (beyond the semantics' own, |d| < 2^63 and V < 2^63): V < 2^62 (the
 //! divider compares in 64 bits; the compiler sizes V below 2^50 for calibrated rows), and
 //! |e·ρ| < 2^63 (the bound `LayerNormParams::bounds` gives is about √n·2^(f + f_ρ + 1)).
 //!
 //! **Cost** per element, with W = 64: extension M(ℓ) + B(64), two truncations in W, half a
-//! product in W (64λ + 64·65/2 bits) and one full product (2·64λ + 64·65 bits) and a third
-//! truncation; per row, the division (⌈log₂(N / v_eps)⌉ steps) and the root (half as many).
+//! product in W (64λ + 64·65/2 bits), the row-scalar product (64·65 bits per entry, plus
+//! 2·64λ per row) and a truncate-and-reduce by f_ρ; per row, the division (⌈log₂(N / v_eps)⌉ steps) and the root (half as many).
 //! Flights: the row-independent steps are constant; the division and root add about 11 flights
 //! per quotient or root bit. Measured figures are in `docs/protocols.md`.
 //!
@@ -77,7 +79,7 @@ pub fn layernorm<C: Channel + ?Sized>(
     p.validate()
         .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
     let n = p.n;
-    if x.len() % n != 0 {
+    if !x.len().is_multiple_of(n) {
         return Err(NetError::InvalidArgument(format!(
             "layernorm: {} values are not whole rows of {n}",
             x.len()
@@ -135,12 +137,16 @@ pub fn layernorm<C: Channel + ?Sized>(
     let rho = sqrt::isqrt(ot, ch, role, w, &q, q_bits)?;
 
     // 5. y = (e·ρ) >> f_ρ, back to the plan's ring.
-    let rho_rep: Vec<u64> = rho
-        .iter()
-        .flat_map(|&r| std::iter::repeat_n(r, n))
-        .collect();
-    debug_assert_eq!(rho_rep.len(), rows * n);
-    let prod = mul::mul(ot, ch, role, w, &e, &rho_rep)?;
-    let y = trunc::trunc(ot, ch, role, w, p.f_rho, &prod)?;
+    debug_assert_eq!(rho.len(), rows);
+    let prod = mul::mul_rows(ot, ch, role, w, &e, &rho, n)?;
+    // ⌊e·ρ / 2^f_ρ⌋ is needed mod 2^ℓ only: truncate-and-reduce leaves it mod 2^(64 − f_ρ), which
+    // 2^ℓ divides when f_ρ ≤ 64 − ℓ, and skips the extension back to 64 bits.
+    let y = if p.f_rho == 0 {
+        prod
+    } else if p.f_rho <= WIDE_BITS - ring.bits {
+        trunc::trunc_reduce(ot, ch, role, w, p.f_rho, &prod)?
+    } else {
+        trunc::trunc(ot, ch, role, w, p.f_rho, &prod)?
+    };
     Ok(y.into_iter().map(|v| ring.reduce(v)).collect())
 }
