@@ -26,7 +26,8 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Oblivious transfer: base OT, correlated/random/chosen-message OT, 1-of-16 OT, bit triples.
     Ot(OtArgs),
-    /// Non-linear protocols on shares: product, comparison (DReLU), truncation, B2A, MUX.
+    /// Two-party protocols on shares: product, comparison (DReLU), truncation, B2A, MUX, and per
+    /// GPT-2 row LayerNorm (768) and argmax (50,257).
     Protocols(ProtocolsArgs),
 }
 
@@ -80,6 +81,9 @@ pub struct ProtocolsArgs {
     /// Ring width ℓ.
     #[arg(long, default_value_t = 37)]
     pub ring_bits: u32,
+    /// Fractional bits of GELU, softmax and LayerNorm (CipherGPT's 12; our plans use 15 at ℓ = 38).
+    #[arg(long, default_value_t = 12)]
+    pub frac_bits: u32,
     #[command(flatten)]
     pub party: PartyArgs,
 }
@@ -92,8 +96,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn run_protocols(a: ProtocolsArgs) -> anyhow::Result<()> {
-    if a.n == 0 || !(1..=64).contains(&a.ring_bits) {
-        bail!("--n must be positive and --ring-bits between 1 and 64");
+    if a.n == 0 || !(20..=63).contains(&a.ring_bits) || !(1..=20).contains(&a.frac_bits) {
+        bail!(
+            "--n must be positive, --ring-bits between 20 and 63 and --frac-bits between 1 and 20"
+        );
     }
     let child_args = vec![
         "bench".to_string(),
@@ -102,10 +108,13 @@ fn run_protocols(a: ProtocolsArgs) -> anyhow::Result<()> {
         a.n.to_string(),
         "--ring-bits".into(),
         a.ring_bits.to_string(),
+        "--frac-bits".into(),
+        a.frac_bits.to_string(),
     ];
     let opts = ProtocolBenchOptions {
         n: a.n,
         ring_bits: a.ring_bits,
+        frac_bits: a.frac_bits,
     };
     two_party(&a.party, child_args, "protocols", |ch, role| {
         Ok(protocols_bench(ch, role, &opts)?)

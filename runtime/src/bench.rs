@@ -661,7 +661,16 @@ pub struct ProtocolBenchOptions {
     pub n: usize,
     /// Ring width ℓ.
     pub ring_bits: u32,
+    /// Fractional bits f of the fixed-point protocols (GELU, softmax, LayerNorm), as in a plan.
+    pub frac_bits: u32,
 }
+
+/// Entries of a softmax row in the bench (GPT-2 small's context in CipherGPT's evaluation).
+pub const SOFTMAX_ROW: usize = 256;
+/// Entries of a LayerNorm row in the bench (GPT-2 small's width).
+pub const LAYERNORM_ROW: usize = 768;
+/// Entries of the argmax in the bench (GPT-2's vocabulary).
+pub const ARGMAX_LEN: usize = 50_257;
 
 /// Run the non-linear protocols bench as `role` on `ch`: each protocol on `n` random shared
 /// elements in its own channel scope, after one OT setup in both directions (reported apart).
@@ -670,7 +679,11 @@ pub fn protocols_bench<C: Channel + ?Sized>(
     role: Role,
     opts: &ProtocolBenchOptions,
 ) -> Result<Vec<BenchResult>, BenchError> {
-    use crate::protocols::{b2a::b2a, cmp::drelu, mul::mul, mux::mux, shares::Ring, trunc::trunc};
+    use crate::protocols::{
+        argmax::argmax, b2a::b2a, cmp::drelu, layernorm::layernorm, mul::mul, mux::mux,
+        shares::Ring, trunc::trunc,
+    };
+    use ciphergpt_compiler::fixed::semantics;
     let mut rng = Prg::from_entropy();
     let ring = Ring::new(opts.ring_bits)?;
     let n = opts.n as u64;
@@ -686,24 +699,26 @@ pub fn protocols_bench<C: Channel + ?Sized>(
     let mut measure = |ch: &mut C,
                        name: String,
                        reference: Option<&str>,
+                       count: u64,
                        body: &mut dyn FnMut(&mut C, &mut OtPair) -> Result<(), NetError>|
      -> Result<(), BenchError> {
         let t = start(ch, role)?;
         scoped(ch, &name, |ch| body(ch, &mut ot))?;
-        let r = finish(ch, role, t, &name, n)?;
+        let r = finish(ch, role, t, &name, count)?;
         results.push(match reference {
             Some(text) => r.with_reference(text),
             None => r,
         });
         Ok(())
     };
-    measure(ch, format!("product-l{l}"), None, &mut |ch, ot| {
+    measure(ch, format!("product-l{l}"), None, n, &mut |ch, ot| {
         mul(ot, ch, role, ring, &x, &y).map(drop)
     })?;
     measure(
         ch,
         format!("comparison-l{l}"),
         Some("Cheetah ≈51 B (ℓ=37); CrypTFlow2 ≈657 B; SPU 127 B (FM64)"),
+        n,
         &mut |ch, ot| drelu(ot, ch, role, ring, &x).map(drop),
     )?;
     // Truncation by 12 bits (CipherGPT's scale), exact: floor(x / 2^12).
@@ -712,14 +727,45 @@ pub fn protocols_bench<C: Channel + ?Sized>(
             ch,
             format!("truncation-l{l}-s12"),
             Some("Cheetah faithful 724 bit ≈ 91 B (ℓ=37, s=12); CrypTFlow2 ≈ 7.4 kbit"),
+            n,
             &mut |ch, ot| trunc(ot, ch, role, ring, 12, &x).map(drop),
         )?;
     }
-    measure(ch, format!("b2a-l{l}"), None, &mut |ch, ot| {
+    measure(ch, format!("b2a-l{l}"), None, n, &mut |ch, ot| {
         b2a(ot, ch, role, ring, &bits).map(drop)
     })?;
-    measure(ch, format!("mux-l{l}"), None, &mut |ch, ot| {
+    measure(ch, format!("mux-l{l}"), None, n, &mut |ch, ot| {
         mux(ot, ch, role, ring, &bits, &x).map(drop)
     })?;
+
+    // Per-row protocols: the count is rows, so bytes/op is per row. Inputs are small random
+    // fixed-point values (the costs do not depend on them).
+    let f = opts.frac_bits;
+    let small = |rng: &mut Prg, len: usize| -> Vec<u64> {
+        use rand::RngCore;
+        let k = (f + 4).min(ring.bits - 3);
+        (0..len)
+            .map(|_| ring.from_signed((rng.next_u64() >> (63 - k)) as i64 - (1i64 << k)))
+            .collect()
+    };
+    let ln_rows = (opts.n / LAYERNORM_ROW).max(1);
+    let ln = semantics::layernorm_params(LAYERNORM_ROW, 1e-5, f, 50.0)
+        .map_err(|e| NetError::InvalidArgument(format!("bench layernorm: {e}")))?;
+    let xs = small(&mut rng, ln_rows * LAYERNORM_ROW);
+    measure(
+        ch,
+        format!("layernorm-row{LAYERNORM_ROW}-l{l}"),
+        Some("CipherGPT ≈330 B/entry (1,625 MB / 25·256 rows of 768)"),
+        ln_rows as u64,
+        &mut |ch, ot| layernorm(ot, ch, role, ring, &ln, &xs).map(drop),
+    )?;
+    let z = small(&mut rng, ARGMAX_LEN);
+    measure(
+        ch,
+        format!("argmax-{ARGMAX_LEN}-l{l}"),
+        Some("CipherGPT top-100 of 50,257: 136 MB, 3.3 s (top-k, not argmax)"),
+        1,
+        &mut |ch, ot| argmax(ot, ch, role, ring, &z).map(drop),
+    )?;
     Ok(results)
 }
