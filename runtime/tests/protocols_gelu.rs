@@ -168,11 +168,14 @@ fn empty_input_and_invalid_arguments() {
     };
     assert!(gelu::params(ring(16), &flat).is_ok());
     assert!(is_invalid(gelu::params(ring(15), &flat)));
-    // An intercept of 2^62 needs a 64-bit ring; a slope of 2^60 (·r up to 2^9 − 1) fits no ring.
+    // An intercept of 2^61 needs m = 63 (the most, with the lookup's carry bit on top): a 63-bit
+    // ring; 2^62 and a slope of 2^60 (·r up to 2^9 − 1) fit no ring.
     let mut steep = flat.clone();
+    steep.intercept[1] = 1 << 61;
+    assert!(gelu::params(ring(63), &steep).is_ok());
+    assert!(is_invalid(gelu::params(ring(62), &steep)));
     steep.intercept[1] = 1 << 62;
-    assert!(gelu::params(ring(64), &steep).is_ok());
-    assert!(is_invalid(gelu::params(ring(63), &steep)));
+    assert!(is_invalid(gelu::params(ring(64), &steep)));
     steep.slope[2] = 1 << 60;
     assert!(is_invalid(gelu::params(ring(64), &steep)));
     // The protocol refuses the same arguments, and unreduced shares, before any communication.
@@ -228,12 +231,15 @@ fn gelu_bytes(p: &gelu::Params, n: u64) -> u64 {
     let k = w + s;
     let mill = |n: u64, k: u32| millionaire_bytes(n, k, gelu::digit_bits(k));
     let carry_w = mill(n, w) + iknp(n) + (n * m.max(l - w) as u64).div_ceil(8);
+    // The server's lookup carries the index carry c_s: one more bit per message.
     let luts = if s > 0 {
-        2 * (iknp(n * s as u64) + ((n * m as u64) << s).div_ceil(8))
+        2 * iknp(n * s as u64)
+            + ((n * m as u64) << s).div_ceil(8)
+            + ((n * (m + 1) as u64) << s).div_ceil(8)
     } else {
         0
     };
-    let carries = mill(n, f) + mill(n, s);
+    let carries = mill(n, f);
     let cots = iknp(3 * n) + (n * (l + (l - m + f) + (l - k)) as u64).div_ceil(8);
     let signs = mill(2 * n, l - k - 1);
     let muxes = 2 * (iknp(2 * n) + (2 * n * l as u64).div_ceil(8));

@@ -7,8 +7,8 @@
 //! needs −2^(ℓ−1) + B ≤ x < 2^(ℓ−1) − B), which cannot be checked on shares. Checked, with
 //! `InvalidArgument` ([`params`]): the tables' shape, N ≤ 256, B ≤ 2^(ℓ−2), and that the spline's
 //! intermediate fits: with z = A_i·r + C_i over every piece and every r ∈ [0, 2^w), and β the
-//! smallest multiple of 2^f with z + β ≥ 0, z + β < 2^(m−1) for some m ≤ ℓ (m = 34 for the
-//! default tables, 28 for CipherGPT's f = 12, 64 pieces).
+//! smallest multiple of 2^f with z + β ≥ 0, z + β < 2^(m−1) for some m ≤ min(ℓ, 63) (m = 34 for
+//! the default tables, 28 for CipherGPT's f = 12, 64 pieces).
 //!
 //! **Protocol.** The server adds B to its share.
 //! 1. c_w = 1{lo_S + lo_C ≥ 2^w} for lo_P = x'_P mod 2^w: a millionaires' on w bits ([`cmp`]),
@@ -21,39 +21,41 @@
 //!    the client rotates T_C(j) = A_j·r_C, the server T_S(j) = A_j·r_S + C_j + β, both
 //!    mod 2^m. The sum of the four output shares is u = A_i·r + C_i + β mod 2^m, and
 //!    u ∈ [0, 2^(m−1)) as an integer for every i and r, inside the spline's domain or not. No
-//!    multiplication protocol is needed.
-//! 3. ⌊u/2^f⌋ = (u_S >> f) + (u_C >> f) + c_f − 2^(m−f)·wrap, with c_f = 1{u_S mod 2^f + u_C mod 2^f
-//!    ≥ 2^f} (a millionaires' on f bits) and wrap = 1{u_S + u_C ≥ 2^m}; since u < 2^(m−1), wrap =
-//!    msb(u_S) ∨ msb(u_C) (Cheetah's known-MSB shortcut), one COT. The server subtracts β/2^f:
+//!    multiplication protocol is needed. The server's lookup also delivers the index carry
+//!    c_s = 1{i_S + i_C ≥ N} for step 4: each of its messages j carries one more bit,
+//!    1{j + i_S ≥ N} ⊕ g with a fresh random g the server keeps (the client receives j = i_C).
+//! 3. ⌊u/2^f⌋ = (u_S >> f) + (u_C >> f) + c_f − 2^(m−f)·wrap, with
+//!    c_f = 1{u_S mod 2^f + u_C mod 2^f ≥ 2^f} (a millionaires' on f bits) and
+//!    wrap = 1{u_S + u_C ≥ 2^m}; since u < 2^(m−1), wrap = msb(u_S) ∨ msb(u_C) (Cheetah's
+//!    known-MSB shortcut), one COT. The server subtracts β/2^f:
 //!    the spline value ⌊z/2^f⌋, now over Z_2^ℓ (a faithful truncation and the extension from m to
 //!    ℓ bits in one step).
 //! 4. h2 = ⌊h/2^s⌋ = ⌊x'/2^K⌋ mod 2^(ℓ−K) = (h_S >> s) + (h_C >> s) + c_s with c_s the carry of
-//!    the index shares (a millionaires' on s bits). The three B2A-like COTs of c_f, wrap and c_s
-//!    go in one batch (widths ℓ, ℓ − m + f, ℓ − K). Then b_lo = 1{x' < 0} = msb(h2) and
-//!    b_hi = 1{x' ≥ 2B} = 1 ⊕ msb(h2 − 1), one [`cmp::msb`] call on 2n values over Z_2^(ℓ−K): the
-//!    precondition keeps h2 and h2 − 1 inside that ring's signed range.
+//!    the index shares from step 2. The three B2A-like COTs of c_f, wrap and c_s go in one batch
+//!    (widths ℓ, ℓ − m + f, ℓ − K). Then b_lo = 1{x' < 0} = msb(h2) and b_hi = 1{x' ≥ 2B} =
+//!    1 ⊕ msb(h2 − 1), one [`cmp::msb`] call on 2n values over Z_2^(ℓ−K): the precondition keeps
+//!    h2 and h2 − 1 inside that ring's signed range.
 //! 5. mid = 1 ⊕ b_lo ⊕ b_hi (never both 1), local; y = MUX(b_hi, x) + MUX(mid, spline), one
 //!    [`mux`] call on 2n values.
 //!
 //! Every millionaires' uses the digit width that makes it cheapest ([`digit_bits`]: 6 for 11
-//! bits, 5 for 15 and 19 bits, 7 for 7 bits) instead of the fixed 4 of [`cmp::DEFAULT_DIGIT_BITS`].
+//! bits, 5 for 15 and 19 bits) instead of the fixed 4 of [`cmp::DEFAULT_DIGIT_BITS`].
 //!
 //! **Cost** per element, in bits, λ = 128, M(k) the millionaires' on k bits ([`millionaire_bits`]
 //! with [`digit_bits`]):
 //! - carry and B2A: M(w) + λ + max(m, ℓ−w);
-//! - lookups: 2(sλ + N·m);
-//! - carries c_f, c_s: M(f) + M(s);
+//! - lookups: 2(sλ + N·m) + N (the index carry);
+//! - carry c_f: M(f);
 //! - COT batch: 3λ + ℓ + (ℓ−m+f) + (ℓ−K);
 //! - signs: 2·M(ℓ−K−1);
 //! - MUX: 4(λ + ℓ).
 //!
 //! At ℓ = 38 with the default tables (f = 15, w = 11, s = 7, m = 34), in bytes: 256.5 + 20.25,
-//! 1,312, 329 + 144, 57.625, 964, 83: 3,166.375 in all, as measured over 2^16 elements (the
-//! lookups are 41%, the comparisons 53%). CipherGPT's setting (ℓ = 37, f = 12, 64 pieces,
-//! m = 28): 2,371 bytes.
-//! Flights (at 2^16 elements, as the channel counts them): 26 for the server, 30 for the client —
-//! nine sub-protocol calls in sequence, each party's last and next first flight merged where the
-//! directions allow (B2A → client's lookup → server's lookup).
+//! 1,328, 329, 57.625, 964, 83: 3,038.375 in all, as measured over 2^16 elements (the lookups are
+//! 44%, the comparisons 51%). CipherGPT's setting (ℓ = 37, f = 12, 64 pieces, m = 28): 2,267
+//! bytes. Flights (at 2^16 elements, as the channel counts them): 24 for the server, 28 for the
+//! client — eight sub-protocol calls in sequence, each party's last and next first flight merged
+//! where the directions allow (B2A → client's lookup → server's lookup).
 //!
 //! **Security** (semi-honest). Between sub-protocols each party computes only locally on its own
 //! shares and on public values (B, β, the tables and the widths derived from them). The
@@ -63,18 +65,22 @@
 //! the chooser receives its chosen message T(i) − ρ, uniform in Z_2^m because ρ is fresh and used
 //! once, and N − 1 ciphertexts under keys it did not choose (1-out-of-N OT security, 128-bit); the
 //! rotator receives only the OT receiver's IKNP message. All outputs of the sub-protocols are fresh
-//! XOR or additive shares, so by sequential composition neither party learns anything beyond its
-//! output share, which is uniform (a MUX output share).
+//! XOR or additive shares (the index carry's g is a fresh one-time pad), so by sequential
+//! composition neither party learns anything beyond its output share, which is uniform (a MUX
+//! output share).
 //!
 //! **Paper.** CipherGPT §IV (Algorithm 1: the shift by α, one lookup of slope and intercept at
 //! the index from a truncation of the low bits, two comparisons with 0 and 2α, two MUXes; ours
 //! computes its spline `semantics::gelu` exactly). Differences: the index comes from a carry on w
 //! bits (SIRNN §IV-B's truncate-and-reduce), the product A_i·r is folded into two private lookups
-//! instead of a multiplication, the truncation uses Cheetah's known-MSB wrap (Cheetah §4) with the
-//! bias β, and the comparisons run on ⌊x'/2^K⌋ in a (ℓ − K)-bit ring. Memory: the rotator of a
-//! lookup holds 2·n·N words (messages and ciphertexts), 128 MiB at n = 2^16, N = 128; callers with
-//! larger tensors should call in slices.
+//! instead of a multiplication, the truncation uses Cheetah's known-MSB wrap (Cheetah §4.2.2:
+//! w = msb(x_A) ∨ msb(x_B) when msb(x) = 0) with the bias β, and the comparisons run on
+//! ⌊x'/2^K⌋ in an (ℓ − K)-bit ring.
+//!
+//! **Memory.** The rotator of a lookup holds 2·n·N words (messages and ciphertexts), 128 MiB at
+//! n = 2^16, N = 128; callers with larger tensors should call in slices.
 
+use rand::RngCore;
 use rayon::prelude::*;
 
 use ciphergpt_compiler::fixed::semantics::GeluTables;
@@ -134,8 +140,8 @@ pub fn params(ring: Ring, t: &GeluTables) -> Result<Params, NetError> {
     let k = t.alpha_log2 + t.frac + 1;
     if k + 1 > ring.bits {
         return Err(invalid(format!(
-            "gelu: a {}-bit ring is too narrow for B = 2^{}: inputs |x| < 2^(ℓ−2) need B ≤ 2^(ℓ−2), \
-             i.e. ℓ ≥ {}",
+            "gelu: a {}-bit ring is too narrow for B = 2^{}: inputs in [−2^(ℓ−2), 2^(ℓ−2)) need \
+             B ≤ 2^(ℓ−2), i.e. ℓ ≥ {}",
             ring.bits,
             k - 1,
             k + 1
@@ -160,10 +166,10 @@ pub fn params(ring: Ring, t: &GeluTables) -> Result<Params, NetError> {
     };
     let top = hi + bias;
     let m = (129 - top.leading_zeros()).max(t.frac + 1);
-    if m > ring.bits {
+    if m > ring.bits.min(63) {
         return Err(invalid(format!(
             "gelu: a {}-bit ring is too narrow for the spline: slope·r + intercept spans \
-             [{lo}, {hi}], which needs {m} bits (ℓ ≥ {m})",
+             [{lo}, {hi}], which needs {m} bits (ℓ ≥ {m}, and m ≤ 63)",
             ring.bits
         )));
     }
@@ -221,46 +227,71 @@ fn carry<C: Channel + ?Sized>(
     cmp::millionaire(ot, ch, role, k, digit_bits(k), &input)
 }
 
+/// The shape of a [`private_lut`]: entries in `ring`, `size` of them (a power of two ≤ 256), and
+/// whether each message also carries the index carry 1{i_S + i_C ≥ size} (one more bit).
+#[derive(Clone, Copy)]
+struct Shape {
+    ring: Ring,
+    size: usize,
+    index_carry: bool,
+}
+
 /// Lookup in a table private to the rotator (this party if `rotates`), one table per element:
-/// shares over `ring` of entry(e, i_e), where i = i_S + i_C mod `size` (a power of two ≤ 256) is
-/// shared in `index`. [`super::lut`]'s protocol with a private, per-element table and either
-/// party as the rotator: it offers m_j = entry(e, (j + i_R) mod N) − ρ_e in a 1-out-of-N OT and
-/// keeps ρ_e; the chooser picks j = i_Q. `entry` is evaluated only by the rotator.
+/// shares over `ring` of entry(e, i_e), where i = i_S + i_C mod N is shared in `index`, and, if
+/// `index_carry`, XOR shares of 1{i_S + i_C ≥ N} (all-zero otherwise). [`super::lut`]'s protocol
+/// with a private, per-element table and either party as the rotator: it offers
+/// m_j = entry(e, (j + i_R) mod N) − ρ_e in a 1-out-of-N OT, with the bit 1{j + i_R ≥ N} ⊕ g_e
+/// above it, and keeps ρ_e and g_e; the chooser picks j = i_Q. For N = 1 there is nothing to
+/// send. `entry` is evaluated only by the rotator.
 fn private_lut<C, F>(
     ot: &mut OtPair,
     ch: &mut C,
     rotates: bool,
-    ring: Ring,
-    size: usize,
+    shape: Shape,
     index: &[u64],
     entry: F,
-) -> Result<Vec<u64>, NetError>
+) -> Result<(Vec<u64>, Vec<bool>), NetError>
 where
     C: Channel + ?Sized,
     F: Fn(usize, usize) -> u64 + Sync,
 {
+    let Shape {
+        ring,
+        size,
+        index_carry,
+    } = shape;
     let n = index.len();
     let imask = size - 1;
+    if size == 1 {
+        let v = (0..n)
+            .map(|e| if rotates { ring.reduce(entry(e, 0)) } else { 0 })
+            .collect();
+        return Ok((v, vec![false; n]));
+    }
+    let bits = ring.bits + index_carry as u32;
     if rotates {
-        if size == 1 {
-            return Ok((0..n).map(|e| ring.reduce(entry(e, 0))).collect());
-        }
-        let rho = ring.random(&mut Prg::from_entropy(), n);
+        let mut rng = Prg::from_entropy();
+        let rho = ring.random(&mut rng, n);
+        let g: Vec<bool> = (0..n)
+            .map(|_| index_carry && rng.next_u32() & 1 == 1)
+            .collect();
         let mut msgs = vec![0u64; n * size];
         msgs.par_chunks_mut(size).enumerate().for_each(|(e, ms)| {
             let ir = index[e] as usize & imask;
             for (j, m) in ms.iter_mut().enumerate() {
-                *m = ring.sub(entry(e, (j + ir) & imask), rho[e]);
+                let flag = (index_carry && j + ir >= size) ^ g[e];
+                *m = ring.sub(entry(e, (j + ir) & imask), rho[e]) | (flag as u64) << ring.bits;
             }
         });
-        ot.sender.send_1_of_n(ch, &msgs, size, ring.bits)?;
-        Ok(rho)
+        ot.sender.send_1_of_n(ch, &msgs, size, bits)?;
+        Ok((rho, g))
     } else {
-        if size == 1 {
-            return Ok(vec![0; n]);
-        }
         let choices: Vec<u32> = index.iter().map(|&v| (v as usize & imask) as u32).collect();
-        ot.receiver.recv_1_of_n(ch, &choices, size, ring.bits)
+        let got = ot.receiver.recv_1_of_n(ch, &choices, size, bits)?;
+        Ok((
+            got.iter().map(|&v| ring.reduce(v)).collect(),
+            got.iter().map(|&v| (v >> ring.bits) & 1 == 1).collect(),
+        ))
     }
 }
 
@@ -334,18 +365,24 @@ pub fn gelu<C: Channel + ?Sized>(
         .iter()
         .map(|&c| (c as i128 + p.bias as i128) as u64 & rz.mask())
         .collect();
-    let uc = private_lut(ot, ch, !server, rz, size, &idx, |e, j| {
-        rz.mul(slope[j], r[e])
-    })?;
-    let us = private_lut(ot, ch, server, rz, size, &idx, |e, j| {
+    let shape = Shape {
+        ring: rz,
+        size,
+        index_carry: false,
+    };
+    let (uc, _) = private_lut(ot, ch, !server, shape, &idx, |e, j| rz.mul(slope[j], r[e]))?;
+    let shape = Shape {
+        index_carry: true,
+        ..shape
+    };
+    let (us, cs) = private_lut(ot, ch, server, shape, &idx, |e, j| {
         rz.add(rz.mul(slope[j], r[e]), icpt[j])
     })?;
     let u = rz.add_vec(&uc, &us);
 
-    // Steps 3 and 4. c_f = carry of u's low f bits; c_s = carry of the index shares (bit s of h).
+    // Step 3. c_f = carry of u's low f bits.
     let ulo: Vec<u64> = u.iter().map(|&v| v & mask(f)).collect();
     let cf = carry(ot, ch, role, f, &ulo)?;
-    let cs = carry(ot, ch, role, s, &idx)?;
 
     // Steps 3 and 4: one batch of COTs (server's bits as correlations, client's as choices):
     //    B2A of c_f over Z_2^ℓ, the AND of the shares' top bits a = msb(u_S), b = msb(u_C) over
