@@ -38,8 +38,10 @@
 //! 5. mid = 1 ⊕ b_lo ⊕ b_hi (never both 1), local; y = MUX(b_hi, x) + MUX(mid, spline), one
 //!    [`mux`] call on 2n values.
 //!
-//! Every millionaires' uses the digit width that makes it cheapest ([`digit_bits`]: 6 for 11
-//! bits, 5 for 15 and 19 bits) instead of the fixed 4 of [`cmp::DEFAULT_DIGIT_BITS`].
+//! Every millionaires' uses the digit width m ≤ 6 that makes it cheapest in bytes ([`digit_bits`]:
+//! 6 for 11 bits, 5 for 15 and 19 bits) instead of the fixed 4 of [`cmp::DEFAULT_DIGIT_BITS`].
+//! Wider digits would save a few more bytes, but the sender's AES work and the leaf messages grow
+//! as 2^m: m = 7 for the 21-bit signs at ℓ = 37 saved 7% of the bytes and doubled the wall time.
 //!
 //! **Cost** per element, in bits, λ = 128, M(k) the millionaires' on k bits ([`millionaire_bits`]
 //! with [`digit_bits`]):
@@ -52,7 +54,7 @@
 //!
 //! At ℓ = 38 with the default tables (f = 15, w = 11, s = 7, m = 34), in bytes: 256.5 + 20.25,
 //! 1,328, 329, 57.625, 964, 83: 3,038.375 in all, as measured over 2^16 elements (the lookups are
-//! 44%, the comparisons 51%). CipherGPT's setting (ℓ = 37, f = 12, 64 pieces, m = 28): 2,267
+//! 44%, the comparisons 51%). CipherGPT's setting (ℓ = 37, f = 12, 64 pieces, m = 28): 2,429
 //! bytes. Flights (at 2^16 elements, as the channel counts them): 24 for the server, 28 for the
 //! client — eight sub-protocol calls in sequence, each party's last and next first flight merged
 //! where the directions allow (B2A → client's lookup → server's lookup).
@@ -193,13 +195,14 @@ pub fn millionaire_bits(k: u32, m: u32) -> u64 {
     q * (m as u64 * 128 + (2u64 << m)) + cmp::and_count(q as usize) as u64 * 260
 }
 
-/// The digit width m ∈ 1..=8 that makes a millionaires' on k-bit inputs cheapest in bytes (ties:
-/// fewer tree levels, then the smaller m). E.g. 6 for k = 11, 5 for k = 15 and 19, 7 for k = 26.
+/// The digit width m ∈ 1..=6 that makes a millionaires' on k-bit inputs cheapest in bytes (ties:
+/// fewer tree levels, then the smaller m), e.g. 6 for k = 11 and 21, 5 for k = 15 and 19. Wider
+/// digits cost the sender 2^m·m AES calls and 2^m message words per leaf (see the module doc).
 pub fn digit_bits(k: u32) -> u32 {
     if k == 0 {
         return cmp::DEFAULT_DIGIT_BITS;
     }
-    (1..=8u32)
+    (1..=6u32)
         .min_by_key(|&m| {
             let q = k.div_ceil(m) as usize;
             (millionaire_bits(k, m), cmp::levels(q))
