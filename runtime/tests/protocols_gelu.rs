@@ -132,6 +132,32 @@ fn unusual_shapes_in_tight_and_wide_rings() {
     }
 }
 
+/// The protocol is exact on the whole range it needs, [−2^(ℓ−1) + B, 2^(ℓ−1) − B), wider than the
+/// precondition: its two ends and uniform values over it, for the default tables at ℓ = 38 and in
+/// the narrowest ring of CipherGPT's setting.
+#[test]
+fn exact_on_the_whole_supported_range() {
+    for (bits, t) in [
+        (38, tables(15, 2, 7, GeluForm::Tanh)),
+        (28, tables(12, 2, 6, GeluForm::Tanh)),
+    ] {
+        assert!(gelu::params(Ring::new(bits).unwrap(), &t).is_ok());
+        let (lo, hi) = (
+            -(1i64 << (bits - 1)) + t.bound(),
+            (1i64 << (bits - 1)) - t.bound(),
+        );
+        let mut x = vec![lo, lo + 1, hi - 1, hi - 2, 0];
+        let mut p = Prg::from_entropy();
+        x.extend(
+            p.values(2000, bits)
+                .into_iter()
+                .map(|u| lo + (u % (hi - lo) as u64) as i64),
+        );
+        let got = run(bits, &t, &x, false);
+        check(bits, &t, &x, &got);
+    }
+}
+
 #[test]
 fn default_tables_over_tcp() {
     let t = tables(15, 2, 7, GeluForm::Tanh);
