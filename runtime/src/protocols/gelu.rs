@@ -130,7 +130,7 @@ fn invalid(msg: String) -> NetError {
 /// Checks the tables against the ring and derives the protocol's widths. Errors
 /// (`InvalidArgument`): malformed tables (`GeluTables::validate`), more than 256 pieces, a ring
 /// too narrow for the inputs' range (ℓ < K + 1, i.e. B > 2^(ℓ−2)) or for the spline's
-/// intermediate (m > ℓ).
+/// intermediate (m > min(ℓ, 63); the server's lookup messages take m + 1 bits).
 pub fn params(ring: Ring, t: &GeluTables) -> Result<Params, NetError> {
     t.validate().map_err(|e| invalid(e.to_string()))?;
     if (1usize << t.pieces_log2) > MAX_ENTRIES {
