@@ -1,1 +1,451 @@
-//! (in progress)
+//! GELU of shared fixed-point values: exactly the compiler's spline `semantics::gelu` (CipherGPT
+//! §IV, Algorithm 1), bit for bit. With B = 2^(alpha_log2+f) (α in fixed point), x' = x + B,
+//! w = piece_bits, N = 2^s pieces, K = w + s (2B = 2^K): y = 0 if x' < 0, y = x if x' ≥ 2B, else
+//! y = ⌊(A_i·r + C_i) / 2^f⌋ with i = ⌊x'/2^w⌋, r = x' mod 2^w.
+//!
+//! **Precondition.** −2^(ℓ−2) ≤ x < 2^(ℓ−2) (the compiler's two margin bits; exactly, the protocol
+//! needs −2^(ℓ−1) + B ≤ x < 2^(ℓ−1) − B), which cannot be checked on shares. Checked, with
+//! `InvalidArgument` ([`params`]): the tables' shape, N ≤ 256, B ≤ 2^(ℓ−2), and that the spline's
+//! intermediate fits: with z = A_i·r + C_i over every piece and every r ∈ [0, 2^w), and β the
+//! smallest multiple of 2^f with z + β ≥ 0, z + β < 2^(m−1) for some m ≤ min(ℓ, 63) (m = 34 for
+//! the default tables, 28 for CipherGPT's f = 12, 64 pieces).
+//!
+//! **Protocol.** The server adds B to its share.
+//! 1. c_w = 1{lo_S + lo_C ≥ 2^w} for lo_P = x'_P mod 2^w: a millionaires' on w bits ([`cmp`]),
+//!    then B2A ([`b2a`]) over Z_2^max(m, ℓ−w). Locally: h_P = (x'_P >> w) + c_w,P, shares of
+//!    h = ⌊x'/2^w⌋ mod 2^(ℓ−w) (the carry makes the floor exact, as in [`super::trunc`]); the
+//!    piece index i_P = h_P mod N; the offset r_P = lo_P − 2^w·c_w,P mod 2^m, so r = r_S + r_C is
+//!    x' mod 2^w exactly, and each r_P is private to P.
+//! 2. The product and the intercept are folded into two lookups with private tables (the
+//!    lookup of [`super::lut`] with a per-element table known only to the party that rotates it):
+//!    the client rotates T_C(j) = A_j·r_C, the server T_S(j) = A_j·r_S + C_j + β, both
+//!    mod 2^m. The sum of the four output shares is u = A_i·r + C_i + β mod 2^m, and
+//!    u ∈ [0, 2^(m−1)) as an integer for every i and r, inside the spline's domain or not. No
+//!    multiplication protocol is needed. The server's lookup also delivers the index carry
+//!    c_s = 1{i_S + i_C ≥ N} for step 4: each of its messages j carries one more bit,
+//!    1{j + i_S ≥ N} ⊕ g with a fresh random g the server keeps (the client receives j = i_C).
+//! 3. ⌊u/2^f⌋ = (u_S >> f) + (u_C >> f) + c_f − 2^(m−f)·wrap, with
+//!    c_f = 1{u_S mod 2^f + u_C mod 2^f ≥ 2^f} (a millionaires' on f bits) and
+//!    wrap = 1{u_S + u_C ≥ 2^m}; since u < 2^(m−1), wrap = msb(u_S) ∨ msb(u_C) (Cheetah's
+//!    known-MSB shortcut), one COT. The server subtracts β/2^f:
+//!    the spline value ⌊z/2^f⌋, now over Z_2^ℓ (a faithful truncation and the extension from m to
+//!    ℓ bits in one step).
+//! 4. h2 = ⌊h/2^s⌋ = ⌊x'/2^K⌋ mod 2^(ℓ−K) = (h_S >> s) + (h_C >> s) + c_s with c_s the carry of
+//!    the index shares from step 2. The three B2A-like COTs of c_f, wrap and c_s go in one batch
+//!    (widths ℓ, ℓ − m + f, ℓ − K). Then b_lo = 1{x' < 0} = msb(h2) and b_hi = 1{x' ≥ 2B} =
+//!    1 ⊕ msb(h2 − 1), one [`cmp::msb`] call on 2n values over Z_2^(ℓ−K): the precondition keeps
+//!    h2 and h2 − 1 inside that ring's signed range.
+//! 5. mid = 1 ⊕ b_lo ⊕ b_hi (never both 1), local; y = MUX(b_hi, x) + MUX(mid, spline), one
+//!    [`mux`] call on 2n values.
+//!
+//! Every millionaires' uses the digit width m ≤ 6 that makes it cheapest in bytes ([`digit_bits`]:
+//! 6 for 11 bits, 5 for 15 and 19 bits) instead of the fixed 4 of [`cmp::DEFAULT_DIGIT_BITS`].
+//! Wider digits would save a few more bytes, but the sender's AES work and the leaf messages grow
+//! as 2^m: m = 7 for the 21-bit signs at ℓ = 37 saved 7% of the bytes and doubled the wall time.
+//!
+//! **Cost** per element, in bits, λ = 128, M(k) the millionaires' on k bits ([`millionaire_bits`]
+//! with [`digit_bits`]):
+//! - carry and B2A: M(w) + λ + max(m, ℓ−w);
+//! - lookups: 2(sλ + N·m) + N (the index carry);
+//! - carry c_f: M(f);
+//! - COT batch: 3λ + ℓ + (ℓ−m+f) + (ℓ−K);
+//! - signs: 2·M(ℓ−K−1);
+//! - MUX: 4(λ + ℓ).
+//!
+//! At ℓ = 38 with the default tables (f = 15, w = 11, s = 7, m = 34), in bytes: 256.5 + 20.25,
+//! 1,328, 329, 57.625, 964, 83: 3,038.375 in all, as measured over 2^16 elements (the lookups are
+//! 44%, the comparisons 51%). CipherGPT's setting (ℓ = 37, f = 12, 64 pieces, m = 28): 2,429
+//! bytes. Flights (at 2^16 elements, as the channel counts them): 24 for the server, 28 for the
+//! client — eight sub-protocol calls in sequence, each party's last and next first flight merged
+//! where the directions allow (B2A → client's lookup → server's lookup).
+//!
+//! **Security** (semi-honest). Between sub-protocols each party computes only locally on its own
+//! shares and on public values (B, β, the tables and the widths derived from them). The
+//! sub-protocols are simulatable from each party's inputs and outputs: the millionaires'
+//! ([`cmp`]), the COTs (as in [`b2a`]: the receiver's output is masked by the fresh pad t, the
+//! sender receives only IKNP's PRG-masked message), the MSB and the MUX. In each private lookup
+//! the chooser receives its chosen message T(i) − ρ, uniform in Z_2^m because ρ is fresh and used
+//! once, and N − 1 ciphertexts under keys it did not choose (1-out-of-N OT security, 128-bit); the
+//! rotator receives only the OT receiver's IKNP message. All outputs of the sub-protocols are fresh
+//! XOR or additive shares (the index carry's g is a fresh one-time pad), so by sequential
+//! composition neither party learns anything beyond its output share, which is uniform (a MUX
+//! output share).
+//!
+//! **Paper.** CipherGPT §IV (Algorithm 1: the shift by α, one lookup of slope and intercept at
+//! the index from a truncation of the low bits, two comparisons with 0 and 2α, two MUXes; ours
+//! computes its spline `semantics::gelu` exactly). Differences: the index comes from a carry on w
+//! bits (SIRNN §IV-B's truncate-and-reduce), the product A_i·r is folded into two private lookups
+//! instead of a multiplication, the truncation uses Cheetah's known-MSB wrap (Cheetah §4.2.2:
+//! w = msb(x_A) ∨ msb(x_B) when msb(x) = 0) with the bias β, and the comparisons run on
+//! ⌊x'/2^K⌋ in an (ℓ − K)-bit ring.
+//!
+//! **Memory.** The rotator of a lookup holds 2·n·N words (messages and ciphertexts), 128 MiB at
+//! n = 2^16, N = 128; callers with larger tensors should call in slices.
+
+use rand::RngCore;
+use rayon::prelude::*;
+
+use ciphergpt_compiler::fixed::semantics::GeluTables;
+
+use super::b2a::b2a;
+use super::cmp;
+use super::lut::MAX_ENTRIES;
+use super::mul::{recv_cot_widths, send_cot_widths};
+use super::mux::mux;
+use super::shares::Ring;
+use crate::crypto::iknp::OtPair;
+use crate::crypto::pack::mask;
+use crate::crypto::Prg;
+use crate::net::{Channel, NetError, Role};
+
+/// The public widths and constants of a GELU evaluation, derived from the tables and the ring by
+/// [`params`]. Both parties derive the same values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Z_2^ℓ, the ring of the input and the output.
+    pub ring: Ring,
+    /// f: fractional bits of input and output.
+    pub frac: u32,
+    /// w: bits of the offset r within a piece.
+    pub piece_bits: u32,
+    /// s: there are N = 2^s pieces.
+    pub pieces_log2: u32,
+    /// m: width of the ring Z_2^m in which u = slope·r + intercept + β is computed.
+    pub spline_bits: u32,
+    /// β ≥ 0, a multiple of 2^f: the bias that puts u in [0, 2^(m−1)) for every piece and offset.
+    pub bias: u64,
+}
+
+impl Params {
+    /// K = w + s = alpha_log2 + frac + 1: 2B = 2^K.
+    pub fn window_bits(&self) -> u32 {
+        self.piece_bits + self.pieces_log2
+    }
+}
+
+fn invalid(msg: String) -> NetError {
+    NetError::InvalidArgument(msg)
+}
+
+/// Checks the tables against the ring and derives the protocol's widths. Errors
+/// (`InvalidArgument`): malformed tables (`GeluTables::validate`), more than 256 pieces, a ring
+/// too narrow for the inputs' range (ℓ < K + 1, i.e. B > 2^(ℓ−2)) or for the spline's
+/// intermediate (m > min(ℓ, 63); the server's lookup messages take m + 1 bits).
+pub fn params(ring: Ring, t: &GeluTables) -> Result<Params, NetError> {
+    t.validate().map_err(|e| invalid(e.to_string()))?;
+    if (1usize << t.pieces_log2) > MAX_ENTRIES {
+        return Err(invalid(format!(
+            "gelu: 2^{} pieces exceed the lookup limit of {MAX_ENTRIES}",
+            t.pieces_log2
+        )));
+    }
+    let k = t.alpha_log2 + t.frac + 1;
+    if k + 1 > ring.bits {
+        return Err(invalid(format!(
+            "gelu: a {}-bit ring is too narrow for B = 2^{}: inputs in [−2^(ℓ−2), 2^(ℓ−2)) need \
+             B ≤ 2^(ℓ−2), i.e. ℓ ≥ {}",
+            ring.bits,
+            k - 1,
+            k + 1
+        )));
+    }
+    let w = t.piece_bits();
+    // z = slope·r + intercept is linear in r ∈ [0, 2^w): its extremes are at the ends.
+    let r_max = (1i128 << w) - 1;
+    let (mut lo, mut hi) = (i128::MAX, i128::MIN);
+    for (&a, &c) in t.slope.iter().zip(&t.intercept) {
+        for r in [0, r_max] {
+            let z = a as i128 * r + c as i128;
+            lo = lo.min(z);
+            hi = hi.max(z);
+        }
+    }
+    let one = 1i128 << t.frac;
+    let bias = if lo < 0 {
+        (-lo + one - 1) / one * one
+    } else {
+        0
+    };
+    let top = hi + bias;
+    let m = (129 - top.leading_zeros()).max(t.frac + 1);
+    if m > ring.bits.min(63) {
+        return Err(invalid(format!(
+            "gelu: a {}-bit ring is too narrow for the spline: slope·r + intercept spans \
+             [{lo}, {hi}], which needs {m} bits (ℓ ≥ {m}, and m ≤ 63)",
+            ring.bits
+        )));
+    }
+    Ok(Params {
+        ring,
+        frac: t.frac,
+        piece_bits: w,
+        pieces_log2: t.pieces_log2,
+        spline_bits: m,
+        bias: bias as u64,
+    })
+}
+
+/// Bits of one millionaires' comparison on k-bit inputs with m-bit digits (IKNP, λ = 128): q
+/// leaves of m·λ + 2^m·2 bits, and_count(q) AND triples of 2λ bits plus 4 bits of openings.
+pub fn millionaire_bits(k: u32, m: u32) -> u64 {
+    if k == 0 {
+        return 0;
+    }
+    let q = k.div_ceil(m) as u64;
+    q * (m as u64 * 128 + (2u64 << m)) + cmp::and_count(q as usize) as u64 * 260
+}
+
+/// The digit width m ∈ 1..=6 that makes a millionaires' on k-bit inputs cheapest in bytes (ties:
+/// fewer tree levels, then the smaller m), e.g. 6 for k = 11 and 21, 5 for k = 15 and 19. Wider
+/// digits cost the sender 2^m·m AES calls and 2^m message words per leaf (see the module doc).
+pub fn digit_bits(k: u32) -> u32 {
+    if k == 0 {
+        return cmp::DEFAULT_DIGIT_BITS;
+    }
+    (1..=6u32)
+        .min_by_key(|&m| {
+            let q = k.div_ceil(m) as usize;
+            (millionaire_bits(k, m), cmp::levels(q))
+        })
+        .unwrap_or(cmp::DEFAULT_DIGIT_BITS)
+}
+
+/// XOR shares of 1{v_S + v_C ≥ 2^k} for this party's `v` (< 2^k): one millionaires' on k bits
+/// (server a = v_S, client b = 2^k − 1 − v_C) with the cheapest digit width.
+fn carry<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    k: u32,
+    v: &[u64],
+) -> Result<Vec<bool>, NetError> {
+    let mk = mask(k);
+    let input: Vec<u64> = v
+        .iter()
+        .map(|&x| match role {
+            Role::Server => x & mk,
+            Role::Client => mk - (x & mk),
+        })
+        .collect();
+    cmp::millionaire(ot, ch, role, k, digit_bits(k), &input)
+}
+
+/// The shape of a [`private_lut`]: entries in `ring`, `size` of them (a power of two ≤ 256), and
+/// whether each message also carries the index carry 1{i_S + i_C ≥ size} (one more bit).
+#[derive(Clone, Copy)]
+struct Shape {
+    ring: Ring,
+    size: usize,
+    index_carry: bool,
+}
+
+/// Lookup in a table private to the rotator (this party if `rotates`), one table per element:
+/// shares over `ring` of entry(e, i_e), where i = i_S + i_C mod N is shared in `index`, and, if
+/// `index_carry`, XOR shares of 1{i_S + i_C ≥ N} (all-zero otherwise). [`super::lut`]'s protocol
+/// with a private, per-element table and either party as the rotator: it offers
+/// m_j = entry(e, (j + i_R) mod N) − ρ_e in a 1-out-of-N OT, with the bit 1{j + i_R ≥ N} ⊕ g_e
+/// above it, and keeps ρ_e and g_e; the chooser picks j = i_Q. For N = 1 there is nothing to
+/// send. `entry` is evaluated only by the rotator.
+fn private_lut<C, F>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    rotates: bool,
+    shape: Shape,
+    index: &[u64],
+    entry: F,
+) -> Result<(Vec<u64>, Vec<bool>), NetError>
+where
+    C: Channel + ?Sized,
+    F: Fn(usize, usize) -> u64 + Sync,
+{
+    let Shape {
+        ring,
+        size,
+        index_carry,
+    } = shape;
+    let n = index.len();
+    let imask = size - 1;
+    if size == 1 {
+        let v = (0..n)
+            .map(|e| if rotates { ring.reduce(entry(e, 0)) } else { 0 })
+            .collect();
+        return Ok((v, vec![false; n]));
+    }
+    let bits = ring.bits + index_carry as u32;
+    if rotates {
+        let mut rng = Prg::from_entropy();
+        let rho = ring.random(&mut rng, n);
+        let g: Vec<bool> = (0..n)
+            .map(|_| index_carry && rng.next_u32() & 1 == 1)
+            .collect();
+        let mut msgs = vec![0u64; n * size];
+        msgs.par_chunks_mut(size).enumerate().for_each(|(e, ms)| {
+            let ir = index[e] as usize & imask;
+            for (j, m) in ms.iter_mut().enumerate() {
+                let flag = (index_carry && j + ir >= size) ^ g[e];
+                *m = ring.sub(entry(e, (j + ir) & imask), rho[e]) | (flag as u64) << ring.bits;
+            }
+        });
+        ot.sender.send_1_of_n(ch, &msgs, size, bits)?;
+        Ok((rho, g))
+    } else {
+        let choices: Vec<u32> = index.iter().map(|&v| (v as usize & imask) as u32).collect();
+        let got = ot.receiver.recv_1_of_n(ch, &choices, size, bits)?;
+        Ok((
+            got.iter().map(|&v| ring.reduce(v)).collect(),
+            got.iter().map(|&v| (v >> ring.bits) & 1 == 1).collect(),
+        ))
+    }
+}
+
+/// This party's shares over `ring` of `semantics::gelu(x_i, t)` for the shared inputs `x` (signed
+/// lift of x ∈ Z_2^ℓ). Precondition: −2^(ℓ−2) ≤ x < 2^(ℓ−2) (the compiler's two margin bits; see
+/// the module doc), not checkable on shares; outside it the output is unspecified. Errors as
+/// [`params`], and for input shares not reduced mod 2^ℓ. Empty input: empty output, no
+/// communication. Cost and memory: see the module doc.
+pub fn gelu<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    t: &GeluTables,
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let p = params(ring, t)?;
+    if x.iter().any(|&v| v & !ring.mask() != 0) {
+        return Err(invalid(format!(
+            "gelu: an input share is not reduced mod 2^{}",
+            ring.bits
+        )));
+    }
+    let n = x.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let server = role == Role::Server;
+    // A public constant enters the server's share only.
+    let public = |v: u64| if server { v } else { 0 };
+    let (l, f, w, s, k) = (
+        ring.bits,
+        p.frac,
+        p.piece_bits,
+        p.pieces_log2,
+        p.window_bits(),
+    );
+    let size = 1usize << s;
+    let rz = Ring::new(p.spline_bits)?; // u = z + β
+    let rh = Ring::new(l - w)?; // h = ⌊x'/2^w⌋
+    let r2 = Ring::new(l - k)?; // h2 = ⌊x'/2^K⌋
+
+    // Step 1. x' = x + B; c_w = carry of the low w bits into bit w, as arithmetic shares.
+    let xp: Vec<u64> = x
+        .iter()
+        .map(|&v| ring.add(v, public(1 << (k - 1))))
+        .collect();
+    let lo: Vec<u64> = xp.iter().map(|&v| v & mask(w)).collect();
+    let cw = carry(ot, ch, role, w, &lo)?;
+    let cw = b2a(ot, ch, role, Ring::new(p.spline_bits.max(l - w))?, &cw)?;
+
+    // Step 1, local: h = ⌊x'/2^w⌋ mod 2^(ℓ−w), the piece index i = h mod N, the offset
+    //    r = lo_S + lo_C − 2^w·c_w ∈ [0, 2^w) mod 2^m, each party's r_P private.
+    let h: Vec<u64> = xp
+        .iter()
+        .zip(&cw)
+        .map(|(&v, &c)| rh.add(v >> w, c))
+        .collect();
+    let idx: Vec<u64> = h.iter().map(|&v| v & (size as u64 - 1)).collect();
+    let r: Vec<u64> = lo
+        .iter()
+        .zip(&cw)
+        .map(|(&v, &c)| rz.sub(v, rz.mul(c, 1u64 << w)))
+        .collect();
+
+    // Step 2. u = A_i·r_C + (A_i·r_S + C_i + β) mod 2^m: two lookups, each in a table private
+    //    to the party that holds its r_P.
+    let slope: Vec<u64> = t.slope.iter().map(|&a| rz.from_signed(a)).collect();
+    let icpt: Vec<u64> = t
+        .intercept
+        .iter()
+        .map(|&c| (c as i128 + p.bias as i128) as u64 & rz.mask())
+        .collect();
+    let shape = Shape {
+        ring: rz,
+        size,
+        index_carry: false,
+    };
+    let (uc, _) = private_lut(ot, ch, !server, shape, &idx, |e, j| rz.mul(slope[j], r[e]))?;
+    let shape = Shape {
+        index_carry: true,
+        ..shape
+    };
+    let (us, cs) = private_lut(ot, ch, server, shape, &idx, |e, j| {
+        rz.add(rz.mul(slope[j], r[e]), icpt[j])
+    })?;
+    let u = rz.add_vec(&uc, &us);
+
+    // Step 3. c_f = carry of u's low f bits.
+    let ulo: Vec<u64> = u.iter().map(|&v| v & mask(f)).collect();
+    let cf = carry(ot, ch, role, f, &ulo)?;
+
+    // Steps 3 and 4: one batch of COTs (server's bits as correlations, client's as choices):
+    //    B2A of c_f over Z_2^ℓ, the AND of the shares' top bits a = msb(u_S), b = msb(u_C) over
+    //    Z_2^(ℓ−m+f) (u < 2^(m−1), so the wrap of u_S + u_C is a ∨ b = a + b − a∧b), B2A of c_s
+    //    over Z_2^(ℓ−K). prod(j) is this party's share of the j-th product (bit_S·bit_C).
+    let wrap_bits = l - p.spline_bits + f;
+    let top: Vec<bool> = u.iter().map(|&v| rz.msb(v)).collect();
+    let bits: Vec<bool> = cf.iter().chain(&top).chain(&cs).copied().collect();
+    let widths: Vec<u32> = [l, wrap_bits, r2.bits]
+        .iter()
+        .flat_map(|&b| std::iter::repeat_n(b, n))
+        .collect();
+    let got = if server {
+        let deltas: Vec<u64> = bits.iter().map(|&b| b as u64).collect();
+        send_cot_widths(&mut ot.sender, ch, &deltas, &widths)?
+    } else {
+        recv_cot_widths(&mut ot.receiver, ch, &bits, &widths)?
+    };
+    let prod = |j: usize| {
+        if server {
+            got[j].wrapping_neg()
+        } else {
+            got[j]
+        }
+    };
+    // XOR → arithmetic: b_S ⊕ b_C = b_S + b_C − 2·b_S·b_C; OR: a ∨ b = a + b − a·b.
+    let xor = |j: usize| (bits[j] as u64).wrapping_sub(prod(j).wrapping_mul(2));
+    let or = |j: usize| (bits[j] as u64).wrapping_sub(prod(j));
+
+    // ⌊u/2^f⌋ = (u_S >> f) + (u_C >> f) + c_f − 2^(m−f)·wrap, and ⌊z/2^f⌋ = ⌊u/2^f⌋ − β/2^f.
+    let spline: Vec<u64> = (0..n)
+        .map(|e| {
+            let wrap = (or(n + e) & mask(wrap_bits))
+                .checked_shl(p.spline_bits - f)
+                .unwrap_or(0);
+            ring.reduce(
+                (u[e] >> f)
+                    .wrapping_add(xor(e))
+                    .wrapping_sub(wrap)
+                    .wrapping_sub(public(p.bias >> f)),
+            )
+        })
+        .collect();
+
+    // Step 4. h2 = ⌊h/2^s⌋ = ⌊x'/2^K⌋ mod 2^(ℓ−K). x' < 0 ⇔ h2 < 0, x' ≥ 2B ⇔ h2 − 1 ≥ 0: one MSB
+    //    call on [h2, h2 − 1].
+    let h2: Vec<u64> = (0..n)
+        .map(|e| r2.add(h[e] >> s, r2.reduce(xor(2 * n + e))))
+        .collect();
+    let mut v = h2.clone();
+    v.extend(h2.iter().map(|&a| r2.sub(a, public(1))));
+    let sign = cmp::msb_with(ot, ch, role, r2, digit_bits(r2.bits - 1), &v)?;
+
+    // Step 5. b_hi = 1 ⊕ msb(h2 − 1), mid = 1 ⊕ b_lo ⊕ b_hi = msb(h2) ⊕ msb(h2 − 1);
+    //    y = b_hi·x + mid·spline, one MUX call on 2n.
+    let sel: Vec<bool> = (0..n)
+        .map(|e| sign[n + e] ^ server)
+        .chain((0..n).map(|e| sign[e] ^ sign[n + e]))
+        .collect();
+    let vals: Vec<u64> = x.iter().copied().chain(spline).collect();
+    let out = mux(ot, ch, role, ring, &sel, &vals)?;
+    Ok(ring.add_vec(&out[..n], &out[n..]))
+}
