@@ -680,10 +680,10 @@ pub fn protocols_bench<C: Channel + ?Sized>(
     opts: &ProtocolBenchOptions,
 ) -> Result<Vec<BenchResult>, BenchError> {
     use crate::protocols::{
-        argmax::argmax, b2a::b2a, cmp::drelu, layernorm::layernorm, mul::mul, mux::mux,
+        argmax::argmax, b2a::b2a, cmp::drelu, gelu::gelu, layernorm::layernorm, mul::mul, mux::mux,
         shares::Ring, trunc::trunc,
     };
-    use ciphergpt_compiler::fixed::semantics;
+    use ciphergpt_compiler::fixed::{lower::GELU_PIECES_LOG2, semantics};
     let mut rng = Prg::from_entropy();
     let ring = Ring::new(opts.ring_bits)?;
     let n = opts.n as u64;
@@ -748,6 +748,16 @@ pub fn protocols_bench<C: Channel + ?Sized>(
             .map(|_| ring.from_signed((rng.next_u64() >> (63 - k)) as i64 - (1i64 << k)))
             .collect()
     };
+    let gelu_t = semantics::fit_gelu(f, 2, GELU_PIECES_LOG2, semantics::GeluForm::Tanh)
+        .map_err(|e| NetError::InvalidArgument(format!("bench gelu: {e}")))?;
+    let gx = small(&mut rng, opts.n);
+    measure(
+        ch,
+        format!("gelu-l{l}-f{f}"),
+        Some("CipherGPT ≈730 B (2^20 in 30.6 s, 765 MB; ℓ=37, f=12, 64 pieces); SPU 2,840 B"),
+        n,
+        &mut |ch, ot| gelu(ot, ch, role, ring, &gelu_t, &gx).map(drop),
+    )?;
     let ln_rows = (opts.n / LAYERNORM_ROW).max(1);
     let ln = semantics::layernorm_params(LAYERNORM_ROW, 1e-5, f, 50.0)
         .map_err(|e| NetError::InvalidArgument(format!("bench layernorm: {e}")))?;
