@@ -186,7 +186,7 @@ fn nonnegative_inputs(p: &mut Prg, n: usize, k: u32, s: u32) -> Vec<u64> {
     }
     let rest = n.saturating_sub(v.len());
     if k == 1 {
-        v.extend(std::iter::repeat(0).take(rest));
+        v.extend(std::iter::repeat_n(0, rest));
     } else {
         v.extend(p.values(rest, k - 1));
     }
