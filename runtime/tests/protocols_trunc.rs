@@ -168,3 +168,123 @@ fn bad_shifts_and_widths_are_errors() {
     );
     assert!(a && b);
 }
+
+/// Values in [0, 2^(k−1)) (msb known to be zero): the edges 0, 1, 2, 2^(k−1) − 1, 2^(k−1) − 2,
+/// multiples of 2^s (s ≥ 1) near 0 and near 2^(k−1) with their neighbours ±1, then uniform.
+fn nonnegative_inputs(p: &mut Prg, n: usize, k: u32, s: u32) -> Vec<u64> {
+    let top = 1u64 << (k - 1);
+    let mut v: Vec<u64> = vec![0, 1 % top, 2 % top, top - 1, top.saturating_sub(2)];
+    if s >= 1 && s < k - 1 {
+        let step = 1u64 << s;
+        for j in [1u64, 2, 3] {
+            for base in [j * step, top - j * step] {
+                for d in [base - 1, base, base + 1] {
+                    v.push(d % top);
+                }
+            }
+        }
+    }
+    let rest = n.saturating_sub(v.len());
+    if k == 1 {
+        v.extend(std::iter::repeat_n(0, rest));
+    } else {
+        v.extend(p.values(rest, k - 1));
+    }
+    v.truncate(n);
+    v
+}
+
+#[test]
+fn extend_nonnegative_preserves_the_value() {
+    for (m, nb) in [
+        (1u32, 2u32),
+        (2, 3),
+        (12, 13),
+        (19, 36),
+        (19, 42),
+        (17, 38),
+        (25, 37),
+        (37, 64),
+        (63, 64),
+    ] {
+        let from = Ring::new(m).unwrap();
+        let to = Ring::new(nb).unwrap();
+        let n = 2000;
+        let mut p = Prg::from_entropy();
+        let x = nonnegative_inputs(&mut p, n, m, m / 2);
+        let (xs, xc) = split(from, &mut p, &x);
+        let (a, b) = two_party(
+            move |p| {
+                trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, from, to, &xs).unwrap()
+            },
+            move |p| {
+                trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, from, to, &xc).unwrap()
+            },
+        );
+        let v = to.add_vec(&a, &b);
+        for i in 0..x.len() {
+            assert_eq!(v[i], x[i], "{m} -> {nb}: x {}", x[i]);
+        }
+    }
+}
+
+/// trunc_nonnegative equals trunc_floor on [0, 2^(ℓ−1)), and costs one COT beyond
+/// trunc_reduce: λ + s bits per element (measured on the client's channel).
+#[test]
+fn trunc_nonnegative_equals_trunc_floor() {
+    for bits in [16u32, 37, 64] {
+        for s in [1u32, 12, 15, 17, bits - 1]
+            .into_iter()
+            .filter(|&s| s < bits)
+        {
+            let ring = Ring::new(bits).unwrap();
+            let n = 1024;
+            let mut p = Prg::from_entropy();
+            let x = nonnegative_inputs(&mut p, n, bits, s);
+            let (xs, xc) = split(ring, &mut p, &x);
+            let f = move |p: &mut Party, x: Vec<u64>| {
+                let bytes = |p: &Party| p.ch.stats().total.bytes();
+                let b0 = bytes(p);
+                trunc::trunc_reduce(&mut p.ot, &mut p.ch, p.role, ring, s, &x).unwrap();
+                let b1 = bytes(p);
+                let o = trunc::trunc_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, s, &x);
+                (o.unwrap(), (b1 - b0, bytes(p) - b1))
+            };
+            let ((a, (reduce, whole)), (b, _)) = two_party(move |p| f(p, xs), move |p| f(p, xc));
+            let v = ring.add_vec(&a, &b);
+            for i in 0..n {
+                assert_eq!(
+                    v[i],
+                    want_trunc(x[i], bits, s),
+                    "bits {bits} s {s} x {}",
+                    x[i]
+                );
+            }
+            let ext = 16 * n as u64 + (n as u64 * s as u64).div_ceil(8);
+            assert_eq!(whole - reduce, ext, "bits {bits} s {s}: extension bytes");
+        }
+    }
+}
+
+#[test]
+fn nonnegative_bad_widths_are_errors_and_empty_is_free() {
+    let ring = Ring::new(16).unwrap();
+    let small = Ring::new(8).unwrap();
+    let (a, b) = two_party(
+        move |p| {
+            let e1 =
+                trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, ring, &[1]).is_err();
+            let e2 =
+                trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, small, &[1]).is_err();
+            let e3 =
+                trunc::trunc_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, 16, &[1]).is_err();
+            let empty = trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, small, ring, &[])
+                .unwrap()
+                .is_empty();
+            let id = trunc::trunc_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, 0, &[5]).unwrap();
+            e1 && e2 && e3 && empty && id == vec![5]
+        },
+        move |_| true,
+    );
+    assert!(a && b);
+}

@@ -1,1 +1,627 @@
-//! (in progress)
+//! Softmax of ragged rows of shared scores, exactly the compiler's `semantics::softmax_row` on
+//! every row: the row maximum, the clipped distance to it, the two-digit table exponential, the
+//! row sum, one exact reciprocal per row and the normalisation, all on shares.
+//! CipherGPT §VII-C (x − max(x), clip the distance at 16, exponentiate, normalise; the same
+//! structure as its reference BumbleBee), with the exponential of SIRNN §V-A (digit
+//! decomposition, one lookup table per digit with s′ + 2-bit entries, one product, one
+//! truncation), SIRNN §IV-C (products of operands narrower than the ring, by Gilboa's COT
+//! product) and Cheetah §4.2.2 (the wrap of a value whose msb is known to be zero is
+//! msb(x_S) ∨ msb(x_C)).
+//!
+//! **Semantics** (`ExpTables`, all public): u_j = m − s_j (m the row maximum),
+//! u′ = min(u, clip − 1) = h·2^lo + l, E_j = (T1\[h\]·T0\[l\]) >> f_e, Z = Σ_j E_j, R = ⌊2^K / Z⌋,
+//! p_j = (E_j·R) >> S, with K = f_e + f_out + guard and S = f_e + guard.
+//!
+//! **Precondition** (not checkable on shares; the compiler's ring has two margin bits for it):
+//! every score, read signed, lies in [−2^(ℓ−2), 2^(ℓ−2)), so that u = m − s_j ∈ [0, 2^(ℓ−1)) never
+//! wraps. Outside it the output is unspecified (no error, no panic, nothing revealed).
+//!
+//! **Protocol.** Every step is batched over all rows and elements, so the flights do not grow
+//! with the number of rows. Every millionaires' uses the digit width with the fewest bytes for
+//! its input width (4 bits for 8-bit inputs, 5 or 6 for 17 to 37 bits; see `digit_bits`).
+//! 1. m = [`max::row_max`]; u_j = m − s_j, local.
+//! 2. Digits. l = u mod 2^lo is free (each party reduces its share). H = ⌊u / 2^lo⌋ has shares
+//!    (u_S >> lo) + (u_C >> lo) + c mod 2^(ℓ−lo), c = 1{(u_S mod 2^lo) + (u_C mod 2^lo) ≥ 2^lo}:
+//!    one millionaires' on lo bits ([`cmp::millionaire`]) and a B2A over Z_2^(ℓ−lo) (SIRNN's
+//!    truncate-and-reduce; the wrap of the whole sum vanishes mod 2^(ℓ−lo), and u ≥ 0 needs no
+//!    bias). h = H mod 2^hi is the high digit.
+//! 3. Clip bit c = 1{u ≥ clip}. When clip is a multiple of 2^lo (always for fitted tables,
+//!    clip = 2^(hi+lo)) this is 1{H ≥ clip/2^lo} = DReLU(H − clip/2^lo) in Z_2^(ℓ−lo): H is below
+//!    2^(ℓ−lo−1), so the difference does not wrap, and the comparison spends ℓ − lo − 1 bits
+//!    instead of ℓ − 1. Otherwise DReLU(u − clip) in Z_2^ℓ. The clip is applied to E in step 6,
+//!    not to u (the digits of a clipped u are wrong, but its E is replaced).
+//! 4. Lookups ([`lut::lut`], one call per table). Each table is looked up as offsets from its
+//!    smallest entry, D\[i\] = T\[i\] − min T ∈ [0, span], in Z_2^w with w = bits(span) + 1, so that
+//!    the msb of D is known to be zero and the 1-of-N OT messages have w bits, not ℓ. At the
+//!    defaults T1 spans [0, 2^f_e] (w = f_e + 2) and T0 only [T0\[2^lo − 1\], 2^f_e] (w = 14 at
+//!    f_e = 17, 11 at f_e = 14).
+//! 5. Product P = T1\[h\]·T0\[l\] exactly in Z_2^W1, W1 = 2f_e + 2 (P ≤ 2^(2f_e)). Let x = D of the
+//!    narrower table (m = w bits), b its offset, and Y the other table's value in Z_2^W1 (its D
+//!    extended by [`trunc::extend_nonnegative`], its offset added by the server). Then
+//!    P = b·Y + x·Y, and x·Y multiplies an m-bit operand by a W1-bit one (`mul_small`): with
+//!    p = msb(x_S), q = msb(x_C) and x′_P = x_P − 2^m·msb(x_P) (the signed lift of the share),
+//!    x = x′_S + x′_C + 2^m·p·q over the integers (because msb(x) = 0), so x·Y = x′_S·Y_S +
+//!    x′_C·Y_C (local) + the cross terms x′_S·Y_C + 2^m·p·q·Y_C and x′_C·Y_S + 2^m·q·p·Y_S. The cross
+//!    term of chooser P and holder H is Gilboa's product over the m bits of x_P: COT j over
+//!    Z_2^(W1−j), the bit as choice, Y_H as correlation, weight 2^j; the top bit, of weight
+//!    −2^(m−1) in x′_P, instead carries the correlation (2q_H − 1)·Y_H with weight 2^(m−1), which
+//!    adds exactly 2^m·p·q·Y_H. So the product takes m COTs each way and no wrap computation.
+//! 6. E = ⌊P / 2^f_e⌋ by truncate-and-reduce into Z_2^(f_e+2), where E ≤ 2^f_e has a known zero
+//!    msb. Clip: E ← E + MUX(c, E_clip − E), E_clip = exp_neg(clip − 1) public ([`mux`]). E is
+//!    extended to Z_2^W2, W2 = max(K + 2, den_bits + 2), by [`trunc::extend_nonnegative`].
+//! 7. Z = Σ_j E_j, local. R = ⌊2^K / Z⌋ by [`div::div_public`] (all rows in the same steps),
+//!    den_bits = bits(n_max·2^f_e) (Z ≤ n·2^f_e), q_bits = K − f_e + 1 (the maximum has u = 0 and
+//!    E = 2^f_e, so Z ≥ 2^f_e and R ≤ 2^(K−f_e)).
+//! 8. E_j·R in Z_2^W2 (E·R ≤ Z·R ≤ 2^K): R < 2^(K−f_e+1) is narrow and the same for the whole
+//!    row, so the product is `mul_small` again with R's m_R = K − f_e + 2 bits as the chooser's
+//!    operand, and one COT per bit of R per row serves the whole row: its two 128-bit pads are
+//!    expanded by AES-CTR into one pad per element (a vector correlation), so per element only
+//!    the corrections cross the wire.
+//! 9. p = ⌊E·R / 2^S⌋ by truncate-and-reduce into Z_2^(W2−S), where p ≤ 2^f_out has a known zero
+//!    msb, then [`trunc::extend_nonnegative`] to Z_2^ℓ (a reduction if ℓ ≤ W2 − S).
+//!
+//! **Cost** per element, with M(k) the millionaires' on k bits at the chosen digit width and
+//! B(k) = COT(k) = λ + k bits ([`cmp`], [`b2a`]), L(N, w) = log₂N·λ + N·w ([`lut`]), w_x ≤ w_y
+//! the two tables' widths:
+//! - digits and clip: M(lo) + B(ℓ − lo) + M(ℓ − lo − 1);
+//! - lookups: L(2^hi, w_h) + L(2^lo, w_l);
+//! - product: (λ + W1 − w_y) + 2(w_x·λ + Σ_{j<w_x}(W1 − j));
+//! - truncation, clip, extension: M(f_e) + B(f_e + 2) + 2(λ + f_e + 2) + (λ + W2 − f_e − 2);
+//! - normalisation: 2·Σ_{j<m_R}(W2 − j) + M(S) + B(W2 − S) + (λ + ℓ − W2 + S);
+//!
+//! and per row of n: the maximum, (n − 1)·(M₄(ℓ − 1) + 2(λ + ℓ)) ([`max`], 4-bit digits), the
+//! division, q_bits·(M₄(den_bits + 1) + 2(λ + den_bits + 2) + λ + W2) ([`div`]), and 2·m_R·λ
+//! for the normalisation's COTs. At ℓ = 38 with the plan's tables (12/17/15: w = 19 and 14,
+//! W1 = 36, W2 = 42, K = 40, S = 25, m_R = 25) over rows of 256: 5,346.60 bytes per element
+//! (1,368,729.5 per row), of which the maximum 1,171.9, digits and clip 910.75, lookups 1,312,
+//! product 569.375, truncation/clip/extension 475, division 77.70, E·R 190.625, last truncation
+//! 639.25; measured equal to the formula (IKNP padding aside); 385 flights from the server,
+//! 449 from the client, about 3 s for 256 rows of 256 on 2 cores. At ℓ = 37 with CipherGPT's
+//! 12/14/12: 4,699.38 bytes per element. `docs/protocols.md` has the table.
+//!
+//! **Security** (semi-honest). Between the sub-protocols each party computes only locally on its
+//! own shares and public constants (the tables, their offsets and widths, clip, K, S, the row
+//! lengths). Every sub-protocol — maximum, millionaires', B2A, DReLU, lookup, MUX, extension,
+//! division — reveals nothing beyond its output shares, which are fresh and uniform (see their
+//! modules). The cross terms are correlated OTs: the chooser (the COT receiver) sends the IKNP
+//! message, masked by PRG streams the holder cannot compute, and receives per pad the corrections
+//! d = a + c − b, where b (choice 0) or a (choice 1) is the AES-CTR expansion of a tweakable
+//! correlation-robust hash of a key it does not hold, so d is pseudorandom to it and independent
+//! of the holder's correlation c; the holder receives only the IKNP message. The holder's output
+//! −Σ 2^j·a_j is masked by fresh pads, the chooser's by the holder's. By sequential composition
+//! neither party learns anything about the scores, the maxima, the exponentials, the sums, the
+//! reciprocals or the probabilities; the shapes (row lengths) are public.
+
+use rayon::prelude::*;
+
+use ciphergpt_compiler::fixed::semantics::ExpTables;
+
+use super::mul::{recv_cot_widths, send_cot_widths};
+use super::shares::{pack_widths, packed_len_widths, unpack_widths, Ring};
+use super::{b2a::b2a, cmp, div, lut, max, mux::mux, trunc};
+use crate::crypto::hash::tccr_many;
+use crate::crypto::iknp::OtPair;
+use crate::crypto::ot::hash_many;
+use crate::crypto::pack::mask;
+use crate::crypto::{Block, Prg};
+use crate::net::{Channel, NetError, Role};
+
+fn bad(msg: String) -> NetError {
+    NetError::InvalidArgument(format!("softmax: {msg}"))
+}
+
+/// Bit length of v (0 for 0).
+fn bit_len(v: u128) -> u32 {
+    128 - v.leading_zeros()
+}
+
+/// A table looked up as offsets from its smallest entry, in the narrowest ring that keeps the
+/// offsets' msb at zero.
+struct OffsetTable {
+    base: u64,
+    ring: Ring,
+    entries: Vec<u64>,
+}
+
+impl OffsetTable {
+    fn new(t: &[i64]) -> Result<OffsetTable, NetError> {
+        let lo = t.iter().copied().min().unwrap_or(0);
+        let hi = t.iter().copied().max().unwrap_or(0);
+        let span = (hi - lo) as u128;
+        Ok(OffsetTable {
+            base: lo as u64,
+            ring: Ring::new(bit_len(span) + 1)?,
+            entries: t.iter().map(|&v| (v - lo) as u64).collect(),
+        })
+    }
+}
+
+/// Everything public that the protocol derives from the tables, the ring and the row lengths.
+struct Params {
+    ring: Ring,
+    hi_bits: u32,
+    lo_bits: u32,
+    frac_e: u32,
+    /// Z_2^(ℓ − lo): the ring of H = ⌊u / 2^lo⌋.
+    h_ring: Ring,
+    /// clip / 2^lo when clip is a multiple of 2^lo (the comparison on H), else `None`.
+    clip_digit: Option<u64>,
+    clip: u64,
+    hi: OffsetTable,
+    lo: OffsetTable,
+    /// Z_2^(2f_e + 2): the ring of T1·T0.
+    prod_ring: Ring,
+    /// Z_2^(f_e + 2): the ring of E after the truncation.
+    e_ring: Ring,
+    e_clip: u64,
+    /// Z_2^W2: the ring of E, Z, R and E·R.
+    wide: Ring,
+    k: u32,
+    shift: u32,
+    den_bits: u32,
+    q_bits: u32,
+    /// Bits of R's shares in the final product (R < 2^(r_bits − 1)).
+    r_bits: u32,
+}
+
+fn params(ring: Ring, t: &ExpTables, lens: &[usize], n: usize) -> Result<Params, NetError> {
+    t.validate().map_err(|e| bad(e.msg))?;
+    if t.hi_bits > 8 || t.lo_bits > 8 {
+        return Err(bad(format!(
+            "digit split {}+{} has a digit over 8 bits (lookup tables hold at most {} entries); \
+             fit the tables with digits of at most 8 bits",
+            t.hi_bits,
+            t.lo_bits,
+            lut::MAX_ENTRIES
+        )));
+    }
+    if ring.bits < t.hi_bits + t.lo_bits + 2 {
+        return Err(bad(format!(
+            "a {}-bit ring cannot hold distances of {} bits and their comparison (needs at \
+             least {} bits)",
+            ring.bits,
+            t.hi_bits + t.lo_bits,
+            t.hi_bits + t.lo_bits + 2
+        )));
+    }
+    if let Some(i) = lens.iter().position(|&l| l == 0) {
+        return Err(bad(format!(
+            "row {i} is empty (every row needs at least one entry)"
+        )));
+    }
+    let total = lens.iter().try_fold(0usize, |s, &l| s.checked_add(l));
+    if total != Some(n) {
+        return Err(bad(format!(
+            "the row lengths sum to {} but there are {n} scores",
+            total.map_or("more than usize::MAX".to_string(), |t| t.to_string())
+        )));
+    }
+    let longest = lens.iter().copied().max().unwrap_or(1);
+    if longest > t.max_row_len() {
+        return Err(bad(format!(
+            "a row of {longest} entries exceeds the tables' maximum {}",
+            t.max_row_len()
+        )));
+    }
+    let k = t.recip_num_log2();
+    let den_bits = bit_len((longest as u128) << t.frac_e);
+    let wide_bits = (k + 2).max(den_bits + 2);
+    if wide_bits > 64 {
+        return Err(bad(format!(
+            "K = {k} and rows of {longest} entries need a {wide_bits}-bit ring (at most 64)"
+        )));
+    }
+    let lo_bits = t.lo_bits;
+    let clip = t.clip as u64;
+    Ok(Params {
+        ring,
+        hi_bits: t.hi_bits,
+        lo_bits,
+        frac_e: t.frac_e,
+        h_ring: Ring::new(ring.bits - lo_bits)?,
+        clip_digit: clip
+            .is_multiple_of(1u64 << lo_bits)
+            .then_some(clip >> lo_bits),
+        clip,
+        hi: OffsetTable::new(&t.hi)?,
+        lo: OffsetTable::new(&t.lo)?,
+        prod_ring: Ring::new(2 * t.frac_e + 2)?,
+        e_ring: Ring::new(t.frac_e + 2)?,
+        e_clip: t.exp_neg(t.clip as i128 - 1) as u64,
+        wide: Ring::new(wide_bits)?,
+        k,
+        shift: t.recip_shift(),
+        den_bits,
+        q_bits: k - t.frac_e + 1,
+        r_bits: k - t.frac_e + 2,
+    })
+}
+
+/// The server's share of a public constant, the client's 0.
+fn public(role: Role, ring: Ring, v: u64) -> u64 {
+    match role {
+        Role::Server => ring.reduce(v),
+        Role::Client => 0,
+    }
+}
+
+/// The millionaires' digit width for k-bit comparisons with the fewest bytes: q = ⌈k/m⌉ leaves of
+/// m·λ + 2^m·2 bits and and_count(q) AND triples of 2λ + 4 bits ([`cmp`]); m = 4 (the default)
+/// for 8 bits, 5 or 6 for 17–37 bits.
+fn digit_bits(k: u32) -> u32 {
+    (1..=8u32)
+        .min_by_key(|&m| {
+            let q = k.div_ceil(m) as u64;
+            q * (m as u64 * 128 + (2u64 << m)) + cmp::and_count(q as usize) as u64 * 260
+        })
+        .unwrap_or(cmp::DEFAULT_DIGIT_BITS)
+}
+
+/// Shares over Z_2^(ℓ−s) of ⌊x / 2^s⌋ for x ∈ Z_2^ℓ read unsigned (1 ≤ s < ℓ): (x_S >> s) +
+/// (x_C >> s) + c with c = 1{(x_S mod 2^s) + (x_C mod 2^s) ≥ 2^s}, one millionaires' on s bits
+/// and a B2A; the wrap of the whole sum is a multiple of 2^(ℓ−s) and vanishes. SIRNN §IV-B
+/// (truncate-and-reduce) without the bias, as every value here is non-negative.
+fn shift_reduce<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    s: u32,
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let out = Ring::new(ring.bits - s)?;
+    let lmask = mask(s);
+    let mine: Vec<u64> = x
+        .iter()
+        .map(|&v| match role {
+            Role::Server => v & lmask,
+            Role::Client => lmask - (v & lmask),
+        })
+        .collect();
+    let c = cmp::millionaire(ot, ch, role, s, digit_bits(s), &mine)?;
+    let c = b2a(ot, ch, role, out, &c)?;
+    Ok(x.iter()
+        .zip(c)
+        .map(|(&v, c)| out.add(ring.reduce(v) >> s, c))
+        .collect())
+}
+
+/// XOR shares of 1{x ≥ 0} (signed lift), [`cmp::drelu`] with the cheapest digit width.
+fn drelu<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    x: &[u64],
+) -> Result<Vec<bool>, NetError> {
+    let mut b = cmp::msb_with(ot, ch, role, ring, digit_bits(ring.bits - 1), x)?;
+    if role == Role::Server {
+        b.iter_mut().for_each(|v| *v = !*v);
+    }
+    Ok(b)
+}
+
+/// Shares of softmax_row of every row: `s` is the concatenation of the rows (this party's
+/// shares, over `ring`), `lens` their lengths (each ≥ 1); output has the same layout.
+/// Precondition: every score, read signed, lies in [−2^(ℓ−2), 2^(ℓ−2)) (see the module doc).
+/// Errors: malformed tables, a digit over 8 bits, lengths that do not match `s`, an empty row,
+/// a row longer than [`ExpTables::max_row_len`], a ring too narrow for the digits.
+pub fn softmax<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    t: &ExpTables,
+    s: &[u64],
+    lens: &[usize],
+) -> Result<Vec<u64>, NetError> {
+    params(ring, t, lens, s.len())?;
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    let m = max::row_max(ot, ch, role, ring, s, lens)?;
+    softmax_with_max(ot, ch, role, ring, t, s, lens, &m)
+}
+
+/// [`softmax`] for a caller that already holds shares of every row's maximum `m` (one per row,
+/// over `ring`; it must be the exact maximum of the row, else the output is unspecified).
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_with_max<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    t: &ExpTables,
+    s: &[u64],
+    lens: &[usize],
+    m: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let pr = params(ring, t, lens, s.len())?;
+    if m.len() != lens.len() {
+        return Err(bad(format!(
+            "{} row maxima for {} rows",
+            m.len(),
+            lens.len()
+        )));
+    }
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    // 1. u_j = m − s_j.
+    let mut u = Vec::with_capacity(s.len());
+    for (r, &len) in lens.iter().enumerate() {
+        let start = u.len();
+        u.extend(s[start..start + len].iter().map(|&v| ring.sub(m[r], v)));
+    }
+    let e = exp_neg(ot, ch, role, &pr, &u)?;
+    normalise(ot, ch, role, &pr, &e, lens)
+}
+
+/// Shares over Z_2^W2 of E(u) = exp_neg(u) for shared distances u ∈ [0, 2^(ℓ−1)) over Z_2^ℓ.
+fn exp_neg<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    pr: &Params,
+    u: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let (ring, lo_bits) = (pr.ring, pr.lo_bits);
+    // 2. Digits: H = ⌊u / 2^lo⌋ over Z_2^(ℓ−lo), l = u mod 2^lo.
+    let h: Vec<u64> = if lo_bits == 0 {
+        u.to_vec()
+    } else {
+        shift_reduce(ot, ch, role, ring, lo_bits, u)?
+    };
+    // 3. Clip bit c = 1{u ≥ clip}.
+    let c = match pr.clip_digit {
+        Some(cd) => {
+            let d: Vec<u64> = h
+                .iter()
+                .map(|&v| pr.h_ring.sub(v, public(role, pr.h_ring, cd)))
+                .collect();
+            drelu(ot, ch, role, pr.h_ring, &d)?
+        }
+        None => {
+            let d: Vec<u64> = u
+                .iter()
+                .map(|&v| ring.sub(v, public(role, ring, pr.clip)))
+                .collect();
+            drelu(ot, ch, role, ring, &d)?
+        }
+    };
+    // 4. Lookups of the offsets D = T − min T.
+    let hi_idx: Vec<u64> = h.iter().map(|&v| v & mask(pr.hi_bits.max(1))).collect();
+    let lo_idx: Vec<u64> = u.iter().map(|&v| v & mask(lo_bits.max(1))).collect();
+    let dh = lut::lut(ot, ch, role, pr.hi.ring, &[&pr.hi.entries], &hi_idx)?;
+    let dl = lut::lut(ot, ch, role, pr.lo.ring, &[&pr.lo.entries], &lo_idx)?;
+    let (dh, dl) = (&dh[0], &dl[0]);
+    // 5. T1·T0 = b_x·Y + x·Y over Z_2^W1, x the narrower offsets, Y the other table's value.
+    let pring = pr.prod_ring;
+    let ((x, xt), (y, yt)) = if pr.lo.ring.bits <= pr.hi.ring.bits {
+        ((dl, &pr.lo), (dh, &pr.hi))
+    } else {
+        ((dh, &pr.hi), (dl, &pr.lo))
+    };
+    let y = trunc::extend_nonnegative(ot, ch, role, yt.ring, pring, y)?;
+    let y: Vec<u64> = y
+        .iter()
+        .map(|&v| pring.add(v, public(role, pring, yt.base)))
+        .collect();
+    let ones = vec![1usize; u.len()];
+    let xy = mul_small(ot, ch, role, pring, xt.ring.bits, x, &y, &ones)?;
+    let prod: Vec<u64> = xy
+        .iter()
+        .zip(&y)
+        .map(|(&v, &yv)| pring.add(v, pring.mul(xt.base, yv)))
+        .collect();
+    // 6. E = P >> f_e into Z_2^(f_e+2); clip; extend to Z_2^W2.
+    let e = shift_reduce(ot, ch, role, pring, pr.frac_e, &prod)?;
+    let er = pr.e_ring;
+    let diff: Vec<u64> = e
+        .iter()
+        .map(|&v| er.sub(public(role, er, pr.e_clip), v))
+        .collect();
+    let fix = mux(ot, ch, role, er, &c, &diff)?;
+    let e = er.add_vec(&e, &fix);
+    trunc::extend_nonnegative(ot, ch, role, er, pr.wide, &e)
+}
+
+/// Steps 7–9: p_j = (E_j·⌊2^K / Z⌋) >> S per row, from shares of E over Z_2^W2.
+fn normalise<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    pr: &Params,
+    e: &[u64],
+    lens: &[usize],
+) -> Result<Vec<u64>, NetError> {
+    let w = pr.wide;
+    let mut z = Vec::with_capacity(lens.len());
+    let mut start = 0;
+    for &len in lens {
+        z.push(e[start..start + len].iter().fold(0u64, |a, &v| w.add(a, v)));
+        start += len;
+    }
+    let r = div::div_public(ot, ch, role, w, 1u128 << pr.k, &z, pr.den_bits, pr.q_bits)?;
+    let rm = mask(pr.r_bits);
+    let r: Vec<u64> = r.iter().map(|&v| v & rm).collect();
+    let er = mul_small(ot, ch, role, w, pr.r_bits, &r, e, lens)?;
+    let p = shift_reduce(ot, ch, role, w, pr.shift, &er)?;
+    let p_ring = Ring::new(w.bits - pr.shift)?;
+    if pr.ring.bits > p_ring.bits {
+        trunc::extend_nonnegative(ot, ch, role, p_ring, pr.ring, &p)
+    } else {
+        Ok(p.iter().map(|&v| pr.ring.reduce(v)).collect())
+    }
+}
+
+/// Shares over `out` of x·y, where x (one value per row, shares over Z_2^m, 1 ≤ m ≤ out, m < 64)
+/// is known to lie in [0, 2^(m−1)) and y (one value per element, shares over `out`) is anything;
+/// row r has `lens[r]` elements. Two cross terms (see the module doc, step 5), one each way.
+#[allow(clippy::too_many_arguments)]
+fn mul_small<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    out: Ring,
+    m: u32,
+    x: &[u64],
+    y: &[u64],
+    lens: &[usize],
+) -> Result<Vec<u64>, NetError> {
+    if m == 0 || m > out.bits || m >= 64 {
+        return Err(bad(format!(
+            "product operand width {m} is not in 1..={}",
+            out.bits.min(63)
+        )));
+    }
+    let x: Vec<u64> = x.iter().map(|&v| v & mask(m)).collect();
+    let msb: Vec<bool> = x.iter().map(|&v| (v >> (m - 1)) & 1 == 1).collect();
+    let a = cross(ot, ch, role, out, Role::Server, m, &x, &msb, y, lens)?;
+    let b = cross(ot, ch, role, out, Role::Client, m, &x, &msb, y, lens)?;
+    // Local term x′_P·y_P with x′_P = x_P − 2^m·msb(x_P).
+    let mut res = Vec::with_capacity(y.len());
+    let mut start = 0;
+    for (r, &len) in lens.iter().enumerate() {
+        let xs = out.reduce(x[r].wrapping_sub((msb[r] as u64) << m));
+        for i in start..start + len {
+            res.push(out.add(out.add(out.mul(xs, y[i]), a[i]), b[i]));
+        }
+        start += len;
+    }
+    Ok(res)
+}
+
+/// One cross term x′_P·Y_H + 2^m·msb(x_P)·msb(x_H)·Y_H, P = `chooser`, H the other party. Every
+/// party passes its own x (per row), the msbs of its own x and its own y (per element).
+#[allow(clippy::too_many_arguments)]
+fn cross<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    out: Ring,
+    chooser: Role,
+    m: u32,
+    x: &[u64],
+    msb: &[bool],
+    y: &[u64],
+    lens: &[usize],
+) -> Result<Vec<u64>, NetError> {
+    let mu = m as usize;
+    // Correlation of bit j for the holder's value v: v, and (2q − 1)·v for the top bit.
+    let corr = |r: usize, j: u32, v: u64| -> u64 {
+        if j + 1 < m || msb[r] {
+            v
+        } else {
+            v.wrapping_neg()
+        }
+    };
+    let weight_sum = |vals: &mut dyn Iterator<Item = (u32, u64)>| -> u64 {
+        vals.fold(0u64, |acc, (j, v)| acc.wrapping_add(v << j))
+    };
+    if lens.iter().all(|&l| l == 1) {
+        // One element per row: plain COTs over Z_2^(out − j), m per element.
+        let n = x.len();
+        let widths: Vec<u32> = (0..n).flat_map(|_| (0..m).map(|j| out.bits - j)).collect();
+        return if role == chooser {
+            let choices: Vec<bool> = x
+                .iter()
+                .flat_map(|&v| (0..m).map(move |j| (v >> j) & 1 == 1))
+                .collect();
+            let got = recv_cot_widths(&mut ot.receiver, ch, &choices, &widths)?;
+            Ok(got
+                .chunks_exact(mu)
+                .map(|c| out.reduce(weight_sum(&mut (0..m).zip(c.iter().copied()))))
+                .collect())
+        } else {
+            let deltas: Vec<u64> = (0..n)
+                .flat_map(|r| (0..m).map(move |j| (r, j)))
+                .map(|(r, j)| corr(r, j, y[r]) & mask(out.bits - j))
+                .collect();
+            let t = send_cot_widths(&mut ot.sender, ch, &deltas, &widths)?;
+            Ok(t.chunks_exact(mu)
+                .map(|c| out.neg(weight_sum(&mut (0..m).zip(c.iter().copied()))))
+                .collect())
+        };
+    }
+    // Whole rows: one COT per bit of x per row, its pads expanded to one per element.
+    let starts: Vec<usize> = lens
+        .iter()
+        .scan(0usize, |s, &l| {
+            let v = *s;
+            *s += l;
+            Some(v)
+        })
+        .collect();
+    let widths: Vec<u32> = lens
+        .iter()
+        .flat_map(|&len| (0..m).flat_map(move |j| std::iter::repeat_n(out.bits - j, len)))
+        .collect();
+    let expand = |seed: Block, len: usize, j: u32| Prg::new(seed).values(len, out.bits - j);
+    let rows = lens.len();
+    if role == chooser {
+        let choices: Vec<bool> = x
+            .iter()
+            .flat_map(|&v| (0..m).map(move |j| (v >> j) & 1 == 1))
+            .collect();
+        let tweak = ot.receiver.counter;
+        let mut pads = ot.receiver.recv_cot(ch, &choices)?;
+        hash_many(&mut pads, tweak);
+        let d = unpack_widths(&ch.recv_vec(packed_len_widths(&widths))?, &widths);
+        let parts: Vec<Vec<u64>> = (0..rows)
+            .into_par_iter()
+            .map(|r| {
+                let len = lens[r];
+                let mut acc = vec![0u64; len];
+                let base = starts[r] * mu;
+                for j in 0..m {
+                    let k = r * mu + j as usize;
+                    let v = expand(pads[k], len, j);
+                    let dj = &d[base + j as usize * len..base + (j as usize + 1) * len];
+                    for i in 0..len {
+                        let got = if choices[k] {
+                            v[i].wrapping_add(dj[i])
+                        } else {
+                            v[i]
+                        };
+                        acc[i] = acc[i].wrapping_add(got << j);
+                    }
+                }
+                acc.into_iter().map(|a| out.reduce(a)).collect()
+            })
+            .collect();
+        Ok(parts.concat())
+    } else {
+        let tweak = ot.sender.counter;
+        let k = ot.sender.send_cot(ch, rows * mu)?;
+        let delta = ot.sender.delta();
+        let mut p0 = k.clone();
+        tccr_many(&mut p0, tweak);
+        let mut p1: Vec<Block> = k.iter().map(|&b| b ^ delta).collect();
+        tccr_many(&mut p1, tweak);
+        let parts: Vec<(Vec<u64>, Vec<u64>)> = (0..rows)
+            .into_par_iter()
+            .map(|r| {
+                let len = lens[r];
+                let ys = &y[starts[r]..starts[r] + len];
+                let mut d = Vec::with_capacity(len * mu);
+                let mut acc = vec![0u64; len];
+                for j in 0..m {
+                    let k = r * mu + j as usize;
+                    let wm = mask(out.bits - j);
+                    let a = expand(p0[k], len, j);
+                    let b = expand(p1[k], len, j);
+                    for i in 0..len {
+                        d.push(a[i].wrapping_add(corr(r, j, ys[i])).wrapping_sub(b[i]) & wm);
+                        acc[i] = acc[i].wrapping_add(a[i] << j);
+                    }
+                }
+                (d, acc.into_iter().map(|a| out.neg(a)).collect())
+            })
+            .collect();
+        let d: Vec<u64> = parts.iter().flat_map(|p| p.0.iter().copied()).collect();
+        ch.send(&pack_widths(&d, &widths))?;
+        ch.flush()?;
+        Ok(parts.into_iter().flat_map(|p| p.1).collect())
+    }
+}
