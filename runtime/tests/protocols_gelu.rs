@@ -255,7 +255,7 @@ fn gelu_bytes(p: &gelu::Params, n: u64) -> u64 {
         p.spline_bits,
     );
     let k = w + s;
-    let mill = |n: u64, k: u32| millionaire_bytes(n, k, gelu::digit_bits(k));
+    let mill = |n: u64, k: u32| millionaire_bytes(n, k, cmp::cheapest_digit_bits(k));
     let carry_w = mill(n, w) + iknp(n) + (n * m.max(l - w) as u64).div_ceil(8);
     // The server's lookup carries the index carry c_s: one more bit per message.
     let luts = if s > 0 {

@@ -156,32 +156,52 @@ fn chooser_view_is_independent_of_holder_operand() {
     assert!(lens.windows(2).all(|w| w[0] == w[1]));
 }
 
-/// Rows times a shared scalar per row: exact mod 2^ℓ for ℓ = 64, 38 and 5, rows of 1, 3 and 768
-/// entries with edge values, and the bytes equal 2ℓ COTs per row plus ℓ(ℓ+1) bits per entry.
+/// Rows times a narrow scalar per row (x_r ∈ [0, 2^(m−1)), shares over Z_2^m): exact mod 2^ℓ for
+/// ℓ = 64, 38 and 5, ragged rows, rows of one entry (plain COTs), scalars at 0 and 2^(m−1) − 1
+/// with every share pattern; the bytes equal m COTs per row each way plus Σ_{j<m}(ℓ − j) bits per
+/// entry each way.
 #[test]
 fn mul_rows_is_exact_and_costs_per_row() {
-    for (bits, len, rows) in [(64u32, 768usize, 3usize), (38, 3, 50), (5, 1, 40)] {
+    let cases: [(u32, u32, Vec<usize>); 4] = [
+        (64, 28, vec![768, 768, 768]),
+        (38, 25, (1..=40).collect()),
+        (38, 14, vec![1; 50]),
+        (5, 3, vec![2, 1, 3, 1, 7]),
+    ];
+    for (bits, m, lens) in cases {
         let ring = Ring::new(bits).unwrap();
+        let narrow = Ring::new(m).unwrap();
         let mut p = Prg::from_entropy();
-        let x = values_with_edges(&mut p, rows * len, bits);
-        let a = values_with_edges(&mut p, rows, bits);
-        let (xs, xc) = split(ring, &mut p, &x);
-        let (as_, ac) = split(ring, &mut p, &a);
+        let total: usize = lens.iter().sum();
+        let rows = lens.len();
+        let y = values_with_edges(&mut p, total, bits);
+        let top = (1u64 << (m - 1)) - 1;
+        let mut x: Vec<u64> = p.values(rows, m - 1);
+        x[0] = 0;
+        x[rows - 1] = top;
+        let (ys, yc) = split(ring, &mut p, &y);
+        let (xs, xc) = split(narrow, &mut p, &x);
+        let (ls, lc) = (lens.clone(), lens.clone());
         let ((zs, bytes), zc) = two_party(
             move |p| {
                 let b0 = p.ch.stats().total.bytes();
-                let z = mul::mul_rows(&mut p.ot, &mut p.ch, p.role, ring, &xs, &as_, len).unwrap();
+                let z =
+                    mul::mul_rows(&mut p.ot, &mut p.ch, p.role, ring, m, &xs, &ys, &ls).unwrap();
                 (z, p.ch.stats().total.bytes() - b0)
             },
-            move |p| mul::mul_rows(&mut p.ot, &mut p.ch, p.role, ring, &xc, &ac, len).unwrap(),
+            move |p| mul::mul_rows(&mut p.ot, &mut p.ch, p.role, ring, m, &xc, &yc, &lc).unwrap(),
         );
-        let want: Vec<u64> = (0..rows * len)
-            .map(|i| ring.mul(x[i], a[i / len]))
+        let row_of: Vec<usize> = lens
+            .iter()
+            .enumerate()
+            .flat_map(|(r, &l)| std::iter::repeat_n(r, l))
             .collect();
-        assert_eq!(ring.add_vec(&zs, &zc), want, "l = {bits}, len = {len}");
-        let l = bits as u64;
-        let cots = 2 * (rows as u64 * l).div_ceil(128) * 128 * 16;
-        let corr = 2 * (rows as u64 * len as u64 * l * (l + 1) / 2).div_ceil(8);
-        assert_eq!(bytes, cots + corr, "l = {bits}, len = {len}");
+        let want: Vec<u64> = (0..total).map(|i| ring.mul(x[row_of[i]], y[i])).collect();
+        assert_eq!(ring.add_vec(&zs, &zc), want, "l = {bits}, m = {m}");
+        let (l, m64) = (bits as u64, m as u64);
+        let per_entry: u64 = (0..m64).map(|j| l - j).sum();
+        let cots = 2 * (rows as u64 * m64).div_ceil(128) * 128 * 16;
+        let corr = 2 * (total as u64 * per_entry).div_ceil(8);
+        assert_eq!(bytes, cots + corr, "l = {bits}, m = {m}");
     }
 }

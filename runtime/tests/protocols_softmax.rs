@@ -368,9 +368,10 @@ fn mill_bits(k: u32, m: u32) -> u64 {
     q * (m as u64 * 128 + (2u64 << m)) + cmp::and_count(q as usize) as u64 * 260
 }
 
-/// The same with the cheapest digit width, as the softmax protocol picks it.
+/// The same with the cheapest digit width up to 6, as the protocol picks it
+/// (`cmp::cheapest_digit_bits`).
 fn mill_best(k: u32) -> u64 {
-    (1..=8).map(|m| mill_bits(k, m)).min().unwrap()
+    (1..=6).map(|m| mill_bits(k, m)).min().unwrap()
 }
 
 /// Bits of a table's offsets (span + 1 bit).

@@ -38,13 +38,13 @@
 //! 5. mid = 1 ⊕ b_lo ⊕ b_hi (never both 1), local; y = MUX(b_hi, x) + MUX(mid, spline), one
 //!    [`mux`] call on 2n values.
 //!
-//! Every millionaires' uses the digit width m ≤ 6 that makes it cheapest in bytes ([`digit_bits`]:
+//! Every millionaires' uses the digit width m ≤ 6 that makes it cheapest in bytes ([`cmp::cheapest_digit_bits`]:
 //! 6 for 11 bits, 5 for 15 and 19 bits) instead of the fixed 4 of [`cmp::DEFAULT_DIGIT_BITS`].
 //! Wider digits would save a few more bytes, but the sender's AES work and the leaf messages grow
 //! as 2^m: m = 7 for the 21-bit signs at ℓ = 37 saved 7% of the bytes and doubled the wall time.
 //!
-//! **Cost** per element, in bits, λ = 128, M(k) the millionaires' on k bits ([`millionaire_bits`]
-//! with [`digit_bits`]):
+//! **Cost** per element, in bits, λ = 128, M(k) the millionaires' on k bits ([`cmp::millionaire_bits`]
+//! with [`cmp::cheapest_digit_bits`]):
 //! - carry and B2A: M(w) + λ + max(m, ℓ−w);
 //! - lookups: 2(sλ + N·m) + N (the index carry);
 //! - carry c_f: M(f);
@@ -185,51 +185,6 @@ pub fn params(ring: Ring, t: &GeluTables) -> Result<Params, NetError> {
     })
 }
 
-/// Bits of one millionaires' comparison on k-bit inputs with m-bit digits (IKNP, λ = 128): q
-/// leaves of m·λ + 2^m·2 bits, and_count(q) AND triples of 2λ bits plus 4 bits of openings.
-pub fn millionaire_bits(k: u32, m: u32) -> u64 {
-    if k == 0 {
-        return 0;
-    }
-    let q = k.div_ceil(m) as u64;
-    q * (m as u64 * 128 + (2u64 << m)) + cmp::and_count(q as usize) as u64 * 260
-}
-
-/// The digit width m ∈ 1..=6 that makes a millionaires' on k-bit inputs cheapest in bytes (ties:
-/// fewer tree levels, then the smaller m), e.g. 6 for k = 11 and 21, 5 for k = 15 and 19. Wider
-/// digits cost the sender 2^m·m AES calls and 2^m message words per leaf (see the module doc).
-pub fn digit_bits(k: u32) -> u32 {
-    if k == 0 {
-        return cmp::DEFAULT_DIGIT_BITS;
-    }
-    (1..=6u32)
-        .min_by_key(|&m| {
-            let q = k.div_ceil(m) as usize;
-            (millionaire_bits(k, m), cmp::levels(q))
-        })
-        .unwrap_or(cmp::DEFAULT_DIGIT_BITS)
-}
-
-/// XOR shares of 1{v_S + v_C ≥ 2^k} for this party's `v` (< 2^k): one millionaires' on k bits
-/// (server a = v_S, client b = 2^k − 1 − v_C) with the cheapest digit width.
-fn carry<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
-    k: u32,
-    v: &[u64],
-) -> Result<Vec<bool>, NetError> {
-    let mk = mask(k);
-    let input: Vec<u64> = v
-        .iter()
-        .map(|&x| match role {
-            Role::Server => x & mk,
-            Role::Client => mk - (x & mk),
-        })
-        .collect();
-    cmp::millionaire(ot, ch, role, k, digit_bits(k), &input)
-}
-
 /// The shape of a [`private_lut`]: entries in `ring`, `size` of them (a power of two ≤ 256), and
 /// whether each message also carries the index carry 1{i_S + i_C ≥ size} (one more bit).
 #[derive(Clone, Copy)]
@@ -343,7 +298,7 @@ pub fn gelu<C: Channel + ?Sized>(
         .map(|&v| ring.add(v, public(1 << (k - 1))))
         .collect();
     let lo: Vec<u64> = xp.iter().map(|&v| v & mask(w)).collect();
-    let cw = carry(ot, ch, role, w, &lo)?;
+    let cw = cmp::carry(ot, ch, role, w, cmp::cheapest_digit_bits(w), &lo)?;
     let cw = b2a(ot, ch, role, Ring::new(p.spline_bits.max(l - w))?, &cw)?;
 
     // Step 1, local: h = ⌊x'/2^w⌋ mod 2^(ℓ−w), the piece index i = h mod N, the offset
@@ -385,7 +340,7 @@ pub fn gelu<C: Channel + ?Sized>(
 
     // Step 3. c_f = carry of u's low f bits.
     let ulo: Vec<u64> = u.iter().map(|&v| v & mask(f)).collect();
-    let cf = carry(ot, ch, role, f, &ulo)?;
+    let cf = cmp::carry(ot, ch, role, f, cmp::cheapest_digit_bits(f), &ulo)?;
 
     // Steps 3 and 4: one batch of COTs (server's bits as correlations, client's as choices):
     //    B2A of c_f over Z_2^ℓ, the AND of the shares' top bits a = msb(u_S), b = msb(u_C) over
@@ -437,7 +392,7 @@ pub fn gelu<C: Channel + ?Sized>(
         .collect();
     let mut v = h2.clone();
     v.extend(h2.iter().map(|&a| r2.sub(a, public(1))));
-    let sign = cmp::msb_with(ot, ch, role, r2, digit_bits(r2.bits - 1), &v)?;
+    let sign = cmp::msb_with(ot, ch, role, r2, cmp::cheapest_digit_bits(r2.bits - 1), &v)?;
 
     // Step 5. b_hi = 1 ⊕ msb(h2 − 1), mid = 1 ⊕ b_lo ⊕ b_hi = msb(h2) ⊕ msb(h2 − 1);
     //    y = b_hi·x + mid·spline, one MUX call on 2n.

@@ -15,7 +15,8 @@
 //! 4. Q = ⌊N / V⌋ with the public N = n·2^(2(f − r2 + f_ρ)) ([`div::div_public`]), then
 //!    ρ = ⌊√Q⌋ ([`sqrt::isqrt`]); this is ρ = max{r : r²·V ≤ N} (equal for integers, see
 //!    `semantics::rsqrt_floor`).
-//! 5. y_j = ⌊e_j·ρ / 2^f_ρ⌋: a product in W by the row's scalar ρ ([`mul::mul_rows`]), a
+//! 5. y_j = ⌊e_j·ρ / 2^f_ρ⌋: a product in W by the row's scalar ρ < 2^⌈t/2⌉, a narrow operand
+//!    ([`mul::mul_rows`] with m = ⌈t/2⌉ + 1 bits), a
 //!    truncate-and-reduce ([`trunc::trunc_reduce`]: the floor mod 2^(64 − f_ρ), a multiple of 2^ℓ
 //!    when f_ρ ≤ 64 − ℓ, else a faithful truncation), and the shares reduced mod 2^ℓ (exact: y
 //!    fits the plan's ring).
@@ -25,8 +26,8 @@
 //! |e·ρ| < 2^63 (the bound `LayerNormParams::bounds` gives is about √n·2^(f + f_ρ + 1)).
 //!
 //! **Cost** per element, with W = 64: extension M(ℓ) + B(64), two truncations in W, half a
-//! product in W (64λ + 64·65/2 bits), the row-scalar product (64·65 bits per entry, plus
-//! 2·64λ per row) and a truncate-and-reduce by f_ρ; per row, the division (⌈log₂(N / v_eps)⌉ steps) and the root (half as many).
+//! product in W (64λ + 64·65/2 bits), the row-scalar product (2Σ_{j<m}(64 − j) bits per entry, plus
+//! 2mλ per row) and a truncate-and-reduce by f_ρ; per row, the division (⌈log₂(N / v_eps)⌉ steps) and the root (half as many).
 //! Flights: the row-independent steps are constant; the division and root add about 11 flights
 //! per quotient or root bit. Measured figures are in `docs/protocols.md`.
 //!
@@ -137,8 +138,11 @@ pub fn layernorm<C: Channel + ?Sized>(
     let rho = sqrt::isqrt(ot, ch, role, w, &q, q_bits)?;
 
     // 5. y = (e·ρ) >> f_ρ, back to the plan's ring.
-    debug_assert_eq!(rho.len(), rows);
-    let prod = mul::mul_rows(ot, ch, role, w, &e, &rho, n)?;
+    // ρ < 2^⌈q_bits/2⌉: its shares reduced mod 2^m, m = ⌈q_bits/2⌉ + 1, are a narrow scalar.
+    let m = q_bits.div_ceil(2) + 1;
+    let narrow = Ring::new(m)?;
+    let rho: Vec<u64> = rho.iter().map(|&r| narrow.reduce(r)).collect();
+    let prod = mul::mul_rows(ot, ch, role, w, m, &rho, &e, &vec![n; rows])?;
     // ⌊e·ρ / 2^f_ρ⌋ is needed mod 2^ℓ only: truncate-and-reduce leaves it mod 2^(64 − f_ρ), which
     // 2^ℓ divides when f_ρ ≤ 64 − ℓ, and skips the extension back to 64 bits.
     let y = if p.f_rho == 0 {

@@ -13,19 +13,25 @@
 //! **Product by a private vector** ([`mul_by_private`]): x·y with y held by one party: x_owner·y
 //! local and one cross term x_other·y.
 //!
-//! **Rows by a scalar** ([`mul_rows`]): x_{r,k}·a_r for a shared scalar a_r per row (LayerNorm's
-//! 1/σ, softmax's reciprocal). The cross term a_S·x_C takes one OT per bit j of the chooser's
-//! scalar (not per entry): a random OT whose two 128-bit pads p₀, p₁ seed PRG streams of `len`
-//! values mod 2^(ℓ−j); the holder keeps t = G(p₀) and sends d = G(p₀) + x_r − G(p₁), the chooser
-//! with bit c gets G(p_c) + c·d = t + c·x_r. This is Gilboa's product with the correlation widened
-//! from one value to a row (IKNP's "long messages" from short seeds, §3 there).
+//! **Rows by a narrow scalar** ([`mul_rows`]): x_r·y_{r,i} for a shared scalar x_r per row known
+//! to lie in [0, 2^(m−1)) (shares over Z_2^m) and shared rows y_r of any lengths (softmax's
+//! E·R, LayerNorm's e·ρ, the exponential's table product). With p = msb(x_S), q = msb(x_C) and
+//! x′_P = x_P − 2^m·msb(x_P), x = x′_S + x′_C + 2^m·p·q over the integers (because msb(x) = 0),
+//! so x·y = x′_S·y_S + x′_C·y_C (local) plus two cross terms x′_P·y_H + 2^m·p·q·y_H, one each
+//! way. A cross term is Gilboa's over the m bits of x_P: COT j over Z_2^(ℓ−j) with weight 2^j;
+//! the top bit, of weight −2^(m−1) in x′_P, carries the correlation (2q − 1)·y_H instead, which
+//! adds exactly 2^m·p·q·y_H, so no wrap is computed. The COT of bit j serves the whole row: its
+//! two 128-bit pads p₀, p₁ seed PRG streams G(p) of one value per entry mod 2^(ℓ−j); the holder
+//! keeps t = G(p₀) and sends d = G(p₀) + c_j − G(p₁) (c_j its correlation per entry), the
+//! chooser with bit b takes G(p_b) + b·d = t + b·c_j — Gilboa's product with the correlation
+//! widened from one value to a row, as IKNP §3 sends long messages from short seeds.
 //!
 //! **Cost** per element (IKNP COTs, λ = 128): a cross term is ℓ COTs, i.e. ℓ·λ bits from the
 //! chooser plus Σ_{j<ℓ}(ℓ−j) = ℓ(ℓ+1)/2 bits from the holder. [`mul`]: 2ℓλ + ℓ(ℓ+1) bits
 //! (= ℓ² + O(ℓ)), 3 flights (S→C u, C→S d and u, S→C d). At ℓ = 37: 2·37·16 + 1406/8
 //! ≈ 1,360 bytes. [`mul_by_private`]: ℓλ + ℓ(ℓ+1)/2 bits, 2 flights. [`mul_rows`]: per row
-//! 2ℓλ bits plus ℓ(ℓ+1) bits per entry, 3 flights (at ℓ = 64 and rows of 768: 520 bytes per
-//! entry against 2,568 for [`mul`]).
+//! 2mλ bits plus 2Σ_{j<m}(ℓ − j) bits per entry, 3 flights (LayerNorm's ρ at ℓ = 64, m = 28,
+//! rows of 768: 354 bytes per entry against 2,568 for [`mul`] on the repeated scalar).
 //!
 //! **Security** (semi-honest). The chooser receives, per OT, the IKNP matrix messages (nothing:
 //! it is the OT receiver and sends u) and d_j = t_j + Δ_j − H(K_j ⊕ Δ) mod 2^(ℓ−j); it can
@@ -35,9 +41,9 @@
 //! uniform and independent of b. The holder receives only the IKNP column messages
 //! u = G(k⁰) ⊕ G(k¹) ⊕ a-bits, one-time padded by a PRG stream it cannot compute (IKNP §3), so it
 //! learns nothing of a. The output shares are each uniform given the other party's view, since t
-//! is fresh for every OT. In [`mul_rows`] the chooser sees d = G(p₀) + x_r − G(p₁): with c = 0
-//! the stream G(p₁) is pseudorandom to it (it never learns p₁; AES-CTR PRG, 128-bit), with c = 1
-//! it learns t + x_r masked by G(p₀), which it cannot compute; the holder sees only IKNP's
+//! is fresh for every OT. In [`mul_rows`] the chooser sees d = G(p₀) + c_j − G(p₁): with b = 0
+//! the stream G(p₁) is pseudorandom to it (it never learns p₁; AES-CTR PRG, 128-bit), with b = 1
+//! it learns t + c_j masked by G(p₀), which it cannot compute; the holder sees only IKNP's
 //! message u.
 
 use rayon::prelude::*;
@@ -271,135 +277,186 @@ pub fn mul_by_private<C: Channel + ?Sized>(
     }
 }
 
-/// Widths ℓ − j of the OT for bit j of each row's scalar, repeated over the row's `len` entries
-/// (row-major, then bit, then entry).
-fn row_widths(ring: Ring, rows: usize, len: usize) -> Vec<u32> {
-    let l = ring.bits;
-    (0..rows)
-        .flat_map(|_| (0..l).flat_map(move |j| std::iter::repeat_n(l - j, len)))
-        .collect()
-}
-
-/// Cross term with a scalar per row, chooser side: shares of a_r·b_{r,k} where this party holds
-/// the scalars `a` (one per row) and the peer the rows b (`len` entries each).
-fn rows_choose<C: Channel + ?Sized>(
-    r: &mut CotReceiver,
-    ch: &mut C,
-    ring: Ring,
-    a: &[u64],
-    len: usize,
-) -> Result<Vec<u64>, NetError> {
-    let l = ring.bits as usize;
-    let choices: Vec<bool> = a
-        .iter()
-        .flat_map(|&v| (0..l).map(move |j| (v >> j) & 1 == 1))
-        .collect();
-    let mut out = vec![0u64; a.len() * len];
-    if out.is_empty() {
-        return Ok(out);
-    }
-    let tweak = r.counter;
-    let mut pads = r.recv_cot(ch, &choices)?;
-    hash_many(&mut pads, tweak);
-    let widths = row_widths(ring, a.len(), len);
-    let d = unpack_widths(&ch.recv_vec(packed_len_widths(&widths))?, &widths);
-    out.par_chunks_mut(len)
-        .zip(d.par_chunks(l * len))
-        .enumerate()
-        .for_each(|(row, (o, dr))| {
-            for j in 0..l {
-                let (pad, c) = (pads[row * l + j], choices[row * l + j]);
-                let w = ring.bits - j as u32;
-                let stream = Prg::new(pad).values(len, w);
-                for ((ok, &s), &dk) in o.iter_mut().zip(&stream).zip(&dr[j * len..(j + 1) * len]) {
-                    let y = s.wrapping_add(if c { dk } else { 0 }) & mask_w(w);
-                    *ok = ok.wrapping_add(y << j);
-                }
-            }
-            o.iter_mut().for_each(|v| *v = ring.reduce(*v));
-        });
-    Ok(out)
-}
-
-/// Cross term with a scalar per row, holder side: this party holds the rows `b` (`len` entries
-/// each); returns its shares of a_r·b_{r,k}.
-fn rows_hold<C: Channel + ?Sized>(
-    s: &mut CotSender,
-    ch: &mut C,
-    ring: Ring,
-    b: &[u64],
-    len: usize,
-) -> Result<Vec<u64>, NetError> {
-    let l = ring.bits as usize;
-    let rows = b.len() / len.max(1);
-    let mut out = vec![0u64; b.len()];
-    if out.is_empty() {
-        return Ok(out);
-    }
-    let tweak = s.counter;
-    let k = s.send_cot(ch, rows * l)?;
-    let mut p0 = k.clone();
-    let mut p1: Vec<Block> = k.iter().map(|&x| x ^ s.delta()).collect();
-    tccr_many(&mut p0, tweak);
-    tccr_many(&mut p1, tweak);
-    let mut d = vec![0u64; rows * l * len];
-    out.par_chunks_mut(len)
-        .zip(d.par_chunks_mut(l * len))
-        .zip(b.par_chunks(len))
-        .enumerate()
-        .for_each(|(row, ((o, dr), br))| {
-            for j in 0..l {
-                let w = ring.bits - j as u32;
-                let m = mask_w(w);
-                let t = Prg::new(p0[row * l + j]).values(len, w);
-                let u = Prg::new(p1[row * l + j]).values(len, w);
-                for k in 0..len {
-                    dr[j * len + k] = t[k].wrapping_add(br[k]).wrapping_sub(u[k]) & m;
-                    o[k] = o[k].wrapping_sub(t[k] << j);
-                }
-            }
-            o.iter_mut().for_each(|v| *v = ring.reduce(*v));
-        });
-    ch.send(&pack_widths(&d, &row_widths(ring, rows, len)))?;
-    ch.flush()?;
-    Ok(out)
-}
-
-/// Product of shared rows by a shared scalar per row: `x` holds this party's shares of the rows
-/// (`len` entries each, concatenated), `a` its shares of one scalar per row; returns its shares of
-/// a_r·x_{r,k} mod 2^ℓ. The two cross terms a_S·x_C and a_C·x_S use one random OT per bit of the
-/// scalar, whose pads seed PRG streams of `len` corrections: per row ℓλ + len·ℓ(ℓ+1)/2 bits in
-/// each direction instead of len·(ℓλ + ℓ(ℓ+1)/2) for [`mul`] on the repeated scalar.
+/// Rows times a narrow scalar per row: shares over `out` of x_r·y_{r,i}, where x (one value per
+/// row, shares over Z_2^m, 1 ≤ m ≤ out, m < 64) is known to lie in [0, 2^(m−1)) and y (one value
+/// per element, shares over `out`) is anything; row r has `lens[r]` elements. Two cross terms
+/// (see the module doc), one each way: m COTs per row each way, whose pads are expanded to the
+/// row (a single element per row uses plain COTs over Z_2^(out − j)).
+#[allow(clippy::too_many_arguments)]
 pub fn mul_rows<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
-    ring: Ring,
+    out: Ring,
+    m: u32,
     x: &[u64],
-    a: &[u64],
-    len: usize,
+    y: &[u64],
+    lens: &[usize],
 ) -> Result<Vec<u64>, NetError> {
-    check_inputs(ring, &[x])?;
-    check_inputs(ring, &[a])?;
-    if len == 0 || x.len() != a.len() * len {
+    if m == 0 || m > out.bits || m >= 64 {
         return Err(NetError::InvalidArgument(format!(
-            "mul_rows: {} values are not {} rows of {len}",
-            x.len(),
-            a.len()
+            "mul_rows: scalar width {m} is not in 1..={}",
+            out.bits.min(63)
         )));
     }
-    // Term A = a_S·x_C (server chooses), then term B = a_C·x_S (client chooses).
-    let (ta, tb) = match role {
-        Role::Server => {
-            let ta = rows_choose(&mut ot.receiver, ch, ring, a, len)?;
-            (ta, rows_hold(&mut ot.sender, ch, ring, x, len)?)
+    if x.len() != lens.len()
+        || lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)) != Some(y.len())
+    {
+        return Err(NetError::InvalidArgument(format!(
+            "mul_rows: {} scalars and {} values for {} rows of {} entries in all",
+            x.len(),
+            y.len(),
+            lens.len(),
+            lens.iter().sum::<usize>()
+        )));
+    }
+    let x: Vec<u64> = x.iter().map(|&v| v & mask(m)).collect();
+    let msb: Vec<bool> = x.iter().map(|&v| (v >> (m - 1)) & 1 == 1).collect();
+    let a = cross_rows(ot, ch, role, out, Role::Server, m, &x, &msb, y, lens)?;
+    let b = cross_rows(ot, ch, role, out, Role::Client, m, &x, &msb, y, lens)?;
+    // Local term x′_P·y_P with x′_P = x_P − 2^m·msb(x_P).
+    let mut res = Vec::with_capacity(y.len());
+    let mut start = 0;
+    for (r, &len) in lens.iter().enumerate() {
+        let xs = out.reduce(x[r].wrapping_sub((msb[r] as u64) << m));
+        for i in start..start + len {
+            res.push(out.add(out.add(out.mul(xs, y[i]), a[i]), b[i]));
         }
-        Role::Client => {
-            let ta = rows_hold(&mut ot.sender, ch, ring, x, len)?;
-            (ta, rows_choose(&mut ot.receiver, ch, ring, a, len)?)
+        start += len;
+    }
+    Ok(res)
+}
+
+/// One cross term x′_P·Y_H + 2^m·msb(x_P)·msb(x_H)·Y_H, P = `chooser`, H the other party. Every
+/// party passes its own x (per row), the msbs of its own x and its own y (per element).
+#[allow(clippy::too_many_arguments)]
+fn cross_rows<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    out: Ring,
+    chooser: Role,
+    m: u32,
+    x: &[u64],
+    msb: &[bool],
+    y: &[u64],
+    lens: &[usize],
+) -> Result<Vec<u64>, NetError> {
+    let mu = m as usize;
+    // Correlation of bit j for the holder's value v: v, and (2q − 1)·v for the top bit.
+    let corr = |r: usize, j: u32, v: u64| -> u64 {
+        if j + 1 < m || msb[r] {
+            v
+        } else {
+            v.wrapping_neg()
         }
     };
-    Ok((0..x.len())
-        .map(|i| ring.add(ring.add(ring.mul(x[i], a[i / len]), ta[i]), tb[i]))
-        .collect())
+    let weight_sum = |vals: &mut dyn Iterator<Item = (u32, u64)>| -> u64 {
+        vals.fold(0u64, |acc, (j, v)| acc.wrapping_add(v << j))
+    };
+    if lens.iter().all(|&l| l == 1) {
+        // One element per row: plain COTs over Z_2^(out − j), m per element.
+        let n = x.len();
+        let widths: Vec<u32> = (0..n).flat_map(|_| (0..m).map(|j| out.bits - j)).collect();
+        return if role == chooser {
+            let choices: Vec<bool> = x
+                .iter()
+                .flat_map(|&v| (0..m).map(move |j| (v >> j) & 1 == 1))
+                .collect();
+            let got = recv_cot_widths(&mut ot.receiver, ch, &choices, &widths)?;
+            Ok(got
+                .chunks_exact(mu)
+                .map(|c| out.reduce(weight_sum(&mut (0..m).zip(c.iter().copied()))))
+                .collect())
+        } else {
+            let deltas: Vec<u64> = (0..n)
+                .flat_map(|r| (0..m).map(move |j| (r, j)))
+                .map(|(r, j)| corr(r, j, y[r]) & mask(out.bits - j))
+                .collect();
+            let t = send_cot_widths(&mut ot.sender, ch, &deltas, &widths)?;
+            Ok(t.chunks_exact(mu)
+                .map(|c| out.neg(weight_sum(&mut (0..m).zip(c.iter().copied()))))
+                .collect())
+        };
+    }
+    // Whole rows: one COT per bit of x per row, its pads expanded to one per element.
+    let starts: Vec<usize> = lens
+        .iter()
+        .scan(0usize, |s, &l| {
+            let v = *s;
+            *s += l;
+            Some(v)
+        })
+        .collect();
+    let widths: Vec<u32> = lens
+        .iter()
+        .flat_map(|&len| (0..m).flat_map(move |j| std::iter::repeat_n(out.bits - j, len)))
+        .collect();
+    let expand = |seed: Block, len: usize, j: u32| Prg::new(seed).values(len, out.bits - j);
+    let rows = lens.len();
+    if role == chooser {
+        let choices: Vec<bool> = x
+            .iter()
+            .flat_map(|&v| (0..m).map(move |j| (v >> j) & 1 == 1))
+            .collect();
+        let tweak = ot.receiver.counter;
+        let mut pads = ot.receiver.recv_cot(ch, &choices)?;
+        hash_many(&mut pads, tweak);
+        let d = unpack_widths(&ch.recv_vec(packed_len_widths(&widths))?, &widths);
+        let parts: Vec<Vec<u64>> = (0..rows)
+            .into_par_iter()
+            .map(|r| {
+                let len = lens[r];
+                let mut acc = vec![0u64; len];
+                let base = starts[r] * mu;
+                for j in 0..m {
+                    let k = r * mu + j as usize;
+                    let v = expand(pads[k], len, j);
+                    let dj = &d[base + j as usize * len..base + (j as usize + 1) * len];
+                    for i in 0..len {
+                        let got = if choices[k] {
+                            v[i].wrapping_add(dj[i])
+                        } else {
+                            v[i]
+                        };
+                        acc[i] = acc[i].wrapping_add(got << j);
+                    }
+                }
+                acc.into_iter().map(|a| out.reduce(a)).collect()
+            })
+            .collect();
+        Ok(parts.concat())
+    } else {
+        let tweak = ot.sender.counter;
+        let k = ot.sender.send_cot(ch, rows * mu)?;
+        let delta = ot.sender.delta();
+        let mut p0 = k.clone();
+        tccr_many(&mut p0, tweak);
+        let mut p1: Vec<Block> = k.iter().map(|&b| b ^ delta).collect();
+        tccr_many(&mut p1, tweak);
+        let parts: Vec<(Vec<u64>, Vec<u64>)> = (0..rows)
+            .into_par_iter()
+            .map(|r| {
+                let len = lens[r];
+                let ys = &y[starts[r]..starts[r] + len];
+                let mut d = Vec::with_capacity(len * mu);
+                let mut acc = vec![0u64; len];
+                for j in 0..m {
+                    let k = r * mu + j as usize;
+                    let wm = mask(out.bits - j);
+                    let a = expand(p0[k], len, j);
+                    let b = expand(p1[k], len, j);
+                    for i in 0..len {
+                        d.push(a[i].wrapping_add(corr(r, j, ys[i])).wrapping_sub(b[i]) & wm);
+                        acc[i] = acc[i].wrapping_add(a[i] << j);
+                    }
+                }
+                (d, acc.into_iter().map(|a| out.neg(a)).collect())
+            })
+            .collect();
+        let d: Vec<u64> = parts.iter().flat_map(|p| p.0.iter().copied()).collect();
+        ch.send(&pack_widths(&d, &widths))?;
+        ch.flush()?;
+        Ok(parts.into_iter().flat_map(|p| p.1).collect())
+    }
 }

@@ -18,7 +18,7 @@
 //!
 //! **Protocol.** Every step is batched over all rows and elements, so the flights do not grow
 //! with the number of rows. Every millionaires' uses the digit width with the fewest bytes for
-//! its input width (4 bits for 8-bit inputs, 5 or 6 for 17 to 37 bits; see `digit_bits`).
+//! its input width (4 bits for 8-bit inputs, 5 or 6 for 17 to 37 bits; see [`cmp::cheapest_digit_bits`]).
 //! 1. m = [`max::row_max`]; u_j = m − s_j, local.
 //! 2. Digits. l = u mod 2^lo is free (each party reduces its share). H = ⌊u / 2^lo⌋ has shares
 //!    (u_S >> lo) + (u_C >> lo) + c mod 2^(ℓ−lo), c = 1{(u_S mod 2^lo) + (u_C mod 2^lo) ≥ 2^lo}:
@@ -38,7 +38,7 @@
 //! 5. Product P = T1\[h\]·T0\[l\] exactly in Z_2^W1, W1 = 2f_e + 2 (P ≤ 2^(2f_e)). Let x = D of the
 //!    narrower table (m = w bits), b its offset, and Y the other table's value in Z_2^W1 (its D
 //!    extended by [`trunc::extend_nonnegative`], its offset added by the server). Then
-//!    P = b·Y + x·Y, and x·Y multiplies an m-bit operand by a W1-bit one (`mul_small`): with
+//!    P = b·Y + x·Y, and x·Y multiplies an m-bit operand by a W1-bit one ([`mul::mul_rows`]): with
 //!    p = msb(x_S), q = msb(x_C) and x′_P = x_P − 2^m·msb(x_P) (the signed lift of the share),
 //!    x = x′_S + x′_C + 2^m·p·q over the integers (because msb(x) = 0), so x·Y = x′_S·Y_S +
 //!    x′_C·Y_C (local) + the cross terms x′_S·Y_C + 2^m·p·q·Y_C and x′_C·Y_S + 2^m·q·p·Y_S. The cross
@@ -53,7 +53,7 @@
 //!    den_bits = bits(n_max·2^f_e) (Z ≤ n·2^f_e), q_bits = K − f_e + 1 (the maximum has u = 0 and
 //!    E = 2^f_e, so Z ≥ 2^f_e and R ≤ 2^(K−f_e)).
 //! 8. E_j·R in Z_2^W2 (E·R ≤ Z·R ≤ 2^K): R < 2^(K−f_e+1) is narrow and the same for the whole
-//!    row, so the product is `mul_small` again with R's m_R = K − f_e + 2 bits as the chooser's
+//!    row, so the product is [`mul::mul_rows`] again with R's m_R = K − f_e + 2 bits as the chooser's
 //!    operand, and one COT per bit of R per row serves the whole row: its two 128-bit pads are
 //!    expanded by AES-CTR into one pad per element (a vector correlation), so per element only
 //!    the corrections cross the wire.
@@ -92,18 +92,13 @@
 //! neither party learns anything about the scores, the maxima, the exponentials, the sums, the
 //! reciprocals or the probabilities; the shapes (row lengths) are public.
 
-use rayon::prelude::*;
 
 use ciphergpt_compiler::fixed::semantics::ExpTables;
 
-use super::mul::{recv_cot_widths, send_cot_widths};
-use super::shares::{pack_widths, packed_len_widths, unpack_widths, Ring};
-use super::{b2a::b2a, cmp, div, lut, max, mux::mux, trunc};
-use crate::crypto::hash::tccr_many;
+use super::shares::Ring;
+use super::{b2a::b2a, cmp, div, lut, max, mul, mux::mux, trunc};
 use crate::crypto::iknp::OtPair;
-use crate::crypto::ot::hash_many;
 use crate::crypto::pack::mask;
-use crate::crypto::{Block, Prg};
 use crate::net::{Channel, NetError, Role};
 
 fn bad(msg: String) -> NetError {
@@ -245,18 +240,6 @@ fn public(role: Role, ring: Ring, v: u64) -> u64 {
     }
 }
 
-/// The millionaires' digit width for k-bit comparisons with the fewest bytes: q = ⌈k/m⌉ leaves of
-/// m·λ + 2^m·2 bits and and_count(q) AND triples of 2λ + 4 bits ([`cmp`]); m = 4 (the default)
-/// for 8 bits, 5 or 6 for 17–37 bits.
-fn digit_bits(k: u32) -> u32 {
-    (1..=8u32)
-        .min_by_key(|&m| {
-            let q = k.div_ceil(m) as u64;
-            q * (m as u64 * 128 + (2u64 << m)) + cmp::and_count(q as usize) as u64 * 260
-        })
-        .unwrap_or(cmp::DEFAULT_DIGIT_BITS)
-}
-
 /// Shares over Z_2^(ℓ−s) of ⌊x / 2^s⌋ for x ∈ Z_2^ℓ read unsigned (1 ≤ s < ℓ): (x_S >> s) +
 /// (x_C >> s) + c with c = 1{(x_S mod 2^s) + (x_C mod 2^s) ≥ 2^s}, one millionaires' on s bits
 /// and a B2A; the wrap of the whole sum is a multiple of 2^(ℓ−s) and vanishes. SIRNN §IV-B
@@ -270,15 +253,7 @@ fn shift_reduce<C: Channel + ?Sized>(
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
     let out = Ring::new(ring.bits - s)?;
-    let lmask = mask(s);
-    let mine: Vec<u64> = x
-        .iter()
-        .map(|&v| match role {
-            Role::Server => v & lmask,
-            Role::Client => lmask - (v & lmask),
-        })
-        .collect();
-    let c = cmp::millionaire(ot, ch, role, s, digit_bits(s), &mine)?;
+    let c = cmp::carry(ot, ch, role, s, cmp::cheapest_digit_bits(s), x)?;
     let c = b2a(ot, ch, role, out, &c)?;
     Ok(x.iter()
         .zip(c)
@@ -294,7 +269,14 @@ fn drelu<C: Channel + ?Sized>(
     ring: Ring,
     x: &[u64],
 ) -> Result<Vec<bool>, NetError> {
-    let mut b = cmp::msb_with(ot, ch, role, ring, digit_bits(ring.bits - 1), x)?;
+    let mut b = cmp::msb_with(
+        ot,
+        ch,
+        role,
+        ring,
+        cmp::cheapest_digit_bits(ring.bits - 1),
+        x,
+    )?;
     if role == Role::Server {
         b.iter_mut().for_each(|v| *v = !*v);
     }
@@ -408,7 +390,7 @@ fn exp_neg<C: Channel + ?Sized>(
         .map(|&v| pring.add(v, public(role, pring, yt.base)))
         .collect();
     let ones = vec![1usize; u.len()];
-    let xy = mul_small(ot, ch, role, pring, xt.ring.bits, x, &y, &ones)?;
+    let xy = mul::mul_rows(ot, ch, role, pring, xt.ring.bits, x, &y, &ones)?;
     let prod: Vec<u64> = xy
         .iter()
         .zip(&y)
@@ -445,183 +427,12 @@ fn normalise<C: Channel + ?Sized>(
     let r = div::div_public(ot, ch, role, w, 1u128 << pr.k, &z, pr.den_bits, pr.q_bits)?;
     let rm = mask(pr.r_bits);
     let r: Vec<u64> = r.iter().map(|&v| v & rm).collect();
-    let er = mul_small(ot, ch, role, w, pr.r_bits, &r, e, lens)?;
+    let er = mul::mul_rows(ot, ch, role, w, pr.r_bits, &r, e, lens)?;
     let p = shift_reduce(ot, ch, role, w, pr.shift, &er)?;
     let p_ring = Ring::new(w.bits - pr.shift)?;
     if pr.ring.bits > p_ring.bits {
         trunc::extend_nonnegative(ot, ch, role, p_ring, pr.ring, &p)
     } else {
         Ok(p.iter().map(|&v| pr.ring.reduce(v)).collect())
-    }
-}
-
-/// Shares over `out` of x·y, where x (one value per row, shares over Z_2^m, 1 ≤ m ≤ out, m < 64)
-/// is known to lie in [0, 2^(m−1)) and y (one value per element, shares over `out`) is anything;
-/// row r has `lens[r]` elements. Two cross terms (see the module doc, step 5), one each way.
-#[allow(clippy::too_many_arguments)]
-fn mul_small<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
-    out: Ring,
-    m: u32,
-    x: &[u64],
-    y: &[u64],
-    lens: &[usize],
-) -> Result<Vec<u64>, NetError> {
-    if m == 0 || m > out.bits || m >= 64 {
-        return Err(bad(format!(
-            "product operand width {m} is not in 1..={}",
-            out.bits.min(63)
-        )));
-    }
-    let x: Vec<u64> = x.iter().map(|&v| v & mask(m)).collect();
-    let msb: Vec<bool> = x.iter().map(|&v| (v >> (m - 1)) & 1 == 1).collect();
-    let a = cross(ot, ch, role, out, Role::Server, m, &x, &msb, y, lens)?;
-    let b = cross(ot, ch, role, out, Role::Client, m, &x, &msb, y, lens)?;
-    // Local term x′_P·y_P with x′_P = x_P − 2^m·msb(x_P).
-    let mut res = Vec::with_capacity(y.len());
-    let mut start = 0;
-    for (r, &len) in lens.iter().enumerate() {
-        let xs = out.reduce(x[r].wrapping_sub((msb[r] as u64) << m));
-        for i in start..start + len {
-            res.push(out.add(out.add(out.mul(xs, y[i]), a[i]), b[i]));
-        }
-        start += len;
-    }
-    Ok(res)
-}
-
-/// One cross term x′_P·Y_H + 2^m·msb(x_P)·msb(x_H)·Y_H, P = `chooser`, H the other party. Every
-/// party passes its own x (per row), the msbs of its own x and its own y (per element).
-#[allow(clippy::too_many_arguments)]
-fn cross<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
-    out: Ring,
-    chooser: Role,
-    m: u32,
-    x: &[u64],
-    msb: &[bool],
-    y: &[u64],
-    lens: &[usize],
-) -> Result<Vec<u64>, NetError> {
-    let mu = m as usize;
-    // Correlation of bit j for the holder's value v: v, and (2q − 1)·v for the top bit.
-    let corr = |r: usize, j: u32, v: u64| -> u64 {
-        if j + 1 < m || msb[r] {
-            v
-        } else {
-            v.wrapping_neg()
-        }
-    };
-    let weight_sum = |vals: &mut dyn Iterator<Item = (u32, u64)>| -> u64 {
-        vals.fold(0u64, |acc, (j, v)| acc.wrapping_add(v << j))
-    };
-    if lens.iter().all(|&l| l == 1) {
-        // One element per row: plain COTs over Z_2^(out − j), m per element.
-        let n = x.len();
-        let widths: Vec<u32> = (0..n).flat_map(|_| (0..m).map(|j| out.bits - j)).collect();
-        return if role == chooser {
-            let choices: Vec<bool> = x
-                .iter()
-                .flat_map(|&v| (0..m).map(move |j| (v >> j) & 1 == 1))
-                .collect();
-            let got = recv_cot_widths(&mut ot.receiver, ch, &choices, &widths)?;
-            Ok(got
-                .chunks_exact(mu)
-                .map(|c| out.reduce(weight_sum(&mut (0..m).zip(c.iter().copied()))))
-                .collect())
-        } else {
-            let deltas: Vec<u64> = (0..n)
-                .flat_map(|r| (0..m).map(move |j| (r, j)))
-                .map(|(r, j)| corr(r, j, y[r]) & mask(out.bits - j))
-                .collect();
-            let t = send_cot_widths(&mut ot.sender, ch, &deltas, &widths)?;
-            Ok(t.chunks_exact(mu)
-                .map(|c| out.neg(weight_sum(&mut (0..m).zip(c.iter().copied()))))
-                .collect())
-        };
-    }
-    // Whole rows: one COT per bit of x per row, its pads expanded to one per element.
-    let starts: Vec<usize> = lens
-        .iter()
-        .scan(0usize, |s, &l| {
-            let v = *s;
-            *s += l;
-            Some(v)
-        })
-        .collect();
-    let widths: Vec<u32> = lens
-        .iter()
-        .flat_map(|&len| (0..m).flat_map(move |j| std::iter::repeat_n(out.bits - j, len)))
-        .collect();
-    let expand = |seed: Block, len: usize, j: u32| Prg::new(seed).values(len, out.bits - j);
-    let rows = lens.len();
-    if role == chooser {
-        let choices: Vec<bool> = x
-            .iter()
-            .flat_map(|&v| (0..m).map(move |j| (v >> j) & 1 == 1))
-            .collect();
-        let tweak = ot.receiver.counter;
-        let mut pads = ot.receiver.recv_cot(ch, &choices)?;
-        hash_many(&mut pads, tweak);
-        let d = unpack_widths(&ch.recv_vec(packed_len_widths(&widths))?, &widths);
-        let parts: Vec<Vec<u64>> = (0..rows)
-            .into_par_iter()
-            .map(|r| {
-                let len = lens[r];
-                let mut acc = vec![0u64; len];
-                let base = starts[r] * mu;
-                for j in 0..m {
-                    let k = r * mu + j as usize;
-                    let v = expand(pads[k], len, j);
-                    let dj = &d[base + j as usize * len..base + (j as usize + 1) * len];
-                    for i in 0..len {
-                        let got = if choices[k] {
-                            v[i].wrapping_add(dj[i])
-                        } else {
-                            v[i]
-                        };
-                        acc[i] = acc[i].wrapping_add(got << j);
-                    }
-                }
-                acc.into_iter().map(|a| out.reduce(a)).collect()
-            })
-            .collect();
-        Ok(parts.concat())
-    } else {
-        let tweak = ot.sender.counter;
-        let k = ot.sender.send_cot(ch, rows * mu)?;
-        let delta = ot.sender.delta();
-        let mut p0 = k.clone();
-        tccr_many(&mut p0, tweak);
-        let mut p1: Vec<Block> = k.iter().map(|&b| b ^ delta).collect();
-        tccr_many(&mut p1, tweak);
-        let parts: Vec<(Vec<u64>, Vec<u64>)> = (0..rows)
-            .into_par_iter()
-            .map(|r| {
-                let len = lens[r];
-                let ys = &y[starts[r]..starts[r] + len];
-                let mut d = Vec::with_capacity(len * mu);
-                let mut acc = vec![0u64; len];
-                for j in 0..m {
-                    let k = r * mu + j as usize;
-                    let wm = mask(out.bits - j);
-                    let a = expand(p0[k], len, j);
-                    let b = expand(p1[k], len, j);
-                    for i in 0..len {
-                        d.push(a[i].wrapping_add(corr(r, j, ys[i])).wrapping_sub(b[i]) & wm);
-                        acc[i] = acc[i].wrapping_add(a[i] << j);
-                    }
-                }
-                (d, acc.into_iter().map(|a| out.neg(a)).collect())
-            })
-            .collect();
-        let d: Vec<u64> = parts.iter().flat_map(|p| p.0.iter().copied()).collect();
-        ch.send(&pack_widths(&d, &widths))?;
-        ch.flush()?;
-        Ok(parts.into_iter().flat_map(|p| p.1).collect())
     }
 }

@@ -76,25 +76,6 @@ use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::net::{Channel, NetError, Role};
 
-/// XOR shares of 1{v_S + v_C ≥ 2^k} for this party's `v` (< 2^k): one millionaires' on k bits.
-fn carry<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
-    k: u32,
-    v: &[u64],
-) -> Result<Vec<bool>, NetError> {
-    let m = mask(k);
-    let input: Vec<u64> = v
-        .iter()
-        .map(|&x| match role {
-            Role::Server => x & m,
-            Role::Client => m - (x & m),
-        })
-        .collect();
-    cmp::millionaire(ot, ch, role, k, cmp::DEFAULT_DIGIT_BITS, &input)
-}
-
 /// The server's share of 2^(k−1) (the bias), the client's 0.
 fn bias(role: Role, k: u32) -> u64 {
     match role {
@@ -125,7 +106,7 @@ pub fn trunc_reduce<C: Channel + ?Sized>(
         .map(|&v| ring.add(v, bias(role, ring.bits)))
         .collect();
     let lo: Vec<u64> = u.iter().map(|&v| v & mask(s)).collect();
-    let c = carry(ot, ch, role, s, &lo)?;
+    let c = cmp::carry(ot, ch, role, s, cmp::DEFAULT_DIGIT_BITS, &lo)?;
     let c = b2a(ot, ch, role, out, &c)?;
     let unbias = bias(role, out.bits);
     Ok(u.iter()
@@ -151,7 +132,7 @@ pub fn extend<C: Channel + ?Sized>(
     }
     let m = from.bits;
     let u: Vec<u64> = x.iter().map(|&v| from.add(v, bias(role, m))).collect();
-    let w = carry(ot, ch, role, m, &u)?;
+    let w = cmp::carry(ot, ch, role, m, cmp::DEFAULT_DIGIT_BITS, &u)?;
     let w = b2a(ot, ch, role, to, &w)?;
     let unbias = bias(role, m);
     Ok(u.iter()
