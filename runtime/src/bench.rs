@@ -681,9 +681,10 @@ pub fn protocols_bench<C: Channel + ?Sized>(
 ) -> Result<Vec<BenchResult>, BenchError> {
     use crate::protocols::{
         argmax::argmax, b2a::b2a, cmp::drelu, gelu::gelu, layernorm::layernorm, mul::mul, mux::mux,
-        shares::Ring, trunc::trunc,
+        shares::Ring, softmax::softmax, trunc::trunc,
     };
-    use ciphergpt_compiler::fixed::{lower::GELU_PIECES_LOG2, semantics};
+    use ciphergpt_compiler::fixed::lower::{GELU_PIECES_LOG2, SCORE_FRAC_MAX};
+    use ciphergpt_compiler::fixed::semantics;
     let mut rng = Prg::from_entropy();
     let ring = Ring::new(opts.ring_bits)?;
     let n = opts.n as u64;
@@ -757,6 +758,20 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         Some("CipherGPT ≈730 B (2^20 in 30.6 s, 765 MB; ℓ=37, f=12, 64 pieces); SPU 2,840 B"),
         n,
         &mut |ch, ot| gelu(ot, ch, role, ring, &gelu_t, &gx).map(drop),
+    )?;
+    // Softmax over rows of 256 with the plan's tables: scores at min(f, 12) fractional bits,
+    // exponentials at f + 2, probabilities at f.
+    let sm_rows = (opts.n / SOFTMAX_ROW).max(1);
+    let sm_t = semantics::fit_exp_tables(f.min(SCORE_FRAC_MAX), f + 2, f)
+        .map_err(|e| NetError::InvalidArgument(format!("bench softmax: {e}")))?;
+    let scores = small(&mut rng, sm_rows * SOFTMAX_ROW);
+    let lens = vec![SOFTMAX_ROW; sm_rows];
+    measure(
+        ch,
+        format!("softmax-row{SOFTMAX_ROW}-l{l}"),
+        Some("CipherGPT ≈353 B/entry (3,332 MB / 144 rows·256²); SPU 4,150 B/entry"),
+        sm_rows as u64,
+        &mut |ch, ot| softmax(ot, ch, role, ring, &sm_t, &scores, &lens).map(drop),
     )?;
     let ln_rows = (opts.n / LAYERNORM_ROW).max(1);
     let ln = semantics::layernorm_params(LAYERNORM_ROW, 1e-5, f, 50.0)
