@@ -48,4 +48,20 @@ fn protocol_bytes_match_their_formulas() {
     assert_eq!(per_op("comparison-l37"), 9.0 * 68.0 + 12.0 * 32.0 + 6.0);
     // Faithful truncation by 12 (docs/protocols.md, section 13).
     assert_eq!(per_op("truncation-l37-s12"), 1077.25);
+    // The GPT-2 rows: GELU per element, softmax and LayerNorm per row (2048 / 256 and
+    // max(1, 2048 / 768) rows), argmax once over the vocabulary; each with a published figure.
+    for (name, count) in [
+        ("gelu-l37-f12", 2048),
+        ("softmax-row256-l37", 8),
+        ("layernorm-row768-l37", 2),
+        ("argmax-50257-l37", 1),
+    ] {
+        let r = rows
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name}"));
+        assert_eq!(r["count"], count, "{name}");
+        assert!(r["reference"].is_string(), "{name}: no published figure");
+        assert!(r["rounds"].as_u64().unwrap() > 0, "{name}");
+    }
 }
