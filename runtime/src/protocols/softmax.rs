@@ -77,7 +77,7 @@
 //! product 569.375, truncation/clip/extension 475, division 77.70, E·R 190.625, last truncation
 //! 639.25; measured equal to the formula (IKNP padding aside); 385 flights from the server,
 //! 449 from the client, about 3 s for 256 rows of 256 on 2 cores. At ℓ = 37 with CipherGPT's
-//! 12/14/12: 4,699.38 bytes per element. `docs/protocols.md` has the table.
+//! 12/14/12: 4,724.38 bytes per element. `docs/protocols.md` has the table.
 //!
 //! **Security** (semi-honest). Between the sub-protocols each party computes only locally on its
 //! own shares and public constants (the tables, their offsets and widths, clip, K, S, the row
