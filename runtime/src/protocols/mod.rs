@@ -15,6 +15,7 @@ pub mod div;
 pub mod gelu;
 pub mod layernorm;
 pub mod lut;
+pub mod matmul;
 pub mod max;
 pub mod mul;
 pub mod mux;

@@ -327,6 +327,66 @@ pub fn mul_rows<C: Channel + ?Sized>(
     Ok(res)
 }
 
+/// [`mul_rows`] with y private to `owner` (`Some` at the owner, ignored elsewhere): x·y =
+/// x′_O·y (local to the owner) + the one cross term with the other party choosing, so half of
+/// [`mul_rows`]'s traffic: m COTs per row and Σ_{j<m}(ℓ − j) bits per entry, one direction.
+#[allow(clippy::too_many_arguments)]
+pub fn mul_rows_private<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    out: Ring,
+    m: u32,
+    x: &[u64],
+    y: Option<&[u64]>,
+    lens: &[usize],
+    owner: Role,
+) -> Result<Vec<u64>, NetError> {
+    let total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l));
+    if m == 0 || m > out.bits || m >= 64 || x.len() != lens.len() || total.is_none() {
+        return Err(NetError::InvalidArgument(format!(
+            "mul_rows_private: scalar width {m} (1..={}) or {} scalars for {} rows",
+            out.bits.min(63),
+            x.len(),
+            lens.len()
+        )));
+    }
+    let total = total.unwrap_or(0);
+    let zeros;
+    let y = match (role == owner, y) {
+        (true, Some(y)) if y.len() == total => y,
+        (true, _) => {
+            return Err(NetError::InvalidArgument(format!(
+                "mul_rows_private: the owner must pass {total} values"
+            )))
+        }
+        (false, _) => {
+            zeros = vec![0u64; total];
+            &zeros[..]
+        }
+    };
+    let x: Vec<u64> = x.iter().map(|&v| v & mask(m)).collect();
+    let msb: Vec<bool> = x.iter().map(|&v| (v >> (m - 1)) & 1 == 1).collect();
+    let other = match owner {
+        Role::Server => Role::Client,
+        Role::Client => Role::Server,
+    };
+    let c = cross_rows(ot, ch, role, out, other, m, &x, &msb, y, lens)?;
+    if role != owner {
+        return Ok(c);
+    }
+    let mut res = Vec::with_capacity(total);
+    let mut start = 0;
+    for (r, &len) in lens.iter().enumerate() {
+        let xs = out.reduce(x[r].wrapping_sub((msb[r] as u64) << m));
+        for i in start..start + len {
+            res.push(out.add(out.mul(xs, y[i]), c[i]));
+        }
+        start += len;
+    }
+    Ok(res)
+}
+
 /// One cross term x′_P·Y_H + 2^m·msb(x_P)·msb(x_H)·Y_H, P = `chooser`, H the other party. Every
 /// party passes its own x (per row), the msbs of its own x and its own y (per element).
 #[allow(clippy::too_many_arguments)]
