@@ -92,7 +92,6 @@
 //! neither party learns anything about the scores, the maxima, the exponentials, the sums, the
 //! reciprocals or the probabilities; the shapes (row lengths) are public.
 
-
 use ciphergpt_compiler::fixed::semantics::ExpTables;
 
 use super::shares::Ring;
