@@ -12,6 +12,7 @@ compile_error!("ciphergpt-runtime supports little-endian targets only");
 
 pub mod bench;
 pub mod crypto;
+pub mod exec;
 pub mod net;
 pub mod protocols;
 

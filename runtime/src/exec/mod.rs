@@ -1,0 +1,450 @@
+//! The plan executor: one party's side of a two-party run of a compiled plan. It interprets the
+//! plan's `prefill` and `decode` programs instruction by instruction, calling the protocol for
+//! each; registers hold this party's additive shares over the plan's ring, the KV cache
+//! (persistent registers) lives across programs, so a decode step never re-runs the prefix. The
+//! instruction semantics is `docs/plan.md`'s, and the cleartext simulator
+//! (`ciphergpt_compiler::fixed::simulate`) is its oracle: the reconstructed registers and the
+//! sampled token equal the simulator's.
+//!
+//! Linear algebra uses the OT products of [`protocols::matmul`] and the token embedding the
+//! lookup of [`protocols::lut`] with the server's table (vocabularies up to 256 entries); RLWE
+//! packing for GPT-2-sized layers is issue 6's.
+//!
+//! **What each party learns.** The server learns the number of tokens of each program (the
+//! shapes); the client learns the sampled token. Everything else is shares produced by the
+//! protocols, each of which reveals nothing beyond fresh shares (`docs/protocols.md`); the
+//! client's tokens enter only as its share of the lookup index, the weights only at the server.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ciphergpt_compiler::fixed::convert;
+use ciphergpt_compiler::plan::{instruction::Op, Instruction, Plan, Program, WeightsFile};
+
+use crate::crypto::iknp::OtPair;
+use crate::net::{scoped, Channel, Counters, NetError, Role};
+use crate::protocols::shares::Ring;
+use crate::protocols::{argmax, gelu, layernorm, lut, matmul, softmax, trunc};
+
+/// An error of a two-party run, naming the plan instruction where it happened.
+#[derive(Debug, thiserror::Error)]
+#[error("plan instruction '{instruction}': {source}")]
+pub struct ExecError {
+    pub instruction: String,
+    #[source]
+    pub source: NetError,
+}
+
+/// Cost of one executed instruction, from this party's channel.
+#[derive(Clone, Debug)]
+pub struct InstructionCost {
+    pub name: String,
+    /// The operation (`Linear`, `Softmax`, …).
+    pub op: &'static str,
+    pub seconds: f64,
+    pub counters: Counters,
+}
+
+/// One party's session state.
+pub struct Executor<'p> {
+    plan: &'p Plan,
+    role: Role,
+    ring: Ring,
+    /// The server's weights over the ring (empty at the client).
+    weights: Vec<Vec<u64>>,
+    cache: HashMap<u32, Vec<u64>>,
+    /// Positions processed so far.
+    pub positions: usize,
+    /// Per-instruction costs of the last program run.
+    pub costs: Vec<InstructionCost>,
+    /// Keep this party's shares of the last program's registers in [`Executor::registers`]
+    /// (for tests that reconstruct them against the simulator).
+    pub keep_registers: bool,
+    /// This party's shares of the registers of the last program run, when `keep_registers`.
+    pub registers: HashMap<u32, Vec<u64>>,
+}
+
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Embed(_) => "Embed",
+        Op::Linear(_) => "Linear",
+        Op::SplitQkv(_) => "SplitQkv",
+        Op::CacheAppend(_) => "CacheAppend",
+        Op::QkT(_) => "QkT",
+        Op::Softmax(_) => "Softmax",
+        Op::Pv(_) => "Pv",
+        Op::LayerNorm(_) => "LayerNorm",
+        Op::Gelu(_) => "Gelu",
+        Op::Add(_) => "Add",
+        Op::Logits(_) => "Logits",
+        Op::Argmax(_) => "Argmax",
+    }
+}
+
+impl<'p> Executor<'p> {
+    /// A session for `role`; the server passes the weights file (checked against the plan's
+    /// weight list), the client `None`.
+    pub fn new(
+        plan: &'p Plan,
+        role: Role,
+        weights: Option<&WeightsFile>,
+    ) -> Result<Self, NetError> {
+        let ring = Ring::new(plan.ring_bits)?;
+        let weights = match (role, weights) {
+            (Role::Server, Some(w)) => {
+                if w.tensors.len() != plan.weights.len() {
+                    return Err(NetError::InvalidArgument(format!(
+                        "the weights file has {} tensors, the plan {}",
+                        w.tensors.len(),
+                        plan.weights.len()
+                    )));
+                }
+                w.tensors
+                    .iter()
+                    .map(|t| {
+                        t.values()
+                            .into_iter()
+                            .map(|v| ring.from_signed(v))
+                            .collect()
+                    })
+                    .collect()
+            }
+            (Role::Server, None) => {
+                return Err(NetError::InvalidArgument(
+                    "the server needs the weights file".into(),
+                ))
+            }
+            (Role::Client, _) => Vec::new(),
+        };
+        Ok(Executor {
+            plan,
+            role,
+            ring,
+            weights,
+            cache: HashMap::new(),
+            positions: 0,
+            costs: Vec::new(),
+            keep_registers: false,
+            registers: HashMap::new(),
+        })
+    }
+
+    /// Run the prefill program over `t` prompt tokens (`tokens` at the client, `None` at the
+    /// server); returns the sampled token at the client.
+    pub fn prefill<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        ch: &mut C,
+        t: usize,
+        tokens: Option<&[i64]>,
+    ) -> Result<Option<usize>, ExecError> {
+        let p = self.plan.prefill.as_ref().ok_or_else(|| ExecError {
+            instruction: "prefill".into(),
+            source: NetError::InvalidArgument("the plan has no prefill program".into()),
+        })?;
+        self.run(ot, ch, p, t, tokens)
+    }
+
+    /// Run one decode step on the last sampled token (known to the client only).
+    pub fn decode<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        ch: &mut C,
+        token: Option<i64>,
+    ) -> Result<Option<usize>, ExecError> {
+        let p = self.plan.decode.as_ref().ok_or_else(|| ExecError {
+            instruction: "decode".into(),
+            source: NetError::InvalidArgument("the plan has no decode program".into()),
+        })?;
+        let tokens = token.map(|t| vec![t]);
+        self.run(ot, ch, p, 1, tokens.as_deref())
+    }
+
+    fn run<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        ch: &mut C,
+        program: &Program,
+        t: usize,
+        tokens: Option<&[i64]>,
+    ) -> Result<Option<usize>, ExecError> {
+        let model = self.plan.model.clone().unwrap_or_default();
+        let bad = |what: &str, m: String| ExecError {
+            instruction: what.into(),
+            source: NetError::InvalidArgument(m),
+        };
+        if t == 0 || self.positions + t > model.positions as usize {
+            return Err(bad(
+                "program",
+                format!(
+                    "{t} tokens after {} positions: the model has {} positions",
+                    self.positions, model.positions
+                ),
+            ));
+        }
+        if self.role == Role::Client && tokens.is_none_or(|tk| tk.len() != t) {
+            return Err(bad("program", format!("the client must pass {t} tokens")));
+        }
+        let mut regs: HashMap<u32, Vec<u64>> = HashMap::new();
+        let mut next = None;
+        self.costs.clear();
+        for ins in &program.instructions {
+            let op = ins
+                .op
+                .as_ref()
+                .ok_or_else(|| bad(&ins.name, "no operation".into()))?;
+            let start = Instant::now();
+            let before = ch.stats().scope_inclusive(&ins.name);
+            let r = scoped(ch, &ins.name, |ch| {
+                self.step(ot, ch, &mut regs, ins, op, t, tokens)
+            });
+            let out = r.map_err(|source| ExecError {
+                instruction: ins.name.clone(),
+                source,
+            })?;
+            if out.is_some() {
+                next = out;
+            }
+            let mut counters = ch.stats().scope_inclusive(&ins.name);
+            counters.bytes_sent -= before.bytes_sent;
+            counters.bytes_received -= before.bytes_received;
+            counters.rounds -= before.rounds;
+            self.costs.push(InstructionCost {
+                name: ins.name.clone(),
+                op: op_name(op),
+                seconds: start.elapsed().as_secs_f64(),
+                counters,
+            });
+        }
+        self.positions += t;
+        if self.keep_registers {
+            self.registers = regs;
+        }
+        Ok(next)
+    }
+
+    /// Execute one instruction; returns the sampled token (client, `Argmax`).
+    #[allow(clippy::too_many_arguments)]
+    fn step<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        ch: &mut C,
+        regs: &mut HashMap<u32, Vec<u64>>,
+        ins: &Instruction,
+        op: &Op,
+        t: usize,
+        tokens: Option<&[i64]>,
+    ) -> Result<Option<usize>, NetError> {
+        let (role, ring, plan) = (self.role, self.ring, self.plan);
+        let past = self.positions;
+        let npos = past + t;
+        let cols = |r: u32| plan.registers[r as usize].cols as usize;
+        let input = |regs: &HashMap<u32, Vec<u64>>, i: usize| -> Result<Vec<u64>, NetError> {
+            let r = *ins
+                .inputs
+                .get(i)
+                .ok_or_else(|| NetError::InvalidArgument(format!("input {i} missing")))?;
+            regs.get(&r)
+                .or_else(|| self.cache.get(&r))
+                .cloned()
+                .ok_or_else(|| {
+                    NetError::InvalidArgument(format!("register {r} read before written"))
+                })
+        };
+        let out0 = *ins
+            .outputs
+            .first()
+            .ok_or_else(|| NetError::InvalidArgument("no output register".into()))?;
+        let weight = |i: u32| -> Option<&[u64]> { self.weights.get(i as usize).map(|w| &w[..]) };
+        let server = role == Role::Server;
+        match op {
+            Op::Embed(e) => {
+                let c = cols(out0);
+                let vocab = plan.model.as_ref().map_or(0, |m| m.vocab as usize);
+                if !vocab.is_power_of_two() || vocab > lut::MAX_ENTRIES {
+                    return Err(NetError::InvalidArgument(format!(
+                        "the embedding by lookup takes vocabularies of a power of two up to {} \
+                         entries (this model has {vocab}); larger ones need the RLWE lookup",
+                        lut::MAX_ENTRIES
+                    )));
+                }
+                // Column j of the token table as a lookup table (read at the server only).
+                let tables: Vec<Vec<u64>> = match weight(e.token_table) {
+                    Some(te) if server => (0..c)
+                        .map(|j| (0..vocab).map(|v| te[v * c + j]).collect())
+                        .collect(),
+                    _ => vec![vec![0; vocab]; c],
+                };
+                let refs: Vec<&[u64]> = tables.iter().map(|v| &v[..]).collect();
+                let index: Vec<u64> = match tokens {
+                    Some(tk) if !server => tk
+                        .iter()
+                        .map(|&x| {
+                            if x < 0 || x as usize >= vocab {
+                                Err(NetError::InvalidArgument(format!(
+                                    "token id {x} outside the vocabulary of {vocab}"
+                                )))
+                            } else {
+                                Ok(x as u64)
+                            }
+                        })
+                        .collect::<Result<_, _>>()?,
+                    _ => vec![0; t],
+                };
+                let got = lut::lut(ot, ch, role, ring, &refs, &index)?;
+                let pe = weight(e.position_table);
+                let mut out = vec![0u64; t * c];
+                for r in 0..t {
+                    for j in 0..c {
+                        let mut v = got[j][r];
+                        if let Some(pe) = pe {
+                            v = ring.add(v, pe[(past + r) * c + j]);
+                        }
+                        out[r * c + j] = v;
+                    }
+                }
+                regs.insert(out0, out);
+            }
+            Op::Linear(l) | Op::Logits(l) => {
+                let x = input(regs, 0)?;
+                let k = cols(ins.inputs[0]);
+                let n = cols(out0);
+                let (x, rows) = match op {
+                    Op::Logits(_) => (x[(t - 1) * k..t * k].to_vec(), 1),
+                    _ => (x, t),
+                };
+                let w = weight(l.weight);
+                let mut y =
+                    matmul::matmul_private(ot, ch, role, ring, &x, (rows, k, n), w, Role::Server)?;
+                if let Some(b) = l.bias.and_then(weight) {
+                    for row in y.chunks_mut(n) {
+                        for (v, &bv) in row.iter_mut().zip(b) {
+                            *v = ring.add(*v, bv);
+                        }
+                    }
+                }
+                let y = scoped(ch, "trunc", |ch| {
+                    trunc::trunc(ot, ch, role, ring, l.shift, &y)
+                })?;
+                regs.insert(out0, y);
+            }
+            Op::SplitQkv(_) => {
+                let x = input(regs, 0)?;
+                let c3 = cols(ins.inputs[0]);
+                let c = c3 / 3;
+                for (part, &o) in ins.outputs.iter().enumerate() {
+                    let v: Vec<u64> = x
+                        .chunks(c3)
+                        .flat_map(|row| row[part * c..(part + 1) * c].to_vec())
+                        .collect();
+                    regs.insert(o, v);
+                }
+            }
+            Op::CacheAppend(_) => {
+                let x = input(regs, 0)?;
+                self.cache.entry(out0).or_default().extend(x);
+            }
+            Op::QkT(h) => {
+                let (q, kc) = (input(regs, 0)?, input(regs, 1)?);
+                let c = cols(ins.inputs[0]);
+                let (heads, d) = (h.heads as usize, c / h.heads as usize);
+                let mut out = vec![0u64; heads * t * npos];
+                for hh in 0..heads {
+                    let qh: Vec<u64> = (0..t)
+                        .flat_map(|r| q[r * c + hh * d..r * c + (hh + 1) * d].to_vec())
+                        .collect();
+                    // Kᵀ of this head: [d × npos].
+                    let kt: Vec<u64> = (0..d)
+                        .flat_map(|dd| (0..npos).map(move |j| (j, dd)))
+                        .map(|(j, dd)| kc[j * c + hh * d + dd])
+                        .collect();
+                    let s = matmul::matmul_shared(ot, ch, role, ring, &qh, &kt, (t, d, npos))?;
+                    out[hh * t * npos..(hh + 1) * t * npos].copy_from_slice(&s);
+                }
+                let causal = causal_entries(heads, t, past);
+                let kept: Vec<u64> = causal.iter().map(|&i| out[i]).collect();
+                let kept = scoped(ch, "trunc", |ch| {
+                    trunc::trunc(ot, ch, role, ring, h.shift, &kept)
+                })?;
+                let mut res = vec![0u64; out.len()];
+                for (&i, v) in causal.iter().zip(kept) {
+                    res[i] = v;
+                }
+                regs.insert(out0, res);
+            }
+            Op::Softmax(s) => {
+                let x = input(regs, 0)?;
+                let tables = convert::softmax_from_plan(s);
+                let heads = s.heads as usize;
+                let causal = causal_entries(heads, t, past);
+                let row: Vec<u64> = causal.iter().map(|&i| x[i]).collect();
+                let lens: Vec<usize> = (0..heads)
+                    .flat_map(|_| (0..t).map(|r| past + r + 1))
+                    .collect();
+                let p = softmax::softmax(ot, ch, role, ring, &tables, &row, &lens)?;
+                let mut out = vec![0u64; x.len()];
+                for (&i, v) in causal.iter().zip(p) {
+                    out[i] = v;
+                }
+                regs.insert(out0, out);
+            }
+            Op::Pv(h) => {
+                let (p, vc) = (input(regs, 0)?, input(regs, 1)?);
+                let c = cols(ins.inputs[1]);
+                let (heads, d) = (h.heads as usize, c / h.heads as usize);
+                let mut out = vec![0u64; t * c];
+                for hh in 0..heads {
+                    let ph = &p[hh * t * npos..(hh + 1) * t * npos];
+                    let vh: Vec<u64> = (0..npos)
+                        .flat_map(|j| vc[j * c + hh * d..j * c + (hh + 1) * d].to_vec())
+                        .collect();
+                    let o = matmul::matmul_shared(ot, ch, role, ring, ph, &vh, (t, npos, d))?;
+                    for r in 0..t {
+                        out[r * c + hh * d..r * c + (hh + 1) * d]
+                            .copy_from_slice(&o[r * d..(r + 1) * d]);
+                    }
+                }
+                let out = scoped(ch, "trunc", |ch| {
+                    trunc::trunc(ot, ch, role, ring, h.shift, &out)
+                })?;
+                regs.insert(out0, out);
+            }
+            Op::LayerNorm(l) => {
+                let x = input(regs, 0)?;
+                let p = convert::layernorm_from_plan(l);
+                regs.insert(out0, layernorm::layernorm(ot, ch, role, ring, &p, &x)?);
+            }
+            Op::Gelu(g) => {
+                let x = input(regs, 0)?;
+                let tables = convert::gelu_from_plan(g);
+                let mut out = Vec::with_capacity(x.len());
+                // Slices bound the lookups' memory (2·n·N words per call).
+                for chunk in x.chunks(GELU_SLICE) {
+                    out.extend(gelu::gelu(ot, ch, role, ring, &tables, chunk)?);
+                }
+                regs.insert(out0, out);
+            }
+            Op::Add(_) => {
+                let (a, b) = (input(regs, 0)?, input(regs, 1)?);
+                regs.insert(out0, ring.add_vec(&a, &b));
+            }
+            Op::Argmax(_) => {
+                let z = input(regs, 0)?;
+                return argmax::argmax(ot, ch, role, ring, &z);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Elements per GELU call.
+const GELU_SLICE: usize = 1 << 14;
+
+/// Flat indices of the causal entries (j ≤ past + r) of a [heads × t × (past + t)] score block,
+/// in head, row, position order.
+fn causal_entries(heads: usize, t: usize, past: usize) -> Vec<usize> {
+    let npos = past + t;
+    (0..heads)
+        .flat_map(|h| (0..t).flat_map(move |r| (0..=past + r).map(move |j| (h * t + r) * npos + j)))
+        .collect()
+}
