@@ -32,6 +32,12 @@ pub enum Command {
     Inspect(crate::inspect::InspectArgs),
     /// Measure protocols between two processes on loopback.
     Bench(crate::bench::BenchArgs),
+    /// Serve a compiled plan with its weights to clients (the server's side of generation).
+    Serve(crate::generate::ServeArgs),
+    /// Generate text from a prompt with a server (the client's side; the prompt stays secret).
+    Generate(crate::generate::GenerateArgs),
+    /// Compile the bundled trained model, run server and client on loopback, print the cost.
+    Demo(crate::generate::DemoArgs),
 }
 
 /// Which model, and for a DSL model its weights and size.
@@ -148,6 +154,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Accuracy(args) => accuracy(args),
         Command::Inspect(args) => crate::inspect::run(args),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Serve(args) => crate::generate::serve(args),
+        Command::Generate(args) => crate::generate::generate(args),
+        Command::Demo(args) => crate::generate::demo(args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod generate;
 mod inspect;
 
 use clap::Parser;

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod exec;
 pub mod net;
 pub mod protocols;
+pub mod session;
 
 pub use crypto::block::Block;
 pub use net::{Channel, Counters, NetError, Role, Stats};

@@ -42,7 +42,39 @@ pub struct InstructionCost {
     /// The operation (`Linear`, `Softmax`, …).
     pub op: &'static str,
     pub seconds: f64,
+    /// Everything the instruction sent and received, its truncation included.
     pub counters: Counters,
+    /// The part of it spent in truncations (`{name}/trunc`).
+    pub trunc_seconds: f64,
+    pub trunc: Counters,
+}
+
+/// Counters of `scope` (and below) since `before`.
+fn since(ch: &(impl Channel + ?Sized), scope: &str, before: &Counters) -> Counters {
+    let now = ch.stats().scope_inclusive(scope);
+    Counters {
+        bytes_sent: now.bytes_sent - before.bytes_sent,
+        bytes_received: now.bytes_received - before.bytes_received,
+        rounds: now.rounds - before.rounds,
+    }
+}
+
+/// Faithful truncation in the instruction's `…/trunc` scope, its time added to `secs`.
+#[allow(clippy::too_many_arguments)]
+fn truncate<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    scope: &str,
+    secs: &mut f64,
+    s: u32,
+    v: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let t0 = Instant::now();
+    let r = scoped(ch, scope, |ch| trunc::trunc(ot, ch, role, ring, s, v));
+    *secs += t0.elapsed().as_secs_f64();
+    r
 }
 
 /// One party's session state.
@@ -194,9 +226,12 @@ impl<'p> Executor<'p> {
                 .as_ref()
                 .ok_or_else(|| bad(&ins.name, "no operation".into()))?;
             let start = Instant::now();
+            let tscope = format!("{}/trunc", ins.name);
             let before = ch.stats().scope_inclusive(&ins.name);
+            let tbefore = ch.stats().scope_inclusive(&tscope);
+            let mut trunc_seconds = 0.0;
             let r = scoped(ch, &ins.name, |ch| {
-                self.step(ot, ch, &mut regs, ins, op, t, tokens)
+                self.step(ot, ch, &mut regs, ins, op, t, tokens, &mut trunc_seconds)
             });
             let out = r.map_err(|source| ExecError {
                 instruction: ins.name.clone(),
@@ -205,15 +240,13 @@ impl<'p> Executor<'p> {
             if out.is_some() {
                 next = out;
             }
-            let mut counters = ch.stats().scope_inclusive(&ins.name);
-            counters.bytes_sent -= before.bytes_sent;
-            counters.bytes_received -= before.bytes_received;
-            counters.rounds -= before.rounds;
             self.costs.push(InstructionCost {
                 name: ins.name.clone(),
                 op: op_name(op),
                 seconds: start.elapsed().as_secs_f64(),
-                counters,
+                counters: since(ch, &ins.name, &before),
+                trunc_seconds,
+                trunc: since(ch, &tscope, &tbefore),
             });
         }
         self.positions += t;
@@ -234,8 +267,10 @@ impl<'p> Executor<'p> {
         op: &Op,
         t: usize,
         tokens: Option<&[i64]>,
+        trunc_secs: &mut f64,
     ) -> Result<Option<usize>, NetError> {
         let (role, ring, plan) = (self.role, self.ring, self.plan);
+        let tscope = format!("{}/trunc", ins.name);
         let past = self.positions;
         let npos = past + t;
         let cols = |r: u32| plan.registers[r as usize].cols as usize;
@@ -323,9 +358,7 @@ impl<'p> Executor<'p> {
                         }
                     }
                 }
-                let y = scoped(ch, "trunc", |ch| {
-                    trunc::trunc(ot, ch, role, ring, l.shift, &y)
-                })?;
+                let y = truncate(ot, ch, role, ring, &tscope, trunc_secs, l.shift, &y)?;
                 regs.insert(out0, y);
             }
             Op::SplitQkv(_) => {
@@ -363,9 +396,7 @@ impl<'p> Executor<'p> {
                 }
                 let causal = causal_entries(heads, t, past);
                 let kept: Vec<u64> = causal.iter().map(|&i| out[i]).collect();
-                let kept = scoped(ch, "trunc", |ch| {
-                    trunc::trunc(ot, ch, role, ring, h.shift, &kept)
-                })?;
+                let kept = truncate(ot, ch, role, ring, &tscope, trunc_secs, h.shift, &kept)?;
                 let mut res = vec![0u64; out.len()];
                 for (&i, v) in causal.iter().zip(kept) {
                     res[i] = v;
@@ -404,9 +435,7 @@ impl<'p> Executor<'p> {
                             .copy_from_slice(&o[r * d..(r + 1) * d]);
                     }
                 }
-                let out = scoped(ch, "trunc", |ch| {
-                    trunc::trunc(ot, ch, role, ring, h.shift, &out)
-                })?;
+                let out = truncate(ot, ch, role, ring, &tscope, trunc_secs, h.shift, &out)?;
                 regs.insert(out0, out);
             }
             Op::LayerNorm(l) => {

@@ -1,0 +1,286 @@
+//! A generation session between the server and the client, on one channel after the handshake:
+//! OT setup, the client's request (number of prompt tokens, number of new tokens: public, as the
+//! shapes are), prefill, then one decode step per further token, the client saying before each
+//! step whether to go on. The sampled tokens reach the client only. Both sides build a cost
+//! report from their own channel: per program, per op class as CipherGPT's Table V.
+
+use std::time::Instant;
+
+use ciphergpt_compiler::plan::{Plan, WeightsFile};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{OtPair, Prg};
+use crate::exec::{ExecError, Executor, InstructionCost};
+use crate::net::{scoped, Channel, NetError, Role};
+
+/// The op classes of the report, in CipherGPT's Table V order.
+pub const OP_CLASSES: [&str; 8] = [
+    "MatMul",
+    "GELU",
+    "Truncation",
+    "Softmax",
+    "LayerNorm",
+    "Embedding",
+    "Sampling",
+    "Local",
+];
+
+/// One op class (or instruction) of one program, from one party's channel.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CostLine {
+    pub name: String,
+    pub seconds: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub rounds: u64,
+}
+
+/// The cost of one program run (prefill or one decode step).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProgramCost {
+    /// `prefill` or `decode N`.
+    pub program: String,
+    /// Tokens processed and positions after the program.
+    pub tokens: usize,
+    pub positions: usize,
+    /// Per op class ([`OP_CLASSES`]), then the total.
+    pub classes: Vec<CostLine>,
+    pub total: CostLine,
+    /// Per instruction.
+    pub instructions: Vec<CostLine>,
+}
+
+/// A whole session's report, from one party's view (its sent and received bytes).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SessionReport {
+    /// Which party measured it.
+    pub party: String,
+    /// OT setup (base OTs both ways).
+    pub setup: CostLine,
+    pub programs: Vec<ProgramCost>,
+    /// Worker threads (rayon) this party ran with.
+    pub threads: usize,
+}
+
+/// The op class of an instruction's operation.
+fn class_of(op: &str) -> &'static str {
+    match op {
+        "Linear" | "QkT" | "Pv" | "Logits" => "MatMul",
+        "Gelu" => "GELU",
+        "Softmax" => "Softmax",
+        "LayerNorm" => "LayerNorm",
+        "Embed" => "Embedding",
+        "Argmax" => "Sampling",
+        _ => "Local",
+    }
+}
+
+fn line(name: &str, seconds: f64, c: &crate::net::Counters) -> CostLine {
+    CostLine {
+        name: name.to_string(),
+        seconds,
+        bytes_sent: c.bytes_sent,
+        bytes_received: c.bytes_received,
+        rounds: c.rounds,
+    }
+}
+
+fn add(a: &mut CostLine, b: &CostLine) {
+    a.seconds += b.seconds;
+    a.bytes_sent += b.bytes_sent;
+    a.bytes_received += b.bytes_received;
+    a.rounds += b.rounds;
+}
+
+/// Fold an executor's per-instruction costs into a program report. The truncations inside
+/// matrix products are their own class, as in CipherGPT's table.
+fn program_cost(
+    program: String,
+    tokens: usize,
+    positions: usize,
+    costs: &[InstructionCost],
+) -> ProgramCost {
+    let mut classes: Vec<CostLine> = OP_CLASSES
+        .iter()
+        .map(|c| CostLine {
+            name: c.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let mut total = CostLine {
+        name: "total".into(),
+        ..Default::default()
+    };
+    let mut instructions = Vec::with_capacity(costs.len());
+    for c in costs {
+        let all = line(&c.name, c.seconds, &c.counters);
+        let tr = line("Truncation", c.trunc_seconds, &c.trunc);
+        let mut own = all.clone();
+        own.seconds -= tr.seconds;
+        own.bytes_sent -= tr.bytes_sent;
+        own.bytes_received -= tr.bytes_received;
+        own.rounds -= tr.rounds;
+        let class = class_of(c.op);
+        for cl in classes.iter_mut() {
+            if cl.name == class {
+                add(cl, &own);
+            } else if cl.name == "Truncation" {
+                add(cl, &tr);
+            }
+        }
+        add(&mut total, &all);
+        instructions.push(all);
+    }
+    ProgramCost {
+        program,
+        tokens,
+        positions,
+        classes,
+        total,
+        instructions,
+    }
+}
+
+/// OT extension in both directions, with its cost.
+fn setup<C: Channel + ?Sized>(ch: &mut C, role: Role) -> Result<(OtPair, CostLine), NetError> {
+    let t0 = Instant::now();
+    let before = ch.stats().total;
+    let mut rng = Prg::from_entropy();
+    let ot = scoped(ch, "setup", |ch| OtPair::setup(ch, role, &mut rng))?;
+    let now = ch.stats().total;
+    let c = crate::net::Counters {
+        bytes_sent: now.bytes_sent - before.bytes_sent,
+        bytes_received: now.bytes_received - before.bytes_received,
+        rounds: now.rounds - before.rounds,
+    };
+    Ok((ot, line("setup", t0.elapsed().as_secs_f64(), &c)))
+}
+
+/// Errors of a session: the network or an instruction.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+/// The client's request, sent in the clear (the server learns the shapes anyway).
+const REQUEST_BYTES: usize = 8;
+
+/// The server's side of one session: answer the client's request with `plan` and `weights`.
+/// Returns the server's report.
+pub fn serve<C: Channel + ?Sized>(
+    ch: &mut C,
+    plan: &Plan,
+    weights: &WeightsFile,
+) -> Result<SessionReport, SessionError> {
+    let role = Role::Server;
+    let mut report = SessionReport {
+        party: "server".into(),
+        threads: rayon::current_num_threads(),
+        ..Default::default()
+    };
+    let (mut ot, setup) = setup(ch, role)?;
+    report.setup = setup;
+    let req = ch.recv_vec(REQUEST_BYTES)?;
+    let t = u32::from_le_bytes(req[0..4].try_into().unwrap_or_default()) as usize;
+    let new = u32::from_le_bytes(req[4..8].try_into().unwrap_or_default()) as usize;
+    let positions = plan.model.as_ref().map_or(0, |m| m.positions as usize);
+    if t == 0 || new == 0 || t + new - 1 > positions {
+        return Err(NetError::Malformed(format!(
+            "request for {t} prompt tokens and {new} new ones; the model has {positions} positions"
+        ))
+        .into());
+    }
+    let mut ex = Executor::new(plan, role, Some(weights))?;
+    ex.prefill(&mut ot, ch, t, None)?;
+    report
+        .programs
+        .push(program_cost("prefill".into(), t, ex.positions, &ex.costs));
+    for step in 1..new {
+        let go = ch.recv_vec(1)?;
+        if go[0] == 0 {
+            break;
+        }
+        ex.decode(&mut ot, ch, None)?;
+        report.programs.push(program_cost(
+            format!("decode {step}"),
+            1,
+            ex.positions,
+            &ex.costs,
+        ));
+    }
+    Ok(report)
+}
+
+/// The client's side: run the prompt `tokens` and generate up to `new_tokens` tokens, calling
+/// `on_token` with each as it arrives (return `false` to stop early). Returns the generated
+/// tokens and the client's report.
+pub fn generate<C: Channel + ?Sized>(
+    ch: &mut C,
+    plan: &Plan,
+    tokens: &[i64],
+    new_tokens: usize,
+    mut on_token: impl FnMut(usize, &ProgramCost) -> bool,
+) -> Result<(Vec<usize>, SessionReport), SessionError> {
+    let role = Role::Client;
+    let positions = plan.model.as_ref().map_or(0, |m| m.positions as usize);
+    if tokens.is_empty() || new_tokens == 0 || tokens.len() + new_tokens - 1 > positions {
+        return Err(NetError::InvalidArgument(format!(
+            "{} prompt tokens and {new_tokens} new ones do not fit the model's {positions} positions",
+            tokens.len()
+        ))
+        .into());
+    }
+    let mut report = SessionReport {
+        party: "client".into(),
+        threads: rayon::current_num_threads(),
+        ..Default::default()
+    };
+    let (mut ot, setup) = setup(ch, role)?;
+    report.setup = setup;
+    let mut req = Vec::with_capacity(REQUEST_BYTES);
+    req.extend((tokens.len() as u32).to_le_bytes());
+    req.extend((new_tokens as u32).to_le_bytes());
+    ch.send(&req)?;
+    ch.flush()?;
+    let mut ex = Executor::new(plan, role, None)?;
+    let first = ex
+        .prefill(&mut ot, ch, tokens.len(), Some(tokens))?
+        .ok_or_else(|| NetError::Malformed("prefill sampled no token".into()))?;
+    report.programs.push(program_cost(
+        "prefill".into(),
+        tokens.len(),
+        ex.positions,
+        &ex.costs,
+    ));
+    let mut out = vec![first];
+    let mut go = on_token(
+        first,
+        report.programs.last().unwrap_or(&ProgramCost::default()),
+    );
+    for step in 1..new_tokens {
+        ch.send(&[go as u8])?;
+        ch.flush()?;
+        if !go {
+            break;
+        }
+        let last = *out.last().unwrap_or(&first) as i64;
+        let tok = ex
+            .decode(&mut ot, ch, Some(last))?
+            .ok_or_else(|| NetError::Malformed("decode sampled no token".into()))?;
+        report.programs.push(program_cost(
+            format!("decode {step}"),
+            1,
+            ex.positions,
+            &ex.costs,
+        ));
+        out.push(tok);
+        go = on_token(
+            tok,
+            report.programs.last().unwrap_or(&ProgramCost::default()),
+        );
+    }
+    Ok((out, report))
+}

@@ -1,0 +1,377 @@
+//! `serve`, `generate` and `demo`: two-party generation between a server holding the weights and
+//! a client holding the prompt (runtime::session), and the cost report.
+
+use anyhow::{bail, Context};
+use ciphergpt_compiler::fixed;
+use ciphergpt_compiler::model::{self, ModelSpec};
+use ciphergpt_compiler::plan::{self, Plan, Tokenizer};
+use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
+use ciphergpt_runtime::session::{self, ProgramCost, SessionReport, OP_CLASSES};
+use clap::Args;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The compiled plan's directory (plan.cgp).
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// The weights file (default: PLAN/weights.cgw).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: String,
+    /// Serve this many sessions, then exit (default: serve until killed).
+    #[arg(long)]
+    pub sessions: Option<usize>,
+    /// Seconds to wait for the peer at each step before giving up on the session.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// The compiled plan's directory (plan.cgp; the client never reads the weights).
+    #[arg(long)]
+    pub plan: PathBuf,
+    /// The server's address.
+    #[arg(long)]
+    pub connect: String,
+    /// The prompt as text (byte-level plans).
+    #[arg(long, conflicts_with = "tokens")]
+    pub prompt: Option<String>,
+    /// The prompt as token ids.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub tokens: Vec<i64>,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 16)]
+    pub max_new_tokens: usize,
+    /// Print {"tokens", "text", "report"} as JSON instead of the text and the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Seconds to wait for the server at each step.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// The prompt.
+    #[arg(long, default_value = "In the beginning God created")]
+    pub prompt: String,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 16)]
+    pub max_new_tokens: usize,
+}
+
+fn timeout(secs: f64) -> anyhow::Result<Duration> {
+    if !(secs > 0.0 && secs.is_finite()) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn hash_of(plan: &Plan) -> anyhow::Result<[u8; 32]> {
+    plan.hash
+        .as_slice()
+        .try_into()
+        .context("the plan has no hash: recompile it")
+}
+
+pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
+    let wpath = a.weights.unwrap_or_else(|| a.plan.join("weights.cgw"));
+    let weights = plan::file::read_weights(&wpath, &plan)?;
+    let l = tcp::Listener::bind(&a.listen)?;
+    eprintln!(
+        "serving {} ({}) on {}",
+        plan.source,
+        plan::file::short_hash(&plan.hash),
+        l.local_addr()
+    );
+    let cfg = SessionConfig::new(Role::Server, hash_of(&plan)?).with_timeout(timeout(a.timeout)?);
+    let mut served = 0usize;
+    while a.sessions.is_none_or(|n| served < n) {
+        // Wait for the next client as long as it takes; each session has the timeout.
+        let mut chans = match l.accept_within(&cfg, None) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("session refused: {e}");
+                continue;
+            }
+        };
+        served += 1;
+        let peer = chans[0].peer_addr();
+        let t0 = std::time::Instant::now();
+        match session::serve(&mut chans[0], &plan, &weights) {
+            Ok(r) => {
+                let sent: u64 = r.programs.iter().map(|p| p.total.bytes_sent).sum();
+                let recv: u64 = r.programs.iter().map(|p| p.total.bytes_received).sum();
+                eprintln!(
+                    "session {served} from {peer}: {} programs, {} tokens in, {:.1} s, {:.1} MB sent, {:.1} MB received",
+                    r.programs.len(),
+                    r.programs.iter().map(|p| p.tokens).sum::<usize>(),
+                    t0.elapsed().as_secs_f64(),
+                    sent as f64 / 1e6,
+                    recv as f64 / 1e6
+                );
+            }
+            Err(e) => eprintln!("session {served} from {peer} failed: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// The prompt's token ids: text through the plan's tokenizer, or ids.
+fn prompt_tokens(plan: &Plan, text: Option<&str>, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
+    match text {
+        Some(t) => match Tokenizer::try_from(plan.tokenizer) {
+            Ok(Tokenizer::Byte) => Ok(t.bytes().map(i64::from).collect()),
+            _ => bail!("this plan has no byte-level tokenizer: give the prompt as --tokens"),
+        },
+        None if ids.is_empty() => bail!("give a prompt: --prompt TEXT or --tokens 1,2,3"),
+        None => Ok(ids.to_vec()),
+    }
+}
+
+/// The text of generated tokens (byte-level plans), lossily decoded.
+fn detokenize(plan: &Plan, tokens: &[usize]) -> Option<String> {
+    match Tokenizer::try_from(plan.tokenizer) {
+        Ok(Tokenizer::Byte) => {
+            let bytes: Vec<u8> = tokens.iter().map(|&t| t as u8).collect();
+            Some(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Run the client side on `ch`-connected server; streams text to stderr as tokens arrive.
+fn client(
+    plan: &Plan,
+    connect: &str,
+    prompt: &[i64],
+    new: usize,
+    wait: Duration,
+    stream: bool,
+) -> anyhow::Result<(Vec<usize>, SessionReport)> {
+    let cfg = SessionConfig::new(Role::Client, hash_of(plan)?).with_timeout(wait);
+    let mut ch = tcp::connect(connect, &cfg)?.remove(0);
+    let total = new;
+    let mut n = 0usize;
+    let (tokens, report) = session::generate(&mut ch, plan, prompt, new, |tok, cost| {
+        n += 1;
+        if stream {
+            if cost.program == "prefill" {
+                eprintln!(
+                    "[prefill of {} tokens: {:.1} s, {:.1} MB]",
+                    cost.tokens,
+                    cost.total.seconds,
+                    (cost.total.bytes_sent + cost.total.bytes_received) as f64 / 1e6
+                );
+            }
+            // The text goes to stdout as it arrives; progress and the report to stderr.
+            if let Some(text) = detokenize(plan, &[tok]) {
+                print!("{text}");
+            } else {
+                print!("{tok} ");
+            }
+            if n == total {
+                println!();
+            }
+            let _ = std::io::stdout().flush();
+        }
+        true
+    })?;
+    Ok((tokens, report))
+}
+
+pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
+    let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
+    let prompt = prompt_tokens(&plan, a.prompt.as_deref(), &a.tokens)?;
+    let (tokens, report) = client(
+        &plan,
+        &a.connect,
+        &prompt,
+        a.max_new_tokens,
+        timeout(a.timeout)?,
+        !a.json,
+    )?;
+    output(&plan, &tokens, &report, a.json, a.report.as_deref())
+}
+
+fn output(
+    plan: &Plan,
+    tokens: &[usize],
+    report: &SessionReport,
+    json: bool,
+    file: Option<&Path>,
+) -> anyhow::Result<()> {
+    let text = detokenize(plan, tokens);
+    let doc = serde_json::json!({ "tokens": tokens, "text": text, "report": report });
+    if let Some(f) = file {
+        std::fs::write(f, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("{}: cannot write the report", f.display()))?;
+    }
+    if json {
+        println!("{doc}");
+    } else {
+        // The text was streamed to stdout as it arrived.
+        eprint!("{}", table(report));
+    }
+    Ok(())
+}
+
+/// The report as CipherGPT's Table V: per op class, prefill and the mean decode step.
+pub fn table(r: &SessionReport) -> String {
+    let mut s = format!(
+        "cost seen by the {} ({} threads); OT setup {:.2} s, {:.1} kB\n",
+        r.party,
+        r.threads,
+        r.setup.seconds,
+        (r.setup.bytes_sent + r.setup.bytes_received) as f64 / 1e3
+    );
+    let mut block = |title: String, progs: &[&ProgramCost]| {
+        if progs.is_empty() {
+            return;
+        }
+        let k = progs.len() as f64;
+        s += &format!("{title}\n");
+        s += &format!(
+            "{:<11} {:>9} {:>7} {:>11} {:>7} {:>11} {:>11} {:>7}\n",
+            "op class", "seconds", "share", "bytes", "share", "sent", "received", "rounds"
+        );
+        let tot_s: f64 = progs.iter().map(|p| p.total.seconds).sum::<f64>() / k;
+        let tot_b: f64 = progs
+            .iter()
+            .map(|p| (p.total.bytes_sent + p.total.bytes_received) as f64)
+            .sum::<f64>()
+            / k;
+        for (i, name) in OP_CLASSES.iter().chain(["total"].iter()).enumerate() {
+            let get = |p: &ProgramCost| {
+                if i < OP_CLASSES.len() {
+                    p.classes[i].clone()
+                } else {
+                    p.total.clone()
+                }
+            };
+            let secs: f64 = progs.iter().map(|p| get(p).seconds).sum::<f64>() / k;
+            let sent: f64 = progs.iter().map(|p| get(p).bytes_sent as f64).sum::<f64>() / k;
+            let recv: f64 = progs
+                .iter()
+                .map(|p| get(p).bytes_received as f64)
+                .sum::<f64>()
+                / k;
+            let rounds: f64 = progs.iter().map(|p| get(p).rounds as f64).sum::<f64>() / k;
+            if sent + recv == 0.0 && *name == "Local" {
+                continue;
+            }
+            s += &format!(
+                "{:<11} {:>9.3} {:>6.1}% {:>11} {:>6.1}% {:>11} {:>11} {:>7.0}\n",
+                name,
+                secs,
+                100.0 * secs / tot_s.max(1e-12),
+                human(sent + recv),
+                100.0 * (sent + recv) / tot_b.max(1.0),
+                human(sent),
+                human(recv),
+                rounds
+            );
+        }
+    };
+    let prefill: Vec<&ProgramCost> = r
+        .programs
+        .iter()
+        .filter(|p| p.program == "prefill")
+        .collect();
+    let decode: Vec<&ProgramCost> = r
+        .programs
+        .iter()
+        .filter(|p| p.program != "prefill")
+        .collect();
+    if let Some(p) = prefill.first() {
+        block(format!("prefill: {} tokens", p.tokens), &prefill);
+    }
+    if let (Some(first), Some(last)) = (decode.first(), decode.last()) {
+        block(
+            format!(
+                "decode: mean of {} steps (positions {}..{}; first {:.2} s, last {:.2} s)",
+                decode.len(),
+                first.positions,
+                last.positions,
+                first.total.seconds,
+                last.total.seconds
+            ),
+            &decode,
+        );
+    }
+    s
+}
+
+fn human(b: f64) -> String {
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+/// Compile the bundled trained model into a cache directory (once), start the server on a
+/// loopback port in a thread, and generate from the prompt as the client.
+pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-trained.torchscript.onnx");
+    let bytes =
+        std::fs::read(&model).with_context(|| format!("{}: cannot read", model.display()))?;
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        env!("CARGO_PKG_VERSION").hash(&mut h);
+        h.finish()
+    };
+    let dir = std::env::temp_dir().join(format!("ciphergpt-demo-{key:016x}"));
+    if !dir.join("plan.cgp").exists() || !dir.join("weights.cgw").exists() {
+        eprintln!("compiling {} into {}", model.display(), dir.display());
+        let graph = model::load(&ModelSpec {
+            path: model.clone(),
+            ..Default::default()
+        })?;
+        let c = fixed::compile(&graph, &fixed::Options::default())?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        plan::file::write_plan(&c.plan, &dir.join("plan.cgp"))?;
+        plan::file::write_weights(&c.weights, &dir.join("weights.cgw"))?;
+    }
+    let plan = plan::file::read_plan(&dir.join("plan.cgp"))?;
+    let weights = plan::file::read_weights(&dir.join("weights.cgw"), &plan)?;
+    let l = tcp::Listener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr().to_string();
+    let wait = Duration::from_secs(120);
+    let scfg = SessionConfig::new(Role::Server, hash_of(&plan)?).with_timeout(wait);
+    let splan = plan.clone();
+    let server = std::thread::spawn(move || -> anyhow::Result<SessionReport> {
+        let mut ch = l.accept(&scfg)?.remove(0);
+        Ok(session::serve(&mut ch, &splan, &weights)?)
+    });
+    eprintln!(
+        "server and client on {addr}; prompt {:?}, {} new tokens",
+        a.prompt, a.max_new_tokens
+    );
+    let prompt: Vec<i64> = a.prompt.bytes().map(i64::from).collect();
+    print!("{}", a.prompt);
+    let result = client(&plan, &addr, &prompt, a.max_new_tokens, wait, true);
+    let server_report = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the server thread panicked"))?;
+    let (tokens, report) = result?;
+    server_report.context("the server side failed")?;
+    output(&plan, &tokens, &report, false, None)
+}
