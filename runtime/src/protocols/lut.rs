@@ -13,8 +13,9 @@
 //! 1-out-of-N OT (for ℓ = 37: one table per OT).
 //!
 //! **Cost** per element and OT group of t' tables, with k = log₂N: k·λ bits (the random OTs,
-//! client → server) + N·t'·ℓ bits (the ciphertexts, server → client), one flight each way per
-//! group. Measured at ℓ = 37 over 2^16 elements: N = 256, one table: 128 + 1,184 = 1,312 bytes;
+//! client → server) + N·t'·ℓ bits (the ciphertexts, server → client); all groups go in one OT
+//! call, one flight each way (a narrower last group is padded to the full group's width).
+//! Measured at ℓ = 37 over 2^16 elements: N = 256, one table: 128 + 1,184 = 1,312 bytes;
 //! N = 256, two tables (two groups): 2,624 bytes; N = 64, two tables: 2·96 + 2·296 = 784 bytes;
 //! N = 16, one table: 138 bytes. N = 1 is local (the server's share is T[0]).
 //!
@@ -80,13 +81,16 @@ pub fn lut<C: Channel + ?Sized>(
     }
     let per = tables_per_ot(ring);
     let lmask = ring.mask();
-    for (g, group) in tables.chunks(per).enumerate() {
-        let first = g * per;
-        let bits = group.len() as u32 * ring.bits;
-        match role {
-            Role::Server => {
-                let mut rng = Prg::from_entropy();
-                let mut msgs = vec![0u64; n * size];
+    let groups = nt.div_ceil(per);
+    // Widest group (all but possibly the last): its width is the OT message width of the call.
+    let bits = per.min(nt) as u32 * ring.bits;
+    // One 1-of-N OT per element and group, all in one call: OT g·n + i is element i of group g.
+    match role {
+        Role::Server => {
+            let mut rng = Prg::from_entropy();
+            let mut msgs = vec![0u64; groups * n * size];
+            for (g, group) in tables.chunks(per).enumerate() {
+                let first = g * per;
                 for (i, &is) in index.iter().enumerate() {
                     let is = (is & imask) as usize;
                     let mut rs = [0u64; 64];
@@ -94,21 +98,27 @@ pub fn lut<C: Channel + ?Sized>(
                         *r = rng.next_u64() & lmask;
                         out[first + k][i] = *r;
                     }
-                    for (j, m) in msgs[i * size..(i + 1) * size].iter_mut().enumerate() {
+                    let base = (g * n + i) * size;
+                    for (j, m) in msgs[base..base + size].iter_mut().enumerate() {
                         let e = (j + is) & imask as usize;
                         *m = group.iter().enumerate().fold(0u64, |acc, (k, t)| {
                             acc | (ring.sub(t[e], rs[k]) << (k as u32 * ring.bits))
                         });
                     }
                 }
-                ot.sender.send_1_of_n(ch, &msgs, size, bits)?;
             }
-            Role::Client => {
-                let choices: Vec<u32> = index.iter().map(|&v| (v & imask) as u32).collect();
-                let got = ot.receiver.recv_1_of_n(ch, &choices, size, bits)?;
-                for (i, v) in got.into_iter().enumerate() {
+            ot.sender.send_1_of_n(ch, &msgs, size, bits)?;
+        }
+        Role::Client => {
+            let choices: Vec<u32> = (0..groups)
+                .flat_map(|_| index.iter().map(|&v| (v & imask) as u32))
+                .collect();
+            let got = ot.receiver.recv_1_of_n(ch, &choices, size, bits)?;
+            for (g, group) in tables.chunks(per).enumerate() {
+                for i in 0..n {
+                    let v = got[g * n + i];
                     for k in 0..group.len() {
-                        out[first + k][i] = (v >> (k as u32 * ring.bits)) & mask(ring.bits);
+                        out[g * per + k][i] = (v >> (k as u32 * ring.bits)) & mask(ring.bits);
                     }
                 }
             }
