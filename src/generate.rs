@@ -29,6 +29,9 @@ pub struct ServeArgs {
     /// Seconds to wait for the peer at each step before giving up on the session.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
+    /// Worker threads for the protocols' local work (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -57,6 +60,9 @@ pub struct GenerateArgs {
     /// Seconds to wait for the server at each step.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
+    /// Worker threads for the protocols' local work (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +73,23 @@ pub struct DemoArgs {
     /// Tokens to generate.
     #[arg(long, default_value_t = 16)]
     pub max_new_tokens: usize,
+    /// Worker threads for the protocols' local work (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Size the global worker pool (the report says how many threads ran).
+fn threads(n: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = n {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting up the worker threads")?;
+    }
+    Ok(())
 }
 
 fn timeout(secs: f64) -> anyhow::Result<Duration> {
@@ -84,6 +107,7 @@ fn hash_of(plan: &Plan) -> anyhow::Result<[u8; 32]> {
 }
 
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    threads(a.threads)?;
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let wpath = a.weights.unwrap_or_else(|| a.plan.join("weights.cgw"));
     let weights = plan::file::read_weights(&wpath, &plan)?;
@@ -191,6 +215,7 @@ fn client(
 }
 
 pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
+    threads(a.threads)?;
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let prompt = prompt_tokens(&plan, a.prompt.as_deref(), &a.tokens)?;
     let (tokens, report) = client(
@@ -327,6 +352,7 @@ fn human(b: f64) -> String {
 /// Compile the bundled trained model into a cache directory (once), start the server on a
 /// loopback port in a thread, and generate from the prompt as the client.
 pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
+    threads(a.threads)?;
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-trained.torchscript.onnx");
     let bytes =
         std::fs::read(&model).with_context(|| format!("{}: cannot read", model.display()))?;
