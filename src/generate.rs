@@ -182,21 +182,32 @@ fn client(
     new: usize,
     wait: Duration,
     stream: bool,
+    echo_prompt: Option<&str>,
 ) -> anyhow::Result<(Vec<usize>, SessionReport)> {
     let cfg = SessionConfig::new(Role::Client, hash_of(plan)?).with_timeout(wait);
     let mut ch = tcp::connect(connect, &cfg)?.remove(0);
     let total = new;
     let mut n = 0usize;
-    let (tokens, report) = session::generate(&mut ch, plan, prompt, new, |tok, cost| {
+    let progress: Option<Box<dyn FnMut(usize, usize, &str)>> = if stream {
+        Some(Box::new(|i: usize, n: usize, name: &str| {
+            eprint!("\r\x1b[K[prefill {:>3}/{n}: {name}]", i + 1);
+        }))
+    } else {
+        None
+    };
+    let (tokens, report) = session::generate(&mut ch, plan, prompt, new, progress, |tok, cost| {
         n += 1;
         if stream {
             if cost.program == "prefill" {
                 eprintln!(
-                    "[prefill of {} tokens: {:.1} s, {:.1} MB]",
+                    "\r\x1b[K[prefill of {} tokens: {:.1} s, {:.1} MB]",
                     cost.tokens,
                     cost.total.seconds,
                     (cost.total.bytes_sent + cost.total.bytes_received) as f64 / 1e6
                 );
+                if let Some(p) = echo_prompt {
+                    print!("{p}");
+                }
             }
             // The text goes to stdout as it arrives; progress and the report to stderr.
             if let Some(text) = detokenize(plan, &[tok]) {
@@ -225,6 +236,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         a.max_new_tokens,
         timeout(a.timeout)?,
         !a.json,
+        None,
     )?;
     output(&plan, &tokens, &report, a.json, a.report.as_deref())
 }
@@ -392,8 +404,15 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         a.prompt, a.max_new_tokens
     );
     let prompt: Vec<i64> = a.prompt.bytes().map(i64::from).collect();
-    print!("{}", a.prompt);
-    let result = client(&plan, &addr, &prompt, a.max_new_tokens, wait, true);
+    let result = client(
+        &plan,
+        &addr,
+        &prompt,
+        a.max_new_tokens,
+        wait,
+        true,
+        Some(&a.prompt),
+    );
     let server_report = server
         .join()
         .map_err(|_| anyhow::anyhow!("the server thread panicked"))?;

@@ -215,13 +215,15 @@ pub fn serve<C: Channel + ?Sized>(
 }
 
 /// The client's side: run the prompt `tokens` and generate up to `new_tokens` tokens, calling
-/// `on_token` with each as it arrives (return `false` to stop early). Returns the generated
+/// `prefill_progress` before each prefill instruction and `on_token` with each token as it
+/// arrives (return `false` to stop early). Returns the generated
 /// tokens and the client's report.
 pub fn generate<C: Channel + ?Sized>(
     ch: &mut C,
     plan: &Plan,
     tokens: &[i64],
     new_tokens: usize,
+    prefill_progress: Option<Box<dyn FnMut(usize, usize, &str)>>,
     mut on_token: impl FnMut(usize, &ProgramCost) -> bool,
 ) -> Result<(Vec<usize>, SessionReport), SessionError> {
     let role = Role::Client;
@@ -246,6 +248,7 @@ pub fn generate<C: Channel + ?Sized>(
     ch.send(&req)?;
     ch.flush()?;
     let mut ex = Executor::new(plan, role, None)?;
+    ex.progress = prefill_progress;
     let first = ex
         .prefill(&mut ot, ch, tokens.len(), Some(tokens))?
         .ok_or_else(|| NetError::Malformed("prefill sampled no token".into()))?;
@@ -255,6 +258,7 @@ pub fn generate<C: Channel + ?Sized>(
         ex.positions,
         &ex.costs,
     ));
+    ex.progress = None;
     let mut out = vec![first];
     let mut go = on_token(
         first,

@@ -94,6 +94,8 @@ pub struct Executor<'p> {
     pub keep_registers: bool,
     /// This party's shares of the registers of the last program run, when `keep_registers`.
     pub registers: HashMap<u32, Vec<u64>>,
+    /// Called before each instruction with (index, count, name): progress for long programs.
+    pub progress: Option<Box<dyn FnMut(usize, usize, &str)>>,
 }
 
 fn op_name(op: &Op) -> &'static str {
@@ -158,6 +160,7 @@ impl<'p> Executor<'p> {
             costs: Vec::new(),
             keep_registers: false,
             registers: HashMap::new(),
+            progress: None,
         })
     }
 
@@ -220,7 +223,11 @@ impl<'p> Executor<'p> {
         let mut regs: HashMap<u32, Vec<u64>> = HashMap::new();
         let mut next = None;
         self.costs.clear();
-        for ins in &program.instructions {
+        let count = program.instructions.len();
+        for (index, ins) in program.instructions.iter().enumerate() {
+            if let Some(p) = self.progress.as_mut() {
+                p(index, count, &ins.name);
+            }
             let op = ins
                 .op
                 .as_ref()
