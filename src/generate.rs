@@ -188,7 +188,7 @@ fn client(
     let mut ch = tcp::connect(connect, &cfg)?.remove(0);
     let total = new;
     let mut n = 0usize;
-    let progress: Option<Box<dyn FnMut(usize, usize, &str)>> = if stream {
+    let progress: Option<ciphergpt_runtime::exec::Progress> = if stream {
         Some(Box::new(|i: usize, n: usize, name: &str| {
             eprint!("\r\x1b[K[prefill {:>3}/{n}: {name}]", i + 1);
         }))

@@ -10,7 +10,7 @@ use ciphergpt_compiler::plan::{Plan, WeightsFile};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{OtPair, Prg};
-use crate::exec::{ExecError, Executor, InstructionCost};
+use crate::exec::{ExecError, Executor, InstructionCost, Progress};
 use crate::net::{scoped, Channel, NetError, Role};
 
 /// The op classes of the report, in CipherGPT's Table V order.
@@ -223,7 +223,7 @@ pub fn generate<C: Channel + ?Sized>(
     plan: &Plan,
     tokens: &[i64],
     new_tokens: usize,
-    prefill_progress: Option<Box<dyn FnMut(usize, usize, &str)>>,
+    prefill_progress: Option<Progress>,
     mut on_token: impl FnMut(usize, &ProgramCost) -> bool,
 ) -> Result<(Vec<usize>, SessionReport), SessionError> {
     let role = Role::Client;

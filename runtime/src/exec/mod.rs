@@ -77,6 +77,9 @@ fn truncate<C: Channel + ?Sized>(
     r
 }
 
+/// A progress callback: (instruction index, instruction count, instruction name).
+pub type Progress = Box<dyn FnMut(usize, usize, &str)>;
+
 /// One party's session state.
 pub struct Executor<'p> {
     plan: &'p Plan,
@@ -95,7 +98,7 @@ pub struct Executor<'p> {
     /// This party's shares of the registers of the last program run, when `keep_registers`.
     pub registers: HashMap<u32, Vec<u64>>,
     /// Called before each instruction with (index, count, name): progress for long programs.
-    pub progress: Option<Box<dyn FnMut(usize, usize, &str)>>,
+    pub progress: Option<Progress>,
 }
 
 fn op_name(op: &Op) -> &'static str {
