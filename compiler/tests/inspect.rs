@@ -64,6 +64,7 @@ impl Builder {
             name: name.into(),
             shape: shape.to_vec(),
             frac_bits: frac,
+            bits: 16,
         });
         (self.plan.weights.len() - 1) as u32
     }

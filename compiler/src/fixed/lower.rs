@@ -158,10 +158,17 @@ impl Lowerer<'_> {
             .collect();
         let t = WeightTensor::from_values(name.into(), &ints);
         self.weights.push(t);
+        // Smallest signed width holding every value.
+        let bits = ints
+            .iter()
+            .map(|&v| 65 - if v < 0 { !v } else { v }.leading_zeros())
+            .max()
+            .unwrap_or(1);
         self.weight_infos.push(WeightInfo {
             name: name.into(),
             shape: shape.iter().map(|&d| d as u64).collect(),
             frac_bits: frac,
+            bits,
         });
         Ok((self.weights.len() - 1) as u32)
     }

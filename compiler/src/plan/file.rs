@@ -145,6 +145,7 @@ mod tests {
                 name: "w".into(),
                 shape: vec![2, 2],
                 frac_bits: 12,
+                bits: 16,
             }],
             ..Default::default()
         };

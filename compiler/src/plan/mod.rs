@@ -85,6 +85,10 @@ pub struct WeightInfo {
     pub shape: Vec<u64>,
     #[prost(uint32, tag = "3")]
     pub frac_bits: u32,
+    /// A public bound on the values: every entry v has −2^(bits−1) ≤ v < 2^(bits−1) (the
+    /// runtime sizes its homomorphic products' noise flooding from it).
+    #[prost(uint32, tag = "4")]
+    pub bits: u32,
 }
 
 /// How many rows a register has.
