@@ -890,13 +890,16 @@ pub fn linear_bench<C: Channel + ?Sized>(
         let packing = Packing::new(ring, k, n, opts.weight_bits, t_rows)?;
         // The server's one-time encoding of the weights.
         let enc_name = format!("encode-{short}");
-        let t = start(ch, role)?;
-        let (w, enc) = if server {
-            let w: Vec<i64> = (0..k * n).map(|_| rng.gen_range(-wb..=wb)).collect();
-            let enc = EncodedWeights::new(&packing, &w)?;
-            (w, Some(enc))
+        let w: Vec<i64> = if server {
+            (0..k * n).map(|_| rng.gen_range(-wb..=wb)).collect()
         } else {
-            (Vec::new(), None)
+            Vec::new()
+        };
+        let t = start(ch, role)?;
+        let enc = if server {
+            Some(EncodedWeights::new(&packing, &w)?)
+        } else {
+            None
         };
         let r = finish(ch, role, t, &enc_name, 1)?;
         let mem = enc.as_ref().map_or(0, |e| e.bytes());

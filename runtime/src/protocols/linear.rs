@@ -169,9 +169,6 @@ impl Packing {
                     }
                 }
             }
-            if best.is_some() {
-                break;
-            }
         }
         best.map(|(_, _, p)| p).ok_or_else(|| {
             invalid(format!(
@@ -573,4 +570,50 @@ fn server<C: Channel + ?Sized>(
     ch.send(&pack(&b_flat, p.out.b_bits))?;
     ch.flush()?;
     Ok(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The balanced limbs of every weight of up to 12 bits recombine to it and stay within
+    /// ±2^(s−1), the bound the noise budget assumes.
+    #[test]
+    fn limbs_recombine_within_their_bound() {
+        let ring = Ring::new(37).unwrap();
+        for wbits in 1..=12u32 {
+            for limbs in 1..=MAX_LIMBS.min(wbits) {
+                let mut p = Packing::new(ring, 4, 4, wbits, 1).unwrap();
+                p.limbs = limbs;
+                p.limb_bits = wbits.div_ceil(limbs);
+                let bound = 1i64 << (p.limb_bits - 1);
+                let b = 1i64 << (wbits - 1);
+                for w in -b..=b {
+                    let mut sum = 0i64;
+                    for l in 0..limbs {
+                        let d = p.limb(w, l);
+                        assert!(
+                            d.abs() <= bound,
+                            "w {w}, {limbs} limbs of {wbits} bits: {d}"
+                        );
+                        sum += d << (p.limb_bits * l);
+                    }
+                    assert_eq!(sum, w, "{wbits} bits, {limbs} limbs");
+                }
+            }
+        }
+    }
+
+    /// Windows of the decode shapes (one row) and the prefill packing's rows per ciphertext.
+    #[test]
+    fn windows_are_chosen_by_bytes() {
+        let ring = Ring::new(37).unwrap();
+        let p = Packing::new(ring, 768, 2304, 16, 1).unwrap();
+        assert_eq!((p.n_i, p.n_o, p.limbs), (64, 64, 1));
+        let p = Packing::new(ring, 768, 768, 16, 256).unwrap();
+        assert_eq!(p.rows_per_ct, MAX_ROWS_PER_CT);
+        assert!(p.cost(256).bytes_up + p.cost(256).bytes_down < 60_000_000);
+        let decode = Packing::new(ring, 768, 768, 16, 1).unwrap();
+        assert!(decode.cost(256).bytes_up > 3 * p.cost(256).bytes_up);
+    }
 }
