@@ -385,7 +385,10 @@ fn invalid_arguments_are_rejected() {
             let b = vec![0i64; 3];
             let mut errs = Vec::new();
             let mut call = |ring: Ring, pk: &Packing, x: &[u64], t: usize, w| {
-                errs.push(linear(&he, &mut p.ch, Role::Server, ring, pk, x, t, w).is_err());
+                errs.push(matches!(
+                    linear(&he, &mut p.ch, Role::Server, ring, pk, x, t, w),
+                    Err(NetError::InvalidArgument(_))
+                ));
             };
             call(ring, &packing, &x[..7], 2, Some((&enc, &b))); // x is not t × K
             call(ring, &packing, &x, 3, Some((&enc, &b)));
@@ -395,7 +398,7 @@ fn invalid_arguments_are_rejected() {
             call(ring, &packing, &x, 2, None); // no weights
             call(ring, &packing, &[1u64 << 37; 8], 2, Some((&enc, &b))); // not reduced
             let wrong_role = linear(&he, &mut p.ch, Role::Client, ring, &packing, &x, 2, None);
-            errs.push(wrong_role.is_err());
+            errs.push(matches!(wrong_role, Err(NetError::InvalidArgument(_))));
             errs
         },
         move |p| {
@@ -413,7 +416,9 @@ fn invalid_arguments_are_rejected() {
                 2,
                 Some((&w, &[0; 3])),
             );
-            vec![r1.is_err(), r2.is_err()]
+            let inv =
+                |r: Result<Vec<u64>, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+            vec![inv(r1), inv(r2)]
         },
     );
     assert!(s.iter().chain(&c).all(|&e| e), "server {s:?}, client {c:?}");
