@@ -904,7 +904,8 @@ pub fn linear_bench<C: Channel + ?Sized>(
         let r = finish(ch, role, t, &enc_name, 1)?;
         let mem = enc.as_ref().map_or(0, |e| e.bytes());
         results.push(r.with_reference(&format!(
-            "server, once per model: {} polynomials, {:.1} MB (n_i {}, n_o {}, {} rows/ct, {} limb(s), k = {})",
+            "server, once per model: {} polynomials, {:.1} MB \
+             (n_i {}, n_o {}, {} rows/ct, {} limb(s), k = {})",
             mem / (2 * 4096 * 8),
             mem as f64 / 1e6,
             packing.n_i,

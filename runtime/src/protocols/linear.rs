@@ -35,20 +35,21 @@
 //! L·G·B results of 4096·k bits (a, k = ℓ + D, D = 10 at ℓ = 37) plus T·N·L values of b_bits
 //! bits; 2 flights. Server work: G·A expansions, L·G·A·B plaintext × ciphertext products, L·G·B
 //! returns; client work: G·A encryptions, L·G·B decryptions. Measured with
-//! `ciphergpt bench linear` (ℓ = 37, 16-bit weights, two processes on loopback, 2 cores; times
-//! vary ±40 % with the machine's load), bytes up + down:
+//! `ciphergpt bench linear` (ℓ = 37, 16-bit weights, two processes on loopback, 2 cores; the
+//! machine was shared with other jobs, load average 2–5, so times vary up to 2.5×; bytes are
+//! up + down):
 //!
 //! | product | window n_i × n_o | cts up / down | bytes | time | encoding (once) |
 //! |---|---|---|---|---|---|
-//! | 1×768·768×2304 (QKV) | 64 × 64 | 12 / 36 | 669,888 + 877,536 | 20–45 ms | 28 MB, 30–85 ms |
-//! | 1×768·768×768 (out) | 110 × 37 | 7 / 21 | 390,768 + 509,088 | 10–16 ms | 10 MB, 10–25 ms |
-//! | 1×768·768×3072 (FC1) | 48 × 85 | 16 / 37 | 893,184 + 905,344 | 20–40 ms | 39 MB, 40–80 ms |
-//! | 1×3072·3072×768 (FC2) | 192 × 21 | 16 / 37 | 893,184 + 894,208 | 18–46 ms | 39 MB, 45–85 ms |
-//! | 1×768·768×50257 (logits) | 12 × 341 | 64 / 148 | 3,572,736 + 3,819,040 | 155–220 ms | 621 MB, 0.6–1.5 s |
-//! | 256×768·768×768 (prefill, 16 rows/ct) | 23 × 11 | 544 / 1,120 | 30,368,256 + 27,910,144 | 0.8–1.0 s | 156 MB, 0.15–0.2 s |
+//! | 1×768·768×2304 (QKV) | 64 × 64 | 12 / 36 | 669,888 + 877,536 | 20–45 ms | 28 MB, 30–90 ms |
+//! | 1×768·768×768 (out) | 110 × 37 | 7 / 21 | 390,768 + 509,088 | 10–24 ms | 10 MB, 10–27 ms |
+//! | 1×768·768×3072 (FC1) | 48 × 85 | 16 / 37 | 893,184 + 905,344 | 20–62 ms | 39 MB, 40–124 ms |
+//! | 1×3072·3072×768 (FC2) | 192 × 21 | 16 / 37 | 893,184 + 894,208 | 18–57 ms | 39 MB, 45–123 ms |
+//! | 1×768·768×50257 (logits) | 12 × 341 | 64 / 148 | 3,572,736 + 3,819,040 | 155–520 ms | 621 MB, 0.6–1.8 s |
+//! | 256×768·768×768 (prefill) | 23 × 11, m = 16 | 544 / 1,120 | 30,368,256 + 27,910,144 | 0.8–2.7 s | 156 MB, 0.15–0.48 s |
 //!
 //! One GPT-2-small decode step's weight products (12 × the four + logits): 79.8 MB, 98 flights,
-//! 1.0–2.0 s.
+//! 1.0–2.8 s.
 
 //! **Security** (semi-honest).
 //! - The server's view: the client's public key and ciphertexts, RLWE samples under the client's
@@ -56,15 +57,16 @@
 //!   with `a` expanded from public seeds by the AES PRG; they are pseudorandom, so the server
 //!   learns nothing about x_C. Its output R is uniform and independent of everything.
 //! - The client's view of each returned ciphertext: a′ = a·w + a₀ and
-//!   b′_j = −a′·s + Δ·(y_j − R_j) + E_j + e₀ + F_j, with Enc_pk(0) = (a₀, −a₀·s + e₀). The flood F_j, uniform in ±2^41·E_max,
-//!   hides the weight-dependent E_j + e₀ up to statistical distance 2^−40 per returned coefficient
-//!   (public bound E_max from the weight width and the number of terms); then a₀ = u·a_pk + e₂ with
-//!   a fresh ternary u is pseudorandom by RLWE (secret u), so a′ is independent of W; y_j − R_j is
-//!   uniform because R_j is. The coefficients of b that carry other partial sums are never sent.
-//!   So the client learns only its uniformly masked output share. The statistical distances add
-//!   up over the returned coefficients: T·N·L per product (2304 for QKV in a decode step, about
-//!   2^17 for a whole GPT-2-small step), i.e. 2^−23 per decode step — the per-coefficient 40 bits
-//!   are the parameter, not a per-session bound.
+//!   b′_j = −a′·s + Δ·(y_j − R_j) + E_j + e₀ + F_j, with Enc_pk(0) = (a₀, −a₀·s + e₀). The flood
+//!   F_j, uniform in ±2^41·E_max, hides the weight-dependent E_j + e₀ up to statistical distance
+//!   2^−40 per returned coefficient (public bound E_max from the weight width and the number of
+//!   terms); then a₀ = u·a_pk + e₂ with a fresh ternary u is pseudorandom by RLWE (secret u), so
+//!   a′ is independent of W; y_j − R_j is uniform because R_j is. The coefficients of b that
+//!   carry other partial sums are never sent. So the client learns only its uniformly masked
+//!   output share. The statistical distances add up over the returned coefficients: T·N·L per
+//!   product (2304 for QKV in a decode step, about 2^17 for a whole GPT-2-small step), i.e.
+//!   2^−23 per decode step — the per-coefficient 40 bits are the parameter, not a per-session
+//!   bound.
 
 use rayon::prelude::*;
 
