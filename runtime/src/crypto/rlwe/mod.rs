@@ -1,5 +1,5 @@
 //! Ring-LWE linear homomorphic encryption for products of a client-encrypted operand with a
-//! server-held plaintext: the BFV-style scheme of Cheetah §2.4/§5 with coefficient encoding, in
+//! server-held plaintext: the BFV-style scheme of Cheetah §2.2/§5.2 with coefficient encoding, in
 //! its minimal form (no relinearisation, no rotations, no SIMD).
 //!
 //! - [`params`]: N = 4096, q = p0·p1 (2^109 − …), ternary secret, centred binomial error
