@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ciphergpt_runtime::bench::{
-    machine_info, ot_bench, protocols_bench, BenchReport, OtBenchOptions, ProtocolBenchOptions,
+    linear_bench, machine_info, ot_bench, protocols_bench, BenchReport, LinearBenchOptions,
+    OtBenchOptions, ProtocolBenchOptions,
 };
 use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
 use clap::{Args, Subcommand, ValueEnum};
@@ -29,6 +30,9 @@ pub enum BenchWhat {
     /// Two-party protocols on shares: product, comparison (DReLU), truncation, B2A, MUX, and per
     /// GPT-2 row LayerNorm (768) and argmax (50,257).
     Protocols(ProtocolsArgs),
+    /// Weight × activation under RLWE for the GPT-2-small shapes (decode step, logits, prefill),
+    /// with the one-time weight encoding and the decode step's weight products in total.
+    Linear(LinearArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -88,11 +92,65 @@ pub struct ProtocolsArgs {
     pub party: PartyArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct LinearArgs {
+    /// Ring width ℓ (16..=44).
+    #[arg(long, default_value_t = 37)]
+    pub ring_bits: u32,
+    /// Weights uniform in ±2^(bits − 1).
+    #[arg(long, default_value_t = 16)]
+    pub weight_bits: u32,
+    /// Skip the vocabulary projection 1×768·768×50,257 (its encoded weights take 620 MB).
+    #[arg(long)]
+    pub no_logits: bool,
+    /// Rows of the prefill product T×768·768×768 (0 skips it).
+    #[arg(long, default_value_t = 256)]
+    pub prefill_rows: usize,
+    /// Reveal each product to the server and check it against x·W + b (outside the timings).
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub party: PartyArgs,
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Ot(a) => run_ot(a),
         BenchWhat::Protocols(a) => run_protocols(a),
+        BenchWhat::Linear(a) => run_linear(a),
     }
+}
+
+fn run_linear(a: LinearArgs) -> anyhow::Result<()> {
+    if !(16..=44).contains(&a.ring_bits) || !(2..=32).contains(&a.weight_bits) {
+        bail!("--ring-bits must be between 16 and 44 and --weight-bits between 2 and 32");
+    }
+    let mut child_args = vec![
+        "bench".to_string(),
+        "linear".into(),
+        "--ring-bits".into(),
+        a.ring_bits.to_string(),
+        "--weight-bits".into(),
+        a.weight_bits.to_string(),
+        "--prefill-rows".into(),
+        a.prefill_rows.to_string(),
+    ];
+    if a.no_logits {
+        child_args.push("--no-logits".into());
+    }
+    if a.verify {
+        child_args.push("--verify".into());
+    }
+    let opts = LinearBenchOptions {
+        ring_bits: a.ring_bits,
+        weight_bits: a.weight_bits,
+        logits: !a.no_logits,
+        prefill_rows: a.prefill_rows,
+        verify: a.verify,
+    };
+    two_party(&a.party, child_args, "linear", |ch, role| {
+        Ok(linear_bench(ch, role, &opts)?)
+    })
 }
 
 fn run_protocols(a: ProtocolsArgs) -> anyhow::Result<()> {

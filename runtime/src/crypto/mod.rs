@@ -1,6 +1,7 @@
 //! Cryptographic building blocks: 128-bit blocks, AES-CTR PRG, fixed-key-AES hashes, base OT,
-//! IKNP OT extension (correlated, random and chosen-message OT, both directions), 1-out-of-N OT
-//! and Beaver bit triples. Security: 128-bit computational, 40-bit statistical.
+//! IKNP OT extension (correlated, random and chosen-message OT, both directions), 1-out-of-N OT,
+//! Beaver bit triples, and RLWE linear homomorphic encryption ([`rlwe`]). Security: 128-bit
+//! computational, 40-bit statistical.
 
 pub mod base_ot;
 pub mod block;
@@ -10,6 +11,7 @@ pub mod one_of_n;
 pub mod ot;
 pub mod pack;
 pub mod prg;
+pub mod rlwe;
 pub mod transpose;
 pub mod triples;
 

@@ -14,6 +14,7 @@ pub mod cmp;
 pub mod div;
 pub mod gelu;
 pub mod layernorm;
+pub mod linear;
 pub mod lut;
 pub mod matmul;
 pub mod max;

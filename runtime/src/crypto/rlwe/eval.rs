@@ -1,0 +1,292 @@
+//! The evaluator's side (the party that does not hold the key): ciphertexts in transform form,
+//! plaintext × ciphertext multiply-accumulate against pre-encoded plaintexts, and the return
+//! path — re-randomise, flood, switch, mask, compress.
+//!
+//! **Multiply-accumulate.** A plaintext polynomial with small signed coefficients (a weight
+//! block) is encoded once: its residues mod p0 and p1 in transform form ([`encode_plain`]).
+//! Σ_α ct_α ⊙ w_α is accumulated per coefficient in u128 without reduction (each product is
+//! below p0² < 2^110, so 2^17 of them fit; the accumulator folds itself every 2^17 terms) and
+//! reduced once by Barrett at the end. Since encode(x) = q·x/2^ℓ + ε (|ε| ≤ 1/2 per share) and
+//! the product is taken mod q, a product of an encrypted x with centred weights w encrypts
+//! x·w mod 2^ℓ with the extra noise ε·w, whatever the wrap of x·w (q·c ≡ 0 mod q).
+//!
+//! **Return** ([`finalize`]). For a result ciphertext (b, a) and the returned coefficient
+//! positions J:
+//! 1. add Enc_pk(0) = (u·b_pk + e₁, u·a_pk + e₂) with fresh ternary u and errors e₁, e₂
+//!    (without it a = Σ a_α·w_α, with the a_α known to the key owner, would reveal the weights);
+//! 2. add a fresh flood F_j, uniform in [−B_F, B_F], to b_j for j ∈ J;
+//! 3. switch every a_i and the b_j, j ∈ J, from q to 2^k: the RNS rescale y = ⌊x/p1⌉ mod p0, then
+//!    ⌊y·2^k/p0⌉ by a 64-bit fixed-point multiply (error < 2^−9);
+//! 4. subtract R_j·2^(k−ℓ) from b_j (R_j the evaluator's output share; exact since 2^(k−ℓ) is an
+//!    integer, so the key owner decrypts x·w − R exactly) and drop the low k − b_bits bits of b_j
+//!    with rounding.
+//!
+//! Flooding happens before the switch and masking after it (flooding after the switch would leave
+//! a rounding that depends on the weights). Only a (N values of k bits) and the b_j (b_bits each)
+//! are sent; the other coefficients of b, which carry partial sums of the product, never leave.
+
+use rand::RngCore;
+
+use super::keys::Seeded;
+use super::noise::OutputParams;
+use super::ntt::{mul_shoup, shoup, Fixed};
+use super::params::{ring, Plain, ETA, N, P0, P1};
+use super::sample::{cbd, flood, ternary, uniform_ntt_from_seed};
+use crate::net::NetError;
+
+/// A ciphertext (b, a) in transform form mod p0 and p1.
+#[derive(Clone, Debug)]
+pub struct NttCiphertext {
+    pub b: [Vec<u64>; 2],
+    pub a: [Vec<u64>; 2],
+}
+
+/// The key owner's public key, expanded to transform form (with Shoup quotients: it is a fixed
+/// multiplicand of every re-randomisation).
+pub struct PublicKeyNtt {
+    b: [Fixed; 2],
+    a: [Fixed; 2],
+}
+
+impl PublicKeyNtt {
+    /// Expand the wire form.
+    pub fn new(pk: &Seeded) -> PublicKeyNtt {
+        let NttCiphertext {
+            b: [b0, b1],
+            a: [a0, a1],
+        } = expand(pk, None, None);
+        PublicKeyNtt {
+            b: [Fixed::new(b0, P0), Fixed::new(b1, P1)],
+            a: [Fixed::new(a0, P0), Fixed::new(a1, P1)],
+        }
+    }
+}
+
+/// A received seeded ciphertext in transform form. With `own = Some((plain, x))` the evaluator
+/// first adds its own plaintext x (values mod 2^ℓ, coefficient j for j < x.len()), so the result
+/// encrypts the sum of the two parties' polynomials.
+pub fn expand(ct: &Seeded, plain: Option<Plain>, own: Option<&[u64]>) -> NttCiphertext {
+    let r = ring();
+    let a = uniform_ntt_from_seed(ct.seed);
+    let [mut b0, mut b1] = ct.b.clone();
+    if let (Some(p), Some(x)) = (plain, own) {
+        let (m0, m1) = (r.modulus(0), r.modulus(1));
+        for ((y0, y1), &xj) in b0.iter_mut().zip(b1.iter_mut()).zip(x) {
+            if xj != 0 {
+                let [e0, e1] = p.encode_rns(xj);
+                *y0 = m0.add(*y0, e0);
+                *y1 = m1.add(*y1, e1);
+            }
+        }
+    }
+    r.plans[0].forward(&mut b0);
+    r.plans[1].forward(&mut b1);
+    NttCiphertext { b: [b0, b1], a }
+}
+
+/// The transform form mod p0 and p1 of a polynomial with signed coefficients (the rest zero),
+/// written into `out` (2N words: p0's residues, then p1's).
+pub fn encode_plain(coeffs: &[i64], out: &mut [u64]) {
+    assert!(coeffs.len() <= N && out.len() == 2 * N, "plaintext size");
+    let r = ring();
+    for (i, dst) in out.chunks_exact_mut(N).enumerate() {
+        let pl = &r.plans[i];
+        for (d, &c) in dst
+            .iter_mut()
+            .zip(coeffs.iter().chain(std::iter::repeat(&0)))
+        {
+            *d = pl.m.from_i64(c);
+        }
+        pl.forward(dst);
+    }
+}
+
+/// Terms a u128 accumulator takes before it folds (products < 2^110).
+const FOLD_EVERY: u32 = 1 << 17;
+
+/// Σ ct ⊙ w, unreduced.
+pub struct Accumulator {
+    b: [Vec<u128>; 2],
+    a: [Vec<u128>; 2],
+    since_fold: u32,
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Accumulator {
+    pub fn new() -> Accumulator {
+        Accumulator {
+            b: [vec![0; N], vec![0; N]],
+            a: [vec![0; N], vec![0; N]],
+            since_fold: 0,
+        }
+    }
+
+    /// Add ct ⊙ w for a plaintext `w` from [`encode_plain`] (2N words).
+    #[inline]
+    pub fn mac(&mut self, ct: &NttCiphertext, w: &[u64]) {
+        debug_assert_eq!(w.len(), 2 * N);
+        for (i, wi) in w.chunks_exact(N).enumerate() {
+            for ((acc, &x), &y) in self.b[i].iter_mut().zip(&ct.b[i]).zip(wi) {
+                *acc += x as u128 * y as u128;
+            }
+            for ((acc, &x), &y) in self.a[i].iter_mut().zip(&ct.a[i]).zip(wi) {
+                *acc += x as u128 * y as u128;
+            }
+        }
+        self.since_fold += 1;
+        if self.since_fold == FOLD_EVERY {
+            let r = ring();
+            for i in 0..2 {
+                let m = r.modulus(i);
+                for v in self.b[i].iter_mut().chain(self.a[i].iter_mut()) {
+                    *v = m.reduce_u128(*v) as u128;
+                }
+            }
+            self.since_fold = 0;
+        }
+    }
+
+    /// The accumulated ciphertext, reduced.
+    pub fn finish(self) -> NttCiphertext {
+        let r = ring();
+        let red = |v: [Vec<u128>; 2]| {
+            let [v0, v1] = v;
+            [
+                v0.into_iter()
+                    .map(|x| r.modulus(0).reduce_u128(x))
+                    .collect(),
+                v1.into_iter()
+                    .map(|x| r.modulus(1).reduce_u128(x))
+                    .collect(),
+            ]
+        };
+        NttCiphertext {
+            b: red(self.b),
+            a: red(self.a),
+        }
+    }
+}
+
+/// What the evaluator returns: a switched to 2^k (N values of k bits) and the returned
+/// coefficients of b (b_bits each, the low k − b_bits bits dropped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwitchedCiphertext {
+    pub k: u32,
+    pub b_bits: u32,
+    pub a: Vec<u64>,
+    pub b: Vec<u64>,
+}
+
+/// The switch q → 2^k of one coefficient given by its residues (see the module docs, step 3).
+struct Switch {
+    k: u32,
+    /// ⌊2^(64+k)/p0⌉ (< 2^64 because k ≤ 54 < log₂ p0).
+    c: u64,
+    p1_inv_mod_p0: u64,
+    p1_inv_sh: u64,
+}
+
+impl Switch {
+    fn new(k: u32) -> Switch {
+        assert!(k <= super::noise::MAX_SWITCH_BITS);
+        Switch {
+            k,
+            c: (((1u128 << (64 + k)) + P0 as u128 / 2) / P0 as u128) as u64,
+            p1_inv_mod_p0: ring().p1_inv_mod_p0,
+            p1_inv_sh: shoup(ring().p1_inv_mod_p0, P0),
+        }
+    }
+
+    #[inline]
+    fn apply(&self, x0: u64, x1: u64) -> u64 {
+        let m0 = ring().modulus(0);
+        // y = ⌊x/p1⌉ mod p0 = (x0 + h − ((x1 + h) mod p1))·p1^(−1) mod p0, h = ⌊p1/2⌋.
+        let h = P1 / 2;
+        let v = x1 + h;
+        let v = v.min(v.wrapping_sub(P1));
+        let y = mul_shoup(
+            m0.sub(m0.add(x0, h), v),
+            self.p1_inv_mod_p0,
+            self.p1_inv_sh,
+            P0,
+        );
+        let z = ((y as u128 * self.c as u128 + (1u128 << 63)) >> 64) as u64;
+        z & ((1u64 << self.k) - 1)
+    }
+}
+
+/// Re-randomise, flood, switch, mask and compress a result ciphertext for return. `positions`
+/// are the returned coefficients, `masks` the evaluator's output shares R_j (mod 2^ℓ) for them.
+pub fn finalize<R: RngCore + ?Sized>(
+    ct: NttCiphertext,
+    pk: &PublicKeyNtt,
+    plain: Plain,
+    out: &OutputParams,
+    positions: &[usize],
+    masks: &[u64],
+    rng: &mut R,
+) -> Result<SwitchedCiphertext, NetError> {
+    if positions.len() != masks.len() || positions.iter().any(|&j| j >= N) {
+        return Err(NetError::InvalidArgument(
+            "returned positions and masks do not match".into(),
+        ));
+    }
+    let r = ring();
+    let NttCiphertext { mut b, mut a } = ct;
+    // 1. + Enc_pk(0).
+    let u = ternary(rng, N);
+    for i in 0..2 {
+        let pl = &r.plans[i];
+        let m = &pl.m;
+        let mut un: Vec<u64> = u.iter().map(|&x| m.from_i64(x)).collect();
+        pl.forward(&mut un);
+        pk.b[i].mul_add_into(&mut b[i], &un, m.p);
+        pk.a[i].mul_add_into(&mut a[i], &un, m.p);
+        pl.inverse(&mut b[i]);
+        pl.inverse(&mut a[i]);
+    }
+    let e1 = cbd(rng, N);
+    let e2 = cbd(rng, N);
+    debug_assert!(e1.iter().all(|e| e.unsigned_abs() <= ETA as u64));
+    let sw = Switch::new(out.k);
+    // 3. (a) switch a.
+    let (m0, m1) = (r.modulus(0), r.modulus(1));
+    let a_sw: Vec<u64> = (0..N)
+        .map(|j| {
+            sw.apply(
+                m0.add(a[0][j], m0.from_i64(e2[j])),
+                m1.add(a[1][j], m1.from_i64(e2[j])),
+            )
+        })
+        .collect();
+    // 2–4. b at the returned positions: + e₁ + flood, switch, − R·2^(k−ℓ), drop low bits.
+    let kmask = (1u64 << out.k) - 1;
+    let shift = out.k - plain.bits;
+    let drop = out.k - out.b_bits;
+    let b_sw: Vec<u64> = positions
+        .iter()
+        .zip(masks)
+        .map(|(&j, &rj)| {
+            let noise = flood(rng, out.flood) + e1[j] as i128;
+            let x0 = m0.add(b[0][j], m0.from_i128(noise));
+            let x1 = m1.add(b[1][j], m1.from_i128(noise));
+            let v = sw.apply(x0, x1).wrapping_sub((rj & plain.mask()) << shift) & kmask;
+            if drop == 0 {
+                v
+            } else {
+                ((v + (1u64 << (drop - 1))) >> drop) & ((1u64 << out.b_bits) - 1)
+            }
+        })
+        .collect();
+    Ok(SwitchedCiphertext {
+        k: out.k,
+        b_bits: out.b_bits,
+        a: a_sw,
+        b: b_sw,
+    })
+}
