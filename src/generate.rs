@@ -5,6 +5,7 @@ use anyhow::{bail, Context};
 use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, Plan, Tokenizer};
+use ciphergpt_runtime::exec::Prepared;
 use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
 use ciphergpt_runtime::session::{self, ProgramCost, SessionReport, OP_CLASSES};
 use clap::Args;
@@ -111,6 +112,13 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let wpath = a.weights.unwrap_or_else(|| a.plan.join("weights.cgw"));
     let weights = plan::file::read_weights(&wpath, &plan)?;
+    let t0 = std::time::Instant::now();
+    let prepared = Prepared::new(&plan, Some(&weights))?;
+    eprintln!(
+        "encoded the weights for RLWE products in {:.1} s ({:.0} MB)",
+        t0.elapsed().as_secs_f64(),
+        prepared.encoded_bytes() as f64 / 1e6
+    );
     let l = tcp::Listener::bind(&a.listen)?;
     eprintln!(
         "serving {} ({}) on {}",
@@ -132,7 +140,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         served += 1;
         let peer = chans[0].peer_addr();
         let t0 = std::time::Instant::now();
-        match session::serve(&mut chans[0], &plan, &weights) {
+        match session::serve(&mut chans[0], &plan, &prepared) {
             Ok(r) => {
                 let sent: u64 = r.programs.iter().map(|p| p.total.bytes_sent).sum();
                 let recv: u64 = r.programs.iter().map(|p| p.total.bytes_received).sum();
@@ -185,6 +193,7 @@ fn client(
     echo_prompt: Option<&str>,
 ) -> anyhow::Result<(Vec<usize>, SessionReport)> {
     let cfg = SessionConfig::new(Role::Client, hash_of(plan)?).with_timeout(wait);
+    let prepared = Prepared::new(plan, None)?;
     let mut ch = tcp::connect(connect, &cfg)?.remove(0);
     let total = new;
     let mut n = 0usize;
@@ -195,33 +204,41 @@ fn client(
     } else {
         None
     };
-    let (tokens, report) = session::generate(&mut ch, plan, prompt, new, progress, |tok, cost| {
-        n += 1;
-        if stream {
-            if cost.program == "prefill" {
-                eprintln!(
-                    "\r\x1b[K[prefill of {} tokens: {:.1} s, {:.1} MB]",
-                    cost.tokens,
-                    cost.total.seconds,
-                    (cost.total.bytes_sent + cost.total.bytes_received) as f64 / 1e6
-                );
-                if let Some(p) = echo_prompt {
-                    print!("{p}");
+    let (tokens, report) = session::generate(
+        &mut ch,
+        plan,
+        &prepared,
+        prompt,
+        new,
+        progress,
+        |tok, cost| {
+            n += 1;
+            if stream {
+                if cost.program == "prefill" {
+                    eprintln!(
+                        "\r\x1b[K[prefill of {} tokens: {:.1} s, {:.1} MB]",
+                        cost.tokens,
+                        cost.total.seconds,
+                        (cost.total.bytes_sent + cost.total.bytes_received) as f64 / 1e6
+                    );
+                    if let Some(p) = echo_prompt {
+                        print!("{p}");
+                    }
                 }
+                // The text goes to stdout as it arrives; progress and the report to stderr.
+                if let Some(text) = detokenize(plan, &[tok]) {
+                    print!("{text}");
+                } else {
+                    print!("{tok} ");
+                }
+                if n == total {
+                    println!();
+                }
+                let _ = std::io::stdout().flush();
             }
-            // The text goes to stdout as it arrives; progress and the report to stderr.
-            if let Some(text) = detokenize(plan, &[tok]) {
-                print!("{text}");
-            } else {
-                print!("{tok} ");
-            }
-            if n == total {
-                println!();
-            }
-            let _ = std::io::stdout().flush();
-        }
-        true
-    })?;
+            true
+        },
+    )?;
     Ok((tokens, report))
 }
 
@@ -361,33 +378,22 @@ fn human(b: f64) -> String {
     }
 }
 
-/// Compile the bundled trained model into a cache directory (once), start the server on a
+/// Compile the bundled trained model into a temporary directory, start the server on a
 /// loopback port in a thread, and generate from the prompt as the client.
 pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     threads(a.threads)?;
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-trained.torchscript.onnx");
-    let bytes =
-        std::fs::read(&model).with_context(|| format!("{}: cannot read", model.display()))?;
-    let key = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        bytes.hash(&mut h);
-        env!("CARGO_PKG_VERSION").hash(&mut h);
-        h.finish()
-    };
-    let dir = std::env::temp_dir().join(format!("ciphergpt-demo-{key:016x}"));
-    if !dir.join("plan.cgp").exists() || !dir.join("weights.cgw").exists() {
-        eprintln!("compiling {} into {}", model.display(), dir.display());
-        let graph = model::load(&ModelSpec {
-            path: model.clone(),
-            ..Default::default()
-        })?;
-        let c = fixed::compile(&graph, &fixed::Options::default())?;
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
-        plan::file::write_plan(&c.plan, &dir.join("plan.cgp"))?;
-        plan::file::write_weights(&c.weights, &dir.join("weights.cgw"))?;
-    }
+    // Compiled afresh each time (a few seconds), so the plan always matches this build.
+    let dir = std::env::temp_dir().join(format!("ciphergpt-demo-{}", std::process::id()));
+    eprintln!("compiling {} into {}", model.display(), dir.display());
+    let graph = model::load(&ModelSpec {
+        path: model.clone(),
+        ..Default::default()
+    })?;
+    let c = fixed::compile(&graph, &fixed::Options::default())?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    plan::file::write_plan(&c.plan, &dir.join("plan.cgp"))?;
+    plan::file::write_weights(&c.weights, &dir.join("weights.cgw"))?;
     let plan = plan::file::read_plan(&dir.join("plan.cgp"))?;
     let weights = plan::file::read_weights(&dir.join("weights.cgw"), &plan)?;
     let l = tcp::Listener::bind("127.0.0.1:0")?;
@@ -396,8 +402,9 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let scfg = SessionConfig::new(Role::Server, hash_of(&plan)?).with_timeout(wait);
     let splan = plan.clone();
     let server = std::thread::spawn(move || -> anyhow::Result<SessionReport> {
+        let prepared = Prepared::new(&splan, Some(&weights))?;
         let mut ch = l.accept(&scfg)?.remove(0);
-        Ok(session::serve(&mut ch, &splan, &weights)?)
+        Ok(session::serve(&mut ch, &splan, &prepared)?)
     });
     eprintln!(
         "server and client on {addr}; prompt {:?}, {} new tokens",
@@ -416,7 +423,9 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let server_report = server
         .join()
         .map_err(|_| anyhow::anyhow!("the server thread panicked"))?;
-    let (tokens, report) = result?;
+    let _ = std::fs::remove_dir_all(&dir);
+    // The server's error first: the client's is then only its consequence.
     server_report.context("the server side failed")?;
+    let (tokens, report) = result?;
     output(&plan, &tokens, &report, false, None)
 }

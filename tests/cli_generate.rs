@@ -28,8 +28,18 @@ fn compile(dir: &Path) {
     );
 }
 
+/// Kills the server when a test ends, whether it passed or panicked.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start `serve` on a free port; returns the process and its address (from its first line).
-fn serve(dir: &Path, sessions: usize) -> (Child, String, BufReader<std::process::ChildStderr>) {
+fn serve(dir: &Path, sessions: usize) -> (Reap, String, BufReader<std::process::ChildStderr>) {
     let mut child = exe()
         .args(["serve", "--plan"])
         .arg(dir)
@@ -44,11 +54,14 @@ fn serve(dir: &Path, sessions: usize) -> (Child, String, BufReader<std::process:
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
-    let addr = first.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(first.starts_with("serving"), "{first}");
-    (child, addr, err)
+    // "encoded the weights …", then "serving … on ADDR".
+    let mut line = String::new();
+    while !line.starts_with("serving") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve exited early");
+    }
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    (Reap(child), addr, err)
 }
 
 fn generate(dir: &Path, addr: &str, prompt: &str, new: usize) -> Output {
@@ -81,7 +94,7 @@ fn secure_generation_equals_the_simulator_and_the_server_survives_a_vanished_cli
     compile(&dir);
     let (mut server, addr, err) = serve(&dir, 2);
 
-    // A client that vanishes during the prefill.
+    // A client that vanishes mid-session (100 tokens take far longer than the wait).
     let mut quitter = exe()
         .args(["generate", "--plan"])
         .arg(&dir)
@@ -130,7 +143,7 @@ fn secure_generation_equals_the_simulator_and_the_server_survives_a_vanished_cli
         assert!(matmul["bytes_received"].as_u64().unwrap() > 0);
     }
 
-    let status = server.wait().unwrap();
+    let status = server.0.wait().unwrap();
     let log: Vec<String> = err.lines().map_while(Result::ok).collect();
     assert!(status.success(), "{log:?}");
     assert!(

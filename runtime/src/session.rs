@@ -6,11 +6,12 @@
 
 use std::time::Instant;
 
-use ciphergpt_compiler::plan::{Plan, WeightsFile};
+use ciphergpt_compiler::plan::Plan;
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::rlwe::HeSession;
 use crate::crypto::{OtPair, Prg};
-use crate::exec::{ExecError, Executor, InstructionCost, Progress};
+use crate::exec::{ExecError, Executor, InstructionCost, Prepared, Progress};
 use crate::net::{scoped, Channel, NetError, Role};
 
 /// The op classes of the report, in CipherGPT's Table V order.
@@ -141,19 +142,23 @@ fn program_cost(
     }
 }
 
-/// OT extension in both directions, with its cost.
-fn setup<C: Channel + ?Sized>(ch: &mut C, role: Role) -> Result<(OtPair, CostLine), NetError> {
+/// OT extension in both directions and the client's RLWE public key, with their cost.
+fn setup<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+) -> Result<(OtPair, HeSession, CostLine), NetError> {
     let t0 = Instant::now();
     let before = ch.stats().total;
     let mut rng = Prg::from_entropy();
     let ot = scoped(ch, "setup", |ch| OtPair::setup(ch, role, &mut rng))?;
+    let he = scoped(ch, "setup", |ch| HeSession::setup(ch, role))?;
     let now = ch.stats().total;
     let c = crate::net::Counters {
         bytes_sent: now.bytes_sent - before.bytes_sent,
         bytes_received: now.bytes_received - before.bytes_received,
         rounds: now.rounds - before.rounds,
     };
-    Ok((ot, line("setup", t0.elapsed().as_secs_f64(), &c)))
+    Ok((ot, he, line("setup", t0.elapsed().as_secs_f64(), &c)))
 }
 
 /// Errors of a session: the network or an instruction.
@@ -168,12 +173,13 @@ pub enum SessionError {
 /// The client's request, sent in the clear (the server learns the shapes anyway).
 const REQUEST_BYTES: usize = 8;
 
-/// The server's side of one session: answer the client's request with `plan` and `weights`.
+/// The server's side of one session: answer the client's request with `plan` and the weights
+/// `prepared` once for it.
 /// Returns the server's report.
 pub fn serve<C: Channel + ?Sized>(
     ch: &mut C,
     plan: &Plan,
-    weights: &WeightsFile,
+    prepared: &Prepared,
 ) -> Result<SessionReport, SessionError> {
     let role = Role::Server;
     let mut report = SessionReport {
@@ -181,7 +187,7 @@ pub fn serve<C: Channel + ?Sized>(
         threads: rayon::current_num_threads(),
         ..Default::default()
     };
-    let (mut ot, setup) = setup(ch, role)?;
+    let (mut ot, he, setup) = setup(ch, role)?;
     report.setup = setup;
     let req = ch.recv_vec(REQUEST_BYTES)?;
     let t = u32::from_le_bytes(req[0..4].try_into().unwrap_or_default()) as usize;
@@ -193,8 +199,8 @@ pub fn serve<C: Channel + ?Sized>(
         ))
         .into());
     }
-    let mut ex = Executor::new(plan, role, Some(weights))?;
-    ex.prefill(&mut ot, ch, t, None)?;
+    let mut ex = Executor::new(plan, role, prepared)?;
+    ex.prefill(&mut ot, &he, ch, t, None)?;
     report
         .programs
         .push(program_cost("prefill".into(), t, ex.positions, &ex.costs));
@@ -203,7 +209,7 @@ pub fn serve<C: Channel + ?Sized>(
         if go[0] == 0 {
             break;
         }
-        ex.decode(&mut ot, ch, None)?;
+        ex.decode(&mut ot, &he, ch, None)?;
         report.programs.push(program_cost(
             format!("decode {step}"),
             1,
@@ -218,9 +224,11 @@ pub fn serve<C: Channel + ?Sized>(
 /// `prefill_progress` before each prefill instruction and `on_token` with each token as it
 /// arrives (return `false` to stop early). Returns the generated
 /// tokens and the client's report.
+#[allow(clippy::too_many_arguments)]
 pub fn generate<C: Channel + ?Sized>(
     ch: &mut C,
     plan: &Plan,
+    prepared: &Prepared,
     tokens: &[i64],
     new_tokens: usize,
     prefill_progress: Option<Progress>,
@@ -240,17 +248,17 @@ pub fn generate<C: Channel + ?Sized>(
         threads: rayon::current_num_threads(),
         ..Default::default()
     };
-    let (mut ot, setup) = setup(ch, role)?;
+    let (mut ot, he, setup) = setup(ch, role)?;
     report.setup = setup;
     let mut req = Vec::with_capacity(REQUEST_BYTES);
     req.extend((tokens.len() as u32).to_le_bytes());
     req.extend((new_tokens as u32).to_le_bytes());
     ch.send(&req)?;
     ch.flush()?;
-    let mut ex = Executor::new(plan, role, None)?;
+    let mut ex = Executor::new(plan, role, prepared)?;
     ex.progress = prefill_progress;
     let first = ex
-        .prefill(&mut ot, ch, tokens.len(), Some(tokens))?
+        .prefill(&mut ot, &he, ch, tokens.len(), Some(tokens))?
         .ok_or_else(|| NetError::Malformed("prefill sampled no token".into()))?;
     report.programs.push(program_cost(
         "prefill".into(),
@@ -272,7 +280,7 @@ pub fn generate<C: Channel + ?Sized>(
         }
         let last = *out.last().unwrap_or(&first) as i64;
         let tok = ex
-            .decode(&mut ot, ch, Some(last))?
+            .decode(&mut ot, &he, ch, Some(last))?
             .ok_or_else(|| NetError::Malformed("decode sampled no token".into()))?;
         report.programs.push(program_cost(
             format!("decode {step}"),

@@ -7,7 +7,8 @@ mod common;
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{instruction::Op, Plan, WeightsFile};
-use ciphergpt_runtime::exec::Executor;
+use ciphergpt_runtime::crypto::rlwe::HeSession;
+use ciphergpt_runtime::exec::{Executor, Prepared};
 use ciphergpt_runtime::protocols::shares::Ring;
 use common::*;
 use std::sync::Arc;
@@ -55,31 +56,35 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
     let (ps, pc) = (plan.clone(), plan.clone());
     let t = prompt.len();
     let server = move |p: &mut Party| {
-        let mut ex = Executor::new(&ps, p.role, Some(&weights)).unwrap();
+        let prepared = Prepared::new(&ps, Some(&weights)).unwrap();
+        let he = HeSession::setup(&mut p.ch, p.role).unwrap();
+        let mut ex = Executor::new(&ps, p.role, &prepared).unwrap();
         ex.keep_registers = true;
         let mut shares = Vec::new();
-        let r = ex.prefill(&mut p.ot, &mut p.ch, t, None).unwrap();
+        let r = ex.prefill(&mut p.ot, &he, &mut p.ch, t, None).unwrap();
         assert_eq!(r, None, "the server learned the token");
         shares.push(ex.registers[&logits].clone());
         for _ in 0..steps {
-            assert_eq!(ex.decode(&mut p.ot, &mut p.ch, None).unwrap(), None);
+            assert_eq!(ex.decode(&mut p.ot, &he, &mut p.ch, None).unwrap(), None);
             shares.push(ex.registers[&logits].clone());
         }
         shares
     };
     let client = move |p: &mut Party| {
-        let mut ex = Executor::new(&pc, p.role, None).unwrap();
+        let prepared = Prepared::new(&pc, None).unwrap();
+        let he = HeSession::setup(&mut p.ch, p.role).unwrap();
+        let mut ex = Executor::new(&pc, p.role, &prepared).unwrap();
         ex.keep_registers = true;
         let mut shares = Vec::new();
         let mut tokens = vec![ex
-            .prefill(&mut p.ot, &mut p.ch, t, Some(&prompt))
+            .prefill(&mut p.ot, &he, &mut p.ch, t, Some(&prompt))
             .unwrap()
             .unwrap()];
         shares.push(ex.registers[&logits].clone());
         for _ in 0..steps {
             let last = *tokens.last().unwrap() as i64;
             tokens.push(
-                ex.decode(&mut p.ot, &mut p.ch, Some(last))
+                ex.decode(&mut p.ot, &he, &mut p.ch, Some(last))
                     .unwrap()
                     .unwrap(),
             );

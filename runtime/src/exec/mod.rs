@@ -6,9 +6,10 @@
 //! (`ciphergpt_compiler::fixed::simulate`) is its oracle: the reconstructed registers and the
 //! sampled token equal the simulator's.
 //!
-//! Linear algebra uses the OT products of [`protocols::matmul`] and the token embedding the
-//! lookup of [`protocols::lut`] with the server's table (vocabularies up to 256 entries); RLWE
-//! packing for GPT-2-sized layers is issue 6's.
+//! Weight products (`Linear`, `Logits`) and the token embedding (a one-hot row of the client's
+//! token times the server's table) run under RLWE ([`protocols::linear`], weights pre-encoded once
+//! in a [`Prepared`] model); attention's products of two shared matrices use the OT products of
+//! [`protocols::matmul`].
 //!
 //! **What each party learns.** The server learns the number of tokens of each program (the
 //! shapes); the client learns the sampled token. Everything else is shares produced by the
@@ -22,9 +23,11 @@ use ciphergpt_compiler::fixed::convert;
 use ciphergpt_compiler::plan::{instruction::Op, Instruction, Plan, Program, WeightsFile};
 
 use crate::crypto::iknp::OtPair;
+use crate::crypto::rlwe::HeSession;
 use crate::net::{scoped, Channel, Counters, NetError, Role};
+use crate::protocols::linear::{self, EncodedWeights, Packing};
 use crate::protocols::shares::Ring;
-use crate::protocols::{argmax, gelu, layernorm, lut, matmul, softmax, trunc};
+use crate::protocols::{argmax, gelu, layernorm, matmul, softmax, trunc};
 
 /// An error of a two-party run, naming the plan instruction where it happened.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,79 @@ fn truncate<C: Channel + ?Sized>(
     r
 }
 
+/// What a party prepares from the plan once, before any session: the packing of every weight
+/// product (both parties, from public shapes and weight widths) and, at the server, the weights
+/// pre-encoded for it and the signed weights.
+pub struct Prepared {
+    /// Per weight id used as a product's right operand.
+    packing: HashMap<u32, Packing>,
+    /// The server's pre-encoded weights, per weight id.
+    encoded: HashMap<u32, EncodedWeights>,
+    /// The server's weights as signed integers (empty at the client).
+    signed: Vec<Vec<i64>>,
+}
+
+impl Prepared {
+    /// Packings for `plan`'s weight products and, when `weights` is given (the server), their
+    /// encodings. The token table's product is the one-hot row of a token times the table.
+    pub fn new(plan: &Plan, weights: Option<&WeightsFile>) -> Result<Prepared, NetError> {
+        let ring = Ring::new(plan.ring_bits)?;
+        let signed: Vec<Vec<i64>> = match weights {
+            Some(w) => {
+                if w.tensors.len() != plan.weights.len() {
+                    return Err(NetError::InvalidArgument(format!(
+                        "the weights file has {} tensors, the plan {}",
+                        w.tensors.len(),
+                        plan.weights.len()
+                    )));
+                }
+                w.tensors.iter().map(|t| t.values()).collect()
+            }
+            None => Vec::new(),
+        };
+        let mut packing = HashMap::new();
+        let mut encoded = HashMap::new();
+        let programs = plan.prefill.iter().chain(plan.decode.iter());
+        for ins in programs.flat_map(|p| p.instructions.iter()) {
+            let id = match &ins.op {
+                Some(Op::Linear(l)) | Some(Op::Logits(l)) => l.weight,
+                Some(Op::Embed(e)) => e.token_table,
+                _ => continue,
+            };
+            if packing.contains_key(&id) {
+                continue;
+            }
+            let info = plan.weights.get(id as usize).ok_or_else(|| {
+                NetError::InvalidArgument(format!("instruction '{}': no weight {id}", ins.name))
+            })?;
+            let (k, n) = match info.shape.as_slice() {
+                [k, n] => (*k as usize, *n as usize),
+                other => {
+                    return Err(NetError::InvalidArgument(format!(
+                        "weight '{}' has shape {other:?}, not a matrix",
+                        info.name
+                    )))
+                }
+            };
+            let p = Packing::new(ring, k, n, info.bits.max(1), 1)?;
+            if let Some(w) = signed.get(id as usize) {
+                encoded.insert(id, EncodedWeights::new(&p, w)?);
+            }
+            packing.insert(id, p);
+        }
+        Ok(Prepared {
+            packing,
+            encoded,
+            signed,
+        })
+    }
+
+    /// Bytes of pre-encoded weights held.
+    pub fn encoded_bytes(&self) -> usize {
+        self.encoded.values().map(|e| e.bytes()).sum()
+    }
+}
+
 /// A progress callback: (instruction index, instruction count, instruction name).
 pub type Progress = Box<dyn FnMut(usize, usize, &str)>;
 
@@ -85,6 +161,7 @@ pub struct Executor<'p> {
     plan: &'p Plan,
     role: Role,
     ring: Ring,
+    prepared: &'p Prepared,
     /// The server's weights over the ring (empty at the client).
     weights: Vec<Vec<u64>>,
     cache: HashMap<u32, Vec<u64>>,
@@ -119,44 +196,24 @@ fn op_name(op: &Op) -> &'static str {
 }
 
 impl<'p> Executor<'p> {
-    /// A session for `role`; the server passes the weights file (checked against the plan's
-    /// weight list), the client `None`.
-    pub fn new(
-        plan: &'p Plan,
-        role: Role,
-        weights: Option<&WeightsFile>,
-    ) -> Result<Self, NetError> {
+    /// A session for `role` over a [`Prepared`] plan (the server's holds the weights).
+    pub fn new(plan: &'p Plan, role: Role, prepared: &'p Prepared) -> Result<Self, NetError> {
         let ring = Ring::new(plan.ring_bits)?;
-        let weights = match (role, weights) {
-            (Role::Server, Some(w)) => {
-                if w.tensors.len() != plan.weights.len() {
-                    return Err(NetError::InvalidArgument(format!(
-                        "the weights file has {} tensors, the plan {}",
-                        w.tensors.len(),
-                        plan.weights.len()
-                    )));
-                }
-                w.tensors
-                    .iter()
-                    .map(|t| {
-                        t.values()
-                            .into_iter()
-                            .map(|v| ring.from_signed(v))
-                            .collect()
-                    })
-                    .collect()
-            }
-            (Role::Server, None) => {
-                return Err(NetError::InvalidArgument(
-                    "the server needs the weights file".into(),
-                ))
-            }
-            (Role::Client, _) => Vec::new(),
-        };
+        if role == Role::Server && prepared.signed.len() != plan.weights.len() {
+            return Err(NetError::InvalidArgument(
+                "the server needs the weights file".into(),
+            ));
+        }
+        let weights = prepared
+            .signed
+            .iter()
+            .map(|t| t.iter().map(|&v| ring.from_signed(v)).collect())
+            .collect();
         Ok(Executor {
             plan,
             role,
             ring,
+            prepared,
             weights,
             cache: HashMap::new(),
             positions: 0,
@@ -172,6 +229,7 @@ impl<'p> Executor<'p> {
     pub fn prefill<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
+        he: &HeSession,
         ch: &mut C,
         t: usize,
         tokens: Option<&[i64]>,
@@ -180,13 +238,14 @@ impl<'p> Executor<'p> {
             instruction: "prefill".into(),
             source: NetError::InvalidArgument("the plan has no prefill program".into()),
         })?;
-        self.run(ot, ch, p, t, tokens)
+        self.run(ot, he, ch, p, t, tokens)
     }
 
     /// Run one decode step on the last sampled token (known to the client only).
     pub fn decode<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
+        he: &HeSession,
         ch: &mut C,
         token: Option<i64>,
     ) -> Result<Option<usize>, ExecError> {
@@ -195,12 +254,13 @@ impl<'p> Executor<'p> {
             source: NetError::InvalidArgument("the plan has no decode program".into()),
         })?;
         let tokens = token.map(|t| vec![t]);
-        self.run(ot, ch, p, 1, tokens.as_deref())
+        self.run(ot, he, ch, p, 1, tokens.as_deref())
     }
 
     fn run<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
+        he: &HeSession,
         ch: &mut C,
         program: &Program,
         t: usize,
@@ -241,7 +301,17 @@ impl<'p> Executor<'p> {
             let tbefore = ch.stats().scope_inclusive(&tscope);
             let mut trunc_seconds = 0.0;
             let r = scoped(ch, &ins.name, |ch| {
-                self.step(ot, ch, &mut regs, ins, op, t, tokens, &mut trunc_seconds)
+                self.step(
+                    ot,
+                    he,
+                    ch,
+                    &mut regs,
+                    ins,
+                    op,
+                    t,
+                    tokens,
+                    &mut trunc_seconds,
+                )
             });
             let out = r.map_err(|source| ExecError {
                 instruction: ins.name.clone(),
@@ -266,11 +336,56 @@ impl<'p> Executor<'p> {
         Ok(next)
     }
 
+    /// Shares of x·W + b under RLWE for the weight `w` ([K × N]) and optional bias `b` (ids in
+    /// the plan), x of `rows` rows.
+    fn product<C: Channel + ?Sized>(
+        &self,
+        he: &HeSession,
+        ch: &mut C,
+        w: u32,
+        x: &[u64],
+        rows: usize,
+        b: Option<u32>,
+    ) -> Result<Vec<u64>, NetError> {
+        let p = self.prepared.packing.get(&w).ok_or_else(|| {
+            NetError::InvalidArgument(format!("weight {w} was not prepared for a product"))
+        })?;
+        let server = match self.role {
+            Role::Server => {
+                let enc = self.prepared.encoded.get(&w).ok_or_else(|| {
+                    NetError::InvalidArgument(format!("weight {w} is not encoded"))
+                })?;
+                let bias = match b {
+                    Some(b) => self
+                        .prepared
+                        .signed
+                        .get(b as usize)
+                        .cloned()
+                        .unwrap_or_default(),
+                    None => vec![0; p.n],
+                };
+                Some((enc, bias))
+            }
+            Role::Client => None,
+        };
+        linear::linear(
+            he,
+            ch,
+            self.role,
+            self.ring,
+            p,
+            x,
+            rows,
+            server.as_ref().map(|(e, b)| (*e, &b[..])),
+        )
+    }
+
     /// Execute one instruction; returns the sampled token (client, `Argmax`).
     #[allow(clippy::too_many_arguments)]
     fn step<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
+        he: &HeSession,
         ch: &mut C,
         regs: &mut HashMap<u32, Vec<u64>>,
         ins: &Instruction,
@@ -306,68 +421,37 @@ impl<'p> Executor<'p> {
             Op::Embed(e) => {
                 let c = cols(out0);
                 let vocab = plan.model.as_ref().map_or(0, |m| m.vocab as usize);
-                if !vocab.is_power_of_two() || vocab > lut::MAX_ENTRIES {
-                    return Err(NetError::InvalidArgument(format!(
-                        "the embedding by lookup takes vocabularies of a power of two up to {} \
-                         entries (this model has {vocab}); larger ones need the RLWE lookup",
-                        lut::MAX_ENTRIES
-                    )));
-                }
-                // Column j of the token table as a lookup table (read at the server only).
-                let tables: Vec<Vec<u64>> = match weight(e.token_table) {
-                    Some(te) if server => (0..c)
-                        .map(|j| (0..vocab).map(|v| te[v * c + j]).collect())
-                        .collect(),
-                    _ => vec![vec![0; vocab]; c],
-                };
-                let refs: Vec<&[u64]> = tables.iter().map(|v| &v[..]).collect();
-                let index: Vec<u64> = match tokens {
-                    Some(tk) if !server => tk
-                        .iter()
-                        .map(|&x| {
-                            if x < 0 || x as usize >= vocab {
-                                Err(NetError::InvalidArgument(format!(
-                                    "token id {x} outside the vocabulary of {vocab}"
-                                )))
-                            } else {
-                                Ok(x as u64)
-                            }
-                        })
-                        .collect::<Result<_, _>>()?,
-                    _ => vec![0; t],
-                };
-                let got = lut::lut(ot, ch, role, ring, &refs, &index)?;
-                let pe = weight(e.position_table);
-                let mut out = vec![0u64; t * c];
-                for r in 0..t {
-                    for j in 0..c {
-                        let mut v = got[j][r];
-                        if let Some(pe) = pe {
-                            v = ring.add(v, pe[(past + r) * c + j]);
+                // The client's share is the one-hot rows of its tokens, the server's zero; their
+                // product with the token table is the table's rows (RLWE, `linear`).
+                let mut onehot = vec![0u64; t * vocab];
+                if let Some(tk) = tokens.filter(|_| !server) {
+                    for (r, &x) in tk.iter().enumerate() {
+                        if x < 0 || x as usize >= vocab {
+                            return Err(NetError::InvalidArgument(format!(
+                                "token id {x} outside the vocabulary of {vocab}"
+                            )));
                         }
-                        out[r * c + j] = v;
+                        onehot[r * vocab + x as usize] = 1;
                     }
                 }
-                regs.insert(out0, out);
+                let mut x = self.product(he, ch, e.token_table, &onehot, t, None)?;
+                if let Some(pe) = weight(e.position_table) {
+                    for (r, row) in x.chunks_mut(c).enumerate() {
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = ring.add(*v, pe[(past + r) * c + j]);
+                        }
+                    }
+                }
+                regs.insert(out0, x);
             }
             Op::Linear(l) | Op::Logits(l) => {
                 let x = input(regs, 0)?;
                 let k = cols(ins.inputs[0]);
-                let n = cols(out0);
                 let (x, rows) = match op {
                     Op::Logits(_) => (x[(t - 1) * k..t * k].to_vec(), 1),
                     _ => (x, t),
                 };
-                let w = weight(l.weight);
-                let mut y =
-                    matmul::matmul_private(ot, ch, role, ring, &x, (rows, k, n), w, Role::Server)?;
-                if let Some(b) = l.bias.and_then(weight) {
-                    for row in y.chunks_mut(n) {
-                        for (v, &bv) in row.iter_mut().zip(b) {
-                            *v = ring.add(*v, bv);
-                        }
-                    }
-                }
+                let y = self.product(he, ch, l.weight, &x, rows, l.bias)?;
                 let y = truncate(ot, ch, role, ring, &tscope, trunc_secs, l.shift, &y)?;
                 regs.insert(out0, y);
             }
