@@ -257,11 +257,12 @@ fn exact_gpt2_decode_against_1_7_256_rows() {
 }
 
 /// The trained model's heads (4 of 32) in decode steps, at ℓ = 35 and 38, and over the whole
-/// ring (the protocol is exact mod 2^ℓ whatever the values).
+/// ring (the protocol is exact mod 2^ℓ whatever the values); its value cache takes 3 limbs from
+/// ℓ = 37 on.
 #[test]
 fn exact_trained_model_decode_in_several_rings() {
     for (bits, full_ring) in [(35u32, false), (38, false), (37, true)] {
-        check(
+        let (lk, lv) = check(
             &Case {
                 bits,
                 heads: 4,
@@ -272,15 +273,25 @@ fn exact_trained_model_decode_in_several_rings() {
             },
             false,
         );
+        assert_eq!((lk.n_i, lk.n_o, lk.limbs), (16, 256, 2));
+        assert_eq!(
+            (lv.n_i, lv.n_o, lv.limbs),
+            (128, 32, if bits >= 37 { 3 } else { 2 })
+        );
     }
 }
 
 /// Prefill (t = 5 rows against their own 5, causal), then decode steps, then a non-causal call,
-/// with a ragged head width and a small context so that several blocks are prepared.
+/// with a ragged head width and a small context so that several blocks are prepared; also in the
+/// widest ring, ℓ = 44, where the fresh operand takes 4 limbs.
 #[test]
 fn exact_prefill_then_decode() {
-    for (bits, heads, d, max_positions) in [(38u32, 4usize, 32usize, 64usize), (35, 3, 20, 300)] {
-        check(
+    for (bits, heads, d, max_positions) in [
+        (38u32, 4usize, 32usize, 64usize),
+        (35, 3, 20, 300),
+        (44, 2, 16, 40),
+    ] {
+        let (lk, lv) = check(
             &Case {
                 bits,
                 heads,
@@ -312,6 +323,9 @@ fn exact_prefill_then_decode() {
             },
             false,
         );
+        if bits == 44 {
+            assert!(lk.limbs >= 4 && lv.limbs >= 4, "{lk:?} {lv:?}");
+        }
     }
 }
 

@@ -49,8 +49,9 @@
 //! the blocks of n_o cache rows are the units of [`prepare`]. Values: W = V_h (I = positions,
 //! J = d), n_o = d, n_i = ⌊4096/d⌋ (64 rows per block for d = 64). L is chosen by the bytes of
 //! a decode step at P plus the offline bytes per cache row, among the limb counts whose 40-bit
-//! flooding fits (L = 2 at ℓ = 35 and 37, 3 at ℓ = 38: a 19-bit limb there needs a switch to
-//! 2^49, a 13-bit one to 2^47).
+//! flooding fits: for GPT-2's caches (12 × 64, P = 256) L = 2 at ℓ = 35 to 38 (19-bit limbs,
+//! flood ≈ 2^68, switch to 2^(ℓ+9) or 2^(ℓ+10)), 3 at ℓ = 40, 4 at ℓ = 44; the trained model's
+//! value cache (4 × 32) takes L = 3 from ℓ = 37 on, where a narrower limb saves a bit of k.
 //!
 //! **Cost** per call and direction (both parties send the same amounts), with O the output
 //! ciphertexts — Keys Σ_{h,r} ⌈n_r/n_o⌉, Values heads·t·⌈d/n_o⌉, n_r the positions row r uses —
@@ -93,7 +94,8 @@ use crate::crypto::rlwe::eval::{
     expand, finalize, Accumulator, NttCiphertext, PublicKeyNtt, SwitchedCiphertext,
 };
 use crate::crypto::rlwe::noise::{output_params, OutputParams};
-use crate::crypto::rlwe::{encode_plain, HeSession, Plain, SecretKey, Seeded, N as DEG};
+use crate::crypto::rlwe::params::ring as rlwe_ring;
+use crate::crypto::rlwe::{HeSession, Plain, SecretKey, Seeded, N as DEG};
 use crate::crypto::{Block, Prg};
 use crate::net::{Channel, NetError, Role};
 
@@ -228,6 +230,28 @@ pub struct AttnCost {
     pub bytes: usize,
 }
 
+/// The plaintext ring of a layout; `InvalidArgument` for empty or too large shapes.
+fn check_shape(
+    ring: Ring,
+    heads: usize,
+    d: usize,
+    max_positions: usize,
+) -> Result<Plain, NetError> {
+    let plain = Plain::new(ring.bits)?;
+    if heads == 0 || d == 0 || max_positions == 0 {
+        return Err(invalid(format!(
+            "empty shape: {heads} heads of {d}, {max_positions} positions"
+        )));
+    }
+    if heads.checked_mul(d).is_none_or(|c| c > MAX_WIDTH) || max_positions > MAX_POSITIONS {
+        return Err(invalid(format!(
+            "shape too large: {heads} heads of {d} (at most {MAX_WIDTH} columns), \
+             {max_positions} positions (at most {MAX_POSITIONS})"
+        )));
+    }
+    Ok(plain)
+}
+
 impl AttnLayout {
     /// The layout for a cache of `heads` heads of width `d` and at most `max_positions` rows at
     /// ℓ = `ring.bits`, with the limb count chosen by bytes (see the module docs).
@@ -240,6 +264,7 @@ impl AttnLayout {
         d: usize,
         max_positions: usize,
     ) -> Result<AttnLayout, NetError> {
+        check_shape(ring, heads, d, max_positions)?;
         let mut best: Option<(usize, AttnLayout)> = None;
         for limbs in 1..=MAX_LIMBS.min(ring.bits) {
             let Ok(l) = Self::with_limbs(ring, operand, heads, d, max_positions, limbs) else {
@@ -251,18 +276,13 @@ impl AttnLayout {
                 best = Some((per_token, l));
             }
         }
-        match best {
-            Some((_, l)) => Ok(l),
-            None => {
-                // Report the shape error if there is one, else the noise budget.
-                Self::with_limbs(ring, operand, heads, d, max_positions, 1)?;
-                Err(invalid(format!(
-                    "{heads} heads of {d} over {max_positions} positions do not fit the noise \
-                     budget at ℓ = {} even in {MAX_LIMBS} limbs",
-                    ring.bits
-                )))
-            }
-        }
+        best.map(|(_, l)| l).ok_or_else(|| {
+            invalid(format!(
+                "{heads} heads of {d} over {max_positions} positions do not fit the noise budget \
+                 at ℓ = {} even in {MAX_LIMBS} limbs",
+                ring.bits
+            ))
+        })
     }
 
     /// The layout with `limbs` limbs; `InvalidArgument` also when they do not fit the budget.
@@ -274,18 +294,7 @@ impl AttnLayout {
         max_positions: usize,
         limbs: u32,
     ) -> Result<AttnLayout, NetError> {
-        let plain = Plain::new(ring.bits)?;
-        if heads == 0 || d == 0 || max_positions == 0 {
-            return Err(invalid(format!(
-                "empty shape: {heads} heads of {d}, {max_positions} positions"
-            )));
-        }
-        if heads.checked_mul(d).is_none_or(|c| c > MAX_WIDTH) || max_positions > MAX_POSITIONS {
-            return Err(invalid(format!(
-                "shape too large: {heads} heads of {d} (at most {MAX_WIDTH} columns), \
-                 {max_positions} positions (at most {MAX_POSITIONS})"
-            )));
-        }
+        let plain = check_shape(ring, heads, d, max_positions)?;
         if !(1..=MAX_LIMBS.min(ring.bits)).contains(&limbs) {
             return Err(invalid(format!(
                 "{limbs} limbs is not in 1..={}",
@@ -658,6 +667,23 @@ pub fn pv<C: Channel + ?Sized>(
     )
 }
 
+/// The transform form mod p0 and p1 (2N words) of the plaintext polynomial with the signed
+/// coefficients `coeffs` (n_i of them, the rest zero), by [`NttPlan::forward_low`]: a HomFC
+/// vector block has only n_i ≤ 64 nonzero coefficients, so the first stages are copies.
+///
+/// [`NttPlan::forward_low`]: crate::crypto::rlwe::ntt::NttPlan::forward_low
+fn encode_short(coeffs: &[i64], out: &mut [u64]) {
+    let r = rlwe_ring();
+    for (i, dst) in out.chunks_exact_mut(DEG).enumerate() {
+        let pl = &r.plans[i];
+        dst.fill(0);
+        for (d, &c) in dst.iter_mut().zip(coeffs) {
+            *d = pl.m.from_i64(c);
+        }
+        pl.forward_low(dst, coeffs.len());
+    }
+}
+
 /// One output ciphertext: head, fresh row, output block, the positions it uses.
 #[derive(Clone, Copy)]
 struct Job {
@@ -804,7 +830,7 @@ fn product<C: Channel + ?Sized>(
                     if coeffs.iter().all(|&v| v == 0) {
                         continue;
                     }
-                    encode_plain(&coeffs, &mut wn);
+                    encode_short(&coeffs, &mut wn);
                     // Keys: block β of positions, sub-block α of dimensions; Values: the
                     // reverse.
                     let idx = match operand {
