@@ -8,9 +8,9 @@
 //!
 //! **Shapes** (c = heads·d, npos cache rows, t fresh rows; the executor's layouts):
 //! - [`qk_t`]: q [t × c], K [npos × c] → scores [heads × t × npos],
-//!   s[h][r][j] = Σ_{e<d} q[r][h·d + e]·K[j][h·d + e];
+//!   `s[h][r][j] = Σ_{e<d} q[r][h·d + e]·K[j][h·d + e]`;
 //! - [`pv`]: P [heads × t × npos], V [npos × c] → out [t × c],
-//!   o[r][h·d + e] = Σ_j P[h][r][j]·V[j][h·d + e].
+//!   `o[r][h·d + e] = Σ_j P[h][r][j]·V[j][h·d + e]`.
 //!
 //! With `causal` only j ≤ npos − t + r is used for row r (the other scores are 0 in both shares,
 //! the other entries of P are ignored), as the plan's `QkT` and `Pv` do.
@@ -42,7 +42,7 @@
 //!
 //! **Packing** ([`AttnLayout`], HomFC with the encrypted side the matrix). A product x·W with
 //! W [I × J] in windows n_i × n_o (n_i·n_o ≤ 4096): matrix polynomial (α, β)
-//! ŵ[c·n_i + n_i − 1 − j] = W[α·n_i + j][β·n_o + c], vector polynomial v̂_α[j] = x[α·n_i + j];
+//! `ŵ[c·n_i + n_i − 1 − j] = W[α·n_i + j][β·n_o + c]`, vector polynomial `v̂_α[j] = x[α·n_i + j]`;
 //! Σ_α v̂_α·ŵ_{α,β} holds (x·W)[β·n_o + c] at coefficient c·n_i + n_i − 1. Keys: W = K_hᵀ
 //! (I = d, J = positions), n_i = min(d, ⌊4096/P⌋) for the public maximum of positions P, so one
 //! result holds all scores of a row and a head (n_i = 16, n_o = 256 for GPT-2's d = 64, P = 256);
@@ -50,8 +50,9 @@
 //! J = d), n_o = d, n_i = ⌊4096/d⌋ (64 rows per block for d = 64). L is chosen by the bytes of
 //! a decode step at P plus the offline bytes per cache row, among the limb counts whose 40-bit
 //! flooding fits: for GPT-2's caches (12 × 64, P = 256) L = 2 at ℓ = 35 to 38 (19-bit limbs,
-//! flood ≈ 2^68, switch to 2^(ℓ+9) or 2^(ℓ+10)), 3 at ℓ = 40, 4 at ℓ = 44; the trained model's
-//! value cache (4 × 32) takes L = 3 from ℓ = 37 on, where a narrower limb saves a bit of k.
+//! flood 2^67.4 to 2^68.7, switch to 2^(ℓ+9) or 2^(ℓ+10)), 3 at ℓ = 40, 4 at ℓ = 44; the
+//! trained model's value cache (4 × 32) takes L = 3 from ℓ = 37 on, where a narrower limb saves
+//! a bit of k.
 //!
 //! **Cost** per call and direction (both parties send the same amounts), with O the output
 //! ciphertexts — Keys Σ_{h,r} ⌈n_r/n_o⌉, Values heads·t·⌈d/n_o⌉, n_r the positions row r uses —
@@ -60,12 +61,22 @@
 //! (server → client, client → server); a call that outgrows the prepared blocks first runs
 //! [`prepare`] (one more flight, client first). Offline ([`prepare`]) per block of rows:
 //! heads·⌈d/n_i⌉·L (Keys) or heads·⌈d/n_o⌉·L (Values) ciphertexts of 55,824 bytes each way.
-//! Work per call and party: heads·t·A·L plaintext encodings (2 transforms each) and
+//! Work per call and party: heads·t·A·L plaintext encodings (2 short transforms each) and
 //! products (A = ⌈d/n_i⌉ resp. ⌈n_r/n_i⌉ blocks, times the output blocks), O returns and O
-//! decryptions. A decode step of GPT-2 small (12 heads, d = 64, 256 cache rows, one layer, both
-//! products, both directions, ℓ = 37): 48 results, measured in docs/protocols.md beside the
-//! research report's projection (1.19 MB) and the OT product's 2·t·k·ℓλ + 2·t·k·n·ℓ(ℓ+1)/2
-//! bits. Memory per party: the peer's expanded ciphertexts, 128 KiB each.
+//! decryptions. Memory per party: the peer's expanded ciphertexts, 128 KiB each (15.7 MB per
+//! cache and layer for GPT-2 at P = 256). The OT product this replaces
+//! (`protocols::matmul::matmul_shared`, one call per head) costs 2·t·k·ℓλ + 2·t·k·n·ℓ(ℓ+1)/2
+//! bits and 3 flights per head.
+//!
+//! *Measured* (GPT-2 small, 12 heads of 64, a 256-row cache, one layer, decode step, ℓ = 37,
+//! TCP loopback; bytes equal the formula, see the tests): q·Kᵀ 307,296 bytes and P·V 296,064
+//! bytes per party (results 303,744 and 292,512, the new row 3,552), 2 flights each; the layer
+//! 1,206,720 bytes both ways (1,192,512 of results: the research report projected 1.19 MB), where
+//! the OT product needs 73.7 MB and 36 flights per product. ≈ 11.5 ms of one core per party and
+//! product. Offline: 10,718,208 bytes per party for 256 rows of both caches (≈ 0.22 s), i.e.
+//! ≈ 1.0 MB per generated token over 12 layers for both parties. ℓ = 38: 1,233,024 bytes per
+//! layer. Prefill is where this packing is weak: one result per head and row (18.8 MB per party
+//! and product at t = 64).
 //!
 //! **Security** (semi-honest).
 //! - What a party receives as the *key owner*: its own ciphertexts multiplied by the peer's
@@ -82,8 +93,8 @@
 //!   indistinguishable from (uniform, Enc(0)). So the fresh and cache shares of the peer stay
 //!   hidden. Each party's output is its own uniform R plus values it computes; the other
 //!   party's output is uniform given it.
-//! - The per-coefficient 40 bits add up over the returned coefficients (heads·(npos + d) per
-//!   decode step and layer, about 2^13 for GPT-2 small at 256 rows), as in
+//! - The per-coefficient 40 bits add up over the returned coefficients (2·heads·(npos + d) per
+//!   decode step and layer, both directions: 7,680 ≈ 2^13 for GPT-2 small at 256 rows), as in
 //!   [`crate::protocols::linear`].
 
 use rayon::prelude::*;
