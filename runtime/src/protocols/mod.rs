@@ -9,6 +9,7 @@
 //! and their own [`OtPair`](crate::crypto::OtPair) on the same channel, in the same order.
 
 pub mod argmax;
+pub mod attention_he;
 pub mod b2a;
 pub mod cmp;
 pub mod div;
