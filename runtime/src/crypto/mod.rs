@@ -9,6 +9,7 @@ pub mod iknp;
 pub mod one_of_n;
 pub mod ot;
 pub mod pack;
+pub mod pprf;
 pub mod prg;
 pub mod transpose;
 pub mod triples;
