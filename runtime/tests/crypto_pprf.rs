@@ -1,6 +1,6 @@
 //! The GGM puncturable PRF punctured by OT (`crypto::pprf`): against the definition (the receiver
 //! holds every leaf of the sender's trees but the punctured one), single trees and batches of
-//! mixed depths in both directions, in memory and over TCP; its bytes and flights; what each
+//! mixed sizes in both directions, in memory and over TCP; its bytes and flights; what each
 //! party sees; invalid arguments.
 
 mod common;
@@ -14,18 +14,19 @@ use ciphergpt_runtime::net::{mem, scoped, Channel, NetError, Role};
 use common::*;
 use rand::Rng;
 
-/// The sender's leaves from its roots by the definition (one PRG call per node).
-fn tree(root: Block, depth: u32) -> Vec<Block> {
+/// The sender's leaves on [0, n) from its root by the definition: the GGM tree of depth ⌈log₂n⌉,
+/// one PRG call per node, cut to its first n leaves.
+fn tree(root: Block, n: usize) -> Vec<Block> {
     let mut level = vec![root];
-    for _ in 0..depth {
+    for _ in 0..pprf::depth_of(n) {
         level = level.iter().flat_map(|&s| pprf::prg(s)).collect();
     }
+    level.truncate(n);
     level
 }
 
 /// The receiver's leaves must equal the sender's everywhere but at the point, where they are zero.
-fn check(depth: u32, sent: &[Block], got: &[Block], points: &[usize]) {
-    let size = 1usize << depth;
+fn check(size: usize, sent: &[Block], got: &[Block], points: &[usize]) {
     assert_eq!(sent.len(), points.len() * size);
     assert_eq!(got.len(), sent.len());
     for (t, &a) in points.iter().enumerate() {
@@ -45,16 +46,34 @@ fn check(depth: u32, sent: &[Block], got: &[Block], points: &[usize]) {
     }
 }
 
-/// Single trees of every depth 0..=12 with every point or random ones, the server sending in one
-/// run and the client in another; the sender's leaves are the definition's.
+type Cases = Vec<(usize, Vec<usize>, Vec<Block>)>;
+
+fn run_send(pt: &mut Party, cases: &Cases) -> Vec<Vec<Block>> {
+    cases
+        .iter()
+        .map(|(n, _, roots)| pprf::send(&mut pt.ot.sender, &mut pt.ch, *n, roots).unwrap())
+        .collect()
+}
+
+fn run_recv(pt: &mut Party, cases: &Cases) -> Vec<Vec<Block>> {
+    cases
+        .iter()
+        .map(|(n, pts, _)| pprf::recv(&mut pt.ot.receiver, &mut pt.ch, *n, pts).unwrap())
+        .collect()
+}
+
+/// Single trees on domains of 1 to 4,097 leaves (powers of two, their neighbours, odd sizes) with
+/// every point, or the edges and random points, the server sending in one run and the client in
+/// another; the sender's leaves are the definition's.
 #[test]
 fn receiver_holds_every_leaf_but_the_punctured_one() {
     for sender in [Role::Server, Role::Client] {
         let mut p = Prg::from_entropy();
-        let mut cases: Vec<(u32, Vec<usize>, Vec<Block>)> = Vec::new();
-        for depth in 0..=12u32 {
-            let size = 1usize << depth;
-            let points: Vec<usize> = if depth <= 4 {
+        let mut cases: Cases = Vec::new();
+        for size in [
+            1usize, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 100, 786, 1024, 4095, 4096, 4097,
+        ] {
+            let points: Vec<usize> = if size <= 17 {
                 (0..size).collect()
             } else {
                 let mut v = vec![0, size - 1, size / 2 - 1, size / 2];
@@ -62,63 +81,45 @@ fn receiver_holds_every_leaf_but_the_punctured_one() {
                 v
             };
             let roots = p.blocks(points.len());
-            cases.push((depth, points, roots));
+            cases.push((size, points, roots));
         }
         let c2 = cases.clone();
-        let run_send = move |pt: &mut Party, cases: &[(u32, Vec<usize>, Vec<Block>)]| {
-            cases
-                .iter()
-                .map(|(d, _, roots)| pprf::send(&mut pt.ot.sender, &mut pt.ch, *d, roots).unwrap())
-                .collect::<Vec<_>>()
-        };
-        let run_recv = move |pt: &mut Party, cases: &[(u32, Vec<usize>, Vec<Block>)]| {
-            cases
-                .iter()
-                .map(|(d, pts, _)| pprf::recv(&mut pt.ot.receiver, &mut pt.ch, *d, pts).unwrap())
-                .collect::<Vec<_>>()
-        };
         let (sent, got) = if sender == Role::Server {
             two_party(|s| run_send(s, &cases), move |c| run_recv(c, &c2))
         } else {
             let (g, s) = two_party(|s| run_recv(s, &cases), move |c| run_send(c, &c2));
             (s, g)
         };
-        for (k, (depth, points, roots)) in cases.iter().enumerate() {
-            let def: Vec<Block> = roots.iter().flat_map(|&r| tree(r, *depth)).collect();
-            assert_eq!(sent[k], def, "sender {sender:?}, depth {depth}");
-            check(*depth, &sent[k], &got[k], points);
+        for (k, (size, points, roots)) in cases.iter().enumerate() {
+            let def: Vec<Block> = roots.iter().flat_map(|&r| tree(r, *size)).collect();
+            assert_eq!(sent[k], def, "sender {sender:?}, size {size}");
+            check(*size, &sent[k], &got[k], points);
         }
     }
 }
 
-/// One batch of groups of mixed depths (a multi-point PPRF: several trees, one point each), with
+/// One batch of groups of mixed sizes (a multi-point PPRF: several trees, one point each), with
 /// the closures' results in group order and the bytes of the formula: 48 per level per tree plus
 /// IKNP's padding to 128 OTs, in 2 flights.
 #[test]
-fn batches_of_mixed_depths_in_two_flights() {
+fn batches_of_mixed_sizes_in_two_flights() {
+    let g = |trees, leaves| TreeGroup { trees, leaves };
     let groups = vec![
-        TreeGroup { trees: 3, depth: 0 },
-        TreeGroup { trees: 5, depth: 7 },
-        TreeGroup { trees: 0, depth: 9 },
-        TreeGroup {
-            trees: 64,
-            depth: 4,
-        },
-        TreeGroup {
-            trees: 1,
-            depth: 14,
-        },
-        TreeGroup {
-            trees: 200,
-            depth: 1,
-        },
+        g(3, 1),
+        g(5, 128),
+        g(0, 512),
+        g(64, 16),
+        g(1, 1 << 14),
+        g(200, 2),
+        g(7, 786),
+        g(2, 3),
     ];
     let mut p = Prg::from_entropy();
     let points: Vec<usize> = groups
         .iter()
         .flat_map(|g| {
             (0..g.trees)
-                .map(|_| p.gen_range(0..1usize << g.depth))
+                .map(|_| p.gen_range(0..g.leaves))
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -149,23 +150,17 @@ fn batches_of_mixed_depths_in_two_flights() {
     );
     let (mut t, mut levels) = (0, 0u64);
     for (gi, g) in groups.iter().enumerate() {
-        assert_eq!(sent[gi].0, gi);
-        assert_eq!(got[gi].0, gi);
-        let size = 1usize << g.depth;
+        assert_eq!((sent[gi].0, got[gi].0), (gi, gi));
         let def: Vec<Block> = roots[t..t + g.trees]
             .iter()
-            .flat_map(|&r| tree(r, g.depth))
+            .flat_map(|&r| tree(r, g.leaves))
             .collect();
         assert_eq!(sent[gi].1, def);
-        let pts = &points[t..t + g.trees];
-        if g.trees > 0 {
-            check(g.depth, &sent[gi].1, &got[gi].1, pts);
-        } else {
-            assert!(got[gi].1.is_empty() && size > 0);
-        }
+        check(g.leaves, &sent[gi].1, &got[gi].1, &points[t..t + g.trees]);
         t += g.trees;
-        levels += (g.trees as u64) * g.depth as u64;
+        levels += (g.trees as u64) * g.depth() as u64;
     }
+    assert_eq!(levels as usize, pprf::ot_count(&groups));
     // Receiver: 16 bytes per OT (padded to 128 OTs); sender: 32 bytes per OT.
     assert_eq!(c_stats.0, 16 * levels.div_ceil(128) * 128);
     assert_eq!(s_stats.0, 32 * levels);
@@ -175,46 +170,45 @@ fn batches_of_mixed_depths_in_two_flights() {
 #[test]
 fn over_tcp() {
     let mut p = Prg::from_entropy();
-    let points: Vec<usize> = (0..300).map(|_| p.gen_range(0..1024)).collect();
+    let points: Vec<usize> = (0..300).map(|_| p.gen_range(0..1000)).collect();
     let roots = p.blocks(300);
     let (r2, p2) = (roots.clone(), points.clone());
     let (sent, got) = two_party_tcp(
-        move |s| pprf::send(&mut s.ot.sender, &mut s.ch, 10, &r2).unwrap(),
-        move |c| pprf::recv(&mut c.ot.receiver, &mut c.ch, 10, &p2).unwrap(),
+        move |s| pprf::send(&mut s.ot.sender, &mut s.ch, 1000, &r2).unwrap(),
+        move |c| pprf::recv(&mut c.ot.receiver, &mut c.ch, 1000, &p2).unwrap(),
     );
-    check(10, &sent, &got, &points);
+    check(1000, &sent, &got, &points);
 }
 
 /// The receiver's run with its points, the sender's roots given: (every byte the receiver received
 /// after the base OTs, its leaves, the sender's leaves).
 fn receiver_view(
-    depth: u32,
+    size: usize,
     roots: Vec<Block>,
     points: Vec<usize>,
 ) -> (Vec<u8>, Vec<Block>, Vec<Block>) {
     let (a, mut b) = mem::pair(Duration::from_secs(60));
     let h = std::thread::spawn(move || {
         let mut ot = OtPair::setup(&mut b, Role::Server, &mut Prg::from_entropy()).unwrap();
-        pprf::send(&mut ot.sender, &mut b, depth, &roots).unwrap()
+        pprf::send(&mut ot.sender, &mut b, size, &roots).unwrap()
     });
     let mut tap = Tap::new(a);
     let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
     let start = tap.received.len();
-    let got = pprf::recv(&mut ot.receiver, &mut tap, depth, &points).unwrap();
+    let got = pprf::recv(&mut ot.receiver, &mut tap, size, &points).unwrap();
     let sent = h.join().unwrap();
     (tap.received[start..].to_vec(), got, sent)
 }
 
 /// The receiver's view does not depend on its points and tells nothing of the punctured leaf: for
-/// 8,192 trees of depth 6 punctured all at 0, all at the last leaf, or at random points, the view
+/// 8,192 trees of 64 leaves punctured all at 0, all at the last leaf, or at random points, the view
 /// has the same length and fair bits in aggregate, and every bit of the punctured leaf (which the
 /// test reads from the sender) is a fair coin uncorrelated with the same bit of the receiver's
 /// nearest leaf (the punctured leaf's sibling) and of the XOR of all its leaves of that tree
 /// (|z| < 6). The same roots serve every pattern, so the punctured leaves differ only by the point.
 #[test]
 fn receiver_view_is_independent_of_the_punctured_leaf() {
-    let (depth, trees) = (6u32, 8192usize);
-    let size = 1usize << depth;
+    let (size, trees) = (64usize, 8192usize);
     let mut p = Prg::from_entropy();
     let roots = p.blocks(trees);
     let patterns: Vec<Vec<usize>> = vec![
@@ -224,8 +218,8 @@ fn receiver_view_is_independent_of_the_punctured_leaf() {
     ];
     let mut lens = Vec::new();
     for (k, points) in patterns.into_iter().enumerate() {
-        let (view, got, sent) = receiver_view(depth, roots.clone(), points.clone());
-        check(depth, &sent, &got, &points);
+        let (view, got, sent) = receiver_view(size, roots.clone(), points.clone());
+        check(size, &sent, &got, &points);
         lens.push(view.len());
         let ones: u32 = view.iter().map(|x| x.count_ones()).sum();
         let z = z_fair(ones as usize, 8 * view.len());
@@ -241,11 +235,10 @@ fn receiver_view_is_independent_of_the_punctured_leaf() {
                 .collect();
             let all: Vec<u64> = (0..trees)
                 .map(|t| {
-                    pick(
-                        got[t * size..(t + 1) * size]
-                            .iter()
-                            .fold(Block::ZERO, |a, &b| a ^ b),
-                    )
+                    let x = got[t * size..(t + 1) * size]
+                        .iter()
+                        .fold(Block::ZERO, |a, &b| a ^ b);
+                    pick(x)
                 })
                 .collect();
             assert_uniform_and_independent(&punct, &sib, 64, &format!("pattern {k}, sibling"));
@@ -258,25 +251,25 @@ fn receiver_view_is_independent_of_the_punctured_leaf() {
 /// The sender receives only the IKNP message: same length and fair bits whatever the points.
 #[test]
 fn sender_view_is_independent_of_the_points() {
-    let (depth, trees) = (5u32, 4096usize);
+    let (size, trees) = (32usize, 4096usize);
     let mut lens = Vec::new();
     for k in 0..3 {
         let mut p = Prg::from_entropy();
         let points: Vec<usize> = match k {
             0 => vec![0; trees],
-            1 => vec![31; trees],
-            _ => (0..trees).map(|_| p.gen_range(0..32)).collect(),
+            1 => vec![size - 1; trees],
+            _ => (0..trees).map(|_| p.gen_range(0..size)).collect(),
         };
         let roots = p.blocks(trees);
         let (a, mut b) = mem::pair(Duration::from_secs(60));
         let h = std::thread::spawn(move || {
             let mut ot = OtPair::setup(&mut b, Role::Client, &mut Prg::from_entropy()).unwrap();
-            pprf::recv(&mut ot.receiver, &mut b, depth, &points).unwrap();
+            pprf::recv(&mut ot.receiver, &mut b, size, &points).unwrap();
         });
         let mut tap = Tap::new(a);
         let mut ot = OtPair::setup(&mut tap, Role::Server, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
-        pprf::send(&mut ot.sender, &mut tap, depth, &roots).unwrap();
+        pprf::send(&mut ot.sender, &mut tap, size, &roots).unwrap();
         h.join().unwrap();
         let view = &tap.received[start..];
         lens.push(view.len());
@@ -287,31 +280,33 @@ fn sender_view_is_independent_of_the_points() {
     assert!(lens.windows(2).all(|w| w[0] == w[1]), "{lens:?}");
 }
 
-/// Points outside their tree, depths over the maximum and group sizes that do not match are
-/// `InvalidArgument`, before anything is sent.
+/// Points outside their tree, empty domains or domains over 2^20 leaves, group sizes that do not
+/// match and a wrong number of sibling sums are `InvalidArgument`, before anything is sent.
 #[test]
 fn invalid_arguments() {
-    let (errs, _) = two_party(
+    let ((errs, sent), setup) = two_party(
         |s| {
-            let mut e = Vec::new();
-            let g = [TreeGroup { trees: 2, depth: 3 }];
-            e.push(pprf::recv(&mut s.ot.receiver, &mut s.ch, 3, &[8]).unwrap_err());
-            e.push(pprf::recv(&mut s.ot.receiver, &mut s.ch, 21, &[0]).unwrap_err());
-            e.push(pprf::send(&mut s.ot.sender, &mut s.ch, 21, &[Block(1)]).unwrap_err());
-            e.push(pprf::recv_map(&mut s.ot.receiver, &mut s.ch, &g, &[1], |_, _| ()).unwrap_err());
-            e.push(
-                pprf::send_map(&mut s.ot.sender, &mut s.ch, &g, &[Block(1); 3], |_, _| ())
-                    .unwrap_err(),
-            );
-            (e, s.ch.stats().total.bytes_sent)
+            let setup = s.ch.stats().total.bytes_sent;
+            let g = [TreeGroup {
+                trees: 2,
+                leaves: 8,
+            }];
+            let (ot, ch) = (&mut s.ot, &mut s.ch);
+            let e = vec![
+                pprf::recv(&mut ot.receiver, ch, 8, &[8]).unwrap_err(),
+                pprf::recv(&mut ot.receiver, ch, (1 << 20) + 1, &[0]).unwrap_err(),
+                pprf::send(&mut ot.sender, ch, 0, &[Block(1)]).unwrap_err(),
+                pprf::recv_map(&mut ot.receiver, ch, &g, &[1], |_, _| ()).unwrap_err(),
+                pprf::send_map(&mut ot.sender, ch, &g, &[Block(1); 3], |_, _| ()).unwrap_err(),
+                pprf::expand_punctured_map(&g, &[1, 2], &[Block(0); 5], |_, _| ()).unwrap_err(),
+            ];
+            ((e, s.ch.stats().total.bytes_sent), setup)
         },
-        |c| c.ch.stats().total.bytes_sent,
-    );
-    let (errs, sent) = errs;
+        |_| (),
+    )
+    .0;
     for e in &errs {
         assert!(matches!(e, NetError::InvalidArgument(_)), "{e}");
     }
-    // Only the OT setup was sent.
-    let (a, _) = two_party(|s| s.ch.stats().total.bytes_sent, |_| ());
-    assert_eq!(sent, a);
+    assert_eq!(sent, setup, "only the OT setup was sent");
 }
