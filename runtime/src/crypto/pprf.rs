@@ -52,6 +52,7 @@
 //! (128-bit, with π_0, π_1 random permutations). The receiver's choices 1 − α_j are hidden from
 //! the sender by the OT.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use aes::Aes128;
@@ -98,30 +99,34 @@ pub fn depth_of(n: usize) -> u32 {
 /// `nodes[..children]` are their first `children` children (2i and 2i + 1 for parent i, G_0 and
 /// G_1), children ∈ {2·parents − 1, 2·parents}.
 fn expand_level_in_place(nodes: &mut [Block], parents: usize, children: usize) {
-    let [k0, k1] = keys();
-    let mut left = [Block::ZERO; BATCH];
-    let mut right = [Block::ZERO; BATCH];
-    let mut par = [Block::ZERO; BATCH];
-    // From the last parents down: children of [s, e) land in [2s, 2e), which only overlaps
-    // parents already copied or already expanded.
-    let mut e = parents;
-    while e > 0 {
-        let s = e.saturating_sub(BATCH);
-        let n = e - s;
-        par[..n].copy_from_slice(&nodes[s..e]);
-        left[..n].copy_from_slice(&par[..n]);
-        right[..n].copy_from_slice(&par[..n]);
-        aes_encrypt_blocks(k0, &mut left[..n]);
-        aes_encrypt_blocks(k1, &mut right[..n]);
-        for i in 0..n {
-            let c = 2 * (s + i);
-            nodes[c] = left[i] ^ par[i];
-            if c + 1 < children {
-                nodes[c + 1] = right[i] ^ par[i];
-            }
-        }
-        e = s;
+    thread_local! {
+        // Per-thread AES batches (left, right, parents): zeroing them per call would cost more
+        // than expanding the small top levels.
+        static SCRATCH: RefCell<[[Block; BATCH]; 3]> = const { RefCell::new([[Block::ZERO; BATCH]; 3]) };
     }
+    let [k0, k1] = keys();
+    SCRATCH.with_borrow_mut(|[left, right, par]| {
+        // From the last parents down: children of [s, e) land in [2s, 2e), which only overlaps
+        // parents already copied or already expanded.
+        let mut e = parents;
+        while e > 0 {
+            let s = e.saturating_sub(BATCH);
+            let n = e - s;
+            par[..n].copy_from_slice(&nodes[s..e]);
+            left[..n].copy_from_slice(&par[..n]);
+            right[..n].copy_from_slice(&par[..n]);
+            aes_encrypt_blocks(k0, &mut left[..n]);
+            aes_encrypt_blocks(k1, &mut right[..n]);
+            for i in 0..n {
+                let c = 2 * (s + i);
+                nodes[c] = left[i] ^ par[i];
+                if c + 1 < children {
+                    nodes[c + 1] = right[i] ^ par[i];
+                }
+            }
+            e = s;
+        }
+    });
 }
 
 /// The XOR of the even-index and of the odd-index nodes.
@@ -284,12 +289,13 @@ where
     check_groups(groups, roots.len(), "roots")?;
     let first = offsets(groups);
     let (ot_first, n_ots) = ot_offsets(groups);
+    // One leaf buffer per rayon job, reused across its groups (every leaf is overwritten).
     let results: Vec<(T, Vec<[Block; 2]>)> = groups
         .par_iter()
         .enumerate()
-        .map(|(gi, g)| {
+        .map_init(Vec::new, |leaves, (gi, g)| {
             let (n, d) = (g.leaves, g.depth() as usize);
-            let mut leaves = vec![Block::ZERO; g.trees * n];
+            leaves.resize(g.trees * n, Block::ZERO);
             let mut sums = vec![[Block::ZERO; 2]; g.trees * d];
             for t in 0..g.trees {
                 expand(
@@ -298,7 +304,7 @@ where
                     &mut sums[t * d..(t + 1) * d],
                 );
             }
-            (f(gi, &leaves), sums)
+            (f(gi, &leaves[..g.trees * n]), sums)
         })
         .collect();
     let mut msgs = vec![[Block::ZERO; 2]; n_ots];
@@ -389,9 +395,9 @@ where
     Ok(groups
         .par_iter()
         .enumerate()
-        .map(|(gi, g)| {
+        .map_init(Vec::new, |leaves, (gi, g)| {
             let (n, d) = (g.leaves, g.depth() as usize);
-            let mut leaves = vec![Block::ZERO; g.trees * n];
+            leaves.resize(g.trees * n, Block::ZERO);
             for t in 0..g.trees {
                 let o = ot_first[gi] + t * d;
                 expand_punctured(
@@ -400,7 +406,7 @@ where
                     &mut leaves[t * n..(t + 1) * n],
                 );
             }
-            f(gi, &leaves)
+            f(gi, &leaves[..g.trees * n])
         })
         .collect())
 }

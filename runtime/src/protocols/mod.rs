@@ -22,4 +22,5 @@ pub mod shares;
 pub mod shuffle;
 pub mod softmax;
 pub mod sqrt;
+pub mod topk;
 pub mod trunc;

@@ -1,0 +1,325 @@
+//! Top-K selection (`protocols::topk`): the K selected (value, index) pairs against the plaintext
+//! order (larger value first, smaller index first) for many lengths, K, rings and value shapes
+//! (ties everywhere, all equal, the edges of the range); K = 1 against `semantics::argmax`;
+//! K = n and K above the number of distinct values; the bound on rounds; GPT-2's vocabulary over
+//! TCP; the revealed positions uniform whatever the logits; fresh output shares; invalid inputs.
+
+mod common;
+
+use ciphergpt_compiler::fixed::semantics::{self, from_ring_u64, to_ring_u64};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::{scoped, Channel, NetError};
+use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::topk::{self, reference, topk, TopK, TopKParams};
+use common::*;
+use rand::Rng;
+
+/// h = 2^(ℓ−2): the precondition range is [−h, h).
+fn half_range(bits: u32) -> i64 {
+    1i64 << (bits - 2)
+}
+
+/// A vector of `len` signed values in [−h, h) of one of several shapes: random over the range,
+/// a tiny alphabet (ties everywhere), all equal, the edges only, a few large values repeated,
+/// increasing, decreasing.
+fn logits(p: &mut Prg, bits: u32, len: usize, shape: usize) -> Vec<i64> {
+    let h = half_range(bits);
+    let edges = [h - 1, -(h - 1), -h, 0, 1, -1];
+    match shape % 7 {
+        0 => (0..len).map(|_| p.gen_range(-h..h)).collect(),
+        1 => (0..len).map(|_| p.gen_range(-2..=2)).collect(),
+        2 => vec![edges[p.gen_range(0..6)]; len],
+        3 => (0..len).map(|_| edges[p.gen_range(0..6)]).collect(),
+        4 => {
+            let big = [h - 1, h - 2, h / 2];
+            (0..len).map(|_| big[p.gen_range(0..3)]).collect()
+        }
+        5 => (0..len as i64).map(|i| (i - h).min(h - 1)).collect(),
+        _ => (0..len as i64).map(|i| (h - 1 - i).max(-h)).collect(),
+    }
+}
+
+/// One case: the ring, the logits, K and the parameters.
+type Case = (Ring, Vec<i64>, usize, TopKParams);
+
+/// Run every case in one session, the client's shares including 0, ±1 and 2^(ℓ−1); returns both
+/// parties' outputs per case.
+fn run_all(cases: Vec<Case>) -> Vec<(TopK, TopK)> {
+    let mut p = Prg::from_entropy();
+    let shares: Vec<(Vec<u64>, Vec<u64>)> = cases
+        .iter()
+        .map(|(ring, z, _, _)| {
+            let x: Vec<u64> = z
+                .iter()
+                .map(|&v| to_ring_u64(v, ring.bits).unwrap())
+                .collect();
+            let c = values_with_edges(&mut p, x.len(), ring.bits);
+            (ring.sub_vec(&x, &c), c)
+        })
+        .collect();
+    let sc: Vec<(Ring, Vec<u64>, usize, TopKParams)> = cases
+        .iter()
+        .zip(&shares)
+        .map(|((r, _, k, pa), (s, _))| (*r, s.clone(), *k, *pa))
+        .collect();
+    let cc: Vec<(Ring, Vec<u64>, usize, TopKParams)> = cases
+        .iter()
+        .zip(&shares)
+        .map(|((r, _, k, pa), (_, c))| (*r, c.clone(), *k, *pa))
+        .collect();
+    let (s, c) = two_party(
+        move |s| {
+            sc.iter()
+                .map(|(ring, x, k, pa)| {
+                    topk(&mut s.ot, &mut s.ch, s.role, *ring, x, *k, pa).unwrap()
+                })
+                .collect::<Vec<_>>()
+        },
+        move |c| {
+            cc.iter()
+                .map(|(ring, x, k, pa)| {
+                    topk(&mut c.ot, &mut c.ch, c.role, *ring, x, *k, pa).unwrap()
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    s.into_iter().zip(c).collect()
+}
+
+/// The reconstructed (index, value) pairs, sorted by index.
+fn open(ring: Ring, s: &TopK, c: &TopK) -> Vec<(usize, i64)> {
+    let idx = ring.add_vec(&s.indices, &c.indices);
+    let val = ring.add_vec(&s.values, &c.values);
+    let mut v: Vec<(usize, i64)> = idx
+        .iter()
+        .zip(&val)
+        .map(|(&i, &x)| (i as usize, from_ring_u64(x, ring.bits).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The expected pairs: the reference's indices with their values, sorted by index.
+fn expected(z: &[i64], k: usize) -> Vec<(usize, i64)> {
+    let mut v: Vec<(usize, i64)> = reference(z, k).into_iter().map(|i| (i, z[i])).collect();
+    v.sort();
+    v
+}
+
+fn check(cases: &[Case], out: &[(TopK, TopK)]) {
+    for ((ring, z, k, params), (s, c)) in cases.iter().zip(out) {
+        let what = format!(
+            "ℓ {}, n {}, K {k}, z[..4] {:?}",
+            ring.bits,
+            z.len(),
+            &z[..z.len().min(4)]
+        );
+        assert_eq!(open(*ring, s, c), expected(z, *k), "{what}");
+        assert_eq!(s.positions, c.positions, "{what}");
+        assert_eq!((s.comparisons, s.rounds), (c.comparisons, c.rounds));
+        assert!(s.rounds <= params.max_rounds, "{what}: {} rounds", s.rounds);
+        if *k == 1 {
+            let i = ring.add(s.indices[0], c.indices[0]) as usize;
+            assert_eq!(i, semantics::argmax(z).unwrap(), "{what}");
+        }
+    }
+}
+
+/// Lengths 1–9, 16, 17, 100 and 1,000 with K from 1 to n, seven shapes of values (random, a
+/// tiny alphabet, all equal, edges only, a few large values, increasing, decreasing) at
+/// ℓ ∈ {16, 37, 38}, against the plaintext order; K = 1 against `semantics::argmax`.
+#[test]
+fn selects_the_top_k_of_every_shape() {
+    let mut p = Prg::from_entropy();
+    let mut cases: Vec<Case> = Vec::new();
+    for bits in [16u32, 37, 38] {
+        let ring = Ring::new(bits).unwrap();
+        for n in [1usize, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 100, 1000] {
+            let ks: Vec<usize> = if n <= 9 {
+                (1..=n).collect()
+            } else {
+                vec![1, 2, n / 3, n - 1, n]
+            };
+            for (t, &k) in ks.iter().enumerate() {
+                let shape = if n <= 9 { (n + t) % 7 } else { t + n };
+                let z = logits(&mut p, bits, n, shape);
+                cases.push((ring, z, k, TopKParams::default()));
+            }
+        }
+    }
+    let out = run_all(cases.clone());
+    check(&cases, &out);
+}
+
+/// All logits equal (every K selects the K smallest indices), two distinct values with K above
+/// that count, K = n on a vector with ties, and the round bound: with at most 1, 2, 3 and 5 rounds
+/// the result is the same and the rounds stay within the bound.
+#[test]
+fn ties_all_equal_and_round_bounds() {
+    let ring = Ring::new(38).unwrap();
+    let mut p = Prg::from_entropy();
+    let mut cases: Vec<Case> = Vec::new();
+    let n = 300;
+    for v in [0i64, -1, half_range(38) - 1, -half_range(38)] {
+        for k in [1usize, 2, 17, 150, 299, 300] {
+            cases.push((ring, vec![v; n], k, TopKParams::default()));
+        }
+    }
+    let two: Vec<i64> = (0..n)
+        .map(|_| if p.gen_bool(0.1) { 5 } else { -5 })
+        .collect();
+    for k in [50usize, 100, 250] {
+        cases.push((ring, two.clone(), k, TopKParams::default()));
+    }
+    let mut tight = TopKParams::default();
+    for max_rounds in [1usize, 2, 3, 5] {
+        tight.max_rounds = max_rounds;
+        for k in [1usize, 7, 30] {
+            cases.push((ring, logits(&mut p, 38, 40, 1), k, tight));
+        }
+    }
+    let out = run_all(cases.clone());
+    check(&cases, &out);
+    for ((_, z, k, _), (s, _)) in cases.iter().zip(&out).take(24) {
+        // All equal: the K smallest indices, in far fewer comparisons than all pairs.
+        assert_eq!(
+            expected(z, *k).iter().map(|e| e.0).collect::<Vec<_>>(),
+            (0..*k).collect::<Vec<_>>()
+        );
+        assert!(s.comparisons < n * n / 8, "{} comparisons", s.comparisons);
+    }
+}
+
+/// GPT-2's vocabulary over TCP at ℓ = 38: K = 100 of 50,257 random logits with many ties of the
+/// maximum, exact; the bytes and flights are reported.
+#[test]
+fn gpt2_vocabulary_over_tcp() {
+    let ring = Ring::new(38).unwrap();
+    let n = 50_257;
+    let mut p = Prg::from_entropy();
+    let h = half_range(38);
+    let mut z: Vec<i64> = (0..n).map(|_| p.gen_range(-h..h / 2)).collect();
+    for _ in 0..60 {
+        let i = p.gen_range(0..n);
+        z[i] = h - 1;
+    }
+    let x: Vec<u64> = z.iter().map(|&v| to_ring_u64(v, 38).unwrap()).collect();
+    let xc = p.values(n, 38);
+    let xs = ring.sub_vec(&x, &xc);
+    let params = TopKParams::default();
+    let ((s, s_stats, secs), (c, c_stats)) = two_party_tcp(
+        move |s| {
+            let t0 = std::time::Instant::now();
+            let r = scoped(&mut s.ch, "topk", |ch| {
+                topk(&mut s.ot, ch, s.role, ring, &xs, 100, &params)
+            })
+            .unwrap();
+            (r, s.ch.stats().scope("topk"), t0.elapsed().as_secs_f64())
+        },
+        move |c| {
+            let r = scoped(&mut c.ch, "topk", |ch| {
+                topk(&mut c.ot, ch, c.role, ring, &xc, 100, &params)
+            })
+            .unwrap();
+            (r, c.ch.stats().scope("topk"))
+        },
+    );
+    assert_eq!(open(ring, &s, &c), expected(&z, 100));
+    assert_eq!(s_stats.bytes_sent, c_stats.bytes_received);
+    let total = s_stats.bytes_sent + c_stats.bytes_sent;
+    println!(
+        "top-100 of {n} at ℓ = 38: {secs:.3} s, {total} bytes, {} comparisons in {} rounds, \
+         {} / {} flights",
+        s.comparisons, s.rounds, s_stats.rounds, c_stats.rounds
+    );
+}
+
+/// The revealed positions are uniform whatever the logits: over 160 runs on 16 equal logits (where
+/// an unshuffled vector would always put the winner, index 0, at position 0) and 160 runs on 16
+/// increasing logits, the position of the selected entry (K = 1) passes a chi-square test of
+/// uniformity on 16 cells (15 degrees of freedom, rejected above 42.6: significance 10^-4).
+#[test]
+fn revealed_positions_are_uniform() {
+    let ring = Ring::new(38).unwrap();
+    let n = 16;
+    let runs = 160;
+    for shape in 0..2 {
+        let z: Vec<i64> = if shape == 0 {
+            vec![7; n]
+        } else {
+            (0..n as i64).collect()
+        };
+        let cases: Vec<Case> = (0..runs)
+            .map(|_| (ring, z.clone(), 1, TopKParams::default()))
+            .collect();
+        let out = run_all(cases.clone());
+        check(&cases, &out);
+        let mut cells = vec![0usize; n];
+        for (s, _) in &out {
+            cells[s.positions[0] as usize] += 1;
+        }
+        let e = runs as f64 / n as f64;
+        let chi2: f64 = cells.iter().map(|&c| (c as f64 - e).powi(2) / e).sum();
+        assert!(
+            chi2 < 42.6,
+            "shape {shape}: chi-square {chi2:.1}, cells {cells:?}"
+        );
+    }
+}
+
+/// The output shares are fresh: for K = n = 4,096 random logits, each party's value and index
+/// shares are bit-wise fair coins independent of the values and indices (|z| < 6).
+#[test]
+fn output_shares_are_fresh() {
+    let ring = Ring::new(38).unwrap();
+    let mut p = Prg::from_entropy();
+    let n = 4096;
+    let z = logits(&mut p, 38, n, 0);
+    let cases: Vec<Case> = vec![(ring, z.clone(), n, TopKParams::default())];
+    let out = run_all(cases.clone());
+    check(&cases, &out);
+    let (s, c) = &out[0];
+    let values = ring.add_vec(&s.values, &c.values);
+    let indices = ring.add_vec(&s.indices, &c.indices);
+    for (share, what) in [(&s.values, "server values"), (&c.values, "client values")] {
+        assert_uniform_and_independent(share, &values, 38, what);
+    }
+    for (share, what) in [
+        (&s.indices, "server indices"),
+        (&c.indices, "client indices"),
+    ] {
+        assert_uniform_and_independent(share, &indices, 38, what);
+    }
+}
+
+/// K outside 1..=n, an empty vector, more indices than the ring holds, ℓ plus the index bits over
+/// 64 and a zero round bound are `InvalidArgument`, before anything is sent.
+#[test]
+fn invalid_arguments() {
+    let ((errs, sent), setup) = two_party(
+        |s| {
+            let setup = s.ch.stats().total.bytes_sent;
+            let p = TopKParams::default();
+            let r38 = Ring::new(38).unwrap();
+            let (ot, ch, role) = (&mut s.ot, &mut s.ch, s.role);
+            let zero = TopKParams { max_rounds: 0, ..p };
+            let e = vec![
+                topk(ot, ch, role, r38, &[1, 2, 3], 0, &p).unwrap_err(),
+                topk(ot, ch, role, r38, &[1, 2, 3], 4, &p).unwrap_err(),
+                topk(ot, ch, role, r38, &[], 1, &p).unwrap_err(),
+                topk(ot, ch, role, Ring::new(4).unwrap(), &[0; 17], 1, &p).unwrap_err(),
+                topk(ot, ch, role, Ring::new(60).unwrap(), &[0; 50_257], 1, &p).unwrap_err(),
+                topk(ot, ch, role, r38, &[1, 2, 3], 1, &zero).unwrap_err(),
+            ];
+            ((e, s.ch.stats().total.bytes_sent), setup)
+        },
+        |_| (),
+    )
+    .0;
+    for e in &errs {
+        assert!(matches!(e, NetError::InvalidArgument(_)), "{e}");
+    }
+    assert_eq!(sent, setup, "only the OT setup was sent");
+    assert_eq!(topk::index_bits(50_257), 16);
+    assert_eq!(topk::index_bits(1), 1);
+}
