@@ -45,6 +45,13 @@
 //!    mod 2^ℓ (the wrap of P vanishes mod 2^ℓ, SIRNN's truncate-and-reduce); the index is
 //!    2^b − 1 − t.
 //!
+//! **Sampling** ([`sample`], CipherGPT §VI, Algorithm 3, and §VII-E): temperature, softmax over
+//! the K survivors, prefix sums, a jointly random value compared against the K − 1 inner prefix
+//! sums, one-hot by XOR of neighbours, the index selected by MUX and revealed to the client only;
+//! exactly [`sample_reference`] on the joint random value (see [`sample`] for the steps, cost and
+//! security). Since the top K carry their original indices, CipherGPT's detour through
+//! π_S^(−1) of the revealed positions is not needed.
+//!
 //! **Termination and exactness.** The tags make all P_i distinct, so every comparison has one
 //! answer and every partition step removes at least the pivot: many or all equal logits change
 //! nothing. The result has exactly K elements by construction, also if the revealed bits were
@@ -68,9 +75,11 @@
 //! rank stay shared; the output shares come from the mux-free carry computation and B2A, fresh on
 //! both sides. What is public: n, K, ℓ and the number of rounds and comparisons.
 
-use super::shares::{exchange, Ring};
+use ciphergpt_compiler::fixed::semantics::{self, ExpTables};
+
+use super::shares::{exchange, recv_reveal, reveal_to_peer, Ring};
 use super::shuffle::{shuffle, ShuffleParams};
-use super::{b2a::b2a, cmp};
+use super::{b2a::b2a, cmp, mul, mux, softmax, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::{mask, pack, unpack};
 use crate::net::{Channel, NetError, Role};
@@ -471,6 +480,228 @@ pub fn topk<C: Channel + ?Sized>(
         comparisons,
         rounds,
     })
+}
+
+/// A public temperature T as a fixed-point multiplier: y = ⌊v·mul / 2^shift⌋, mul = round(2^shift / T).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Temperature {
+    pub mul: u64,
+    pub shift: u32,
+}
+
+impl Temperature {
+    /// T = 1: the logits unchanged.
+    pub const ONE: Temperature = Temperature { mul: 1, shift: 0 };
+
+    /// mul = round(2^16 / T) with shift 16; T must be positive and mul in 1..2^24.
+    pub fn from_f64(t: f64) -> Result<Temperature, NetError> {
+        let mul = (65536.0 / t).round();
+        if t.is_nan() || t <= 0.0 || !(1.0..16_777_216.0).contains(&mul) {
+            return Err(bad(format!(
+                "temperature {t} is outside [2^-8, 2^16] (as a 16-bit fixed-point reciprocal)"
+            )));
+        }
+        Ok(Temperature {
+            mul: mul as u64,
+            shift: 16,
+        })
+    }
+
+    /// ⌊v·mul / 2^shift⌋.
+    pub fn apply(&self, v: i64) -> i64 {
+        ((v as i128 * self.mul as i128) >> self.shift) as i64
+    }
+
+    fn is_one(&self) -> bool {
+        self.mul == 1u64 << self.shift.min(63)
+    }
+}
+
+/// Bits w of the uniform value u of the sampling for probabilities with `frac_out` fractional
+/// bits: w = 62 − frac_out, so that u·S_K and 2^w·S_i stay below 2^62 in Z_2^64.
+pub fn sample_bits(frac_out: u32) -> u32 {
+    62 - frac_out.min(60)
+}
+
+/// The plaintext sampling: the position in `values` (the K selected logits, in the protocol's
+/// order) that the uniform w-bit value u picks: y = ⌊v·mul / 2^shift⌋, p = `semantics::softmax_row`
+/// (y), prefix sums S_i, and the first i with u·S_K < 2^w·S_i (w = [`sample_bits`]). Over a
+/// uniform u, position i comes out with probability p_i / S_K up to 2^−w.
+pub fn sample_reference(
+    values: &[i64],
+    temp: Temperature,
+    tables: &ExpTables,
+    u: u64,
+) -> Result<usize, NetError> {
+    let y: Vec<i64> = values.iter().map(|&v| temp.apply(v)).collect();
+    let p = semantics::softmax_row(&y, tables).map_err(|e| bad(e.to_string()))?;
+    let w = sample_bits(tables.frac_out);
+    let total: i128 = p.iter().map(|&x| x as i128).sum();
+    let target = u as i128 * total;
+    let mut s = 0i128;
+    for (i, &x) in p.iter().enumerate() {
+        s += x as i128;
+        if target < s << w {
+            return Ok(i);
+        }
+    }
+    Ok(p.len() - 1)
+}
+
+/// Sampling with temperature from the top K, the index revealed to the client only: `draws`
+/// independent samples from the same K logits (`Some(indices)` at the client, `None` at the
+/// server). CipherGPT §VI (Algorithm 3) and §VII-E: temperature, softmax over the K, prefix
+/// sums, one comparison of a jointly random value against each of the K − 1 inner prefix sums,
+/// one-hot by XOR of neighbours, selection of the index by MUX, reveal to the client.
+///
+/// **Protocol.** (1) y = ⌊v·mul / 2^shift⌋: v extended to Z_2^(ℓ + bits(mul)) ([`trunc::extend`]),
+/// multiplied by the public mul, arithmetic shift ([`trunc::trunc`]), reduced to Z_2^ℓ (skipped
+/// for T = 1). (2) p = [`softmax::softmax`] over the K entries with `tables` (its frac_in must be
+/// the logits' scale); Σ p ≤ 2^frac_out. (3) p extended to Z_2^64 ([`trunc::extend_nonnegative`]),
+/// prefix sums S_i (local). (4) Per draw, each party contributes a uniform u_P < 2^w (w =
+/// [`sample_bits`]); u = (u_S + u_C) mod 2^w = u_S + u_C − 2^w·c with the carry c ([`cmp::carry`] on
+/// w bits, [`b2a`]): uniform if either party's contribution is. (5) u·S_K ([`mul::mul`]) and
+/// b_i = 1{u·S_K ≥ 2^w·S_i} for i < K ([`cmp::drelu`] in Z_2^64; |u·S_K − 2^w·S_i| < 2^62).
+/// (6) b_0 = 1, b_K = 0, b′_i = b_(i−1) ⊕ b_i (local, one-hot at the first i with u·S_K < 2^w·S_i);
+/// j = Σ_i MUX(b′_i, index_i) ([`mux::mux`]); the server sends its share of j to the client.
+/// Position i is drawn with probability #{u : 2^w·S_(i−1) ≤ u·S_K < 2^w·S_i} / 2^w, which is
+/// p_i / S_K up to 2^−w: exactly [`sample_reference`] on the joint u.
+///
+/// **Cost** (K entries, R draws): the softmax of one row of K (see [`softmax`]), K extensions
+/// (λ + 64 − ℓ bits each), the temperature's K·(M(ℓ) + …) unless T = 1, and per draw
+/// M(w) + λ + 64 (carry, B2A), one product in Z_2^64, (K − 1) DReLUs in Z_2^64 and K MUXes
+/// over Z_2^ℓ, and ℓ bits of reveal.
+///
+/// **Security.** Every step is a sub-protocol on shares with fresh outputs; the only value
+/// revealed is j, to the client, which is its output (the sampled token). The server receives
+/// nothing at the end. Neither party can bias u alone: it is uniform as long as one of the
+/// contributions is.
+#[allow(clippy::too_many_arguments)]
+pub fn sample<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    top: &TopK,
+    temp: Temperature,
+    tables: &ExpTables,
+    draws: usize,
+) -> Result<Option<Vec<usize>>, NetError> {
+    let w = sample_bits(tables.frac_out);
+    let mine = crate::crypto::Prg::from_entropy().values(draws, w);
+    sample_with(ot, ch, role, ring, top, temp, tables, &mine)
+}
+
+/// [`sample`] with this party's contributions to the draws' uniform values given (one per draw,
+/// each below 2^w, w = [`sample_bits`]); the joint value of a draw is the sum of the two
+/// parties' contributions mod 2^w.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_with<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    top: &TopK,
+    temp: Temperature,
+    tables: &ExpTables,
+    mine: &[u64],
+) -> Result<Option<Vec<usize>>, NetError> {
+    let k = top.values.len();
+    if k == 0 || top.indices.len() != k {
+        return Err(bad(format!(
+            "sampling from {k} values and {} indices",
+            top.indices.len()
+        )));
+    }
+    let w = sample_bits(tables.frac_out);
+    if let Some(u) = mine.iter().find(|&&u| u >> w != 0) {
+        return Err(bad(format!("a draw's value {u} is not below 2^{w}")));
+    }
+    if tables.frac_out + 2 > ring.bits {
+        return Err(bad(format!(
+            "probabilities with {} fractional bits do not fit the {}-bit ring",
+            tables.frac_out, ring.bits
+        )));
+    }
+    let mul_bits = 64 - temp.mul.leading_zeros();
+    if temp.mul == 0 || (!temp.is_one() && ring.bits + mul_bits > 64) {
+        return Err(bad(format!(
+            "temperature multiplier {} does not fit beside the {}-bit ring",
+            temp.mul, ring.bits
+        )));
+    }
+    tables.validate().map_err(|e| bad(e.to_string()))?;
+    let wide = Ring::new(64)?;
+    // (1) Temperature.
+    let y = if temp.is_one() {
+        top.values.iter().map(|&v| ring.reduce(v)).collect()
+    } else {
+        let t = Ring::new(ring.bits + mul_bits)?;
+        let ext = trunc::extend(ot, ch, role, ring, t, &top.values)?;
+        let prod: Vec<u64> = ext.iter().map(|&v| t.mul(v, temp.mul)).collect();
+        let shifted = trunc::trunc(ot, ch, role, t, temp.shift, &prod)?;
+        shifted
+            .iter()
+            .map(|&v| ring.reduce(v))
+            .collect::<Vec<u64>>()
+    };
+    // (2) Softmax over the K, (3) prefix sums in Z_2^64.
+    let p = softmax::softmax(ot, ch, role, ring, tables, &y, &[k])?;
+    let p = trunc::extend_nonnegative(ot, ch, role, ring, wide, &p)?;
+    let mut prefix = Vec::with_capacity(k);
+    let mut acc = 0u64;
+    for &x in &p {
+        acc = wide.add(acc, x);
+        prefix.push(acc);
+    }
+    let total = acc;
+    let draws = mine.len();
+    if draws == 0 {
+        return Ok((role == Role::Client).then(Vec::new));
+    }
+    // (4) The joint u = u_S + u_C − 2^w·carry.
+    let c = cmp::carry(ot, ch, role, w, cmp::cheapest_digit_bits(w), mine)?;
+    let c = b2a(ot, ch, role, wide, &c)?;
+    let u: Vec<u64> = mine
+        .iter()
+        .zip(&c)
+        .map(|(&m, &c)| wide.sub(m, wide.mul(1u64 << w, c)))
+        .collect();
+    // (5) b_i = 1{u·S_K ≥ 2^w·S_i}, i = 1..K−1.
+    let us = mul::mul(ot, ch, role, wide, &u, &vec![total; draws])?;
+    let mut d = Vec::with_capacity(draws * (k - 1));
+    for &x in &us {
+        d.extend(prefix[..k - 1].iter().map(|&s| wide.sub(x, s << w)));
+    }
+    let b = cmp::drelu(ot, ch, role, wide, &d)?;
+    // (6) One-hot and selection.
+    let one = role == Role::Server;
+    let mut onehot = Vec::with_capacity(draws * k);
+    let mut idx = Vec::with_capacity(draws * k);
+    for r in 0..draws {
+        let bits = &b[r * (k - 1)..(r + 1) * (k - 1)];
+        for i in 0..k {
+            let prev = if i == 0 { one } else { bits[i - 1] };
+            let cur = if i == k - 1 { false } else { bits[i] };
+            onehot.push(prev ^ cur);
+            idx.push(top.indices[i]);
+        }
+    }
+    let sel = mux::mux(ot, ch, role, ring, &onehot, &idx)?;
+    let j: Vec<u64> = sel
+        .chunks_exact(k)
+        .map(|c| c.iter().fold(0u64, |a, &x| ring.add(a, x)))
+        .collect();
+    match role {
+        Role::Server => {
+            reveal_to_peer(ch, ring, &j)?;
+            Ok(None)
+        }
+        Role::Client => {
+            let v = recv_reveal(ch, ring, &j)?;
+            Ok(Some(v.into_iter().map(|x| x as usize).collect()))
+        }
+    }
 }
 
 #[cfg(test)]
