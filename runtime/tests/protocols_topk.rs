@@ -10,6 +10,7 @@ use ciphergpt_compiler::fixed::semantics::{self, from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::Prg;
 use ciphergpt_runtime::net::{scoped, Channel, NetError};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::shuffle::{Network, ShuffleParams};
 use ciphergpt_runtime::protocols::topk::{self, reference, topk, TopK, TopKParams};
 use common::*;
 use rand::Rng;
@@ -589,4 +590,89 @@ fn sampled_distribution_matches_top_k_softmax() {
             k - 1
         );
     }
+}
+
+/// The client's view (every byte it receives after the base OTs: the shuffle's OT messages and
+/// masked sums, the comparisons' triples, leaf OTs and openings, the server's shares of the
+/// revealed bits, the output's carry and B2A) does not depend on the server's share: with the
+/// client's shares fixed and the server's chosen so that the logits are all zero, all at the top of
+/// the range, random or increasing, the view's bits are fair coins in aggregate (|z| < 6), its
+/// length beyond the shuffle's is the same number of bytes per comparison (within 5%: IKNP's
+/// padding per round and the output's fixed bytes) — the number of comparisons follows the ranks
+/// of the shuffled positions, random in every case — and the client's output shares are bit-wise
+/// fair coins independent of the selected values and indices (K = 1,000 of 2,048).
+#[test]
+fn client_view_is_independent_of_server_share() {
+    use ciphergpt_runtime::crypto::OtPair;
+    use ciphergpt_runtime::net::tap::Tap;
+    use ciphergpt_runtime::net::{mem, Role};
+    let ring = Ring::new(38).unwrap();
+    let (n, k) = (2048usize, 1000usize);
+    let mut p = Prg::from_entropy();
+    let mine = p.values(n, 38);
+    let h = half_range(38);
+    let mut pers: Vec<f64> = Vec::new();
+    for shape in 0..4 {
+        let z: Vec<i64> = match shape {
+            0 => vec![0; n],
+            1 => vec![h - 1; n],
+            2 => (0..n).map(|_| p.gen_range(-h..h)).collect(),
+            _ => (0..n as i64).map(|i| i - h).collect(),
+        };
+        let x: Vec<u64> = z.iter().map(|&v| to_ring_u64(v, 38).unwrap()).collect();
+        let theirs = ring.sub_vec(&x, &mine);
+        let (a, b) = mem::pair(std::time::Duration::from_secs(60));
+        let hs = std::thread::spawn(move || {
+            let mut ch = b;
+            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
+            let params = TopKParams::default();
+            topk(&mut ot, &mut ch, Role::Server, ring, &theirs, k, &params).unwrap()
+        });
+        let mut tap = Tap::new(a);
+        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+        let start = tap.received.len();
+        let c = topk(
+            &mut ot,
+            &mut tap,
+            Role::Client,
+            ring,
+            &mine,
+            k,
+            &TopKParams::default(),
+        )
+        .unwrap();
+        let s = hs.join().unwrap();
+        let view = &tap.received[start..];
+        assert_eq!(open(ring, &s, &c), expected(&z, k));
+        let ones: u32 = view.iter().map(|x| x.count_ones()).sum();
+        let zf = z_fair(ones as usize, 8 * view.len());
+        assert!(zf.abs() < 6.0, "shape {shape}: view z = {zf:.2}");
+        // Beyond the shuffle's bytes (Network::bytes: the OT messages and m_k of π_C, the IKNP
+        // message of π_S), a fixed number of bytes per comparison, up to the IKNP padding of
+        // each round and the output.
+        let net = Network::new(n, 38 + topk::index_bits(n), &ShuffleParams::default()).unwrap();
+        let extra = view.len() as f64 - net.bytes(38 + topk::index_bits(n)) as f64;
+        let per = extra / c.comparisons as f64;
+        println!(
+            "shape {shape}: {} comparisons, {per:.1} bytes each",
+            c.comparisons
+        );
+        pers.push(per);
+        let values = ring.add_vec(&s.values, &c.values);
+        let indices = ring.add_vec(&s.indices, &c.indices);
+        assert_uniform_and_independent(&c.values, &values, 38, &format!("shape {shape}: values"));
+        assert_uniform_and_independent(
+            &c.indices,
+            &indices,
+            38,
+            &format!("shape {shape}: indices"),
+        );
+    }
+    let (lo, hi) = pers
+        .iter()
+        .fold((f64::MAX, 0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    assert!(
+        lo > 250.0 && hi < 1.05 * lo,
+        "bytes per comparison {pers:?}"
+    );
 }
