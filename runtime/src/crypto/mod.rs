@@ -10,6 +10,7 @@ pub mod iknp;
 pub mod one_of_n;
 pub mod ot;
 pub mod pack;
+pub mod pprf;
 pub mod prg;
 pub mod rlwe;
 pub mod transpose;

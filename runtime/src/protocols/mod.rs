@@ -22,6 +22,8 @@ pub mod max;
 pub mod mul;
 pub mod mux;
 pub mod shares;
+pub mod shuffle;
 pub mod softmax;
 pub mod sqrt;
+pub mod topk;
 pub mod trunc;
