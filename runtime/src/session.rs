@@ -9,10 +9,10 @@ use std::time::Instant;
 use ciphergpt_compiler::plan::Plan;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::rlwe::HeSession;
 use crate::crypto::{OtPair, Prg};
 use crate::exec::{ExecError, Executor, InstructionCost, Prepared, Progress};
 use crate::net::{scoped, Channel, NetError, Role};
+use crate::protocols::attention_he::DuplexHe;
 
 /// The op classes of the report, in CipherGPT's Table V order.
 pub const OP_CLASSES: [&str; 8] = [
@@ -142,16 +142,16 @@ fn program_cost(
     }
 }
 
-/// OT extension in both directions and the client's RLWE public key, with their cost.
+/// OT extension in both directions and both parties' RLWE public keys, with their cost.
 fn setup<C: Channel + ?Sized>(
     ch: &mut C,
     role: Role,
-) -> Result<(OtPair, HeSession, CostLine), NetError> {
+) -> Result<(OtPair, DuplexHe, CostLine), NetError> {
     let t0 = Instant::now();
     let before = ch.stats().total;
     let mut rng = Prg::from_entropy();
     let ot = scoped(ch, "setup", |ch| OtPair::setup(ch, role, &mut rng))?;
-    let he = scoped(ch, "setup", |ch| HeSession::setup(ch, role))?;
+    let he = scoped(ch, "setup", |ch| DuplexHe::setup(ch, role))?;
     let now = ch.stats().total;
     let c = crate::net::Counters {
         bytes_sent: now.bytes_sent - before.bytes_sent,

@@ -7,8 +7,8 @@ mod common;
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{instruction::Op, Plan, WeightsFile};
-use ciphergpt_runtime::crypto::rlwe::HeSession;
 use ciphergpt_runtime::exec::{Executor, Prepared};
+use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
 use common::*;
 use std::sync::Arc;
@@ -57,7 +57,7 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
     let t = prompt.len();
     let server = move |p: &mut Party| {
         let prepared = Prepared::new(&ps, Some(&weights)).unwrap();
-        let he = HeSession::setup(&mut p.ch, p.role).unwrap();
+        let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut ex = Executor::new(&ps, p.role, &prepared).unwrap();
         ex.keep_registers = true;
         let mut shares = Vec::new();
@@ -72,7 +72,7 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
     };
     let client = move |p: &mut Party| {
         let prepared = Prepared::new(&pc, None).unwrap();
-        let he = HeSession::setup(&mut p.ch, p.role).unwrap();
+        let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut ex = Executor::new(&pc, p.role, &prepared).unwrap();
         ex.keep_registers = true;
         let mut shares = Vec::new();

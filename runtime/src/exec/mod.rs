@@ -8,8 +8,9 @@
 //!
 //! Weight products (`Linear`, `Logits`) and the token embedding (a one-hot row of the client's
 //! token times the server's table) run under RLWE ([`protocols::linear`], weights pre-encoded once
-//! in a [`Prepared`] model); attention's products of two shared matrices use the OT products of
-//! [`protocols::matmul`].
+//! in a [`Prepared`] model), and so do attention's products of two shared matrices
+//! ([`protocols::attention_he`], one key and one value cache state per layer, prepared a block
+//! of rows ahead).
 //!
 //! **What each party learns.** The server learns the number of tokens of each program (the
 //! shapes); the client learns the sampled token. Everything else is shares produced by the
@@ -23,11 +24,11 @@ use ciphergpt_compiler::fixed::convert;
 use ciphergpt_compiler::plan::{instruction::Op, Instruction, Plan, Program, WeightsFile};
 
 use crate::crypto::iknp::OtPair;
-use crate::crypto::rlwe::HeSession;
 use crate::net::{scoped, Channel, Counters, NetError, Role};
+use crate::protocols::attention_he::{self, AttnLayout, DuplexHe, Operand, SharedCache};
 use crate::protocols::linear::{self, EncodedWeights, Packing};
 use crate::protocols::shares::Ring;
-use crate::protocols::{argmax, gelu, layernorm, matmul, softmax, trunc};
+use crate::protocols::{argmax, gelu, layernorm, softmax, trunc};
 
 /// An error of a two-party run, naming the plan instruction where it happened.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +166,8 @@ pub struct Executor<'p> {
     /// The server's weights over the ring (empty at the client).
     weights: Vec<Vec<u64>>,
     cache: HashMap<u32, Vec<u64>>,
+    /// The RLWE state of each cache register (keys or values), created at first use.
+    attention: HashMap<u32, SharedCache>,
     /// Positions processed so far.
     pub positions: usize,
     /// Per-instruction costs of the last program run.
@@ -216,6 +219,7 @@ impl<'p> Executor<'p> {
             prepared,
             weights,
             cache: HashMap::new(),
+            attention: HashMap::new(),
             positions: 0,
             costs: Vec::new(),
             keep_registers: false,
@@ -229,7 +233,7 @@ impl<'p> Executor<'p> {
     pub fn prefill<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
-        he: &HeSession,
+        he: &DuplexHe,
         ch: &mut C,
         t: usize,
         tokens: Option<&[i64]>,
@@ -245,7 +249,7 @@ impl<'p> Executor<'p> {
     pub fn decode<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
-        he: &HeSession,
+        he: &DuplexHe,
         ch: &mut C,
         token: Option<i64>,
     ) -> Result<Option<usize>, ExecError> {
@@ -260,7 +264,7 @@ impl<'p> Executor<'p> {
     fn run<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
-        he: &HeSession,
+        he: &DuplexHe,
         ch: &mut C,
         program: &Program,
         t: usize,
@@ -336,11 +340,43 @@ impl<'p> Executor<'p> {
         Ok(next)
     }
 
+    /// The RLWE state of cache register `reg`, created at first use for the model's positions,
+    /// with encryptions prepared for its first `rows` rows (a no-op once they are).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_cache<C: Channel + ?Sized>(
+        &mut self,
+        he: &DuplexHe,
+        ch: &mut C,
+        reg: u32,
+        operand: Operand,
+        heads: usize,
+        c: usize,
+        rows: usize,
+    ) -> Result<&mut SharedCache, NetError> {
+        if !self.attention.contains_key(&reg) {
+            let positions = self.plan.model.as_ref().map_or(0, |m| m.positions as usize);
+            if heads == 0 || !c.is_multiple_of(heads) {
+                return Err(NetError::InvalidArgument(format!(
+                    "{c} columns do not split into {heads} heads"
+                )));
+            }
+            let layout = AttnLayout::new(self.ring, operand, heads, c / heads, positions)?;
+            self.attention.insert(reg, SharedCache::new(layout));
+        }
+        let (role, ring) = (self.role, self.ring);
+        let cache = self
+            .attention
+            .get_mut(&reg)
+            .ok_or_else(|| NetError::InvalidArgument(format!("no cache state for {reg}")))?;
+        attention_he::prepare(he, ch, role, ring, cache, rows)?;
+        Ok(cache)
+    }
+
     /// Shares of x·W + b under RLWE for the weight `w` ([K × N]) and optional bias `b` (ids in
     /// the plan), x of `rows` rows.
     fn product<C: Channel + ?Sized>(
         &self,
-        he: &HeSession,
+        he: &DuplexHe,
         ch: &mut C,
         w: u32,
         x: &[u64],
@@ -369,7 +405,7 @@ impl<'p> Executor<'p> {
             Role::Client => None,
         };
         linear::linear(
-            he,
+            he.session(),
             ch,
             self.role,
             self.ring,
@@ -385,7 +421,7 @@ impl<'p> Executor<'p> {
     fn step<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
-        he: &HeSession,
+        he: &DuplexHe,
         ch: &mut C,
         regs: &mut HashMap<u32, Vec<u64>>,
         ins: &Instruction,
@@ -474,20 +510,10 @@ impl<'p> Executor<'p> {
             Op::QkT(h) => {
                 let (q, kc) = (input(regs, 0)?, input(regs, 1)?);
                 let c = cols(ins.inputs[0]);
-                let (heads, d) = (h.heads as usize, c / h.heads as usize);
-                let mut out = vec![0u64; heads * t * npos];
-                for hh in 0..heads {
-                    let qh: Vec<u64> = (0..t)
-                        .flat_map(|r| q[r * c + hh * d..r * c + (hh + 1) * d].to_vec())
-                        .collect();
-                    // Kᵀ of this head: [d × npos].
-                    let kt: Vec<u64> = (0..d)
-                        .flat_map(|dd| (0..npos).map(move |j| (j, dd)))
-                        .map(|(j, dd)| kc[j * c + hh * d + dd])
-                        .collect();
-                    let s = matmul::matmul_shared(ot, ch, role, ring, &qh, &kt, (t, d, npos))?;
-                    out[hh * t * npos..(hh + 1) * t * npos].copy_from_slice(&s);
-                }
+                let heads = h.heads as usize;
+                let cache =
+                    self.attention_cache(he, ch, ins.inputs[1], Operand::Keys, heads, c, npos)?;
+                let out = attention_he::qk_t(he, ch, role, ring, cache, &q, &kc, t, true)?;
                 let causal = causal_entries(heads, t, past);
                 let kept: Vec<u64> = causal.iter().map(|&i| out[i]).collect();
                 let kept = truncate(ot, ch, role, ring, &tscope, trunc_secs, h.shift, &kept)?;
@@ -516,19 +542,10 @@ impl<'p> Executor<'p> {
             Op::Pv(h) => {
                 let (p, vc) = (input(regs, 0)?, input(regs, 1)?);
                 let c = cols(ins.inputs[1]);
-                let (heads, d) = (h.heads as usize, c / h.heads as usize);
-                let mut out = vec![0u64; t * c];
-                for hh in 0..heads {
-                    let ph = &p[hh * t * npos..(hh + 1) * t * npos];
-                    let vh: Vec<u64> = (0..npos)
-                        .flat_map(|j| vc[j * c + hh * d..j * c + (hh + 1) * d].to_vec())
-                        .collect();
-                    let o = matmul::matmul_shared(ot, ch, role, ring, ph, &vh, (t, npos, d))?;
-                    for r in 0..t {
-                        out[r * c + hh * d..r * c + (hh + 1) * d]
-                            .copy_from_slice(&o[r * d..(r + 1) * d]);
-                    }
-                }
+                let heads = h.heads as usize;
+                let cache =
+                    self.attention_cache(he, ch, ins.inputs[1], Operand::Values, heads, c, npos)?;
+                let out = attention_he::pv(he, ch, role, ring, cache, &p, &vc, t, true)?;
                 let out = truncate(ot, ch, role, ring, &tscope, trunc_secs, h.shift, &out)?;
                 regs.insert(out0, out);
             }
