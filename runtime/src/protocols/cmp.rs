@@ -316,7 +316,19 @@ pub fn drelu<C: Channel + ?Sized>(
     ring: Ring,
     x: &[u64],
 ) -> Result<Vec<bool>, NetError> {
-    let mut s = msb(ot, ch, role, ring, x)?;
+    drelu_with(ot, ch, role, ring, DEFAULT_DIGIT_BITS, x)
+}
+
+/// [`drelu`] with digit width `m`.
+pub fn drelu_with<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    m: u32,
+    x: &[u64],
+) -> Result<Vec<bool>, NetError> {
+    let mut s = msb_with(ot, ch, role, ring, m, x)?;
     if role == Role::Server {
         s.iter_mut().for_each(|b| *b = !*b);
     }

@@ -260,28 +260,6 @@ fn shift_reduce<C: Channel + ?Sized>(
         .collect())
 }
 
-/// XOR shares of 1{x ≥ 0} (signed lift), [`cmp::drelu`] with the cheapest digit width.
-fn drelu<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
-    ring: Ring,
-    x: &[u64],
-) -> Result<Vec<bool>, NetError> {
-    let mut b = cmp::msb_with(
-        ot,
-        ch,
-        role,
-        ring,
-        cmp::cheapest_digit_bits(ring.bits - 1),
-        x,
-    )?;
-    if role == Role::Server {
-        b.iter_mut().for_each(|v| *v = !*v);
-    }
-    Ok(b)
-}
-
 /// Shares of softmax_row of every row: `s` is the concatenation of the rows (this party's
 /// shares, over `ring`), `lens` their lengths (each ≥ 1); output has the same layout.
 /// Precondition: every score, read signed, lies in [−2^(ℓ−2), 2^(ℓ−2)) (see the module doc).
@@ -360,14 +338,28 @@ fn exp_neg<C: Channel + ?Sized>(
                 .iter()
                 .map(|&v| pr.h_ring.sub(v, public(role, pr.h_ring, cd)))
                 .collect();
-            drelu(ot, ch, role, pr.h_ring, &d)?
+            cmp::drelu_with(
+                ot,
+                ch,
+                role,
+                pr.h_ring,
+                cmp::cheapest_digit_bits(pr.h_ring.bits - 1),
+                &d,
+            )?
         }
         None => {
             let d: Vec<u64> = u
                 .iter()
                 .map(|&v| ring.sub(v, public(role, ring, pr.clip)))
                 .collect();
-            drelu(ot, ch, role, ring, &d)?
+            cmp::drelu_with(
+                ot,
+                ch,
+                role,
+                ring,
+                cmp::cheapest_digit_bits(ring.bits - 1),
+                &d,
+            )?
         }
     };
     // 4. Lookups of the offsets D = T − min T.
