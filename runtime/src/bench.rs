@@ -872,6 +872,18 @@ pub fn linear_bench<C: Channel + ?Sized>(
             "CipherGPT HE (QKᵀ, SV, vocabulary): 490 MB, 194.2 s per token in all".into(),
         ));
     }
+    if opts.logits {
+        shapes.push((
+            "embedding".into(),
+            format!("embedding-1x{GPT2_VOCAB}x768-l{l}"),
+            1,
+            GPT2_VOCAB,
+            768,
+            "the client's one-hot token row times the table; CipherGPT: the server's \
+             encrypted table, sent once"
+                .into(),
+        ));
+    }
     if opts.prefill_rows > 0 {
         shapes.push((
             format!("prefill{}", opts.prefill_rows),
@@ -965,10 +977,92 @@ pub fn linear_bench<C: Channel + ?Sized>(
     total.0 += s;
     total.1.add(&c);
     results.push(
-        BenchResult::new("decode-step-weights", 1, total.0, total.1).with_reference(&format!(
-            "sum of the rows: {GPT2_LAYERS} × (qkv, attn-out, fc1, fc2){}; attention and \
-             embedding not included",
-            if opts.logits { " + logits" } else { "" }
+        BenchResult::new("decode-step-weights", 1, total.0, total.1.clone()).with_reference(
+            &format!(
+                "sum of the rows: {GPT2_LAYERS} × (qkv, attn-out, fc1, fc2){}",
+                if opts.logits { " + logits" } else { "" }
+            ),
+        ),
+    );
+
+    // Attention of one layer against a 256-row cache (12 heads of 64), in steady state: the
+    // caches' encryptions are prepared (offline), the first 255 rows re-shared by an earlier
+    // step, and the measured step adds row 256.
+    use crate::protocols::attention_he::{self, AttnLayout, DuplexHe, Operand, SharedCache};
+    let he = scoped(ch, "he-duplex", |ch| DuplexHe::extend(he, ch))?;
+    let (heads, d, rows) = (12usize, 64usize, 256usize);
+    let c = heads * d;
+    let mut kc = SharedCache::new(AttnLayout::new(ring, Operand::Keys, heads, d, rows)?);
+    let mut vc = SharedCache::new(AttnLayout::new(ring, Operand::Values, heads, d, rows)?);
+    let t = start(ch, role)?;
+    scoped(ch, "attention-prepare", |ch| -> Result<(), NetError> {
+        attention_he::prepare(&he, ch, role, ring, &mut kc, rows)?;
+        attention_he::prepare(&he, ch, role, ring, &mut vc, rows)
+    })?;
+    results.push(
+        finish(ch, role, t, "attention-prepare", 1)?.with_reference(&format!(
+            "offline, one layer's key and value caches for {rows} rows (ahead of the tokens)"
+        )),
+    );
+    let keys = ring.random(&mut rng, rows * c);
+    let values = ring.random(&mut rng, rows * c);
+    let q = ring.random(&mut rng, c);
+    let p_earlier = ring.random(&mut rng, heads * (rows - 1));
+    let p = ring.random(&mut rng, heads * rows);
+    scoped(ch, "attention-warmup", |ch| -> Result<(), NetError> {
+        attention_he::qk_t(
+            &he,
+            ch,
+            role,
+            ring,
+            &mut kc,
+            &q,
+            &keys[..(rows - 1) * c],
+            1,
+            true,
+        )?;
+        attention_he::pv(
+            &he,
+            ch,
+            role,
+            ring,
+            &mut vc,
+            &p_earlier,
+            &values[..(rows - 1) * c],
+            1,
+            true,
+        )
+        .map(drop)
+    })?;
+    let mut att = (0.0, crate::net::Counters::default());
+    for (name, is_keys) in [("qkt", true), ("pv", false)] {
+        let row = format!("attention-{name}-12x64-{rows}rows-l{l}");
+        let t = start(ch, role)?;
+        scoped(ch, &row, |ch| -> Result<(), NetError> {
+            if is_keys {
+                attention_he::qk_t(&he, ch, role, ring, &mut kc, &q, &keys, 1, true).map(drop)
+            } else {
+                attention_he::pv(&he, ch, role, ring, &mut vc, &p, &values, 1, true).map(drop)
+            }
+        })?;
+        let r = finish(ch, role, t, &row, 1)?;
+        att.0 += r.seconds * GPT2_LAYERS as f64;
+        att.1.bytes_sent += r.bytes_sent * GPT2_LAYERS as u64;
+        att.1.bytes_received += r.bytes_received * GPT2_LAYERS as u64;
+        att.1.rounds += r.rounds * GPT2_LAYERS as u64;
+        results.push(r.with_reference(
+            "one layer, one decode step; research projection 1.19 MB per layer for both",
+        ));
+    }
+    let (es, ec) = sum("embedding", 1);
+    total.0 += att.0 + es;
+    total.1.add(&att.1);
+    total.1.add(&ec);
+    results.push(
+        BenchResult::new("decode-step-total", 1, total.0, total.1).with_reference(&format!(
+            "decode-step-weights + {GPT2_LAYERS} × attention (q·Kᵀ, P·V){}; issue 6's target: \
+             < 5 s and < 100 MB",
+            if opts.logits { " + embedding" } else { "" }
         )),
     );
     Ok(results)
