@@ -977,12 +977,10 @@ pub fn linear_bench<C: Channel + ?Sized>(
     total.0 += s;
     total.1.add(&c);
     results.push(
-        BenchResult::new("decode-step-weights", 1, total.0, total.1.clone()).with_reference(
-            &format!(
-                "sum of the rows: {GPT2_LAYERS} × (qkv, attn-out, fc1, fc2){}",
-                if opts.logits { " + logits" } else { "" }
-            ),
-        ),
+        BenchResult::new("decode-step-weights", 1, total.0, total.1).with_reference(&format!(
+            "sum of the rows: {GPT2_LAYERS} × (qkv, attn-out, fc1, fc2){}",
+            if opts.logits { " + logits" } else { "" }
+        )),
     );
 
     // Attention of one layer against a 256-row cache (12 heads of 64), in steady state: the
