@@ -121,3 +121,57 @@ fn prefill_and_decode_equal_the_simulator() {
 fn decode_over_tcp_equals_the_simulator() {
     run(b"And God".iter().map(|&b| b as i64).collect(), 1, true);
 }
+
+/// Issue 7's acceptance run: the five held-out prompts × 16 new tokens, each a two-party session
+/// (mem), token for token the simulator's greedy continuation.
+#[test]
+fn five_prompts_sixteen_tokens_equal_the_simulator() {
+    let prompts = include_str!("../../models/eval-prompts.txt");
+    let (plan, weights) = compiled();
+    let plan = Arc::new(plan);
+    let weights = Arc::new(weights);
+    for line in prompts.lines().filter(|l| !l.trim().is_empty()) {
+        let prompt: Vec<i64> = line.bytes().map(|b| b as i64).collect();
+        let mut sim = Simulator::new(&plan, &weights).unwrap();
+        let mut want = vec![sim.prefill(&prompt).unwrap()];
+        while want.len() < 16 {
+            let t = *want.last().unwrap() as i64;
+            want.push(sim.decode(t).unwrap());
+        }
+        let (ps, pc, w) = (plan.clone(), plan.clone(), weights.clone());
+        let t = prompt.len();
+        let ((), got) = two_party(
+            move |p| {
+                let prepared = Prepared::new(&ps, Some(&w)).unwrap();
+                let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
+                let mut ex = Executor::new(&ps, p.role, &prepared).unwrap();
+                assert_eq!(
+                    ex.prefill(&mut p.ot, &he, &mut p.ch, t, None).unwrap(),
+                    None
+                );
+                for _ in 1..16 {
+                    assert_eq!(ex.decode(&mut p.ot, &he, &mut p.ch, None).unwrap(), None);
+                }
+            },
+            move |p| {
+                let prepared = Prepared::new(&pc, None).unwrap();
+                let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
+                let mut ex = Executor::new(&pc, p.role, &prepared).unwrap();
+                let mut out = vec![ex
+                    .prefill(&mut p.ot, &he, &mut p.ch, t, Some(&prompt))
+                    .unwrap()
+                    .unwrap()];
+                for _ in 1..16 {
+                    let last = *out.last().unwrap() as i64;
+                    out.push(
+                        ex.decode(&mut p.ot, &he, &mut p.ch, Some(last))
+                            .unwrap()
+                            .unwrap(),
+                    );
+                }
+                out
+            },
+        );
+        assert_eq!(got, want, "prompt {line:?}");
+    }
+}
