@@ -152,12 +152,7 @@ fn setup<C: Channel + ?Sized>(
     let mut rng = Prg::from_entropy();
     let ot = scoped(ch, "setup", |ch| OtPair::setup(ch, role, &mut rng))?;
     let he = scoped(ch, "setup", |ch| DuplexHe::setup(ch, role))?;
-    let now = ch.stats().total;
-    let c = crate::net::Counters {
-        bytes_sent: now.bytes_sent - before.bytes_sent,
-        bytes_received: now.bytes_received - before.bytes_received,
-        rounds: now.rounds - before.rounds,
-    };
+    let c = ch.stats().total.since(&before);
     Ok((ot, he, line("setup", t0.elapsed().as_secs_f64(), &c)))
 }
 

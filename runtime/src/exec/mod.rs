@@ -55,12 +55,7 @@ pub struct InstructionCost {
 
 /// Counters of `scope` (and below) since `before`.
 fn since(ch: &(impl Channel + ?Sized), scope: &str, before: &Counters) -> Counters {
-    let now = ch.stats().scope_inclusive(scope);
-    Counters {
-        bytes_sent: now.bytes_sent - before.bytes_sent,
-        bytes_received: now.bytes_received - before.bytes_received,
-        rounds: now.rounds - before.rounds,
-    }
+    ch.stats().scope_inclusive(scope).since(before)
 }
 
 /// Faithful truncation in the instruction's `…/trunc` scope, its time added to `secs`.
@@ -163,8 +158,6 @@ pub struct Executor<'p> {
     role: Role,
     ring: Ring,
     prepared: &'p Prepared,
-    /// The server's weights over the ring (empty at the client).
-    weights: Vec<Vec<u64>>,
     cache: HashMap<u32, Vec<u64>>,
     /// The RLWE state of each cache register (keys or values), created at first use.
     attention: HashMap<u32, SharedCache>,
@@ -207,17 +200,11 @@ impl<'p> Executor<'p> {
                 "the server needs the weights file".into(),
             ));
         }
-        let weights = prepared
-            .signed
-            .iter()
-            .map(|t| t.iter().map(|&v| ring.from_signed(v)).collect())
-            .collect();
         Ok(Executor {
             plan,
             role,
             ring,
             prepared,
-            weights,
             cache: HashMap::new(),
             attention: HashMap::new(),
             positions: 0,
@@ -451,7 +438,6 @@ impl<'p> Executor<'p> {
             .outputs
             .first()
             .ok_or_else(|| NetError::InvalidArgument("no output register".into()))?;
-        let weight = |i: u32| -> Option<&[u64]> { self.weights.get(i as usize).map(|w| &w[..]) };
         let server = role == Role::Server;
         match op {
             Op::Embed(e) => {
@@ -471,10 +457,11 @@ impl<'p> Executor<'p> {
                     }
                 }
                 let mut x = self.product(he, ch, e.token_table, &onehot, t, None)?;
-                if let Some(pe) = weight(e.position_table) {
+                // The server adds the position rows (the client holds no weights).
+                if let Some(pe) = self.prepared.signed.get(e.position_table as usize) {
                     for (r, row) in x.chunks_mut(c).enumerate() {
                         for (j, v) in row.iter_mut().enumerate() {
-                            *v = ring.add(*v, pe[(past + r) * c + j]);
+                            *v = ring.add(*v, ring.from_signed(pe[(past + r) * c + j]));
                         }
                     }
                 }

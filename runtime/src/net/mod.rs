@@ -150,6 +150,14 @@ impl Counters {
     pub fn bytes(&self) -> u64 {
         self.bytes_sent + self.bytes_received
     }
+    /// What was counted since the `earlier` snapshot of the same counters.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            bytes_sent: self.bytes_sent - earlier.bytes_sent,
+            bytes_received: self.bytes_received - earlier.bytes_received,
+            rounds: self.rounds - earlier.rounds,
+        }
+    }
 }
 
 /// A snapshot of a channel's accounting: the totals and the counters of each scope.
