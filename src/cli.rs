@@ -102,15 +102,28 @@ pub struct FixedArgs {
     /// Calibration prompts: one per line, as text for byte-level models or comma-separated ids.
     #[arg(long, value_name = "FILE")]
     pub calibrate: Option<PathBuf>,
+    /// The plan's default decoding: sample from the K largest logits (1 = greedy, the default;
+    /// a client may ask for another per session).
+    #[arg(long, default_value_t = 1)]
+    pub top_k: u32,
+    /// The plan's default sampling temperature (with --top-k above 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
 }
 
 impl FixedArgs {
     fn options(&self) -> anyhow::Result<fixed::Options> {
+        let inv_temperature =
+            plan::Sample::inv_temperature_of(self.temperature).map_err(anyhow::Error::msg)?;
         Ok(fixed::Options {
             ring_bits: self.ring_bits,
             frac_bits: self.frac_bits,
             weight_frac_bits: self.weight_frac_bits,
             prompts: self.calibrate.as_deref().map(read_prompts).transpose()?,
+            decoding: fixed::lower::Decoding {
+                top_k: self.top_k,
+                inv_temperature,
+            },
         })
     }
 }

@@ -7,7 +7,7 @@ use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, Plan, Tokenizer};
 use ciphergpt_runtime::exec::Prepared;
 use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
-use ciphergpt_runtime::session::{self, ProgramCost, SessionReport, OP_CLASSES};
+use ciphergpt_runtime::session::{self, Decoding, ProgramCost, SessionReport, OP_CLASSES};
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,53 @@ pub struct ServeArgs {
     /// Worker threads for the protocols' local work (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Seed of the server's sampling randomness (reproducible top-k runs with a seeded client;
+    /// session n uses S + n). Default: fresh randomness.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// The decoding flags of `generate` and `demo`.
+#[derive(Args, Debug)]
+pub struct DecodingArgs {
+    /// Sample from the K largest logits (secure top-k); 1 is greedy (the secure argmax).
+    /// Default: the plan's mode (greedy unless compiled with --top-k).
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    /// Temperature of top-k sampling (default: the plan's, 1.0 unless compiled otherwise).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Seed of this client's sampling randomness (its shuffle and its part of each draw); with a
+    /// server started with --seed too, a run is reproducible. Default: fresh randomness.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl DecodingArgs {
+    /// The plan's default decoding with these flags applied.
+    fn decoding(&self, plan: &Plan) -> anyhow::Result<Decoding> {
+        let mut d = Decoding::of_plan(plan);
+        if let Some(k) = self.top_k {
+            d.top_k = k;
+        }
+        if let Some(t) = self.temperature {
+            if d.top_k <= 1 {
+                bail!(
+                    "--temperature {t} needs --top-k above 1 (greedy decoding has no temperature)"
+                );
+            }
+            d.inv_temperature = plan::Sample::inv_temperature_of(t).map_err(anyhow::Error::msg)?;
+        }
+        let vocab = plan.model.as_ref().map_or(0, |m| m.vocab);
+        if d.top_k == 0 || u64::from(d.top_k) > vocab {
+            bail!(
+                "--top-k {}: choose between 1 and {vocab} (the vocabulary)",
+                d.top_k
+            );
+        }
+        d.seed = self.seed;
+        Ok(d)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -52,6 +99,8 @@ pub struct GenerateArgs {
     /// Tokens to generate.
     #[arg(long, default_value_t = 16)]
     pub max_new_tokens: usize,
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
     /// Print {"tokens", "text", "report"} as JSON instead of the text and the table.
     #[arg(long)]
     pub json: bool,
@@ -74,6 +123,8 @@ pub struct DemoArgs {
     /// Tokens to generate.
     #[arg(long, default_value_t = 16)]
     pub max_new_tokens: usize,
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
     /// Worker threads for the protocols' local work (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -140,7 +191,8 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         served += 1;
         let peer = chans[0].peer_addr();
         let t0 = std::time::Instant::now();
-        match session::serve(&mut chans[0], &plan, &prepared) {
+        let seed = a.seed.map(|s| s.wrapping_add(served as u64));
+        match session::serve(&mut chans[0], &plan, &prepared, seed) {
             Ok(r) => {
                 let sent: u64 = r.programs.iter().map(|p| p.total.bytes_sent).sum();
                 let recv: u64 = r.programs.iter().map(|p| p.total.bytes_received).sum();
@@ -183,11 +235,13 @@ fn detokenize(plan: &Plan, tokens: &[usize]) -> Option<String> {
 }
 
 /// Run the client side on `ch`-connected server; streams text to stderr as tokens arrive.
+#[allow(clippy::too_many_arguments)]
 fn client(
     plan: &Plan,
     connect: &str,
     prompt: &[i64],
     new: usize,
+    decoding: &Decoding,
     wait: Duration,
     stream: bool,
     echo_prompt: Option<&str>,
@@ -210,6 +264,7 @@ fn client(
         &prepared,
         prompt,
         new,
+        decoding,
         progress,
         |tok, cost| {
             n += 1;
@@ -246,27 +301,46 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     threads(a.threads)?;
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let prompt = prompt_tokens(&plan, a.prompt.as_deref(), &a.tokens)?;
+    let decoding = a.decoding.decoding(&plan)?;
     let (tokens, report) = client(
         &plan,
         &a.connect,
         &prompt,
         a.max_new_tokens,
+        &decoding,
         timeout(a.timeout)?,
         !a.json,
         None,
     )?;
-    output(&plan, &tokens, &report, a.json, a.report.as_deref())
+    output(
+        &plan,
+        &tokens,
+        &report,
+        &decoding,
+        a.json,
+        a.report.as_deref(),
+    )
 }
 
 fn output(
     plan: &Plan,
     tokens: &[usize],
     report: &SessionReport,
+    decoding: &Decoding,
     json: bool,
     file: Option<&Path>,
 ) -> anyhow::Result<()> {
     let text = detokenize(plan, tokens);
-    let doc = serde_json::json!({ "tokens": tokens, "text": text, "report": report });
+    let doc = serde_json::json!({
+        "tokens": tokens,
+        "text": text,
+        "decoding": {
+            "top_k": decoding.top_k,
+            "temperature": f64::from(1u32 << plan::Sample::TEMPERATURE_FRAC)
+                / f64::from(decoding.inv_temperature),
+        },
+        "report": report,
+    });
     if let Some(f) = file {
         std::fs::write(f, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("{}: cannot write the report", f.display()))?;
@@ -366,6 +440,19 @@ pub fn table(r: &SessionReport) -> String {
     s
 }
 
+/// "greedy" or "top-K at temperature T".
+fn describe(d: &Decoding) -> String {
+    if d.top_k <= 1 {
+        "greedy".into()
+    } else {
+        format!(
+            "top-{} sampling at temperature {:.3}",
+            d.top_k,
+            f64::from(1u32 << plan::Sample::TEMPERATURE_FRAC) / f64::from(d.inv_temperature)
+        )
+    }
+}
+
 fn human(b: f64) -> String {
     if b >= 1e9 {
         format!("{:.2} GB", b / 1e9)
@@ -404,11 +491,14 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let server = std::thread::spawn(move || -> anyhow::Result<SessionReport> {
         let prepared = Prepared::new(&splan, Some(&weights))?;
         let mut ch = l.accept(&scfg)?.remove(0);
-        Ok(session::serve(&mut ch, &splan, &prepared)?)
+        Ok(session::serve(&mut ch, &splan, &prepared, None)?)
     });
+    let decoding = a.decoding.decoding(&plan)?;
     eprintln!(
-        "server and client on {addr}; prompt {:?}, {} new tokens",
-        a.prompt, a.max_new_tokens
+        "server and client on {addr}; prompt {:?}, {} new tokens, {}",
+        a.prompt,
+        a.max_new_tokens,
+        describe(&decoding)
     );
     let prompt: Vec<i64> = a.prompt.bytes().map(i64::from).collect();
     let result = client(
@@ -416,6 +506,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         &addr,
         &prompt,
         a.max_new_tokens,
+        &decoding,
         wait,
         true,
         Some(&a.prompt),
@@ -427,5 +518,5 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     // The server's error first: the client's is then only its consequence.
     server_report.context("the server side failed")?;
     let (tokens, report) = result?;
-    output(&plan, &tokens, &report, false, None)
+    output(&plan, &tokens, &report, &decoding, false, None)
 }

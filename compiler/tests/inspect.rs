@@ -258,7 +258,17 @@ fn gpt_plan(d: Dims) -> Plan {
         }),
     );
     let t = b.reg("next_token", Rows::One, 1, 0);
-    b.push("argmax", vec![z], vec![t], Op::Argmax(plan::Argmax {}));
+    b.push(
+        "sample",
+        vec![z],
+        vec![t],
+        Op::Sample(plan::Sample {
+            top_k: 1,
+            inv_temperature: 1 << 16,
+            shift: 28,
+            softmax: None,
+        }),
+    );
     let program = Program {
         instructions: b.program,
     };

@@ -1,6 +1,6 @@
 //! A generation session between the server and the client, on one channel after the handshake:
-//! OT setup, the client's request (number of prompt tokens, number of new tokens: public, as the
-//! shapes are), prefill, then one decode step per further token, the client saying before each
+//! OT setup, the client's request (number of prompt tokens, number of new tokens, and the
+//! decoding — K and the temperature: public, as the shapes are), prefill, then one decode step per further token, the client saying before each
 //! step whether to go on. The sampled tokens reach the client only. Both sides build a cost
 //! report from their own channel: per program, per op class as CipherGPT's Table V.
 
@@ -10,7 +10,7 @@ use ciphergpt_compiler::plan::Plan;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{OtPair, Prg};
-use crate::exec::{ExecError, Executor, InstructionCost, Prepared, Progress};
+use crate::exec::{ExecError, Executor, InstructionCost, Prepared, Progress, Sampling};
 use crate::net::{scoped, Channel, NetError, Role};
 use crate::protocols::attention_he::DuplexHe;
 
@@ -71,7 +71,7 @@ fn class_of(op: &str) -> &'static str {
         "Softmax" => "Softmax",
         "LayerNorm" => "LayerNorm",
         "Embed" => "Embedding",
-        "Argmax" => "Sampling",
+        "Sample" => "Sampling",
         _ => "Local",
     }
 }
@@ -165,16 +165,64 @@ pub enum SessionError {
     Exec(#[from] ExecError),
 }
 
-/// The client's request, sent in the clear (the server learns the shapes anyway).
-const REQUEST_BYTES: usize = 8;
+/// The client's request, sent in the clear (the server learns the shapes anyway): prompt tokens,
+/// new tokens, K and the temperature's fixed-point reciprocal, u32 each.
+const REQUEST_BYTES: usize = 16;
+
+/// How the client wants its tokens chosen: K (1 = greedy), the temperature's 16-bit fixed-point
+/// reciprocal (`plan::Sample::inv_temperature_of`), and an optional seed for this party's
+/// sampling randomness. Both K and the temperature are public to both parties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoding {
+    pub top_k: u32,
+    pub inv_temperature: u32,
+    pub seed: Option<u64>,
+}
+
+impl Decoding {
+    /// The plan's default mode, fresh randomness.
+    pub fn of_plan(plan: &Plan) -> Decoding {
+        let s = Sampling::of_plan(plan);
+        Decoding {
+            top_k: s.top_k,
+            inv_temperature: s.inv_temperature,
+            seed: None,
+        }
+    }
+
+    fn sampling(&self) -> Sampling {
+        Sampling::new(self.top_k, self.inv_temperature, self.seed)
+    }
+}
+
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+/// The request's decoding is usable with `plan`: K in 1..=vocabulary, the reciprocal in 1..2^23.
+fn check_decoding(plan: &Plan, top_k: u32, inv_temperature: u32) -> Result<(), String> {
+    let vocab = plan.model.as_ref().map_or(0, |m| m.vocab);
+    if top_k == 0 || u64::from(top_k) > vocab {
+        return Err(format!(
+            "top-k {top_k} is not in 1..={vocab} (the vocabulary)"
+        ));
+    }
+    if !(1..1 << 23).contains(&inv_temperature) {
+        return Err(format!(
+            "temperature reciprocal {inv_temperature} is not in 1..2^23"
+        ));
+    }
+    Ok(())
+}
 
 /// The server's side of one session: answer the client's request with `plan` and the weights
-/// `prepared` once for it.
+/// `prepared` once for it; `seed` seeds the server's sampling randomness (fresh when `None`).
 /// Returns the server's report.
 pub fn serve<C: Channel + ?Sized>(
     ch: &mut C,
     plan: &Plan,
     prepared: &Prepared,
+    seed: Option<u64>,
 ) -> Result<SessionReport, SessionError> {
     let role = Role::Server;
     let mut report = SessionReport {
@@ -185,8 +233,14 @@ pub fn serve<C: Channel + ?Sized>(
     let (mut ot, he, setup) = setup(ch, role)?;
     report.setup = setup;
     let req = ch.recv_vec(REQUEST_BYTES)?;
-    let t = u32::from_le_bytes(req[0..4].try_into().unwrap_or_default()) as usize;
-    let new = u32::from_le_bytes(req[4..8].try_into().unwrap_or_default()) as usize;
+    let (t, new) = (u32_at(&req, 0) as usize, u32_at(&req, 1) as usize);
+    let decoding = Decoding {
+        top_k: u32_at(&req, 2),
+        inv_temperature: u32_at(&req, 3),
+        seed,
+    };
+    check_decoding(plan, decoding.top_k, decoding.inv_temperature)
+        .map_err(|e| NetError::Malformed(format!("request: {e}")))?;
     let positions = plan.model.as_ref().map_or(0, |m| m.positions as usize);
     if t == 0 || new == 0 || t + new - 1 > positions {
         return Err(NetError::Malformed(format!(
@@ -195,6 +249,7 @@ pub fn serve<C: Channel + ?Sized>(
         .into());
     }
     let mut ex = Executor::new(plan, role, prepared)?;
+    ex.sampling = decoding.sampling();
     ex.prefill(&mut ot, &he, ch, t, None)?;
     report
         .programs
@@ -215,9 +270,9 @@ pub fn serve<C: Channel + ?Sized>(
     Ok(report)
 }
 
-/// The client's side: run the prompt `tokens` and generate up to `new_tokens` tokens, calling
-/// `prefill_progress` before each prefill instruction and `on_token` with each token as it
-/// arrives (return `false` to stop early). Returns the generated
+/// The client's side: run the prompt `tokens` and generate up to `new_tokens` tokens chosen as
+/// `decoding` says, calling `prefill_progress` before each prefill instruction and `on_token`
+/// with each token as it arrives (return `false` to stop early). Returns the generated
 /// tokens and the client's report.
 #[allow(clippy::too_many_arguments)]
 pub fn generate<C: Channel + ?Sized>(
@@ -226,6 +281,7 @@ pub fn generate<C: Channel + ?Sized>(
     prepared: &Prepared,
     tokens: &[i64],
     new_tokens: usize,
+    decoding: &Decoding,
     prefill_progress: Option<Progress>,
     mut on_token: impl FnMut(usize, &ProgramCost) -> bool,
 ) -> Result<(Vec<usize>, SessionReport), SessionError> {
@@ -238,6 +294,8 @@ pub fn generate<C: Channel + ?Sized>(
         ))
         .into());
     }
+    check_decoding(plan, decoding.top_k, decoding.inv_temperature)
+        .map_err(NetError::InvalidArgument)?;
     let mut report = SessionReport {
         party: "client".into(),
         threads: rayon::current_num_threads(),
@@ -248,9 +306,12 @@ pub fn generate<C: Channel + ?Sized>(
     let mut req = Vec::with_capacity(REQUEST_BYTES);
     req.extend((tokens.len() as u32).to_le_bytes());
     req.extend((new_tokens as u32).to_le_bytes());
+    req.extend(decoding.top_k.to_le_bytes());
+    req.extend(decoding.inv_temperature.to_le_bytes());
     ch.send(&req)?;
     ch.flush()?;
     let mut ex = Executor::new(plan, role, prepared)?;
+    ex.sampling = decoding.sampling();
     ex.progress = prefill_progress;
     let first = ex
         .prefill(&mut ot, &he, ch, tokens.len(), Some(tokens))?

@@ -1,15 +1,18 @@
 //! The executor against the cleartext simulator on the committed trained model: a two-party
 //! prefill and decode steps (over mem and over TCP) give, reconstructed, exactly the simulator's
-//! logits and the same sampled tokens; the server's result is never the token.
+//! logits and the same sampled tokens; the server's result is never the token. Whole sessions
+//! with top-K sampling draw only tokens from the simulator's top K.
 
 mod common;
 
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::model::{self, ModelSpec};
-use ciphergpt_compiler::plan::{instruction::Op, Plan, WeightsFile};
+use ciphergpt_compiler::plan::{instruction::Op, Plan, Sample, WeightsFile};
 use ciphergpt_runtime::exec::{Executor, Prepared};
+use ciphergpt_runtime::net::mem;
 use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::session::{self, Decoding, SessionReport};
 use common::*;
 use std::sync::Arc;
 
@@ -25,14 +28,14 @@ fn compiled() -> (Plan, WeightsFile) {
     (c.plan, c.weights)
 }
 
-/// Logits register: the input of the argmax.
+/// Logits register: the input of the token choice.
 fn logits_register(plan: &Plan) -> u32 {
     plan.decode
         .as_ref()
         .unwrap()
         .instructions
         .iter()
-        .find(|i| matches!(i.op, Some(Op::Argmax(_))))
+        .find(|i| matches!(i.op, Some(Op::Sample(_))))
         .unwrap()
         .inputs[0]
 }
@@ -174,4 +177,108 @@ fn five_prompts_sixteen_tokens_equal_the_simulator() {
         );
         assert_eq!(got, want, "prompt {line:?}");
     }
+}
+
+/// A whole session (`session::serve` / `session::generate` over mem) with the given decodings;
+/// returns the client's tokens and report.
+fn session_run(
+    plan: &Arc<Plan>,
+    weights: &Arc<WeightsFile>,
+    prompt: &[i64],
+    new: usize,
+    client: Decoding,
+    server_seed: Option<u64>,
+) -> (Vec<usize>, SessionReport) {
+    let (mut a, mut b) = mem::pair(std::time::Duration::from_secs(60));
+    let (ps, w) = (plan.clone(), weights.clone());
+    let server = std::thread::spawn(move || {
+        let prepared = Prepared::new(&ps, Some(&w)).unwrap();
+        session::serve(&mut a, &ps, &prepared, server_seed).unwrap()
+    });
+    let prepared = Prepared::new(plan, None).unwrap();
+    let out = session::generate(
+        &mut b,
+        plan,
+        &prepared,
+        prompt,
+        new,
+        &client,
+        None,
+        |_, _| true,
+    )
+    .unwrap();
+    let report = server.join().unwrap();
+    assert_eq!(report.programs.len(), new);
+    out
+}
+
+/// Top-K sampling in a whole session: every sampled token is among the K largest of the
+/// simulator's logits after the prefix actually generated, the Sampling class has a cost in every
+/// program, and both parties seeded make the run reproducible; K = 1 asked of a plan compiled
+/// for top-40 gives the simulator's greedy tokens.
+#[test]
+fn top_k_sampling_sessions() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tiny-trained.torchscript.onnx");
+    let graph = model::load(&ModelSpec {
+        path,
+        ..Default::default()
+    })
+    .unwrap();
+    let options = fixed::Options {
+        decoding: fixed::lower::Decoding {
+            top_k: 40,
+            inv_temperature: Sample::inv_temperature_of(0.8).unwrap(),
+        },
+        ..Default::default()
+    };
+    let c = fixed::compile(&graph, &options).unwrap();
+    let (plan, weights) = (Arc::new(c.plan), Arc::new(c.weights));
+    let prompt: Vec<i64> = b"And God said".iter().map(|&b| b as i64).collect();
+    let k = 5;
+    let decoding = Decoding {
+        top_k: k,
+        inv_temperature: Sample::inv_temperature_of(1.5).unwrap(),
+        seed: Some(7),
+    };
+    let (tokens, report) = session_run(&plan, &weights, &prompt, 5, decoding, Some(9));
+    // The oracle: the simulator's logits along the sampled continuation.
+    let mut sim = Simulator::new(&plan, &weights).unwrap();
+    sim.prefill(&prompt).unwrap();
+    for (i, &tok) in tokens.iter().enumerate() {
+        let z = sim.last_logits.last().unwrap().clone();
+        let top = ciphergpt_compiler::fixed::semantics::top_k(&z, k as usize);
+        assert!(
+            top.contains(&tok),
+            "token {i} = {tok} not in the top {k}: {top:?}"
+        );
+        sim.decode(tok as i64).unwrap();
+    }
+    for p in &report.programs {
+        let s = p.classes.iter().find(|c| c.name == "Sampling").unwrap();
+        assert!(s.bytes_sent > 0 && s.rounds > 0, "{}: {s:?}", p.program);
+    }
+    let (again, _) = session_run(&plan, &weights, &prompt, 5, decoding, Some(9));
+    assert_eq!(again, tokens, "both parties seeded: the same tokens");
+    // K = 1 asked of a top-40 plan: greedy, the simulator's tokens.
+    let greedy = Decoding {
+        top_k: 1,
+        inv_temperature: 1 << 16,
+        seed: None,
+    };
+    let (got, _) = session_run(&plan, &weights, &prompt, 4, greedy, None);
+    let mut greedy_plan = (*plan).clone();
+    for prog in [greedy_plan.prefill.as_mut(), greedy_plan.decode.as_mut()] {
+        for ins in prog.unwrap().instructions.iter_mut() {
+            if let Some(Op::Sample(s)) = ins.op.as_mut() {
+                s.top_k = 1;
+            }
+        }
+    }
+    let mut sim = Simulator::new(&greedy_plan, &weights).unwrap();
+    let mut want = vec![sim.prefill(&prompt).unwrap()];
+    while want.len() < 4 {
+        want.push(sim.decode(*want.last().unwrap() as i64).unwrap());
+    }
+    assert_eq!(got, want);
 }

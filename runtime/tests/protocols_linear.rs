@@ -234,14 +234,14 @@ fn plan_logits_match_the_simulator() {
     };
     let embed = find(&|o| matches!(o, Op::Embed(_)));
     let mut logits = find(&|o| matches!(o, Op::Logits(_)));
-    let argmax = find(&|o| matches!(o, Op::Argmax(_)));
+    let sample = find(&|o| matches!(o, Op::Sample(_)));
     let (Some(Op::Embed(e)), Some(Op::Logits(l))) = (embed.op.clone(), logits.op.clone()) else {
         unreachable!()
     };
-    // The program Embed → Logits → Argmax: the Logits input is the embedding.
+    // The program Embed → Logits → Sample: the Logits input is the embedding.
     logits.inputs[0] = embed.outputs[0];
     plan.prefill = Some(Program {
-        instructions: vec![embed, logits, argmax],
+        instructions: vec![embed, logits, sample],
     });
     let tokens: Vec<i64> = b"In the beginning".iter().map(|&b| b as i64).collect();
     let mut sim = Simulator::new(&plan, &compiled.weights).unwrap();

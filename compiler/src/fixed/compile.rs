@@ -16,6 +16,8 @@ pub struct Options {
     pub weight_frac_bits: u32,
     /// Calibration prompts as token ids; the defaults when `None`.
     pub prompts: Option<Vec<Vec<i64>>>,
+    /// The plan's default decoding (greedy unless told).
+    pub decoding: lower::Decoding,
 }
 
 impl Default for Options {
@@ -25,6 +27,7 @@ impl Default for Options {
             frac_bits: 15,
             weight_frac_bits: 15,
             prompts: None,
+            decoding: lower::Decoding::default(),
         }
     }
 }
@@ -91,7 +94,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Compiled> {
         frac: options.frac_bits,
         weight_frac: options.weight_frac_bits,
     };
-    let mut lowered = lower::lower(graph, &ranges, scales)?;
+    let mut lowered = lower::lower(graph, &ranges, scales, options.decoding)?;
     lowered.plan.tokenizer = tokenizer_for(vocab) as i32;
     // Measure every instruction's largest value in the exact semantics, on the calibration
     // prompts: prefill on the first half, then decode steps over the rest.

@@ -46,6 +46,24 @@ pub struct Scales {
     pub weight_frac: u32,
 }
 
+/// The plan's default decoding: K (1 is greedy) and the temperature's 16-bit fixed-point
+/// reciprocal ([`plan::Sample`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoding {
+    pub top_k: u32,
+    pub inv_temperature: u32,
+}
+
+impl Default for Decoding {
+    /// Greedy.
+    fn default() -> Self {
+        Decoding {
+            top_k: 1,
+            inv_temperature: 1 << plan::Sample::TEMPERATURE_FRAC,
+        }
+    }
+}
+
 /// The result of lowering: the plan (not yet sealed) and the weights in plan order.
 pub struct Lowered {
     pub plan: Plan,
@@ -74,7 +92,12 @@ fn err(graph: &Graph, id: NodeIndex, reason: impl Into<String>) -> CompileError 
 }
 
 /// Lower a fused graph.
-pub fn lower(graph: &Graph, ranges: &Ranges, scales: Scales) -> Result<Lowered> {
+pub fn lower(
+    graph: &Graph,
+    ranges: &Ranges,
+    scales: Scales,
+    decoding: Decoding,
+) -> Result<Lowered> {
     let mut l = Lowerer {
         graph,
         ranges,
@@ -101,11 +124,12 @@ pub fn lower(graph: &Graph, ranges: &Ranges, scales: Scales) -> Result<Lowered> 
         .get(out)
         .ok_or_else(|| err(graph, out.node, "the output is not computed by the plan"))?;
     let token = l.register("next_token", Rows::One, 1, 0, false);
+    let sample = l.sample(logits, decoding, &graph.source)?;
     l.program.push(Instruction {
-        name: "argmax".into(),
+        name: "sample".into(),
         inputs: vec![logits],
         outputs: vec![token],
-        op: Some(instruction::Op::Argmax(plan::Argmax {})),
+        op: Some(instruction::Op::Sample(sample)),
     });
     model.layers = l.layer as u64;
     let program = Program {
@@ -391,6 +415,37 @@ impl Lowerer<'_> {
                 format!("{} is not a high-level operation", other.kind()),
             )),
         }
+    }
+
+    /// The token choice from the `logits` register: the decoding mode, and the softmax over the
+    /// top-K survivors at the attention scores' scale (at most [`SCORE_FRAC_MAX`] fractional
+    /// bits, so the same 8 + 8 exp digits); the temperature step's shift also brings the logits'
+    /// `f + f_w` fractional bits down to it.
+    fn sample(&self, logits: u32, d: Decoding, source: &str) -> Result<plan::Sample> {
+        let f = self.scales.frac;
+        let f_logits = self.registers[logits as usize].frac_bits;
+        let vocab = self.registers[logits as usize].cols;
+        if d.top_k == 0 || u64::from(d.top_k) > vocab {
+            return Err(CompileError::Input(format!(
+                "{source}: top-k {} is not in 1..={vocab} (the vocabulary)",
+                d.top_k
+            )));
+        }
+        if !(1..1 << 23).contains(&d.inv_temperature) {
+            return Err(CompileError::Input(format!(
+                "{source}: temperature reciprocal {} is not in 1..2^23",
+                d.inv_temperature
+            )));
+        }
+        let fs = f_logits.min(SCORE_FRAC_MAX);
+        let t = semantics::fit_exp_tables(fs, f + 2, f)
+            .map_err(|e| CompileError::Input(format!("{source}: sampling softmax: {e}")))?;
+        Ok(plan::Sample {
+            top_k: d.top_k,
+            inv_temperature: d.inv_temperature,
+            shift: plan::Sample::TEMPERATURE_FRAC + f_logits - fs,
+            softmax: Some(convert::softmax_to_plan(&t, 1)),
+        })
     }
 
     /// `linear(x, W, b)` or `logits(x, wte)`, folding a preceding LayerNorm's γ, β and, for the

@@ -38,7 +38,7 @@ pub struct SemanticsError {
 }
 
 impl SemanticsError {
-    fn new(func: &'static str, msg: impl Into<String>) -> Self {
+    pub fn new(func: &'static str, msg: impl Into<String>) -> Self {
         SemanticsError {
             func,
             msg: msg.into(),
@@ -1097,7 +1097,57 @@ pub fn argmax(z: &[i64]) -> SemResult<usize> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. Tests
+// 6. Top-K sampling
+// ---------------------------------------------------------------------------------------------
+
+/// The top `k` indices of `z`: larger value first, smaller index first among equal values (so
+/// `top_k(z, 1) = [argmax(z)]`). The protocol returns this set, in an order of its own.
+pub fn top_k(z: &[i64], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..z.len()).collect();
+    idx.sort_by(|&a, &b| z[b].cmp(&z[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+/// The temperature step: `⌊v·mul / 2^shift⌋` for the fixed-point reciprocal `mul` of T.
+pub fn temperature(v: i64, mul: u64, shift: u32) -> i64 {
+    ((v as i128 * mul as i128) >> shift.min(127)) as i64
+}
+
+/// Bits `w` of the uniform value of a draw for probabilities with `frac_out` fractional bits:
+/// `w = 62 − frac_out`, so that `u·S_K` and `2^w·S_i` stay below 2^62.
+pub fn sample_bits(frac_out: u32) -> u32 {
+    62 - frac_out.min(60)
+}
+
+/// One draw from the K `values` (logits, in a given order): `y_i = temperature(v_i)`,
+/// `p = softmax_row(y)`, prefix sums `S_i = p_1 + … + p_i`, and the first position i with
+/// `u·S_K < 2^w·S_i` for the uniform `w`-bit `u` (`w` = [`sample_bits`]). Over a uniform u,
+/// position i comes out with probability `p_i / S_K` up to 2^−w.
+pub fn sample_top_k(
+    values: &[i64],
+    mul: u64,
+    shift: u32,
+    tables: &ExpTables,
+    u: u64,
+) -> SemResult<usize> {
+    let y: Vec<i64> = values.iter().map(|&v| temperature(v, mul, shift)).collect();
+    let p = softmax_row(&y, tables)?;
+    let w = sample_bits(tables.frac_out);
+    let total: i128 = p.iter().map(|&x| x as i128).sum();
+    let target = u as i128 * total;
+    let mut s = 0i128;
+    for (i, &x) in p.iter().enumerate() {
+        s += x as i128;
+        if target < s << w {
+            return Ok(i);
+        }
+    }
+    Ok(p.len() - 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Tests
 // ---------------------------------------------------------------------------------------------
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 use super::{convert, semantics};
 use crate::error::{CompileError, Result};
 use crate::plan::{instruction::Op, Plan, Program, WeightsFile};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 
 /// A two-party session's state, in the clear: the weights and the KV cache.
@@ -27,6 +29,8 @@ pub struct Simulator<'p> {
     pub last_logits: Vec<Vec<i64>>,
     /// Per weight: the largest column sum of |w| (decides when i64 accumulation is exact).
     col_abs_max: Vec<i128>,
+    /// The uniform values of top-K draws (seeded, see [`Simulator::seed_sampling`]).
+    sampling: ChaCha8Rng,
 }
 
 /// `x·W + b` for one row, exactly. Accumulates in i64 when `max|x|·bound < 2^62` (no overflow
@@ -103,7 +107,35 @@ impl<'p> Simulator<'p> {
             peaks: HashMap::new(),
             all_rows: false,
             last_logits: Vec::new(),
+            sampling: ChaCha8Rng::seed_from_u64(0),
         })
+    }
+
+    /// Seed the draws of top-K sampling (greedy plans draw nothing).
+    pub fn seed_sampling(&mut self, seed: u64) {
+        self.sampling = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    /// The token the plan's `Sample` picks from the logits `z`: the argmax for K = 1, else a draw
+    /// from the top K in the order of [`semantics::top_k`] (the two-party protocol draws from the
+    /// same distribution over a shuffled order, so single tokens agree only in distribution).
+    fn sample(&mut self, sp: &crate::plan::Sample, z: &[i64]) -> semantics::SemResult<usize> {
+        let k = sp.top_k.max(1) as usize;
+        if k == 1 {
+            return semantics::argmax(z);
+        }
+        let tables = sp
+            .softmax
+            .as_ref()
+            .map(convert::softmax_from_plan)
+            .ok_or_else(|| semantics::SemanticsError::new("sample", "no softmax tables"))?;
+        let idx = semantics::top_k(z, k);
+        let values: Vec<i64> = idx.iter().map(|&i| z[i]).collect();
+        let w = semantics::sample_bits(tables.frac_out);
+        let u = self.sampling.next_u64() >> (64 - w);
+        let pos =
+            semantics::sample_top_k(&values, u64::from(sp.inv_temperature), sp.shift, &tables, u)?;
+        Ok(idx[pos])
     }
 
     /// Run the prefill program on the prompt; returns the next token.
@@ -337,9 +369,9 @@ impl<'p> Simulator<'p> {
                         .collect::<Result<Vec<_>>>()?;
                     regs.insert(out0, out);
                 }
-                Op::Argmax(_) => {
+                Op::Sample(sp) => {
                     let z = self.last_logits.last().cloned().unwrap_or_default();
-                    next = Some(semantics::argmax(&z).map_err(|e| fail(e.to_string()))?);
+                    next = Some(self.sample(sp, &z).map_err(|e| fail(e.to_string()))?);
                 }
             }
             let e = self.peaks.entry(ins.name.clone()).or_default();

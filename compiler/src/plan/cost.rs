@@ -434,7 +434,7 @@ pub fn op_name(op: &Option<Op>) -> &'static str {
         Some(Op::Gelu(_)) => "Gelu",
         Some(Op::Add(_)) => "Add",
         Some(Op::Logits(_)) => "Logits",
-        Some(Op::Argmax(_)) => "Argmax",
+        Some(Op::Sample(_)) => "Sample",
         None => "(none)",
     }
 }
@@ -447,7 +447,7 @@ pub fn class_of(op: &Option<Op>) -> OpClass {
         Some(Op::Softmax(_)) => OpClass::Softmax,
         Some(Op::LayerNorm(_)) => OpClass::LayerNorm,
         Some(Op::Gelu(_)) => OpClass::Gelu,
-        Some(Op::Argmax(_)) => OpClass::Sampling,
+        Some(Op::Sample(_)) => OpClass::Sampling,
         Some(Op::SplitQkv(_) | Op::CacheAppend(_) | Op::Add(_)) | None => OpClass::Local,
     }
 }
@@ -541,7 +541,7 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
             let elements = rows.saturating_mul(input_cols);
             vec![part(OpClass::Gelu, gelu(l, g).times(elements))]
         }
-        Some(Op::Argmax(_)) => vec![part(OpClass::Sampling, argmax(l, input_cols))],
+        Some(Op::Sample(sp)) => vec![part(OpClass::Sampling, sample(l, input_cols, sp))],
         Some(Op::SplitQkv(_) | Op::CacheAppend(_) | Op::Add(_)) | None => {
             vec![part(OpClass::Local, Bits::ZERO)]
         }
@@ -626,6 +626,56 @@ pub fn argmax(l: u64, v: u64) -> Bits {
     }
     let step = comparison(l).then(mux(l).times(2));
     tree(step, v - 1, v).then(reveal(l))
+}
+
+/// The token choice over `v` logits: [`argmax`] for K = 1, else [`top_k_sample`].
+pub fn sample(l: u64, v: u64, s: &super::Sample) -> Bits {
+    match s.top_k {
+        0 | 1 => argmax(l, v),
+        k => top_k_sample(l, v, u64::from(k), s),
+    }
+}
+
+/// Top-K sampling over `v` logits (CipherGPT §V–VI; docs/cost-model.md): the values tagged with
+/// `b = ⌈log2 v⌉` index bits (L = ℓ + b); a shuffle, two permute-and-shares of about
+/// `b` one-of-two OTs of 128-bit seeds and three ring layers per entry; about `v + 4.5K`
+/// comparisons of L − 1 bits, their bits revealed to both, in about `6 + log2 K` rounds of
+/// comparisons (the planner's mean for GPT-2's vocabulary); the K survivors' values and indices
+/// split off (a carry and a B2A each); then the temperature (a truncation in `ℓ + 23` bits), a
+/// softmax over one row of K, K − 1 comparisons in Z_2^64, K multiplexers and the reveal.
+pub fn top_k_sample(l: u64, v: u64, k: u64, s: &super::Sample) -> Bits {
+    let b = log2_ceil(v).max(1);
+    let wide = l + b;
+    let permute = Bits::new(v * (256 * b + 3 * wide), v * (256 * b + 3 * wide), 3);
+    let shuffle = permute.then(permute);
+    let compare = comparison(wide - 1).then(Bits::new(2, 2, 1));
+    let rounds = 6 + log2_ceil(k);
+    let select = Bits {
+        rounds: compare.rounds * rounds,
+        ..compare.times(v + 9 * k / 2)
+    };
+    let split = comparison(b).then(b2a(l)).times(k);
+    let temper = truncation(l + 23, u64::from(s.shift)).times(k);
+    let soft = s.softmax.as_ref().map_or(Bits::ZERO, |t| {
+        softmax(
+            l,
+            t,
+            Sizes {
+                rows: 1,
+                past: k - 1,
+            },
+        )
+    });
+    let draw = comparison(64)
+        .times(k - 1)
+        .then(mux(l).times(k))
+        .then(reveal(l));
+    shuffle
+        .then(select)
+        .then(split)
+        .then(temper)
+        .then(soft)
+        .then(draw)
 }
 
 /// `count` instances of `step` arranged as tournaments over rows of at most `longest`

@@ -266,7 +266,10 @@ impl<'p> Report<'p> {
                 1u64 << g.alpha_log2.min(63),
                 g.frac
             ),
-            Some(Op::Argmax(_)) => "revealed to the client".into(),
+            Some(Op::Sample(sp)) => match sp.top_k {
+                0 | 1 => "greedy; revealed to the client".into(),
+                k => format!("top-{k}, T {:.3}; revealed to the client", sp.temperature()),
+            },
             Some(Op::SplitQkv(_)) | Some(Op::CacheAppend(_)) | Some(Op::Add(_)) => "local".into(),
             None => String::new(),
         }

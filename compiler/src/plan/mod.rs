@@ -11,8 +11,9 @@ pub mod cost;
 pub mod file;
 pub mod inspect;
 
-/// Version of the plan and weights formats; a file of another version is refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the plan and weights formats; a file of another version is refused. 2: the token
+/// choice is `Sample` (greedy or top-K), where version 1 had a greedy-only `Argmax`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The whole public plan.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -137,7 +138,7 @@ pub struct Instruction {
     pub outputs: Vec<u32>,
     #[prost(
         oneof = "instruction::Op",
-        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21"
+        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22"
     )]
     pub op: Option<instruction::Op>,
 }
@@ -180,9 +181,10 @@ pub mod instruction {
         /// Vocabulary projection of the last row: `x·W + b`, not truncated.
         #[prost(message, tag = "20")]
         Logits(super::Linear),
-        /// The index of the largest logit, revealed to the client only.
-        #[prost(message, tag = "21")]
-        Argmax(super::Argmax),
+        /// The next token from the logits (greedy or top-K sampling), revealed to the client
+        /// only. (Tag 21 was the greedy-only `Argmax` of plans before sampling.)
+        #[prost(message, tag = "22")]
+        Sample(super::Sample),
     }
 }
 
@@ -282,8 +284,46 @@ pub struct Gelu {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Add {}
 
+/// The next token: the index of the largest logit (`top_k` = 1, greedy decoding) or a draw from
+/// the softmax of the `top_k` largest logits divided by a temperature T. The plan records the
+/// default mode; a client may ask for another per session (both are public).
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Argmax {}
+pub struct Sample {
+    /// K; 1 is greedy (the secure argmax).
+    #[prost(uint32, tag = "1")]
+    pub top_k: u32,
+    /// The temperature as a 16-bit fixed-point reciprocal, round(2^16 / T) (65,536 is T = 1).
+    #[prost(uint32, tag = "2")]
+    pub inv_temperature: u32,
+    /// The tempered logits of the survivors are `⌊z·inv_temperature / 2^shift⌋`: 16 bits for the
+    /// reciprocal plus the logits' fractional bits beyond the softmax's input scale.
+    #[prost(uint32, tag = "3")]
+    pub shift: u32,
+    /// The softmax over the K survivors (`heads` = 1).
+    #[prost(message, optional, tag = "4")]
+    pub softmax: Option<Softmax>,
+}
+
+impl Sample {
+    /// Bits of the temperature's fixed-point reciprocal.
+    pub const TEMPERATURE_FRAC: u32 = 16;
+
+    /// round(2^16 / T) for a positive T within [2^−7, 2^16), or a one-line reason.
+    pub fn inv_temperature_of(t: f64) -> Result<u32, String> {
+        let m = (t.recip() * f64::from(1u32 << Self::TEMPERATURE_FRAC)).round();
+        if t.is_nan() || t <= 0.0 || !(1.0..f64::from(1u32 << 23)).contains(&m) {
+            return Err(format!(
+                "temperature {t} is outside (2^-7, 2^16]: its 16-bit fixed-point reciprocal must be in 1..2^23"
+            ));
+        }
+        Ok(m as u32)
+    }
+
+    /// T as a float (for display).
+    pub fn temperature(&self) -> f64 {
+        f64::from(1u32 << Self::TEMPERATURE_FRAC) / f64::from(self.inv_temperature.max(1))
+    }
+}
 
 /// The server's weights, in the order of `Plan::weights`.
 #[derive(Clone, PartialEq, prost::Message)]

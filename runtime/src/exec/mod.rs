@@ -24,10 +24,12 @@ use ciphergpt_compiler::fixed::convert;
 use ciphergpt_compiler::plan::{instruction::Op, Instruction, Plan, Program, WeightsFile};
 
 use crate::crypto::iknp::OtPair;
+use crate::crypto::{Block, Prg};
 use crate::net::{scoped, Channel, Counters, NetError, Role};
 use crate::protocols::attention_he::{self, AttnLayout, DuplexHe, Operand, SharedCache};
 use crate::protocols::linear::{self, EncodedWeights, Packing};
 use crate::protocols::shares::Ring;
+use crate::protocols::topk::{self, Temperature, TopKParams};
 use crate::protocols::{argmax, gelu, layernorm, softmax, trunc};
 
 /// An error of a two-party run, naming the plan instruction where it happened.
@@ -149,6 +151,47 @@ impl Prepared {
     }
 }
 
+/// A session's decoding: K (1 is greedy), the temperature's 16-bit fixed-point reciprocal (both
+/// public, agreed by the two parties) and this party's randomness for top-K sampling (its shuffle
+/// permutation and its part of each draw's jointly random value).
+pub struct Sampling {
+    pub top_k: u32,
+    pub inv_temperature: u32,
+    rng: Prg,
+}
+
+impl Sampling {
+    /// The plan's default mode (greedy when the plan has no `Sample`), fresh randomness.
+    pub fn of_plan(plan: &Plan) -> Sampling {
+        let sample = plan
+            .decode
+            .iter()
+            .flat_map(|p| p.instructions.iter())
+            .find_map(|i| match &i.op {
+                Some(Op::Sample(s)) => Some(s),
+                _ => None,
+            });
+        Sampling {
+            top_k: sample.map_or(1, |s| s.top_k.max(1)),
+            inv_temperature: sample.map_or(1 << 16, |s| s.inv_temperature),
+            rng: Prg::from_entropy(),
+        }
+    }
+
+    /// K and the temperature's reciprocal given; randomness from `seed` (reproducible runs: the
+    /// seed must stay secret to this party) or fresh.
+    pub fn new(top_k: u32, inv_temperature: u32, seed: Option<u64>) -> Sampling {
+        Sampling {
+            top_k,
+            inv_temperature,
+            rng: match seed {
+                Some(s) => Prg::new(Block(u128::from(s) | 1 << 64)),
+                None => Prg::from_entropy(),
+            },
+        }
+    }
+}
+
 /// A progress callback: (instruction index, instruction count, instruction name).
 pub type Progress = Box<dyn FnMut(usize, usize, &str)>;
 
@@ -172,6 +215,8 @@ pub struct Executor<'p> {
     pub registers: HashMap<u32, Vec<u64>>,
     /// Called before each instruction with (index, count, name): progress for long programs.
     pub progress: Option<Progress>,
+    /// How `Sample` picks the token (the plan's default unless the session changes it).
+    pub sampling: Sampling,
 }
 
 fn op_name(op: &Op) -> &'static str {
@@ -187,7 +232,7 @@ fn op_name(op: &Op) -> &'static str {
         Op::Gelu(_) => "Gelu",
         Op::Add(_) => "Add",
         Op::Logits(_) => "Logits",
-        Op::Argmax(_) => "Argmax",
+        Op::Sample(_) => "Sample",
     }
 }
 
@@ -212,6 +257,7 @@ impl<'p> Executor<'p> {
             keep_registers: false,
             registers: HashMap::new(),
             progress: None,
+            sampling: Sampling::of_plan(plan),
         })
     }
 
@@ -403,7 +449,7 @@ impl<'p> Executor<'p> {
         )
     }
 
-    /// Execute one instruction; returns the sampled token (client, `Argmax`).
+    /// Execute one instruction; returns the sampled token (client, `Sample`).
     #[allow(clippy::too_many_arguments)]
     fn step<C: Channel + ?Sized>(
         &mut self,
@@ -555,12 +601,54 @@ impl<'p> Executor<'p> {
                 let (a, b) = (input(regs, 0)?, input(regs, 1)?);
                 regs.insert(out0, ring.add_vec(&a, &b));
             }
-            Op::Argmax(_) => {
+            Op::Sample(sp) => {
                 let z = input(regs, 0)?;
-                return argmax::argmax(ot, ch, role, ring, &z);
+                return self.sample(ot, ch, sp, &z);
             }
         }
         Ok(None)
+    }
+}
+
+impl Executor<'_> {
+    /// The token from this party's shares of the logits `z`: the secure argmax (K = 1) or top-K
+    /// sampling with the session's temperature; `Some` at the client only.
+    fn sample<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        ch: &mut C,
+        sp: &ciphergpt_compiler::plan::Sample,
+        z: &[u64],
+    ) -> Result<Option<usize>, NetError> {
+        let (role, ring) = (self.role, self.ring);
+        let k = self.sampling.top_k as usize;
+        if k <= 1 {
+            return argmax::argmax(ot, ch, role, ring, z);
+        }
+        if k > z.len() {
+            return Err(NetError::InvalidArgument(format!(
+                "top-k {k} exceeds the {} logits",
+                z.len()
+            )));
+        }
+        let tables = sp
+            .softmax
+            .as_ref()
+            .map(convert::softmax_from_plan)
+            .ok_or_else(|| NetError::InvalidArgument("the plan has no sampling softmax".into()))?;
+        let mut perm: Vec<usize> = (0..z.len()).collect();
+        rand::seq::SliceRandom::shuffle(perm.as_mut_slice(), &mut self.sampling.rng);
+        let top = topk::topk_with(ot, ch, role, ring, z, k, &TopKParams::default(), &perm)?;
+        let temp = Temperature {
+            mul: u64::from(self.sampling.inv_temperature),
+            shift: sp.shift,
+        };
+        let mine = self
+            .sampling
+            .rng
+            .values(1, topk::sample_bits(tables.frac_out));
+        let got = topk::sample_with(ot, ch, role, ring, &top, temp, &tables, &mine)?;
+        Ok(got.and_then(|v| v.first().copied()))
     }
 }
 

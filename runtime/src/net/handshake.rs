@@ -4,8 +4,9 @@
 
 use super::{Channel, NetError, Role, SessionConfig};
 
-/// Version of the wire format; bump it whenever any protocol message changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the wire format; bump it whenever any protocol message changes. 2: the session
+/// request carries the decoding (top-K, temperature).
+pub const FORMAT_VERSION: u32 = 2;
 
 const MAGIC: [u8; 8] = *b"CGPT-2PC";
 const HELLO_LEN: usize = 8 + 4 + 1 + 32 + 4 + 4 + 16;

@@ -76,9 +76,10 @@
 //! both sides. What is public: n, K, ℓ and the number of rounds and comparisons.
 
 use ciphergpt_compiler::fixed::semantics::{self, ExpTables};
+use ciphergpt_compiler::plan::Sample;
 
 use super::shares::{exchange, recv_reveal, reveal_to_peer, Ring};
-use super::shuffle::{shuffle, ShuffleParams};
+use super::shuffle::{random_permutation, shuffle_with, ShuffleParams};
 use super::{b2a::b2a, cmp, mul, mux, softmax, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::{mask, pack, unpack};
@@ -128,12 +129,9 @@ pub fn index_bits(n: usize) -> u32 {
 }
 
 /// The plaintext top K (indices, in order: larger value first, smaller index first among equal
-/// values): the function the protocol computes, as a set.
+/// values): the function the protocol computes, as a set ([`semantics::top_k`]).
 pub fn reference(z: &[i64], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..z.len()).collect();
-    idx.sort_by(|&a, &b| z[b].cmp(&z[a]).then(a.cmp(&b)));
-    idx.truncate(k);
-    idx
+    semantics::top_k(z, k)
 }
 
 /// Future comparisons per remaining candidate in the planner's cost model.
@@ -408,6 +406,23 @@ pub fn topk<C: Channel + ?Sized>(
     k: usize,
     params: &TopKParams,
 ) -> Result<TopK, NetError> {
+    let perm = random_permutation(z.len());
+    topk_with(ot, ch, role, ring, z, k, params, &perm)
+}
+
+/// [`topk`] with this party's shuffle permutation `perm` of 0..n given (it must be uniformly
+/// random and secret to this party: from a fresh or a secret seeded generator).
+#[allow(clippy::too_many_arguments)]
+pub fn topk_with<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    z: &[u64],
+    k: usize,
+    params: &TopKParams,
+    perm: &[usize],
+) -> Result<TopK, NetError> {
     let n = z.len();
     if n == 0 || k == 0 || k > n {
         return Err(bad(format!("K = {k} is not in 1..={n}")));
@@ -442,7 +457,7 @@ pub fn topk<C: Channel + ?Sized>(
         })
         .collect();
     // 2. Shuffle.
-    let p = shuffle(ot, ch, role, wide, &packed, &params.shuffle)?;
+    let p = shuffle_with(ot, ch, role, wide, perm, &packed, &params.shuffle)?;
     // 3. Selection.
     let digit = cmp::cheapest_digit_bits(wide.bits - 1);
     let (mut comparisons, mut rounds) = (0, 0);
@@ -482,7 +497,9 @@ pub fn topk<C: Channel + ?Sized>(
     })
 }
 
-/// A public temperature T as a fixed-point multiplier: y = ⌊v·mul / 2^shift⌋, mul = round(2^shift / T).
+/// A public temperature T as a fixed-point multiplier: y = ⌊v·mul / 2^shift⌋ with
+/// mul = round(2^16 / T) ([`semantics::temperature`]); the shift may also carry a rescaling of
+/// the logits to the softmax's input scale (the plan's `Sample::shift`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Temperature {
     pub mul: u64,
@@ -493,23 +510,18 @@ impl Temperature {
     /// T = 1: the logits unchanged.
     pub const ONE: Temperature = Temperature { mul: 1, shift: 0 };
 
-    /// mul = round(2^16 / T) with shift 16; T must be positive and mul in 1..2^24.
+    /// mul = round(2^16 / T) with shift 16 (`plan::Sample::inv_temperature_of`).
     pub fn from_f64(t: f64) -> Result<Temperature, NetError> {
-        let mul = (65536.0 / t).round();
-        if t.is_nan() || t <= 0.0 || !(1.0..16_777_216.0).contains(&mul) {
-            return Err(bad(format!(
-                "temperature {t} is outside [2^-8, 2^16] (as a 16-bit fixed-point reciprocal)"
-            )));
-        }
+        let mul = Sample::inv_temperature_of(t).map_err(bad)?;
         Ok(Temperature {
-            mul: mul as u64,
-            shift: 16,
+            mul: mul.into(),
+            shift: Sample::TEMPERATURE_FRAC,
         })
     }
 
     /// ⌊v·mul / 2^shift⌋.
     pub fn apply(&self, v: i64) -> i64 {
-        ((v as i128 * self.mul as i128) >> self.shift) as i64
+        semantics::temperature(v, self.mul, self.shift)
     }
 
     fn is_one(&self) -> bool {
@@ -517,35 +529,20 @@ impl Temperature {
     }
 }
 
-/// Bits w of the uniform value u of the sampling for probabilities with `frac_out` fractional
-/// bits: w = 62 − frac_out, so that u·S_K and 2^w·S_i stay below 2^62 in Z_2^64.
+/// Bits w of the uniform value u of a draw ([`semantics::sample_bits`]).
 pub fn sample_bits(frac_out: u32) -> u32 {
-    62 - frac_out.min(60)
+    semantics::sample_bits(frac_out)
 }
 
-/// The plaintext sampling: the position in `values` (the K selected logits, in the protocol's
-/// order) that the uniform w-bit value u picks: y = ⌊v·mul / 2^shift⌋, p = `semantics::softmax_row`
-/// (y), prefix sums S_i, and the first i with u·S_K < 2^w·S_i (w = [`sample_bits`]). Over a
-/// uniform u, position i comes out with probability p_i / S_K up to 2^−w.
+/// The plaintext sampling ([`semantics::sample_top_k`]): the position in `values` (the K selected
+/// logits, in the protocol's order) that the uniform w-bit value u picks.
 pub fn sample_reference(
     values: &[i64],
     temp: Temperature,
     tables: &ExpTables,
     u: u64,
 ) -> Result<usize, NetError> {
-    let y: Vec<i64> = values.iter().map(|&v| temp.apply(v)).collect();
-    let p = semantics::softmax_row(&y, tables).map_err(|e| bad(e.to_string()))?;
-    let w = sample_bits(tables.frac_out);
-    let total: i128 = p.iter().map(|&x| x as i128).sum();
-    let target = u as i128 * total;
-    let mut s = 0i128;
-    for (i, &x) in p.iter().enumerate() {
-        s += x as i128;
-        if target < s << w {
-            return Ok(i);
-        }
-    }
-    Ok(p.len() - 1)
+    semantics::sample_top_k(values, temp.mul, temp.shift, tables, u).map_err(|e| bad(e.to_string()))
 }
 
 /// Sampling with temperature from the top K, the index revealed to the client only: `draws`
