@@ -28,7 +28,7 @@ pub enum BenchWhat {
     /// Oblivious transfer: base OT, correlated/random/chosen-message OT, 1-of-16 OT, bit triples.
     Ot(OtArgs),
     /// Two-party protocols on shares: product, comparison (DReLU), truncation, B2A, MUX, and per
-    /// GPT-2 row LayerNorm (768) and argmax (50,257).
+    /// GPT-2 row LayerNorm (768), argmax and top-K sampling (K = 1, 50, 100) over 50,257.
     Protocols(ProtocolsArgs),
     /// Weight × activation under RLWE for the GPT-2-small shapes (decode step, logits, prefill),
     /// with the one-time weight encoding and the decode step's weight products in total.

@@ -33,8 +33,8 @@ pub struct ServeArgs {
     /// Worker threads for the protocols' local work (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Seed of the server's sampling randomness (reproducible top-k runs with a seeded client;
-    /// session n uses S + n). Default: fresh randomness.
+    /// Seed of the server's sampling randomness, the same for every session: for reproducible
+    /// top-k runs with a seeded client (tests, benchmarks), not for production. Default: fresh.
     #[arg(long)]
     pub seed: Option<u64>,
 }
@@ -191,8 +191,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         served += 1;
         let peer = chans[0].peer_addr();
         let t0 = std::time::Instant::now();
-        let seed = a.seed.map(|s| s.wrapping_add(served as u64));
-        match session::serve(&mut chans[0], &plan, &prepared, seed) {
+        match session::serve(&mut chans[0], &plan, &prepared, a.seed) {
             Ok(r) => {
                 let sent: u64 = r.programs.iter().map(|p| p.total.bytes_sent).sum();
                 let recv: u64 = r.programs.iter().map(|p| p.total.bytes_received).sum();

@@ -64,4 +64,25 @@ fn protocol_bytes_match_their_formulas() {
         assert!(r["reference"].is_string(), "{name}: no published figure");
         assert!(r["rounds"].as_u64().unwrap() > 0, "{name}");
     }
+    // Top-K sampling of the vocabulary for K = 1, 50, 100; K = 100 beside CipherGPT's figure.
+    // Each costs more than the argmax: a shuffle, then comparisons of values with index tags.
+    let topk: Vec<&serde_json::Value> =
+        ["topk1-50257-l37", "topk50-50257-l37", "topk100-50257-l37"]
+            .iter()
+            .map(|name| {
+                rows.iter()
+                    .find(|r| r["name"] == *name)
+                    .unwrap_or_else(|| panic!("no row {name}"))
+            })
+            .collect();
+    let bytes = |r: &serde_json::Value| r["bytes_per_op"].as_f64().unwrap();
+    let argmax = rows
+        .iter()
+        .find(|r| r["name"] == "argmax-50257-l37")
+        .unwrap();
+    for r in &topk {
+        assert!(bytes(r) > bytes(argmax), "{r}");
+        assert!(r["rounds"].as_u64().unwrap() > 0, "{r}");
+    }
+    assert!(topk[2]["reference"].is_string());
 }

@@ -671,6 +671,8 @@ pub const SOFTMAX_ROW: usize = 256;
 pub const LAYERNORM_ROW: usize = 768;
 /// Entries of the argmax in the bench (GPT-2's vocabulary).
 pub const ARGMAX_LEN: usize = 50_257;
+/// The K of the top-K sampling rows (over [`ARGMAX_LEN`] logits).
+pub const TOPK_KS: [usize; 3] = [1, 50, 100];
 
 /// Run the non-linear protocols bench as `role` on `ch`: each protocol on `n` random shared
 /// elements in its own channel scope, after one OT setup in both directions (reported apart).
@@ -680,11 +682,21 @@ pub fn protocols_bench<C: Channel + ?Sized>(
     opts: &ProtocolBenchOptions,
 ) -> Result<Vec<BenchResult>, BenchError> {
     use crate::protocols::{
-        argmax::argmax, b2a::b2a, cmp::drelu, gelu::gelu, layernorm::layernorm, mul::mul, mux::mux,
-        shares::Ring, softmax::softmax, trunc::trunc,
+        argmax::argmax,
+        b2a::b2a,
+        cmp::drelu,
+        gelu::gelu,
+        layernorm::layernorm,
+        mul::mul,
+        mux::mux,
+        shares::Ring,
+        softmax::softmax,
+        topk::{sample, topk, Temperature, TopKParams},
+        trunc::trunc,
     };
     use ciphergpt_compiler::fixed::lower::{GELU_PIECES_LOG2, SCORE_FRAC_MAX};
     use ciphergpt_compiler::fixed::semantics;
+    use ciphergpt_compiler::plan::Sample;
     let mut rng = Prg::from_entropy();
     let ring = Ring::new(opts.ring_bits)?;
     let n = opts.n as u64;
@@ -792,6 +804,27 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         1,
         &mut |ch, ot| argmax(ot, ch, role, ring, &z).map(drop),
     )?;
+    // Top-K sampling over the vocabulary (CipherGPT §V–VI): shuffle, selection, one draw at
+    // T = 0.8 from the softmax of the K survivors (tables at the plan's scales).
+    let fs = f.min(SCORE_FRAC_MAX);
+    let sample_t = semantics::fit_exp_tables(fs, f + 2, f)
+        .map_err(|e| NetError::InvalidArgument(format!("bench top-k: {e}")))?;
+    let temp = Temperature {
+        mul: Temperature::from_f64(0.8)?.mul,
+        shift: Sample::TEMPERATURE_FRAC + f - fs,
+    };
+    for k in TOPK_KS {
+        measure(
+            ch,
+            format!("topk{k}-{ARGMAX_LEN}-l{l}"),
+            (k == 100).then_some("CipherGPT top-100 of 50,257: 3,281 ms, 136 MB"),
+            1,
+            &mut |ch, ot| {
+                let top = topk(ot, ch, role, ring, &z, k, &TopKParams::default())?;
+                sample(ot, ch, role, ring, &top, temp, &sample_t, 1).map(drop)
+            },
+        )?;
+    }
     Ok(results)
 }
 

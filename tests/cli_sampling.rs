@@ -1,0 +1,130 @@
+//! `generate --top-k K --temperature T` between two processes (`serve`, `generate`): every sampled
+//! token is among the K largest logits of the plan's exact semantics (the simulator) along the
+//! continuation actually generated, the report has a Sampling row, seeding both parties makes a
+//! run reproducible, and bad decoding flags give one line and a non-zero exit.
+
+use ciphergpt_compiler::fixed::{semantics, simulate::Simulator};
+use ciphergpt_compiler::plan::file;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn exe() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ciphergpt"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// Kills the server when the test ends, whether it passed or panicked.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn generate(dir: &Path, addr: &str, extra: &[&str]) -> Output {
+    exe()
+        .args(["generate", "--plan"])
+        .arg(dir)
+        .args(["--connect", addr, "--prompt", "And God said", "--json"])
+        .args(["--max-new-tokens", "6", "--timeout", "60"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn tokens(v: &serde_json::Value) -> Vec<usize> {
+    v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as usize)
+        .collect()
+}
+
+#[test]
+fn top_k_generation_between_two_processes() {
+    let dir = std::env::temp_dir().join(format!("ciphergpt-topk-{}", std::process::id()));
+    let out = exe()
+        .args(["compile", "models/tiny-trained.torchscript.onnx", "-o"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut child = exe()
+        .args(["serve", "--plan"])
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0", "--sessions", "2", "--seed", "5"])
+        .args(["--timeout", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let _reap = Reap(child);
+    let mut line = String::new();
+    while !line.starts_with("serving") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve exited early");
+    }
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+
+    // Refused before any connection: one line, non-zero exit.
+    for (flags, says) in [
+        (&["--top-k", "0"][..], "--top-k 0"),
+        (&["--top-k", "300"][..], "--top-k 300"),
+        (
+            &["--top-k", "40", "--temperature", "0"][..],
+            "temperature 0",
+        ),
+        (&["--temperature", "0.8"][..], "needs --top-k"),
+    ] {
+        let out = generate(&dir, &addr, flags);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?} accepted");
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+
+    let flags = ["--top-k", "40", "--temperature", "0.8", "--seed", "3"];
+    let first = json(&generate(&dir, &addr, &flags));
+    let got = tokens(&first);
+    assert_eq!(got.len(), 6);
+    assert_eq!(first["decoding"]["top_k"], 40);
+    for p in first["report"]["programs"].as_array().unwrap() {
+        let sampling = p["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "Sampling")
+            .unwrap();
+        assert!(sampling["bytes_sent"].as_u64().unwrap() > 0, "{p}");
+    }
+    // The oracle: the simulator's logits along the sampled continuation.
+    let plan = file::read_plan(&dir.join("plan.cgp")).unwrap();
+    let weights = file::read_weights(&dir.join("weights.cgw"), &plan).unwrap();
+    let mut sim = Simulator::new(&plan, &weights).unwrap();
+    let prompt: Vec<i64> = "And God said".bytes().map(i64::from).collect();
+    sim.prefill(&prompt).unwrap();
+    for (i, &tok) in got.iter().enumerate() {
+        let top = semantics::top_k(sim.last_logits.last().unwrap(), 40);
+        assert!(top.contains(&tok), "token {i} = {tok} is not in the top 40");
+        sim.decode(tok as i64).unwrap();
+    }
+
+    // Both parties seeded alike: the same tokens.
+    let again = json(&generate(&dir, &addr, &flags));
+    assert_eq!(tokens(&again), got);
+    let _ = std::fs::remove_dir_all(&dir);
+}
