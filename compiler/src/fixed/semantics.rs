@@ -1689,4 +1689,56 @@ mod tests {
             assert_eq!(argmax(&z), Ok(first), "{z:?}");
         }
     }
+
+    // ----- top-K sampling -----
+
+    #[test]
+    fn top_k_order_and_ties() {
+        assert_eq!(top_k(&[1, 5, 5, 2], 3), vec![1, 2, 3]);
+        assert_eq!(top_k(&[4, 4, 4, 4], 2), vec![0, 1]);
+        assert_eq!(top_k(&[1, 2], 5), vec![1, 0]);
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        for len in 1..100 {
+            let z: Vec<i64> = (0..len).map(|_| rng.gen_range(-4..4)).collect();
+            assert_eq!(top_k(&z, 1), vec![argmax(&z).unwrap()]);
+            let t = top_k(&z, len);
+            // Every kept value is at least every dropped one, for each K.
+            for k in 1..len {
+                let least_kept = t[..k].iter().map(|&i| z[i]).min().unwrap();
+                assert!(t[k..].iter().all(|&i| z[i] <= least_kept));
+            }
+        }
+    }
+
+    #[test]
+    fn sample_top_k_follows_the_prefix_sums() {
+        let t = fit_exp_tables(12, 14, 12).unwrap();
+        // T = 1 at the tables' scale: mul 2^16, shift 16.
+        let (mul, shift) = (1u64 << 16, 16);
+        let values = [3 << 12, 1 << 12, 0, 3 << 12];
+        let p = softmax_row(&values, &t).unwrap();
+        let w = sample_bits(12);
+        let total: i128 = p.iter().map(|&x| x as i128).sum();
+        // u at each prefix boundary picks the next position; u = 0 the first, the top the last.
+        assert_eq!(sample_top_k(&values, mul, shift, &t, 0), Ok(0));
+        assert_eq!(
+            sample_top_k(&values, mul, shift, &t, (1u64 << w) - 1),
+            Ok(3)
+        );
+        let mut s = 0i128;
+        for (i, &x) in p.iter().enumerate().take(3) {
+            s += x as i128;
+            // The smallest u with u·S_K ≥ 2^w·S_i is the first that picks i + 1.
+            let u = ((s << w) + total - 1) / total;
+            assert_eq!(sample_top_k(&values, mul, shift, &t, u as u64), Ok(i + 1));
+            assert_eq!(sample_top_k(&values, mul, shift, &t, u as u64 - 1), Ok(i));
+        }
+        // A low temperature (T = 1/16) makes the largest values take all the mass.
+        let cold = (16u64 << 16, 16);
+        for u in [0u64, 1 << (w - 1), (1 << w) - 1] {
+            let i = sample_top_k(&values, cold.0, cold.1, &t, u).unwrap();
+            assert!(i == 0 || i == 3, "u {u}: {i}");
+        }
+        assert_eq!(temperature(-5, 1 << 15, 16), -3);
+    }
 }
