@@ -6,7 +6,7 @@ use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, Plan};
 use ciphergpt_runtime::exec::Prepared;
-use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
+use ciphergpt_runtime::net::{tcp, NetError, Role, SessionConfig};
 use ciphergpt_runtime::session::{self, ProgramCost, SessionReport, OP_CLASSES};
 use clap::Args;
 use std::io::Write;
@@ -208,7 +208,14 @@ fn client(
 ) -> anyhow::Result<(Vec<usize>, SessionReport)> {
     let cfg = SessionConfig::new(Role::Client, hash_of(plan)?).with_timeout(wait);
     let prepared = Prepared::new(plan, None)?;
-    let mut ch = tcp::connect(connect, &cfg)?.remove(0);
+    let mut ch = match tcp::connect(connect, &cfg) {
+        Ok(mut chans) => chans.remove(0),
+        // The server answers the handshake only when one of its --max-clients slots is free.
+        Err(e @ NetError::Timeout { .. }) => {
+            bail!("{e}; the server may be busy with as many clients as its --max-clients")
+        }
+        Err(e) => return Err(e.into()),
+    };
     let total = new;
     let mut n = 0usize;
     let tokenizer = TextTokenizer::for_plan(plan)?;
@@ -254,7 +261,13 @@ fn client(
             }
             true
         },
-    )?;
+    )
+    .inspect_err(|_| {
+        // The error goes on a line of its own, not after a progress mark.
+        if stream {
+            eprint!("\r\x1b[K");
+        }
+    })?;
     Ok((tokens, report))
 }
 
