@@ -4,14 +4,17 @@
 use anyhow::{bail, Context};
 use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::model::{self, ModelSpec};
-use ciphergpt_compiler::plan::{self, Plan, Tokenizer};
+use ciphergpt_compiler::plan::{self, Plan};
 use ciphergpt_runtime::exec::Prepared;
-use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
+use ciphergpt_runtime::net::{tcp, NetError, Role, SessionConfig};
 use ciphergpt_runtime::session::{self, Decoding, ProgramCost, SessionReport, OP_CLASSES};
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::tokenizer::{TextStream, TextTokenizer};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -30,6 +33,9 @@ pub struct ServeArgs {
     /// Seconds to wait for the peer at each step before giving up on the session.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
+    /// Serve up to this many sessions at once, a thread each (further clients wait).
+    #[arg(long, default_value_t = 1)]
+    pub max_clients: usize,
     /// Worker threads for the protocols' local work (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -90,7 +96,7 @@ pub struct GenerateArgs {
     /// The server's address.
     #[arg(long)]
     pub connect: String,
-    /// The prompt as text (byte-level plans).
+    /// The prompt as text, through the plan's tokenizer (byte-level or GPT-2 BPE).
     #[arg(long, conflicts_with = "tokens")]
     pub prompt: Option<String>,
     /// The prompt as token ids.
@@ -160,7 +166,12 @@ fn hash_of(plan: &Plan) -> anyhow::Result<[u8; 32]> {
 
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     threads(a.threads)?;
+    if a.max_clients == 0 {
+        bail!("--max-clients must be at least 1");
+    }
+    let wait = timeout(a.timeout)?;
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
+    let cfg = SessionConfig::new(Role::Server, hash_of(&plan)?).with_timeout(wait);
     let wpath = a.weights.unwrap_or_else(|| a.plan.join("weights.cgw"));
     let weights = plan::file::read_weights(&wpath, &plan)?;
     let t0 = std::time::Instant::now();
@@ -170,67 +181,71 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64(),
         prepared.encoded_bytes() as f64 / 1e6
     );
-    let l = tcp::Listener::bind(&a.listen)?;
+    let l = std::net::TcpListener::bind(&a.listen)
+        .with_context(|| format!("binding {} (is the port in use?)", a.listen))?;
+    let addr = l.local_addr().context("reading the bound address")?;
     eprintln!(
-        "serving {} ({}) on {}",
+        "serving {} ({}) on {addr}",
         plan.source,
         plan::file::short_hash(&plan.hash),
-        l.local_addr()
     );
-    let cfg = SessionConfig::new(Role::Server, hash_of(&plan)?).with_timeout(timeout(a.timeout)?);
-    let mut served = 0usize;
-    while a.sessions.is_none_or(|n| served < n) {
-        // Wait for the next client as long as it takes; each session has the timeout.
-        let mut chans = match l.accept_within(&cfg, None) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("session refused: {e}");
-                continue;
-            }
-        };
-        served += 1;
-        let peer = chans[0].peer_addr();
-        let t0 = std::time::Instant::now();
-        match session::serve(&mut chans[0], &plan, &prepared, a.seed) {
-            Ok(r) => {
-                let sent: u64 = r.programs.iter().map(|p| p.total.bytes_sent).sum();
-                let recv: u64 = r.programs.iter().map(|p| p.total.bytes_received).sum();
-                eprintln!(
-                    "session {served} from {peer}: {} programs, {} tokens in, {:.1} s, {:.1} MB sent, {:.1} MB received",
-                    r.programs.len(),
-                    r.programs.iter().map(|p| p.tokens).sum::<usize>(),
-                    t0.elapsed().as_secs_f64(),
-                    sent as f64 / 1e6,
-                    recv as f64 / 1e6
-                );
-            }
-            Err(e) => eprintln!("session {served} from {peer} failed: {e}"),
-        }
-    }
-    Ok(())
+    crate::serve::run(
+        &l,
+        crate::serve::Server {
+            plan: Arc::new(plan),
+            prepared: Arc::new(prepared),
+            cfg,
+            max_clients: a.max_clients,
+            sessions: a.sessions,
+            seed: a.seed,
+        },
+    )
 }
 
 /// The prompt's token ids: text through the plan's tokenizer, or ids.
 fn prompt_tokens(plan: &Plan, text: Option<&str>, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
     match text {
-        Some(t) => match Tokenizer::try_from(plan.tokenizer) {
-            Ok(Tokenizer::Byte) => Ok(t.bytes().map(i64::from).collect()),
-            _ => bail!("this plan has no byte-level tokenizer: give the prompt as --tokens"),
+        Some(t) => match TextTokenizer::for_plan(plan)? {
+            Some(tok) => Ok(tok.encode(t)),
+            None => bail!("this plan has no tokenizer for text: give the prompt as --tokens"),
         },
         None if ids.is_empty() => bail!("give a prompt: --prompt TEXT or --tokens 1,2,3"),
         None => Ok(ids.to_vec()),
     }
 }
 
-/// The text of generated tokens (byte-level plans), lossily decoded.
-fn detokenize(plan: &Plan, tokens: &[usize]) -> Option<String> {
-    match Tokenizer::try_from(plan.tokenizer) {
-        Ok(Tokenizer::Byte) => {
-            let bytes: Vec<u8> = tokens.iter().map(|&t| t as u8).collect();
-            Some(String::from_utf8_lossy(&bytes).into_owned())
-        }
-        _ => None,
+/// Refuse, before connecting, a prompt the session would refuse: empty, with ids outside the
+/// vocabulary, or longer than the model's context with the new tokens.
+fn check_prompt(plan: &Plan, prompt: &[i64], new: usize) -> anyhow::Result<()> {
+    let (vocab, positions) = plan
+        .model
+        .as_ref()
+        .map_or((0, 0), |m| (m.vocab, m.positions as usize));
+    if prompt.is_empty() {
+        bail!("the prompt is empty: give at least one token");
     }
+    if new == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
+    if let Some(bad) = prompt.iter().find(|&&t| t < 0 || t as u64 >= vocab) {
+        bail!("prompt token {bad} is outside the model's vocabulary of {vocab}");
+    }
+    if prompt.len() + new - 1 > positions {
+        bail!(
+            "the prompt is too long: {} tokens and {new} new ones need {} positions, the model has {positions}; shorten the prompt or lower --max-new-tokens",
+            prompt.len(),
+            prompt.len() + new - 1
+        );
+    }
+    Ok(())
+}
+
+/// The text of generated tokens (plans with a text tokenizer), invalid UTF-8 as U+FFFD.
+fn detokenize(plan: &Plan, tokens: &[usize]) -> Option<String> {
+    TextTokenizer::for_plan(plan)
+        .ok()
+        .flatten()
+        .and_then(|t| t.decode(tokens).ok())
 }
 
 /// Run the client side on `ch`-connected server; streams text to stderr as tokens arrive.
@@ -247,9 +262,18 @@ fn client(
 ) -> anyhow::Result<(Vec<usize>, SessionReport)> {
     let cfg = SessionConfig::new(Role::Client, hash_of(plan)?).with_timeout(wait);
     let prepared = Prepared::new(plan, None)?;
-    let mut ch = tcp::connect(connect, &cfg)?.remove(0);
+    let mut ch = match tcp::connect(connect, &cfg) {
+        Ok(mut chans) => chans.remove(0),
+        // The server answers the handshake only when one of its --max-clients slots is free.
+        Err(e @ NetError::Timeout { .. }) => {
+            bail!("{e}; the server may be busy with as many clients as its --max-clients")
+        }
+        Err(e) => return Err(e.into()),
+    };
     let total = new;
     let mut n = 0usize;
+    let tokenizer = TextTokenizer::for_plan(plan)?;
+    let mut text = TextStream::default();
     let progress: Option<ciphergpt_runtime::exec::Progress> = if stream {
         Some(Box::new(|i: usize, n: usize, name: &str| {
             eprint!("\r\x1b[K[prefill {:>3}/{n}: {name}]", i + 1);
@@ -279,20 +303,26 @@ fn client(
                         print!("{p}");
                     }
                 }
-                // The text goes to stdout as it arrives; progress and the report to stderr.
-                if let Some(text) = detokenize(plan, &[tok]) {
-                    print!("{text}");
-                } else {
-                    print!("{tok} ");
+                // The text goes to stdout as it arrives, whole characters only; progress and the
+                // report to stderr.
+                match tokenizer.as_ref().map(|t| t.token_bytes(tok)) {
+                    Some(Ok(bytes)) => print!("{}", text.push(&bytes)),
+                    _ => print!("{tok} "),
                 }
                 if n == total {
-                    println!();
+                    println!("{}", text.finish());
                 }
                 let _ = std::io::stdout().flush();
             }
             true
         },
-    )?;
+    )
+    .inspect_err(|_| {
+        // The error goes on a line of its own, not after a progress mark.
+        if stream {
+            eprint!("\r\x1b[K");
+        }
+    })?;
     Ok((tokens, report))
 }
 
@@ -301,6 +331,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let prompt = prompt_tokens(&plan, a.prompt.as_deref(), &a.tokens)?;
     let decoding = a.decoding.decoding(&plan)?;
+    check_prompt(&plan, &prompt, a.max_new_tokens)?;
     let (tokens, report) = client(
         &plan,
         &a.connect,

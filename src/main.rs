@@ -4,6 +4,8 @@ mod bench;
 mod cli;
 mod generate;
 mod inspect;
+mod serve;
+mod tokenizer;
 
 use clap::Parser;
 
