@@ -176,6 +176,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let weights = plan::file::read_weights(&wpath, &plan)?;
     let t0 = std::time::Instant::now();
     let prepared = Prepared::new(&plan, Some(&weights))?;
+    drop(weights);
     eprintln!(
         "encoded the weights for RLWE products in {:.1} s ({:.0} MB)",
         t0.elapsed().as_secs_f64(),
@@ -467,6 +468,48 @@ pub fn table(r: &SessionReport) -> String {
             &decode,
         );
     }
+    s += &steps(r);
+    s
+}
+
+/// Each decode step's totals, then their spread: a step never re-runs the prefix, so its cost
+/// should not grow with the position.
+fn steps(r: &SessionReport) -> String {
+    let Some(sp) = r.decode_spread() else {
+        return String::new();
+    };
+    let mut s = format!(
+        "{:<11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>7}\n",
+        "step", "position", "seconds", "bytes", "sent", "received", "rounds"
+    );
+    for p in r.programs.iter().filter(|p| p.program != "prefill") {
+        let t = &p.total;
+        s += &format!(
+            "{:<11} {:>9} {:>11.3} {:>11} {:>11} {:>11} {:>7}\n",
+            p.program,
+            p.positions,
+            t.seconds,
+            human((t.bytes_sent + t.bytes_received) as f64),
+            human(t.bytes_sent as f64),
+            human(t.bytes_received as f64),
+            t.rounds
+        );
+    }
+    s += &format!(
+        "decode steps: {} (positions {}..{}); seconds {:.2}..{:.2} (max/min {:.2}); \
+         bytes {}..{} (max/min {:.3}); rounds {:.0}..{:.0}\n",
+        sp.steps,
+        sp.first_position,
+        sp.last_position,
+        sp.seconds.min,
+        sp.seconds.max,
+        sp.seconds.ratio(),
+        human(sp.bytes.min),
+        human(sp.bytes.max),
+        sp.bytes.ratio(),
+        sp.rounds.min,
+        sp.rounds.max
+    );
     s
 }
 

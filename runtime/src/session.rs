@@ -61,6 +61,76 @@ pub struct SessionReport {
     pub programs: Vec<ProgramCost>,
     /// Worker threads (rayon) this party ran with.
     pub threads: usize,
+    /// The spread of the decode steps' costs (none without a decode step): a step processes
+    /// one token against the cache and never re-runs the prefix, so its cost should not grow
+    /// with the position.
+    #[serde(default)]
+    pub decode_steps: Option<StepSpread>,
+}
+
+/// Least, mean and largest of one measure over the decode steps.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct MinMeanMax {
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
+}
+
+impl MinMeanMax {
+    fn of(v: impl Iterator<Item = f64> + Clone) -> MinMeanMax {
+        let n = v.clone().count().max(1) as f64;
+        MinMeanMax {
+            min: v.clone().fold(f64::INFINITY, f64::min),
+            mean: v.clone().sum::<f64>() / n,
+            max: v.fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+
+    /// max/min (1 when both are 0).
+    pub fn ratio(&self) -> f64 {
+        if self.max == 0.0 {
+            1.0
+        } else {
+            self.max / self.min.max(f64::MIN_POSITIVE)
+        }
+    }
+}
+
+/// How much the decode steps' costs vary across positions.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepSpread {
+    /// Decode steps and the positions after the first and the last.
+    pub steps: usize,
+    pub first_position: usize,
+    pub last_position: usize,
+    pub seconds: MinMeanMax,
+    /// Bytes sent plus received.
+    pub bytes: MinMeanMax,
+    pub rounds: MinMeanMax,
+}
+
+impl SessionReport {
+    /// The spread of the decode steps' totals; `None` without a decode step.
+    pub fn decode_spread(&self) -> Option<StepSpread> {
+        let steps: Vec<&ProgramCost> = self
+            .programs
+            .iter()
+            .filter(|p| p.program != "prefill")
+            .collect();
+        let (first, last) = (steps.first()?, steps.last()?);
+        let it = steps.iter();
+        Some(StepSpread {
+            steps: steps.len(),
+            first_position: first.positions,
+            last_position: last.positions,
+            seconds: MinMeanMax::of(it.clone().map(|p| p.total.seconds)),
+            bytes: MinMeanMax::of(
+                it.clone()
+                    .map(|p| (p.total.bytes_sent + p.total.bytes_received) as f64),
+            ),
+            rounds: MinMeanMax::of(it.map(|p| p.total.rounds as f64)),
+        })
+    }
 }
 
 /// The op class of an instruction's operation.
@@ -250,6 +320,7 @@ pub fn serve<C: Channel + ?Sized>(
     }
     let mut ex = Executor::new(plan, role, prepared)?;
     ex.sampling = decoding.sampling();
+    ex.set_context(t + new - 1)?;
     ex.prefill(&mut ot, &he, ch, t, None)?;
     report
         .programs
@@ -267,6 +338,7 @@ pub fn serve<C: Channel + ?Sized>(
             &ex.costs,
         ));
     }
+    report.decode_steps = report.decode_spread();
     Ok(report)
 }
 
@@ -312,6 +384,7 @@ pub fn generate<C: Channel + ?Sized>(
     ch.flush()?;
     let mut ex = Executor::new(plan, role, prepared)?;
     ex.sampling = decoding.sampling();
+    ex.set_context(tokens.len() + new_tokens - 1)?;
     ex.progress = prefill_progress;
     let first = ex
         .prefill(&mut ot, &he, ch, tokens.len(), Some(tokens))?
@@ -350,5 +423,6 @@ pub fn generate<C: Channel + ?Sized>(
             report.programs.last().unwrap_or(&ProgramCost::default()),
         );
     }
+    report.decode_steps = report.decode_spread();
     Ok((out, report))
 }

@@ -63,6 +63,8 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut ex = Executor::new(&ps, p.role, &prepared).unwrap();
         ex.keep_registers = true;
+        // The session's bound (as `session` sets it): the attention layouts are sized for it.
+        ex.set_context(t + steps).unwrap();
         let mut shares = Vec::new();
         let r = ex.prefill(&mut p.ot, &he, &mut p.ch, t, None).unwrap();
         assert_eq!(r, None, "the server learned the token");
@@ -71,6 +73,9 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
             assert_eq!(ex.decode(&mut p.ot, &he, &mut p.ch, None).unwrap(), None);
             shares.push(ex.registers[&logits].clone());
         }
+        // One step beyond the bound fails at once, before any message.
+        let e = ex.decode(&mut p.ot, &he, &mut p.ch, None).unwrap_err();
+        assert!(e.to_string().contains("the session has"), "{e}");
         shares
     };
     let client = move |p: &mut Party| {
@@ -78,6 +83,9 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut ex = Executor::new(&pc, p.role, &prepared).unwrap();
         ex.keep_registers = true;
+        assert!(ex.set_context(0).is_err());
+        assert!(ex.set_context(1 << 20).is_err());
+        ex.set_context(t + steps).unwrap();
         let mut shares = Vec::new();
         let mut tokens = vec![ex
             .prefill(&mut p.ot, &he, &mut p.ch, t, Some(&prompt))
@@ -93,6 +101,12 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
             );
             shares.push(ex.registers[&logits].clone());
         }
+        let last = *tokens.last().unwrap() as i64;
+        assert!(ex.decode(&mut p.ot, &he, &mut p.ch, Some(last)).is_err());
+        assert!(
+            ex.set_context(t + steps + 1).is_err(),
+            "set after the first program"
+        );
         (tokens, shares)
     };
     let (s_shares, (tokens, c_shares)) = if tcp {

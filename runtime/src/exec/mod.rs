@@ -80,13 +80,14 @@ fn truncate<C: Channel + ?Sized>(
 
 /// What a party prepares from the plan once, before any session: the packing of every weight
 /// product (both parties, from public shapes and weight widths) and, at the server, the weights
-/// pre-encoded for it and the signed weights.
+/// pre-encoded for it and the signed biases and position tables.
 pub struct Prepared {
     /// Per weight id used as a product's right operand.
     packing: HashMap<u32, Packing>,
     /// The server's pre-encoded weights, per weight id.
     encoded: HashMap<u32, EncodedWeights>,
-    /// The server's weights as signed integers (empty at the client).
+    /// The server's biases and position tables as signed integers, per weight id (empty for
+    /// the weights used only through their encodings; no entries at the client).
     signed: Vec<Vec<i64>>,
 }
 
@@ -95,23 +96,44 @@ impl Prepared {
     /// encodings. The token table's product is the one-hot row of a token times the table.
     pub fn new(plan: &Plan, weights: Option<&WeightsFile>) -> Result<Prepared, NetError> {
         let ring = Ring::new(plan.ring_bits)?;
-        let signed: Vec<Vec<i64>> = match weights {
-            Some(w) => {
-                if w.tensors.len() != plan.weights.len() {
-                    return Err(NetError::InvalidArgument(format!(
-                        "the weights file has {} tensors, the plan {}",
-                        w.tensors.len(),
-                        plan.weights.len()
-                    )));
-                }
-                w.tensors.iter().map(|t| t.values()).collect()
+        if let Some(w) = weights {
+            if w.tensors.len() != plan.weights.len() {
+                return Err(NetError::InvalidArgument(format!(
+                    "the weights file has {} tensors, the plan {}",
+                    w.tensors.len(),
+                    plan.weights.len()
+                )));
             }
+        }
+        // Weights read as signed integers during a run: biases and position tables. The others
+        // are only used through their encodings (the server's memory: 8 bytes per weight as
+        // signed integers, 1 GB for GPT-2 small).
+        let mut read = std::collections::HashSet::new();
+        let programs = || plan.prefill.iter().chain(plan.decode.iter());
+        for ins in programs().flat_map(|p| p.instructions.iter()) {
+            match &ins.op {
+                Some(Op::Linear(l)) | Some(Op::Logits(l)) => read.extend(l.bias),
+                Some(Op::Embed(e)) => {
+                    read.insert(e.position_table);
+                }
+                _ => {}
+            }
+        }
+        let signed: Vec<Vec<i64>> = match weights {
+            Some(w) => (0..w.tensors.len() as u32)
+                .map(|id| {
+                    if read.contains(&id) {
+                        w.tensors[id as usize].values()
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
             None => Vec::new(),
         };
         let mut packing = HashMap::new();
         let mut encoded = HashMap::new();
-        let programs = plan.prefill.iter().chain(plan.decode.iter());
-        for ins in programs.flat_map(|p| p.instructions.iter()) {
+        for ins in programs().flat_map(|p| p.instructions.iter()) {
             let id = match &ins.op {
                 Some(Op::Linear(l)) | Some(Op::Logits(l)) => l.weight,
                 Some(Op::Embed(e)) => e.token_table,
@@ -133,8 +155,8 @@ impl Prepared {
                 }
             };
             let p = Packing::new(ring, k, n, info.bits.max(1), 1)?;
-            if let Some(w) = signed.get(id as usize) {
-                encoded.insert(id, EncodedWeights::new(&p, w)?);
+            if let Some(w) = weights.and_then(|w| w.tensors.get(id as usize)) {
+                encoded.insert(id, EncodedWeights::new(&p, &w.values())?);
             }
             packing.insert(id, p);
         }
@@ -217,6 +239,9 @@ pub struct Executor<'p> {
     pub progress: Option<Progress>,
     /// How `Sample` picks the token (the plan's default unless the session changes it).
     pub sampling: Sampling,
+    /// The most positions this session uses (public), at most the model's; it sizes the
+    /// attention layouts ([`Executor::set_context`]).
+    context: usize,
 }
 
 fn op_name(op: &Op) -> &'static str {
@@ -258,7 +283,29 @@ impl<'p> Executor<'p> {
             registers: HashMap::new(),
             progress: None,
             sampling: Sampling::of_plan(plan),
+            context: plan.model.as_ref().map_or(0, |m| m.positions as usize),
         })
+    }
+
+    /// Bound this session to `positions` positions in all (prompt plus generated tokens; public,
+    /// as every shape is), at most the model's. Both parties must set the same bound before the
+    /// first program: it sizes the attention caches' RLWE layouts, whose cost per decode step
+    /// grows with the bound (for GPT-2's 1,024 positions a key block of 1,024 rows, 16 inner
+    /// blocks per head; for 40 positions one block of 64 rows, one inner block).
+    pub fn set_context(&mut self, positions: usize) -> Result<(), NetError> {
+        let model = self.plan.model.as_ref().map_or(0, |m| m.positions as usize);
+        if positions == 0 || positions > model {
+            return Err(NetError::InvalidArgument(format!(
+                "a session of {positions} positions: the model has {model}"
+            )));
+        }
+        if self.positions > 0 || !self.attention.is_empty() {
+            return Err(NetError::InvalidArgument(
+                "the session's positions are set before its first program".into(),
+            ));
+        }
+        self.context = positions;
+        Ok(())
     }
 
     /// Run the prefill program over `t` prompt tokens (`tokens` at the client, `None` at the
@@ -308,12 +355,12 @@ impl<'p> Executor<'p> {
             instruction: what.into(),
             source: NetError::InvalidArgument(m),
         };
-        if t == 0 || self.positions + t > model.positions as usize {
+        if t == 0 || self.positions + t > self.context {
             return Err(bad(
                 "program",
                 format!(
-                    "{t} tokens after {} positions: the model has {} positions",
-                    self.positions, model.positions
+                    "{t} tokens after {} positions: the session has {} positions (the model {})",
+                    self.positions, self.context, model.positions
                 ),
             ));
         }
@@ -387,7 +434,7 @@ impl<'p> Executor<'p> {
         rows: usize,
     ) -> Result<&mut SharedCache, NetError> {
         if !self.attention.contains_key(&reg) {
-            let positions = self.plan.model.as_ref().map_or(0, |m| m.positions as usize);
+            let positions = self.context;
             if heads == 0 || !c.is_multiple_of(heads) {
                 return Err(NetError::InvalidArgument(format!(
                     "{c} columns do not split into {heads} heads"
@@ -652,8 +699,10 @@ impl Executor<'_> {
     }
 }
 
-/// Elements per GELU call.
-const GELU_SLICE: usize = 1 << 14;
+/// Elements per GELU call: the lookups hold 2·n·N words per call (N pieces; 134 MB at N = 128),
+/// and every call costs its ~26 flights, so a GPT-2-small prefill of 32 tokens (98,304 values
+/// per layer) makes two calls per layer, not six.
+const GELU_SLICE: usize = 1 << 16;
 
 /// Flat indices of the causal entries (j ≤ past + r) of a [heads × t × (past + t)] score block,
 /// in head, row, position order.

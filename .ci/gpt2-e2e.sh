@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# GPT-2 small end to end between two processes (issue 7's second acceptance line):
+# compile examples/gpt2.cgpt --seed 1, start `ciphergpt serve`, run `ciphergpt generate` with a
+# 32-token prompt and 8 new tokens on loopback, print the cost report and check that the decode
+# steps cost about the same whatever the position (bytes within 1.5x of each other).
+#
+#   .ci/gpt2-e2e.sh [WORKDIR]       (default WORKDIR: target/gpt2-e2e; the plan is reused)
+#
+# Environment: CIPHERGPT (the binary; default: cargo build --release and use it), PROMPT_TOKENS
+# (default 32), NEW_TOKENS (default 8), TIME_V=1 to measure each process with /usr/bin/time -v.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-${CARGO_TARGET_DIR:-target}/gpt2-e2e}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+if [[ -z "${CIPHERGPT:-}" ]]; then
+    cargo build --release --quiet
+    CIPHERGPT=${CARGO_TARGET_DIR:-target}/release/ciphergpt
+fi
+prompt_tokens=${PROMPT_TOKENS:-32}
+new_tokens=${NEW_TOKENS:-8}
+timev=()
+if [[ "${TIME_V:-0}" == 1 ]]; then
+    timev=(/usr/bin/time -v)
+fi
+
+plan=$work/plan
+if [[ ! -f $plan/plan.cgp || ! -f $plan/weights.cgw ]]; then
+    echo "compiling examples/gpt2.cgpt --seed 1 into $plan"
+    "$CIPHERGPT" compile examples/gpt2.cgpt --seed 1 -o "$plan"
+fi
+
+# A fixed prompt of token ids spread over the vocabulary.
+tokens=$(awk -v n="$prompt_tokens" 'BEGIN { for (i = 0; i < n; i++) printf "%s%d", (i ? "," : ""), (i * 7919 + 464) % 50257 }')
+
+rm -f "$work/serve.log" "$work/report.json"
+"${timev[@]}" "$CIPHERGPT" serve --plan "$plan" --listen 127.0.0.1:0 --sessions 1 --timeout 600 \
+    2>"$work/serve.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+addr=
+for _ in $(seq 1 600); do
+    addr=$(sed -n 's/^serving .* on \([0-9.:]*\)$/\1/p' "$work/serve.log")
+    [[ -n $addr ]] && break
+    kill -0 $server 2>/dev/null || { cat "$work/serve.log"; exit 1; }
+    sleep 0.5
+done
+[[ -n $addr ]] || { echo "the server did not start"; cat "$work/serve.log"; exit 1; }
+sed -n '/^encoded/p' "$work/serve.log"
+
+start=$(date +%s)
+if ! "${timev[@]}" "$CIPHERGPT" generate --plan "$plan" --connect "$addr" --tokens "$tokens" \
+    --max-new-tokens "$new_tokens" --timeout 600 --report "$work/report.json" \
+    >"$work/generate.out" 2>"$work/generate.log"; then
+    tr '\r' '\n' <"$work/generate.log" | tail -5
+    tail -3 "$work/serve.log"
+    exit 1
+fi
+end=$(date +%s)
+wait $server
+trap - EXIT
+echo "tokens: $(cat "$work/generate.out")"
+# The table (the prefill progress lines end in carriage returns).
+tr '\r' '\n' <"$work/generate.log" | grep -v '^.\[K\[prefill ' | sed 's/^.\[K//'
+grep '^session' "$work/serve.log"
+echo "wall time of the client: $((end - start)) s"
+
+# The decode steps' spread, from the table's "decode steps" line: bytes max/min <= 1.5.
+spread=$(sed -n 's/^decode steps:.*; bytes [^(]*(max\/min \([0-9.]*\)).*/\1/p' "$work/generate.log")
+[[ -n $spread ]] || { echo "no decode-step line in the report"; exit 1; }
+if awk -v s="$spread" 'BEGIN { exit !(s <= 1.5) }'; then
+    echo "decode steps: bytes max/min $spread <= 1.5: OK"
+else
+    echo "decode steps: bytes max/min $spread > 1.5: the cost grows with the position"
+    exit 1
+fi
