@@ -121,8 +121,9 @@ fn generate(dir: &Path, addr: &str, prompt: &str, new: usize) -> Output {
         .unwrap()
 }
 
-/// Read a client's stderr until its prefill has begun (its progress shows); returns the pipe.
-fn wait_for_prefill(child: &mut Child) -> ChildStderr {
+/// Read a client's stderr until its prefill has begun (its progress shows); returns the pipe
+/// and what was read.
+fn wait_for_prefill(child: &mut Child) -> (ChildStderr, Vec<u8>) {
     let mut err = child.stderr.take().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
@@ -131,7 +132,7 @@ fn wait_for_prefill(child: &mut Child) -> ChildStderr {
         assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
-    err
+    (err, seen)
 }
 
 /// Stop a process where it is (SIGSTOP): its peer sees a stall, not a disconnection.
@@ -352,12 +353,13 @@ fn a_server_that_stalls_is_one_line_and_a_non_zero_exit_within_the_timeout() {
     let (server, addr, _err) = serve(dir, &["--sessions", "1", "--timeout", "60"]);
     let wait = 3.0;
     let mut c = client(dir, &addr, "Let there be light", 4, wait, false);
-    let pipe = wait_for_prefill(&mut c);
+    let (pipe, seen) = wait_for_prefill(&mut c);
     stop(&server.0);
     let t0 = Instant::now();
     c.stderr = Some(pipe);
-    let out = c.wait_with_output().unwrap();
+    let mut out = c.wait_with_output().unwrap();
     let took = t0.elapsed().as_secs_f64();
+    out.stderr.splice(0..0, seen);
     let line = one_line_error(&out, "timed out after 3.0 s");
     // The executor names the instruction; the cause is not repeated.
     assert!(line.contains("plan instruction '"), "{line}");
