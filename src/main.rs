@@ -20,7 +20,23 @@ fn main() {
     let args = cli::Cli::parse();
     if let Err(err) = cli::run(args) {
         // One line, with the chain of causes, and a non-zero exit; never a panic.
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", one_line(&err));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, `: `-separated, each cause once: errors whose message already ends
+/// with their cause's (e.g. the executor's, which names the instruction) do not repeat it.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if out.is_empty() {
+            out = s;
+        } else if !out.ends_with(&s) {
+            out += ": ";
+            out += &s;
+        }
+    }
+    out
 }

@@ -16,7 +16,8 @@
 //!
 //! The tests compare the encoder with GPT-2 ids computed by an independent implementation
 //! (`tests/data/gpt2_reference.json`, made with the npm package `gpt-3-encoder` 1.1.4, a port of
-//! OpenAI's `encoder.py` with OpenAI's vocabulary files).
+//! OpenAI's `encoder.py` with OpenAI's vocabulary files: `npm install gpt-3-encoder@1.1.4`, then
+//! `require("gpt-3-encoder").encode(text)` for each text).
 
 use anyhow::{anyhow, bail};
 use ciphergpt_compiler::plan::{Plan, Tokenizer};

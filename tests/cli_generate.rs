@@ -121,8 +121,9 @@ fn generate(dir: &Path, addr: &str, prompt: &str, new: usize) -> Output {
         .unwrap()
 }
 
-/// Read a client's stderr until its prefill has begun (its progress shows); returns the pipe.
-fn wait_for_prefill(child: &mut Child) -> ChildStderr {
+/// Read a client's stderr until its prefill has begun (its progress shows); returns the pipe
+/// and what was read.
+fn wait_for_prefill(child: &mut Child) -> (ChildStderr, Vec<u8>) {
     let mut err = child.stderr.take().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
@@ -131,7 +132,7 @@ fn wait_for_prefill(child: &mut Child) -> ChildStderr {
         assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
-    err
+    (err, seen)
 }
 
 /// Stop a process where it is (SIGSTOP): its peer sees a stall, not a disconnection.
@@ -303,11 +304,14 @@ fn a_client_that_stalls_times_out_and_the_server_serves_the_next() {
     let dir = trained();
     let wait = 5.0;
     let (server, addr, err) = serve(dir, &["--sessions", "2", "--timeout", &wait.to_string()]);
-    // A client with another plan is refused at the handshake (and is no session).
+    // A peer that connects and says nothing holds the only slot until the timeout; a client
+    // with another plan waits for it, then is refused at the handshake. Neither is a session.
+    let silent = std::net::TcpStream::connect(&addr).unwrap();
     let wrong = client(gpt2vocab(), &addr, "Hello", 2, 60.0, true)
         .wait_with_output()
         .unwrap();
     one_line_error(&wrong, "plan hash differs");
+    drop(silent);
 
     // A client that stops mid-prefill; the next one waits for the only slot.
     let mut stalled = client(dir, &addr, "Let there be light", 4, 60.0, false);
@@ -322,15 +326,25 @@ fn a_client_that_stalls_times_out_and_the_server_serves_the_next() {
     drop(stalled);
 
     let log = log_after_exit(server, err);
-    assert_eq!(log.len(), 3, "{log:?}");
-    assert!(log[0].starts_with("connection from ") && log[0].contains("plan hash differs"));
+    assert_eq!(log.len(), 4, "{log:?}");
     assert!(
-        log[1].starts_with("session 1 ")
-            && log[1].contains("failed")
-            && log[1].contains("timed out"),
+        log[0].starts_with("connection from ") && log[0].contains("timed out after 5.0 s"),
         "{log:?}"
     );
-    assert!(log[2].starts_with("session 2 ") && log[2].contains("programs"));
+    assert!(
+        log[1].starts_with("connection from ") && log[1].contains("plan hash differs"),
+        "{log:?}"
+    );
+    assert!(
+        log[2].starts_with("session 1 ")
+            && log[2].contains("failed")
+            && log[2].contains("timed out after 5.0 s"),
+        "{log:?}"
+    );
+    assert!(
+        log[3].starts_with("session 2 ") && log[3].contains("programs"),
+        "{log:?}"
+    );
 }
 
 #[test]
@@ -339,13 +353,17 @@ fn a_server_that_stalls_is_one_line_and_a_non_zero_exit_within_the_timeout() {
     let (server, addr, _err) = serve(dir, &["--sessions", "1", "--timeout", "60"]);
     let wait = 3.0;
     let mut c = client(dir, &addr, "Let there be light", 4, wait, false);
-    let pipe = wait_for_prefill(&mut c);
+    let (pipe, seen) = wait_for_prefill(&mut c);
     stop(&server.0);
     let t0 = Instant::now();
     c.stderr = Some(pipe);
-    let out = c.wait_with_output().unwrap();
+    let mut out = c.wait_with_output().unwrap();
     let took = t0.elapsed().as_secs_f64();
-    one_line_error(&out, "timed out after 3.0 s");
+    out.stderr.splice(0..0, seen);
+    let line = one_line_error(&out, "timed out after 3.0 s");
+    // The executor names the instruction; the cause is not repeated.
+    assert!(line.contains("plan instruction '"), "{line}");
+    assert_eq!(line.matches("timed out").count(), 1, "{line}");
     assert!(took < wait + 2.0, "{took} s");
 }
 
