@@ -80,3 +80,30 @@ fn fixed_eval_matches_float_and_plans_are_checked() {
     one_line_failure(&out, "format version");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// The ring is at least what the plan's protocols take: calibration alone would give the tiny
+/// GPT-2-vocabulary model 32 bits, its GELU spline needs 34; a narrower ring given is refused.
+#[test]
+fn the_ring_fits_the_protocols() {
+    let dir = std::env::temp_dir().join(format!("cgp-cli-ring-{}", std::process::id()));
+    let out = ciphergpt(&[
+        "compile",
+        "models/tiny-gpt2vocab.torchscript.onnx",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("ring 34 bits (chosen: '"), "{said}");
+    let out = ciphergpt(&[
+        "compile",
+        "models/tiny-trained.torchscript.onnx",
+        "--ring-bits",
+        "30",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    one_line_failure(&out, "needs a ring of at least 34 bits");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -75,6 +75,32 @@ pub fn default_prompts(vocab: u64) -> Vec<Vec<i64>> {
         .collect()
 }
 
+/// The narrowest ring the plan's two-party protocols take, and the instruction that needs it:
+/// GELU's input range and spline ([`semantics::GeluTables::min_ring_bits`]) and softmax's
+/// clipped distances and their comparison (`hi_bits + lo_bits + 2`).
+pub fn protocol_min_ring(plan: &Plan) -> (u32, String) {
+    let softmax_bits = |s: &plan::Softmax| s.hi_bits + s.lo_bits + 2;
+    let mut best = (0u32, String::new());
+    for ins in plan.prefill.iter().flat_map(|p| p.instructions.iter()) {
+        let need = match &ins.op {
+            Some(plan::instruction::Op::Gelu(g)) => {
+                let t = super::convert::gelu_from_plan(g);
+                if t.validate().is_err() {
+                    continue;
+                }
+                t.min_ring_bits()
+            }
+            Some(plan::instruction::Op::Softmax(s)) => softmax_bits(s),
+            Some(plan::instruction::Op::Sample(s)) => s.softmax.as_ref().map_or(0, softmax_bits),
+            _ => continue,
+        };
+        if need > best.0 {
+            best = (need, ins.name.clone());
+        }
+    }
+    best
+}
+
 /// Compile a fused graph to a plan and weights.
 pub fn compile(graph: &Graph, options: &Options) -> Result<Compiled> {
     let vocab = graph
@@ -114,17 +140,23 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Compiled> {
     }
     let peak_bits = 128 - peak.leading_zeros();
     let chosen = peak_bits + 1 + RING_MARGIN_BITS;
+    let (need, needed_by) = protocol_min_ring(&lowered.plan);
     let ring_bits = match options.ring_bits {
         Some(b) if !(8..=MAX_RING_BITS).contains(&b) => {
             return Err(CompileError::Input(format!("--ring-bits {b}: choose between 8 and {MAX_RING_BITS}")))
         }
+        Some(b) if b < need => {
+            return Err(CompileError::Input(format!(
+                "--ring-bits {b}: instruction '{needed_by}' needs a ring of at least {need} bits for its two-party protocol"
+            )))
+        }
         Some(b) => b,
-        None if chosen > MAX_RING_BITS => {
+        None if chosen.max(need) > MAX_RING_BITS => {
             return Err(CompileError::Input(format!(
                 "calibration needs a {chosen}-bit ring, wider than {MAX_RING_BITS}; hint: lower --frac-bits"
             )))
         }
-        None => chosen,
+        None => chosen.max(need),
     };
     let mut plan = lowered.plan;
     plan.ring_bits = ring_bits;
@@ -135,9 +167,11 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Compiled> {
         peak_bits,
         ring_bits,
         if options.ring_bits.is_some() {
-            "given"
+            "given".to_string()
+        } else if need > chosen {
+            format!("chosen: '{needed_by}' needs {need}")
         } else {
-            "chosen"
+            "chosen".to_string()
         }
     );
     plan::file::seal(&mut plan);

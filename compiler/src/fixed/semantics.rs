@@ -213,6 +213,37 @@ impl GeluTables {
         self.alpha_log2 + 1 + self.frac - self.pieces_log2
     }
 
+    /// The spline's intermediate `z = slope·r + intercept` over every piece and offset
+    /// `r ∈ [0, 2^w)`: its range `[lo, hi]`, the bias β ≥ 0 (a multiple of 2^frac) that makes it
+    /// non-negative, and the bits `m ≥ frac + 1` of `[0, 2·(hi + β)]` that the two-party GELU
+    /// computes it in (`ℓ ≥ m` is needed). Assumes [`GeluTables::validate`] passed.
+    pub fn spline_range(&self) -> (i128, i128, i128, u32) {
+        let r_max = (1i128 << self.piece_bits()) - 1;
+        let (mut lo, mut hi) = (i128::MAX, i128::MIN);
+        for (&a, &c) in self.slope.iter().zip(&self.intercept) {
+            // Linear in r: the extremes are at the ends.
+            for r in [0, r_max] {
+                let z = a as i128 * r + c as i128;
+                lo = lo.min(z);
+                hi = hi.max(z);
+            }
+        }
+        let one = 1i128 << self.frac;
+        let bias = if lo < 0 {
+            (-lo + one - 1) / one * one
+        } else {
+            0
+        };
+        let m = (129 - (hi + bias).leading_zeros()).max(self.frac + 1);
+        (lo, hi, bias, m)
+    }
+
+    /// The narrowest ring the two-party GELU takes for these tables: inputs in
+    /// `[−2^(ℓ−2), 2^(ℓ−2))` must cover `±2^(alpha_log2+frac)`, and the spline needs `m` bits.
+    pub fn min_ring_bits(&self) -> u32 {
+        (self.alpha_log2 + self.frac + 2).max(self.spline_range().3)
+    }
+
     /// Shape checks: `frac ≤ 30`, `alpha_log2 ≤ 16`, `pieces_log2 ≤ min(16, alpha_log2+frac+1)`,
     /// both tables of length `2^pieces_log2`. (Table *values* are not restricted: [`gelu`]
     /// evaluates in `i128` and errors if the result leaves `i64`.)

@@ -150,24 +150,7 @@ pub fn params(ring: Ring, t: &GeluTables) -> Result<Params, NetError> {
         )));
     }
     let w = t.piece_bits();
-    // z = slope·r + intercept is linear in r ∈ [0, 2^w): its extremes are at the ends.
-    let r_max = (1i128 << w) - 1;
-    let (mut lo, mut hi) = (i128::MAX, i128::MIN);
-    for (&a, &c) in t.slope.iter().zip(&t.intercept) {
-        for r in [0, r_max] {
-            let z = a as i128 * r + c as i128;
-            lo = lo.min(z);
-            hi = hi.max(z);
-        }
-    }
-    let one = 1i128 << t.frac;
-    let bias = if lo < 0 {
-        (-lo + one - 1) / one * one
-    } else {
-        0
-    };
-    let top = hi + bias;
-    let m = (129 - top.leading_zeros()).max(t.frac + 1);
+    let (lo, hi, bias, m) = t.spline_range();
     if m > ring.bits.min(63) {
         return Err(invalid(format!(
             "gelu: a {}-bit ring is too narrow for the spline: slope·r + intercept spans \
