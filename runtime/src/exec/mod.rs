@@ -58,7 +58,16 @@ fn since(ch: &(impl Channel + ?Sized), scope: &str, before: &Counters) -> Counte
     ch.stats().scope_inclusive(scope).since(before)
 }
 
-/// Faithful truncation in the instruction's `…/trunc` scope, its time added to `secs`.
+/// Faithful truncation ⌊x/2^s⌋ of a product's accumulators in the instruction's `…/trunc` scope,
+/// its time added to `secs`.
+///
+/// The compiler chooses ℓ with two bits of margin over the largest accumulator it measures
+/// (`RING_MARGIN_BITS`, docs/plan.md), so −2^(ℓ−2) ≤ x < 2^(ℓ−2) — the precondition GELU already
+/// relies on. Then y = x + 2^(ℓ−2) lies in [0, 2^(ℓ−1)) and ⌊x/2^s⌋ = ⌊y/2^s⌋ − 2^(ℓ−2−s)
+/// exactly (2^(ℓ−2) is a multiple of 2^s), so [`trunc::trunc_nonnegative`] (Cheetah's MSB-known
+/// extension: one COT instead of a millionaires' on ℓ − s bits) gives the plan's value; the
+/// server adds and removes the offset. Messages are those of `trunc_nonnegative`, whatever x.
+/// At ℓ = 35, s = 15 this is about a third of [`trunc::trunc`]'s bytes.
 #[allow(clippy::too_many_arguments)]
 fn truncate<C: Channel + ?Sized>(
     ot: &mut OtPair,
@@ -71,7 +80,26 @@ fn truncate<C: Channel + ?Sized>(
     v: &[u64],
 ) -> Result<Vec<u64>, NetError> {
     let t0 = Instant::now();
-    let r = scoped(ch, scope, |ch| trunc::trunc(ot, ch, role, ring, s, v));
+    let r = scoped(ch, scope, |ch| {
+        if s == 0 || s + 2 > ring.bits {
+            return trunc::trunc(ot, ch, role, ring, s, v);
+        }
+        let server = role == Role::Server;
+        let offset = 1u64 << (ring.bits - 2);
+        let y: Vec<u64> = if server {
+            v.iter().map(|&x| ring.add(x, offset)).collect()
+        } else {
+            v.to_vec()
+        };
+        let mut z = trunc::trunc_nonnegative(ot, ch, role, ring, s, &y)?;
+        if server {
+            let back = offset >> s;
+            for z in z.iter_mut() {
+                *z = ring.sub(*z, back);
+            }
+        }
+        Ok(z)
+    });
     *secs += t0.elapsed().as_secs_f64();
     r
 }
