@@ -1,0 +1,133 @@
+//! The executor's shift of a product's accumulator (`exec::trunc_within_margin`): exactly the
+//! compiler's `trunc_floor` for every x with −2^(ℓ−2) ≤ x < 2^(ℓ−2), the range the compiler's
+//! two margin bits guarantee — the range's ends, multiples of 2^s and their neighbours, random
+//! values — for the plan rings of GPT-2 small (35) and the trained model (38), ℓ = 16 and 64,
+//! shifts 1 … ℓ − 2 and the fallbacks s = 0 and s = ℓ − 1; over mem and TCP. The client's view
+//! has the same length and fair bits whatever the server's share.
+
+mod common;
+
+use std::time::Duration;
+
+use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64, trunc_floor};
+use ciphergpt_runtime::crypto::{OtPair, Prg};
+use ciphergpt_runtime::exec::trunc_within_margin;
+use ciphergpt_runtime::net::tap::Tap;
+use ciphergpt_runtime::net::{mem, Role};
+use ciphergpt_runtime::protocols::shares::Ring;
+use common::*;
+
+/// n values in [−2^(ℓ−2), 2^(ℓ−2)): edges first, then uniform.
+fn inputs(p: &mut Prg, n: usize, bits: u32, s: u32) -> Vec<u64> {
+    let ring = Ring::new(bits).unwrap();
+    let q = 1i128 << (bits - 2);
+    let step = 1i128 << s.min(bits - 2);
+    let mut v: Vec<i128> = vec![0, 1, -1, q - 1, -q, q - 2, -q + 1];
+    for k in [-2i128, -1, 0, 1, 2] {
+        for base in [0, q, -q] {
+            for d in [-1i128, 0, 1] {
+                let m = base + k * step + d;
+                if (-q..q).contains(&m) {
+                    v.push(m);
+                }
+            }
+        }
+    }
+    while v.len() < n {
+        let r = p.values(1, bits)[0];
+        // Uniform in [−2^(ℓ−2), 2^(ℓ−2)): the low ℓ − 1 bits, recentred.
+        v.push((r & ((1u64 << (bits - 1)) - 1)) as i128 - q);
+    }
+    v.into_iter()
+        .map(|x| ring.reduce(x as i64 as u64))
+        .collect()
+}
+
+fn run(bits: u32, s: u32, n: usize, tcp: bool) {
+    let ring = Ring::new(bits).unwrap();
+    let mut p = Prg::from_entropy();
+    let x = inputs(&mut p, n, bits, s);
+    let r = p.values(x.len(), bits);
+    let (xs, xc) = (ring.sub_vec(&x, &r), r);
+    let f = move |p: &mut Party, x: Vec<u64>| {
+        trunc_within_margin(&mut p.ot, &mut p.ch, p.role, ring, s, &x).unwrap()
+    };
+    let (a, b) = if tcp {
+        two_party_tcp(move |p| f(p, xs), move |p| f(p, xc))
+    } else {
+        two_party(move |p| f(p, xs), move |p| f(p, xc))
+    };
+    let got = ring.add_vec(&a, &b);
+    for (i, &xi) in x.iter().enumerate() {
+        let want = to_ring_u64(trunc_floor(from_ring_u64(xi, bits).unwrap(), s), bits).unwrap();
+        assert_eq!(got[i], want, "ℓ {bits} s {s} x {}", ring.to_signed(xi));
+    }
+}
+
+#[test]
+fn equals_trunc_floor_within_the_margin() {
+    for bits in [16u32, 35, 38, 64] {
+        for s in [1u32, 12, 15, bits - 2] {
+            run(bits, s, 1500, false);
+        }
+    }
+}
+
+#[test]
+fn shifts_without_room_for_the_offset_fall_back_to_trunc() {
+    for bits in [16u32, 35] {
+        for s in [0u32, bits - 1] {
+            run(bits, s, 500, false);
+        }
+    }
+}
+
+#[test]
+fn over_tcp() {
+    run(35, 15, 4001, true);
+}
+
+/// The bytes the client receives after the base OTs, for the same client share and values at
+/// the range's ends (all 0, all 2^(ℓ−2) − 1, all −2^(ℓ−2)) or random: equally long, and every
+/// bit position of the bytes a fair coin (|z| < 6), so they do not show the server's share.
+#[test]
+fn client_view_does_not_depend_on_the_servers_share() {
+    let (bits, s, n) = (35u32, 15u32, 1 << 13);
+    let ring = Ring::new(bits).unwrap();
+    let q = 1i64 << (bits - 2);
+    let xc = Prg::from_entropy().values(n, bits);
+    let mut rnd = inputs(&mut Prg::from_entropy(), n, bits, s);
+    rnd.truncate(n);
+    let mut lens = Vec::new();
+    for x in [
+        vec![0u64; n],
+        vec![ring.from_signed(q - 1); n],
+        vec![ring.from_signed(-q); n],
+        rnd,
+    ] {
+        let xs = ring.sub_vec(&x, &xc);
+        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
+        let h = std::thread::spawn(move || {
+            let mut ch = ch_s;
+            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
+            trunc_within_margin(&mut ot, &mut ch, Role::Server, ring, s, &xs).unwrap()
+        });
+        let mut tap = Tap::new(ch_c);
+        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+        let start = tap.received.len();
+        let c = trunc_within_margin(&mut ot, &mut tap, Role::Client, ring, s, &xc).unwrap();
+        let got = ring.add_vec(&h.join().unwrap(), &c);
+        for (i, &xi) in x.iter().enumerate() {
+            let want = to_ring_u64(trunc_floor(ring.to_signed(xi), s), bits).unwrap();
+            assert_eq!(got[i], want);
+        }
+        let view = &tap.received[start..];
+        lens.push(view.len());
+        for pos in 0..8 {
+            let ones = view.iter().filter(|&&b| (b >> pos) & 1 == 1).count();
+            let z = z_fair(ones, view.len());
+            assert!(z.abs() < 6.0, "received byte bit {pos}: z = {z:.2}");
+        }
+    }
+    assert!(lens.windows(2).all(|w| w[0] == w[1]), "{lens:?}");
+}
