@@ -17,6 +17,10 @@ use common::*;
 use std::sync::Arc;
 
 fn compiled() -> (Plan, WeightsFile) {
+    compiled_with(&fixed::Options::default())
+}
+
+fn compiled_with(options: &fixed::Options) -> (Plan, WeightsFile) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../models/tiny-trained.torchscript.onnx");
     let graph = model::load(&ModelSpec {
@@ -24,7 +28,7 @@ fn compiled() -> (Plan, WeightsFile) {
         ..Default::default()
     })
     .unwrap();
-    let c = fixed::compile(&graph, &fixed::Options::default()).unwrap();
+    let c = fixed::compile(&graph, options).unwrap();
     (c.plan, c.weights)
 }
 
@@ -232,13 +236,6 @@ fn session_run(
 /// for top-40 gives the simulator's greedy tokens.
 #[test]
 fn top_k_sampling_sessions() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/tiny-trained.torchscript.onnx");
-    let graph = model::load(&ModelSpec {
-        path,
-        ..Default::default()
-    })
-    .unwrap();
     let options = fixed::Options {
         decoding: fixed::lower::Decoding {
             top_k: 40,
@@ -246,8 +243,8 @@ fn top_k_sampling_sessions() {
         },
         ..Default::default()
     };
-    let c = fixed::compile(&graph, &options).unwrap();
-    let (plan, weights) = (Arc::new(c.plan), Arc::new(c.weights));
+    let (plan, weights) = compiled_with(&options);
+    let (plan, weights) = (Arc::new(plan), Arc::new(weights));
     let prompt: Vec<i64> = b"And God said".iter().map(|&b| b as i64).collect();
     let k = 5;
     let decoding = Decoding {
