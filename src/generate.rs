@@ -472,8 +472,8 @@ pub fn table(r: &SessionReport) -> String {
     s
 }
 
-/// Each decode step's totals, then their spread: a step never re-runs the prefix, so its cost
-/// should not grow with the position.
+/// Each decode step's totals (the first and last 10 of a longer run), then their spread: a step
+/// never re-runs the prefix, so its cost should not grow with the position.
 fn steps(r: &SessionReport) -> String {
     let Some(sp) = r.decode_spread() else {
         return String::new();
@@ -482,7 +482,18 @@ fn steps(r: &SessionReport) -> String {
         "{:<11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>7}\n",
         "step", "position", "seconds", "bytes", "sent", "received", "rounds"
     );
-    for p in r.programs.iter().filter(|p| p.program != "prefill") {
+    let decode: Vec<&ProgramCost> = r
+        .programs
+        .iter()
+        .filter(|p| p.program != "prefill")
+        .collect();
+    for (i, p) in decode.iter().enumerate() {
+        if decode.len() > 20 && (10..decode.len() - 10).contains(&i) {
+            if i == 10 {
+                s += &format!("{:<11}\n", "…");
+            }
+            continue;
+        }
         let t = &p.total;
         s += &format!(
             "{:<11} {:>9} {:>11.3} {:>11} {:>11} {:>11} {:>7}\n",

@@ -71,8 +71,9 @@ fn since(ch: &(impl Channel + ?Sized), scope: &str, before: &Counters) -> Counte
 /// extension: one COT instead of a millionaires' on ℓ − s bits. The server adds and removes the
 /// offset. The messages are those of `trunc_nonnegative` whatever x is, so nothing more is
 /// revealed if the precondition fails, but then the result is wrong. For s = 0 or s > ℓ − 2,
-/// [`trunc::trunc`], which has no precondition. At ℓ = 35, s = 15 this costs about a third of
-/// [`trunc::trunc`]'s bytes.
+/// [`trunc::trunc`], which has no precondition. At ℓ = 35, s = 15: 438.375 bytes per element and
+/// 9 flights per party, against 943.375 and 17 for [`trunc::trunc`] (2^16 elements, test
+/// `exec_trunc_margin`).
 pub fn trunc_within_margin<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
