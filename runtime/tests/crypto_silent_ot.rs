@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use ciphergpt_runtime::crypto::lpn::{FERRET_MAIN, FERRET_SETUP, TEST_ONLY_TINY};
+use ciphergpt_runtime::crypto::lpn::{
+    LpnParams, FERRET_BOOT, FERRET_MAIN, FERRET_SETUP, TEST_ONLY_TINY,
+};
 use ciphergpt_runtime::crypto::{Block, CotBackend, OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
 use ciphergpt_runtime::net::{mem, tcp, Channel, Role, SessionConfig};
@@ -49,6 +51,21 @@ where
         let x = party(Box::new(a), Role::Server, backend, s);
         (x, h.join().unwrap())
     }
+}
+
+/// Bytes the receiver and the sender send for the batches `ps` of one direction, the first
+/// bootstrapped by IKNP: the receiver sends the IKNP matrix (16 bytes per COT, padded to 128
+/// COTs) and per batch a flag byte and one correction bit per PPRF OT; the sender two 16-byte
+/// pads per PPRF OT and one 16-byte sum per tree.
+fn batch_bytes(ps: &[LpnParams]) -> (u64, u64) {
+    let mut r = 16 * (ps[0].base() as u64).div_ceil(128) * 128;
+    let mut s = 0;
+    for p in ps {
+        let ots = p.pprf_ots() as u64;
+        r += 1 + ots.div_ceil(8);
+        s += 32 * ots + 16 * p.t as u64;
+    }
+    (r, s)
 }
 
 /// Call sizes that cross batch boundaries at odd places.
@@ -135,7 +152,7 @@ fn cot_definition_over_many_batches_both_directions() {
 /// holds across the three batches, and the cost is Ferret's.
 #[test]
 fn default_schedule_over_tcp_reaches_the_main_set() {
-    // Past the two setup batches (531,848 + 325 usable) into the main one.
+    // Past the bootstrapping batches (136 + 531,848 + 325 usable) into the main one.
     let total = 900_000usize;
     let calls = [1000usize, 300_000, 250_000, 349_000];
     let ((delta, v, secs, sent), (u, w, recv_bytes)) = pair_run(
@@ -167,23 +184,16 @@ fn default_schedule_over_tcp_reaches_the_main_set() {
     for i in 0..total {
         assert_eq!(w[i], v[i] ^ delta.and_bit(u[i]), "COT {i}");
     }
-    // Three batches: IKNP for the first base, then the PPRF traffic of each batch.
-    let pprf_bytes = |p: &ciphergpt_runtime::crypto::lpn::LpnParams| {
-        let ots = p.pprf_ots() as u64;
-        // Receiver: flag + corrections; sender: 2 pads per OT, flag-free, and t sums.
-        (1 + ots.div_ceil(8), 32 * ots + 16 * p.t as u64)
-    };
-    let iknp = 16 * (FERRET_SETUP.base() as u64).div_ceil(128) * 128;
-    let (r_setup, s_setup) = pprf_bytes(&FERRET_SETUP);
-    let (r_main, s_main) = pprf_bytes(&FERRET_MAIN);
+    // Four batches: IKNP for the first base, then the PPRF traffic of each batch.
+    let batches = [FERRET_BOOT, FERRET_SETUP, FERRET_SETUP, FERRET_MAIN];
+    let (r, s) = batch_bytes(&batches);
     let flags = calls.len() as u64;
-    assert_eq!(recv_bytes, iknp + 2 * r_setup + r_main + flags);
-    let base_ot = sent.bytes_sent + sent.bytes_received - recv_bytes - 2 * s_setup - s_main;
+    assert_eq!(recv_bytes, r + flags);
+    let base_ot = sent.bytes_sent + sent.bytes_received - recv_bytes - s;
     assert!(base_ot < 20_000, "setup bytes {base_ot}");
     eprintln!(
-        "silent default schedule over TCP: {total} COTs in {secs:.2} s (3 batches, one main), \
-         receiver sent {recv_bytes} B, sender sent {} B",
-        2 * s_setup + s_main
+        "silent default schedule over TCP: {total} COTs in {secs:.2} s (4 batches, one main), \
+         receiver sent {recv_bytes} B, sender sent {s} B"
     );
 }
 
@@ -299,12 +309,8 @@ fn small_session_cost_and_iknp_backend() {
         match backend {
             CotBackend::Iknp => assert_eq!(bytes, 16 * 1024),
             _ => {
-                // The first setup batch: IKNP base, PPRF corrections, the call's own n bits.
-                let want = 16 * (FERRET_SETUP.base() as u64).div_ceil(128) * 128
-                    + 1
-                    + (FERRET_SETUP.pprf_ots() as u64).div_ceil(8)
-                    + 1
-                    + (n as u64).div_ceil(8);
+                // The first two batches (136 usable COTs, then 531,848) and the call's n bits.
+                let want = batch_bytes(&[FERRET_BOOT, FERRET_SETUP]).0 + 1 + (n as u64).div_ceil(8);
                 assert_eq!(bytes, want);
                 assert!(secs < 2.0, "{secs} s");
             }

@@ -4,7 +4,8 @@
 //! **Code.** A k × n matrix A over F_2 whose column i has d = [`D`] = 10 ones, at the rows
 //! idx_j(i) = ⌊w_{10i+j} · k / 2^32⌋ (j < 10), where w_0, w_1, … are the 32-bit words of the
 //! AES-128 counter-mode stream under the parameter set's public key (little-endian words of
-//! AES(0), AES(1), …). Both parties derive the same A from the public key; it is fixed per
+//! AES(0), AES(1), …). The keys are pairs of the 64-bit words of SHA-512's initial hash value
+//! (fractional parts of √2, …, √19): nothing up the sleeve. Both parties derive the same A from the public key; it is fixed per
 //! parameter set, as in Ferret (the secret and the noise are fresh per batch, the code is public).
 //! Two equal rows of one column cancel (probability about 45/k per column); the analysis of
 //! local codes allows it.
@@ -39,7 +40,8 @@ pub struct LpnParams {
     pub t: usize,
     /// log₂(n / t): depth of each tree, OTs per tree.
     pub log_leaves: u32,
-    /// Which public code: the AES key that generates the column indices.
+    /// Which public code: the AES key that generates the column indices (two words of SHA-512's
+    /// initial hash value).
     pub code_key: u128,
     /// Name in reports.
     pub name: &'static str,
@@ -52,7 +54,7 @@ pub const FERRET_MAIN: LpnParams = LpnParams {
     k: 589_760,
     t: 1_319,
     log_leaves: 13,
-    code_key: 0x243f_6a88_85a3_08d3_1319_8a2e_0370_7344,
+    code_key: 0x510e_527f_ade6_82d1_9b05_688c_2b3e_6c1f,
     name: "ferret-main",
 };
 
@@ -64,8 +66,20 @@ pub const FERRET_SETUP: LpnParams = LpnParams {
     k: 69_454,
     t: 593,
     log_leaves: 10,
-    code_key: 0xb7e1_5162_8aed_2a6a_bf71_5880_9cf4_f3c7,
+    code_key: 0x3c6e_f372_fe94_f82b_a54f_f53a_5f1d_36f1,
     name: "ferret-setup",
+};
+
+/// The first set of Ferret's implementation's bootstrapping chain (emp-ot, `ferret/constants.h`,
+/// primal LPN with regular noise, 128-bit): n = 75,520, k = 8,911, t = 590, blocks of 2^7, from
+/// 13,041 IKNP COTs. Its n covers the base of one [`FERRET_SETUP`] batch (75,384).
+pub const FERRET_BOOT: LpnParams = LpnParams {
+    n: 75_520,
+    k: 8_911,
+    t: 590,
+    log_leaves: 7,
+    code_key: 0x6a09_e667_f3bc_c908_bb67_ae85_84ca_a73b,
+    name: "ferret-boot",
 };
 
 /// **Test only, not secure**: a tiny set so that tests can run many refills in little time.
@@ -75,7 +89,7 @@ pub const TEST_ONLY_TINY: LpnParams = LpnParams {
     k: 2_048,
     t: 64,
     log_leaves: 8,
-    code_key: 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834,
+    code_key: 0x1f83_d9ab_fb41_bd6b_5be0_cd19_137e_2179,
     name: "test-only-tiny",
 };
 
@@ -175,11 +189,13 @@ mod tests {
 
     #[test]
     fn parameter_sets_have_their_shape() {
-        for p in [FERRET_MAIN, FERRET_SETUP, TEST_ONLY_TINY] {
+        for p in [FERRET_MAIN, FERRET_SETUP, FERRET_BOOT, TEST_ONLY_TINY] {
             assert!(p.check(), "{}", p.name);
         }
         // The setup batch yields the base of a main batch.
         assert!(FERRET_SETUP.n >= FERRET_MAIN.base());
+        assert!(FERRET_BOOT.n >= FERRET_SETUP.base());
+        assert_eq!(FERRET_BOOT.base(), 13_041);
         assert_eq!(FERRET_MAIN.base(), 606_907);
         assert_eq!(FERRET_SETUP.base(), 75_384);
     }

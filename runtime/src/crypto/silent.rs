@@ -24,12 +24,13 @@
 //! 3. The last k' + t'·h' outputs become the base of the next batch (parameters (n', k', t')),
 //!    the others go to the pool.
 //!
-//! **Schedule** ([`Schedule::DEFAULT`]). The first batch of each direction runs at its first
-//! use (not at setup), with the bootstrapping set [`super::lpn::FERRET_SETUP`] (607,232 COTs)
-//! from 75,384 IKNP COTs; the second with the same set, and it reserves the base of the main
-//! set [`super::lpn::FERRET_MAIN`] (10,805,248 COTs from 606,907), used from the third batch on.
-//! A direction that needs up to 531,848 COTs thus pays one small batch (tens of ms) and no big
-//! one.
+//! **Schedule** ([`Schedule::DEFAULT`]). Each direction runs its first batch at its first use
+//! (not at setup). The chain of Ferret's implementation bootstraps it: [`lpn::FERRET_BOOT`]
+//! (75,520 COTs from 13,041 IKNP COTs; 136 left after reserving the next base), then
+//! [`lpn::FERRET_SETUP`] twice (607,232 COTs each; 531,848 and 325 left), then Ferret's main set
+//! [`lpn::FERRET_MAIN`] (10,805,248 COTs from 606,907; 10,198,341 left) for every later batch. A
+//! direction that needs up to 531,984 COTs thus waits for two small batches (tens of ms) and no
+//! big one.
 //!
 //! **Chosen choices** ([`CotReceiver::recv_cot`]). Take random COTs (u_i, w_i) and send
 //! d_i = b_i ⊕ u_i; the sender sets v'_i = v_i ⊕ d_i·Δ, so that w_i = v'_i ⊕ b_i·Δ. Each chunk of
@@ -37,15 +38,17 @@
 //! n bits of d follow, 0 when the receiver keeps the random choices
 //! ([`CotReceiver::recv_cot_random`]); the sender's calls are the same either way.
 //!
-//! **Cost.** A batch: t·h chosen-message OTs (t·h bits receiver → sender plus two 1-byte flags,
-//! 256·t·h bits sender → receiver), and 128·t bits of c, in 2 flights. Main set: 17,147 OTs,
-//! 4,576,961 bits (572 KB) for 10,198,341 new COTs, 0.449 bits per COT; setup set: 5,930 OTs,
-//! 1,600,120 bits for 531,848 (3.0 bits per COT); the first batch also pays 75,384 IKNP COTs
-//! (1.2 MB, one flight). On top, per call: 1 byte per chunk for random choices, n bits + 1 byte
-//! for chosen ones (receiver → sender, one flight, as IKNP). Work per batch: 2n AES for the GGM
-//! trees, 2.5·n AES and d·n random reads of 16 bytes for the code, per party. Memory: the pool of
-//! one direction holds at most one main batch, 173 MB, only once a direction has used more than
-//! 531,848 COTs.
+//! **Cost.** A batch (n, k, t = n / 2^h): t·h chosen-message OTs (t·h bits and one flag byte
+//! receiver → sender, 256·t·h bits sender → receiver) and 128·t bits of sums c, in 2 flights.
+//! Main set: 17,147 OTs, 4,575,619 bits (572 KB) for 10,198,341 new COTs, **0.449 bits per
+//! COT**; setup set: 5,930 OTs, 1,599,922 bits (200 KB) for 531,848 (3.0 bits per COT); boot
+//! set: 4,130 OTs, 1,136,938 bits (142 KB). The first batch also pays 13,041 IKNP COTs (13,056 × 16 bytes = 209 KB,
+//! one flight). Bootstrapping a direction thus costs 209 KB + 142 KB + 2 × 200 KB ≈ 750 KB
+//! once. On top, per call: one byte per chunk of [`super::iknp::SILENT_CHUNK`] COTs for random
+//! choices, n bits + 1 byte for chosen ones (receiver → sender, one flight, as IKNP). Work per
+//! batch and party: about 2n AES for the GGM trees (n for the receiver's punctured trees too),
+//! 2.5n AES and 10n random 16-byte reads for the code. Memory: the pool of one direction holds
+//! at most one main batch, 173 MB, once that direction has used more than 532 k COTs.
 //!
 //! **Security** (semi-honest, 128-bit computational under primal LPN with regular noise for the
 //! parameters above, and AES as PRG / random permutation). The sender receives only the
@@ -80,38 +83,35 @@ const GROUP_LEAVES: usize = 1 << 16;
 /// out (counted from 0).
 const TWEAK_BASE: u64 = 1 << 63;
 
-/// Which LPN parameters each batch uses.
+/// Which LPN parameters each batch uses: `first[b]` for batch b while there is one (batch 0
+/// from IKNP), `main` for every later batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
-    /// Parameters of the first `setup_batches` batches (the first from IKNP).
-    pub setup: LpnParams,
-    pub setup_batches: u64,
-    /// Parameters of every later batch.
+    pub first: &'static [LpnParams],
     pub main: LpnParams,
 }
 
 impl Schedule {
-    /// Ferret's bootstrapping set twice, then Ferret's main set.
+    /// The bootstrapping chain of Ferret's implementation (its two small sets), then Ferret's
+    /// main set.
     pub const DEFAULT: Schedule = Schedule {
-        setup: lpn::FERRET_SETUP,
-        setup_batches: 2,
+        first: &[lpn::FERRET_BOOT, lpn::FERRET_SETUP, lpn::FERRET_SETUP],
         main: lpn::FERRET_MAIN,
     };
 
     /// **Insecure, tests only**: the tiny set throughout.
     pub const TEST_ONLY: Schedule = Schedule {
-        setup: lpn::TEST_ONLY_TINY,
-        setup_batches: 1,
+        first: &[],
         main: lpn::TEST_ONLY_TINY,
     };
 
     /// Parameters of batch `b` (0-based).
     pub fn params(&self, b: u64) -> LpnParams {
-        if b < self.setup_batches {
-            self.setup
-        } else {
-            self.main
-        }
+        usize::try_from(b)
+            .ok()
+            .and_then(|b| self.first.get(b))
+            .copied()
+            .unwrap_or(self.main)
     }
 }
 
@@ -465,7 +465,7 @@ mod tests {
     #[test]
     fn schedules_chain_their_bases() {
         for s in [Schedule::DEFAULT, Schedule::TEST_ONLY] {
-            for b in 0..4 {
+            for b in 0..6 {
                 assert!(s.params(b + 1).base() <= s.params(b).n, "batch {b}");
             }
         }
