@@ -54,11 +54,15 @@ where
 }
 
 /// Bytes the receiver and the sender send for the batches `ps` of one direction, the first
-/// bootstrapped by IKNP: the receiver sends the IKNP matrix (16 bytes per COT, padded to 128
-/// COTs) and per batch a flag byte and one correction bit per PPRF OT; the sender two 16-byte
-/// pads per PPRF OT and one 16-byte sum per tree.
-fn batch_bytes(ps: &[LpnParams]) -> (u64, u64) {
-    let mut r = 16 * (ps[0].base() as u64).div_ceil(128) * 128;
+/// bootstrapped by IKNP if `first`: the receiver sends the IKNP matrix (16 bytes per COT,
+/// padded to 128 COTs) and per batch a flag byte and one correction bit per PPRF OT; the sender
+/// two 16-byte pads per PPRF OT and one 16-byte sum per tree.
+fn batch_bytes(ps: &[LpnParams], first: bool) -> (u64, u64) {
+    let mut r = if first {
+        16 * (ps[0].base() as u64).div_ceil(128) * 128
+    } else {
+        0
+    };
     let mut s = 0;
     for p in ps {
         let ots = p.pprf_ots() as u64;
@@ -160,11 +164,12 @@ fn default_schedule_over_tcp_reaches_the_main_set() {
         true,
         move |ot, ch| {
             let t = Instant::now();
+            let before = ch.stats().total;
             let mut v = Vec::new();
             for &m in &calls {
                 v.extend(ot.sender.send_cot(ch, m).unwrap());
             }
-            let sent = ch.stats().total;
+            let sent = ch.stats().total.since(&before);
             (ot.sender.delta(), v, t.elapsed().as_secs_f64(), sent)
         },
         move |ot, ch| {
@@ -184,15 +189,19 @@ fn default_schedule_over_tcp_reaches_the_main_set() {
     for i in 0..total {
         assert_eq!(w[i], v[i] ^ delta.and_bit(u[i]), "COT {i}");
     }
-    // Four batches: IKNP for the first base, then the PPRF traffic of each batch.
-    let batches = [FERRET_BOOT, FERRET_SETUP, FERRET_SETUP, FERRET_MAIN];
-    let (r, s) = batch_bytes(&batches);
+    // Two batches at setup, then in the calls a setup batch and a main one.
+    let (r, s) = batch_bytes(&[FERRET_SETUP, FERRET_MAIN], false);
     let flags = calls.len() as u64;
     assert_eq!(recv_bytes, r + flags);
-    let base_ot = sent.bytes_sent + sent.bytes_received - recv_bytes - s;
-    assert!(base_ot < 20_000, "setup bytes {base_ot}");
+    assert_eq!((sent.bytes_received, sent.bytes_sent), (r + flags, s));
+    // One flight each way per batch, and the receiver's flags.
+    assert!(
+        sent.rounds <= 2 * 2 + calls.len() as u64,
+        "{} flights",
+        sent.rounds
+    );
     eprintln!(
-        "silent default schedule over TCP: {total} COTs in {secs:.2} s (4 batches, one main), \
+        "silent default schedule over TCP: {total} COTs in {secs:.2} s (2 batches, one main), \
          receiver sent {recv_bytes} B, sender sent {s} B"
     );
 }
@@ -281,38 +290,46 @@ fn sender_view_does_not_depend_on_choices() {
     }
 }
 
-/// A session that needs a thousand OTs does not wait for a big batch; IKNP stays available and
+/// A session that needs a thousand OTs does not wait for a big batch: setup runs the two
+/// bootstrapping batches of each direction, the call sends n bits; IKNP stays available and
 /// costs its 16 bytes per COT.
 #[test]
 fn small_session_cost_and_iknp_backend() {
     let n = 1000;
     for backend in [CotBackend::Silent, CotBackend::Iknp] {
-        let ((secs, delta, v), (u, w, bytes)) = pair_run(
+        let t0 = Instant::now();
+        let ((setup_bytes, delta, v), (u, w, bytes, secs)) = pair_run(
             backend,
             false,
             move |ot, ch| {
-                let t = Instant::now();
+                let setup_bytes = ch.stats().total;
                 let v = ot.sender.send_cot(ch, n).unwrap();
-                (t.elapsed().as_secs_f64(), ot.sender.delta(), v)
+                (setup_bytes, ot.sender.delta(), v)
             },
             move |ot, ch| {
+                let setup_secs = t0.elapsed().as_secs_f64();
                 let b0 = ch.stats().total.bytes_sent;
                 let b = Prg::from_entropy().bools(n);
                 let w = ot.receiver.recv_cot(ch, &b).unwrap();
-                (b, w, ch.stats().total.bytes_sent - b0)
+                (b, w, ch.stats().total.bytes_sent - b0, setup_secs)
             },
         );
         for i in 0..n {
             assert_eq!(w[i], v[i] ^ delta.and_bit(u[i]));
         }
-        eprintln!("{backend:?}: {n} chosen COTs in {secs:.3} s, receiver sent {bytes} B");
+        eprintln!(
+            "{backend:?}: setup {secs:.3} s, {} B both ways; {n} chosen COTs: receiver sent {bytes} B",
+            setup_bytes.bytes()
+        );
         match backend {
             CotBackend::Iknp => assert_eq!(bytes, 16 * 1024),
             _ => {
-                // The first two batches (136 usable COTs, then 531,848) and the call's n bits.
-                let want = batch_bytes(&[FERRET_BOOT, FERRET_SETUP]).0 + 1 + (n as u64).div_ceil(8);
-                assert_eq!(bytes, want);
-                assert!(secs < 2.0, "{secs} s");
+                assert_eq!(bytes, 1 + (n as u64).div_ceil(8));
+                // Both directions: base OTs and the boot and setup batches.
+                let (r, s) = batch_bytes(&[FERRET_BOOT, FERRET_SETUP], true);
+                let base = setup_bytes.bytes() - 2 * (r + s);
+                assert!(base < 20_000, "base OTs {base} B");
+                assert!(secs < 2.0, "setup {secs} s");
             }
         }
     }

@@ -24,13 +24,14 @@
 //! 3. The last k' + t'·h' outputs become the base of the next batch (parameters (n', k', t')),
 //!    the others go to the pool.
 //!
-//! **Schedule** ([`Schedule::DEFAULT`]). Each direction runs its first batch at its first use
-//! (not at setup). The chain of Ferret's implementation bootstraps it: [`lpn::FERRET_BOOT`]
-//! (75,520 COTs from 13,041 IKNP COTs; 136 left after reserving the next base), then
-//! [`lpn::FERRET_SETUP`] twice (607,232 COTs each; 531,848 and 325 left), then Ferret's main set
-//! [`lpn::FERRET_MAIN`] (10,805,248 COTs from 606,907; 10,198,341 left) for every later batch. A
-//! direction that needs up to 531,984 COTs thus waits for two small batches (tens of ms) and no
-//! big one.
+//! **Schedule** ([`Schedule::DEFAULT`]). The chain of Ferret's implementation bootstraps each
+//! direction at setup: [`lpn::FERRET_BOOT`] (75,520 COTs from 13,041 IKNP COTs; 136 left after
+//! reserving the next base), then [`lpn::FERRET_SETUP`] (607,232 COTs; 531,848 left). When
+//! those run out, a second setup batch (325 left: its output is the next base) and then
+//! Ferret's main set [`lpn::FERRET_MAIN`] (10,805,248 COTs from 606,907; 10,198,341 left) for
+//! every later batch. The bootstrap takes about 0.1 s and 551 KB per direction; a session that
+//! needs up to 531,984 COTs per direction never waits for a big batch, and no protocol call below
+//! that sees a batch's flights.
 //!
 //! **Chosen choices** ([`CotReceiver::recv_cot`]). Take random COTs (u_i, w_i) and send
 //! d_i = b_i ⊕ u_i; the sender sets v'_i = v_i ⊕ d_i·Δ, so that w_i = v'_i ⊕ b_i·Δ. Each chunk of
@@ -43,8 +44,8 @@
 //! Main set: 17,147 OTs, 4,575,619 bits (572 KB) for 10,198,341 new COTs, **0.449 bits per
 //! COT**; setup set: 5,930 OTs, 1,599,922 bits (200 KB) for 531,848 (3.0 bits per COT); boot
 //! set: 4,130 OTs, 1,136,938 bits (142 KB). The first batch also pays 13,041 IKNP COTs (13,056 × 16 bytes = 209 KB,
-//! one flight). Bootstrapping a direction thus costs 209 KB + 142 KB + 2 × 200 KB ≈ 750 KB
-//! once. On top, per call: one byte per chunk of [`super::iknp::SILENT_CHUNK`] COTs for random
+//! one flight). Bootstrapping a direction thus costs 209 KB + 142 KB + 200 KB ≈ 551 KB at
+//! setup, and the second setup batch 200 KB more at the first refill. On top, per call: one byte per chunk of [`super::iknp::SILENT_CHUNK`] COTs for random
 //! choices, n bits + 1 byte for chosen ones (receiver → sender, one flight, as IKNP). Work per
 //! batch and party: about 2n AES for the GGM trees (n for the receiver's punctured trees too),
 //! 2.5n AES and 10n random 16-byte reads for the code. Memory: the pool of one direction holds
@@ -89,6 +90,8 @@ const TWEAK_BASE: u64 = 1 << 63;
 pub struct Schedule {
     pub first: &'static [LpnParams],
     pub main: LpnParams,
+    /// Batches run at setup (the bootstrap), the others when the pool runs dry.
+    pub at_setup: u64,
 }
 
 impl Schedule {
@@ -97,12 +100,14 @@ impl Schedule {
     pub const DEFAULT: Schedule = Schedule {
         first: &[lpn::FERRET_BOOT, lpn::FERRET_SETUP, lpn::FERRET_SETUP],
         main: lpn::FERRET_MAIN,
+        at_setup: 2,
     };
 
     /// **Insecure, tests only**: the tiny set throughout.
     pub const TEST_ONLY: Schedule = Schedule {
         first: &[],
         main: lpn::TEST_ONLY_TINY,
+        at_setup: 1,
     };
 
     /// Parameters of batch `b` (0-based).
@@ -224,6 +229,19 @@ impl SilentSender {
         self.schedule == Schedule::TEST_ONLY
     }
 
+    /// Run the schedule's setup batches (the peer's receiver does the same at its setup).
+    pub(crate) fn prime<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        delta: Block,
+    ) -> Result<(), NetError> {
+        let name = scope_name(ch, "silent-ot");
+        for _ in 0..self.schedule.at_setup {
+            crate::net::scoped(ch, &name, |ch| self.refill(ch, delta))?;
+        }
+        Ok(())
+    }
+
     /// Fill `out` with random COTs (v), running batches as the pool runs dry.
     pub(crate) fn take<C: Channel + ?Sized>(
         &mut self,
@@ -322,6 +340,15 @@ impl SilentReceiver {
 
     pub(crate) fn is_test_only(&self) -> bool {
         self.schedule == Schedule::TEST_ONLY
+    }
+
+    /// Run the schedule's setup batches.
+    pub(crate) fn prime<C: Channel + ?Sized>(&mut self, ch: &mut C) -> Result<(), NetError> {
+        let name = scope_name(ch, "silent-ot");
+        for _ in 0..self.schedule.at_setup {
+            crate::net::scoped(ch, &name, |ch| self.refill(ch))?;
+        }
+        Ok(())
     }
 
     /// Fill `out` with random COTs (w, the choice in its lsb), running batches as needed.
