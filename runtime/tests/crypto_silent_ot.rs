@@ -329,7 +329,9 @@ fn small_session_cost_and_iknp_backend() {
                 let (r, s) = batch_bytes(&[FERRET_BOOT, FERRET_SETUP], true);
                 let base = setup_bytes.bytes() - 2 * (r + s);
                 assert!(base < 20_000, "base OTs {base} B");
-                assert!(secs < 2.0, "setup {secs} s");
+                // About 0.15 s alone on 2 cores; generous for a loaded machine (the bytes above
+                // already show that no main batch ran).
+                assert!(secs < 10.0, "setup {secs} s");
             }
         }
     }

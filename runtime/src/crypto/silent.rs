@@ -143,6 +143,16 @@ impl Pool {
         m
     }
 
+    /// The spent pool's buffer as `n` zero blocks for the next batch: no second buffer of a
+    /// batch's size, and no fresh pages to fault in.
+    fn recycle(&mut self, n: usize) -> Vec<Block> {
+        let mut v = std::mem::take(&mut self.items);
+        self.pos = 0;
+        v.clear();
+        v.resize(n, Block::ZERO);
+        v
+    }
+
     /// Fill `out` or fail (a fixed pool never refills).
     pub(crate) fn take_all(&mut self, out: &mut [Block]) -> Result<(), NetError> {
         if self.avail() < out.len() {
@@ -288,7 +298,7 @@ impl SilentSender {
         };
         let gs = groups(&p);
         let roots = self.rng.blocks(p.t);
-        let mut out = vec![Block::ZERO; p.n];
+        let mut out = self.pool.recycle(p.n);
         let (tree_sums, level_sums) = {
             let slots = slots(&mut out, &gs);
             pprf::expand_map(&gs, &roots, |gi, leaves| {
@@ -402,7 +412,7 @@ impl SilentReceiver {
             .map(|_| self.rng.next_u64() as usize & mask)
             .collect();
         // The code's part first, while the sender expands its trees.
-        let mut out = vec![Block::ZERO; p.n];
+        let mut out = self.pool.recycle(p.n);
         lpn::accumulate(&p, &secret, 0, &mut out);
         let siblings = pprf::recv_siblings(&mut ots, ch, &gs, &points)?;
         let mut c = vec![Block::ZERO; p.t];
