@@ -22,6 +22,13 @@
 //!
 //! Both parties can hold a sender and a receiver on the same channel ([`OtPair`]), which gives
 //! OT in both directions.
+//!
+//! **Backends** ([`CotBackend`]). A [`CotSender`] / [`CotReceiver`] draws its COTs from IKNP
+//! (above; [`CotSender::setup`], [`CotReceiver::setup`], [`OtPair::setup_iknp`]) or from silent OT
+//! ([`super::silent`]: Ferret-style LPN batches bootstrapped from IKNP, well under one bit per
+//! random COT and one bit per chosen one), which [`OtPair::setup`] uses by default. The public
+//! methods are the same for both; under silent OT a call with chosen choices costs ⌈n/8⌉ + 1
+//! bytes instead of 16n, and a batch (2 flights) runs inside the call that empties the pool.
 
 use rand::{CryptoRng, RngCore};
 
