@@ -215,6 +215,19 @@ fn slots<'a>(out: &'a mut [Block], gs: &[TreeGroup]) -> Vec<Mutex<&'a mut [Block
     v
 }
 
+/// Batch b's output must cover batch b + 1's base.
+fn check_chain(s: &Schedule, b: u64) -> Result<(), NetError> {
+    let (p, next) = (s.params(b), s.params(b + 1));
+    if p.check() && next.base() <= p.n {
+        Ok(())
+    } else {
+        Err(NetError::InvalidArgument(format!(
+            "silent OT: batch {b} ({}) cannot hold the base of the next ({})",
+            p.name, next.name
+        )))
+    }
+}
+
 fn poisoned() -> NetError {
     NetError::InvalidArgument("silent OT: a worker thread panicked".to_string())
 }
@@ -290,6 +303,7 @@ impl SilentSender {
                 p.base()
             )));
         }
+        check_chain(&self.schedule, self.batches)?;
         let secret = base.split_off(p.pprf_ots());
         let mut ots = CotSender {
             delta,
@@ -326,7 +340,7 @@ impl SilentSender {
         lpn::accumulate(&p, &secret, 0, &mut out);
         self.batches += 1;
         let next = self.schedule.params(self.batches).base();
-        self.reserve = out.split_off(out.len() - next);
+        self.reserve = out.split_off(out.len().saturating_sub(next));
         self.pool = Pool::new(out);
         Ok(())
     }
@@ -400,6 +414,7 @@ impl SilentReceiver {
                 p.base()
             )));
         }
+        check_chain(&self.schedule, self.batches)?;
         let secret = base.split_off(p.pprf_ots());
         let mut ots = CotReceiver {
             counter: TWEAK_BASE + (self.batches << 32),
@@ -443,7 +458,7 @@ impl SilentReceiver {
         }
         self.batches += 1;
         let next = self.schedule.params(self.batches).base();
-        self.reserve = out.split_off(out.len() - next);
+        self.reserve = out.split_off(out.len().saturating_sub(next));
         self.pool = Pool::new(out);
         Ok(())
     }
