@@ -50,6 +50,9 @@
 //! batch and party: about 2n AES for the GGM trees (n for the receiver's punctured trees too),
 //! 2.5n AES and 10n random 16-byte reads for the code. Memory: the pool of one direction holds
 //! at most one main batch, 173 MB, once that direction has used more than 532 k COTs.
+//! Measured (`ciphergpt bench protocols`, row `silent-cot`, two processes on the 2-core machine):
+//! 31,127,007 random COTs (bootstrap + 3 main batches) in 2.2–2.6 s, 11.9–14.2 M COTs/s, and
+//! 3,026,146 bytes in all, 0.78 bits per COT with the setup of both directions included.
 //!
 //! **Security** (semi-honest, 128-bit computational under primal LPN with regular noise for the
 //! parameters above, and AES as PRG / random permutation). The sender receives only the
