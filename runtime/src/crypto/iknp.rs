@@ -22,12 +22,20 @@
 //!
 //! Both parties can hold a sender and a receiver on the same channel ([`OtPair`]), which gives
 //! OT in both directions.
+//!
+//! **Backends** ([`CotBackend`]). A [`CotSender`] / [`CotReceiver`] draws its COTs from IKNP
+//! (above; [`CotSender::setup`], [`CotReceiver::setup`], [`OtPair::setup_iknp`]) or from silent OT
+//! ([`super::silent`]: Ferret-style LPN batches bootstrapped from IKNP, well under one bit per
+//! random COT and one bit per chosen one), which [`OtPair::setup`] uses by default. The public
+//! methods are the same for both; under silent OT a call with chosen choices costs ⌈n/8⌉ + 1
+//! bytes instead of 16n, and a batch (2 flights) runs inside the call that empties the pool.
 
 use rand::{CryptoRng, RngCore};
 
 use super::base_ot;
 use super::block::{pack_bools, unpack_bools, xor_into, Block};
 use super::prg::Prg;
+use super::silent::{self, Pool, Schedule, SilentReceiver, SilentSender};
 use super::transpose::transpose_128xn;
 use crate::net::{Channel, NetError, Role};
 
@@ -37,84 +45,92 @@ pub const KAPPA: usize = 128;
 /// OTs per extension message (a multiple of 128): 16 KiB-OT chunks = 256 KiB messages.
 pub const CHUNK: usize = 1 << 14;
 
-/// The sender's side of COT extension (holds Δ).
-pub struct CotSender {
-    delta: Block,
+/// Which generator a [`CotSender`] / [`CotReceiver`] (and an [`OtPair`]) draws its COTs from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CotBackend {
+    /// Silent OT from LPN ([`super::silent`], Ferret's parameters): well under one bit per
+    /// random COT, one bit per COT with chosen choices. The default of [`OtPair::setup`].
+    #[default]
+    Silent,
+    /// IKNP extension: 16 bytes per COT, no batch to prepare.
+    Iknp,
+    /// Silent OT with a tiny, **insecure** LPN parameter set ([`super::lpn::TEST_ONLY_TINY`]),
+    /// so that tests can cross many batch boundaries quickly. Tests only.
+    #[doc(hidden)]
+    SilentTestOnly,
+}
+
+/// COTs per silent-OT message (a multiple of 128): the receiver's choice corrections of one
+/// chunk travel together.
+pub const SILENT_CHUNK: usize = 1 << 20;
+
+/// The COT sender's state of IKNP extension.
+pub(crate) struct IknpSender {
     prgs: Vec<Prg>,
-    /// OTs extended so far; both sides keep it in step and use it as the hash tweak base.
-    pub(crate) counter: u64,
     q: Vec<Block>,
     u: Vec<Block>,
     rows: Vec<Block>,
 }
 
-/// The receiver's side of COT extension (holds the choice bits).
-pub struct CotReceiver {
+/// The COT receiver's state of IKNP extension.
+pub(crate) struct IknpReceiver {
     prgs: Vec<[Prg; 2]>,
-    pub(crate) counter: u64,
-    /// Source of random choice bits for [`CotReceiver::recv_cot_random`].
-    pub(crate) rng: Prg,
     t: Vec<Block>,
     u: Vec<Block>,
     rows: Vec<Block>,
 }
 
-impl CotSender {
-    /// Run the base OTs (as their receiver) with a fresh random Δ.
-    pub fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
-        ch: &mut C,
-        rng: &mut R,
-    ) -> Result<CotSender, NetError> {
-        let mut d = [0u8; 16];
-        rng.fill_bytes(&mut d);
-        Self::setup_with_delta(ch, Block::from_bytes(d), rng)
-    }
+pub(crate) enum SenderBackend {
+    Iknp(IknpSender),
+    Silent(Box<SilentSender>),
+    /// A fixed list of random COTs, no refill (the PPRF OTs inside a silent batch).
+    Fixed(Pool),
+}
 
-    /// Run the base OTs with a chosen Δ (e.g. with its least significant bit set, as
-    /// point-and-permute protocols want).
-    pub fn setup_with_delta<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+pub(crate) enum ReceiverBackend {
+    Iknp(IknpReceiver),
+    Silent(Box<SilentReceiver>),
+    Fixed(Pool),
+}
+
+/// The sender's side of COT extension (holds Δ).
+pub struct CotSender {
+    pub(crate) delta: Block,
+    /// COTs handed out so far; both sides keep it in step and use it as the hash tweak base.
+    pub(crate) counter: u64,
+    pub(crate) backend: SenderBackend,
+}
+
+/// The receiver's side of COT extension (holds the choice bits).
+pub struct CotReceiver {
+    pub(crate) counter: u64,
+    /// Source of random choice bits for [`CotReceiver::recv_cot_random`] under IKNP.
+    pub(crate) rng: Prg,
+    pub(crate) backend: ReceiverBackend,
+}
+
+impl IknpSender {
+    fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
         ch: &mut C,
         delta: Block,
         rng: &mut R,
-    ) -> Result<CotSender, NetError> {
+    ) -> Result<IknpSender, NetError> {
         let choices: Vec<bool> = (0..KAPPA).map(|j| delta.bit(j)).collect();
         let keys = crate::net::scoped(ch, &scope_name(ch, "base-ot"), |ch| {
             base_ot::recv(ch, &choices, rng)
         })?;
-        Ok(CotSender {
-            delta,
+        Ok(IknpSender {
             prgs: keys.into_iter().map(Prg::new).collect(),
-            counter: 0,
             q: Vec::new(),
             u: Vec::new(),
             rows: Vec::new(),
         })
     }
 
-    /// The global correlation Δ.
-    pub fn delta(&self) -> Block {
-        self.delta
-    }
-
-    /// Number of OTs extended so far.
-    pub fn extended(&self) -> u64 {
-        self.counter
-    }
-
-    /// `n` correlated OTs: returns K_i (the receiver gets K_i ⊕ b_i·Δ).
-    pub fn send_cot<C: Channel + ?Sized>(
+    /// One IKNP extension into `out` (K_i, for the receiver's choices).
+    pub(crate) fn extend_into<C: Channel + ?Sized>(
         &mut self,
-        ch: &mut C,
-        n: usize,
-    ) -> Result<Vec<Block>, NetError> {
-        let mut out = vec![Block::ZERO; n];
-        self.send_cot_into(ch, &mut out)?;
-        Ok(out)
-    }
-
-    /// Correlated OTs into `out` (one per element).
-    pub fn send_cot_into<C: Channel + ?Sized>(
-        &mut self,
+        delta: Block,
         ch: &mut C,
         out: &mut [Block],
     ) -> Result<(), NetError> {
@@ -129,7 +145,7 @@ impl CotSender {
             }
             ch.recv_blocks(u)?;
             for (j, (qc, uc)) in q.chunks_exact_mut(nb).zip(u.chunks_exact(nb)).enumerate() {
-                if self.delta.bit(j) {
+                if delta.bit(j) {
                     xor_into(qc, uc);
                 }
             }
@@ -140,78 +156,37 @@ impl CotSender {
                 transpose_128xn(q, nb, &mut self.rows);
                 chunk.copy_from_slice(&self.rows[..m]);
             }
-            self.counter += m as u64;
         }
         Ok(())
     }
 }
 
-impl CotReceiver {
-    /// Run the base OTs (as their sender).
-    pub fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+impl IknpReceiver {
+    fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
         ch: &mut C,
         rng: &mut R,
-    ) -> Result<CotReceiver, NetError> {
+    ) -> Result<IknpReceiver, NetError> {
         let pairs = crate::net::scoped(ch, &scope_name(ch, "base-ot"), |ch| {
             base_ot::send(ch, KAPPA, rng)
         })?;
-        Ok(CotReceiver {
+        Ok(IknpReceiver {
             prgs: pairs
                 .into_iter()
                 .map(|[k0, k1]| [Prg::new(k0), Prg::new(k1)])
                 .collect(),
-            counter: 0,
-            rng: Prg::from_rng(rng),
             t: Vec::new(),
             u: Vec::new(),
             rows: Vec::new(),
         })
     }
 
-    /// Number of OTs extended so far.
-    pub fn extended(&self) -> u64 {
-        self.counter
-    }
-
-    /// Correlated OTs with the given choice bits: returns M_i = K_i ⊕ b_i·Δ.
-    pub fn recv_cot<C: Channel + ?Sized>(
-        &mut self,
-        ch: &mut C,
-        choices: &[bool],
-    ) -> Result<Vec<Block>, NetError> {
-        let packed = pack_bools(choices);
-        let mut out = vec![Block::ZERO; choices.len()];
-        self.recv_cot_packed_into(ch, &packed, &mut out)?;
-        Ok(out)
-    }
-
-    /// `n` correlated OTs with random choice bits: returns (b, M).
-    pub fn recv_cot_random<C: Channel + ?Sized>(
-        &mut self,
-        ch: &mut C,
-        n: usize,
-    ) -> Result<(Vec<bool>, Vec<Block>), NetError> {
-        let packed = self.rng.blocks(n.div_ceil(128));
-        let mut out = vec![Block::ZERO; n];
-        self.recv_cot_packed_into(ch, &packed, &mut out)?;
-        Ok((unpack_bools(&packed, n), out))
-    }
-
-    /// Correlated OTs with packed choice bits (bit i is bit `i % 128` of `choices[i / 128]`; bits
-    /// past `out.len()` are ignored), writing M_i into `out`.
-    pub fn recv_cot_packed_into<C: Channel + ?Sized>(
+    /// One IKNP extension with packed choices (checked by the caller), M_i into `out`.
+    pub(crate) fn extend_into<C: Channel + ?Sized>(
         &mut self,
         ch: &mut C,
         choices: &[Block],
         out: &mut [Block],
     ) -> Result<(), NetError> {
-        if choices.len() * 128 < out.len() {
-            return Err(NetError::InvalidArgument(format!(
-                "{} packed choice blocks cannot cover {} OTs",
-                choices.len(),
-                out.len()
-            )));
-        }
         for (ci, chunk) in out.chunks_mut(CHUNK).enumerate() {
             let m = chunk.len();
             let nb = m.div_ceil(128);
@@ -240,13 +215,250 @@ impl CotReceiver {
                 transpose_128xn(t, nb, &mut self.rows);
                 chunk.copy_from_slice(&self.rows[..m]);
             }
-            self.counter += m as u64;
         }
         ch.flush()
     }
 }
 
-fn scope_name<C: Channel + ?Sized>(ch: &C, what: &str) -> String {
+impl CotSender {
+    /// IKNP: run the base OTs (as their receiver) with a fresh random Δ.
+    pub fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        rng: &mut R,
+    ) -> Result<CotSender, NetError> {
+        let mut d = [0u8; 16];
+        rng.fill_bytes(&mut d);
+        Self::setup_with_delta(ch, Block::from_bytes(d), rng)
+    }
+
+    /// IKNP with a chosen Δ (e.g. with its least significant bit set, as point-and-permute
+    /// protocols want).
+    pub fn setup_with_delta<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        delta: Block,
+        rng: &mut R,
+    ) -> Result<CotSender, NetError> {
+        Ok(CotSender {
+            delta,
+            counter: 0,
+            backend: SenderBackend::Iknp(IknpSender::setup(ch, delta, rng)?),
+        })
+    }
+
+    /// Set up with the given backend: the base OTs of IKNP, then for a silent backend its
+    /// bootstrapping batches ([`super::silent::Schedule`]). Under a silent backend Δ has its
+    /// least significant bit set.
+    pub fn setup_backend<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        backend: CotBackend,
+        rng: &mut R,
+    ) -> Result<CotSender, NetError> {
+        let schedule = match backend {
+            CotBackend::Iknp => return Self::setup(ch, rng),
+            CotBackend::Silent => Schedule::DEFAULT,
+            CotBackend::SilentTestOnly => Schedule::TEST_ONLY,
+        };
+        let mut d = [0u8; 16];
+        rng.fill_bytes(&mut d);
+        let delta = Block(u128::from_le_bytes(d) | 1);
+        let iknp = IknpSender::setup(ch, delta, rng)?;
+        let mut s = SilentSender::new(iknp, schedule, rng);
+        s.prime(ch, delta)?;
+        Ok(CotSender {
+            delta,
+            counter: 0,
+            backend: SenderBackend::Silent(Box::new(s)),
+        })
+    }
+
+    /// The global correlation Δ.
+    pub fn delta(&self) -> Block {
+        self.delta
+    }
+
+    /// Number of OTs extended so far.
+    pub fn extended(&self) -> u64 {
+        self.counter
+    }
+
+    /// Which backend this sender draws from.
+    pub fn backend(&self) -> CotBackend {
+        match &self.backend {
+            SenderBackend::Iknp(_) => CotBackend::Iknp,
+            SenderBackend::Silent(s) if s.is_test_only() => CotBackend::SilentTestOnly,
+            _ => CotBackend::Silent,
+        }
+    }
+
+    /// `n` correlated OTs: returns K_i (the receiver gets K_i ⊕ b_i·Δ).
+    pub fn send_cot<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        n: usize,
+    ) -> Result<Vec<Block>, NetError> {
+        let mut out = vec![Block::ZERO; n];
+        self.send_cot_into(ch, &mut out)?;
+        Ok(out)
+    }
+
+    /// Correlated OTs into `out` (one per element).
+    pub fn send_cot_into<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        out: &mut [Block],
+    ) -> Result<(), NetError> {
+        let delta = self.delta;
+        match &mut self.backend {
+            SenderBackend::Iknp(s) => s.extend_into(delta, ch, out)?,
+            SenderBackend::Silent(s) => {
+                for chunk in out.chunks_mut(SILENT_CHUNK) {
+                    s.take(ch, delta, chunk)?;
+                    silent::derandomize_send(ch, delta, chunk)?;
+                }
+            }
+            SenderBackend::Fixed(p) => {
+                p.take_all(out)?;
+                silent::derandomize_send(ch, delta, out)?;
+            }
+        }
+        self.counter += out.len() as u64;
+        Ok(())
+    }
+}
+
+impl CotReceiver {
+    /// IKNP: run the base OTs (as their sender).
+    pub fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        rng: &mut R,
+    ) -> Result<CotReceiver, NetError> {
+        Self::setup_backend(ch, CotBackend::Iknp, rng)
+    }
+
+    /// Set up with the given backend (the peer's [`CotSender::setup_backend`] must name the same).
+    pub fn setup_backend<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        backend: CotBackend,
+        rng: &mut R,
+    ) -> Result<CotReceiver, NetError> {
+        let iknp = IknpReceiver::setup(ch, rng)?;
+        let rng_in = rng;
+        let rng = Prg::from_rng(rng_in);
+        let backend = match backend {
+            CotBackend::Iknp => ReceiverBackend::Iknp(iknp),
+            CotBackend::Silent | CotBackend::SilentTestOnly => {
+                let schedule = if backend == CotBackend::Silent {
+                    Schedule::DEFAULT
+                } else {
+                    Schedule::TEST_ONLY
+                };
+                let mut r = SilentReceiver::new(iknp, schedule, rng_in);
+                r.prime(ch)?;
+                ReceiverBackend::Silent(Box::new(r))
+            }
+        };
+        Ok(CotReceiver {
+            counter: 0,
+            rng,
+            backend,
+        })
+    }
+
+    /// Number of OTs extended so far.
+    pub fn extended(&self) -> u64 {
+        self.counter
+    }
+
+    /// Which backend this receiver draws from.
+    pub fn backend(&self) -> CotBackend {
+        match &self.backend {
+            ReceiverBackend::Iknp(_) => CotBackend::Iknp,
+            ReceiverBackend::Silent(s) if s.is_test_only() => CotBackend::SilentTestOnly,
+            _ => CotBackend::Silent,
+        }
+    }
+
+    /// Correlated OTs with the given choice bits: returns M_i = K_i ⊕ b_i·Δ.
+    pub fn recv_cot<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        choices: &[bool],
+    ) -> Result<Vec<Block>, NetError> {
+        let packed = pack_bools(choices);
+        let mut out = vec![Block::ZERO; choices.len()];
+        self.recv_cot_packed_into(ch, &packed, &mut out)?;
+        Ok(out)
+    }
+
+    /// `n` correlated OTs with random choice bits: returns (b, M). Under a silent backend the
+    /// choices are the generator's own and nothing but one byte per chunk is sent.
+    pub fn recv_cot_random<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        n: usize,
+    ) -> Result<(Vec<bool>, Vec<Block>), NetError> {
+        let mut out = vec![Block::ZERO; n];
+        match &mut self.backend {
+            ReceiverBackend::Iknp(r) => {
+                let packed = self.rng.blocks(n.div_ceil(128));
+                r.extend_into(ch, &packed, &mut out)?;
+                self.counter += n as u64;
+                return Ok((unpack_bools(&packed, n), out));
+            }
+            ReceiverBackend::Silent(r) => {
+                for chunk in out.chunks_mut(SILENT_CHUNK) {
+                    r.take(ch, chunk)?;
+                    silent::derandomize_recv(ch, None, chunk)?;
+                }
+            }
+            ReceiverBackend::Fixed(p) => {
+                p.take_all(&mut out)?;
+                silent::derandomize_recv(ch, None, &out)?;
+            }
+        }
+        ch.flush()?;
+        self.counter += n as u64;
+        // The choice bit of a silent COT is the least significant bit of M.
+        Ok((out.iter().map(|m| m.lsb()).collect(), out))
+    }
+
+    /// Correlated OTs with packed choice bits (bit i is bit `i % 128` of `choices[i / 128]`; bits
+    /// past `out.len()` are ignored), writing M_i into `out`.
+    pub fn recv_cot_packed_into<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        choices: &[Block],
+        out: &mut [Block],
+    ) -> Result<(), NetError> {
+        if choices.len() * 128 < out.len() {
+            return Err(NetError::InvalidArgument(format!(
+                "{} packed choice blocks cannot cover {} OTs",
+                choices.len(),
+                out.len()
+            )));
+        }
+        match &mut self.backend {
+            ReceiverBackend::Iknp(r) => r.extend_into(ch, choices, out)?,
+            ReceiverBackend::Silent(r) => {
+                for (ci, chunk) in out.chunks_mut(SILENT_CHUNK).enumerate() {
+                    r.take(ch, chunk)?;
+                    let c = &choices[ci * (SILENT_CHUNK / 128)..];
+                    silent::derandomize_recv(ch, Some(c), chunk)?;
+                }
+                ch.flush()?;
+            }
+            ReceiverBackend::Fixed(p) => {
+                p.take_all(out)?;
+                silent::derandomize_recv(ch, Some(choices), out)?;
+                ch.flush()?;
+            }
+        }
+        self.counter += out.len() as u64;
+        Ok(())
+    }
+}
+
+pub(crate) fn scope_name<C: Channel + ?Sized>(ch: &C, what: &str) -> String {
     let s = ch.scope();
     if s.is_empty() {
         what.to_string()
@@ -264,22 +476,43 @@ pub struct OtPair {
 }
 
 impl OtPair {
-    /// Set up both directions. Both parties call this with their own role; the server's sender is
-    /// set up first, pairing with the client's receiver.
+    /// Set up both directions with the default backend, silent OT ([`CotBackend::Silent`]).
+    /// Both parties call this with their own role; the server's sender is set up first, pairing
+    /// with the client's receiver. The 2 × 128 base OTs and each direction's bootstrapping
+    /// batches run here (about 0.1 s and 551 KB per direction).
     pub fn setup<C: Channel + ?Sized, R: RngCore + CryptoRng>(
         ch: &mut C,
         role: Role,
         rng: &mut R,
     ) -> Result<OtPair, NetError> {
+        Self::setup_with(ch, role, CotBackend::Silent, rng)
+    }
+
+    /// Set up both directions with IKNP extension (16 bytes per COT).
+    pub fn setup_iknp<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        role: Role,
+        rng: &mut R,
+    ) -> Result<OtPair, NetError> {
+        Self::setup_with(ch, role, CotBackend::Iknp, rng)
+    }
+
+    /// Set up both directions with the given backend (both parties must name the same).
+    pub fn setup_with<C: Channel + ?Sized, R: RngCore + CryptoRng>(
+        ch: &mut C,
+        role: Role,
+        backend: CotBackend,
+        rng: &mut R,
+    ) -> Result<OtPair, NetError> {
         Ok(match role {
             Role::Server => {
-                let sender = CotSender::setup(ch, rng)?;
-                let receiver = CotReceiver::setup(ch, rng)?;
+                let sender = CotSender::setup_backend(ch, backend, rng)?;
+                let receiver = CotReceiver::setup_backend(ch, backend, rng)?;
                 OtPair { sender, receiver }
             }
             Role::Client => {
-                let receiver = CotReceiver::setup(ch, rng)?;
-                let sender = CotSender::setup(ch, rng)?;
+                let receiver = CotReceiver::setup_backend(ch, backend, rng)?;
+                let sender = CotSender::setup_backend(ch, backend, rng)?;
                 OtPair { sender, receiver }
             }
         })

@@ -1,5 +1,6 @@
 //! Cryptographic building blocks: 128-bit blocks, AES-CTR PRG, fixed-key-AES hashes, base OT,
-//! IKNP OT extension (correlated, random and chosen-message OT, both directions), 1-out-of-N OT,
+//! IKNP OT extension and silent OT from LPN ([`silent`], the default; correlated, random and
+//! chosen-message OT, both directions), 1-out-of-N OT,
 //! Beaver bit triples, and RLWE linear homomorphic encryption ([`rlwe`]). Security: 128-bit
 //! computational, 40-bit statistical.
 
@@ -7,15 +8,17 @@ pub mod base_ot;
 pub mod block;
 pub mod hash;
 pub mod iknp;
+pub mod lpn;
 pub mod one_of_n;
 pub mod ot;
 pub mod pack;
 pub mod pprf;
 pub mod prg;
 pub mod rlwe;
+pub mod silent;
 pub mod transpose;
 pub mod triples;
 
 pub use block::Block;
-pub use iknp::{CotReceiver, CotSender, OtPair};
+pub use iknp::{CotBackend, CotReceiver, CotSender, OtPair};
 pub use prg::Prg;
