@@ -1,5 +1,5 @@
 //! `ciphergpt bench protocols` between two processes: the JSON report has every row, and the
-//! bytes each protocol moved per element equal its cost formula (docs/protocols.md).
+//! bytes each protocol moved per element equal its cost formula on silent OT (docs/protocols.md).
 
 use std::process::Command;
 
@@ -34,20 +34,32 @@ fn protocol_bytes_match_their_formulas() {
         assert_eq!(r["count"], 2048);
         r["bytes_per_op"].as_f64().unwrap()
     };
-    let (l, lambda) = (37.0, 128.0);
-    // Gilboa product: two cross terms of ℓ COTs (λ bits each) plus ℓ(ℓ+1) correction bits.
+    // The protocols run on silent OT (crypto::silent): a COT with chosen choices costs one bit
+    // (plus one flag byte per call), a random one nothing; no batch runs inside these rows at
+    // n = 2048 (the setup's batches cover 531,984 COTs per direction).
+    let (n, l) = (2048.0f64, 37.0f64);
+    let bits = |b: f64| (b / 8.0).ceil();
+    // Gilboa product: two cross terms of nℓ chosen COTs plus nℓ(ℓ+1)/2 correction bits each.
     assert_eq!(
         per_op("product-l37"),
-        (2.0 * l * lambda + l * (l + 1.0)) / 8.0
+        (2.0 * (bits(n * l) + 1.0) + 2.0 * bits(n * l * (l + 1.0) / 2.0)) / n
     );
-    // B2A: one COT over Z_2^ℓ (λ + ℓ bits); MUX: two.
-    assert_eq!(per_op("b2a-l37"), (lambda + l) / 8.0);
-    assert_eq!(per_op("mux-l37"), 2.0 * (lambda + l) / 8.0);
-    // Comparison (DReLU): measured formula in docs/protocols.md (9 leaf 1-of-16 OTs of 68 B,
-    // 12 AND triples of 32 B, 6 bytes of openings).
-    assert_eq!(per_op("comparison-l37"), 9.0 * 68.0 + 12.0 * 32.0 + 6.0);
-    // Faithful truncation by 12 (docs/protocols.md, section 13).
-    assert_eq!(per_op("truncation-l37-s12"), 1077.25);
+    // B2A: one COT over Z_2^ℓ (1 + ℓ bits); MUX: two.
+    assert_eq!(per_op("b2a-l37"), (bits(n) + 1.0 + bits(n * l)) / n);
+    assert_eq!(per_op("mux-l37"), 2.0 * (bits(n) + 1.0 + bits(n * l)) / n);
+    // Comparison: 9 leaf 1-of-16 OTs of 4 chosen COTs and 16 2-bit messages (4.5 B), 12 AND
+    // triples from random COTs (flags only), 6 bytes of openings; 3 flag bytes per call.
+    assert_eq!(per_op("comparison-l37"), 9.0 * 4.5 + 6.0 + 3.0 / n);
+    // Faithful truncation by 12 (docs/protocols.md, section 13, on silent OT).
+    assert_eq!(per_op("truncation-l37-s12"), 58.5 + 8.0 / n);
+    // Silent COT: bootstrap and one main batch, under 2 bits per COT amortised (0.45 in steady
+    // state).
+    let cot = rows
+        .iter()
+        .find(|r| r["name"] == "silent-cot")
+        .expect("silent-cot row");
+    let per_cot = 8.0 * cot["bytes_per_op"].as_f64().unwrap();
+    assert!(per_cot < 2.0, "silent COT: {per_cot} bits per COT");
     // The GPT-2 rows: GELU per element, softmax and LayerNorm per row (2048 / 256 and
     // max(1, 2048 / 768) rows), argmax once over the vocabulary; each with a published figure.
     for (name, count) in [

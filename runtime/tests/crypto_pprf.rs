@@ -130,7 +130,7 @@ fn batches_of_mixed_sizes_in_two_flights() {
         points.clone(),
         roots.clone(),
     );
-    let ((sent, s_stats), (got, c_stats)) = two_party(
+    let ((sent, s_stats), (got, c_stats)) = two_party_iknp(
         move |s| {
             let v = scoped(&mut s.ch, "pprf", |ch| {
                 pprf::send_map(&mut s.ot.sender, ch, &g2, &r2, |gi, l| (gi, l.to_vec()))

@@ -119,8 +119,8 @@ fn ot_over_tcp_loopback_in_both_directions_and_several_channels() {
             .into_iter()
             .map(|mut ch| {
                 std::thread::spawn(move || {
-                    let mut p =
-                        OtPair::setup(&mut ch, Role::Client, &mut Prg::from_entropy()).unwrap();
+                    let mut p = OtPair::setup_iknp(&mut ch, Role::Client, &mut Prg::from_entropy())
+                        .unwrap();
                     let (b, m) = p.receiver.recv_cot_random(&mut ch, 100_000).unwrap();
                     let k = p.sender.send_cot(&mut ch, 50_000).unwrap();
                     ch.send_blocks(&[p.sender.delta()]).unwrap();
@@ -142,7 +142,8 @@ fn ot_over_tcp_loopback_in_both_directions_and_several_channels() {
         .into_iter()
         .map(|mut ch| {
             std::thread::spawn(move || {
-                let mut p = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
+                let mut p =
+                    OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
                 let k = p.sender.send_cot(&mut ch, 100_000).unwrap();
                 let choices = Prg::from_entropy().bools(50_000);
                 let m = p.receiver.recv_cot(&mut ch, &choices).unwrap();

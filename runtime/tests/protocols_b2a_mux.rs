@@ -129,7 +129,7 @@ fn client_view_is_independent_of_server_secrets() {
             let h = std::thread::spawn(move || {
                 let mut ch = ch_s;
                 let mut ot =
-                    OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
+                    OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
                 let bs = vec![bsv; n];
                 if proto == "b2a" {
                     b2a::b2a(&mut ot, &mut ch, Role::Server, ring, &bs).unwrap()
@@ -138,7 +138,8 @@ fn client_view_is_independent_of_server_secrets() {
                 }
             });
             let mut tap = Tap::new(ch_c);
-            let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+            let mut ot =
+                OtPair::setup_iknp(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
             let start = tap.received.len();
             let c = if proto == "b2a" {
                 b2a::b2a(&mut ot, &mut tap, Role::Client, ring, &bc).unwrap()

@@ -296,7 +296,7 @@ fn default_tables_cost_and_flights() {
         )
     };
     let ((ys, bytes, rs), (yc, bytes_c, rc)) =
-        two_party(move |p| f(p, ts, xs), move |p| f(p, tc, xc));
+        two_party_iknp(move |p| f(p, ts, xs), move |p| f(p, tc, xc));
     check(bits, &t, &x, &ring.add_vec(&ys, &yc));
     assert_eq!(bytes, bytes_c);
     assert_eq!(

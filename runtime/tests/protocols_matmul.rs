@@ -67,9 +67,9 @@ fn run_private(bits: u32, dims: (usize, usize, usize), owner: Role, tcp: bool) -
         (z, p.ch.stats().total.bytes() - b0)
     };
     let ((a, bytes), (b, _)) = if tcp {
-        two_party_tcp(move |p| f(p, xs, ws), move |p| f(p, xc, wc))
+        two_party_tcp_iknp(move |p| f(p, xs, ws), move |p| f(p, xc, wc))
     } else {
-        two_party(move |p| f(p, xs, ws), move |p| f(p, xc, wc))
+        two_party_iknp(move |p| f(p, xs, ws), move |p| f(p, xc, wc))
     };
     assert_eq!(
         ring.add_vec(&a, &b),

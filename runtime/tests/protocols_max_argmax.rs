@@ -249,7 +249,7 @@ fn argmax_gpt2_vocabulary_over_tcp() {
         )
     };
     let ((s, bytes, s_flights), (c, _, c_flights)) =
-        two_party_tcp(move |p| run(p, zs), move |p| run(p, zc));
+        two_party_tcp_iknp(move |p| run(p, zs), move |p| run(p, zc));
     assert_eq!(s, None);
     assert_eq!(c, Some(want));
     // (n − 1) × (millionaires' on 37 bits: 10 leaves of 4λ + 32 bits, 14 ANDs of 2λ + 4 bits;

@@ -93,7 +93,7 @@ fn mul_over_tcp_and_cost() {
     let y = p.values(n, bits);
     let (xs, xc) = split(ring, &mut p, &x);
     let (ys, yc) = split(ring, &mut p, &y);
-    let ((zs, bytes), zc) = two_party_tcp(
+    let ((zs, bytes), zc) = two_party_tcp_iknp(
         move |p| {
             let b0 = p.ch.stats().total.bytes();
             let z = mul::mul(&mut p.ot, &mut p.ch, p.role, ring, &xs, &ys).unwrap();
@@ -182,7 +182,7 @@ fn mul_rows_is_exact_and_costs_per_row() {
         let (ys, yc) = split(ring, &mut p, &y);
         let (xs, xc) = split(narrow, &mut p, &x);
         let (ls, lc) = (lens.clone(), lens.clone());
-        let ((zs, bytes), zc) = two_party(
+        let ((zs, bytes), zc) = two_party_iknp(
             move |p| {
                 let b0 = p.ch.stats().total.bytes();
                 let z =

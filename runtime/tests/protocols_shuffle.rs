@@ -271,7 +271,7 @@ fn gpt2_vocabulary_over_tcp() {
     let (pc, ps) = (random_permutation(n), random_permutation(n));
     let params = ShuffleParams::default();
     let (p1, p2) = (ps.clone(), pc.clone());
-    let ((ws, s_stats), (wc, c_stats)) = two_party_tcp(
+    let ((ws, s_stats), (wc, c_stats)) = two_party_tcp_iknp(
         move |s| {
             let t0 = std::time::Instant::now();
             let w = scoped(&mut s.ch, "shuffle", |ch| {

@@ -437,7 +437,7 @@ fn bytes_match_the_cost_formula() {
             let after = p.ch.stats().total;
             (after.bytes() - before.bytes(), after.rounds - before.rounds)
         };
-        let ((bytes, fs), (_, fc)) = two_party(
+        let ((bytes, fs), (_, fc)) = two_party_iknp(
             move |p| run(p, &ts, &ss, &ls),
             move |p| run(p, &tc, &sc, &lc),
         );

@@ -624,12 +624,13 @@ fn client_view_is_independent_of_server_share() {
         let (a, b) = mem::pair(std::time::Duration::from_secs(60));
         let hs = std::thread::spawn(move || {
             let mut ch = b;
-            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
+            let mut ot =
+                OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
             let params = TopKParams::default();
             topk(&mut ot, &mut ch, Role::Server, ring, &theirs, k, &params).unwrap()
         });
         let mut tap = Tap::new(a);
-        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+        let mut ot = OtPair::setup_iknp(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
         let c = topk(
             &mut ot,

@@ -250,7 +250,8 @@ fn trunc_nonnegative_equals_trunc_floor() {
                 let o = trunc::trunc_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, s, &x);
                 (o.unwrap(), (b1 - b0, bytes(p) - b1))
             };
-            let ((a, (reduce, whole)), (b, _)) = two_party(move |p| f(p, xs), move |p| f(p, xc));
+            let ((a, (reduce, whole)), (b, _)) =
+                two_party_iknp(move |p| f(p, xs), move |p| f(p, xc));
             let v = ring.add_vec(&a, &b);
             for i in 0..n {
                 assert_eq!(

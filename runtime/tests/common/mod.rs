@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ciphergpt_runtime::crypto::{OtPair, Prg};
+use ciphergpt_runtime::crypto::{CotBackend, OtPair, Prg};
 use ciphergpt_runtime::net::{mem, tcp, Channel, Role, SessionConfig};
 
 /// One party: its channel, its OT extension (both directions), its role and its randomness.
@@ -14,10 +14,58 @@ pub struct Party {
     pub rng: Prg,
 }
 
-fn party(mut ch: Box<dyn Channel>, role: Role) -> Party {
+fn party(ch: Box<dyn Channel>, role: Role) -> Party {
+    party_with(ch, role, CotBackend::Silent)
+}
+
+fn party_with(mut ch: Box<dyn Channel>, role: Role, backend: CotBackend) -> Party {
     let mut rng = Prg::from_entropy();
-    let ot = OtPair::setup(&mut ch, role, &mut rng).unwrap();
+    let ot = OtPair::setup_with(&mut ch, role, backend, &mut rng).unwrap();
     Party { ch, ot, role, rng }
+}
+
+/// [`two_party`] on IKNP OT extension (for tests of IKNP's exact costs and wire format).
+pub fn two_party_iknp<A, B, S, C>(s: S, c: C) -> (A, B)
+where
+    S: FnOnce(&mut Party) -> A,
+    C: FnOnce(&mut Party) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    let (a, b) = mem::pair(Duration::from_secs(60));
+    let h =
+        std::thread::spawn(move || c(&mut party_with(Box::new(b), Role::Client, CotBackend::Iknp)));
+    let x = s(&mut party_with(Box::new(a), Role::Server, CotBackend::Iknp));
+    (x, h.join().unwrap())
+}
+
+/// [`two_party_tcp`] on IKNP OT extension.
+pub fn two_party_tcp_iknp<A, B, S, C>(s: S, c: C) -> (A, B)
+where
+    S: FnOnce(&mut Party) -> A,
+    C: FnOnce(&mut Party) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().to_string();
+    let mut cfg = SessionConfig::new(Role::Client, [7; 32]);
+    cfg.timeout = Duration::from_secs(60);
+    let h = std::thread::spawn(move || {
+        let ch = tcp::connect(&addr, &cfg).unwrap().pop().unwrap();
+        c(&mut party_with(
+            Box::new(ch),
+            Role::Client,
+            CotBackend::Iknp,
+        ))
+    });
+    let mut scfg = SessionConfig::new(Role::Server, [7; 32]);
+    scfg.timeout = Duration::from_secs(60);
+    let ch = l.accept(&scfg).unwrap().pop().unwrap();
+    let x = s(&mut party_with(
+        Box::new(ch),
+        Role::Server,
+        CotBackend::Iknp,
+    ));
+    (x, h.join().unwrap())
 }
 
 /// Run `s` as the server (this thread) and `c` as the client (another thread) in memory.
