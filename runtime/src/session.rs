@@ -1,7 +1,7 @@
 //! A generation session between the server and the client, on one channel after the handshake:
 //! OT setup, the client's request (number of prompt tokens, number of new tokens, and the
-//! decoding — K and the temperature: public, as the shapes are), prefill, then one decode step per further token, the client saying before each
-//! step whether to go on. The sampled tokens reach the client only. Both sides build a cost
+//! decoding — K and the temperature: public, as the shapes are), prefill, then one decode step
+//! per further token, the client saying before each step whether to go on. The sampled tokens reach the client only. Both sides build a cost
 //! report from their own channel: per program, per op class as CipherGPT's Table V.
 
 use std::time::Instant;
@@ -252,10 +252,10 @@ pub struct Decoding {
 impl Decoding {
     /// The plan's default mode, fresh randomness.
     pub fn of_plan(plan: &Plan) -> Decoding {
-        let s = Sampling::of_plan(plan);
+        let (top_k, inv_temperature) = crate::exec::plan_decoding(plan);
         Decoding {
-            top_k: s.top_k,
-            inv_temperature: s.inv_temperature,
+            top_k,
+            inv_temperature,
             seed: None,
         }
     }

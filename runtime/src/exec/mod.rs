@@ -226,22 +226,28 @@ pub struct Sampling {
     rng: Prg,
 }
 
+/// The plan's default decoding, (K, the temperature's reciprocal): its `Sample` instruction's,
+/// greedy when it has none.
+pub fn plan_decoding(plan: &Plan) -> (u32, u32) {
+    let sample = plan
+        .decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .find_map(|i| match &i.op {
+            Some(Op::Sample(s)) => Some(s),
+            _ => None,
+        });
+    (
+        sample.map_or(1, |s| s.top_k.max(1)),
+        sample.map_or(1 << 16, |s| s.inv_temperature),
+    )
+}
+
 impl Sampling {
-    /// The plan's default mode (greedy when the plan has no `Sample`), fresh randomness.
+    /// The plan's default mode ([`plan_decoding`]), fresh randomness.
     pub fn of_plan(plan: &Plan) -> Sampling {
-        let sample = plan
-            .decode
-            .iter()
-            .flat_map(|p| p.instructions.iter())
-            .find_map(|i| match &i.op {
-                Some(Op::Sample(s)) => Some(s),
-                _ => None,
-            });
-        Sampling {
-            top_k: sample.map_or(1, |s| s.top_k.max(1)),
-            inv_temperature: sample.map_or(1 << 16, |s| s.inv_temperature),
-            rng: Prg::from_entropy(),
-        }
+        let (top_k, inv_temperature) = plan_decoding(plan);
+        Sampling::new(top_k, inv_temperature, None)
     }
 
     /// K and the temperature's reciprocal given; randomness from `seed` (reproducible runs: the
