@@ -77,12 +77,9 @@ impl DecodingArgs {
             d.inv_temperature = plan::Sample::inv_temperature_of(t).map_err(anyhow::Error::msg)?;
         }
         let vocab = plan.model.as_ref().map_or(0, |m| m.vocab);
-        if d.top_k == 0 || u64::from(d.top_k) > vocab {
-            bail!(
-                "--top-k {}: choose between 1 and {vocab} (the vocabulary)",
-                d.top_k
-            );
-        }
+        // The message starts with the flag's name: `--top-k 0 is not in 1..=256 …`.
+        plan::Sample::check_decoding(d.top_k, d.inv_temperature, vocab)
+            .map_err(|e| anyhow::anyhow!("--{e}"))?;
         d.seed = self.seed;
         Ok(d)
     }

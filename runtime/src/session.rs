@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use ciphergpt_compiler::plan::Plan;
+use ciphergpt_compiler::plan::{Plan, Sample};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{OtPair, Prg};
@@ -269,20 +269,10 @@ fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
 }
 
-/// The request's decoding is usable with `plan`: K in 1..=vocabulary, the reciprocal in 1..2^23.
+/// The request's decoding is usable with `plan` ([`Sample::check_decoding`]).
 fn check_decoding(plan: &Plan, top_k: u32, inv_temperature: u32) -> Result<(), String> {
     let vocab = plan.model.as_ref().map_or(0, |m| m.vocab);
-    if top_k == 0 || u64::from(top_k) > vocab {
-        return Err(format!(
-            "top-k {top_k} is not in 1..={vocab} (the vocabulary)"
-        ));
-    }
-    if !(1..1 << 23).contains(&inv_temperature) {
-        return Err(format!(
-            "temperature reciprocal {inv_temperature} is not in 1..2^23"
-        ));
-    }
-    Ok(())
+    Sample::check_decoding(top_k, inv_temperature, vocab)
 }
 
 /// The server's side of one session: answer the client's request with `plan` and the weights

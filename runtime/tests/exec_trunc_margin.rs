@@ -1,4 +1,4 @@
-//! The executor's shift of a product's accumulator (`exec::trunc_within_margin`): exactly the
+//! The executor's shift of a product's accumulator (`trunc::trunc_within_margin`): exactly the
 //! compiler's `trunc_floor` for every x with −2^(ℓ−2) ≤ x < 2^(ℓ−2), the range the compiler's
 //! two margin bits guarantee — the range's ends, multiples of 2^s and their neighbours, random
 //! values — for the plan rings of GPT-2 small (35) and the trained model (38), ℓ = 16 and 64,
@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64, trunc_floor};
 use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::exec::trunc_within_margin;
 use ciphergpt_runtime::net::tap::Tap;
 use ciphergpt_runtime::net::{mem, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::trunc::trunc_within_margin;
 use common::*;
 
 /// n values in [−2^(ℓ−2), 2^(ℓ−2)): edges first, then uniform.

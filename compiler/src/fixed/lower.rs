@@ -425,18 +425,8 @@ impl Lowerer<'_> {
         let f = self.scales.frac;
         let f_logits = self.registers[logits as usize].frac_bits;
         let vocab = self.registers[logits as usize].cols;
-        if d.top_k == 0 || u64::from(d.top_k) > vocab {
-            return Err(CompileError::Input(format!(
-                "{source}: top-k {} is not in 1..={vocab} (the vocabulary)",
-                d.top_k
-            )));
-        }
-        if !(1..1 << 23).contains(&d.inv_temperature) {
-            return Err(CompileError::Input(format!(
-                "{source}: temperature reciprocal {} is not in 1..2^23",
-                d.inv_temperature
-            )));
-        }
+        plan::Sample::check_decoding(d.top_k, d.inv_temperature, vocab)
+            .map_err(|e| CompileError::Input(format!("{source}: {e}")))?;
         let fs = f_logits.min(SCORE_FRAC_MAX);
         let t = semantics::fit_exp_tables(fs, f + 2, f)
             .map_err(|e| CompileError::Input(format!("{source}: sampling softmax: {e}")))?;

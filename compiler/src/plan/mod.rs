@@ -319,6 +319,23 @@ impl Sample {
         Ok(m as u32)
     }
 
+    /// The decoding is usable with a vocabulary of `vocab` tokens: K in 1..=vocab and the
+    /// temperature's reciprocal in 1..2^23 (so the tempered product fits ℓ + 23 bits). The
+    /// message starts with the flag's name (`top-k …`, `temperature …`).
+    pub fn check_decoding(top_k: u32, inv_temperature: u32, vocab: u64) -> Result<(), String> {
+        if top_k == 0 || u64::from(top_k) > vocab {
+            return Err(format!(
+                "top-k {top_k} is not in 1..={vocab} (the vocabulary)"
+            ));
+        }
+        if !(1..1 << 23).contains(&inv_temperature) {
+            return Err(format!(
+                "temperature reciprocal {inv_temperature} is not in 1..2^23"
+            ));
+        }
+        Ok(())
+    }
+
     /// T as a float (for display).
     pub fn temperature(&self) -> f64 {
         f64::from(1u32 << Self::TEMPERATURE_FRAC) / f64::from(self.inv_temperature.max(1))

@@ -231,6 +231,17 @@ fn check_chain(s: &Schedule, b: u64) -> Result<(), NetError> {
     }
 }
 
+/// Batch `b` gets exactly its `base` COTs and its output holds the next batch's base.
+fn check_batch(s: &Schedule, b: u64, base: usize) -> Result<(), NetError> {
+    let need = s.params(b).base();
+    if base != need {
+        return Err(NetError::InvalidArgument(format!(
+            "silent OT: {base} base COTs for a batch that needs {need}"
+        )));
+    }
+    check_chain(s, b)
+}
+
 fn poisoned() -> NetError {
     NetError::InvalidArgument("silent OT: a worker thread panicked".to_string())
 }
@@ -299,14 +310,7 @@ impl SilentSender {
         } else {
             std::mem::take(&mut self.reserve)
         };
-        if base.len() != p.base() {
-            return Err(NetError::InvalidArgument(format!(
-                "silent OT: {} base COTs for a batch that needs {}",
-                base.len(),
-                p.base()
-            )));
-        }
-        check_chain(&self.schedule, self.batches)?;
+        check_batch(&self.schedule, self.batches, base.len())?;
         let secret = base.split_off(p.pprf_ots());
         let mut ots = CotSender {
             delta,
@@ -410,14 +414,7 @@ impl SilentReceiver {
         } else {
             std::mem::take(&mut self.reserve)
         };
-        if base.len() != p.base() {
-            return Err(NetError::InvalidArgument(format!(
-                "silent OT: {} base COTs for a batch that needs {}",
-                base.len(),
-                p.base()
-            )));
-        }
-        check_chain(&self.schedule, self.batches)?;
+        check_batch(&self.schedule, self.batches, base.len())?;
         let secret = base.split_off(p.pprf_ots());
         let mut ots = CotReceiver {
             counter: TWEAK_BASE + (self.batches << 32),

@@ -60,49 +60,7 @@ fn since(ch: &(impl Channel + ?Sized), scope: &str, before: &Counters) -> Counte
     ch.stats().scope_inclusive(scope).since(before)
 }
 
-/// Shares of ⌊x/2^s⌋ (the plan's shift of a product's accumulator) for shares of x with
-/// −2^(ℓ−2) ≤ x < 2^(ℓ−2).
-///
-/// The compiler chooses ℓ with two bits of margin over the largest accumulator it measures
-/// (`RING_MARGIN_BITS`, docs/plan.md), which gives that range: the precondition the GELU
-/// protocol already relies on. It cannot be checked on shares. Then y = x + 2^(ℓ−2) lies in
-/// [0, 2^(ℓ−1)), and ⌊x/2^s⌋ = ⌊y/2^s⌋ − 2^(ℓ−2−s) exactly, because 2^(ℓ−2) is a multiple of
-/// 2^s. So [`trunc::trunc_nonnegative`] gives the plan's value. It is Cheetah's MSB-known
-/// extension: one COT instead of a millionaires' on ℓ − s bits. The server adds and removes the
-/// offset. The messages are those of `trunc_nonnegative` whatever x is, so nothing more is
-/// revealed if the precondition fails, but then the result is wrong. For s = 0 or s > ℓ − 2,
-/// [`trunc::trunc`], which has no precondition. At ℓ = 35, s = 15: 438.375 bytes per element and
-/// 9 flights per party, against 943.375 and 17 for [`trunc::trunc`] (2^16 elements, test
-/// `exec_trunc_margin`).
-pub fn trunc_within_margin<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
-    ring: Ring,
-    s: u32,
-    x: &[u64],
-) -> Result<Vec<u64>, NetError> {
-    if s == 0 || s + 2 > ring.bits {
-        return trunc::trunc(ot, ch, role, ring, s, x);
-    }
-    let server = role == Role::Server;
-    let offset = 1u64 << (ring.bits - 2);
-    let y: Vec<u64> = if server {
-        x.iter().map(|&v| ring.add(v, offset)).collect()
-    } else {
-        x.to_vec()
-    };
-    let mut z = trunc::trunc_nonnegative(ot, ch, role, ring, s, &y)?;
-    if server {
-        let back = offset >> s;
-        for v in z.iter_mut() {
-            *v = ring.sub(*v, back);
-        }
-    }
-    Ok(z)
-}
-
-/// [`trunc_within_margin`] in the instruction's `…/trunc` scope, its time added to `secs`.
+/// [`trunc::trunc_within_margin`] in the instruction's `…/trunc` scope, its time added to `secs`.
 #[allow(clippy::too_many_arguments)]
 fn truncate<C: Channel + ?Sized>(
     ot: &mut OtPair,
@@ -116,7 +74,7 @@ fn truncate<C: Channel + ?Sized>(
 ) -> Result<Vec<u64>, NetError> {
     let t0 = Instant::now();
     let r = scoped(ch, scope, |ch| {
-        trunc_within_margin(ot, ch, role, ring, s, v)
+        trunc::trunc_within_margin(ot, ch, role, ring, s, v)
     });
     *secs += t0.elapsed().as_secs_f64();
     r

@@ -14,14 +14,66 @@ pub struct Party {
     pub rng: Prg,
 }
 
-fn party(ch: Box<dyn Channel>, role: Role) -> Party {
-    party_with(ch, role, CotBackend::Silent)
-}
-
-fn party_with(mut ch: Box<dyn Channel>, role: Role, backend: CotBackend) -> Party {
+fn party(mut ch: Box<dyn Channel>, role: Role, backend: CotBackend) -> Party {
     let mut rng = Prg::from_entropy();
     let ot = OtPair::setup_with(&mut ch, role, backend, &mut rng).unwrap();
     Party { ch, ot, role, rng }
+}
+
+/// Run `s` as the server (this thread) and `c` as the client (another thread) in memory, with
+/// the OT extension `backend`.
+fn two_party_with<A, B, S, C>(backend: CotBackend, s: S, c: C) -> (A, B)
+where
+    S: FnOnce(&mut Party) -> A,
+    C: FnOnce(&mut Party) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    let (a, b) = mem::pair(Duration::from_secs(60));
+    let h = std::thread::spawn(move || c(&mut party(Box::new(b), Role::Client, backend)));
+    let x = s(&mut party(Box::new(a), Role::Server, backend));
+    (x, h.join().unwrap())
+}
+
+/// The same over TCP on loopback.
+fn two_party_tcp_with<A, B, S, C>(backend: CotBackend, s: S, c: C) -> (A, B)
+where
+    S: FnOnce(&mut Party) -> A,
+    C: FnOnce(&mut Party) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().to_string();
+    let mut cfg = SessionConfig::new(Role::Client, [7; 32]);
+    cfg.timeout = Duration::from_secs(60);
+    let h = std::thread::spawn(move || {
+        let ch = tcp::connect(&addr, &cfg).unwrap().pop().unwrap();
+        c(&mut party(Box::new(ch), Role::Client, backend))
+    });
+    let mut scfg = SessionConfig::new(Role::Server, [7; 32]);
+    scfg.timeout = Duration::from_secs(60);
+    let ch = l.accept(&scfg).unwrap().pop().unwrap();
+    let x = s(&mut party(Box::new(ch), Role::Server, backend));
+    (x, h.join().unwrap())
+}
+
+/// Both roles in memory on silent OT (the sessions' default).
+pub fn two_party<A, B, S, C>(s: S, c: C) -> (A, B)
+where
+    S: FnOnce(&mut Party) -> A,
+    C: FnOnce(&mut Party) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    two_party_with(CotBackend::Silent, s, c)
+}
+
+/// Both roles over TCP loopback on silent OT.
+pub fn two_party_tcp<A, B, S, C>(s: S, c: C) -> (A, B)
+where
+    S: FnOnce(&mut Party) -> A,
+    C: FnOnce(&mut Party) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    two_party_tcp_with(CotBackend::Silent, s, c)
 }
 
 /// [`two_party`] on IKNP OT extension (for tests of IKNP's exact costs and wire format).
@@ -31,11 +83,7 @@ where
     C: FnOnce(&mut Party) -> B + Send + 'static,
     B: Send + 'static,
 {
-    let (a, b) = mem::pair(Duration::from_secs(60));
-    let h =
-        std::thread::spawn(move || c(&mut party_with(Box::new(b), Role::Client, CotBackend::Iknp)));
-    let x = s(&mut party_with(Box::new(a), Role::Server, CotBackend::Iknp));
-    (x, h.join().unwrap())
+    two_party_with(CotBackend::Iknp, s, c)
 }
 
 /// [`two_party_tcp`] on IKNP OT extension.
@@ -45,62 +93,7 @@ where
     C: FnOnce(&mut Party) -> B + Send + 'static,
     B: Send + 'static,
 {
-    let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().to_string();
-    let mut cfg = SessionConfig::new(Role::Client, [7; 32]);
-    cfg.timeout = Duration::from_secs(60);
-    let h = std::thread::spawn(move || {
-        let ch = tcp::connect(&addr, &cfg).unwrap().pop().unwrap();
-        c(&mut party_with(
-            Box::new(ch),
-            Role::Client,
-            CotBackend::Iknp,
-        ))
-    });
-    let mut scfg = SessionConfig::new(Role::Server, [7; 32]);
-    scfg.timeout = Duration::from_secs(60);
-    let ch = l.accept(&scfg).unwrap().pop().unwrap();
-    let x = s(&mut party_with(
-        Box::new(ch),
-        Role::Server,
-        CotBackend::Iknp,
-    ));
-    (x, h.join().unwrap())
-}
-
-/// Run `s` as the server (this thread) and `c` as the client (another thread) in memory.
-pub fn two_party<A, B, S, C>(s: S, c: C) -> (A, B)
-where
-    S: FnOnce(&mut Party) -> A,
-    C: FnOnce(&mut Party) -> B + Send + 'static,
-    B: Send + 'static,
-{
-    let (a, b) = mem::pair(Duration::from_secs(60));
-    let h = std::thread::spawn(move || c(&mut party(Box::new(b), Role::Client)));
-    let x = s(&mut party(Box::new(a), Role::Server));
-    (x, h.join().unwrap())
-}
-
-/// The same over TCP on loopback.
-pub fn two_party_tcp<A, B, S, C>(s: S, c: C) -> (A, B)
-where
-    S: FnOnce(&mut Party) -> A,
-    C: FnOnce(&mut Party) -> B + Send + 'static,
-    B: Send + 'static,
-{
-    let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().to_string();
-    let mut cfg = SessionConfig::new(Role::Client, [7; 32]);
-    cfg.timeout = Duration::from_secs(60);
-    let h = std::thread::spawn(move || {
-        let ch = tcp::connect(&addr, &cfg).unwrap().pop().unwrap();
-        c(&mut party(Box::new(ch), Role::Client))
-    });
-    let mut scfg = SessionConfig::new(Role::Server, [7; 32]);
-    scfg.timeout = Duration::from_secs(60);
-    let ch = l.accept(&scfg).unwrap().pop().unwrap();
-    let x = s(&mut party(Box::new(ch), Role::Server));
-    (x, h.join().unwrap())
+    two_party_tcp_with(CotBackend::Iknp, s, c)
 }
 
 /// Random ℓ-bit values with the edge values first: 0, 1, −1, ±max, 2^(ℓ−1) and its neighbours.
