@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ciphergpt_runtime::bench::{
-    linear_bench, machine_info, ot_bench, protocols_bench, BenchReport, LinearBenchOptions,
-    OtBenchOptions, ProtocolBenchOptions,
+    linear_bench, machine_info, ot_bench, protocols_bench, svole_bench, BenchReport,
+    LinearBenchOptions, OtBenchOptions, ProtocolBenchOptions, SvoleBenchOptions,
 };
 use ciphergpt_runtime::net::{tcp, Role, SessionConfig};
 use clap::{Args, Subcommand, ValueEnum};
@@ -33,6 +33,9 @@ pub enum BenchWhat {
     /// Weight × activation under RLWE for the GPT-2-small shapes (decode step, logits, prefill),
     /// with the one-time weight encoding and the decode step's weight products in total.
     Linear(LinearArgs),
+    /// CipherGPT's subfield-VOLE matrix product: the preparation of t iterations of an
+    /// n×m·m×k product (before the inputs exist), then the t online products, amortised.
+    Svole(SvoleArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -113,12 +116,76 @@ pub struct LinearArgs {
     pub party: PartyArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct SvoleArgs {
+    /// Ring width ℓ (16..=44).
+    #[arg(long, default_value_t = 37)]
+    pub ring_bits: u32,
+    /// Weights uniform in ±2^(bits − 1).
+    #[arg(long, default_value_t = 16)]
+    pub weight_bits: u32,
+    /// Input rows per iteration (n).
+    #[arg(long, default_value_t = 256)]
+    pub rows: usize,
+    /// The weight's rows (m).
+    #[arg(long, default_value_t = 768)]
+    pub inner: usize,
+    /// The weight's columns (k).
+    #[arg(long, default_value_t = 768)]
+    pub cols: usize,
+    /// Iterations prepared together (t); the correlation covers t·n rows (at least about
+    /// 22,400 for the security floor).
+    #[arg(long, default_value_t = 256)]
+    pub iterations: usize,
+    /// Reveal the first product to the server and check it against x·Y (outside the timings).
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub party: PartyArgs,
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Ot(a) => run_ot(a),
         BenchWhat::Protocols(a) => run_protocols(a),
         BenchWhat::Linear(a) => run_linear(a),
+        BenchWhat::Svole(a) => run_svole(a),
     }
+}
+
+fn run_svole(a: SvoleArgs) -> anyhow::Result<()> {
+    if !(16..=44).contains(&a.ring_bits) || !(2..=32).contains(&a.weight_bits) {
+        bail!("--ring-bits must be between 16 and 44 and --weight-bits between 2 and 32");
+    }
+    if a.rows == 0 || a.inner == 0 || a.cols == 0 || a.iterations == 0 {
+        bail!("--rows, --inner, --cols and --iterations must be positive");
+    }
+    let mut child_args = vec!["bench".to_string(), "svole".into()];
+    for (flag, v) in [
+        ("--ring-bits", a.ring_bits as usize),
+        ("--weight-bits", a.weight_bits as usize),
+        ("--rows", a.rows),
+        ("--inner", a.inner),
+        ("--cols", a.cols),
+        ("--iterations", a.iterations),
+    ] {
+        child_args.extend([flag.to_string(), v.to_string()]);
+    }
+    if a.verify {
+        child_args.push("--verify".into());
+    }
+    let opts = SvoleBenchOptions {
+        ring_bits: a.ring_bits,
+        weight_bits: a.weight_bits,
+        rows: a.rows,
+        inner: a.inner,
+        cols: a.cols,
+        iterations: a.iterations,
+        verify: a.verify,
+    };
+    two_party(&a.party, child_args, "sVOLE", |ch, role| {
+        Ok(svole_bench(ch, role, &opts)?)
+    })
 }
 
 fn run_linear(a: LinearArgs) -> anyhow::Result<()> {

@@ -25,5 +25,6 @@ pub mod shares;
 pub mod shuffle;
 pub mod softmax;
 pub mod sqrt;
+pub mod svole_matmul;
 pub mod topk;
 pub mod trunc;
