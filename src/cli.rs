@@ -109,6 +109,11 @@ pub struct FixedArgs {
     /// The plan's default sampling temperature (with --top-k above 1).
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
+    /// Decode steps a preparation batch covers: the cost model then records, per decode
+    /// weight product, whether it runs online or is prepared ahead (by RLWE, or by sVOLE for
+    /// batches above its security floor); 0 runs every product online.
+    #[arg(long, default_value_t = fixed::DEFAULT_PREPROCESS_TOKENS)]
+    pub preprocess_tokens: u32,
 }
 
 impl FixedArgs {
@@ -124,6 +129,7 @@ impl FixedArgs {
                 top_k: self.top_k,
                 inv_temperature,
             },
+            preprocess_tokens: self.preprocess_tokens,
         })
     }
 }

@@ -90,6 +90,7 @@ impl Builder {
                 weight: w,
                 bias: Some(b),
                 shift: 12,
+                prepared: plan::Linear::ONLINE,
             }),
         );
         y
@@ -255,6 +256,7 @@ fn gpt_plan(d: Dims) -> Plan {
             weight: w,
             bias: None,
             shift: 0,
+            prepared: plan::Linear::ONLINE,
         }),
     );
     let t = b.reg("next_token", Rows::One, 1, 0);
@@ -387,6 +389,7 @@ fn linear_bytes(rows: u64, k: u64, n: u64) -> u64 {
             weight: 0,
             bias: None,
             shift: 12,
+            prepared: plan::Linear::ONLINE,
         })),
     };
     let parts = cost::estimate(&plan, &ins, Sizes::prefill(rows));

@@ -18,6 +18,9 @@ pub struct Options {
     pub prompts: Option<Vec<Vec<i64>>>,
     /// The plan's default decoding (greedy unless told).
     pub decoding: lower::Decoding,
+    /// Decode steps a preparation batch covers, for the cost model's choice of how the decode
+    /// program's weight products run ([`super::prepare`]); 0 runs them all online.
+    pub preprocess_tokens: u32,
 }
 
 impl Default for Options {
@@ -28,9 +31,13 @@ impl Default for Options {
             weight_frac_bits: 15,
             prompts: None,
             decoding: lower::Decoding::default(),
+            preprocess_tokens: DEFAULT_PREPROCESS_TOKENS,
         }
     }
 }
+
+/// The default preparation batch the compiler plans for (the runtime's default too).
+pub const DEFAULT_PREPROCESS_TOKENS: u32 = 256;
 
 /// Bits of safety above the largest magnitude calibration saw.
 pub const RING_MARGIN_BITS: u32 = 2;
@@ -174,6 +181,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Compiled> {
             "chosen".to_string()
         }
     );
+    super::prepare::choose(&mut plan, options.preprocess_tokens);
     plan::file::seal(&mut plan);
     let weights = WeightsFile {
         plan_hash: plan.hash.clone(),

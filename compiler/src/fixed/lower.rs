@@ -517,6 +517,7 @@ impl Lowerer<'_> {
                     weight: wid,
                     bias: bid,
                     shift: 0,
+                    prepared: plan::Linear::ONLINE,
                 }),
             );
         } else {
@@ -528,6 +529,7 @@ impl Lowerer<'_> {
                     weight: wid,
                     bias: bid,
                     shift: fw,
+                    prepared: plan::Linear::ONLINE,
                 }),
             );
         }

@@ -6,9 +6,11 @@ pub mod calibrate;
 mod compile;
 pub mod convert;
 pub mod lower;
+pub mod prepare;
 pub mod semantics;
 pub mod simulate;
 
 pub use compile::{
-    compile, default_prompts, tokenizer_for, Compiled, Options, MAX_RING_BITS, RING_MARGIN_BITS,
+    compile, default_prompts, tokenizer_for, Compiled, Options, DEFAULT_PREPROCESS_TOKENS,
+    MAX_RING_BITS, RING_MARGIN_BITS,
 };

@@ -16,7 +16,7 @@
 //!   element's protocol plus its per-row steps.
 //! - OT correlations come from silent OT (Ferret-style), whose amortised cost is taken as 0.
 
-use super::{instruction::Op, Instruction, Plan, Program, Rows};
+use super::{instruction::Op, Instruction, Linear, Plan, Program, Rows};
 use serde::Serialize;
 
 /// RLWE polynomial degree N (Cheetah's SEAL parameters).
@@ -398,6 +398,59 @@ pub fn he_matmul_server_weights(m: u64, k: u64, n: u64, l: u64) -> Bits {
     Bits::new(p.out_bits, p.in_bits, 2)
 }
 
+/// Bits of a seeded RLWE ciphertext on the wire (the seed and b at 109 bits per coefficient).
+pub const SEEDED_CT_BITS: u64 = 128 + POLY_DEGREE * LOG_Q;
+/// The sVOLE's dual-LPN noise weight before rounding to fill ciphertexts (runtime
+/// `crypto::qc_code::noise_weight`).
+pub const SVOLE_NOISE_WEIGHT: u64 = 174;
+/// The sVOLE's shortest noise block (runtime `svole_matmul::MIN_BLOCK_LEN`): a batch needs
+/// 2L′ ≥ 256·t rows' worth of noise positions.
+pub const SVOLE_MIN_BLOCK: u64 = 256;
+
+/// The sVOLE layout for `k` columns: (noise values per returned ciphertext, noise weight t).
+/// Two gadget limbs; at most 64 values per ciphertext (the runtime searches the flooding
+/// budget exactly; this is its estimate).
+pub fn svole_layout(k: u64) -> (u64, u64) {
+    let per_ct = (POLY_DEGREE / k.clamp(1, POLY_DEGREE)).min(64);
+    let t = SVOLE_NOISE_WEIGHT;
+    (
+        per_ct,
+        if per_ct >= t {
+            t
+        } else {
+            t.div_ceil(per_ct) * per_ct
+        },
+    )
+}
+
+/// The fewest rows an sVOLE preparation of a `[·×k]` product may cover (its security floor).
+pub fn svole_min_rows(k: u64) -> u64 {
+    let (_, t) = svole_layout(k);
+    (t * SVOLE_MIN_BLOCK).div_ceil(2)
+}
+
+/// Preparing `rows` future rows of x·W (`W` `[m×k]`, the server's) by CipherGPT's subfield VOLE
+/// (`docs/protocols.md` §29): the server's gadget ciphertexts of W and the d corrections, the
+/// client's returned products, the PPRF's chosen-message OTs (two 128-bit messages and a choice
+/// bit each); 6 rounds.
+pub fn svole_prepare(rows: u64, m: u64, k: u64, l: u64) -> Bits {
+    let (per_ct, t) = svole_layout(k);
+    let kc = k.min(POLY_DEGREE);
+    let chunks = k.div_ceil(kc);
+    let depth = log2_ceil((2 * (rows + 1)).div_ceil(t).max(1));
+    let keys = (1 + 2 * m * chunks) * SEEDED_CT_BITS;
+    let products =
+        m * chunks * t.div_ceil(per_ct) * (POLY_DEGREE * (l + 10) + per_ct * kc * (l + 2));
+    let corrections = m * t * k * l;
+    let ots = m * t * depth;
+    Bits::new(keys + corrections + 256 * ots, products + ots, 6)
+}
+
+/// Online part of a prepared product, per row: the client's masked input, `m·ℓ` bits, 1 round.
+pub fn prepared_online(m: u64, l: u64) -> Bits {
+    Bits::new(0, m * l, 1)
+}
+
 /// Secret-shared `[m×k]` times secret-shared `[k×n]`: two cross products (`a_S·b_C` and
 /// `a_C·b_S`), one in each direction, each in the cheaper orientation (encrypt `a`, or encrypt
 /// `bᵀ`); side by side, 2 rounds.
@@ -488,14 +541,22 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
         Some(Op::Linear(lin)) => {
             let (k, n) = weight_shape(plan, lin.weight);
             let k = if input_cols > 0 { input_cols } else { k };
-            let mm = he_matmul_server_weights(rows, k, n, l);
+            let mm = if lin.prepared == Linear::ONLINE {
+                he_matmul_server_weights(rows, k, n, l)
+            } else {
+                prepared_online(k, l).times(rows)
+            };
             let tr = truncation(l, u64::from(lin.shift)).times(rows.saturating_mul(n));
             vec![part(OpClass::MatMul, mm), part(OpClass::Truncation, tr)]
         }
         Some(Op::Logits(lin)) => {
             let (k, n) = weight_shape(plan, lin.weight);
             let k = if input_cols > 0 { input_cols } else { k };
-            let mm = he_matmul_server_weights(1, k, n, l);
+            let mm = if lin.prepared == Linear::ONLINE {
+                he_matmul_server_weights(1, k, n, l)
+            } else {
+                prepared_online(k, l)
+            };
             let tr = truncation(l, u64::from(lin.shift)).times(n);
             let mut parts = vec![part(OpClass::MatMul, mm)];
             if lin.shift > 0 {

@@ -204,6 +204,30 @@ pub struct Linear {
     pub bias: Option<u32>,
     #[prost(uint32, tag = "3")]
     pub shift: u32,
+    /// How the product runs ([`Linear::ONLINE`], [`Linear::PREPARED_RLWE`],
+    /// [`Linear::PREPARED_SVOLE`]); the compiler's cost model chooses (`docs/cost-model.md`).
+    #[prost(uint32, tag = "4")]
+    pub prepared: u32,
+}
+
+impl Linear {
+    /// The whole product under RLWE when it runs.
+    pub const ONLINE: u32 = 0;
+    /// Prepared ahead of the tokens as a masked-input correlation (the client's random mask U,
+    /// shares of U·W) by the RLWE product; online only the client's masked input.
+    pub const PREPARED_RLWE: u32 = 1;
+    /// Prepared the same way by CipherGPT's subfield VOLE (dual LPN), when a batch is large
+    /// enough for its security floor and cheaper than RLWE.
+    pub const PREPARED_SVOLE: u32 = 2;
+
+    /// A name for reports and `inspect`.
+    pub fn prepared_name(&self) -> &'static str {
+        match self.prepared {
+            Self::PREPARED_RLWE => "prepared (RLWE)",
+            Self::PREPARED_SVOLE => "prepared (sVOLE)",
+            _ => "online",
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -1,0 +1,79 @@
+//! Which weight products of the decode program are prepared ahead of the tokens, and how: the
+//! cost model's choice, recorded in each `Linear`/`Logits` instruction's `prepared` field.
+//!
+//! A prepared product (CipherGPT §III's online phase) costs, per decode step, only the client's
+//! masked input (m·ℓ bits, one flight) instead of the RLWE product; its correlation — the
+//! client's random mask U for the next rows and shares of U·W — is made before the rows exist,
+//! in a batch of `batch` decode steps, by one of two methods:
+//! - **RLWE**: the linear protocol on U (the decode packing, one row per ciphertext): per row the
+//!   cost of today's online product, moved before the prompt;
+//! - **sVOLE** (CipherGPT's subfield VOLE, dual LPN): cheaper per row for large batches, and only
+//!   allowed from its security floor (noise blocks of 256 positions: about 22,400 rows for a
+//!   768-column weight).
+//!
+//! A decode step multiplies each weight by one row, so a batch of `batch` steps has `batch` rows:
+//! below the floor for every model whose context fits in 22,400 positions, GPT-2 small's 1,024
+//! included — the RLWE method is chosen there. The prefill program is never prepared (its rows
+//! are the prompt's, unknown in number until it arrives). `batch = 0` prepares nothing.
+
+use crate::plan::{cost, instruction::Op, Linear, Plan};
+
+/// Mark the decode program's weight products as prepared when that lowers their online cost,
+/// choosing the method with the cheaper preparation per row for batches of `batch` rows.
+pub fn choose(plan: &mut Plan, batch: u32) {
+    let l = plan.ring_bits as u64;
+    let shapes: Vec<Option<(u64, u64)>> = plan
+        .weights
+        .iter()
+        .map(|w| match w.shape.as_slice() {
+            [m, k] => Some((*m, *k)),
+            _ => None,
+        })
+        .collect();
+    let Some(decode) = plan.decode.as_mut() else {
+        return;
+    };
+    for ins in decode.instructions.iter_mut() {
+        let lin = match ins.op.as_mut() {
+            Some(Op::Linear(x)) | Some(Op::Logits(x)) => x,
+            _ => continue,
+        };
+        lin.prepared = method(shapes.get(lin.weight as usize).copied().flatten(), l, batch);
+    }
+}
+
+/// The method for one `[m×k]` weight.
+fn method(shape: Option<(u64, u64)>, l: u64, batch: u32) -> u32 {
+    let Some((m, k)) = shape else {
+        return Linear::ONLINE;
+    };
+    let rlwe = cost::he_matmul_server_weights(1, m, k, l).total();
+    if batch == 0 || cost::prepared_online(m, l).total() >= rlwe {
+        return Linear::ONLINE;
+    }
+    let rows = batch as u64;
+    if rows >= cost::svole_min_rows(k) && cost::svole_prepare(rows, m, k, l).total() / rows < rlwe {
+        Linear::PREPARED_SVOLE
+    } else {
+        Linear::PREPARED_RLWE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_batches_below_the_floor_prepare_by_rlwe_and_large_batches_by_svole() {
+        // GPT-2's attention output 768×768 at ℓ = 37.
+        let w = Some((768, 768));
+        assert_eq!(method(w, 37, 0), Linear::ONLINE);
+        assert_eq!(method(w, 37, 256), Linear::PREPARED_RLWE);
+        assert_eq!(cost::svole_min_rows(768), 22_400);
+        // CipherGPT's batch, 256 rows × 256 iterations: sVOLE is cheaper per row.
+        assert_eq!(method(w, 37, 65_536), Linear::PREPARED_SVOLE);
+        // The estimate of the bench shape: about 8 MB per 256 rows.
+        let per_256 = cost::svole_prepare(65_536, 768, 768, 37).total() / 256 / 8;
+        assert!((5_000_000..9_000_000).contains(&per_256), "{per_256}");
+    }
+}
