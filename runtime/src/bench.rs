@@ -1192,6 +1192,7 @@ pub fn svole_bench<C: Channel + ?Sized>(
     role: Role,
     opts: &SvoleBenchOptions,
 ) -> Result<Vec<BenchResult>, BenchError> {
+    use crate::protocols::masked_matmul;
     use crate::protocols::shares::Ring;
     use crate::protocols::svole_matmul::{self, SvoleParams};
     use rand::Rng;
@@ -1252,7 +1253,7 @@ pub fn svole_bench<C: Channel + ?Sized>(
             ring.random(&mut rng, n * m)
         };
         let y = scoped(ch, &online, |ch| {
-            svole_matmul::multiply(
+            masked_matmul::multiply(
                 ch,
                 role,
                 ring,

@@ -6,6 +6,7 @@ mod common;
 
 use ciphergpt_runtime::crypto::Prg;
 use ciphergpt_runtime::net::{Channel, NetError};
+use ciphergpt_runtime::protocols::masked_matmul;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::svole_matmul::{self, SvoleParams};
 use common::*;
@@ -59,7 +60,7 @@ fn run(
         let outs: Vec<Vec<u64>> = batches
             .iter()
             .map(|&n| {
-                svole_matmul::multiply(&mut p.ch, p.role, ring, &mut corr, None, Some(&w), n)
+                masked_matmul::multiply(&mut p.ch, p.role, ring, &mut corr, None, Some(&w), n)
                     .unwrap()
             })
             .collect();
@@ -75,7 +76,7 @@ fn run(
             let x = values_with_edges(&mut p.rng, n * m, bits);
             let before = p.ch.stats().total;
             outs.push(
-                svole_matmul::multiply(&mut p.ch, p.role, ring, &mut corr, Some(&x), None, n)
+                masked_matmul::multiply(&mut p.ch, p.role, ring, &mut corr, Some(&x), None, n)
                     .unwrap(),
             );
             let after = p.ch.stats().total;
@@ -169,15 +170,16 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
             let mut c =
                 svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, Some(&w2))
                     .unwrap();
-            svole_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 100).unwrap();
-            svole_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 1).unwrap_err()
+            masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 100).unwrap();
+            masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 1)
+                .unwrap_err()
         },
         move |p| {
             let mut c =
                 svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, None).unwrap();
             let x = vec![1u64; 400];
-            svole_matmul::multiply(&mut p.ch, p.role, ring, &mut c, Some(&x), None, 100).unwrap();
-            svole_matmul::multiply(&mut p.ch, p.role, ring, &mut c, Some(&x[..4]), None, 1)
+            masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, Some(&x), None, 100).unwrap();
+            masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, Some(&x[..4]), None, 1)
                 .unwrap_err()
         },
     );

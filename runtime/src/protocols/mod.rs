@@ -17,6 +17,7 @@ pub mod gelu;
 pub mod layernorm;
 pub mod linear;
 pub mod lut;
+pub mod masked_matmul;
 pub mod matmul;
 pub mod max;
 pub mod mul;

@@ -8,9 +8,9 @@
 //! W_i = u_i ⊗ y′_i + V_i of the paper (y′_i row i of Y, the VOLE's Δ in Z_2^ℓ^k; only the sums over
 //! i are kept, S = Σ_i W_i and T = Σ_i V_i, so the client's t·n·m·k of the paper become L·k).
 //!
-//! **Online** ([`multiply`]). For n input rows x (the next n rows of the correlation) the client
-//! sends x − U_rows (n·m values of ℓ bits, one flight) and outputs −T_rows; the server outputs
-//! (x − U_rows)·Y + S_rows. The shares add up to x·Y mod 2^ℓ exactly.
+//! **Online** ([`super::masked_matmul::multiply`]). For n input rows x (the next n rows of the
+//! correlation) the client sends x − U_rows (n·m values of ℓ bits, one flight) and outputs
+//! −T_rows; the server outputs (x − U_rows)·Y + S_rows. The shares add up to x·Y mod 2^ℓ.
 //!
 //! **Preparation** ([`prepare`]). Dual LPN over Z_2^ℓ with the quasi-cyclic code H of
 //! [`crate::crypto::qc_code`] (input 2L′, L′ > L prime, noise weight t, regular: one nonzero
@@ -69,6 +69,7 @@
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
 
+use super::masked_matmul::Correlation;
 use super::shares::{recv_ring, send_ring, Ring};
 use crate::crypto::pack::{mask, pack, packed_len, unpack};
 use crate::crypto::pprf::{self, TreeGroup};
@@ -293,38 +294,6 @@ impl SvoleParams {
             tree_ots: depths,
             online_per_row: packed_len(self.inner, ring.bits),
         })
-    }
-}
-
-/// One party's prepared correlation for one weight and the rows of it used so far.
-pub struct Correlation {
-    role: Role,
-    params: SvoleParams,
-    /// The client's U (rows × inner, row-major); empty at the server.
-    masks: Vec<u64>,
-    /// The server's S, the client's −T (rows × cols, row-major).
-    shares: Vec<u64>,
-    used: usize,
-}
-
-impl Correlation {
-    pub fn params(&self) -> SvoleParams {
-        self.params
-    }
-
-    /// Rows not yet used.
-    pub fn remaining(&self) -> usize {
-        self.params.rows - self.used
-    }
-
-    /// The client's masks U (rows × inner); empty at the server.
-    pub fn masks(&self) -> &[u64] {
-        &self.masks
-    }
-
-    /// The server's S or the client's −T (rows × cols).
-    pub fn shares(&self) -> &[u64] {
-        &self.shares
     }
 }
 
@@ -575,13 +544,14 @@ fn server<C: Channel + ?Sized>(
     drop(s);
     // 5. S = H·Σ_i W′_i.
     let shares = code.compress_columns(&acc, k)?;
-    Ok(Correlation {
-        role: Role::Server,
-        params: p,
-        masks: Vec::new(),
+    Ok(Correlation::new(
+        Role::Server,
+        p.rows,
+        p.inner,
+        p.cols,
+        Vec::new(),
         shares,
-        used: 0,
-    })
+    ))
 }
 
 /// Where each returned ciphertext sits in the client's message and what it holds: weight row
@@ -795,77 +765,12 @@ fn client<C: Channel + ?Sized>(
             *x = columns[i][r];
         }
     });
-    Ok(Correlation {
-        role: Role::Client,
-        params: p,
+    Ok(Correlation::new(
+        Role::Client,
+        p.rows,
+        p.inner,
+        p.cols,
         masks,
         shares,
-        used: 0,
-    })
-}
-
-/// The online product of the next `n` rows: the client passes its input x (n × inner, values
-/// mod 2^ℓ), the server its weights (inner × cols). Returns this party's share of x·Y (n × cols).
-/// `InvalidArgument` when fewer than n prepared rows remain.
-pub fn multiply<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    ring: Ring,
-    corr: &mut Correlation,
-    input: Option<&[u64]>,
-    weights: Option<&[i64]>,
-    n: usize,
-) -> Result<Vec<u64>, NetError> {
-    let p = corr.params;
-    if role != corr.role {
-        return Err(invalid(
-            "svole: the correlation is the other party's".into(),
-        ));
-    }
-    if n > corr.remaining() {
-        return Err(invalid(format!(
-            "svole: {n} rows asked, {} prepared rows left",
-            corr.remaining()
-        )));
-    }
-    let (m, k, r0) = (p.inner, p.cols, corr.used);
-    let out = match role {
-        Role::Client => {
-            let x = input.ok_or_else(|| invalid("svole: the client needs its input".into()))?;
-            if x.len() != n * m {
-                return Err(invalid(format!(
-                    "svole: {} inputs for {n} rows of {m}",
-                    x.len()
-                )));
-            }
-            let masked = ring.sub_vec(x, &corr.masks[r0 * m..(r0 + n) * m]);
-            send_ring(ch, ring, &masked)?;
-            ch.flush()?;
-            corr.shares[r0 * k..(r0 + n) * k].to_vec()
-        }
-        Role::Server => {
-            let w = weights.ok_or_else(|| invalid("svole: the server needs the weights".into()))?;
-            if w.len() != m * k {
-                return Err(invalid(format!("svole: {} weights for {m} × {k}", w.len())));
-            }
-            let masked = recv_ring(ch, ring, n * m)?;
-            let shares = &corr.shares[r0 * k..(r0 + n) * k];
-            let mut y = vec![0u64; n * k];
-            y.par_chunks_mut(k).enumerate().for_each(|(r, row)| {
-                row.copy_from_slice(&shares[r * k..(r + 1) * k]);
-                for (i, &xi) in masked[r * m..(r + 1) * m].iter().enumerate() {
-                    if xi == 0 {
-                        continue;
-                    }
-                    for (d, &wv) in row.iter_mut().zip(&w[i * k..(i + 1) * k]) {
-                        *d = d.wrapping_add(xi.wrapping_mul(wv as u64));
-                    }
-                }
-                row.iter_mut().for_each(|v| *v = ring.reduce(*v));
-            });
-            y
-        }
-    };
-    corr.used += n;
-    Ok(out)
+    ))
 }
