@@ -45,7 +45,19 @@ fn logits_register(plan: &Plan) -> u32 {
 
 /// A long enough prompt that every split op splits in the prefill (LayerNorm rows ≥ lanes and
 /// ≥ 1,024 elements, Softmax's causal rows over 1,024 elements, GELU and the truncations).
-const PROMPT: &[u8] = b"And God said, Let there be light: and there was light.";
+const PROMPT: &[u8] = b"And God said, Let there ";
+
+/// Decode steps after the prefill.
+const STEPS: usize = 1;
+
+/// The one-lane run of [`PROMPT`], shared by the tests.
+fn one_lane() -> &'static (Side, Side) {
+    static R: OnceLock<(Side, Side)> = OnceLock::new();
+    R.get_or_init(|| {
+        let prompt: Vec<i64> = PROMPT.iter().map(|&b| b as i64).collect();
+        run(1, &prompt, STEPS)
+    })
+}
 
 /// One party's result of a run: per program, its registers' shares, its costs, and the bytes
 /// every channel carried during it; the tokens at the client.
@@ -161,10 +173,9 @@ fn three_lanes_equal_the_simulator_and_the_one_lane_run() {
     let (plan, _) = compiled();
     let ring = Ring::new(plan.ring_bits).unwrap();
     let prompt: Vec<i64> = PROMPT.iter().map(|&b| b as i64).collect();
-    let steps = 2;
-    let (want_tokens, want_logits) = simulated(&prompt, steps);
-    let (s3, c3) = run(3, &prompt, steps);
-    let (s1, c1) = run(1, &prompt, steps);
+    let (want_tokens, want_logits) = simulated(&prompt, STEPS);
+    let (s3, c3) = run(3, &prompt, STEPS);
+    let (s1, c1) = one_lane();
     assert_eq!(c3.tokens, want_tokens);
     assert_eq!(c1.tokens, want_tokens);
     let logits = logits_register(plan);
@@ -257,46 +268,47 @@ fn session_run(
     (tokens, report, server.join().unwrap())
 }
 
-/// Bytes of one lane's OT setup, measured on its own.
-fn ot_setup_bytes() -> u64 {
+/// Bytes of one lane's OT setup and of the RLWE keys' exchange, each measured on its own.
+fn setup_bytes() -> (u64, u64) {
     let (mut a, mut b) = mem::pair(Duration::from_secs(60));
     let h = std::thread::spawn(move || {
         OtPair::setup(&mut b, Role::Client, &mut Prg::from_entropy()).unwrap();
+        DuplexHe::setup(&mut b, Role::Client).unwrap();
     });
     OtPair::setup(&mut a, Role::Server, &mut Prg::from_entropy()).unwrap();
+    let ot = a.stats().total.bytes();
+    DuplexHe::setup(&mut a, Role::Server).unwrap();
     h.join().unwrap();
-    a.stats().total.bytes()
+    (ot, a.stats().total.bytes() - ot)
 }
 
 #[test]
-fn sessions_on_two_lanes_equal_the_simulator_and_count_every_lane() {
+fn a_session_on_two_lanes_equals_the_simulator_and_counts_every_lane() {
     let prompt: Vec<i64> = PROMPT.iter().map(|&b| b as i64).collect();
-    let new = 3;
-    let (want, _) = simulated(&prompt, new - 1);
-    let (t2, c2, s2) = session_run(2, &prompt, new);
-    let (t1, c1, s1) = session_run(1, &prompt, new);
-    assert_eq!(t2, want);
-    assert_eq!(t1, want);
-    assert_eq!((c2.lanes, s2.lanes, c1.lanes, s1.lanes), (2, 2, 1, 1));
-    // The setup counts every lane's OT extension.
-    let setup = |r: &SessionReport| r.setup.bytes_sent + r.setup.bytes_received;
-    assert_eq!(setup(&c2), setup(&c1) + ot_setup_bytes());
-    assert_eq!(setup(&s2), setup(&s1) + ot_setup_bytes());
-    let total = |r: &SessionReport| -> f64 {
-        r.programs
-            .iter()
-            .map(|p| (p.total.bytes_sent + p.total.bytes_received) as f64)
-            .sum()
-    };
-    assert!(
-        (total(&c2) / total(&c1) - 1.0).abs() < 0.05,
-        "{} vs {}",
-        total(&c2),
-        total(&c1)
-    );
-    assert_eq!(total(&c2), total(&s2));
+    let new = STEPS + 1;
+    let (want, _) = simulated(&prompt, STEPS);
+    let (tokens, client, server) = session_run(2, &prompt, new);
+    assert_eq!(tokens, want);
+    assert_eq!((client.lanes, server.lanes), (2, 2));
+    // The setup counts both lanes' OT extension and the RLWE keys.
+    let (ot, he) = setup_bytes();
+    for r in [&client, &server] {
+        assert_eq!(r.setup.bytes_sent + r.setup.bytes_received, 2 * ot + he);
+    }
+    // Per program, within a few percent of the one-lane run's bytes; both parties agree.
+    let (_, one) = one_lane();
+    for (i, (c, s)) in client.programs.iter().zip(&server.programs).enumerate() {
+        let got = c.total.bytes_sent + c.total.bytes_received;
+        assert_eq!(got, s.total.bytes_sent + s.total.bytes_received);
+        assert_eq!(c.total.bytes_sent, s.total.bytes_received);
+        let want = bytes(&one.costs[i]) as f64;
+        assert!(
+            (got as f64 / want - 1.0).abs() < 0.05,
+            "program {i}: {got} vs {want} bytes"
+        );
+    }
     // The report serializes the lanes beside the threads.
-    let json = serde_json::to_value(&c2).unwrap();
+    let json = serde_json::to_value(&client).unwrap();
     assert_eq!(json["lanes"], 2);
     assert!(json["threads"].as_u64().unwrap() >= 1);
 }
