@@ -251,13 +251,14 @@ fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Sha
             let sent: u64 = r.programs.iter().map(|p| p.total.bytes_sent).sum();
             let recv: u64 = r.programs.iter().map(|p| p.total.bytes_received).sum();
             eprintln!(
-                "session {number} from {peer}: {} programs, {} tokens in, {:.1} s, {:.1} MB sent, {:.1} MB received, {} lanes",
+                "session {number} from {peer}: {} programs, {} tokens in, {:.1} s, {:.1} MB sent, {:.1} MB received, {} lane{}",
                 r.programs.len(),
                 r.programs.iter().map(|p| p.tokens).sum::<usize>(),
                 t0.elapsed().as_secs_f64(),
                 sent as f64 / 1e6,
                 recv as f64 / 1e6,
-                r.lanes
+                r.lanes,
+                if r.lanes == 1 { "" } else { "s" }
             );
         }
         Err(e) => eprintln!(
