@@ -189,7 +189,7 @@ fn three_lanes_equal_the_simulator_and_the_one_lane_run() {
         for &r in s1.registers[i].keys() {
             assert_eq!(
                 open(ring, &s3, &c3, i, r),
-                open(ring, &s1, &c1, i, r),
+                open(ring, s1, c1, i, r),
                 "program {i}, register {r}"
             );
         }
