@@ -6,7 +6,7 @@ use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, Plan};
 use ciphergpt_runtime::exec::Prepared;
-use ciphergpt_runtime::net::{tcp, NetError, Role, SessionConfig};
+use ciphergpt_runtime::net::{tcp, Channel, NetError, Role, SessionConfig};
 use ciphergpt_runtime::session::{self, Decoding, ProgramCost, SessionReport, OP_CLASSES};
 use clap::Args;
 use std::io::Write;
@@ -36,7 +36,9 @@ pub struct ServeArgs {
     /// Serve up to this many sessions at once, a thread each (further clients wait).
     #[arg(long, default_value_t = 1)]
     pub max_clients: usize,
-    /// Worker threads for the protocols' local work (default: all cores).
+    /// Worker threads for the protocols' local work, and the most lanes (connections, each with
+    /// its own OT) granted a session: a client asking for more gets this many (default: all
+    /// cores).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Seed of the server's sampling randomness, the same for every session: for reproducible
@@ -113,7 +115,9 @@ pub struct GenerateArgs {
     /// Seconds to wait for the server at each step.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
-    /// Worker threads for the protocols' local work (default: all cores).
+    /// Worker threads for the protocols' local work, and the lanes asked of the server: as many
+    /// connections, each with its own OT, running independent rows and elements at once (the
+    /// server grants at most its own --threads; default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -128,13 +132,14 @@ pub struct DemoArgs {
     pub max_new_tokens: usize,
     #[command(flatten)]
     pub decoding: DecodingArgs,
-    /// Worker threads for the protocols' local work (default: all cores).
+    /// Worker threads and lanes of both parties (see `generate --threads`; default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
 }
 
-/// Size the global worker pool (the report says how many threads ran).
-fn threads(n: Option<usize>) -> anyhow::Result<()> {
+/// Size the global worker pool (the report says how many threads ran); returns the lanes this
+/// party runs a session on at most: `n`, or all cores.
+fn threads(n: Option<usize>) -> anyhow::Result<usize> {
     if let Some(n) = n {
         if n == 0 {
             bail!("--threads must be at least 1");
@@ -143,8 +148,9 @@ fn threads(n: Option<usize>) -> anyhow::Result<()> {
             .num_threads(n)
             .build_global()
             .context("setting up the worker threads")?;
+        return Ok(n);
     }
-    Ok(())
+    Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn timeout(secs: f64) -> anyhow::Result<Duration> {
@@ -162,13 +168,15 @@ fn hash_of(plan: &Plan) -> anyhow::Result<[u8; 32]> {
 }
 
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    threads(a.threads)?;
+    let lanes = threads(a.threads)?;
     if a.max_clients == 0 {
         bail!("--max-clients must be at least 1");
     }
     let wait = timeout(a.timeout)?;
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
-    let cfg = SessionConfig::new(Role::Server, hash_of(&plan)?).with_timeout(wait);
+    let cfg = SessionConfig::new(Role::Server, hash_of(&plan)?)
+        .with_timeout(wait)
+        .with_channels(lanes);
     let wpath = a.weights.unwrap_or_else(|| a.plan.join("weights.cgw"));
     let weights = plan::file::read_weights(&wpath, &plan)?;
     let t0 = std::time::Instant::now();
@@ -246,11 +254,13 @@ fn detokenize(plan: &Plan, tokens: &[usize]) -> Option<String> {
         .and_then(|t| t.decode(tokens).ok())
 }
 
-/// Run the client side on `ch`-connected server; streams text to stderr as tokens arrive.
+/// Run the client side with the server at `connect`, asking for `lanes` lanes; streams text to
+/// stderr as tokens arrive.
 #[allow(clippy::too_many_arguments)]
 fn client(
     plan: &Plan,
     connect: &str,
+    lanes: usize,
     prompt: &[i64],
     new: usize,
     decoding: &Decoding,
@@ -258,10 +268,17 @@ fn client(
     stream: bool,
     echo_prompt: Option<&str>,
 ) -> anyhow::Result<(Vec<usize>, SessionReport)> {
-    let cfg = SessionConfig::new(Role::Client, hash_of(plan)?).with_timeout(wait);
+    let cfg = SessionConfig::new(Role::Client, hash_of(plan)?)
+        .with_timeout(wait)
+        .with_channels(lanes);
     let prepared = Prepared::new(plan, None)?;
-    let mut ch = match tcp::connect(connect, &cfg) {
-        Ok(mut chans) => chans.remove(0),
+    let (mut ch, more) = match tcp::connect(connect, &cfg) {
+        Ok(chans) => {
+            let mut it = chans.into_iter();
+            let first = it.next().context("the session opened no connection")?;
+            let more: Vec<Box<dyn Channel>> = it.map(|c| Box::new(c) as Box<dyn Channel>).collect();
+            (first, more)
+        }
         // The server answers the handshake only when one of its --max-clients slots is free.
         Err(e @ NetError::Timeout { .. }) => {
             bail!("{e}; the server may be busy with as many clients as its --max-clients")
@@ -281,6 +298,7 @@ fn client(
     };
     let (tokens, report) = session::generate(
         &mut ch,
+        more,
         plan,
         &prepared,
         prompt,
@@ -325,7 +343,7 @@ fn client(
 }
 
 pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
-    threads(a.threads)?;
+    let lanes = threads(a.threads)?;
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let prompt = prompt_tokens(&plan, a.prompt.as_deref(), &a.tokens)?;
     let decoding = a.decoding.decoding(&plan)?;
@@ -333,6 +351,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let (tokens, report) = client(
         &plan,
         &a.connect,
+        lanes,
         &prompt,
         a.max_new_tokens,
         &decoding,
@@ -385,9 +404,10 @@ fn output(
 /// The report as CipherGPT's Table V: per op class, prefill and the mean decode step.
 pub fn table(r: &SessionReport) -> String {
     let mut s = format!(
-        "cost seen by the {} ({} threads); OT setup {:.2} s, {:.1} kB\n",
+        "cost seen by the {} ({} threads, {} lanes); OT setup {:.2} s, {:.1} kB\n",
         r.party,
         r.threads,
+        r.lanes,
         r.setup.seconds,
         (r.setup.bytes_sent + r.setup.bytes_received) as f64 / 1e3
     );
@@ -549,7 +569,7 @@ fn human(b: f64) -> String {
 /// Compile the bundled trained model into a temporary directory, start the server on a
 /// loopback port in a thread, and generate from the prompt as the client.
 pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
-    threads(a.threads)?;
+    let lanes = threads(a.threads)?;
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-trained.torchscript.onnx");
     // Compiled afresh each time (a few seconds), so the plan always matches this build.
     let dir = std::env::temp_dir().join(format!("ciphergpt-demo-{}", std::process::id()));
@@ -567,12 +587,16 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let l = tcp::Listener::bind("127.0.0.1:0")?;
     let addr = l.local_addr().to_string();
     let wait = Duration::from_secs(120);
-    let scfg = SessionConfig::new(Role::Server, hash_of(&plan)?).with_timeout(wait);
+    let scfg = SessionConfig::new(Role::Server, hash_of(&plan)?)
+        .with_timeout(wait)
+        .with_channels(lanes);
     let splan = plan.clone();
     let server = std::thread::spawn(move || -> anyhow::Result<SessionReport> {
         let prepared = Prepared::new(&splan, Some(&weights))?;
-        let mut ch = l.accept(&scfg)?.remove(0);
-        Ok(session::serve(&mut ch, &splan, &prepared, None)?)
+        let mut chans = l.accept(&scfg)?.into_iter();
+        let mut ch = chans.next().context("the session opened no connection")?;
+        let more: Vec<Box<dyn Channel>> = chans.map(|c| Box::new(c) as Box<dyn Channel>).collect();
+        Ok(session::serve(&mut ch, more, &splan, &prepared, None)?)
     });
     let decoding = a.decoding.decoding(&plan)?;
     eprintln!(
@@ -585,6 +609,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     let result = client(
         &plan,
         &addr,
+        lanes,
         &prompt,
         a.max_new_tokens,
         &decoding,

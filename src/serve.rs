@@ -1,33 +1,61 @@
 //! The server's accept loop: up to `max_clients` sessions at once, one thread each, all sharing
 //! the plan and the weights prepared once.
 //!
-//! A connection is accepted only while fewer than `max_clients` are open; a client beyond that
-//! waits in the listen queue (its handshake is answered when a session ends, so its own
-//! `--timeout` bounds the wait). With `max_clients` = 1 clients are served one after another.
-//! The handshake runs in the connection's thread, so a peer that connects and says nothing holds
-//! only its own slot, for at most the timeout. Each session ends in one log line on stderr:
-//! `session N from ADDR: …` or `session N from ADDR failed: …`; a refused handshake logs
-//! `connection from ADDR refused: …` and does not count as a session.
+//! A session is one connection per lane: its first negotiates the lanes (the smaller of the
+//! client's ask and the server's `--threads`, `net::handshake`), then the client opens the
+//! others, whose hellos carry the first's session id. Every accepted connection reads the peer's
+//! hello in a thread of its own, then either opens a session (channel 0: it takes a slot and
+//! answers) or is handed to the session its id names (a lane: that session answers it, waiting
+//! at most the timeout for each). Connections are accepted only while a slot is free for a new
+//! session or a session still waits for its lanes, so a client beyond `max_clients` waits in the
+//! listen queue (its handshake is answered when a session ends, so its own `--timeout` bounds the
+//! wait). With `max_clients` = 1 clients are served one after another. A peer that connects and
+//! says nothing holds only its own slot, for at most the timeout. Each session ends in one log
+//! line on stderr: `session N from ADDR: …` or `session N from ADDR failed: …`; a refused
+//! handshake logs `connection from ADDR refused: …` and does not count as a session.
 
 use ciphergpt_compiler::plan::Plan;
 use ciphergpt_runtime::exec::Prepared;
 use ciphergpt_runtime::net::tcp::TcpChannel;
-use ciphergpt_runtime::net::{handshake, Hello, NetError, SessionConfig};
+use ciphergpt_runtime::net::{answer, lanes, read_hello, Channel, Hello, NetError, SessionConfig};
 use ciphergpt_runtime::session;
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Open connections and sessions, shared by the accept loop and the session threads.
+/// A session waiting for its lanes' connections.
+struct Joining {
+    /// Where a lane's connection (and the hello read from it) is handed over.
+    to: Sender<(TcpChannel, Hello)>,
+    /// Lanes still to come.
+    missing: usize,
+}
+
+/// Open connections and sessions, shared by the accept loop and the connection threads.
 #[derive(Default)]
 struct Slots {
-    /// Connections being handled (handshake or session).
+    /// Sessions holding a slot (from their first connection's answer to their end).
     open: usize,
-    /// Connections still in their handshake.
+    /// Sessions holding a slot whose handshake has not passed yet.
     opening: usize,
+    /// Accepted connections whose hello is not read yet.
+    unread: usize,
+    /// First connections waiting for a slot.
+    queued: usize,
     /// Sessions that passed their handshake (they are numbered in this order).
     started: usize,
+    /// Sessions waiting for lanes, by session id.
+    joining: HashMap<[u8; 16], Joining>,
+}
+
+impl Slots {
+    /// Lane connections that sessions still wait for.
+    fn lanes_wanted(&self) -> usize {
+        self.joining.values().map(|j| j.missing).sum()
+    }
 }
 
 type Shared = Arc<(Mutex<Slots>, Condvar)>;
@@ -37,7 +65,7 @@ fn lock(s: &Shared) -> MutexGuard<'_, Slots> {
     s.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Frees a connection's slot when its thread ends, however it ends.
+/// Frees a session's slot when its thread ends, however it ends.
 struct Slot(Shared);
 
 impl Drop for Slot {
@@ -51,7 +79,8 @@ impl Drop for Slot {
 pub struct Server {
     pub plan: Arc<Plan>,
     pub prepared: Arc<Prepared>,
-    /// The server's side of the handshake; its timeout bounds every wait of a session.
+    /// The server's side of the handshake: its `channels` are the most lanes it grants a
+    /// session, its timeout bounds every wait of a session.
     pub cfg: SessionConfig,
     /// Sessions at once, at least 1.
     pub max_clients: usize,
@@ -61,56 +90,67 @@ pub struct Server {
     pub seed: Option<u64>,
 }
 
+impl Server {
+    fn quota_done(&self, s: &Slots) -> bool {
+        self.sessions.is_some_and(|n| s.started >= n)
+    }
+}
+
 /// Accept and serve clients on `listener` until `server.sessions` sessions have been served.
 pub fn run(listener: &TcpListener, server: Server) -> anyhow::Result<()> {
     let server = Arc::new(server);
     let max = server.max_clients.max(1);
     let shared: Shared = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    loop {
+    // Polled, so that the loop sees a session's lanes arrive or its wait for them end.
+    listener.set_nonblocking(true)?;
+    'serve: loop {
         {
-            // Wait for a free slot, and for a session still to serve that no open handshake
-            // may yet provide.
+            // Wait until a connection is wanted: a slot free for a session still to serve that
+            // no unread or opening connection may yet provide, or a lane a session waits for.
             let mut s = lock(&shared);
             loop {
-                if server.sessions.is_some_and(|n| s.started >= n) {
+                let lanes = s.lanes_wanted();
+                if server.quota_done(&s) && lanes == 0 {
+                    break 'serve;
+                }
+                let wanted = server
+                    .sessions
+                    .is_none_or(|n| s.started + s.opening + s.queued + s.unread < n);
+                if (s.open + s.queued + s.unread < max && wanted) || s.unread < lanes {
                     break;
                 }
-                let wanted = server.sessions.is_none_or(|n| s.started + s.opening < n);
-                if s.open < max && wanted {
-                    break;
-                }
-                s = shared.1.wait(s).unwrap_or_else(|e| e.into_inner());
-            }
-            if server.sessions.is_some_and(|n| s.started >= n) {
-                break;
+                s = shared
+                    .1
+                    .wait_timeout(s, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
         }
         threads.retain(|t| !t.is_finished());
         let (stream, peer) = match listener.accept() {
             Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
             Err(e) => {
                 // Out of file descriptors and the like: say so, wait a little, go on.
                 eprintln!("accepting a connection failed: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
-        {
-            let mut s = lock(&shared);
-            s.open += 1;
-            s.opening += 1;
-        }
-        let slot = Slot(shared.clone());
-        let server = server.clone();
+        lock(&shared).unread += 1;
+        let (server, sh) = (server.clone(), shared.clone());
         let spawned = std::thread::Builder::new()
-            .name(format!("session {peer}"))
-            .spawn(move || connection(stream, peer, &server, slot));
+            .name(format!("connection {peer}"))
+            .spawn(move || connection(stream, peer, &server, &sh));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
-                // The closure (and with it the slot and the stream) is dropped.
-                lock(&shared).opening -= 1;
+                // The closure (and with it the stream) is dropped.
+                lock(&shared).unread -= 1;
                 eprintln!("connection from {peer} refused: cannot start a thread: {e}");
             }
         }
@@ -121,50 +161,131 @@ pub fn run(listener: &TcpListener, server: Server) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The server's handshake on a fresh connection (sessions of one channel).
-fn open(stream: TcpStream, cfg: &SessionConfig) -> Result<TcpChannel, NetError> {
-    let mut ch = TcpChannel::from_stream(stream, cfg.timeout)?;
-    handshake(&mut ch, &Hello::new(cfg, 0, [0; 16]))?;
-    Ok(ch)
-}
-
-/// One connection: handshake, session, one log line.
-fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, slot: Slot) {
-    let opened = open(stream, &server.cfg);
-    let n = {
-        let mut s = lock(&slot.0);
-        s.opening -= 1;
-        if opened.is_ok() {
-            s.started += 1;
-        }
-        s.started
-    };
-    slot.0 .1.notify_all();
-    let mut ch = match opened {
-        Ok(ch) => ch,
+/// One accepted connection: read the peer's hello, then open a session or join one as a lane.
+fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Shared) {
+    let cfg = &server.cfg;
+    let read = TcpChannel::from_stream(stream, cfg.timeout)
+        .and_then(|mut ch| read_hello(&mut ch).map(|h| (ch, h)));
+    let mut s = lock(shared);
+    s.unread -= 1;
+    shared.1.notify_all();
+    let (mut ch, theirs) = match read {
+        Ok(r) => r,
         Err(e) => {
+            drop(s);
             eprintln!("connection from {peer} refused: {e}");
             return;
         }
     };
+    if theirs.channel_index > 0 {
+        // A lane: to the session it names, which answers it.
+        if let Some(j) = s.joining.get_mut(&theirs.session_id) {
+            if j.missing > 0 {
+                j.missing -= 1;
+                // The session keeps its receiver while it is in `joining`.
+                let _ = j.to.send((ch, theirs));
+                return;
+            }
+        }
+        drop(s);
+        // No session of that id is opening (it gave up waiting): the client sees the index
+        // differ and refuses too.
+        let ours = Hello::new(cfg, 0, theirs.session_id).lanes(theirs.channel_count as usize);
+        let e = answer(&mut ch, &ours, &theirs).err();
+        eprintln!(
+            "connection from {peer} refused: {}",
+            e.map_or("a lane of no session opening here".into(), |e| e
+                .to_string())
+        );
+        return;
+    }
+    // A session's first connection: wait for a slot, answer, wait for the lanes.
+    s.queued += 1;
+    while s.open >= server.max_clients.max(1) && !server.quota_done(&s) {
+        s = shared.1.wait(s).unwrap_or_else(|e| e.into_inner());
+    }
+    s.queued -= 1;
+    if server.quota_done(&s) {
+        shared.1.notify_all();
+        drop(s);
+        eprintln!("connection from {peer} refused: the server has served its sessions");
+        return;
+    }
+    let first = Hello::new(cfg, 0, [0; 16]);
+    let n = lanes(&first, &theirs);
+    let id = theirs.session_id;
+    let (to, from) = mpsc::channel();
+    s.open += 1;
+    s.opening += 1;
+    if n > 1 {
+        // Before the answer: the client opens its lanes as soon as it has it.
+        s.joining.insert(id, Joining { to, missing: n - 1 });
+    }
+    drop(s);
+    let slot = Slot(shared.clone());
+    let answered = answer(&mut ch, &first.lanes(n), &theirs);
+    let number = {
+        let mut s = lock(shared);
+        s.opening -= 1;
+        if answered.is_ok() {
+            s.started += 1;
+        } else {
+            s.joining.remove(&id);
+        }
+        s.started
+    };
+    shared.1.notify_all();
+    if let Err(e) = answered {
+        eprintln!("connection from {peer} refused: {e}");
+        return;
+    }
     let t0 = Instant::now();
-    match session::serve(&mut ch, &server.plan, &server.prepared, server.seed) {
+    let more = join_lanes(&from, cfg, id, n);
+    lock(shared).joining.remove(&id);
+    shared.1.notify_all();
+    let result = more.map_err(session::SessionError::from).and_then(|more| {
+        session::serve(&mut ch, more, &server.plan, &server.prepared, server.seed)
+    });
+    match result {
         Ok(r) => {
             let sent: u64 = r.programs.iter().map(|p| p.total.bytes_sent).sum();
             let recv: u64 = r.programs.iter().map(|p| p.total.bytes_received).sum();
             eprintln!(
-                "session {n} from {peer}: {} programs, {} tokens in, {:.1} s, {:.1} MB sent, {:.1} MB received",
+                "session {number} from {peer}: {} programs, {} tokens in, {:.1} s, {:.1} MB sent, {:.1} MB received, {} lane{}",
                 r.programs.len(),
                 r.programs.iter().map(|p| p.tokens).sum::<usize>(),
                 t0.elapsed().as_secs_f64(),
                 sent as f64 / 1e6,
-                recv as f64 / 1e6
+                recv as f64 / 1e6,
+                r.lanes,
+                if r.lanes == 1 { "" } else { "s" }
             );
         }
         Err(e) => eprintln!(
-            "session {n} from {peer} failed after {:.1} s: {e}",
+            "session {number} from {peer} failed after {:.1} s: {e}",
             t0.elapsed().as_secs_f64()
         ),
     }
     drop(slot);
+}
+
+/// The session's lanes 1..n, answered in order as they arrive, each within the timeout.
+fn join_lanes(
+    from: &Receiver<(TcpChannel, Hello)>,
+    cfg: &SessionConfig,
+    id: [u8; 16],
+    n: usize,
+) -> Result<Vec<Box<dyn Channel>>, NetError> {
+    let mut more: Vec<Box<dyn Channel>> = Vec::with_capacity(n.saturating_sub(1));
+    for i in 1..n {
+        let (mut ch, theirs) = from
+            .recv_timeout(cfg.timeout)
+            .map_err(|_| NetError::Timeout {
+                what: format!("waiting for the connection of lane {i} of {n}"),
+                secs: cfg.timeout.as_secs_f64(),
+            })?;
+        answer(&mut ch, &Hello::new(cfg, i as u32, id).lanes(n), &theirs)?;
+        more.push(Box::new(ch));
+    }
+    Ok(more)
 }

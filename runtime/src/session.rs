@@ -1,8 +1,10 @@
-//! A generation session between the server and the client, on one channel after the handshake:
-//! OT setup, the client's request (number of prompt tokens, number of new tokens, and the
+//! A generation session between the server and the client, on its lanes after the handshake
+//! (lane 0's channel, and one channel per further lane, [`crate::exec::Lane`]): OT setup on every
+//! lane at once (and the RLWE keys on lane 0), the client's request (number of prompt tokens, number of new tokens, and the
 //! decoding — K and the temperature: public, as the shapes are), prefill, then one decode step
-//! per further token, the client saying before each step whether to go on. The sampled tokens reach the client only. Both sides build a cost
-//! report from their own channel: per program, per op class as CipherGPT's Table V.
+//! per further token, the client saying before each step whether to go on. The sampled tokens
+//! reach the client only. Both sides build a cost report from their own channels: per program,
+//! per op class as CipherGPT's Table V, the bytes of all lanes, the most flights of any.
 
 use std::time::Instant;
 
@@ -10,8 +12,8 @@ use ciphergpt_compiler::plan::{Plan, Sample};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{OtPair, Prg};
-use crate::exec::{ExecError, Executor, InstructionCost, Prepared, Progress, Sampling};
-use crate::net::{scoped, Channel, NetError, Role};
+use crate::exec::{self, ExecError, Executor, InstructionCost, Lane, Prepared, Progress, Sampling};
+use crate::net::{scoped, Channel, Counters, NetError, Role};
 use crate::protocols::attention_he::DuplexHe;
 
 /// The op classes of the report, in CipherGPT's Table V order.
@@ -56,11 +58,14 @@ pub struct ProgramCost {
 pub struct SessionReport {
     /// Which party measured it.
     pub party: String,
-    /// OT setup (base OTs both ways).
+    /// OT setup (base OTs both ways) of every lane, and the RLWE keys.
     pub setup: CostLine,
     pub programs: Vec<ProgramCost>,
     /// Worker threads (rayon) this party ran with.
     pub threads: usize,
+    /// Lanes (channels, each with its own OT extension) the session ran on.
+    #[serde(default)]
+    pub lanes: usize,
     /// The spread of the decode steps' costs (none without a decode step): a step processes
     /// one token against the cache and never re-runs the prefix, so its cost should not grow
     /// with the position.
@@ -212,18 +217,32 @@ fn program_cost(
     }
 }
 
-/// OT extension in both directions and both parties' RLWE public keys, with their cost.
+/// OT extension in both directions on every lane (lanes 1.. in their own threads) and both
+/// parties' RLWE public keys on lane 0, with their cost: the bytes of all lanes, the most flights
+/// of any, the wall time.
+#[allow(clippy::type_complexity)]
 fn setup<C: Channel + ?Sized>(
     ch: &mut C,
+    more: Vec<Box<dyn Channel>>,
     role: Role,
-) -> Result<(OtPair, DuplexHe, CostLine), NetError> {
+) -> Result<(OtPair, DuplexHe, Vec<Lane>, CostLine), NetError> {
     let t0 = Instant::now();
     let before = ch.stats().total;
-    let mut rng = Prg::from_entropy();
-    let ot = scoped(ch, "setup", |ch| OtPair::setup(ch, role, &mut rng))?;
-    let he = scoped(ch, "setup", |ch| DuplexHe::setup(ch, role))?;
-    let c = ch.stats().total.since(&before);
-    Ok((ot, he, line("setup", t0.elapsed().as_secs_f64(), &c)))
+    let (first, rest) = std::thread::scope(|s| {
+        let rest = s.spawn(move || Lane::setup_all(more, role));
+        let first = (|| -> Result<(OtPair, DuplexHe), NetError> {
+            let mut rng = Prg::from_entropy();
+            let ot = scoped(ch, "setup", |ch| OtPair::setup(ch, role, &mut rng))?;
+            let he = scoped(ch, "setup", |ch| DuplexHe::setup(ch, role))?;
+            Ok((ot, he))
+        })();
+        (first, rest.join())
+    });
+    let rest = rest.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    let (ot, he) = first?;
+    let (lanes, cost) = rest?;
+    let c: Counters = exec::concurrent([ch.stats().total.since(&before), cost]);
+    Ok((ot, he, lanes, line("setup", t0.elapsed().as_secs_f64(), &c)))
 }
 
 /// Errors of a session: the network or an instruction.
@@ -275,11 +294,13 @@ fn check_decoding(plan: &Plan, top_k: u32, inv_temperature: u32) -> Result<(), S
     Sample::check_decoding(top_k, inv_temperature, vocab)
 }
 
-/// The server's side of one session: answer the client's request with `plan` and the weights
-/// `prepared` once for it; `seed` seeds the server's sampling randomness (fresh when `None`).
-/// Returns the server's report.
+/// The server's side of one session on lane 0's channel `ch` and the channels of lanes 1..
+/// (`more`; empty: one lane): answer the client's request with `plan` and the weights `prepared`
+/// once for it; `seed` seeds the server's sampling randomness (fresh when `None`). Returns the
+/// server's report.
 pub fn serve<C: Channel + ?Sized>(
     ch: &mut C,
+    more: Vec<Box<dyn Channel>>,
     plan: &Plan,
     prepared: &Prepared,
     seed: Option<u64>,
@@ -288,9 +309,10 @@ pub fn serve<C: Channel + ?Sized>(
     let mut report = SessionReport {
         party: "server".into(),
         threads: rayon::current_num_threads(),
+        lanes: 1 + more.len(),
         ..Default::default()
     };
-    let (mut ot, he, setup) = setup(ch, role)?;
+    let (mut ot, he, lanes, setup) = setup(ch, more, role)?;
     report.setup = setup;
     let req = ch.recv_vec(REQUEST_BYTES)?;
     let (t, new) = (u32_at(&req, 0) as usize, u32_at(&req, 1) as usize);
@@ -311,6 +333,7 @@ pub fn serve<C: Channel + ?Sized>(
     let mut ex = Executor::new(plan, role, prepared)?;
     ex.sampling = decoding.sampling();
     ex.set_context(t + new - 1)?;
+    ex.set_lanes(lanes);
     ex.prefill(&mut ot, &he, ch, t, None)?;
     report
         .programs
@@ -332,13 +355,15 @@ pub fn serve<C: Channel + ?Sized>(
     Ok(report)
 }
 
-/// The client's side: run the prompt `tokens` and generate up to `new_tokens` tokens chosen as
-/// `decoding` says, calling `prefill_progress` before each prefill instruction and `on_token`
+/// The client's side, on lane 0's channel `ch` and the channels of lanes 1.. (`more`, as many
+/// and in the same order as the server's): run the prompt `tokens` and generate up to
+/// `new_tokens` tokens chosen as `decoding` says, calling `prefill_progress` before each prefill instruction and `on_token`
 /// with each token as it arrives (return `false` to stop early). Returns the generated
 /// tokens and the client's report.
 #[allow(clippy::too_many_arguments)]
 pub fn generate<C: Channel + ?Sized>(
     ch: &mut C,
+    more: Vec<Box<dyn Channel>>,
     plan: &Plan,
     prepared: &Prepared,
     tokens: &[i64],
@@ -361,9 +386,10 @@ pub fn generate<C: Channel + ?Sized>(
     let mut report = SessionReport {
         party: "client".into(),
         threads: rayon::current_num_threads(),
+        lanes: 1 + more.len(),
         ..Default::default()
     };
-    let (mut ot, he, setup) = setup(ch, role)?;
+    let (mut ot, he, lanes, setup) = setup(ch, more, role)?;
     report.setup = setup;
     let mut req = Vec::with_capacity(REQUEST_BYTES);
     req.extend((tokens.len() as u32).to_le_bytes());
@@ -375,6 +401,7 @@ pub fn generate<C: Channel + ?Sized>(
     let mut ex = Executor::new(plan, role, prepared)?;
     ex.sampling = decoding.sampling();
     ex.set_context(tokens.len() + new_tokens - 1)?;
+    ex.set_lanes(lanes);
     ex.progress = prefill_progress;
     let first = ex
         .prefill(&mut ot, &he, ch, tokens.len(), Some(tokens))?

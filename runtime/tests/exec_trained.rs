@@ -211,11 +211,12 @@ fn session_run(
     let (ps, w) = (plan.clone(), weights.clone());
     let server = std::thread::spawn(move || {
         let prepared = Prepared::new(&ps, Some(&w)).unwrap();
-        session::serve(&mut a, &ps, &prepared, server_seed).unwrap()
+        session::serve(&mut a, Vec::new(), &ps, &prepared, server_seed).unwrap()
     });
     let prepared = Prepared::new(plan, None).unwrap();
     let out = session::generate(
         &mut b,
+        Vec::new(),
         plan,
         &prepared,
         prompt,

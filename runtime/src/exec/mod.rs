@@ -12,6 +12,18 @@
 //! ([`protocols::attention_he`], one key and one value cache state per layer, prepared a block
 //! of rows ahead).
 //!
+//! **Lanes.** A session may run on several lanes, each its own channel and its own OT extension
+//! ([`Lane`], [`Executor::set_lanes`]); lane 0 is the `(ot, ch)` passed to
+//! [`Executor::prefill`] and [`Executor::decode`]. The calls whose work splits into independent
+//! parts run their parts on the lanes at once (scoped threads): the products' truncations and
+//! GELU elementwise, Softmax and LayerNorm by rows, each in contiguous parts that both parties
+//! cut alike from public shapes ([`MIN_SPLIT`]: smaller inputs stay on lane 0). The RLWE
+//! products, attention's products and the token choice stay on lane 0 (the first two spread
+//! their local work over rayon's threads). The protocols compute elementwise or row functions,
+//! so the result is the same whatever the cut; with one lane the messages are exactly those of
+//! a single channel. An instruction's cost sums the bytes of all lanes and takes the most
+//! flights of any lane (they run at once).
+//!
 //! **What each party learns.** The server learns the number of tokens of each program (the
 //! shapes); the client learns the sampled token. Everything else is shares produced by the
 //! protocols, each of which reveals nothing beyond fresh shares (`docs/protocols.md`); the
@@ -55,16 +67,169 @@ pub struct InstructionCost {
     pub trunc: Counters,
 }
 
-/// Counters of `scope` (and below) since `before`.
-fn since(ch: &(impl Channel + ?Sized), scope: &str, before: &Counters) -> Counters {
-    ch.stats().scope_inclusive(scope).since(before)
+/// One lane of a session beyond lane 0: its own channel to the peer and its own OT extension,
+/// set up on that channel ([`Lane::setup_all`]).
+pub struct Lane {
+    pub ot: OtPair,
+    pub ch: Box<dyn Channel>,
 }
 
-/// [`trunc::trunc_within_margin`] in the instruction's `…/trunc` scope, its time added to `secs`.
+impl Lane {
+    /// Set up the OT extension (silent OT, both directions) on each channel, all at once, under
+    /// the scope `"setup"`. Returns the lanes and their cost: the bytes of all of them, the most
+    /// flights of any one (they run at once).
+    pub fn setup_all(
+        chans: Vec<Box<dyn Channel>>,
+        role: Role,
+    ) -> Result<(Vec<Lane>, Counters), NetError> {
+        let results: Vec<Result<(Lane, Counters), NetError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chans
+                .into_iter()
+                .map(|mut ch| {
+                    s.spawn(move || {
+                        let before = ch.stats().total;
+                        let mut rng = Prg::from_entropy();
+                        let ot =
+                            scoped(ch.as_mut(), "setup", |c| OtPair::setup(c, role, &mut rng))?;
+                        let cost = ch.stats().total.since(&before);
+                        Ok((Lane { ot, ch }, cost))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(join).collect()
+        });
+        let mut lanes = Vec::with_capacity(results.len());
+        let mut cost = Vec::with_capacity(results.len());
+        for r in results {
+            let (l, c) = r?;
+            lanes.push(l);
+            cost.push(c);
+        }
+        Ok((lanes, concurrent(cost)))
+    }
+}
+
+/// Counters of lanes that ran at once: their bytes summed, the most rounds of any one.
+pub fn concurrent(parts: impl IntoIterator<Item = Counters>) -> Counters {
+    parts
+        .into_iter()
+        .fold(Counters::default(), |a, c| Counters {
+            bytes_sent: a.bytes_sent + c.bytes_sent,
+            bytes_received: a.bytes_received + c.bytes_received,
+            rounds: a.rounds.max(c.rounds),
+        })
+}
+
+/// A scoped thread's result; a panic in it goes on in this thread.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Inputs of fewer elements than this run on lane 0 alone: below it a part's fixed costs (a
+/// thread, each protocol's flights on one more channel) outweigh its share of the work.
+pub const MIN_SPLIT: usize = 1024;
+
+/// How many parts an input of `elements` elements in `units` separable units (elements or rows)
+/// is cut into on `lanes` lanes.
+fn parts_for(lanes: usize, elements: usize, units: usize) -> usize {
+    if elements < MIN_SPLIT {
+        1
+    } else {
+        lanes.min(units).max(1)
+    }
+}
+
+/// The bounds of `parts` contiguous near-equal parts of `n` units (parts + 1 offsets).
+fn even_cuts(n: usize, parts: usize) -> Vec<usize> {
+    (0..=parts).map(|i| i * n / parts).collect()
+}
+
+/// The bounds of `parts` contiguous groups of the rows of lengths `lens` (rows ≥ parts), each
+/// of at least one row, holding about equal numbers of elements (parts + 1 row offsets).
+fn balanced_cuts(lens: &[usize], parts: usize) -> Vec<usize> {
+    let rows = lens.len();
+    let mut prefix = Vec::with_capacity(rows + 1);
+    prefix.push(0usize);
+    for &l in lens {
+        prefix.push(prefix[prefix.len() - 1] + l);
+    }
+    let total = prefix[rows];
+    let mut cuts = vec![0];
+    for k in 1..parts {
+        let target = total * k / parts;
+        let c = prefix.partition_point(|&p| p < target);
+        let prev = cuts[cuts.len() - 1];
+        cuts.push(c.clamp(prev + 1, rows - (parts - k)));
+    }
+    cuts.push(rows);
+    cuts
+}
+
+/// Run `f` on `parts` parts at once: part 0 on lane 0 (`ot`, `ch`) in this thread, part i on
+/// `lanes[i − 1]` in a scoped thread, whose channel takes lane 0's current scope for it (so the
+/// instruction's accounting finds every lane's traffic). Returns the parts' results in order, or
+/// the first error (lane 0's first: a vanished peer fails every lane alike).
+fn on_lanes<C, R, F>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    lanes: &mut [Lane],
+    parts: usize,
+    f: F,
+) -> Result<Vec<R>, NetError>
+where
+    C: Channel + ?Sized,
+    R: Send,
+    F: Fn(&mut OtPair, &mut dyn Channel, usize) -> Result<R, NetError> + Sync,
+{
+    let mut lane0: &mut C = ch;
+    let parts = parts.clamp(1, lanes.len() + 1);
+    if parts == 1 {
+        return Ok(vec![f(ot, &mut lane0, 0)?]);
+    }
+    let scope = lane0.scope().to_string();
+    let results: Vec<Result<R, NetError>> = std::thread::scope(|s| {
+        let (f, scope) = (&f, scope.as_str());
+        let handles: Vec<_> = lanes[..parts - 1]
+            .iter_mut()
+            .enumerate()
+            .map(|(i, lane)| {
+                s.spawn(move || scoped(lane.ch.as_mut(), scope, |c| f(&mut lane.ot, c, i + 1)))
+            })
+            .collect();
+        let mut all = vec![f(ot, &mut lane0, 0)];
+        all.extend(handles.into_iter().map(join));
+        all
+    });
+    results.into_iter().collect()
+}
+
+/// `f` elementwise over `v`: contiguous parts on the lanes at once, concatenated.
+fn elementwise<C, F>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    lanes: &mut [Lane],
+    v: &[u64],
+    f: F,
+) -> Result<Vec<u64>, NetError>
+where
+    C: Channel + ?Sized,
+    F: Fn(&mut OtPair, &mut dyn Channel, &[u64]) -> Result<Vec<u64>, NetError> + Sync,
+{
+    let parts = parts_for(lanes.len() + 1, v.len(), v.len());
+    let cuts = even_cuts(v.len(), parts);
+    let out = on_lanes(ot, ch, lanes, parts, |ot, c, i| {
+        f(ot, c, &v[cuts[i]..cuts[i + 1]])
+    })?;
+    Ok(out.concat())
+}
+
+/// [`trunc::trunc_within_margin`] in the instruction's `…/trunc` scope, on the lanes, its time
+/// added to `secs`.
 #[allow(clippy::too_many_arguments)]
 fn truncate<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
+    lanes: &mut [Lane],
     role: Role,
     ring: Ring,
     scope: &str,
@@ -74,7 +239,9 @@ fn truncate<C: Channel + ?Sized>(
 ) -> Result<Vec<u64>, NetError> {
     let t0 = Instant::now();
     let r = scoped(ch, scope, |ch| {
-        trunc::trunc_within_margin(ot, ch, role, ring, s, v)
+        elementwise(ot, ch, lanes, v, |ot, c, part| {
+            trunc::trunc_within_margin(ot, c, role, ring, s, part)
+        })
     });
     *secs += t0.elapsed().as_secs_f64();
     r
@@ -250,6 +417,8 @@ pub struct Executor<'p> {
     /// The most positions this session uses (public), at most the model's; it sizes the
     /// attention layouts ([`Executor::set_context`]).
     context: usize,
+    /// Lanes 1.. of the session (none: one lane).
+    lanes: Vec<Lane>,
 }
 
 fn op_name(op: &Op) -> &'static str {
@@ -292,7 +461,24 @@ impl<'p> Executor<'p> {
             progress: None,
             sampling: Sampling::of_plan(plan),
             context: plan.model.as_ref().map_or(0, |m| m.positions as usize),
+            lanes: Vec::new(),
         })
+    }
+
+    /// Run the session on these lanes besides lane 0 (both parties must give as many, in the
+    /// same order: lane i's channels connect the two parties' lane i).
+    pub fn set_lanes(&mut self, lanes: Vec<Lane>) {
+        self.lanes = lanes;
+    }
+
+    /// The session's lanes, lane 0 included.
+    pub fn lanes(&self) -> usize {
+        1 + self.lanes.len()
+    }
+
+    /// The accounting of the channels of lanes 1.. (lane 0's is the caller's).
+    pub fn lane_stats(&self) -> Vec<crate::net::Stats> {
+        self.lanes.iter().map(|l| l.ch.stats()).collect()
     }
 
     /// Bound this session to `positions` positions in all (prompt plus generated tokens; public,
@@ -358,6 +544,23 @@ impl<'p> Executor<'p> {
         t: usize,
         tokens: Option<&[i64]>,
     ) -> Result<Option<usize>, ExecError> {
+        let mut lanes = std::mem::take(&mut self.lanes);
+        let r = self.run_on(ot, he, ch, &mut lanes, program, t, tokens);
+        self.lanes = lanes;
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_on<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        he: &DuplexHe,
+        ch: &mut C,
+        lanes: &mut [Lane],
+        program: &Program,
+        t: usize,
+        tokens: Option<&[i64]>,
+    ) -> Result<Option<usize>, ExecError> {
         let model = self.plan.model.clone().unwrap_or_default();
         let bad = |what: &str, m: String| ExecError {
             instruction: what.into(),
@@ -389,14 +592,21 @@ impl<'p> Executor<'p> {
                 .ok_or_else(|| bad(&ins.name, "no operation".into()))?;
             let start = Instant::now();
             let tscope = format!("{}/trunc", ins.name);
-            let before = ch.stats().scope_inclusive(&ins.name);
-            let tbefore = ch.stats().scope_inclusive(&tscope);
+            // Each lane's counters of the instruction's scope and of its truncations.
+            let snapshot = |st: crate::net::Stats| {
+                (st.scope_inclusive(&ins.name), st.scope_inclusive(&tscope))
+            };
+            let before: Vec<(Counters, Counters)> = std::iter::once(ch.stats())
+                .chain(lanes.iter().map(|l| l.ch.stats()))
+                .map(snapshot)
+                .collect();
             let mut trunc_seconds = 0.0;
             let r = scoped(ch, &ins.name, |ch| {
                 self.step(
                     ot,
                     he,
                     ch,
+                    lanes,
                     &mut regs,
                     ins,
                     op,
@@ -412,13 +622,22 @@ impl<'p> Executor<'p> {
             if out.is_some() {
                 next = out;
             }
+            let after: Vec<(Counters, Counters)> = std::iter::once(ch.stats())
+                .chain(lanes.iter().map(|l| l.ch.stats()))
+                .map(snapshot)
+                .collect();
+            let (all, tr): (Vec<Counters>, Vec<Counters>) = after
+                .iter()
+                .zip(&before)
+                .map(|(a, b)| (a.0.since(&b.0), a.1.since(&b.1)))
+                .unzip();
             self.costs.push(InstructionCost {
                 name: ins.name.clone(),
                 op: op_name(op),
                 seconds: start.elapsed().as_secs_f64(),
-                counters: since(ch, &ins.name, &before),
+                counters: concurrent(all),
                 trunc_seconds,
-                trunc: since(ch, &tscope, &tbefore),
+                trunc: concurrent(tr),
             });
         }
         self.positions += t;
@@ -511,6 +730,7 @@ impl<'p> Executor<'p> {
         ot: &mut OtPair,
         he: &DuplexHe,
         ch: &mut C,
+        lanes: &mut [Lane],
         regs: &mut HashMap<u32, Vec<u64>>,
         ins: &Instruction,
         op: &Op,
@@ -576,7 +796,7 @@ impl<'p> Executor<'p> {
                     _ => (x, t),
                 };
                 let y = self.product(he, ch, l.weight, &x, rows, l.bias)?;
-                let y = truncate(ot, ch, role, ring, &tscope, trunc_secs, l.shift, &y)?;
+                let y = truncate(ot, ch, lanes, role, ring, &tscope, trunc_secs, l.shift, &y)?;
                 regs.insert(out0, y);
             }
             Op::SplitQkv(_) => {
@@ -604,7 +824,9 @@ impl<'p> Executor<'p> {
                 let out = attention_he::qk_t(he, ch, role, ring, cache, &q, &kc, t, true)?;
                 let causal = causal_entries(heads, t, past);
                 let kept: Vec<u64> = causal.iter().map(|&i| out[i]).collect();
-                let kept = truncate(ot, ch, role, ring, &tscope, trunc_secs, h.shift, &kept)?;
+                let kept = truncate(
+                    ot, ch, lanes, role, ring, &tscope, trunc_secs, h.shift, &kept,
+                )?;
                 let mut res = vec![0u64; out.len()];
                 for (&i, v) in causal.iter().zip(kept) {
                     res[i] = v;
@@ -620,7 +842,20 @@ impl<'p> Executor<'p> {
                 let lens: Vec<usize> = (0..heads)
                     .flat_map(|_| (0..t).map(|r| past + r + 1))
                     .collect();
-                let p = softmax::softmax(ot, ch, role, ring, &tables, &row, &lens)?;
+                // Rows in contiguous groups of about equal elements, one per lane.
+                let parts = parts_for(lanes.len() + 1, row.len(), lens.len());
+                let cuts = balanced_cuts(&lens, parts);
+                let mut starts = vec![0usize];
+                for w in cuts.windows(2) {
+                    let last = starts[starts.len() - 1];
+                    starts.push(last + lens[w[0]..w[1]].iter().sum::<usize>());
+                }
+                let p = on_lanes(ot, ch, lanes, parts, |ot, c, i| {
+                    let (a, b) = (cuts[i], cuts[i + 1]);
+                    let v = &row[starts[i]..starts[i + 1]];
+                    softmax::softmax(ot, c, role, ring, &tables, v, &lens[a..b])
+                })?
+                .concat();
                 let mut out = vec![0u64; x.len()];
                 for (&i, v) in causal.iter().zip(p) {
                     out[i] = v;
@@ -634,21 +869,44 @@ impl<'p> Executor<'p> {
                 let cache =
                     self.attention_cache(he, ch, ins.inputs[1], Operand::Values, heads, c, npos)?;
                 let out = attention_he::pv(he, ch, role, ring, cache, &p, &vc, t, true)?;
-                let out = truncate(ot, ch, role, ring, &tscope, trunc_secs, h.shift, &out)?;
+                let out = truncate(
+                    ot, ch, lanes, role, ring, &tscope, trunc_secs, h.shift, &out,
+                )?;
                 regs.insert(out0, out);
             }
             Op::LayerNorm(l) => {
                 let x = input(regs, 0)?;
                 let p = convert::layernorm_from_plan(l);
-                regs.insert(out0, layernorm::layernorm(ot, ch, role, ring, &p, &x)?);
+                // Whole rows of p.n, in contiguous groups, one per lane.
+                let n = p.n.max(1);
+                let rows = x.len() / n;
+                let parts = match x.len() % n {
+                    0 => parts_for(lanes.len() + 1, x.len(), rows),
+                    _ => 1,
+                };
+                let cuts = even_cuts(rows, parts);
+                let y = if parts == 1 {
+                    // Unsplit (and the protocol checks the shape).
+                    layernorm::layernorm(ot, ch, role, ring, &p, &x)?
+                } else {
+                    on_lanes(ot, ch, lanes, parts, |ot, c, i| {
+                        let v = &x[cuts[i] * n..cuts[i + 1] * n];
+                        layernorm::layernorm(ot, c, role, ring, &p, v)
+                    })?
+                    .concat()
+                };
+                regs.insert(out0, y);
             }
             Op::Gelu(g) => {
                 let x = input(regs, 0)?;
                 let tables = convert::gelu_from_plan(g);
                 let mut out = Vec::with_capacity(x.len());
-                // Slices bound the lookups' memory (2·n·N words per call).
+                // Slices bound the lookups' memory (2·n·N words per call); each is cut across
+                // the lanes.
                 for chunk in x.chunks(GELU_SLICE) {
-                    out.extend(gelu::gelu(ot, ch, role, ring, &tables, chunk)?);
+                    out.extend(elementwise(ot, ch, lanes, chunk, |ot, c, part| {
+                        gelu::gelu(ot, c, role, ring, &tables, part)
+                    })?);
                 }
                 regs.insert(out0, out);
             }

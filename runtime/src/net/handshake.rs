@@ -1,12 +1,21 @@
 //! The session handshake: each channel starts with both parties sending a `Hello` and checking
 //! the peer's: magic, format version, roles, plan hash, channel index and count. Both parties send
-//! before they receive, so both see a mismatch and both refuse with the same clear message.
+//! before they receive (or the server answers a hello it has read, [`read_hello`] then
+//! [`answer`]), so both see a mismatch and both refuse with the same clear message.
+//!
+//! **Lanes.** A session runs on `lanes` channels, negotiated on the first: there each party's
+//! `channel_count` is the most lanes it will run (the client's ask; the server's own limit, or
+//! its grant when it answers after reading the ask), and the session's lanes are the smaller of
+//! the two ([`lanes`]), so a 2-core client and a 4-core server agree on 2 without error. The
+//! client then opens channels 1..lanes, whose hellos carry that count, their index and the first
+//! channel's session id; there the counts must be equal.
 
 use super::{Channel, NetError, Role, SessionConfig};
 
 /// Version of the wire format; bump it whenever any protocol message changes. 2: the session
-/// request carries the decoding (top-K, temperature).
-pub const FORMAT_VERSION: u32 = 2;
+/// request carries the decoding (top-K, temperature). 3: the first channel's count is each
+/// party's most lanes, the session runs the smaller on as many channels, each with its own OT.
+pub const FORMAT_VERSION: u32 = 3;
 
 const MAGIC: [u8; 8] = *b"CGPT-2PC";
 const HELLO_LEN: usize = 8 + 4 + 1 + 32 + 4 + 4 + 16;
@@ -24,6 +33,8 @@ pub struct Hello {
 }
 
 impl Hello {
+    /// The hello of channel `index`: on channel 0 the count is `cfg.channels` (this party's most
+    /// lanes), on the others set it to the session's lanes with [`Hello::lanes`].
     pub fn new(cfg: &SessionConfig, index: u32, session_id: [u8; 16]) -> Hello {
         Hello {
             version: FORMAT_VERSION,
@@ -33,6 +44,12 @@ impl Hello {
             channel_count: cfg.channels.max(1) as u32,
             session_id,
         }
+    }
+
+    /// This hello with the channel count `n`.
+    pub fn lanes(mut self, n: usize) -> Hello {
+        self.channel_count = n.max(1) as u32;
+        self
     }
 
     fn encode(&self) -> [u8; HELLO_LEN] {
@@ -60,6 +77,9 @@ impl Hello {
         plan_hash.copy_from_slice(&b[13..45]);
         let mut session_id = [0u8; 16];
         session_id.copy_from_slice(&b[53..69]);
+        if u32_at(49) == 0 {
+            return Err(NetError::Malformed("a hello with 0 channels".into()));
+        }
         Ok(Hello {
             version: u32_at(8),
             role,
@@ -92,6 +112,35 @@ pub fn handshake<C: Channel + ?Sized>(ch: &mut C, ours: &Hello) -> Result<Hello,
     Ok(theirs)
 }
 
+/// Read the peer's hello without sending ours first: the server does, to see whether a
+/// connection opens a session (channel 0) or joins one as a lane, then [`answer`]s it. Counted
+/// under `"handshake"`.
+pub fn read_hello<C: Channel + ?Sized>(ch: &mut C) -> Result<Hello, NetError> {
+    super::scoped(ch, "handshake", |ch| -> Result<Hello, NetError> {
+        let mut buf = [0u8; HELLO_LEN];
+        ch.recv(&mut buf)?;
+        Hello::decode(&buf)
+    })
+}
+
+/// Send our hello in answer to the peer's, already read, and check the two.
+pub fn answer<C: Channel + ?Sized>(
+    ch: &mut C,
+    ours: &Hello,
+    theirs: &Hello,
+) -> Result<(), NetError> {
+    super::scoped(ch, "handshake", |ch| -> Result<(), NetError> {
+        ch.send(&ours.encode())?;
+        ch.flush()
+    })?;
+    check(ours, theirs)
+}
+
+/// The session's lanes from the two hellos of channel 0: the smaller of the two counts.
+pub fn lanes(ours: &Hello, theirs: &Hello) -> usize {
+    ours.channel_count.min(theirs.channel_count).max(1) as usize
+}
+
 fn check(ours: &Hello, theirs: &Hello) -> Result<(), NetError> {
     if ours.version != theirs.version {
         return Err(NetError::HandshakeMismatch {
@@ -117,20 +166,21 @@ fn check(ours: &Hello, theirs: &Hello) -> Result<(), NetError> {
             hint: "both parties must load the same plan file",
         });
     }
-    if ours.channel_count != theirs.channel_count {
-        return Err(NetError::HandshakeMismatch {
-            field: "channel count",
-            ours: ours.channel_count.to_string(),
-            theirs: theirs.channel_count.to_string(),
-            hint: "both parties must open the session with the same number of channels (threads)",
-        });
-    }
     if ours.channel_index != theirs.channel_index {
         return Err(NetError::HandshakeMismatch {
             field: "channel index",
             ours: ours.channel_index.to_string(),
             theirs: theirs.channel_index.to_string(),
             hint: "connections arrived out of order; is another client connecting to this server?",
+        });
+    }
+    // Channel 0 negotiates the count (each party's most lanes); the others must agree on it.
+    if ours.channel_index > 0 && ours.channel_count != theirs.channel_count {
+        return Err(NetError::HandshakeMismatch {
+            field: "channel count",
+            ours: ours.channel_count.to_string(),
+            theirs: theirs.channel_count.to_string(),
+            hint: "both parties must run the lanes agreed on the session's first channel",
         });
     }
     Ok(())
@@ -186,12 +236,51 @@ mod tests {
     }
 
     #[test]
-    fn channel_count_mismatch_refused() {
-        let (a, _b) = run(
-            SessionConfig::new(Role::Server, [1; 32]).with_channels(2),
-            SessionConfig::new(Role::Client, [1; 32]),
+    fn channel_zero_negotiates_the_lanes_and_later_channels_must_agree() {
+        let (s, c) = (
+            SessionConfig::new(Role::Server, [1; 32]).with_channels(4),
+            SessionConfig::new(Role::Client, [1; 32]).with_channels(2),
         );
-        assert!(a.unwrap_err().to_string().contains("channel count"));
+        let (a, b) = run(s.clone(), c.clone());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(lanes(&Hello::new(&s, 0, [0; 16]), &a), 2);
+        assert_eq!(lanes(&Hello::new(&c, 0, [7; 16]), &b), 2);
+        // Channel 1 with counts that differ is refused by both.
+        let (mut x, mut y) = mem::pair(Duration::from_secs(5));
+        let h = std::thread::spawn(move || {
+            handshake(&mut y, &Hello::new(&c, 1, [7; 16]).lanes(2))
+                .unwrap_err()
+                .to_string()
+        });
+        let e = handshake(&mut x, &Hello::new(&s, 1, [7; 16]).lanes(3)).unwrap_err();
+        assert!(e.to_string().contains("channel count differs"), "{e}");
+        assert!(h.join().unwrap().contains("channel count differs"));
+    }
+
+    #[test]
+    fn read_then_answer_pairs_with_handshake() {
+        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
+        let c = SessionConfig::new(Role::Client, [1; 32]).with_channels(3);
+        let h = std::thread::spawn(move || handshake(&mut b, &Hello::new(&c, 0, [9; 16])));
+        let s = SessionConfig::new(Role::Server, [1; 32]).with_channels(8);
+        let theirs = read_hello(&mut a).unwrap();
+        assert_eq!((theirs.channel_count, theirs.session_id), (3, [9; 16]));
+        let ours = Hello::new(&s, 0, [0; 16]).lanes(lanes(&Hello::new(&s, 0, [0; 16]), &theirs));
+        answer(&mut a, &ours, &theirs).unwrap();
+        assert_eq!(h.join().unwrap().unwrap().channel_count, 3);
+        // A wrong plan is refused on both sides.
+        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
+        let c = SessionConfig::new(Role::Client, [2; 32]);
+        let h = std::thread::spawn(move || handshake(&mut b, &Hello::new(&c, 0, [9; 16])));
+        let theirs = read_hello(&mut a).unwrap();
+        let e = answer(&mut a, &Hello::new(&s, 0, [0; 16]), &theirs).unwrap_err();
+        assert!(e.to_string().contains("plan hash differs"), "{e}");
+        assert!(h
+            .join()
+            .unwrap()
+            .unwrap_err()
+            .to_string()
+            .contains("plan hash differs"));
     }
 
     #[test]
@@ -211,6 +300,10 @@ mod tests {
         let c = SessionConfig::new(Role::Client, [3; 32]).with_channels(3);
         let (sc, cc) = mem::session(&s, &c).unwrap();
         assert_eq!((sc.len(), cc.len()), (3, 3));
+        // The smaller ask wins.
+        let two = SessionConfig::new(Role::Client, [3; 32]).with_channels(2);
+        let (sc, cc) = mem::session(&s, &two).unwrap();
+        assert_eq!((sc.len(), cc.len()), (2, 2));
         let bad = SessionConfig::new(Role::Client, [4; 32]).with_channels(3);
         assert!(mem::session(&s, &bad).is_err());
     }

@@ -45,33 +45,58 @@ pub fn pairs(n: usize, timeout: Duration) -> (Vec<MemChannel>, Vec<MemChannel>) 
 }
 
 /// Open an in-memory session with the full handshake on every channel, both parties in this
-/// process: returns (server channels, client channels). Fails like the TCP session would when the
-/// two configurations disagree (the server's error is returned).
+/// process: returns (server channels, client channels), as many as the first channel's handshake
+/// negotiates (the smaller of the two `channels`). Fails like the TCP session would when the two
+/// configurations disagree (the server's error is returned).
 pub fn session(
     server: &SessionConfig,
     client: &SessionConfig,
 ) -> Result<(Vec<MemChannel>, Vec<MemChannel>), NetError> {
-    let (mut s, mut c) = pairs(server.channels.max(1), server.timeout);
+    let (first_s, first_c) = pair(server.timeout);
     let client_cfg = client.clone();
+    // The client: negotiate on channel 0, then take and handshake the further pairs.
+    let (more_tx, more_rx) = mpsc::channel::<MemChannel>();
     let handle = std::thread::spawn(move || -> Result<Vec<MemChannel>, NetError> {
-        for (i, ch) in c.iter_mut().enumerate() {
-            let hello = super::Hello::new(&client_cfg, i as u32, [0; 16]);
-            super::handshake(ch, &hello)?;
+        let mut c = vec![first_c];
+        let ours = super::Hello::new(&client_cfg, 0, [0; 16]);
+        let n = super::lanes(&ours, &super::handshake(&mut c[0], &ours)?);
+        for i in 1..n {
+            let mut ch =
+                more_rx
+                    .recv_timeout(client_cfg.timeout)
+                    .map_err(|_| NetError::Disconnected {
+                        what: "opening the in-memory session's lanes".into(),
+                    })?;
+            super::handshake(
+                &mut ch,
+                &super::Hello::new(&client_cfg, i as u32, [0; 16]).lanes(n),
+            )?;
+            c.push(ch);
         }
         Ok(c)
     });
-    let mut res = Ok(());
-    for (i, ch) in s.iter_mut().enumerate() {
-        let hello = super::Hello::new(server, i as u32, [0; 16]);
-        if let Err(e) = super::handshake(ch, &hello) {
-            res = Err(e);
-            break;
+    let mut s = vec![first_s];
+    let ours = super::Hello::new(server, 0, [0; 16]);
+    let mut res = super::handshake(&mut s[0], &ours).map(|theirs| super::lanes(&ours, &theirs));
+    if let Ok(n) = res {
+        for i in 1..n {
+            let (mut a, b) = pair(server.timeout);
+            if more_tx.send(b).is_err() {
+                break;
+            }
+            let hello = super::Hello::new(server, i as u32, [0; 16]).lanes(n);
+            if let Err(e) = super::handshake(&mut a, &hello) {
+                res = Err(e);
+                break;
+            }
+            s.push(a);
         }
     }
     if res.is_err() {
         // Let the client thread see the disconnection instead of waiting for its timeout.
         s.clear();
     }
+    drop(more_tx);
     let client_res = match handle.join() {
         Ok(r) => r,
         Err(_) => Err(NetError::Malformed("client thread panicked".into())),

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::block::{self, Block};
 
-pub use handshake::{handshake, Hello, FORMAT_VERSION};
+pub use handshake::{answer, handshake, lanes, read_hello, Hello, FORMAT_VERSION};
 
 /// Default time a party waits for its peer before giving up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -419,7 +419,8 @@ pub struct SessionConfig {
     pub role: Role,
     /// Hash of the plan both parties execute; a mismatch refuses the session.
     pub plan_hash: [u8; 32],
-    /// Number of channels (connections) in the session, at least 1.
+    /// The most channels (lanes) this party runs a session on, at least 1; a session runs on the
+    /// smaller of the two parties' (negotiated on its first channel, [`handshake::lanes`]).
     pub channels: usize,
     /// Longest a single wait (receive, send, connect, accept) may last.
     pub timeout: Duration,

@@ -2,15 +2,16 @@
 //! and SCI do), with read and write timeouts so that a stalled or vanished peer gives an error,
 //! never a hang.
 //!
-//! A session is `channels` connections from the client to the server, opened in order; each
-//! starts with the [`handshake`](super::handshake()). The server checks that every connection
-//! after the first carries the session id of the first.
+//! A session is `lanes` connections from the client to the server, opened in order; each
+//! starts with the [`handshake`](super::handshake()). The first negotiates the lanes (the smaller
+//! of the two parties' `channels`, [`lanes`](super::lanes)); the server checks that every
+//! connection after the first carries the session id of the first, its index and that count.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use super::{handshake, Accounting, Channel, Hello, NetError, SessionConfig};
+use super::{handshake, lanes, Accounting, Channel, Hello, NetError, SessionConfig};
 
 const BUF: usize = 1 << 18;
 
@@ -112,7 +113,8 @@ impl Listener {
         self.addr
     }
 
-    /// Accept one session of `cfg.channels` connections; waits at most `cfg.timeout` for each.
+    /// Accept one session of at most `cfg.channels` connections (as many as negotiated on the
+    /// first); waits at most `cfg.timeout` for each.
     pub fn accept(&self, cfg: &SessionConfig) -> Result<Vec<TcpChannel>, NetError> {
         self.accept_within(cfg, Some(cfg.timeout))
     }
@@ -124,10 +126,11 @@ impl Listener {
         cfg: &SessionConfig,
         first_wait: Option<Duration>,
     ) -> Result<Vec<TcpChannel>, NetError> {
-        let n = cfg.channels.max(1);
-        let mut chans = Vec::with_capacity(n);
+        let mut n = 1;
+        let mut chans = Vec::with_capacity(cfg.channels.max(1));
         let mut session = [0u8; 16];
-        for i in 0..n {
+        let mut i = 0;
+        while i < n {
             let wait = if i == 0 {
                 first_wait
             } else {
@@ -135,9 +138,12 @@ impl Listener {
             };
             let stream = self.accept_one(wait)?;
             let mut ch = TcpChannel::from_stream(stream, cfg.timeout)?;
-            let theirs = handshake(&mut ch, &Hello::new(cfg, i as u32, session))?;
+            let ours = Hello::new(cfg, i as u32, session);
+            let ours = if i == 0 { ours } else { ours.lanes(n) };
+            let theirs = handshake(&mut ch, &ours)?;
             if i == 0 {
                 session = theirs.session_id;
+                n = lanes(&ours, &theirs);
             } else if theirs.session_id != session {
                 return Err(NetError::HandshakeMismatch {
                     field: "session id",
@@ -147,6 +153,7 @@ impl Listener {
                 });
             }
             chans.push(ch);
+            i += 1;
         }
         Ok(chans)
     }
@@ -180,16 +187,22 @@ impl Listener {
     }
 }
 
-/// Connect a session of `cfg.channels` connections to the server at `addr`, retrying while the
-/// server is not yet listening, for at most `cfg.timeout`.
+/// Connect a session to the server at `addr`, asking for `cfg.channels` lanes: the first
+/// connection negotiates how many (at most the ask), then the others are opened, one connection
+/// per lane. Retries while the server is not yet listening, for at most `cfg.timeout` each.
 pub fn connect(addr: &str, cfg: &SessionConfig) -> Result<Vec<TcpChannel>, NetError> {
     let session: [u8; 16] = rand::random();
-    let n = cfg.channels.max(1);
+    let stream = connect_one(addr, cfg.timeout)?;
+    let mut first = TcpChannel::from_stream(stream, cfg.timeout)?;
+    let ours = Hello::new(cfg, 0, session);
+    let theirs = handshake(&mut first, &ours)?;
+    let n = lanes(&ours, &theirs);
     let mut chans = Vec::with_capacity(n);
-    for i in 0..n {
+    chans.push(first);
+    for i in 1..n {
         let stream = connect_one(addr, cfg.timeout)?;
         let mut ch = TcpChannel::from_stream(stream, cfg.timeout)?;
-        handshake(&mut ch, &Hello::new(cfg, i as u32, session))?;
+        handshake(&mut ch, &Hello::new(cfg, i as u32, session).lanes(n))?;
         chans.push(ch);
     }
     Ok(chans)
@@ -270,6 +283,24 @@ mod tests {
         let cs = h.join().unwrap();
         assert_eq!(cs.total.bytes_sent, 300_000 + 69);
         assert_eq!(cs.scope("handshake").bytes_received, 69);
+    }
+
+    #[test]
+    fn the_smaller_party_sets_the_lanes() {
+        let l = Listener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().to_string();
+        let (s, _) = cfgs(4, Duration::from_secs(10));
+        let (_, c) = cfgs(2, Duration::from_secs(10));
+        let h = std::thread::spawn(move || connect(&addr, &c).unwrap().len());
+        assert_eq!(l.accept(&s).unwrap().len(), 2);
+        assert_eq!(h.join().unwrap(), 2);
+        // And the other way round.
+        let addr = l.local_addr().to_string();
+        let (s, _) = cfgs(1, Duration::from_secs(10));
+        let (_, c) = cfgs(3, Duration::from_secs(10));
+        let h = std::thread::spawn(move || connect(&addr, &c).unwrap().len());
+        assert_eq!(l.accept(&s).unwrap().len(), 1);
+        assert_eq!(h.join().unwrap(), 1);
     }
 
     #[test]
