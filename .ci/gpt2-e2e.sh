@@ -7,7 +7,9 @@
 #   .ci/gpt2-e2e.sh [WORKDIR]       (default WORKDIR: target/gpt2-e2e; the plan is reused)
 #
 # Environment: CIPHERGPT (the binary; default: cargo build --release and use it), PROMPT_TOKENS
-# (default 32), NEW_TOKENS (default 8), TIME_V=1 to measure each process with /usr/bin/time -v.
+# (default 32), NEW_TOKENS (default 8), TIME_V=1 to measure each process with /usr/bin/time -v,
+# GENERATE_FLAGS (more flags for `generate`, e.g. "--preprocess-tokens 0" or "--ot iknp"),
+# REPORT (the JSON report's file; default WORKDIR/report.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-${CARGO_TARGET_DIR:-target}/gpt2-e2e}
@@ -25,7 +27,10 @@ if [[ "${TIME_V:-0}" == 1 ]]; then
 fi
 
 plan=$work/plan
-if [[ ! -f $plan/plan.cgp || ! -f $plan/weights.cgw ]]; then
+report=${REPORT:-$work/report.json}
+read -r -a generate_flags <<<"${GENERATE_FLAGS:-}"
+# A plan older than the binary is compiled again (the compiler's choices may have changed).
+if [[ ! -f $plan/plan.cgp || ! -f $plan/weights.cgw || $plan/plan.cgp -ot $CIPHERGPT ]]; then
     echo "compiling examples/gpt2.cgpt --seed 1 into $plan"
     "$CIPHERGPT" compile examples/gpt2.cgpt --seed 1 -o "$plan"
 fi
@@ -33,7 +38,7 @@ fi
 # A fixed prompt of token ids spread over the vocabulary.
 tokens=$(awk -v n="$prompt_tokens" 'BEGIN { for (i = 0; i < n; i++) printf "%s%d", (i ? "," : ""), (i * 7919 + 464) % 50257 }')
 
-rm -f "$work/serve.log" "$work/report.json"
+rm -f "$work/serve.log" "$report"
 "${timev[@]}" "$CIPHERGPT" serve --plan "$plan" --listen 127.0.0.1:0 --sessions 1 --timeout 600 \
     2>"$work/serve.log" &
 server=$!
@@ -50,7 +55,7 @@ sed -n '/^encoded/p' "$work/serve.log"
 
 start=$(date +%s)
 if ! "${timev[@]}" "$CIPHERGPT" generate --plan "$plan" --connect "$addr" --tokens "$tokens" \
-    --max-new-tokens "$new_tokens" --timeout 600 --report "$work/report.json" \
+    --max-new-tokens "$new_tokens" --timeout 600 --report "$report" ${generate_flags[@]+"${generate_flags[@]}"} \
     >"$work/generate.out" 2>"$work/generate.log"; then
     tr '\r' '\n' <"$work/generate.log" | tail -5
     tail -3 "$work/serve.log"

@@ -5,9 +5,12 @@ use anyhow::{bail, Context};
 use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, Plan};
+use ciphergpt_runtime::crypto::CotBackend;
 use ciphergpt_runtime::exec::Prepared;
 use ciphergpt_runtime::net::{tcp, Channel, NetError, Role, SessionConfig};
-use ciphergpt_runtime::session::{self, Decoding, ProgramCost, SessionReport, OP_CLASSES};
+use ciphergpt_runtime::session::{
+    self, ClientOptions, Decoding, ProgramCost, SessionReport, OP_CLASSES,
+};
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -87,6 +90,40 @@ impl DecodingArgs {
     }
 }
 
+/// How a client runs its session besides the decoding: the preparation of the weight products
+/// and the OT extension.
+#[derive(Args, Debug)]
+pub struct SessionArgs {
+    /// Decode steps each preparation batch covers: the weight products the plan marks prepared
+    /// get their correlations for that many steps before the prompt (and again when they run
+    /// out), so a decode step sends only masked inputs for them; 0 runs every product online.
+    #[arg(long, default_value_t = session::DEFAULT_PREPROCESS_TOKENS)]
+    pub preprocess_tokens: u32,
+    /// The OT extension of the session: silent OT (Ferret-style, LPN) or IKNP.
+    #[arg(long, value_enum, default_value_t = OtArg::Silent)]
+    pub ot: OtArg,
+}
+
+/// The OT extension a session runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OtArg {
+    Silent,
+    Iknp,
+}
+
+impl SessionArgs {
+    fn options(&self, decoding: Decoding) -> ClientOptions {
+        ClientOptions {
+            decoding,
+            preprocess_tokens: self.preprocess_tokens,
+            ot: match self.ot {
+                OtArg::Silent => CotBackend::Silent,
+                OtArg::Iknp => CotBackend::Iknp,
+            },
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// The compiled plan's directory (plan.cgp; the client never reads the weights).
@@ -106,6 +143,8 @@ pub struct GenerateArgs {
     pub max_new_tokens: usize,
     #[command(flatten)]
     pub decoding: DecodingArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
     /// Print {"tokens", "text", "report"} as JSON instead of the text and the table.
     #[arg(long)]
     pub json: bool,
@@ -132,7 +171,10 @@ pub struct DemoArgs {
     pub max_new_tokens: usize,
     #[command(flatten)]
     pub decoding: DecodingArgs,
-    /// Worker threads and lanes of both parties (see `generate --threads`; default: all cores).
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Worker threads and lanes of the parties (see `generate --threads`; default: all cores'
+    /// worker threads, shared by both parties in this process, and half the cores as lanes).
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -263,7 +305,7 @@ fn client(
     lanes: usize,
     prompt: &[i64],
     new: usize,
-    decoding: &Decoding,
+    options: &ClientOptions,
     wait: Duration,
     stream: bool,
     echo_prompt: Option<&str>,
@@ -303,7 +345,7 @@ fn client(
         &prepared,
         prompt,
         new,
-        decoding,
+        options,
         progress,
         |tok, cost| {
             n += 1;
@@ -346,7 +388,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let lanes = threads(a.threads)?;
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let prompt = prompt_tokens(&plan, a.prompt.as_deref(), &a.tokens)?;
-    let decoding = a.decoding.decoding(&plan)?;
+    let options = a.session.options(a.decoding.decoding(&plan)?);
     check_prompt(&plan, &prompt, a.max_new_tokens)?;
     let (tokens, report) = client(
         &plan,
@@ -354,7 +396,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         lanes,
         &prompt,
         a.max_new_tokens,
-        &decoding,
+        &options,
         timeout(a.timeout)?,
         !a.json,
         None,
@@ -363,7 +405,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         &plan,
         &tokens,
         &report,
-        &decoding,
+        &options,
         a.json,
         a.report.as_deref(),
     )
@@ -373,11 +415,12 @@ fn output(
     plan: &Plan,
     tokens: &[usize],
     report: &SessionReport,
-    decoding: &Decoding,
+    options: &ClientOptions,
     json: bool,
     file: Option<&Path>,
 ) -> anyhow::Result<()> {
     let text = detokenize(plan, tokens);
+    let decoding = &options.decoding;
     let doc = serde_json::json!({
         "tokens": tokens,
         "text": text,
@@ -386,6 +429,8 @@ fn output(
             "temperature": f64::from(1u32 << plan::Sample::TEMPERATURE_FRAC)
                 / f64::from(decoding.inv_temperature),
         },
+        "preprocess_tokens": options.preprocess_tokens,
+        "ot": format!("{:?}", options.ot).to_lowercase(),
         "report": report,
     });
     if let Some(f) = file {
@@ -467,15 +512,29 @@ pub fn table(r: &SessionReport) -> String {
     let decode: Vec<&ProgramCost> = r
         .programs
         .iter()
-        .filter(|p| p.program != "prefill")
+        .filter(|p| p.program.starts_with("decode"))
         .collect();
+    let pre: Vec<&ProgramCost> = r.preprocess.iter().collect();
+    if !pre.is_empty() {
+        let all = sum_programs(&pre);
+        block(
+            format!(
+                "preprocessing: the prepared weight products for {} decode steps, in {} batch(es) \
+                 (before the prompt, then when they run out)",
+                all.tokens,
+                pre.len()
+            ),
+            &[&all],
+        );
+    }
     if let Some(p) = prefill.first() {
         block(format!("prefill: {} tokens", p.tokens), &prefill);
     }
     if let (Some(first), Some(last)) = (decode.first(), decode.last()) {
         block(
             format!(
-                "decode: mean of {} steps (positions {}..{}; first {:.2} s, last {:.2} s)",
+                "decode{}: mean of {} steps (positions {}..{}; first {:.2} s, last {:.2} s)",
+                if pre.is_empty() { "" } else { " (online)" },
                 decode.len(),
                 first.positions,
                 last.positions,
@@ -487,6 +546,29 @@ pub fn table(r: &SessionReport) -> String {
     }
     s += &steps(r);
     s
+}
+
+/// The sum of several programs' costs (the preparation batches of a session).
+fn sum_programs(progs: &[&ProgramCost]) -> ProgramCost {
+    let mut all = ProgramCost {
+        program: "preprocess".into(),
+        ..(*progs[0]).clone()
+    };
+    all.tokens = progs.iter().map(|p| p.tokens).sum();
+    let add = |a: &mut ciphergpt_runtime::session::CostLine,
+               b: &ciphergpt_runtime::session::CostLine| {
+        a.seconds += b.seconds;
+        a.bytes_sent += b.bytes_sent;
+        a.bytes_received += b.bytes_received;
+        a.rounds += b.rounds;
+    };
+    for p in &progs[1..] {
+        for (a, b) in all.classes.iter_mut().zip(&p.classes) {
+            add(a, b);
+        }
+        add(&mut all.total, &p.total);
+    }
+    all
 }
 
 /// Each decode step's totals (the first and last 10 of a longer run), then their spread: a step
@@ -502,7 +584,7 @@ fn steps(r: &SessionReport) -> String {
     let decode: Vec<&ProgramCost> = r
         .programs
         .iter()
-        .filter(|p| p.program != "prefill")
+        .filter(|p| p.program.starts_with("decode"))
         .collect();
     for (i, p) in decode.iter().enumerate() {
         if decode.len() > 20 && (10..decode.len() - 10).contains(&i) {
@@ -569,7 +651,12 @@ fn human(b: f64) -> String {
 /// Compile the bundled trained model into a temporary directory, start the server on a
 /// loopback port in a thread, and generate from the prompt as the client.
 pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
-    let lanes = threads(a.threads)?;
+    // Both parties share this process and its worker pool (all cores); by default each runs
+    // on half the cores' worth of lanes.
+    let lanes = match a.threads {
+        Some(_) => threads(a.threads)?,
+        None => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+    };
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-trained.torchscript.onnx");
     // Compiled afresh each time (a few seconds), so the plan always matches this build.
     let dir = std::env::temp_dir().join(format!("ciphergpt-demo-{}", std::process::id()));
@@ -598,12 +685,12 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         let more: Vec<Box<dyn Channel>> = chans.map(|c| Box::new(c) as Box<dyn Channel>).collect();
         Ok(session::serve(&mut ch, more, &splan, &prepared, None)?)
     });
-    let decoding = a.decoding.decoding(&plan)?;
+    let options = a.session.options(a.decoding.decoding(&plan)?);
     eprintln!(
         "server and client on {addr}; prompt {:?}, {} new tokens, {}",
         a.prompt,
         a.max_new_tokens,
-        describe(&decoding)
+        describe(&options.decoding)
     );
     let prompt: Vec<i64> = a.prompt.bytes().map(i64::from).collect();
     let result = client(
@@ -612,7 +699,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         lanes,
         &prompt,
         a.max_new_tokens,
-        &decoding,
+        &options,
         wait,
         true,
         Some(&a.prompt),
@@ -624,5 +711,5 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     // The server's error first: the client's is then only its consequence.
     server_report.context("the server side failed")?;
     let (tokens, report) = result?;
-    output(&plan, &tokens, &report, &decoding, false, None)
+    output(&plan, &tokens, &report, &options, false, None)
 }

@@ -248,11 +248,16 @@ fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Sha
     });
     match result {
         Ok(r) => {
-            let sent: u64 = r.programs.iter().map(|p| p.total.bytes_sent).sum();
-            let recv: u64 = r.programs.iter().map(|p| p.total.bytes_received).sum();
+            let all = || r.programs.iter().chain(&r.preprocess);
+            let sent: u64 = all().map(|p| p.total.bytes_sent).sum();
+            let recv: u64 = all().map(|p| p.total.bytes_received).sum();
             eprintln!(
-                "session {number} from {peer}: {} programs, {} tokens in, {:.1} s, {:.1} MB sent, {:.1} MB received, {} lane{}",
+                "session {number} from {peer}: {} programs{}, {} tokens in, {:.1} s, {:.1} MB sent, {:.1} MB received, {} lane{}",
                 r.programs.len(),
+                match r.preprocess.len() {
+                    0 => String::new(),
+                    n => format!(" and {n} preparation batch{}", if n == 1 { "" } else { "es" }),
+                },
                 r.programs.iter().map(|p| p.tokens).sum::<usize>(),
                 t0.elapsed().as_secs_f64(),
                 sent as f64 / 1e6,

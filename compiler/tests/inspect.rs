@@ -143,6 +143,7 @@ fn gpt_plan(d: Dims) -> Plan {
         Op::Embed(plan::Embed {
             token_table: wte,
             position_table: wpe,
+            prepared: plan::Linear::ONLINE,
         }),
     );
     for layer in 0..d.layers {

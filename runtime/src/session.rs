@@ -11,7 +11,7 @@ use std::time::Instant;
 use ciphergpt_compiler::plan::{Plan, Sample};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{OtPair, Prg};
+use crate::crypto::{CotBackend, OtPair, Prg};
 use crate::exec::{self, ExecError, Executor, InstructionCost, Lane, Prepared, Progress, Sampling};
 use crate::net::{scoped, Channel, Counters, NetError, Role};
 use crate::protocols::attention_he::DuplexHe;
@@ -61,6 +61,10 @@ pub struct SessionReport {
     /// OT setup (base OTs both ways) of every lane, and the RLWE keys.
     pub setup: CostLine,
     pub programs: Vec<ProgramCost>,
+    /// The preparation batches of the prepared weight products (`tokens`: the decode steps each
+    /// covers), before the prompt and when they run out; not part of `programs`.
+    #[serde(default)]
+    pub preprocess: Vec<ProgramCost>,
     /// Worker threads (rayon) this party ran with.
     pub threads: usize,
     /// Lanes (channels, each with its own OT extension) the session ran on.
@@ -120,7 +124,7 @@ impl SessionReport {
         let steps: Vec<&ProgramCost> = self
             .programs
             .iter()
-            .filter(|p| p.program != "prefill")
+            .filter(|p| p.program.starts_with("decode"))
             .collect();
         let (first, last) = (steps.first()?, steps.last()?);
         let it = steps.iter();
@@ -225,14 +229,17 @@ fn setup<C: Channel + ?Sized>(
     ch: &mut C,
     more: Vec<Box<dyn Channel>>,
     role: Role,
+    backend: CotBackend,
 ) -> Result<(OtPair, DuplexHe, Vec<Lane>, CostLine), NetError> {
     let t0 = Instant::now();
     let before = ch.stats().total;
     let (first, rest) = std::thread::scope(|s| {
-        let rest = s.spawn(move || Lane::setup_all(more, role));
+        let rest = s.spawn(move || Lane::setup_all(more, role, backend));
         let first = (|| -> Result<(OtPair, DuplexHe), NetError> {
             let mut rng = Prg::from_entropy();
-            let ot = scoped(ch, "setup", |ch| OtPair::setup(ch, role, &mut rng))?;
+            let ot = scoped(ch, "setup", |ch| {
+                OtPair::setup_with(ch, role, backend, &mut rng)
+            })?;
             let he = scoped(ch, "setup", |ch| DuplexHe::setup(ch, role))?;
             Ok((ot, he))
         })();
@@ -255,8 +262,72 @@ pub enum SessionError {
 }
 
 /// The client's request, sent in the clear (the server learns the shapes anyway): prompt tokens,
-/// new tokens, K and the temperature's fixed-point reciprocal, u32 each.
-const REQUEST_BYTES: usize = 16;
+/// new tokens, K, the temperature's fixed-point reciprocal, and the decode steps a preparation
+/// batch covers (0: none), u32 each.
+const REQUEST_BYTES: usize = 20;
+
+/// What the client chooses for a session besides its prompt, all public to both parties: the
+/// decoding, how many decode steps of the prepared weight products each preparation batch covers
+/// (0: every product online), and the OT extension (silent OT, or IKNP; sent before the setup).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    pub decoding: Decoding,
+    pub preprocess_tokens: u32,
+    pub ot: CotBackend,
+}
+
+impl ClientOptions {
+    /// The plan's decoding, the default preparation batch, silent OT.
+    pub fn of_plan(plan: &Plan) -> ClientOptions {
+        ClientOptions {
+            decoding: Decoding::of_plan(plan),
+            preprocess_tokens: DEFAULT_PREPROCESS_TOKENS,
+            ot: CotBackend::Silent,
+        }
+    }
+}
+
+/// Decode steps a preparation batch covers unless the client says otherwise.
+pub const DEFAULT_PREPROCESS_TOKENS: u32 = 256;
+
+/// The OT backend's byte on the wire.
+fn backend_byte(b: CotBackend) -> Result<u8, NetError> {
+    match b {
+        CotBackend::Silent => Ok(0),
+        CotBackend::Iknp => Ok(1),
+        other => Err(NetError::InvalidArgument(format!(
+            "the OT backend {other:?} is for tests, not sessions"
+        ))),
+    }
+}
+
+/// Prepare the decode steps `from..new` need when a prepared product has run out, at most
+/// `batch` of them, and add the cost to the report's `preprocess` list. Both parties call it at the same
+/// points with the same arguments.
+#[allow(clippy::too_many_arguments)]
+fn refill<C: Channel + ?Sized>(
+    ex: &mut Executor,
+    ot: &mut OtPair,
+    he: &DuplexHe,
+    ch: &mut C,
+    batch: usize,
+    from: usize,
+    new: usize,
+    report: &mut SessionReport,
+) -> Result<(), SessionError> {
+    let steps = batch.min(new.saturating_sub(from));
+    if steps == 0 || !ex.needs_preparation() {
+        return Ok(());
+    }
+    ex.preprocess(ot, he, ch, steps)?;
+    report.preprocess.push(program_cost(
+        "preprocess".into(),
+        steps,
+        ex.positions,
+        &ex.costs,
+    ));
+    Ok(())
+}
 
 /// How the client wants its tokens chosen: K (1 = greedy), the temperature's 16-bit fixed-point
 /// reciprocal (`plan::Sample::inv_temperature_of`), and an optional seed for this party's
@@ -312,10 +383,16 @@ pub fn serve<C: Channel + ?Sized>(
         lanes: 1 + more.len(),
         ..Default::default()
     };
-    let (mut ot, he, lanes, setup) = setup(ch, more, role)?;
+    let backend = match ch.recv_vec(1)?[0] {
+        0 => CotBackend::Silent,
+        1 => CotBackend::Iknp,
+        b => return Err(NetError::Malformed(format!("OT backend {b}")).into()),
+    };
+    let (mut ot, he, lanes, setup) = setup(ch, more, role, backend)?;
     report.setup = setup;
     let req = ch.recv_vec(REQUEST_BYTES)?;
     let (t, new) = (u32_at(&req, 0) as usize, u32_at(&req, 1) as usize);
+    let batch = u32_at(&req, 4) as usize;
     let decoding = Decoding {
         top_k: u32_at(&req, 2),
         inv_temperature: u32_at(&req, 3),
@@ -334,6 +411,7 @@ pub fn serve<C: Channel + ?Sized>(
     ex.sampling = decoding.sampling();
     ex.set_context(t + new - 1)?;
     ex.set_lanes(lanes);
+    refill(&mut ex, &mut ot, &he, ch, batch, 1, new, &mut report)?;
     ex.prefill(&mut ot, &he, ch, t, None)?;
     report
         .programs
@@ -343,6 +421,7 @@ pub fn serve<C: Channel + ?Sized>(
         if go[0] == 0 {
             break;
         }
+        refill(&mut ex, &mut ot, &he, ch, batch, step, new, &mut report)?;
         ex.decode(&mut ot, &he, ch, None)?;
         report.programs.push(program_cost(
             format!("decode {step}"),
@@ -368,7 +447,7 @@ pub fn generate<C: Channel + ?Sized>(
     prepared: &Prepared,
     tokens: &[i64],
     new_tokens: usize,
-    decoding: &Decoding,
+    options: &ClientOptions,
     prefill_progress: Option<Progress>,
     mut on_token: impl FnMut(usize, &ProgramCost) -> bool,
 ) -> Result<(Vec<usize>, SessionReport), SessionError> {
@@ -381,6 +460,7 @@ pub fn generate<C: Channel + ?Sized>(
         ))
         .into());
     }
+    let decoding = &options.decoding;
     check_decoding(plan, decoding.top_k, decoding.inv_temperature)
         .map_err(NetError::InvalidArgument)?;
     let mut report = SessionReport {
@@ -389,19 +469,23 @@ pub fn generate<C: Channel + ?Sized>(
         lanes: 1 + more.len(),
         ..Default::default()
     };
-    let (mut ot, he, lanes, setup) = setup(ch, more, role)?;
+    ch.send(&[backend_byte(options.ot)?])?;
+    let (mut ot, he, lanes, setup) = setup(ch, more, role, options.ot)?;
     report.setup = setup;
     let mut req = Vec::with_capacity(REQUEST_BYTES);
     req.extend((tokens.len() as u32).to_le_bytes());
     req.extend((new_tokens as u32).to_le_bytes());
     req.extend(decoding.top_k.to_le_bytes());
     req.extend(decoding.inv_temperature.to_le_bytes());
+    req.extend(options.preprocess_tokens.to_le_bytes());
     ch.send(&req)?;
     ch.flush()?;
+    let batch = options.preprocess_tokens as usize;
     let mut ex = Executor::new(plan, role, prepared)?;
     ex.sampling = decoding.sampling();
     ex.set_context(tokens.len() + new_tokens - 1)?;
     ex.set_lanes(lanes);
+    refill(&mut ex, &mut ot, &he, ch, batch, 1, new_tokens, &mut report)?;
     ex.progress = prefill_progress;
     let first = ex
         .prefill(&mut ot, &he, ch, tokens.len(), Some(tokens))?
@@ -424,6 +508,16 @@ pub fn generate<C: Channel + ?Sized>(
         if !go {
             break;
         }
+        refill(
+            &mut ex,
+            &mut ot,
+            &he,
+            ch,
+            batch,
+            step,
+            new_tokens,
+            &mut report,
+        )?;
         let last = *out.last().unwrap_or(&first) as i64;
         let tok = ex
             .decode(&mut ot, &he, ch, Some(last))?

@@ -7,12 +7,12 @@
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{instruction::Op, Plan, WeightsFile};
-use ciphergpt_runtime::crypto::{OtPair, Prg};
+use ciphergpt_runtime::crypto::{CotBackend, OtPair, Prg};
 use ciphergpt_runtime::exec::{Executor, InstructionCost, Lane, Prepared};
 use ciphergpt_runtime::net::{mem, Channel, Role, SessionConfig};
 use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
-use ciphergpt_runtime::session::{self, Decoding, SessionReport};
+use ciphergpt_runtime::session::{self, ClientOptions, SessionReport};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -88,7 +88,7 @@ fn party(
     let more: Vec<Box<dyn Channel>> = chans.map(|c| Box::new(c) as Box<dyn Channel>).collect();
     let mut ot = OtPair::setup(&mut ch, role, &mut Prg::from_entropy()).unwrap();
     let he = DuplexHe::setup(&mut ch, role).unwrap();
-    let (lanes, _) = Lane::setup_all(more, role).unwrap();
+    let (lanes, _) = Lane::setup_all(more, role, CotBackend::Silent).unwrap();
     let prepared = Prepared::new(plan, weights).unwrap();
     let mut ex = Executor::new(plan, role, &prepared).unwrap();
     ex.keep_registers = true;
@@ -260,7 +260,11 @@ fn session_run(
         &prepared,
         prompt,
         new,
-        &Decoding::of_plan(plan),
+        // The products online, as in the executor's own runs it is compared with.
+        &ClientOptions {
+            preprocess_tokens: 0,
+            ..ClientOptions::of_plan(plan)
+        },
         None,
         |_, _| true,
     )

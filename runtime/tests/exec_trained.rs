@@ -7,12 +7,13 @@ mod common;
 
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::model::{self, ModelSpec};
-use ciphergpt_compiler::plan::{instruction::Op, Plan, Sample, WeightsFile};
+use ciphergpt_compiler::plan::{self, instruction::Op, Plan, Sample, WeightsFile};
+use ciphergpt_runtime::crypto::CotBackend;
 use ciphergpt_runtime::exec::{Executor, Prepared};
 use ciphergpt_runtime::net::mem;
 use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
-use ciphergpt_runtime::session::{self, Decoding, SessionReport};
+use ciphergpt_runtime::session::{self, ClientOptions, Decoding, SessionReport};
 use common::*;
 use std::sync::Arc;
 
@@ -207,6 +208,26 @@ fn session_run(
     client: Decoding,
     server_seed: Option<u64>,
 ) -> (Vec<usize>, SessionReport) {
+    let options = ClientOptions {
+        decoding: client,
+        preprocess_tokens: 0,
+        ot: CotBackend::Silent,
+    };
+    let (tokens, report, server) = session_with(plan, weights, prompt, new, options, server_seed);
+    assert_eq!(server.programs.len(), new);
+    (tokens, report)
+}
+
+/// A whole session with the client's `options`; returns the client's tokens and report and
+/// the server's report.
+fn session_with(
+    plan: &Arc<Plan>,
+    weights: &Arc<WeightsFile>,
+    prompt: &[i64],
+    new: usize,
+    options: ClientOptions,
+    server_seed: Option<u64>,
+) -> (Vec<usize>, SessionReport, SessionReport) {
     let (mut a, mut b) = mem::pair(std::time::Duration::from_secs(60));
     let (ps, w) = (plan.clone(), weights.clone());
     let server = std::thread::spawn(move || {
@@ -221,14 +242,93 @@ fn session_run(
         &prepared,
         prompt,
         new,
-        &client,
+        &options,
         None,
         |_, _| true,
     )
     .unwrap();
-    let report = server.join().unwrap();
-    assert_eq!(report.programs.len(), new);
-    out
+    (out.0, out.1, server.join().unwrap())
+}
+
+/// The decode program's prepared weight products (the compiler's default): a session that
+/// prepares them in batches of 4 decode steps — before the prompt, then twice more when they run
+/// out — gives the simulator's greedy tokens, on silent OT and on IKNP; its decode steps'
+/// weight products send only the masked inputs, a small part of the online products' bytes;
+/// both parties report the same preparation batches.
+#[test]
+fn prepared_products_sessions_equal_the_simulator() {
+    let (plan, weights) = compiled();
+    let products: Vec<u32> = plan
+        .decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .filter_map(|i| match &i.op {
+            Some(Op::Linear(l)) | Some(Op::Logits(l)) => Some(l.prepared),
+            _ => None,
+        })
+        .collect();
+    assert!(!products.is_empty() && products.iter().all(|&m| m == plan::Linear::PREPARED_RLWE));
+    let (plan, weights) = (Arc::new(plan), Arc::new(weights));
+    let prompt: Vec<i64> = b"In the beginning".iter().map(|&b| b as i64).collect();
+    let new = 10;
+    let mut sim = Simulator::new(&plan, &weights).unwrap();
+    let mut want = vec![sim.prefill(&prompt).unwrap()];
+    while want.len() < new {
+        want.push(sim.decode(*want.last().unwrap() as i64).unwrap());
+    }
+    let decoding = Decoding::of_plan(&plan);
+    let run = |batch: u32, ot: CotBackend| {
+        let options = ClientOptions {
+            decoding,
+            preprocess_tokens: batch,
+            ot,
+        };
+        session_with(&plan, &weights, &prompt, new, options, None)
+    };
+    // The weight products' bytes of the decode steps, from the instructions' costs.
+    let weight_bytes = |r: &SessionReport| -> u64 {
+        let names: Vec<&str> = plan
+            .decode
+            .iter()
+            .flat_map(|p| p.instructions.iter())
+            .filter(|i| matches!(i.op, Some(Op::Linear(_)) | Some(Op::Logits(_))))
+            .map(|i| i.name.as_str())
+            .collect();
+        r.programs
+            .iter()
+            .filter(|p| p.program.starts_with("decode"))
+            .flat_map(|p| p.instructions.iter())
+            .filter(|c| names.contains(&c.name.as_str()))
+            .map(|c| c.bytes_sent + c.bytes_received)
+            .sum()
+    };
+    for ot in [CotBackend::Silent, CotBackend::Iknp] {
+        let (online_tokens, online, _) = run(0, ot);
+        assert_eq!(online_tokens, want, "{ot:?}, online");
+        let (tokens, client, server) = run(4, ot);
+        assert_eq!(tokens, want, "{ot:?}");
+        for r in [&client, &server] {
+            let batches: Vec<usize> = r.preprocess.iter().map(|p| p.tokens).collect();
+            assert_eq!(batches, vec![4, 4, 1], "{}", r.party);
+            assert_eq!(r.decode_steps.as_ref().unwrap().steps, new - 1);
+        }
+        // Online: the masked inputs (the tiny model's products take 128 or 512 inputs) and the
+        // products' truncations, which still run online: on silent OT a twentieth of the
+        // online products' bytes, on IKNP (whose truncations cost more) under half.
+        let (with, without) = (weight_bytes(&client), weight_bytes(&online));
+        let factor = if ot == CotBackend::Silent { 20 } else { 2 };
+        assert!(with * factor < without, "{ot:?}: {with} vs {without}");
+        let pre: u64 = client
+            .preprocess
+            .iter()
+            .map(|p| p.total.bytes_sent + p.total.bytes_received)
+            .sum();
+        assert_eq!(client.programs.len(), new);
+        assert!(
+            pre > without / 2,
+            "the preparation moves the products' bytes: {pre} vs {without}"
+        );
+    }
 }
 
 /// Top-K sampling in a whole session: every sampled token is among the K largest of the

@@ -88,8 +88,16 @@ fn rlwe_prepared_products_are_exact_and_the_online_view_is_masked() {
             for r in 0..rows {
                 let mine = &xc2[r * m..(r + 1) * m];
                 yc.extend(
-                    masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, Some(mine), None, 1)
-                        .unwrap(),
+                    masked_matmul::multiply(
+                        &mut p.ch,
+                        p.role,
+                        ring,
+                        &mut c,
+                        Some(mine),
+                        None::<&[i64]>,
+                        1,
+                    )
+                    .unwrap(),
                 );
             }
             let after = p.ch.stats().total;

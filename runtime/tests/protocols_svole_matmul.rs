@@ -76,8 +76,16 @@ fn run(
             let x = values_with_edges(&mut p.rng, n * m, bits);
             let before = p.ch.stats().total;
             outs.push(
-                masked_matmul::multiply(&mut p.ch, p.role, ring, &mut corr, Some(&x), None, n)
-                    .unwrap(),
+                masked_matmul::multiply(
+                    &mut p.ch,
+                    p.role,
+                    ring,
+                    &mut corr,
+                    Some(&x),
+                    None::<&[i64]>,
+                    n,
+                )
+                .unwrap(),
             );
             let after = p.ch.stats().total;
             // Online: exactly the masked input, one way.
@@ -178,9 +186,26 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
             let mut c =
                 svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, None).unwrap();
             let x = vec![1u64; 400];
-            masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, Some(&x), None, 100).unwrap();
-            masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, Some(&x[..4]), None, 1)
-                .unwrap_err()
+            masked_matmul::multiply(
+                &mut p.ch,
+                p.role,
+                ring,
+                &mut c,
+                Some(&x),
+                None::<&[i64]>,
+                100,
+            )
+            .unwrap();
+            masked_matmul::multiply(
+                &mut p.ch,
+                p.role,
+                ring,
+                &mut c,
+                Some(&x[..4]),
+                None::<&[i64]>,
+                1,
+            )
+            .unwrap_err()
         },
     );
     for e in [se, ce] {

@@ -290,6 +290,7 @@ impl Lowerer<'_> {
                     instruction::Op::Embed(plan::Embed {
                         token_table: te,
                         position_table: pe,
+                        prepared: plan::Linear::ONLINE,
                     }),
                 );
                 Ok(())

@@ -1,5 +1,6 @@
 //! Which weight products of the decode program are prepared ahead of the tokens, and how: the
-//! cost model's choice, recorded in each `Linear`/`Logits` instruction's `prepared` field.
+//! cost model's choice, recorded in each `Linear`/`Logits`/`Embed` instruction's `prepared`
+//! field (for `Embed`, the product of the client's one-hot row with the token table).
 //!
 //! A prepared product (CipherGPT §III's online phase) costs, per decode step, only the client's
 //! masked input (m·ℓ bits, one flight) instead of the RLWE product; its correlation — the
@@ -34,11 +35,15 @@ pub fn choose(plan: &mut Plan, batch: u32) {
         return;
     };
     for ins in decode.instructions.iter_mut() {
-        let lin = match ins.op.as_mut() {
-            Some(Op::Linear(x)) | Some(Op::Logits(x)) => x,
-            _ => continue,
-        };
-        lin.prepared = method(shapes.get(lin.weight as usize).copied().flatten(), l, batch);
+        let shape = |w: u32| shapes.get(w as usize).copied().flatten();
+        match ins.op.as_mut() {
+            Some(Op::Linear(x)) | Some(Op::Logits(x)) => {
+                x.prepared = method(shape(x.weight), l, batch);
+            }
+            // The token embedding: the client's one-hot row times the token table.
+            Some(Op::Embed(e)) => e.prepared = method(shape(e.token_table), l, batch),
+            _ => {}
+        }
     }
 }
 

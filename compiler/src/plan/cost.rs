@@ -533,10 +533,12 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
             // The client's one-hot rows [rows × V], encrypted, times the table [V × C] (Iron §3);
             // the public position rows are added by the server to its share.
             let (v, c) = weight_shape(plan, e.token_table);
-            vec![part(
-                OpClass::Embedding,
-                he_matmul_server_weights(rows, v, c, l),
-            )]
+            let mm = if e.prepared == Linear::ONLINE {
+                he_matmul_server_weights(rows, v, c, l)
+            } else {
+                prepared_online(v, l).times(rows)
+            };
+            vec![part(OpClass::Embedding, mm)]
         }
         Some(Op::Linear(lin)) => {
             let (k, n) = weight_shape(plan, lin.weight);

@@ -8,7 +8,10 @@
 //! bits; `P` is the number of cached positions; a score block is `[heads×T,P]`.
 
 use super::cost::{self, OpClass, Part, Sizes, Summary};
-use super::{file::short_hash, instruction::Op, Instruction, Plan, Program, Rows};
+use super::{
+    self as plan, file::short_hash, instruction::Op, prepared_name, Instruction, Plan, Program,
+    Rows,
+};
 use crate::error::{CompileError, Result};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -233,11 +236,17 @@ impl<'p> Report<'p> {
 
     fn attributes(&self, ins: &Instruction) -> String {
         match &ins.op {
-            Some(Op::Embed(e)) => format!(
-                "tokens={} positions={}",
-                self.weight(e.token_table),
-                self.weight(e.position_table)
-            ),
+            Some(Op::Embed(e)) => {
+                let mut s = format!(
+                    "tokens={} positions={}",
+                    self.weight(e.token_table),
+                    self.weight(e.position_table)
+                );
+                if e.prepared != plan::Linear::ONLINE {
+                    let _ = write!(s, " {}", prepared_name(e.prepared));
+                }
+                s
+            }
             Some(Op::Linear(l)) | Some(Op::Logits(l)) => {
                 let mut s = format!("W={}", self.weight(l.weight));
                 if let Some(b) = l.bias {
@@ -245,6 +254,9 @@ impl<'p> Report<'p> {
                 }
                 if l.shift > 0 {
                     let _ = write!(s, " >>{}", l.shift);
+                }
+                if l.prepared != plan::Linear::ONLINE {
+                    let _ = write!(s, " {}", l.prepared_name());
                 }
                 s
             }

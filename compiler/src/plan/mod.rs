@@ -194,6 +194,9 @@ pub struct Embed {
     pub token_table: u32,
     #[prost(uint32, tag = "2")]
     pub position_table: u32,
+    /// How the one-hot × token-table product runs, as [`Linear::prepared`].
+    #[prost(uint32, tag = "3")]
+    pub prepared: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -222,11 +225,16 @@ impl Linear {
 
     /// A name for reports and `inspect`.
     pub fn prepared_name(&self) -> &'static str {
-        match self.prepared {
-            Self::PREPARED_RLWE => "prepared (RLWE)",
-            Self::PREPARED_SVOLE => "prepared (sVOLE)",
-            _ => "online",
-        }
+        prepared_name(self.prepared)
+    }
+}
+
+/// The name of a product's method ([`Linear::prepared`], [`Embed::prepared`]).
+pub fn prepared_name(method: u32) -> &'static str {
+    match method {
+        Linear::PREPARED_RLWE => "prepared(RLWE)",
+        Linear::PREPARED_SVOLE => "prepared(sVOLE)",
+        _ => "online",
     }
 }
 

@@ -33,14 +33,18 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use ciphergpt_compiler::fixed::convert;
-use ciphergpt_compiler::plan::{instruction::Op, Instruction, Plan, Program, WeightsFile};
+use ciphergpt_compiler::plan::{
+    instruction::Op, Instruction, Linear as PlanLinear, Plan, Program, WeightsFile,
+};
 
-use crate::crypto::iknp::OtPair;
+use crate::crypto::iknp::{CotBackend, OtPair};
 use crate::crypto::{Block, Prg};
 use crate::net::{scoped, Channel, Counters, NetError, Role};
 use crate::protocols::attention_he::{self, AttnLayout, DuplexHe, Operand, SharedCache};
 use crate::protocols::linear::{self, EncodedWeights, Packing};
+use crate::protocols::masked_matmul::{self, Correlation};
 use crate::protocols::shares::Ring;
+use crate::protocols::svole_matmul::{self, SvoleParams};
 use crate::protocols::topk::{self, Temperature, TopKParams};
 use crate::protocols::{argmax, gelu, layernorm, softmax, trunc};
 
@@ -81,6 +85,7 @@ impl Lane {
     pub fn setup_all(
         chans: Vec<Box<dyn Channel>>,
         role: Role,
+        backend: CotBackend,
     ) -> Result<(Vec<Lane>, Counters), NetError> {
         let results: Vec<Result<(Lane, Counters), NetError>> = std::thread::scope(|s| {
             let handles: Vec<_> = chans
@@ -89,8 +94,9 @@ impl Lane {
                     s.spawn(move || {
                         let before = ch.stats().total;
                         let mut rng = Prg::from_entropy();
-                        let ot =
-                            scoped(ch.as_mut(), "setup", |c| OtPair::setup(c, role, &mut rng))?;
+                        let ot = scoped(ch.as_mut(), "setup", |c| {
+                            OtPair::setup_with(c, role, backend, &mut rng)
+                        })?;
                         let cost = ch.stats().total.since(&before);
                         Ok((Lane { ot, ch }, cost))
                     })
@@ -258,6 +264,9 @@ pub struct Prepared {
     /// The server's biases and position tables as signed integers, per weight id (empty for
     /// the weights used only through their encodings; no entries at the client).
     signed: Vec<Vec<i64>>,
+    /// The server's weights of the decode program's prepared products ([`masked_matmul`]), as
+    /// 32-bit integers (the online product is local to it), per weight id.
+    plain: HashMap<u32, Vec<i32>>,
 }
 
 impl Prepared {
@@ -329,17 +338,52 @@ impl Prepared {
             }
             packing.insert(id, p);
         }
+        let mut plain = HashMap::new();
+        if let Some(w) = weights {
+            for (id, _) in prepared_products(plan) {
+                if let Some(t) = w.tensors.get(id as usize) {
+                    let v = t.values();
+                    if v.iter().any(|&x| i32::try_from(x).is_err()) {
+                        return Err(NetError::InvalidArgument(format!(
+                            "weight {id}: values beyond 32 bits cannot be prepared"
+                        )));
+                    }
+                    plain.insert(id, v.into_iter().map(|x| x as i32).collect());
+                }
+            }
+        }
         Ok(Prepared {
             packing,
             encoded,
             signed,
+            plain,
         })
     }
 
-    /// Bytes of pre-encoded weights held.
+    /// Bytes of pre-encoded weights held (and of the prepared products' integer weights).
     pub fn encoded_bytes(&self) -> usize {
-        self.encoded.values().map(|e| e.bytes()).sum()
+        self.encoded.values().map(|e| e.bytes()).sum::<usize>()
+            + self.plain.values().map(|v| 4 * v.len()).sum::<usize>()
     }
+}
+
+/// The decode program's weight products marked prepared (`Linear.prepared`, `Embed.prepared`
+/// for the token table): (weight id, method), each weight once, in program order.
+pub fn prepared_products(plan: &Plan) -> Vec<(u32, u32)> {
+    let mut seen = std::collections::HashSet::new();
+    plan.decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .filter_map(|i| match &i.op {
+            Some(Op::Linear(l)) | Some(Op::Logits(l)) if l.prepared != PlanLinear::ONLINE => {
+                seen.insert(l.weight).then_some((l.weight, l.prepared))
+            }
+            Some(Op::Embed(e)) if e.prepared != PlanLinear::ONLINE => seen
+                .insert(e.token_table)
+                .then_some((e.token_table, e.prepared)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A session's decoding: K (1 is greedy), the temperature's 16-bit fixed-point reciprocal (both
@@ -419,6 +463,10 @@ pub struct Executor<'p> {
     context: usize,
     /// Lanes 1.. of the session (none: one lane).
     lanes: Vec<Lane>,
+    /// The prepared products' correlations, per weight id ([`Executor::preprocess`]).
+    correlations: HashMap<u32, Correlation>,
+    /// Whether the program running is the decode program (only it uses the correlations).
+    decoding: bool,
 }
 
 fn op_name(op: &Op) -> &'static str {
@@ -462,6 +510,8 @@ impl<'p> Executor<'p> {
             sampling: Sampling::of_plan(plan),
             context: plan.model.as_ref().map_or(0, |m| m.positions as usize),
             lanes: Vec::new(),
+            correlations: HashMap::new(),
+            decoding: false,
         })
     }
 
@@ -532,7 +582,127 @@ impl<'p> Executor<'p> {
             source: NetError::InvalidArgument("the plan has no decode program".into()),
         })?;
         let tokens = token.map(|t| vec![t]);
-        self.run(ot, he, ch, p, 1, tokens.as_deref())
+        self.decoding = true;
+        let r = self.run(ot, he, ch, p, 1, tokens.as_deref());
+        self.decoding = false;
+        r
+    }
+
+    /// Whether a prepared product has no row left for the next decode step (both parties see
+    /// the same: the counts are public).
+    pub fn needs_preparation(&self) -> bool {
+        prepared_products(self.plan)
+            .iter()
+            .any(|(w, _)| self.correlations.get(w).is_none_or(|c| c.remaining() == 0))
+    }
+
+    /// Prepare the rows of the next `steps` decode steps for every prepared product that has
+    /// none left: by the subfield VOLE when the plan says so and `steps` reaches its security
+    /// floor, else by RLWE (`docs/generation.md`). Costs per product in [`Executor::costs`],
+    /// each under the scope `prepare/{instruction}`.
+    pub fn preprocess<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        he: &DuplexHe,
+        ch: &mut C,
+        steps: usize,
+    ) -> Result<(), ExecError> {
+        self.costs.clear();
+        if steps == 0 {
+            return Ok(());
+        }
+        let names: HashMap<u32, (String, &'static str)> = self
+            .plan
+            .decode
+            .iter()
+            .flat_map(|p| p.instructions.iter())
+            .filter_map(|i| match &i.op {
+                Some(op @ (Op::Linear(l) | Op::Logits(l))) => {
+                    Some((l.weight, (i.name.clone(), op_name(op))))
+                }
+                Some(op @ Op::Embed(e)) => Some((e.token_table, (i.name.clone(), op_name(op)))),
+                _ => None,
+            })
+            .collect();
+        for (w, method) in prepared_products(self.plan) {
+            if self.correlations.get(&w).is_some_and(|c| c.remaining() > 0) {
+                continue;
+            }
+            let (name, op) = names.get(&w).cloned().unwrap_or_default();
+            let scope = format!("prepare/{name}");
+            let fail = |source| ExecError {
+                instruction: format!("prepare {name}"),
+                source,
+            };
+            let start = Instant::now();
+            let before = ch.stats().scope_inclusive(&scope);
+            let corr = scoped(ch, &scope, |ch| {
+                self.prepare_product(ot, he, ch, w, method, steps)
+            })
+            .map_err(fail)?;
+            self.correlations.insert(w, corr);
+            self.costs.push(InstructionCost {
+                name: name.clone(),
+                op,
+                seconds: start.elapsed().as_secs_f64(),
+                counters: ch.stats().scope_inclusive(&scope).since(&before),
+                trunc_seconds: 0.0,
+                trunc: Counters::default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One product's correlation for `rows` rows.
+    fn prepare_product<C: Channel + ?Sized>(
+        &self,
+        ot: &mut OtPair,
+        he: &DuplexHe,
+        ch: &mut C,
+        w: u32,
+        method: u32,
+        rows: usize,
+    ) -> Result<Correlation, NetError> {
+        let p = self.prepared.packing.get(&w).ok_or_else(|| {
+            NetError::InvalidArgument(format!("weight {w} was not prepared for a product"))
+        })?;
+        if method == PlanLinear::PREPARED_SVOLE {
+            let params = SvoleParams::new(self.ring, rows, p.k, p.n)?;
+            if rows >= params.min_rows() {
+                let wide: Option<Vec<i64>> = match self.role {
+                    Role::Server => Some(
+                        self.plain_weights(w)?
+                            .iter()
+                            .map(|&x| i64::from(x))
+                            .collect(),
+                    ),
+                    Role::Client => None,
+                };
+                return svole_matmul::prepare(
+                    ot,
+                    ch,
+                    self.role,
+                    self.ring,
+                    params,
+                    wide.as_deref(),
+                );
+            }
+        }
+        let enc =
+            match self.role {
+                Role::Server => Some(self.prepared.encoded.get(&w).ok_or_else(|| {
+                    NetError::InvalidArgument(format!("weight {w} is not encoded"))
+                })?),
+                Role::Client => None,
+            };
+        masked_matmul::prepare_rlwe(he.session(), ch, self.role, self.ring, p, rows, enc)
+    }
+
+    /// The server's integer weights of a prepared product.
+    fn plain_weights(&self, w: u32) -> Result<&[i32], NetError> {
+        self.prepared.plain.get(&w).map(|v| &v[..]).ok_or_else(|| {
+            NetError::InvalidArgument(format!("weight {w} is not held for a prepared product"))
+        })
     }
 
     fn run<C: Channel + ?Sized>(
@@ -679,6 +849,40 @@ impl<'p> Executor<'p> {
         Ok(cache)
     }
 
+    /// Shares of x·W + b by the prepared correlation of weight `w` (the server adds the bias).
+    fn masked_product<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        w: u32,
+        x: Option<&[u64]>,
+        rows: usize,
+        b: Option<u32>,
+    ) -> Result<Vec<u64>, NetError> {
+        let (role, ring) = (self.role, self.ring);
+        let weights = match role {
+            Role::Server => Some(self.plain_weights(w)?.to_vec()),
+            Role::Client => None,
+        };
+        let corr = self
+            .correlations
+            .get_mut(&w)
+            .ok_or_else(|| NetError::InvalidArgument(format!("weight {w} has no correlation")))?;
+        let mut y = masked_matmul::multiply(ch, role, ring, corr, x, weights.as_deref(), rows)?;
+        if let (Role::Server, Some(b)) = (role, b) {
+            let bias = self
+                .prepared
+                .signed
+                .get(b as usize)
+                .cloned()
+                .unwrap_or_default();
+            let n = y.len() / rows.max(1);
+            for (i, v) in y.iter_mut().enumerate() {
+                *v = ring.add(*v, ring.from_signed(bias.get(i % n).copied().unwrap_or(0)));
+            }
+        }
+        Ok(y)
+    }
+
     /// Shares of x·W + b under RLWE for the weight `w` ([K × N]) and optional bias `b` (ids in
     /// the plan), x of `rows` rows.
     fn product<C: Channel + ?Sized>(
@@ -777,7 +981,17 @@ impl<'p> Executor<'p> {
                         onehot[r * vocab + x as usize] = 1;
                     }
                 }
-                let mut x = self.product(he, ch, e.token_table, &onehot, t, None)?;
+                let prepared = self.decoding
+                    && self
+                        .correlations
+                        .get(&e.token_table)
+                        .is_some_and(|c| c.remaining() >= t);
+                let mut x = if prepared {
+                    let own = (!server).then_some(&onehot[..]);
+                    self.masked_product(ch, e.token_table, own, t, None)?
+                } else {
+                    self.product(he, ch, e.token_table, &onehot, t, None)?
+                };
                 // The server adds the position rows (the client holds no weights).
                 if let Some(pe) = self.prepared.signed.get(e.position_table as usize) {
                     for (r, row) in x.chunks_mut(c).enumerate() {
@@ -795,7 +1009,16 @@ impl<'p> Executor<'p> {
                     Op::Logits(_) => (x[(t - 1) * k..t * k].to_vec(), 1),
                     _ => (x, t),
                 };
-                let y = self.product(he, ch, l.weight, &x, rows, l.bias)?;
+                let y = if self.decoding
+                    && self
+                        .correlations
+                        .get(&l.weight)
+                        .is_some_and(|c| c.remaining() >= rows)
+                {
+                    self.masked_product(ch, l.weight, Some(&x), rows, l.bias)?
+                } else {
+                    self.product(he, ch, l.weight, &x, rows, l.bias)?
+                };
                 let y = truncate(ot, ch, lanes, role, ring, &tscope, trunc_secs, l.shift, &y)?;
                 regs.insert(out0, y);
             }

@@ -135,13 +135,13 @@ pub fn prepare_rlwe<C: Channel + ?Sized>(
 /// the server may pass `None` for a zero share, the client must pass its share) and, at the
 /// server, the weights (inner × cols, signed). Returns this party's share of x·Y (n × cols).
 /// `InvalidArgument` when fewer than n prepared rows remain.
-pub fn multiply<C: Channel + ?Sized>(
+pub fn multiply<C: Channel + ?Sized, W: Copy + Into<i64> + Sync>(
     ch: &mut C,
     role: Role,
     ring: Ring,
     corr: &mut Correlation,
     input: Option<&[u64]>,
-    weights: Option<&[i64]>,
+    weights: Option<&[W]>,
     n: usize,
 ) -> Result<Vec<u64>, NetError> {
     if role != corr.role {
@@ -195,7 +195,7 @@ pub fn multiply<C: Channel + ?Sized>(
                         continue;
                     }
                     for (d, &wv) in row.iter_mut().zip(&w[i * k..(i + 1) * k]) {
-                        *d = d.wrapping_add(xi.wrapping_mul(wv as u64));
+                        *d = d.wrapping_add(xi.wrapping_mul(wv.into() as u64));
                     }
                 }
                 row.iter_mut().for_each(|v| *v = ring.reduce(*v));
