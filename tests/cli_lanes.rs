@@ -3,43 +3,12 @@
 //! (`--max-clients 2`) each on their own lanes, and a `--threads 1` client on one; every run's
 //! greedy tokens are the simulator's, and the JSON report says how many lanes and threads ran.
 
-use ciphergpt_compiler::fixed::simulate::Simulator;
-use ciphergpt_compiler::plan::file;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-fn exe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ciphergpt"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-/// The bundled trained model (byte-level, 128 positions), compiled for this test.
-fn trained() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-lanes-trained");
-    let out = exe()
-        .args(["compile", "models/tiny-trained.torchscript.onnx", "-o"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
-}
-
-/// Kills a process when the test ends, whether it passed or panicked.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::*;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
 
 fn client(dir: &Path, addr: &str, prompt: &str, new: usize, threads: usize) -> Child {
     exe()
@@ -71,38 +40,22 @@ fn tokens_of(out: Output) -> (Vec<usize>, serde_json::Value) {
     (tokens, doc["report"].clone())
 }
 
-/// Greedy tokens of the plan's exact semantics (the oracle).
-fn simulated(dir: &Path, prompt: &str, new: usize) -> Vec<usize> {
-    let plan = file::read_plan(&dir.join("plan.cgp")).unwrap();
-    let weights = file::read_weights(&dir.join("weights.cgw"), &plan).unwrap();
-    let mut sim = Simulator::new(&plan, &weights).unwrap();
-    let ids: Vec<i64> = prompt.bytes().map(i64::from).collect();
-    let mut out = vec![sim.prefill(&ids).unwrap()];
-    while out.len() < new {
-        out.push(sim.decode(*out.last().unwrap() as i64).unwrap());
-    }
-    out
-}
-
 #[test]
 fn two_lanes_against_a_three_thread_server_give_the_simulators_tokens() {
-    let dir = trained();
-    let mut server = exe()
-        .args(["serve", "--plan"])
-        .arg(&dir)
-        .args(["--listen", "127.0.0.1:0", "--threads", "3"])
-        .args(["--sessions", "3", "--max-clients", "2", "--timeout", "60"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(server.stderr.take().unwrap());
-    let server = Reap(server);
-    let mut line = String::new();
-    while !line.starts_with("serving") {
-        line.clear();
-        assert!(log.read_line(&mut line).unwrap() > 0, "serve exited early");
-    }
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let dir = trained("cli-lanes-trained");
+    let (server, log, addr) = serve(
+        &dir,
+        &[
+            "--threads",
+            "3",
+            "--sessions",
+            "3",
+            "--max-clients",
+            "2",
+            "--timeout",
+            "60",
+        ],
+    );
 
     // Long enough prompts that the prefill's LayerNorm, Softmax, GELU and truncations split.
     let prompts = [

@@ -3,41 +3,11 @@
 //! the simulator's with and without them (and on IKNP), the JSON report lists the batches apart
 //! from the programs, and the decode steps' weight products send far fewer bytes online.
 
-use ciphergpt_compiler::fixed::simulate::Simulator;
-use ciphergpt_compiler::plan::file;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-fn exe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ciphergpt"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn trained() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-prepared-trained");
-    let out = exe()
-        .args(["compile", "models/tiny-trained.torchscript.onnx", "-o"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
-}
-
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::*;
+use std::io::BufRead;
+use std::path::Path;
 
 fn generate(dir: &Path, addr: &str, prompt: &str, new: usize, flags: &[&str]) -> serde_json::Value {
     let out = exe()
@@ -64,15 +34,6 @@ fn generate(dir: &Path, addr: &str, prompt: &str, new: usize, flags: &[&str]) ->
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn tokens(doc: &serde_json::Value) -> Vec<usize> {
-    doc["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as usize)
-        .collect()
-}
-
 /// The decode steps' bytes in the classes of the weight products (MatMul holds attention too;
 /// Embedding is the token table's product), summed.
 fn decode_bytes(doc: &serde_json::Value, class: &str) -> u64 {
@@ -89,45 +50,17 @@ fn decode_bytes(doc: &serde_json::Value, class: &str) -> u64 {
 
 #[test]
 fn prepared_products_in_batches_give_the_simulators_tokens_with_fewer_online_bytes() {
-    let dir = trained();
-    let mut server = exe()
-        .args(["serve", "--plan"])
-        .arg(&dir)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--sessions",
-            "3",
-            "--timeout",
-            "60",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(server.stderr.take().unwrap());
-    let server = Reap(server);
-    let mut line = String::new();
-    while !line.starts_with("serving") {
-        line.clear();
-        assert!(log.read_line(&mut line).unwrap() > 0, "serve exited early");
-    }
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let dir = trained("cli-prepared-trained");
+    let (server, log, addr) = serve(
+        &dir,
+        &["--threads", "1", "--sessions", "3", "--timeout", "60"],
+    );
     let (prompt, new) = ("And God said", 6);
-    let plan = file::read_plan(&dir.join("plan.cgp")).unwrap();
-    let weights = file::read_weights(&dir.join("weights.cgw"), &plan).unwrap();
-    let mut sim = Simulator::new(&plan, &weights).unwrap();
-    let mut want = vec![sim
-        .prefill(&prompt.bytes().map(i64::from).collect::<Vec<_>>())
-        .unwrap()];
-    while want.len() < new {
-        want.push(sim.decode(*want.last().unwrap() as i64).unwrap());
-    }
+    let want = simulated(&dir, prompt, new);
 
     // Batches of 2 decode steps: before the prompt, then twice more (5 steps: 2 + 2 + 1).
     let prepared = generate(&dir, &addr, prompt, new, &["--preprocess-tokens", "2"]);
-    assert_eq!(tokens(&prepared), want);
+    assert_eq!(json_tokens(&prepared), want);
     assert_eq!(prepared["preprocess_tokens"], 2);
     assert_eq!(prepared["ot"], "silent");
     let batches: Vec<u64> = prepared["report"]["preprocess"]
@@ -150,7 +83,7 @@ fn prepared_products_in_batches_give_the_simulators_tokens_with_fewer_online_byt
         new,
         &["--preprocess-tokens", "0", "--ot", "iknp"],
     );
-    assert_eq!(tokens(&online), want);
+    assert_eq!(json_tokens(&online), want);
     assert_eq!(online["ot"], "iknp");
     assert!(online["report"]["preprocess"]
         .as_array()
@@ -171,7 +104,7 @@ fn prepared_products_in_batches_give_the_simulators_tokens_with_fewer_online_byt
     assert!(String::from_utf8_lossy(&out.stderr).contains("dealer"));
     // The last session: online on silent OT.
     let plain = generate(&dir, &addr, prompt, 2, &["--preprocess-tokens", "0"]);
-    assert_eq!(tokens(&plain), want[..2]);
+    assert_eq!(json_tokens(&plain), want[..2]);
     let mut server = server;
     assert!(server.0.wait().unwrap().success());
     let lines: Vec<String> = log.lines().map_while(Result::ok).collect();

@@ -18,21 +18,6 @@ fn weights(p: &mut Prg, n: usize, bits: u32) -> Vec<i64> {
     (0..n).map(|_| p.gen_range(-half..half)).collect()
 }
 
-/// x·Y mod 2^ℓ in the clear.
-fn product(ring: Ring, x: &[u64], w: &[i64], m: usize, k: usize) -> Vec<u64> {
-    let n = x.len() / m;
-    let mut y = vec![0u64; n * k];
-    for r in 0..n {
-        for i in 0..m {
-            for c in 0..k {
-                y[r * k + c] =
-                    y[r * k + c].wrapping_add(x[r * m + i].wrapping_mul(w[i * k + c] as u64));
-            }
-        }
-    }
-    y.into_iter().map(|v| ring.reduce(v)).collect()
-}
-
 /// Prepare, then run the products of `batches` rows each; returns (the server's S, the
 /// client's U and −T, the products' shares, the inputs).
 #[allow(clippy::type_complexity)]
@@ -118,7 +103,7 @@ fn check(tcp: bool, bits: u32, rows: usize, m: usize, k: usize, wbits: u32, batc
     let w = weights(&mut rng, m * k, wbits);
     let (s, u, neg_t, souts, couts, xs) = run(tcp, bits, params, w.clone(), batches);
     // The definition: S − T = U·Y.
-    let uy = product(ring, &u, &w, m, k);
+    let uy = plain_product(ring, &u, &w, m, k);
     assert_eq!(
         ring.add_vec(&s, &neg_t),
         uy,
@@ -126,7 +111,7 @@ fn check(tcp: bool, bits: u32, rows: usize, m: usize, k: usize, wbits: u32, batc
     );
     // The products.
     for ((x, ys), yc) in xs.iter().zip(&souts).zip(&couts) {
-        assert_eq!(ring.add_vec(ys, yc), product(ring, x, &w, m, k));
+        assert_eq!(ring.add_vec(ys, yc), plain_product(ring, x, &w, m, k));
     }
     // The server's online view, x − U, is uniform and independent of x (with secure
     // parameters: small test-only ones have nearly dense noise, whose parity shows).

@@ -297,6 +297,18 @@ impl SvoleParams {
     }
 }
 
+/// The rows of each noise block in a (2L′ × k) matrix, as disjoint slices.
+fn block_rows<'a>(acc: &'a mut [u64], blocks: &[(usize, usize)], k: usize) -> Vec<&'a mut [u64]> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    let mut rest = acc;
+    for &(_, len) in blocks {
+        let (head, tail) = rest.split_at_mut(len * k);
+        parts.push(head);
+        rest = tail;
+    }
+    parts
+}
+
 /// Enter the sub-scope `name` of the scope `base` (the phases of a preparation, for the bench).
 fn phase<C: Channel + ?Sized>(ch: &mut C, base: &str, name: &str) {
     ch.set_scope(&if base.is_empty() {
@@ -504,13 +516,7 @@ fn server<C: Channel + ?Sized>(
     // 4. Σ_i W′_i and the corrections d = Σ_(p∈b) G(λ) − s, block by block.
     let blocks = p.blocks(noise_len);
     let mut acc = vec![0u64; noise_len * k];
-    let mut acc_parts: Vec<&mut [u64]> = Vec::with_capacity(t);
-    let mut rest = acc.as_mut_slice();
-    for &(_, len) in &blocks {
-        let (head, tail) = rest.split_at_mut(len * k);
-        acc_parts.push(head);
-        rest = tail;
-    }
+    let acc_parts = block_rows(&mut acc, &blocks, k);
     s.par_chunks_mut(m * k)
         .zip(acc_parts.into_par_iter())
         .zip(blocks.par_iter())
@@ -708,13 +714,7 @@ fn client<C: Channel + ?Sized>(
     let d = recv_ring(ch, ring, t * m * k)?;
     ch.set_scope(&base);
     let mut acc = vec![0u64; noise_len * k];
-    let mut acc_parts: Vec<&mut [u64]> = Vec::with_capacity(t);
-    let mut rest = acc.as_mut_slice();
-    for &(_, len) in &blocks {
-        let (head, tail) = rest.split_at_mut(len * k);
-        acc_parts.push(head);
-        rest = tail;
-    }
+    let acc_parts = block_rows(&mut acc, &blocks, k);
     d.par_chunks(m * k)
         .zip(acc_parts.into_par_iter())
         .zip(blocks.par_iter())

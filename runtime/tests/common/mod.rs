@@ -147,3 +147,24 @@ pub fn assert_uniform_and_independent(view: &[u64], x: &[u64], bits: u32, what: 
     }
     worst
 }
+
+/// x·W mod 2^ℓ in the clear, for x `[n × m]` (values mod 2^ℓ) and signed W `[m × k]`.
+pub fn plain_product(
+    ring: ciphergpt_runtime::protocols::shares::Ring,
+    x: &[u64],
+    w: &[i64],
+    m: usize,
+    k: usize,
+) -> Vec<u64> {
+    let n = x.len() / m;
+    let mut y = vec![0u64; n * k];
+    for r in 0..n {
+        for i in 0..m {
+            for c in 0..k {
+                let v = x[r * m + i].wrapping_mul(w[i * k + c] as u64);
+                y[r * k + c] = y[r * k + c].wrapping_add(v);
+            }
+        }
+    }
+    y.into_iter().map(|v| ring.reduce(v)).collect()
+}
