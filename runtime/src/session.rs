@@ -1,10 +1,12 @@
 //! A generation session between the server and the client, on its lanes after the handshake
-//! (lane 0's channel, and one channel per further lane, [`crate::exec::Lane`]): OT setup on every
-//! lane at once (and the RLWE keys on lane 0), the client's request (number of prompt tokens, number of new tokens, and the
-//! decoding — K and the temperature: public, as the shapes are), prefill, then one decode step
-//! per further token, the client saying before each step whether to go on. The sampled tokens
-//! reach the client only. Both sides build a cost report from their own channels: per program,
-//! per op class as CipherGPT's Table V, the bytes of all lanes, the most flights of any.
+//! (lane 0's channel, and one channel per further lane, [`crate::exec::Lane`]): the client's
+//! choice of OT extension, OT setup on every lane at once (and the RLWE keys on lane 0), the
+//! client's request (prompt tokens, new tokens, the decoding — K and the temperature — and the
+//! preparation batch: public, as the shapes are), the first preparation of the prepared weight
+//! products, the prefill, then per further token the client's go-on byte, a preparation batch
+//! when one has run out, and one decode step. The sampled tokens reach the client only. Both
+//! sides build a cost report from their own channels: per program, per op class as CipherGPT's
+//! Table V, the bytes of all lanes, the most flights of any; the preparation batches apart.
 
 use std::time::Instant;
 
@@ -302,8 +304,8 @@ fn backend_byte(b: CotBackend) -> Result<u8, NetError> {
 }
 
 /// Prepare the decode steps `from..new` need when a prepared product has run out, at most
-/// `batch` of them, and add the cost to the report's `preprocess` list. Both parties call it at the same
-/// points with the same arguments.
+/// `batch` of them, and add the cost to the report's `preprocess` list. Both parties call it at
+/// the same points with the same arguments.
 #[allow(clippy::too_many_arguments)]
 fn refill<C: Channel + ?Sized>(
     ex: &mut Executor,

@@ -24,6 +24,12 @@
 //! a single channel. An instruction's cost sums the bytes of all lanes and takes the most
 //! flights of any lane (they run at once).
 //!
+//! **Prepared products.** The decode program's weight products that the plan marks prepared
+//! ([`prepared_products`]) get correlations for a batch of future decode steps from
+//! [`Executor::preprocess`] (RLWE, or the subfield VOLE for batches above its security floor);
+//! a decode step then runs them by [`masked_matmul::multiply`], the client sending only its
+//! masked share.
+//!
 //! **What each party learns.** The server learns the number of tokens of each program (the
 //! shapes); the client learns the sampled token. Everything else is shares produced by the
 //! protocols, each of which reveals nothing beyond fresh shares (`docs/protocols.md`); the
@@ -79,7 +85,7 @@ pub struct Lane {
 }
 
 impl Lane {
-    /// Set up the OT extension (silent OT, both directions) on each channel, all at once, under
+    /// Set up the OT extension `backend` (both directions) on each channel, all at once, under
     /// the scope `"setup"`. Returns the lanes and their cost: the bytes of all of them, the most
     /// flights of any one (they run at once).
     pub fn setup_all(
