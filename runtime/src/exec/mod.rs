@@ -865,22 +865,21 @@ impl<'p> Executor<'p> {
         b: Option<u32>,
     ) -> Result<Vec<u64>, NetError> {
         let (role, ring) = (self.role, self.ring);
+        // The prepared weights outlive the executor's borrow: no copy per step.
+        let prepared: &'p Prepared = self.prepared;
         let weights = match role {
-            Role::Server => Some(self.plain_weights(w)?.to_vec()),
+            Role::Server => Some(prepared.plain.get(&w).map(|v| &v[..]).ok_or_else(|| {
+                NetError::InvalidArgument(format!("weight {w} is not held for a prepared product"))
+            })?),
             Role::Client => None,
         };
         let corr = self
             .correlations
             .get_mut(&w)
             .ok_or_else(|| NetError::InvalidArgument(format!("weight {w} has no correlation")))?;
-        let mut y = masked_matmul::multiply(ch, role, ring, corr, x, weights.as_deref(), rows)?;
+        let mut y = masked_matmul::multiply(ch, role, ring, corr, x, weights, rows)?;
         if let (Role::Server, Some(b)) = (role, b) {
-            let bias = self
-                .prepared
-                .signed
-                .get(b as usize)
-                .cloned()
-                .unwrap_or_default();
+            let bias = prepared.signed.get(b as usize).map_or(&[][..], |v| &v[..]);
             let n = y.len() / rows.max(1);
             for (i, v) in y.iter_mut().enumerate() {
                 *v = ring.add(*v, ring.from_signed(bias.get(i % n).copied().unwrap_or(0)));
