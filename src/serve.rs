@@ -166,16 +166,16 @@ fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Sha
     let cfg = &server.cfg;
     let read = TcpChannel::from_stream(stream, cfg.timeout)
         .and_then(|mut ch| read_hello(&mut ch).map(|h| (ch, h)));
+    // A refusal is logged before the connection's place is given up, so the log keeps the
+    // order of events: the connection this one held back cannot be logged first.
+    if let Err(e) = &read {
+        eprintln!("connection from {peer} refused: {e}");
+    }
     let mut s = lock(shared);
     s.unread -= 1;
     shared.1.notify_all();
-    let (mut ch, theirs) = match read {
-        Ok(r) => r,
-        Err(e) => {
-            drop(s);
-            eprintln!("connection from {peer} refused: {e}");
-            return;
-        }
+    let Ok((mut ch, theirs)) = read else {
+        return;
     };
     if theirs.channel_index > 0 {
         // A lane: to the session it names, which answers it.
