@@ -5,33 +5,14 @@
 //! is down or stalls, a bad prompt and a plan/weights mismatch each fail with one line and a
 //! non-zero exit.
 
-use ciphergpt_compiler::fixed::simulate::Simulator;
-use ciphergpt_compiler::plan::file;
+mod common;
+
+use common::*;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
-
-fn exe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ciphergpt"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-fn compile(model: &str, dir: &Path, extra: &[&str]) {
-    let out = exe()
-        .args(["compile", model, "-o"])
-        .arg(dir)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The bundled trained model (byte-level, 128 positions), compiled once for all tests.
 fn trained() -> &'static Path {
@@ -53,38 +34,6 @@ fn gpt2vocab() -> &'static Path {
         compile("models/tiny-gpt2vocab.torchscript.onnx", &dir, &[]);
         dir
     })
-}
-
-/// Kills a process when a test ends, whether it passed or panicked.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start `serve` on a free port with `extra` arguments; returns the process, its address (from
-/// its "serving … on ADDR" line) and the rest of its log.
-fn serve(dir: &Path, extra: &[&str]) -> (Reap, String, BufReader<ChildStderr>) {
-    let mut child = exe()
-        .args(["serve", "--plan"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    // "encoded the weights …", then "serving … on ADDR".
-    let mut line = String::new();
-    while !line.starts_with("serving") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve exited early");
-    }
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    (Reap(child), addr, err)
 }
 
 /// The server's log lines after "serving", once it has exited by itself.
@@ -172,23 +121,6 @@ fn one_line_error(out: &Output, needle: &str) -> String {
     );
     assert!(before.iter().all(|l| l.starts_with("[prefill")), "{err}");
     last.to_string()
-}
-
-/// Greedy tokens of the plan's exact semantics for the prompt's token ids.
-fn simulated(dir: &Path, prompt: &[i64], new: usize) -> Vec<usize> {
-    let plan = file::read_plan(&dir.join("plan.cgp")).unwrap();
-    let weights = file::read_weights(&dir.join("weights.cgw"), &plan).unwrap();
-    let mut sim = Simulator::new(&plan, &weights).unwrap();
-    let mut out = vec![sim.prefill(prompt).unwrap()];
-    while out.len() < new {
-        let t = *out.last().unwrap() as i64;
-        out.push(sim.decode(t).unwrap());
-    }
-    out
-}
-
-fn bytes(prompt: &str) -> Vec<i64> {
-    prompt.bytes().map(i64::from).collect()
 }
 
 /// A port nobody listens on: bind, read the port, drop the listener.

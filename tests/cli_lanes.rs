@@ -43,7 +43,7 @@ fn tokens_of(out: Output) -> (Vec<usize>, serde_json::Value) {
 #[test]
 fn two_lanes_against_a_three_thread_server_give_the_simulators_tokens() {
     let dir = trained("cli-lanes-trained");
-    let (server, log, addr) = serve(
+    let (server, addr, log) = serve(
         &dir,
         &[
             "--threads",
@@ -69,7 +69,7 @@ fn two_lanes_against_a_three_thread_server_give_the_simulators_tokens() {
         .collect();
     for (c, &(prompt, new)) in running.into_iter().zip(&prompts) {
         let (tokens, report) = tokens_of(c.wait_with_output().unwrap());
-        assert_eq!(tokens, simulated(&dir, prompt, new), "{prompt}");
+        assert_eq!(tokens, simulated(&dir, &bytes(prompt), new), "{prompt}");
         assert_eq!(report["lanes"], 2, "{prompt}");
         assert_eq!(report["threads"], 2, "{prompt}");
         assert_eq!(report["programs"].as_array().unwrap().len(), new);
@@ -81,7 +81,7 @@ fn two_lanes_against_a_three_thread_server_give_the_simulators_tokens() {
             .wait_with_output()
             .unwrap(),
     );
-    assert_eq!(tokens, simulated(&dir, prompt, new));
+    assert_eq!(tokens, simulated(&dir, &bytes(prompt), new));
     assert_eq!(
         (&report["lanes"], &report["threads"]),
         (&1.into(), &1.into())

@@ -51,12 +51,12 @@ fn decode_bytes(doc: &serde_json::Value, class: &str) -> u64 {
 #[test]
 fn prepared_products_in_batches_give_the_simulators_tokens_with_fewer_online_bytes() {
     let dir = trained("cli-prepared-trained");
-    let (server, log, addr) = serve(
+    let (server, addr, log) = serve(
         &dir,
         &["--threads", "1", "--sessions", "3", "--timeout", "60"],
     );
     let (prompt, new) = ("And God said", 6);
-    let want = simulated(&dir, prompt, new);
+    let want = simulated(&dir, &bytes(prompt), new);
 
     // Batches of 2 decode steps: before the prompt, then twice more (5 steps: 2 + 2 + 1).
     let prepared = generate(&dir, &addr, prompt, new, &["--preprocess-tokens", "2"]);

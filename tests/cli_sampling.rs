@@ -3,27 +3,13 @@
 //! continuation actually generated, the report has a Sampling row, seeding both parties makes a
 //! run reproducible, and bad decoding flags give one line and a non-zero exit.
 
+mod common;
+
 use ciphergpt_compiler::fixed::{semantics, simulate::Simulator};
 use ciphergpt_compiler::plan::file;
-use std::io::{BufRead, BufReader};
+use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-
-fn exe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ciphergpt"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-/// Kills the server when the test ends, whether it passed or panicked.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Output;
 
 fn generate(dir: &Path, addr: &str, extra: &[&str]) -> Output {
     exe()
@@ -45,15 +31,6 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn tokens(v: &serde_json::Value) -> Vec<usize> {
-    v["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as usize)
-        .collect()
-}
-
 #[test]
 fn top_k_generation_between_two_processes() {
     let dir = std::env::temp_dir().join(format!("ciphergpt-topk-{}", std::process::id()));
@@ -63,22 +40,7 @@ fn top_k_generation_between_two_processes() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let mut child = exe()
-        .args(["serve", "--plan"])
-        .arg(&dir)
-        .args(["--listen", "127.0.0.1:0", "--sessions", "2", "--seed", "5"])
-        .args(["--timeout", "60"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let _reap = Reap(child);
-    let mut line = String::new();
-    while !line.starts_with("serving") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve exited early");
-    }
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (_reap, addr, _log) = serve(&dir, &["--sessions", "2", "--seed", "5", "--timeout", "60"]);
 
     // Refused before any connection: one line, non-zero exit.
     for (flags, says) in [
@@ -99,7 +61,7 @@ fn top_k_generation_between_two_processes() {
 
     let flags = ["--top-k", "40", "--temperature", "0.8", "--seed", "3"];
     let first = json(&generate(&dir, &addr, &flags));
-    let got = tokens(&first);
+    let got = json_tokens(&first);
     assert_eq!(got.len(), 6);
     assert_eq!(first["decoding"]["top_k"], 40);
     for p in first["report"]["programs"].as_array().unwrap() {
@@ -125,6 +87,6 @@ fn top_k_generation_between_two_processes() {
 
     // Both parties seeded alike: the same tokens.
     let again = json(&generate(&dir, &addr, &flags));
-    assert_eq!(tokens(&again), got);
+    assert_eq!(json_tokens(&again), got);
     let _ = std::fs::remove_dir_all(&dir);
 }

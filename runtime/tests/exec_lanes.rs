@@ -4,15 +4,18 @@
 //! a lane's channel carries is in some instruction's cost, the totals stay within a few percent of
 //! the one-lane run's (the same protocols on the same data), and the report counts the lanes.
 
+mod common;
+
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
-use ciphergpt_compiler::model::{self, ModelSpec};
-use ciphergpt_compiler::plan::{instruction::Op, Plan, WeightsFile};
+use ciphergpt_compiler::plan::{Plan, WeightsFile};
 use ciphergpt_runtime::crypto::{CotBackend, OtPair, Prg};
 use ciphergpt_runtime::exec::{Executor, InstructionCost, Lane, Prepared};
 use ciphergpt_runtime::net::{mem, Channel, Role, SessionConfig};
 use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::session::{self, ClientOptions, SessionReport};
+use common::logits_register;
+use common::trained_with;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -20,27 +23,9 @@ use std::time::Duration;
 fn compiled() -> &'static (Arc<Plan>, Arc<WeightsFile>) {
     static C: OnceLock<(Arc<Plan>, Arc<WeightsFile>)> = OnceLock::new();
     C.get_or_init(|| {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../models/tiny-trained.torchscript.onnx");
-        let graph = model::load(&ModelSpec {
-            path,
-            ..Default::default()
-        })
-        .unwrap();
-        let c = fixed::compile(&graph, &fixed::Options::default()).unwrap();
-        (Arc::new(c.plan), Arc::new(c.weights))
+        let (plan, weights) = trained_with(&fixed::Options::default());
+        (Arc::new(plan), Arc::new(weights))
     })
-}
-
-fn logits_register(plan: &Plan) -> u32 {
-    plan.decode
-        .as_ref()
-        .unwrap()
-        .instructions
-        .iter()
-        .find(|i| matches!(i.op, Some(Op::Sample(_))))
-        .unwrap()
-        .inputs[0]
 }
 
 /// A long enough prompt that every split op splits in the prefill (LayerNorm rows ≥ lanes and

@@ -6,7 +6,6 @@
 mod common;
 
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
-use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, instruction::Op, Plan, Sample, WeightsFile};
 use ciphergpt_runtime::crypto::CotBackend;
 use ciphergpt_runtime::exec::{Executor, Prepared};
@@ -18,31 +17,7 @@ use common::*;
 use std::sync::Arc;
 
 fn compiled() -> (Plan, WeightsFile) {
-    compiled_with(&fixed::Options::default())
-}
-
-fn compiled_with(options: &fixed::Options) -> (Plan, WeightsFile) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/tiny-trained.torchscript.onnx");
-    let graph = model::load(&ModelSpec {
-        path,
-        ..Default::default()
-    })
-    .unwrap();
-    let c = fixed::compile(&graph, options).unwrap();
-    (c.plan, c.weights)
-}
-
-/// Logits register: the input of the token choice.
-fn logits_register(plan: &Plan) -> u32 {
-    plan.decode
-        .as_ref()
-        .unwrap()
-        .instructions
-        .iter()
-        .find(|i| matches!(i.op, Some(Op::Sample(_))))
-        .unwrap()
-        .inputs[0]
+    trained_with(&fixed::Options::default())
 }
 
 /// Server: Executor over the weights; returns its logits shares per program and its results.
@@ -344,7 +319,7 @@ fn top_k_sampling_sessions() {
         },
         ..Default::default()
     };
-    let (plan, weights) = compiled_with(&options);
+    let (plan, weights) = trained_with(&options);
     let (plan, weights) = (Arc::new(plan), Arc::new(weights));
     let prompt: Vec<i64> = b"And God said".iter().map(|&b| b as i64).collect();
     let k = 5;

@@ -16,13 +16,12 @@ pub fn exe() -> Command {
     c
 }
 
-/// Compile the bundled trained model (byte-level, 128 positions) into the test's directory
-/// `name` under the target's temporary directory.
-pub fn trained(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+/// `compile MODEL -o DIR` with `extra` flags; panics with the compiler's message on failure.
+pub fn compile(model: &str, dir: &Path, extra: &[&str]) {
     let out = exe()
-        .args(["compile", "models/tiny-trained.torchscript.onnx", "-o"])
-        .arg(&dir)
+        .args(["compile", model, "-o"])
+        .arg(dir)
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -30,6 +29,13 @@ pub fn trained(name: &str) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Compile the bundled trained model (byte-level, 128 positions) into the test's directory
+/// `name` under the target's temporary directory.
+pub fn trained(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    compile("models/tiny-trained.torchscript.onnx", &dir, &[]);
     dir
 }
 
@@ -43,36 +49,42 @@ impl Drop for Reap {
     }
 }
 
-/// `serve --plan DIR --listen 127.0.0.1:0` with `args`: the process, its log, its address.
-pub fn serve(dir: &Path, args: &[&str]) -> (Reap, BufReader<ChildStderr>, String) {
-    let mut server = exe()
+/// Start `serve` on a free port with `extra` arguments; returns the process, its address (from
+/// its "serving … on ADDR" line) and the rest of its log.
+pub fn serve(dir: &Path, extra: &[&str]) -> (Reap, String, BufReader<ChildStderr>) {
+    let mut child = exe()
         .args(["serve", "--plan"])
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])
-        .args(args)
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut log = BufReader::new(server.stderr.take().unwrap());
-    let server = Reap(server);
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    // "encoded the weights …", then "serving … on ADDR".
     let mut line = String::new();
     while !line.starts_with("serving") {
         line.clear();
-        assert!(log.read_line(&mut line).unwrap() > 0, "serve exited early");
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve exited early");
     }
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    (server, log, addr)
+    (Reap(child), addr, err)
 }
 
-/// Greedy tokens of the plan's exact semantics for a byte-level prompt (the oracle).
-pub fn simulated(dir: &Path, prompt: &str, new: usize) -> Vec<usize> {
+/// The token ids of a byte-level prompt.
+pub fn bytes(prompt: &str) -> Vec<i64> {
+    prompt.bytes().map(i64::from).collect()
+}
+
+/// Greedy tokens of the plan's exact semantics for the prompt's token ids (the oracle).
+pub fn simulated(dir: &Path, prompt: &[i64], new: usize) -> Vec<usize> {
     let plan = file::read_plan(&dir.join("plan.cgp")).unwrap();
     let weights = file::read_weights(&dir.join("weights.cgw"), &plan).unwrap();
     let mut sim = Simulator::new(&plan, &weights).unwrap();
-    let ids: Vec<i64> = prompt.bytes().map(i64::from).collect();
-    let mut out = vec![sim.prefill(&ids).unwrap()];
+    let mut out = vec![sim.prefill(prompt).unwrap()];
     while out.len() < new {
-        out.push(sim.decode(*out.last().unwrap() as i64).unwrap());
+        let t = *out.last().unwrap() as i64;
+        out.push(sim.decode(t).unwrap());
     }
     out
 }

@@ -322,38 +322,63 @@ fn invalid(msg: String) -> NetError {
     NetError::InvalidArgument(msg)
 }
 
-/// Expand a leaf into k values of ℓ bits (three per AES block when ℓ ≤ 42, else two) and add
-/// them to both `acc` and `sum` (`vals` is scratch).
-#[inline]
-fn add_leaf(
-    leaf: Block,
-    bits: u32,
-    buf: &mut Vec<Block>,
-    vals: &mut Vec<u64>,
-    acc: &mut [u64],
-    sum: &mut [u64],
-) {
-    let k = acc.len();
-    let m = mask(bits);
-    let per = if bits <= 42 { 3 } else { 2 };
-    buf.resize(k.div_ceil(per), Block::ZERO);
-    Prg::new(leaf).fill_blocks(buf);
-    vals.clear();
-    if per == 3 {
-        for b in buf.iter() {
-            let x = b.0;
-            vals.extend_from_slice(&[x as u64 & m, (x >> 42) as u64 & m, (x >> 84) as u64 & m]);
-        }
-    } else {
-        for b in buf.iter() {
-            vals.extend_from_slice(&[b.low() & m, b.high() & m]);
+/// The per-thread buffers of the block passes: each leaf expands by the AES PRG into k values of
+/// ℓ bits (three per AES block when ℓ ≤ 42, else two).
+struct BlockScratch {
+    blocks: Vec<Block>,
+    vals: Vec<u64>,
+    sum: Vec<u64>,
+}
+
+impl BlockScratch {
+    fn new(k: usize) -> BlockScratch {
+        BlockScratch {
+            blocks: Vec::new(),
+            vals: Vec::new(),
+            sum: vec![0; k],
         }
     }
-    for (a, &v) in acc.iter_mut().zip(vals.iter()) {
-        *a = a.wrapping_add(v);
-    }
-    for (s, &v) in sum.iter_mut().zip(vals.iter()) {
-        *s = s.wrapping_add(v);
+
+    /// Add the expansion of every leaf of one tree's block (but the punctured one, `skip`) to its
+    /// row of `acc` (one row of k values per leaf) and return their sum over the block.
+    fn add_block(
+        &mut self,
+        leaves: &[Block],
+        skip: Option<usize>,
+        bits: u32,
+        acc: &mut [u64],
+    ) -> &[u64] {
+        let k = self.sum.len();
+        let m = mask(bits);
+        let per = if bits <= 42 { 3 } else { 2 };
+        self.sum.iter_mut().for_each(|x| *x = 0);
+        for (q, &leaf) in leaves.iter().enumerate() {
+            if skip == Some(q) {
+                continue;
+            }
+            self.blocks.resize(k.div_ceil(per), Block::ZERO);
+            Prg::new(leaf).fill_blocks(&mut self.blocks);
+            self.vals.clear();
+            for b in &self.blocks {
+                if per == 3 {
+                    let x = b.0;
+                    self.vals.extend_from_slice(&[
+                        x as u64 & m,
+                        (x >> 42) as u64 & m,
+                        (x >> 84) as u64 & m,
+                    ]);
+                } else {
+                    self.vals.extend_from_slice(&[b.low() & m, b.high() & m]);
+                }
+            }
+            for (a, &v) in acc[q * k..(q + 1) * k].iter_mut().zip(&self.vals) {
+                *a = a.wrapping_add(v);
+            }
+            for (s, &v) in self.sum.iter_mut().zip(&self.vals) {
+                *s = s.wrapping_add(v);
+            }
+        }
+        &self.sum
     }
 }
 
@@ -521,23 +546,11 @@ fn server<C: Channel + ?Sized>(
         .zip(acc_parts.into_par_iter())
         .zip(blocks.par_iter())
         .for_each(|((s_b, acc_b), &(start, len))| {
-            let (mut buf, mut vals) = (Vec::new(), Vec::new());
-            let mut sigma = vec![0u64; k];
+            let mut scratch = BlockScratch::new(k);
             for (i, row) in rows.iter().enumerate() {
-                sigma.iter_mut().for_each(|x| *x = 0);
-                for q in 0..len {
-                    let acc_q = &mut acc_b[q * k..(q + 1) * k];
-                    add_leaf(
-                        row[start + q],
-                        ring.bits,
-                        &mut buf,
-                        &mut vals,
-                        acc_q,
-                        &mut sigma,
-                    );
-                }
+                let sigma = scratch.add_block(&row[start..start + len], None, ring.bits, acc_b);
                 let d = &mut s_b[i * k..(i + 1) * k];
-                for (x, &sg) in d.iter_mut().zip(&sigma) {
+                for (x, &sg) in d.iter_mut().zip(sigma) {
                     *x = ring.sub(sg, *x);
                 }
             }
@@ -720,22 +733,10 @@ fn client<C: Channel + ?Sized>(
         .zip(blocks.par_iter())
         .enumerate()
         .for_each(|(b, ((d_b, acc_b), &(start, len)))| {
-            let (mut buf, mut vals) = (Vec::new(), Vec::new());
-            let mut sigma = vec![0u64; k];
+            let mut scratch = BlockScratch::new(k);
             for (i, row) in rows.iter().enumerate() {
-                sigma.iter_mut().for_each(|x| *x = 0);
                 let a = alpha[i * t + b];
-                for q in (0..len).filter(|&q| q != a) {
-                    let acc_q = &mut acc_b[q * k..(q + 1) * k];
-                    add_leaf(
-                        row[start + q],
-                        ring.bits,
-                        &mut buf,
-                        &mut vals,
-                        acc_q,
-                        &mut sigma,
-                    );
-                }
+                let sigma = scratch.add_block(&row[start..start + len], Some(a), ring.bits, acc_b);
                 let r = mask_of(ring, mask_keys[i * t + b], k);
                 let dst = &mut acc_b[a * k..(a + 1) * k];
                 for c in 0..k {

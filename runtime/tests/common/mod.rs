@@ -168,3 +168,35 @@ pub fn plain_product(
     }
     y.into_iter().map(|v| ring.reduce(v)).collect()
 }
+
+/// The bundled trained model compiled with `options` (the plan and its weights).
+pub fn trained_with(
+    options: &ciphergpt_compiler::fixed::Options,
+) -> (
+    ciphergpt_compiler::plan::Plan,
+    ciphergpt_compiler::plan::WeightsFile,
+) {
+    use ciphergpt_compiler::model::{self, ModelSpec};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tiny-trained.torchscript.onnx");
+    let graph = model::load(&ModelSpec {
+        path,
+        ..Default::default()
+    })
+    .unwrap();
+    let c = ciphergpt_compiler::fixed::compile(&graph, options).unwrap();
+    (c.plan, c.weights)
+}
+
+/// The logits register: the input of the plan's token choice.
+pub fn logits_register(plan: &ciphergpt_compiler::plan::Plan) -> u32 {
+    use ciphergpt_compiler::plan::instruction::Op;
+    plan.decode
+        .as_ref()
+        .unwrap()
+        .instructions
+        .iter()
+        .find(|i| matches!(i.op, Some(Op::Sample(_))))
+        .unwrap()
+        .inputs[0]
+}
