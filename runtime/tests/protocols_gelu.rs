@@ -258,13 +258,7 @@ fn gelu_bytes(p: &gelu::Params, n: u64) -> u64 {
     let mill = |n: u64, k: u32| millionaire_bytes(n, k, cmp::cheapest_digit_bits(k));
     let carry_w = mill(n, w) + iknp(n) + (n * m.max(l - w) as u64).div_ceil(8);
     // The server's lookup carries the index carry c_s: one more bit per message.
-    let luts = if s > 0 {
-        2 * iknp(n * s as u64)
-            + ((n * m as u64) << s).div_ceil(8)
-            + ((n * (m + 1) as u64) << s).div_ceil(8)
-    } else {
-        0
-    };
+    let luts = if s > 0 { luts_of(p, n) } else { 0 };
     let carries = mill(n, f);
     let cots = iknp(3 * n) + (n * (l + (l - m + f) + (l - k)) as u64).div_ceil(8);
     let signs = mill(2 * n, l - k - 1);
@@ -363,6 +357,236 @@ fn client_view_is_independent_of_the_input() {
         let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
         let c = gelu::gelu(&mut ot, &mut tap, Role::Client, ring, &t, &xc).unwrap();
+        let s = h.join().unwrap();
+        let y: Vec<u64> = x
+            .iter()
+            .map(|&v| ring.from_signed(semantics::gelu(v, &t).unwrap()))
+            .collect();
+        assert_eq!(ring.add_vec(&s, &c), y, "{what}");
+        let view = &tap.received[start..];
+        lens.push(view.len());
+        let slice = view.len().div_ceil(32);
+        for part in std::iter::once(view).chain(view.chunks(slice)) {
+            let ones: u32 = part.iter().map(|v| v.count_ones()).sum();
+            let z = z_fair(ones as usize, 8 * part.len());
+            assert!(z.abs() < 6.0, "{what}: view bits z = {z:.2}");
+        }
+        assert_uniform_and_independent(&c, &y, bits, what);
+    }
+    assert!(
+        lens.windows(2).all(|w| w[0] == w[1]),
+        "view lengths {lens:?}"
+    );
+}
+
+/// Runs the prepared protocol: one correlation of `x.len() + 3` elements, consumed in two calls
+/// (the first three elements left unused, so the second call starts at an offset), and returns
+/// the reconstructed outputs with each party's online bytes and flights.
+fn run_prepared(bits: u32, t: &GeluTables, x: &[i64], iknp: bool) -> (Vec<u64>, u64, u64) {
+    let ring = Ring::new(bits).unwrap();
+    let (xs, xc) = split(ring, &mut Prg::from_entropy(), x);
+    let (ts, tc) = (t.clone(), t.clone());
+    let f = move |p: &mut Party, t: GeluTables, x: Vec<u64>| {
+        let n = x.len();
+        let prep = gelu::prepare(&mut p.ot, &mut p.ch, p.role, ring, &t, n + 3).unwrap();
+        assert_eq!(prep.len(), n + 3);
+        let before = p.ch.stats().total;
+        let half = n / 2;
+        let mut y =
+            gelu::gelu_prepared(&mut p.ot, &mut p.ch, p.role, ring, &t, &x[..half], &prep, 3)
+                .unwrap();
+        y.extend(
+            gelu::gelu_prepared(
+                &mut p.ot,
+                &mut p.ch,
+                p.role,
+                ring,
+                &t,
+                &x[half..],
+                &prep,
+                3 + half,
+            )
+            .unwrap(),
+        );
+        let after = p.ch.stats().total;
+        (
+            y,
+            after.bytes() - before.bytes(),
+            after.rounds - before.rounds,
+        )
+    };
+    let ((ys, bs, rs), (yc, bc, _)) = if iknp {
+        two_party_iknp(move |p| f(p, ts, xs), move |p| f(p, tc, xc))
+    } else {
+        two_party(move |p| f(p, ts, xs), move |p| f(p, tc, xc))
+    };
+    assert_eq!(bs, bc);
+    (ring.add_vec(&ys, &yc), bs, rs)
+}
+
+/// The prepared lookups give `semantics::gelu` exactly, as the online ones do: the default
+/// tables at ℓ = 38, CipherGPT's setting at ℓ = 37, one piece and 256 pieces in their narrowest
+/// rings, on the edge values and random inputs.
+#[test]
+fn prepared_lookups_are_exact() {
+    for (bits, t) in [
+        (38, tables(15, 2, 7, GeluForm::Tanh)),
+        (37, tables(12, 2, 6, GeluForm::Erf)),
+    ] {
+        let x = inputs(&mut Prg::from_entropy(), &t, bits, 1500);
+        check(bits, &t, &x, &run_prepared(bits, &t, &x, false).0);
+    }
+    for (frac, alpha, s) in [(6, 1, 0), (8, 2, 8)] {
+        let t = tables(frac, alpha, s, GeluForm::Tanh);
+        let tight = (2..=64)
+            .find(|&b| gelu::params(Ring::new(b).unwrap(), &t).is_ok())
+            .unwrap();
+        let x = inputs(&mut Prg::from_entropy(), &t, tight, 300);
+        check(tight, &t, &x, &run_prepared(tight, &t, &x, false).0);
+    }
+}
+
+/// The two private lookups' bytes of the online protocol on n elements (IKNP).
+fn luts_of(p: &gelu::Params, n: u64) -> u64 {
+    let (s, m) = (p.pieces_log2, p.spline_bits);
+    2 * iknp(n * s as u64)
+        + ((n * m as u64) << s).div_ceil(8)
+        + ((n * (m + 1) as u64) << s).div_ceil(8)
+}
+
+/// Online bytes of the prepared protocol on IKNP against the module doc's formula: the online
+/// protocol's with the two lookups replaced by the openings of δ and r − b (s + m bits each way),
+/// of A_i − a (m bits each way) and the index carry's millionaires' on s bits; a fraction of the
+/// online protocol's bytes.
+#[test]
+fn prepared_online_cost() {
+    let bits = 38;
+    let t = tables(15, 2, 7, GeluForm::Tanh);
+    let p = gelu::params(Ring::new(bits).unwrap(), &t).unwrap();
+    let x = inputs(&mut Prg::from_entropy(), &t, bits, 2000);
+    let (y, bytes, rounds) = run_prepared(bits, &t, &x, true);
+    check(bits, &t, &x, &y);
+    let (s, m) = (p.pieces_log2, p.spline_bits);
+    let n = x.len() as u64;
+    let half = n / 2;
+    let luts = luts_of(&p, n);
+    let per_call = |n: u64| {
+        let open = 2 * (n * (s + m) as u64).div_ceil(8) + 2 * (n * m as u64).div_ceil(8);
+        let index_carry = millionaire_bytes(n, s, cmp::cheapest_digit_bits(s));
+        gelu_bytes(&p, n) - luts_of(&p, n) + open + index_carry
+    };
+    assert_eq!(bytes, per_call(half) + per_call(n - half));
+    // What replaces the lookups is under a fifth of their bytes even on IKNP, whose
+    // comparisons dominate the rest.
+    let online = gelu_bytes(&p, half) + gelu_bytes(&p, n - half);
+    let replaced = bytes - (online - luts_of(&p, half) - luts_of(&p, n - half));
+    assert!(replaced * 5 < luts, "{replaced} against {luts}");
+    // On silent OT, where the lookups are most of the online protocol, the whole falls 5×.
+    let ring = Ring::new(bits).unwrap();
+    let (xs, xc) = split(ring, &mut Prg::from_entropy(), &x);
+    let (ts, tc) = (t.clone(), t.clone());
+    let f = move |p: &mut Party, t: GeluTables, x: Vec<u64>| {
+        let before = p.ch.stats().total.bytes();
+        let y = gelu::gelu(&mut p.ot, &mut p.ch, p.role, ring, &t, &x).unwrap();
+        (y, p.ch.stats().total.bytes() - before)
+    };
+    let ((ys, silent_online), (yc, _)) = two_party(move |p| f(p, ts, xs), move |p| f(p, tc, xc));
+    check(bits, &t, &x, &ring.add_vec(&ys, &yc));
+    let (y, silent_prepared, _) = run_prepared(bits, &t, &x, false);
+    check(bits, &t, &x, &y);
+    let per = |b: u64| b as f64 / n as f64;
+    eprintln!(
+        "gelu ℓ = {bits}, n = {n}, bytes/element: IKNP {:.2} prepared against {:.2} online \
+         ({rounds} flights); silent OT {:.2} prepared against {:.2} online",
+        per(bytes),
+        per(online),
+        per(silent_prepared),
+        per(silent_online)
+    );
+    assert!(
+        silent_prepared * 5 < silent_online,
+        "{silent_prepared} against {silent_online}"
+    );
+}
+
+/// Refusals before any communication: a correlation made for other tables, or too short from
+/// the offset given.
+#[test]
+fn prepared_correlation_misuse_is_refused() {
+    let ring = Ring::new(38).unwrap();
+    let t = tables(15, 2, 7, GeluForm::Tanh);
+    let other = tables(12, 2, 6, GeluForm::Tanh);
+    let f = move |p: &mut Party| {
+        let prep = gelu::prepare(&mut p.ot, &mut p.ch, p.role, ring, &t, 4).unwrap();
+        let bad = |r: Result<Vec<u64>, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+        let x = vec![0u64; 3];
+        [
+            bad(gelu::gelu_prepared(
+                &mut p.ot, &mut p.ch, p.role, ring, &other, &x, &prep, 0,
+            )),
+            bad(gelu::gelu_prepared(
+                &mut p.ot, &mut p.ch, p.role, ring, &t, &x, &prep, 2,
+            )),
+            bad(gelu::gelu_prepared(
+                &mut p.ot,
+                &mut p.ch,
+                p.role,
+                Ring::new(40).unwrap(),
+                &t,
+                &x,
+                &prep,
+                0,
+            )),
+        ]
+    };
+    let g = f.clone();
+    let (a, b) = two_party(f, g);
+    assert_eq!(a, [true; 3]);
+    assert_eq!(b, [true; 3]);
+}
+
+/// The client's online view of the prepared protocol — every byte it receives after the
+/// preparation — and its output share do not depend on the input: inputs 0, deep in the tails
+/// and around the spline give views of one length whose bits are fair coins overall and in 32
+/// slices, and output shares that are fair coins independent of y (|z| < 6, 2^12 elements).
+#[test]
+fn prepared_client_view_is_independent_of_the_input() {
+    let bits = 38;
+    let ring = Ring::new(bits).unwrap();
+    let t = tables(15, 2, 7, GeluForm::Tanh);
+    let n = 1 << 12;
+    let mut p = Prg::from_entropy();
+    let xc = p.values(n, bits);
+    let b = t.bound();
+    let span = 8i64 << t.frac;
+    let spline: Vec<i64> = p
+        .values(n, t.frac + 4)
+        .iter()
+        .map(|&u| u as i64 - span)
+        .collect();
+    let mut lens = Vec::new();
+    for (what, x) in [
+        ("zero", vec![0; n]),
+        ("above α", vec![3 * b; n]),
+        ("below −α", vec![-3 * b; n]),
+        ("spline", spline),
+    ] {
+        let xr: Vec<u64> = x.iter().map(|&v| ring.from_signed(v)).collect();
+        let xs = ring.sub_vec(&xr, &xc);
+        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
+        let ts = t.clone();
+        let h = std::thread::spawn(move || {
+            let mut ch = ch_s;
+            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
+            let prep = gelu::prepare(&mut ot, &mut ch, Role::Server, ring, &ts, n).unwrap();
+            gelu::gelu_prepared(&mut ot, &mut ch, Role::Server, ring, &ts, &xs, &prep, 0).unwrap()
+        });
+        let mut tap = Tap::new(ch_c);
+        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+        let prep = gelu::prepare(&mut ot, &mut tap, Role::Client, ring, &t, n).unwrap();
+        let start = tap.received.len();
+        let c =
+            gelu::gelu_prepared(&mut ot, &mut tap, Role::Client, ring, &t, &xc, &prep, 0).unwrap();
         let s = h.join().unwrap();
         let y: Vec<u64> = x
             .iter()

@@ -205,3 +205,55 @@ fn mul_rows_is_exact_and_costs_per_row() {
         assert_eq!(bytes, cots + corr, "l = {bits}, m = {m}");
     }
 }
+
+/// Beaver triples: c = a·b mod 2^ℓ on the reconstructed shares, a and b nonzero somewhere (they
+/// are drawn, not fixed), and one product through a triple (the two openings and the local
+/// formula of `mul::Triples`) equals x·y.
+#[test]
+fn triples_multiply_and_serve_a_product() {
+    for bits in [16u32, 34, 64] {
+        let ring = Ring::new(bits).unwrap();
+        let n = 700;
+        let mut p = Prg::from_entropy();
+        let x = values_with_edges(&mut p, n, bits);
+        let y = ring.random(&mut p, n);
+        let (xs, xc) = split(ring, &mut p, &x);
+        let (ys, yc) = split(ring, &mut p, &y);
+        let f = move |p: &mut Party, x: Vec<u64>, y: Vec<u64>| {
+            let t = mul::triples(&mut p.ot, &mut p.ch, p.role, ring, n).unwrap();
+            // Open x − a and y − b.
+            let d: Vec<u64> = (0..n).map(|i| ring.sub(x[i], t.a[i])).collect();
+            let e: Vec<u64> = (0..n).map(|i| ring.sub(y[i], t.b[i])).collect();
+            let mine = [d.clone(), e.clone()].concat();
+            let bytes = shares::pack_widths(&mine, &vec![bits; 2 * n]);
+            let theirs = shares::unpack_widths(
+                &shares::exchange(&mut p.ch, p.role, &bytes).unwrap(),
+                &vec![bits; 2 * n],
+            );
+            let z: Vec<u64> = (0..n)
+                .map(|i| {
+                    let (d, e) = (ring.add(d[i], theirs[i]), ring.add(e[i], theirs[n + i]));
+                    let mut v =
+                        ring.add(t.c[i], ring.add(ring.mul(d, t.b[i]), ring.mul(e, t.a[i])));
+                    if p.role == Role::Server {
+                        v = ring.add(v, ring.mul(d, e));
+                    }
+                    v
+                })
+                .collect();
+            (t, z)
+        };
+        let ((ts, zs), (tc, zc)) = two_party(move |p| f(p, xs, ys), move |p| f(p, xc, yc));
+        let a = ring.add_vec(&ts.a, &tc.a);
+        let b = ring.add_vec(&ts.b, &tc.b);
+        let c = ring.add_vec(&ts.c, &tc.c);
+        assert!(a.iter().any(|&v| v != 0) && b.iter().any(|&v| v != 0));
+        for i in 0..n {
+            assert_eq!(c[i], ring.mul(a[i], b[i]), "ℓ = {bits}, triple {i}");
+        }
+        let z = ring.add_vec(&zs, &zc);
+        for i in 0..n {
+            assert_eq!(z[i], ring.mul(x[i], y[i]), "ℓ = {bits}, product {i}");
+        }
+    }
+}

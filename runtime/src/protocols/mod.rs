@@ -22,6 +22,7 @@ pub mod matmul;
 pub mod max;
 pub mod mul;
 pub mod mux;
+pub mod onehot;
 pub mod shares;
 pub mod shuffle;
 pub mod softmax;

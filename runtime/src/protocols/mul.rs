@@ -13,6 +13,9 @@
 //! **Product by a private vector** ([`mul_by_private`]): x·y with y held by one party: x_owner·y
 //! local and one cross term x_other·y.
 //!
+//! **Beaver triples** ([`triples`]): shares of random a, b and of c = a·b by [`mul`], made in a
+//! preparation phase; a later product then costs only two openings (see [`Triples`]).
+//!
 //! **Rows by a narrow scalar** ([`mul_rows`]): x_r·y_{r,i} for a shared scalar x_r per row known
 //! to lie in [0, 2^(m−1)) (shares over Z_2^m) and shared rows y_r of any lengths (softmax's
 //! E·R, LayerNorm's e·ρ, the exponential's table product). With p = msb(x_S), q = msb(x_C) and
@@ -249,6 +252,46 @@ pub fn mul<C: Channel + ?Sized>(
     Ok((0..x.len())
         .map(|i| ring.add(ring.add(ring.mul(x[i], y[i]), a[i]), b[i]))
         .collect())
+}
+
+/// Beaver multiplication triples over Z_2^ℓ (Beaver, CRYPTO 1991), this party's shares: a and b
+/// uniform, c = a·b, made by [`triples`] before the values they multiply exist.
+#[derive(Clone, Debug, Default)]
+pub struct Triples {
+    pub a: Vec<u64>,
+    pub b: Vec<u64>,
+    pub c: Vec<u64>,
+}
+
+impl Triples {
+    /// How many triples are held.
+    pub fn len(&self) -> usize {
+        self.a.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.a.is_empty()
+    }
+}
+
+/// `n` Beaver triples over `ring`: each party draws its shares of a and b, and [`mul`] gives
+/// shares of c = a·b. Cost: [`mul`]'s on n elements. A triple turns a later product x·y into
+/// the opening of x − a and y − b (2ℓ bits each way) and local work:
+/// x·y = c + (x − a)·b + (y − b)·a + (x − a)(y − b), the last term added by the server. The
+/// openings are uniform because a and b are, so a triple must serve one product only.
+pub fn triples<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    n: usize,
+) -> Result<Triples, NetError> {
+    let mut rng = Prg::from_entropy();
+    let a = ring.random(&mut rng, n);
+    let b = ring.random(&mut rng, n);
+    let c = mul(ot, ch, role, ring, &a, &b)?;
+    Ok(Triples { a, b, c })
 }
 
 /// Product of a shared vector by a vector private to `owner`: `x` is this party's share, `y` is
