@@ -21,6 +21,14 @@
 //!    when f_ρ ≤ 64 − ℓ, else a faithful truncation), and the shares reduced mod 2^ℓ (exact: y
 //!    fits the plan's ring).
 //!
+//! **Prepared** ([`prepare`], [`layernorm_prepared`]; Beaver, CRYPTO 1991). The two products
+//! run on correlations made before the rows exist, over W: per entry a square pair (a, a²) and
+//! per row α with per entry (B, C = α·B). Step 3's square: D = v − a is opened (64 bits each
+//! way) and v² = D² + 2D·a + a². Step 5: R = ρ − α (per row) and E = e − B are opened in one
+//! flight and e·ρ = C + E·α + R·B + E·R. Both are exact mod 2^64, so the output is the same;
+//! the openings are uniform because a, α and B are, and each is used once. Online, 16 bytes per
+//! entry each in place of a cross term (64λ + 64·65/2 bits) and the row product.
+//!
 //! **Exactness conditions** (beyond the semantics' own, |d| < 2^63 and V < 2^63): V < 2^62 (the
 //! divider compares in 64 bits; the compiler sizes V below 2^50 for calibrated rows), and
 //! |e·ρ| < 2^63 (the bound `LayerNormParams::bounds` gives is about √n·2^(f + f_ρ + 1)).
@@ -39,9 +47,10 @@
 
 use ciphergpt_compiler::fixed::semantics::LayerNormParams;
 
-use super::shares::Ring;
+use super::shares::{exchange, pack_widths, unpack_widths, Ring};
 use super::{div, mul, sqrt, trunc};
 use crate::crypto::iknp::OtPair;
+use crate::crypto::Prg;
 use crate::net::{Channel, NetError, Role};
 
 /// Ring of the row statistics.
@@ -76,6 +85,120 @@ pub fn layernorm<C: Channel + ?Sized>(
     ring: Ring,
     p: &LayerNormParams,
     x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    layernorm_with(ot, ch, role, ring, p, x, None)
+}
+
+/// A LayerNorm correlation made before its rows exist ([`prepare`]), over W = Z_2^64: per entry
+/// a square pair (a, a²) and a triple entry (B, C = α·B) with α one per row. Rows are consumed
+/// in order by [`layernorm_prepared`]; each serves one input row once.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    n: usize,
+    sq: Vec<u64>,
+    sq_of: Vec<u64>,
+    alpha: Vec<u64>,
+    b: Vec<u64>,
+    c: Vec<u64>,
+}
+
+impl Prepared {
+    /// How many rows it holds.
+    pub fn rows(&self) -> usize {
+        self.alpha.len()
+    }
+}
+
+/// Prepares `rows` rows of `p.n` entries (both parties call it with the same arguments): the
+/// square pairs by one cross term over W per entry (a² = a_S² + a_C² + 2·a_S·a_C, as step 3
+/// squares), the triples by [`mul::mul`] over W. Cost per entry on silent OT about 0.8 KB.
+/// Errors as [`layernorm`]'s parameter checks.
+pub fn prepare<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    p: &LayerNormParams,
+    rows: usize,
+) -> Result<Prepared, NetError> {
+    p.validate()
+        .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
+    let w = Ring::new(WIDE_BITS)?;
+    let n = p.n;
+    let mut rng = Prg::from_entropy();
+    let sq = w.random(&mut rng, rows * n);
+    let cross = mul::cross_term(ot, ch, role, w, Role::Server, &sq)?;
+    let sq_of = sq
+        .iter()
+        .zip(&cross)
+        .map(|(&a, &c)| w.add(w.mul(a, a), w.mul(2, c)))
+        .collect();
+    let alpha = w.random(&mut rng, rows);
+    let b = w.random(&mut rng, rows * n);
+    let wide: Vec<u64> = alpha
+        .iter()
+        .flat_map(|&a| std::iter::repeat_n(a, n))
+        .collect();
+    let c = mul::mul(ot, ch, role, w, &wide, &b)?;
+    Ok(Prepared {
+        n,
+        sq,
+        sq_of,
+        alpha,
+        b,
+        c,
+    })
+}
+
+/// [`layernorm`] with its two products (the squares of step 3, e·ρ of step 5) on the correlation
+/// `prep` from row `at`: each becomes one opening over W (see the module doc). The same output
+/// values; errors as [`layernorm`], and when `prep` holds rows of another width or too few rows
+/// from `at`.
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_prepared<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    p: &LayerNormParams,
+    x: &[u64],
+    prep: &Prepared,
+    at: usize,
+) -> Result<Vec<u64>, NetError> {
+    let rows = x.len() / p.n.max(1);
+    if prep.n != p.n || at + rows > prep.rows() {
+        return Err(NetError::InvalidArgument(format!(
+            "layernorm: {rows} rows of {} from row {at} of a prepared correlation of {} rows of {}",
+            p.n,
+            prep.rows(),
+            prep.n
+        )));
+    }
+    layernorm_with(ot, ch, role, ring, p, x, Some((prep, at)))
+}
+
+/// Both parties' openings of `mine` (values over W), summed.
+fn open_wide<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    mine: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let widths = vec![WIDE_BITS; mine.len()];
+    let theirs = unpack_widths(&exchange(ch, role, &pack_widths(mine, &widths))?, &widths);
+    Ok(mine
+        .iter()
+        .zip(theirs)
+        .map(|(&a, b)| a.wrapping_add(b))
+        .collect())
+}
+
+fn layernorm_with<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    p: &LayerNormParams,
+    x: &[u64],
+    prep: Option<(&Prepared, usize)>,
 ) -> Result<Vec<u64>, NetError> {
     p.validate()
         .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
@@ -117,20 +240,36 @@ pub fn layernorm<C: Channel + ?Sized>(
     let e = round_shift(ot, ch, role, w, p.r1, &d)?;
     let v = round_shift(ot, ch, role, w, p.r2, &e)?;
 
-    // 3. V = Σ v² + v_eps, with v_S·v_C from one cross term (the server chooses).
-    let cross = mul::cross_term(ot, ch, role, w, Role::Server, &v)?;
-    let eps = match role {
-        Role::Server => p.v_eps as u64,
-        Role::Client => 0,
+    // 3. V = Σ v² + v_eps: this party's shares of the squares, with v_S·v_C from one cross
+    //    term (the server chooses), or prepared: D = v − a opened, v² = D² + 2D·a + a².
+    let server = role == Role::Server;
+    let squares: Vec<u64> = match prep {
+        None => {
+            let cross = mul::cross_term(ot, ch, role, w, Role::Server, &v)?;
+            v.iter()
+                .zip(&cross)
+                .map(|(&vi, &ci)| w.add(w.mul(vi, vi), w.mul(2, ci)))
+                .collect()
+        }
+        Some((c, at)) => {
+            let k0 = at * n;
+            let mine: Vec<u64> = (0..v.len()).map(|k| w.sub(v[k], c.sq[k0 + k])).collect();
+            let d = open_wide(ch, role, &mine)?;
+            (0..v.len())
+                .map(|k| {
+                    let mut y = w.add(c.sq_of[k0 + k], w.mul(w.mul(2, d[k]), c.sq[k0 + k]));
+                    if server {
+                        y = w.add(y, w.mul(d[k], d[k]));
+                    }
+                    y
+                })
+                .collect()
+        }
     };
-    let big_v: Vec<u64> = v
+    let eps = if server { p.v_eps as u64 } else { 0 };
+    let big_v: Vec<u64> = squares
         .chunks(n)
-        .zip(cross.chunks(n))
-        .map(|(vr, cr)| {
-            vr.iter().zip(cr).fold(eps, |a, (&vi, &ci)| {
-                w.add(a, w.add(w.mul(vi, vi), w.mul(2, ci)))
-            })
-        })
+        .map(|sr| sr.iter().fold(eps, |a, &q| w.add(a, q)))
         .collect();
 
     // 4. ρ = ⌊√⌊N / V⌋⌋.
@@ -139,10 +278,39 @@ pub fn layernorm<C: Channel + ?Sized>(
 
     // 5. y = (e·ρ) >> f_ρ, back to the plan's ring.
     // ρ < 2^⌈q_bits/2⌉: its shares reduced mod 2^m, m = ⌈q_bits/2⌉ + 1, are a narrow scalar.
-    let m = q_bits.div_ceil(2) + 1;
-    let narrow = Ring::new(m)?;
-    let rho: Vec<u64> = rho.iter().map(|&r| narrow.reduce(r)).collect();
-    let prod = mul::mul_rows(ot, ch, role, w, m, &rho, &e, &vec![n; rows])?;
+    let prod = match prep {
+        None => {
+            let m = q_bits.div_ceil(2) + 1;
+            let narrow = Ring::new(m)?;
+            let rho: Vec<u64> = rho.iter().map(|&r| narrow.reduce(r)).collect();
+            mul::mul_rows(ot, ch, role, w, m, &rho, &e, &vec![n; rows])?
+        }
+        // Prepared: R = ρ − α per row and E = e − B per entry opened, in one flight;
+        // e·ρ = C + E·α + R·B + E·R (the last by the server).
+        Some((c, at)) => {
+            let k0 = at * n;
+            let mut mine: Vec<u64> = (0..rows).map(|r| w.sub(rho[r], c.alpha[at + r])).collect();
+            mine.extend((0..e.len()).map(|k| w.sub(e[k], c.b[k0 + k])));
+            let opened = open_wide(ch, role, &mine)?;
+            let (big_r, big_e) = opened.split_at(rows);
+            (0..e.len())
+                .map(|k| {
+                    let r = k / n;
+                    let mut y = w.add(
+                        c.c[k0 + k],
+                        w.add(
+                            w.mul(big_e[k], c.alpha[at + r]),
+                            w.mul(big_r[r], c.b[k0 + k]),
+                        ),
+                    );
+                    if server {
+                        y = w.add(y, w.mul(big_e[k], big_r[r]));
+                    }
+                    y
+                })
+                .collect()
+        }
+    };
     // ⌊e·ρ / 2^f_ρ⌋ is needed mod 2^ℓ only: truncate-and-reduce leaves it mod 2^(64 − f_ρ), which
     // 2^ℓ divides when f_ρ ≤ 64 − ℓ, and skips the extension back to 64 bits.
     let y = if p.f_rho == 0 {
