@@ -126,6 +126,8 @@ fn opened_offsets_are_uniform_whatever_the_index() {
     }
 }
 
+/// Sizes that are not powers of two, or too large, and lookups past the end are refused; one
+/// entry is the constant 1, made without communication.
 #[test]
 fn bad_sizes_and_exhausted_correlations_are_refused() {
     let ring = Ring::new(16).unwrap();
@@ -134,14 +136,24 @@ fn bad_sizes_and_exhausted_correlations_are_refused() {
         let sizes = [
             bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 3, 4)),
             bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 512, 4)),
-            bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 1, 4)),
+            bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 0, 4)),
         ];
+        // One entry: the vector is 1 everywhere, with no communication.
+        let before = p.ch.stats().total.bytes();
+        let one = onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 1, 4).unwrap();
+        assert_eq!(p.ch.stats().total.bytes(), before);
         let oh = onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 4, 4).unwrap();
         let over = onehot::open_offsets(&mut p.ch, p.role, &oh, 2, &[0, 0, 0], &[], 0);
-        (sizes, matches!(over, Err(NetError::InvalidArgument(_))))
+        (
+            sizes,
+            matches!(over, Err(NetError::InvalidArgument(_))),
+            one.entries,
+        )
     };
     let g = f;
     let (a, b) = two_party(f, g);
-    assert_eq!(a, ([true; 3], true));
-    assert_eq!(b, ([true; 3], true));
+    assert_eq!(a.0, [true; 3]);
+    assert_eq!(b.0, [true; 3]);
+    assert!(a.1 && b.1);
+    assert_eq!(ring.add_vec(&a.2, &b.2), vec![1; 4]);
 }

@@ -47,6 +47,9 @@ enum Mode {
     Tcp,
     /// softmax_with_max, the maxima shared by the test.
     GivenMax,
+    /// softmax_prepared on a correlation made first (7 more entries than needed, consumed
+    /// from entry 7).
+    Prepared,
 }
 
 /// Shares the rows (and their maxima), runs both parties, checks every row against softmax_row.
@@ -68,8 +71,18 @@ fn check(bits: u32, t: &ExpTables, rows: &[Vec<i64>], mode: Mode) {
     let (ts, tc) = (t.clone(), t.clone());
     let (ls, lc) = (lens.clone(), lens.clone());
     let given = mode == Mode::GivenMax;
-    let fs = move |p: &mut Party| call(p, ring, &ts, &ss, &ls, given.then_some(&ms[..])).unwrap();
-    let fc = move |p: &mut Party| call(p, ring, &tc, &sc, &lc, given.then_some(&mc[..])).unwrap();
+    let prepared = mode == Mode::Prepared;
+    let run = move |p: &mut Party, t: &ExpTables, s: &[u64], l: &[usize], m: Option<&[u64]>| {
+        if prepared {
+            let prep = softmax::prepare(&mut p.ot, &mut p.ch, p.role, t, s.len() + 7).unwrap();
+            softmax::softmax_prepared(&mut p.ot, &mut p.ch, p.role, ring, t, s, l, &prep, 7)
+                .unwrap()
+        } else {
+            call(p, ring, t, s, l, m).unwrap()
+        }
+    };
+    let fs = move |p: &mut Party| run(p, &ts, &ss, &ls, given.then_some(&ms[..]));
+    let fc = move |p: &mut Party| run(p, &tc, &sc, &lc, given.then_some(&mc[..]));
     let (a, b) = if mode == Mode::Tcp {
         two_party_tcp(fs, fc)
     } else {
@@ -450,4 +463,109 @@ fn bytes_match_the_cost_formula() {
             bytes as f64 / rows as f64
         );
     }
+}
+
+/// The prepared lookups give `softmax_row` exactly: the default and CipherGPT's tables on causal
+/// rows and the edges, and splits with an empty digit (hi = 0, lo = 0: one-entry tables).
+#[test]
+fn prepared_lookups_are_exact() {
+    let mut p = Prg::from_entropy();
+    for (bits, t) in [
+        defaults(),
+        ciphergpt(),
+        (20, fit_exp_tables_with(8, 10, 8, 0, 8, 6).unwrap()),
+        (20, fit_exp_tables_with(8, 10, 8, 8, 0, 6).unwrap()),
+    ] {
+        let mut rows = edge_rows(bits, &t);
+        let spread = (t.clip as f64 * 1.5) / (1u64 << t.frac_in) as f64;
+        rows.extend(causal(&mut p, bits, 12, &t, spread));
+        check(bits, &t, &rows, Mode::Prepared);
+    }
+}
+
+/// What the prepared protocol sends in place of steps 4, 5 and 8's product, in bits, for `rows`
+/// rows of `len`: (bits of the online protocol's lookups, extension and two products; bits of
+/// the offsets and the two triples' openings), both directions.
+fn prepared_delta_bits(t: &ExpTables, rows: u64, len: u64) -> (u64, u64) {
+    let (hi, lo, fe) = (t.hi_bits as u64, t.lo_bits as u64, t.frac_e as u64);
+    let k = t.recip_num_log2() as u64;
+    let den_bits = 64 - (len << fe).leading_zeros() as u64;
+    let w1 = 2 * fe + 2;
+    let w2 = (k + 2).max(den_bits + 2);
+    let (wh, wl) = (table_width(&t.hi) as u64, table_width(&t.lo) as u64);
+    let (wx, wy) = (wh.min(wl), wh.max(wl));
+    let m_r = k - fe + 2;
+    let n = rows * len;
+    let online = n
+        * (hi * 128
+            + (wh << hi)
+            + lo * 128
+            + (wl << lo)
+            + (128 + w1 - wy)
+            + 2 * (wx * 128 + (0..wx).map(|j| w1 - j).sum::<u64>())
+            + 2 * (0..m_r).map(|j| w2 - j).sum::<u64>())
+        + rows * 2 * m_r * 128;
+    let prepared = n * (2 * (hi + lo) + 2 * 2 * w1 + 2 * 2 * w2);
+    (online, prepared)
+}
+
+/// Online bytes on IKNP (exact counts, 128 rows of 32: no OT batch padding): the online
+/// protocol's equal the cost formula, and the prepared protocol's equal them less the lookups,
+/// the extension and the two products, plus the digits' offsets and the triples' openings.
+/// Refusals: a correlation for other tables, or too short.
+#[test]
+fn prepared_online_bytes_and_refusals() {
+    let (bits, t) = defaults();
+    let ring = Ring::new(bits).unwrap();
+    let mut p = Prg::from_entropy();
+    let (rows, len) = (128usize, 32usize);
+    let lens = vec![len; rows];
+    let scores = realistic(&mut p, rows * len, &t, 20.0, 0);
+    let flat: Vec<u64> = scores.iter().map(|&v| ring.from_signed(v)).collect();
+    let (ss, sc) = split(ring, &mut p, &flat);
+    let other = ciphergpt().1;
+    let f = move |p: &mut Party, s: Vec<u64>, t: ExpTables, lens: Vec<usize>| {
+        let prep = softmax::prepare(&mut p.ot, &mut p.ch, p.role, &t, s.len()).unwrap();
+        let b0 = p.ch.stats().total.bytes();
+        let y =
+            softmax::softmax_prepared(&mut p.ot, &mut p.ch, p.role, ring, &t, &s, &lens, &prep, 0)
+                .unwrap();
+        let b1 = p.ch.stats().total.bytes();
+        let z = softmax::softmax(&mut p.ot, &mut p.ch, p.role, ring, &t, &s, &lens).unwrap();
+        let b2 = p.ch.stats().total.bytes();
+        let refused = [
+            softmax::softmax_prepared(
+                &mut p.ot, &mut p.ch, p.role, ring, &other, &s, &lens, &prep, 0,
+            )
+            .is_err(),
+            softmax::softmax_prepared(&mut p.ot, &mut p.ch, p.role, ring, &t, &s, &lens, &prep, 1)
+                .is_err(),
+        ];
+        (y, z, b1 - b0, b2 - b1, refused)
+    };
+    let (ts, tc) = (t.clone(), t.clone());
+    let (ls, lc) = (lens.clone(), lens.clone());
+    let g = f.clone();
+    let ((ys, zs, prepared, online, rs), (yc, zc, _, _, rc)) =
+        two_party_iknp(move |p| f(p, ss, ts, ls), move |p| g(p, sc, tc, lc));
+    let y = ring.add_vec(&ys, &yc);
+    assert_eq!(y, ring.add_vec(&zs, &zc));
+    for (r, row) in scores.chunks(len).enumerate() {
+        let want = softmax_row(row, &t).unwrap();
+        let have: Vec<i64> = y[r * len..(r + 1) * len]
+            .iter()
+            .map(|&v| ring.to_signed(v))
+            .collect();
+        assert_eq!(have, want, "row {r}");
+    }
+    assert_eq!((rs, rc), ([true; 2], [true; 2]));
+    let full = formula_bits(bits, &t, rows as u64, len as u64);
+    assert_eq!(8 * online, full);
+    let (replaced, added) = prepared_delta_bits(&t, rows as u64, len as u64);
+    assert_eq!(8 * prepared, full - replaced + added);
+    eprintln!(
+        "softmax prepared, 128 rows of 32, IKNP: {:.1} B per score against {:.1} online",
+        prepared as f64 / (rows * len) as f64,
+        online as f64 / (rows * len) as f64
+    );
 }

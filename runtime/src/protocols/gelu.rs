@@ -318,16 +318,7 @@ pub fn prepare<C: Channel + ?Sized>(
     let params = params(ring, t)?;
     let rz = Ring::new(params.spline_bits)?;
     let size = 1usize << params.pieces_log2;
-    let onehot = if size == 1 {
-        OneHot {
-            size,
-            ring: rz,
-            rho: vec![0; n],
-            entries: vec![if role == Role::Server { 1 } else { 0 }; n],
-        }
-    } else {
-        onehot::prepare(ot, ch, role, rz, size, n)?
-    };
+    let onehot = onehot::prepare(ot, ch, role, rz, size, n)?;
     let triples = triples(ot, ch, role, rz, n)?;
     Ok(Prepared {
         params,

@@ -256,8 +256,10 @@ pub fn mul<C: Channel + ?Sized>(
 
 /// Beaver multiplication triples over Z_2^ℓ (Beaver, CRYPTO 1991), this party's shares: a and b
 /// uniform, c = a·b, made by [`triples`] before the values they multiply exist.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Triples {
+    /// The ring the triples are over.
+    pub ring: Ring,
     pub a: Vec<u64>,
     pub b: Vec<u64>,
     pub c: Vec<u64>,
@@ -291,7 +293,7 @@ pub fn triples<C: Channel + ?Sized>(
     let a = ring.random(&mut rng, n);
     let b = ring.random(&mut rng, n);
     let c = mul(ot, ch, role, ring, &a, &b)?;
-    Ok(Triples { a, b, c })
+    Ok(Triples { ring, a, b, c })
 }
 
 /// Product of a shared vector by a vector private to `owner`: `x` is this party's share, `y` is

@@ -86,8 +86,8 @@ impl OneHot {
 }
 
 /// Prepares one-hot shares of N = `size` entries over `ring` for `n` elements (both parties
-/// call it with the same arguments). Errors (`InvalidArgument`): N not a power of two in
-/// [2, [`MAX_SIZE`]].
+/// call it with the same arguments). N = 1 needs no communication (the server's share is 1).
+/// Errors (`InvalidArgument`): N not a power of two at most [`MAX_SIZE`].
 pub fn prepare<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -96,10 +96,18 @@ pub fn prepare<C: Channel + ?Sized>(
     size: usize,
     n: usize,
 ) -> Result<OneHot, NetError> {
-    if !size.is_power_of_two() || !(2..=MAX_SIZE).contains(&size) {
+    if !size.is_power_of_two() || size > MAX_SIZE {
         return Err(NetError::InvalidArgument(format!(
-            "one-hot: a vector of {size} entries (a power of two in 2..={MAX_SIZE})"
+            "one-hot: a vector of {size} entries (a power of two up to {MAX_SIZE})"
         )));
+    }
+    if size == 1 {
+        return Ok(OneHot {
+            size,
+            ring,
+            rho: vec![0; n],
+            entries: vec![(role == Role::Server) as u64; n],
+        });
     }
     let groups = size.div_ceil(64);
     let width = size.min(64);

@@ -60,6 +60,18 @@
 //! 9. p = ⌊E·R / 2^S⌋ by truncate-and-reduce into Z_2^(W2−S), where p ≤ 2^f_out has a known zero
 //!    msb, then [`trunc::extend_nonnegative`] to Z_2^ℓ (a reduction if ℓ ≤ W2 − S).
 //!
+//! **Prepared** ([`prepare`], [`softmax_prepared`]). Step 4's two lookups send
+//! 2^hi·w_h + 2^lo·w_l bits per entry (8,448 at the plan's 8 + 8 digits), most of a decode
+//! step's softmax bytes on silent OT. Made ahead, per entry: one one-hot vector of a random
+//! index for each table ([`onehot`], over Z_2^W1), and two Beaver triples ([`mul::triples`],
+//! over Z_2^W1 and Z_2^(K+2)). Online, steps 4 and 5: each party sends the two digits' offsets
+//! from the random indices (hi + lo bits, one flight), both tables' values T1\[h\], T0\[l\] are
+//! local sums over Z_2^W1, and their product is one triple's two openings (2·W1 bits each
+//! way). Step 8: E·R with R repeated along its row, on the other triple (2·W2 bits each way;
+//! the online product is used if W2 ≠ K + 2, for rows of 2^(K−f_e) or more). The same values, as
+//! fresh shares; the offsets and openings are uniform (the random indices' other shares and the
+//! triples' a, b are unknown to the receiver and used once).
+//!
 //! **Cost** per element, with M(k) the millionaires' on k bits at the chosen digit width and
 //! B(k) = COT(k) = λ + k bits ([`cmp`], [`b2a`]), L(N, w) = log₂N·λ + N·w ([`lut`]), w_x ≤ w_y
 //! the two tables' widths:
@@ -94,7 +106,9 @@
 
 use ciphergpt_compiler::fixed::semantics::ExpTables;
 
-use super::shares::Ring;
+use super::mul::Triples;
+use super::onehot::{self, OneHot};
+use super::shares::{exchange, pack_widths, unpack_widths, Ring};
 use super::{b2a::b2a, cmp, div, lut, max, mul, mux::mux, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
@@ -282,6 +296,148 @@ pub fn softmax<C: Channel + ?Sized>(
     softmax_with_max(ot, ch, role, ring, t, s, lens, &m)
 }
 
+/// A softmax correlation made before its scores exist ([`prepare`]): per entry one one-hot
+/// vector of a random index for each digit's table ([`onehot`]), over that table's offset ring.
+/// [`softmax_prepared`] consumes entries in order; each serves one score once.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    hi: OneHot,
+    lo: OneHot,
+    /// Beaver triples over Z_2^W1 for T1[h]·T0[l], one per entry.
+    product: Triples,
+    /// Beaver triples over Z_2^(K+2) for E·R, one per entry (R repeated along its row).
+    normalise: Triples,
+}
+
+impl Prepared {
+    /// How many entries (scores) it holds.
+    pub fn len(&self) -> usize {
+        self.hi.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.hi.is_empty()
+    }
+}
+
+/// Prepares `n` entries for the tables `t` (both parties call it with the same arguments): per
+/// entry one one-hot vector of 2^hi entries and one of 2^lo, over the product's ring
+/// Z_2^W1 (W1 = 2f_e + 2), a Beaver triple over Z_2^W1 and one over Z_2^(K+2) (the
+/// normalisation's ring for every row shorter than 2^(K−f_e), [`mul::triples`]). Cost per
+/// entry: [`onehot::prepare`]'s for each vector, 2^(2·hi) + 2^(2·lo) bits of OT messages above
+/// all (16 KB at the plan's 8 + 8 digits), and two products. Errors: malformed tables or a
+/// digit over 8 bits.
+pub fn prepare<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    t: &ExpTables,
+    n: usize,
+) -> Result<Prepared, NetError> {
+    t.validate().map_err(|e| bad(e.msg))?;
+    if t.hi_bits > 8 || t.lo_bits > 8 {
+        return Err(bad(format!(
+            "digit split {}+{} has a digit over 8 bits",
+            t.hi_bits, t.lo_bits
+        )));
+    }
+    let pring = Ring::new(2 * t.frac_e + 2)?;
+    let wide = Ring::new(t.recip_num_log2() + 2)?;
+    Ok(Prepared {
+        hi: onehot::prepare(ot, ch, role, pring, 1 << t.hi_bits, n)?,
+        lo: onehot::prepare(ot, ch, role, pring, 1 << t.lo_bits, n)?,
+        product: mul::triples(ot, ch, role, pring, n)?,
+        normalise: mul::triples(ot, ch, role, wide, n)?,
+    })
+}
+
+/// Shares of x·y over `ring` from the shares `x`, `y` and the triples `t` from `at`: x − a and
+/// y − b opened in one flight, then c + (x − a)·b + (y − b)·a + (x − a)(y − b) (the last by the
+/// server).
+fn beaver<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    t: &Triples,
+    at: usize,
+    x: &[u64],
+    y: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let n = x.len();
+    let mut mine: Vec<u64> = (0..n).map(|k| ring.sub(x[k], t.a[at + k])).collect();
+    mine.extend((0..n).map(|k| ring.sub(y[k], t.b[at + k])));
+    let widths = vec![ring.bits; 2 * n];
+    let theirs = unpack_widths(&exchange(ch, role, &pack_widths(&mine, &widths))?, &widths);
+    Ok((0..n)
+        .map(|k| {
+            let d = ring.add(mine[k], theirs[k]);
+            let e = ring.add(mine[n + k], theirs[n + k]);
+            let mut v = ring.add(
+                t.c[at + k],
+                ring.add(ring.mul(d, t.b[at + k]), ring.mul(e, t.a[at + k])),
+            );
+            if role == Role::Server {
+                v = ring.add(v, ring.mul(d, e));
+            }
+            v
+        })
+        .collect())
+}
+
+/// [`softmax`] with steps 4, 5 and 8's product on the correlation `prep`, entries
+/// `at..at + s.len()` (module doc, "Prepared"): the lookups become the digits' offsets from
+/// random indices (hi + lo bits per entry, one flight), the two products openings of triples.
+/// The same output values. Errors as [`softmax`], and when `prep` was made for other tables or
+/// has too few entries from `at`.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_prepared<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    t: &ExpTables,
+    s: &[u64],
+    lens: &[usize],
+    prep: &Prepared,
+    at: usize,
+) -> Result<Vec<u64>, NetError> {
+    let pr = params(ring, t, lens, s.len())?;
+    if prep.hi.size != 1 << pr.hi_bits
+        || prep.lo.size != 1 << pr.lo_bits
+        || prep.hi.ring != pr.prod_ring
+        || prep.product.len() != prep.len()
+    {
+        return Err(bad(
+            "the prepared correlation was made for other tables".into()
+        ));
+    }
+    if at + s.len() > prep.len() {
+        return Err(bad(format!(
+            "{} scores from entry {at} of a prepared correlation of {}",
+            s.len(),
+            prep.len()
+        )));
+    }
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    let m = max::row_max(ot, ch, role, ring, s, lens)?;
+    let u = distances(ring, s, lens, &m);
+    let e = exp_neg(ot, ch, role, &pr, &u, Some((prep, at)))?;
+    normalise(ot, ch, role, &pr, &e, lens, Some((prep, at)))
+}
+
+/// u_j = m − s_j per row.
+fn distances(ring: Ring, s: &[u64], lens: &[usize], m: &[u64]) -> Vec<u64> {
+    let mut u = Vec::with_capacity(s.len());
+    for (r, &len) in lens.iter().enumerate() {
+        let start = u.len();
+        u.extend(s[start..start + len].iter().map(|&v| ring.sub(m[r], v)));
+    }
+    u
+}
+
 /// [`softmax`] for a caller that already holds shares of every row's maximum `m` (one per row,
 /// over `ring`; it must be the exact maximum of the row, else the output is unspecified).
 #[allow(clippy::too_many_arguments)]
@@ -307,22 +463,20 @@ pub fn softmax_with_max<C: Channel + ?Sized>(
         return Ok(Vec::new());
     }
     // 1. u_j = m − s_j.
-    let mut u = Vec::with_capacity(s.len());
-    for (r, &len) in lens.iter().enumerate() {
-        let start = u.len();
-        u.extend(s[start..start + len].iter().map(|&v| ring.sub(m[r], v)));
-    }
-    let e = exp_neg(ot, ch, role, &pr, &u)?;
-    normalise(ot, ch, role, &pr, &e, lens)
+    let u = distances(ring, s, lens, m);
+    let e = exp_neg(ot, ch, role, &pr, &u, None)?;
+    normalise(ot, ch, role, &pr, &e, lens, None)
 }
 
-/// Shares over Z_2^W2 of E(u) = exp_neg(u) for shared distances u ∈ [0, 2^(ℓ−1)) over Z_2^ℓ.
+/// Shares over Z_2^W2 of E(u) = exp_neg(u) for shared distances u ∈ [0, 2^(ℓ−1)) over Z_2^ℓ;
+/// the lookups on `prep`'s entries from the given one when it is there.
 fn exp_neg<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
     pr: &Params,
     u: &[u64],
+    prep: Option<(&Prepared, usize)>,
 ) -> Result<Vec<u64>, NetError> {
     let (ring, lo_bits) = (pr.ring, pr.lo_bits);
     // 2. Digits: H = ⌊u / 2^lo⌋ over Z_2^(ℓ−lo), l = u mod 2^lo.
@@ -365,28 +519,34 @@ fn exp_neg<C: Channel + ?Sized>(
     // 4. Lookups of the offsets D = T − min T.
     let hi_idx: Vec<u64> = h.iter().map(|&v| v & mask(pr.hi_bits.max(1))).collect();
     let lo_idx: Vec<u64> = u.iter().map(|&v| v & mask(lo_bits.max(1))).collect();
-    let dh = lut::lut(ot, ch, role, pr.hi.ring, &[&pr.hi.entries], &hi_idx)?;
-    let dl = lut::lut(ot, ch, role, pr.lo.ring, &[&pr.lo.entries], &lo_idx)?;
-    let (dh, dl) = (&dh[0], &dl[0]);
-    // 5. T1·T0 = b_x·Y + x·Y over Z_2^W1, x the narrower offsets, Y the other table's value.
     let pring = pr.prod_ring;
-    let ((x, xt), (y, yt)) = if pr.lo.ring.bits <= pr.hi.ring.bits {
-        ((dl, &pr.lo), (dh, &pr.hi))
-    } else {
-        ((dh, &pr.hi), (dl, &pr.lo))
+    let prod = match prep {
+        None => table_product(ot, ch, role, pr, &hi_idx, &lo_idx)?,
+        // Prepared: both digits' offsets from the random indices in one flight, both tables
+        // read over Z_2^W1 locally, and their product on a triple (one more flight).
+        Some((c, at)) => {
+            let lo_mask = c.lo.size as u64 - 1;
+            let lo_off: Vec<u64> = (0..u.len())
+                .map(|e| lo_idx[e].wrapping_sub(c.lo.rho[at + e]) & lo_mask)
+                .collect();
+            let (dhi, dlo) =
+                onehot::open_offsets(ch, role, &c.hi, at, &hi_idx, &lo_off, pr.lo_bits)?;
+            let table = |t: &OffsetTable| -> Vec<u64> {
+                t.entries
+                    .iter()
+                    .map(|&d| pring.reduce(d.wrapping_add(t.base)))
+                    .collect()
+            };
+            let (th, tl) = (table(&pr.hi), table(&pr.lo));
+            let t1: Vec<u64> = (0..u.len())
+                .map(|e| c.hi.dot(at + e, dhi[e], &th))
+                .collect();
+            let t0: Vec<u64> = (0..u.len())
+                .map(|e| c.lo.dot(at + e, dlo[e] as usize, &tl))
+                .collect();
+            beaver(ch, role, pring, &c.product, at, &t1, &t0)?
+        }
     };
-    let y = trunc::extend_nonnegative(ot, ch, role, yt.ring, pring, y)?;
-    let y: Vec<u64> = y
-        .iter()
-        .map(|&v| pring.add(v, public(role, pring, yt.base)))
-        .collect();
-    let ones = vec![1usize; u.len()];
-    let xy = mul::mul_rows(ot, ch, role, pring, xt.ring.bits, x, &y, &ones)?;
-    let prod: Vec<u64> = xy
-        .iter()
-        .zip(&y)
-        .map(|(&v, &yv)| pring.add(v, pring.mul(xt.base, yv)))
-        .collect();
     // 6. E = P >> f_e into Z_2^(f_e+2); clip; extend to Z_2^W2.
     let e = shift_reduce(ot, ch, role, pring, pr.frac_e, &prod)?;
     let er = pr.e_ring;
@@ -399,7 +559,41 @@ fn exp_neg<C: Channel + ?Sized>(
     trunc::extend_nonnegative(ot, ch, role, er, pr.wide, &e)
 }
 
-/// Steps 7–9: p_j = (E_j·⌊2^K / Z⌋) >> S per row, from shares of E over Z_2^W2.
+/// Steps 4 and 5 online: the two lookups of the offsets D = T − min T, then
+/// T1·T0 = b_x·Y + x·Y over Z_2^W1, x the narrower offsets, Y the other table's value.
+fn table_product<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    pr: &Params,
+    hi_idx: &[u64],
+    lo_idx: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let dh = lut::lut(ot, ch, role, pr.hi.ring, &[&pr.hi.entries], hi_idx)?.remove(0);
+    let dl = lut::lut(ot, ch, role, pr.lo.ring, &[&pr.lo.entries], lo_idx)?.remove(0);
+    let (dh, dl) = (&dh, &dl);
+    let pring = pr.prod_ring;
+    let ((x, xt), (y, yt)) = if pr.lo.ring.bits <= pr.hi.ring.bits {
+        ((dl, &pr.lo), (dh, &pr.hi))
+    } else {
+        ((dh, &pr.hi), (dl, &pr.lo))
+    };
+    let y = trunc::extend_nonnegative(ot, ch, role, yt.ring, pring, y)?;
+    let y: Vec<u64> = y
+        .iter()
+        .map(|&v| pring.add(v, public(role, pring, yt.base)))
+        .collect();
+    let ones = vec![1usize; x.len()];
+    let xy = mul::mul_rows(ot, ch, role, pring, xt.ring.bits, x, &y, &ones)?;
+    Ok(xy
+        .iter()
+        .zip(&y)
+        .map(|(&v, &yv)| pring.add(v, pring.mul(xt.base, yv)))
+        .collect())
+}
+
+/// Steps 7–9: p_j = (E_j·⌊2^K / Z⌋) >> S per row, from shares of E over Z_2^W2; E·R on
+/// `prep`'s triples from the given entry when they are over Z_2^W2.
 fn normalise<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -407,6 +601,7 @@ fn normalise<C: Channel + ?Sized>(
     pr: &Params,
     e: &[u64],
     lens: &[usize],
+    prep: Option<(&Prepared, usize)>,
 ) -> Result<Vec<u64>, NetError> {
     let w = pr.wide;
     let mut z = Vec::with_capacity(lens.len());
@@ -416,9 +611,22 @@ fn normalise<C: Channel + ?Sized>(
         start += len;
     }
     let r = div::div_public(ot, ch, role, w, 1u128 << pr.k, &z, pr.den_bits, pr.q_bits)?;
-    let rm = mask(pr.r_bits);
-    let r: Vec<u64> = r.iter().map(|&v| v & rm).collect();
-    let er = mul::mul_rows(ot, ch, role, w, pr.r_bits, &r, e, lens)?;
+    let er = match prep {
+        // R repeated along its row, times E, on one triple per entry.
+        Some((c, at)) if c.normalise.ring == w => {
+            let wide_r: Vec<u64> = r
+                .iter()
+                .zip(lens)
+                .flat_map(|(&v, &len)| std::iter::repeat_n(v, len))
+                .collect();
+            beaver(ch, role, w, &c.normalise, at, &wide_r, e)?
+        }
+        _ => {
+            let rm = mask(pr.r_bits);
+            let r: Vec<u64> = r.iter().map(|&v| v & rm).collect();
+            mul::mul_rows(ot, ch, role, w, pr.r_bits, &r, e, lens)?
+        }
+    };
     let p = shift_reduce(ot, ch, role, w, pr.shift, &er)?;
     let p_ring = Ring::new(w.bits - pr.shift)?;
     if pr.ring.bits > p_ring.bits {
