@@ -519,8 +519,8 @@ pub fn table(r: &SessionReport) -> String {
         let all = sum_programs(&pre);
         block(
             format!(
-                "preprocessing: the prepared weight products for {} decode steps, in {} batch(es) \
-                 (before the prompt, then when they run out)",
+                "preprocessing: the prepared weight products and non-linear layers for {} decode \
+                 steps, in {} batch(es) (before the prompt, then when they run out)",
                 all.tokens,
                 pre.len()
             ),

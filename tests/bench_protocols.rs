@@ -76,6 +76,14 @@ fn protocol_bytes_match_their_formulas() {
         assert!(r["reference"].is_string(), "{name}: no published figure");
         assert!(r["rounds"].as_u64().unwrap() > 0, "{name}");
     }
+    // The GELU prepared ahead: its online part under a third of the online GELU's bytes (its
+    // lookups become openings of 6 + 2·ℓ' bits each way), and a preparation that costs more
+    // than the online GELU (the one-hot vectors' 64² bits).
+    let gelu = bytes_of(rows, "gelu-l37-f12");
+    let online = bytes_of(rows, "gelu-prepared-l37-f12");
+    let prepare = bytes_of(rows, "gelu-prepare-l37-f12");
+    assert!(online * 3.0 < gelu, "{online} against {gelu}");
+    assert!(prepare > gelu, "{prepare} against {gelu}");
     // Top-K sampling of the vocabulary for K = 1, 50, 100; K = 100 beside CipherGPT's figure.
     // Each costs more than the argmax: a shuffle, then comparisons of values with index tags.
     let topk: Vec<&serde_json::Value> =
@@ -97,4 +105,13 @@ fn protocol_bytes_match_their_formulas() {
         assert!(r["rounds"].as_u64().unwrap() > 0, "{r}");
     }
     assert!(topk[2]["reference"].is_string());
+}
+
+/// `bytes_per_op` of the row `name`.
+fn bytes_of(rows: &[serde_json::Value], name: &str) -> f64 {
+    rows.iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name}"))["bytes_per_op"]
+        .as_f64()
+        .unwrap()
 }

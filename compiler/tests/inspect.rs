@@ -109,6 +109,7 @@ impl Builder {
                 r2: 8,
                 v_eps: 1,
                 f_rho: 18,
+                prepared: false,
             }),
         );
         y
@@ -200,6 +201,7 @@ fn gpt_plan(d: Dims) -> Plan {
                 lo_bits: 8,
                 recip_guard: 8,
                 clip: 16 << 12,
+                prepared: false,
             }),
         );
         let out = b.act(&format!("{att}.out"), c);
@@ -234,6 +236,7 @@ fn gpt_plan(d: Dims) -> Plan {
                 slope: vec![0; 64],
                 intercept: vec![0; 64],
                 form: 0,
+                prepared: false,
             }),
         );
         let y = b.linear(&format!("{p}.mlp.c_proj"), g, 4 * c, c);
@@ -453,6 +456,7 @@ fn softmax_follows_the_causal_mask() {
         lo_bits: 8,
         recip_guard: 8,
         clip: 16 << 12,
+        prepared: false,
     };
     // Doubling the heads doubles the bits.
     let one = cost::softmax(
@@ -478,6 +482,7 @@ fn gelu_per_element_is_near_cipher_gpts_figure() {
         slope: vec![0; 64],
         intercept: vec![0; 64],
         form: 0,
+        prepared: false,
     };
     let per_element = cost::gelu(37, &g).total() as f64 / 8.0;
     assert!(

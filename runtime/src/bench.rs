@@ -685,7 +685,7 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         argmax::argmax,
         b2a::b2a,
         cmp::drelu,
-        gelu::gelu,
+        gelu::{self, gelu},
         layernorm::layernorm,
         mul::mul,
         mux::mux,
@@ -793,6 +793,27 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         Some("CipherGPT ≈730 B (2^20 in 30.6 s, 765 MB; ℓ=37, f=12, 64 pieces); SPU 2,840 B"),
         n,
         &mut |ch, ot| gelu(ot, ch, role, ring, &gelu_t, &gx).map(drop),
+    )?;
+    // The same GELU on a correlation prepared ahead (one-hot vectors and triples): the
+    // preparation and the online part apart.
+    let mut prepared = None;
+    measure(
+        ch,
+        format!("gelu-prepare-l{l}-f{f}"),
+        None,
+        n,
+        &mut |ch, ot| {
+            prepared = Some(gelu::prepare(ot, ch, role, ring, &gelu_t, opts.n)?);
+            Ok(())
+        },
+    )?;
+    let prepared = prepared.ok_or_else(|| NetError::InvalidArgument("bench gelu".into()))?;
+    measure(
+        ch,
+        format!("gelu-prepared-l{l}-f{f}"),
+        Some("online part only; CipherGPT ≈730 B"),
+        n,
+        &mut |ch, ot| gelu::gelu_prepared(ot, ch, role, ring, &gelu_t, &gx, &prepared, 0).map(drop),
     )?;
     // Softmax over rows of 256 with the plan's tables: scores at min(f, 12) fractional bits,
     // exponentials at f + 2, probabilities at f.

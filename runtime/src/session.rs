@@ -63,8 +63,9 @@ pub struct SessionReport {
     /// OT setup (base OTs both ways) of every lane, and the RLWE keys.
     pub setup: CostLine,
     pub programs: Vec<ProgramCost>,
-    /// The preparation batches of the prepared weight products (`tokens`: the decode steps each
-    /// covers), before the prompt and when they run out; not part of `programs`.
+    /// The preparation batches of the prepared weight products and non-linear layers
+    /// (`tokens`: the decode steps each covers), before the prompt and when they run out; not
+    /// part of `programs`.
     #[serde(default)]
     pub preprocess: Vec<ProgramCost>,
     /// Worker threads (rayon) this party ran with.
@@ -269,8 +270,9 @@ pub enum SessionError {
 const REQUEST_BYTES: usize = 20;
 
 /// What the client chooses for a session besides its prompt, all public to both parties: the
-/// decoding, how many decode steps of the prepared weight products each preparation batch covers
-/// (0: every product online), and the OT extension (silent OT, or IKNP; sent before the setup).
+/// decoding, how many decode steps of the prepared weight products and non-linear layers each
+/// preparation batch covers (0: everything online), and the OT extension (silent OT, or IKNP;
+/// sent before the setup).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
     pub decoding: Decoding,

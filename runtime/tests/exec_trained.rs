@@ -228,8 +228,9 @@ fn session_with(
 /// The decode program's prepared weight products (the compiler's default): a session that
 /// prepares them in batches of 4 decode steps — before the prompt, then twice more when they run
 /// out — gives the simulator's greedy tokens, on silent OT and on IKNP; its decode steps'
-/// weight products send only the masked inputs, a small part of the online products' bytes;
-/// both parties report the same preparation batches.
+/// weight products send only the masked inputs, a small part of the online products' bytes,
+/// and its prepared GELUs a fraction of the online GELUs'; both parties report the same
+/// preparation batches.
 #[test]
 fn prepared_products_sessions_equal_the_simulator() {
     let (plan, weights) = compiled();
@@ -260,13 +261,22 @@ fn prepared_products_sessions_equal_the_simulator() {
         };
         session_with(&plan, &weights, &prompt, new, options, None)
     };
-    // The weight products' bytes of the decode steps, from the instructions' costs.
-    let weight_bytes = |r: &SessionReport| -> u64 {
+    // The decode program's GELUs and LayerNorms (two per layer and the final one) are prepared
+    // too.
+    let gelus = ciphergpt_runtime::exec::prepared_gelus(&plan);
+    let layers = plan.model.as_ref().unwrap().layers as usize;
+    assert_eq!(gelus.len(), layers);
+    let norms = ciphergpt_runtime::exec::prepared_layernorms(&plan);
+    assert_eq!(norms.len(), 2 * layers + 1);
+    let softmaxes = ciphergpt_runtime::exec::prepared_softmaxes(&plan);
+    assert_eq!(softmaxes.len(), layers);
+    // The bytes of the decode steps' instructions that `pick` selects, from their costs.
+    let decode_bytes = |r: &SessionReport, pick: fn(&Op) -> bool| -> u64 {
         let names: Vec<&str> = plan
             .decode
             .iter()
             .flat_map(|p| p.instructions.iter())
-            .filter(|i| matches!(i.op, Some(Op::Linear(_)) | Some(Op::Logits(_))))
+            .filter(|i| i.op.as_ref().is_some_and(pick))
             .map(|i| i.name.as_str())
             .collect();
         r.programs
@@ -277,6 +287,11 @@ fn prepared_products_sessions_equal_the_simulator() {
             .map(|c| c.bytes_sent + c.bytes_received)
             .sum()
     };
+    let weight_bytes =
+        |r: &SessionReport| decode_bytes(r, |op| matches!(op, Op::Linear(_) | Op::Logits(_)));
+    let gelu_bytes = |r: &SessionReport| decode_bytes(r, |op| matches!(op, Op::Gelu(_)));
+    let norm_bytes = |r: &SessionReport| decode_bytes(r, |op| matches!(op, Op::LayerNorm(_)));
+    let softmax_bytes = |r: &SessionReport| decode_bytes(r, |op| matches!(op, Op::Softmax(_)));
     for ot in [CotBackend::Silent, CotBackend::Iknp] {
         let (online_tokens, online, _) = run(0, ot);
         assert_eq!(online_tokens, want, "{ot:?}, online");
@@ -293,6 +308,49 @@ fn prepared_products_sessions_equal_the_simulator() {
         let (with, without) = (weight_bytes(&client), weight_bytes(&online));
         let factor = if ot == CotBackend::Silent { 20 } else { 2 };
         assert!(with * factor < without, "{ot:?}: {with} vs {without}");
+        // The GELUs' lookups become openings: on silent OT a fifth of their online bytes or
+        // less; on IKNP, whose comparisons stay, under two thirds.
+        let (with, without) = (gelu_bytes(&client), gelu_bytes(&online));
+        let ok = match ot {
+            CotBackend::Silent => with * 5 < without,
+            _ => with * 3 < without * 2,
+        };
+        assert!(ok, "{ot:?}: GELU {with} vs {without}");
+        // The LayerNorms' square and product become openings: on IKNP (exact counts; on
+        // silent OT the pool refills land where they may) at least the squares' cross terms
+        // less, 1,268 bytes per entry.
+        if ot == CotBackend::Iknp {
+            let (with, without) = (norm_bytes(&client), norm_bytes(&online));
+            let entries: u64 = norms.iter().map(|&(_, r, l)| (r as u64) * l.n).sum();
+            let saved = 1_268 * entries * (new as u64 - 1);
+            assert!(without - with >= saved, "LayerNorm {with} vs {without}");
+        }
+        // The softmaxes' table lookups become the digits' offsets: on IKNP at least the
+        // lookups' random OTs less, 16 log₂N bytes per score and table.
+        if ot == CotBackend::Iknp {
+            let (with, without) = (softmax_bytes(&client), softmax_bytes(&online));
+            let heads: usize = softmaxes.iter().map(|s| s.1).sum();
+            let scores: usize = (prompt.len() + 1..prompt.len() + new).sum::<usize>() * heads;
+            let bits = |s: &plan::Softmax| (s.hi_bits + s.lo_bits) as u64;
+            let saved = 16 * bits(softmaxes[0].2) * scores as u64;
+            assert!(without - with >= saved, "Softmax {with} vs {without}");
+        }
+        // Every batch prepared every GELU, LayerNorm and softmax (the tiny model's fit one
+        // batch's budget).
+        for p in &client.preprocess {
+            let prepared = |names: Vec<&str>| {
+                p.instructions
+                    .iter()
+                    .filter(|c| names.contains(&c.name.as_str()))
+                    .count()
+            };
+            assert_eq!(prepared(gelus.iter().map(|g| g.0).collect()), gelus.len());
+            assert_eq!(prepared(norms.iter().map(|g| g.0).collect()), norms.len());
+            assert_eq!(
+                prepared(softmaxes.iter().map(|g| g.0).collect()),
+                softmaxes.len()
+            );
+        }
         let pre: u64 = client
             .preprocess
             .iter()

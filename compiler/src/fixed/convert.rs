@@ -14,6 +14,7 @@ pub fn gelu_to_plan(t: &GeluTables) -> plan::Gelu {
             GeluForm::Tanh => 0,
             GeluForm::Erf => 1,
         },
+        prepared: false,
     }
 }
 
@@ -44,6 +45,7 @@ pub fn softmax_to_plan(t: &ExpTables, heads: u32) -> plan::Softmax {
         lo_bits: t.lo_bits,
         recip_guard: t.recip_guard,
         clip: t.clip,
+        prepared: false,
     }
 }
 
@@ -69,6 +71,7 @@ pub fn layernorm_to_plan(p: &LayerNormParams) -> plan::LayerNorm {
         r2: p.r2,
         v_eps: p.v_eps,
         f_rho: p.f_rho,
+        prepared: false,
     }
 }
 

@@ -16,8 +16,17 @@
 //! below the floor for every model whose context fits in 22,400 positions, GPT-2 small's 1,024
 //! included — the RLWE method is chosen there. The prefill program is never prepared (its rows
 //! are the prompt's, unknown in number until it arrives). `batch = 0` prepares nothing.
+//!
+//! The decode program's GELUs are marked prepared (`Gelu.prepared`) too when that lowers their
+//! online cost, which it does for every table: their two lookups and the product become
+//! openings on one-hot vectors and Beaver triples made in the same batches
+//! (`cost::gelu_prepared_spline`, `cost::gelu_prepare`). So are its LayerNorms
+//! (`LayerNorm.prepared`): their square and normalising product become openings on square
+//! pairs and row triples (`cost::opening`, `cost::layernorm_prepare`); and its softmaxes
+//! (`Softmax.prepared`): their two exponential-table lookups become the opening of the digits'
+//! offsets from random indices with one-hot vectors.
 
-use crate::plan::{cost, instruction::Op, Linear, Plan};
+use crate::plan::{cost, instruction::Op, Gelu, LayerNorm, Linear, Plan, Softmax};
 
 /// Mark the decode program's weight products as prepared when that lowers their online cost,
 /// choosing the method with the cheaper preparation per row for batches of `batch` rows.
@@ -42,6 +51,40 @@ pub fn choose(plan: &mut Plan, batch: u32) {
             }
             // The token embedding: the client's one-hot row times the token table.
             Some(Op::Embed(e)) => e.prepared = method(shape(e.token_table), l, batch),
+            Some(Op::Softmax(s)) => {
+                s.prepared = false;
+                let sizes = cost::Sizes::decode(1);
+                let online = cost::softmax(l, s, sizes).total();
+                let ahead = Softmax {
+                    prepared: true,
+                    ..s.clone()
+                };
+                s.prepared = batch > 0 && cost::softmax(l, &ahead, sizes).total() < online;
+            }
+            Some(Op::LayerNorm(n)) => {
+                n.prepared = false;
+                let width = n.n.max(1);
+                let online = cost::layernorm(l, n, 1, width).total();
+                let ahead = LayerNorm {
+                    prepared: true,
+                    ..n.clone()
+                };
+                n.prepared = batch > 0 && cost::layernorm(l, &ahead, 1, width).total() < online;
+            }
+            Some(Op::Gelu(g)) => {
+                g.prepared = false;
+                let online = cost::gelu(l, g).total();
+                g.prepared = batch > 0
+                    && cost::gelu(
+                        l,
+                        &Gelu {
+                            prepared: true,
+                            ..g.clone()
+                        },
+                    )
+                    .total()
+                        < online;
+            }
             _ => {}
         }
     }
@@ -80,5 +123,54 @@ mod tests {
         // The estimate of the bench shape: about 8 MB per 256 rows.
         let per_256 = cost::svole_prepare(65_536, 768, 768, 37).total() / 256 / 8;
         assert!((5_000_000..9_000_000).contains(&per_256), "{per_256}");
+    }
+
+    #[test]
+    fn prepared_gelu_is_cheaper_online_and_costs_its_preparation() {
+        let g = Gelu {
+            frac: 12,
+            alpha_log2: 2,
+            pieces_log2: 7,
+            ..Gelu::default()
+        };
+        let prepared = Gelu {
+            prepared: true,
+            ..g.clone()
+        };
+        let (online, ahead) = (
+            cost::gelu(37, &g).total(),
+            cost::gelu(37, &prepared).total(),
+        );
+        // The lookup of 128 pairs of 37-bit values (9,472 bits) becomes 2·(7 + 74) bits and a
+        // 7-bit comparison.
+        assert!(ahead * 3 < online, "{ahead} against {online}");
+        // The preparation: 128² bits of rotations, 128 B2A and one product.
+        let prep = cost::gelu_prepare(37, 7).total();
+        assert!((20_000..30_000).contains(&prep), "{prep}");
+    }
+
+    #[test]
+    fn prepared_layernorm_trades_its_products_for_openings() {
+        let n = LayerNorm {
+            n: 768,
+            frac: 15,
+            r1: 6,
+            r2: 8,
+            v_eps: 1,
+            f_rho: 18,
+            prepared: false,
+        };
+        let ahead = LayerNorm {
+            prepared: true,
+            ..n.clone()
+        };
+        let (online, prepared) = (
+            cost::layernorm(35, &n, 1, 768).total(),
+            cost::layernorm(35, &ahead, 1, 768).total(),
+        );
+        // Per entry a square and a product ((ℓ² + 3ℓ)·3/2 = 1,995 bits at ℓ = 35) become two
+        // openings of 64 bits each way.
+        let saved = (online - prepared) / 768;
+        assert_eq!(saved, 1_995 - 256);
     }
 }

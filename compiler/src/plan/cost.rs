@@ -613,16 +613,37 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
 
 /// GELU of one element, CipherGPT Algorithm 1 on the plan's spline: TR of the `h`-bit shifted
 /// input to its `s`-bit piece index, a LUT of `2^s` (slope, intercept) pairs of ℓ bits each, one
-/// product and one truncation; alongside, two comparisons; then two multiplexers.
+/// product and one truncation; alongside, two comparisons; then two multiplexers. Prepared
+/// (`g.prepared`), the LUT and the product become [`gelu_prepared_spline`].
 pub fn gelu(l: u64, g: &super::Gelu) -> Bits {
     let h = u64::from(g.alpha_log2 + 1 + g.frac);
     let s = u64::from(g.pieces_log2);
+    let lookup = if g.prepared {
+        gelu_prepared_spline(l, s)
+    } else {
+        lut(1 << s.min(30), 2 * l).then(product(l))
+    };
     let spline = truncate_reduce(h, h.saturating_sub(s))
-        .then(lut(1 << s.min(30), 2 * l))
-        .then(product(l))
+        .then(lookup)
         .then(truncation(l, u64::from(g.frac)));
     let compare = comparison(l).times(2);
     spline.alongside(compare).then(mux(l).times(2))
+}
+
+/// The prepared GELU's lookup and product, online: the openings of the index's offset (s bits)
+/// and of r − b, then of A_i − a (ℓ bits each), each way, and the index carry (a comparison of
+/// s bits); 2 rounds besides the comparison's.
+pub fn gelu_prepared_spline(l: u64, s: u64) -> Bits {
+    let open = s + 2 * l;
+    Bits::new(open, open, 2).alongside(comparison(s))
+}
+
+/// Preparing one element of a GELU correlation: the one-hot vector of a random index among
+/// `2^s` (a `(2^s choose 1)`-OT of `2^s`-bit rotations, then `2^s` B2A into Z_2^ℓ) and one Beaver
+/// triple (a [`product`]); 4 rounds.
+pub fn gelu_prepare(l: u64, s: u64) -> Bits {
+    let n = 1u64 << s.min(30);
+    ot_1_of_n(n, n).then(b2a(l).times(n)).alongside(product(l))
 }
 
 /// Softmax over the causal score rows of `heads` heads (see docs/cost-model.md).
@@ -647,19 +668,31 @@ pub fn softmax(l: u64, s: &super::Softmax, sizes: Sizes) -> Bits {
     let exp = comparison(l)
         .then(mux(l))
         .then(truncate_reduce(l, lo_bits))
-        .then(lut(s.exp_hi.len() as u64, l).alongside(lut(s.exp_lo.len() as u64, l)))
-        .then(product(l))
+        .then(if s.prepared {
+            // Prepared: the two digits' offsets from random indices, one flight, then the
+            // product's two openings on a triple.
+            opening(log2_ceil(s.exp_hi.len() as u64) + log2_ceil(s.exp_lo.len() as u64))
+                .then(opening(2 * l))
+        } else {
+            lut(s.exp_hi.len() as u64, l)
+                .alongside(lut(s.exp_lo.len() as u64, l))
+                .then(product(l))
+        })
         .then(truncation(l, u64::from(s.frac_exp)))
         .times(entries);
     // Per row: the reciprocal of the sum (the sum is local).
     let recip = inverse_root(l).times(row_count);
-    // Per entry: the normalising product and truncation.
-    let norm = product(l)
-        .then(truncation(
-            l,
-            u64::from(s.frac_exp) + u64::from(s.recip_guard),
-        ))
-        .times(entries);
+    // Per entry: the normalising product (prepared: a triple's openings) and truncation.
+    let norm = if s.prepared {
+        opening(2 * l)
+    } else {
+        product(l)
+    }
+    .then(truncation(
+        l,
+        u64::from(s.frac_exp) + u64::from(s.recip_guard),
+    ))
+    .times(entries);
     max.then(exp).then(recip).then(norm)
 }
 
@@ -670,15 +703,33 @@ pub fn layernorm(l: u64, p: &super::LayerNorm, rows: u64, n: u64) -> Bits {
         return Bits::ZERO;
     }
     // d = n·x − S is local; e = d >> r1, v = e >> r2 (two truncations), V = Σ v² (squares).
+    // Prepared, the square and the normalising product are openings of 64-bit values.
+    let (square, product) = if p.prepared {
+        (opening(64), opening(64))
+    } else {
+        (square(l), product(l))
+    };
     let per_element = truncation(l, u64::from(p.r1))
         .then(truncation(l, u64::from(p.r2)))
-        .then(square(l))
+        .then(square)
         .times(elements);
     let per_row = inverse_root(l).times(rows);
-    let scale = product(l)
+    let scale = product
         .then(truncation(l, u64::from(p.f_rho)))
         .times(elements);
     per_element.then(per_row).then(scale)
+}
+
+/// Opening a shared value of `bits` bits to both parties (one Beaver-style step on a prepared
+/// correlation): `bits` each way, one simultaneous flight.
+pub fn opening(bits: u64) -> Bits {
+    Bits::new(bits, bits, 1)
+}
+
+/// Preparing one LayerNorm entry: a square pair (one cross term over 64 bits) and a triple
+/// entry (a product over 64 bits); 3 rounds.
+pub fn layernorm_prepare() -> Bits {
+    square(64).alongside(product(64))
 }
 
 /// Argmax over `v` logits: a tournament of `v − 1` comparisons, each with two multiplexers

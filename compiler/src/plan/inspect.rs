@@ -262,21 +262,28 @@ impl<'p> Report<'p> {
             }
             Some(Op::QkT(h)) | Some(Op::Pv(h)) => format!("heads={} >>{}", h.heads, h.shift),
             Some(Op::Softmax(s)) => format!(
-                "heads={} exp {}×{} @{} → @{}",
+                "heads={} exp {}×{} @{} → @{}{}",
                 s.heads,
                 s.exp_hi.len(),
                 s.exp_lo.len(),
                 s.frac_exp,
-                s.frac_out
+                s.frac_out,
+                if s.prepared { " prepared" } else { "" }
             ),
-            Some(Op::LayerNorm(n)) => {
-                format!("n={} r1={} r2={} f_rho={}", n.n, n.r1, n.r2, n.f_rho)
-            }
+            Some(Op::LayerNorm(n)) => format!(
+                "n={} r1={} r2={} f_rho={}{}",
+                n.n,
+                n.r1,
+                n.r2,
+                n.f_rho,
+                if n.prepared { " prepared" } else { "" }
+            ),
             Some(Op::Gelu(g)) => format!(
-                "{} pieces on ±{} @{}",
+                "{} pieces on ±{} @{}{}",
                 1u64 << g.pieces_log2.min(63),
                 1u64 << g.alpha_log2.min(63),
-                g.frac
+                g.frac,
+                if g.prepared { " prepared" } else { "" }
             ),
             Some(Op::Sample(sp)) => match sp.top_k {
                 0 | 1 => "greedy; revealed to the client".into(),

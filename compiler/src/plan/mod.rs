@@ -278,6 +278,11 @@ pub struct Softmax {
     /// Differences from the row maximum are clipped below this (scale `2^frac_in`).
     #[prost(int64, tag = "10")]
     pub clip: i64,
+    /// Whether the decode program's softmax looks its exponential tables up on one-hot vectors
+    /// prepared ahead of the tokens (`docs/protocols.md` §30): the cost model's choice
+    /// ([`crate::fixed::prepare`]); always false in the prefill program.
+    #[prost(bool, tag = "11")]
+    pub prepared: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -294,6 +299,11 @@ pub struct LayerNorm {
     pub v_eps: i64,
     #[prost(uint32, tag = "6")]
     pub f_rho: u32,
+    /// Whether the decode program's LayerNorm runs its two products on correlations prepared
+    /// ahead of the tokens (square pairs and row triples, `docs/protocols.md` §30): the cost
+    /// model's choice ([`crate::fixed::prepare`]); always false in the prefill program.
+    #[prost(bool, tag = "7")]
+    pub prepared: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -311,6 +321,11 @@ pub struct Gelu {
     /// The GELU formula the tables were fitted to: 0 tanh, 1 erf.
     #[prost(uint32, tag = "6")]
     pub form: u32,
+    /// Whether the decode program's GELU runs on correlations prepared ahead of the tokens
+    /// (one-hot vectors of a random piece index and Beaver triples, `docs/protocols.md`): the
+    /// cost model's choice ([`crate::fixed::prepare`]); always false in the prefill program.
+    #[prost(bool, tag = "7")]
+    pub prepared: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -28,7 +28,12 @@
 //! ([`prepared_products`]) get correlations for a batch of future decode steps from
 //! [`Executor::preprocess`] (RLWE, or the subfield VOLE for batches above its security floor);
 //! a decode step then runs them by [`masked_matmul::multiply`], the client sending only its
-//! masked share.
+//! masked share. The decode program's prepared GELUs ([`prepared_gelus`]) get one-hot vectors
+//! and Beaver triples in the same batches (at most [`NONLINEAR_BATCH_BYTES`] per batch) and run by
+//! [`gelu::gelu_prepared`] while they last; its prepared LayerNorms ([`prepared_layernorms`])
+//! get square pairs and row triples and run by [`layernorm::layernorm_prepared`], its prepared
+//! softmaxes ([`prepared_softmaxes`]) one-hot vectors for their exponential tables
+//! ([`softmax::softmax_prepared`]).
 //!
 //! **What each party learns.** The server learns the number of tokens of each program (the
 //! shapes); the client learns the sampled token. Everything else is shares produced by the
@@ -227,10 +232,25 @@ where
     C: Channel + ?Sized,
     F: Fn(&mut OtPair, &mut dyn Channel, &[u64]) -> Result<Vec<u64>, NetError> + Sync,
 {
+    elementwise_at(ot, ch, lanes, v, |ot, c, _, part| f(ot, c, part))
+}
+
+/// [`elementwise`], `f` also told where its part starts in `v`.
+fn elementwise_at<C, F>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    lanes: &mut [Lane],
+    v: &[u64],
+    f: F,
+) -> Result<Vec<u64>, NetError>
+where
+    C: Channel + ?Sized,
+    F: Fn(&mut OtPair, &mut dyn Channel, usize, &[u64]) -> Result<Vec<u64>, NetError> + Sync,
+{
     let parts = parts_for(lanes.len() + 1, v.len(), v.len());
     let cuts = even_cuts(v.len(), parts);
     let out = on_lanes(ot, ch, lanes, parts, |ot, c, i| {
-        f(ot, c, &v[cuts[i]..cuts[i + 1]])
+        f(ot, c, cuts[i], &v[cuts[i]..cuts[i + 1]])
     })?;
     Ok(out.concat())
 }
@@ -373,6 +393,101 @@ impl Prepared {
     }
 }
 
+/// The decode program's GELUs marked prepared (`Gelu.prepared`): (instruction name, elements per
+/// decode step, the plan's tables), in program order.
+pub fn prepared_gelus(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Gelu)> {
+    plan.decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .filter_map(|i| match &i.op {
+            Some(Op::Gelu(g)) if g.prepared => {
+                let cols = i
+                    .inputs
+                    .first()
+                    .and_then(|&r| plan.registers.get(r as usize))
+                    .map_or(0, |r| r.cols as usize);
+                Some((i.name.as_str(), cols, g))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The decode program's LayerNorms marked prepared (`LayerNorm.prepared`): (instruction name,
+/// rows per decode step, the plan's parameters), in program order.
+pub fn prepared_layernorms(
+    plan: &Plan,
+) -> Vec<(&str, usize, &ciphergpt_compiler::plan::LayerNorm)> {
+    plan.decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .filter_map(|i| match &i.op {
+            Some(Op::LayerNorm(l)) if l.prepared => {
+                let cols = i
+                    .inputs
+                    .first()
+                    .and_then(|&r| plan.registers.get(r as usize))
+                    .map_or(0, |r| r.cols as usize);
+                Some((i.name.as_str(), cols / (l.n as usize).max(1), l))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The decode program's softmaxes marked prepared (`Softmax.prepared`): (instruction name,
+/// heads, the plan's tables), in program order. A decode step at position P has heads·(P + 1)
+/// scores per softmax.
+pub fn prepared_softmaxes(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Softmax)> {
+    plan.decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .filter_map(|i| match &i.op {
+            Some(Op::Softmax(s)) if s.prepared => {
+                Some((i.name.as_str(), s.heads.max(1) as usize, s))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Scores per head of the `steps` decode steps after `positions` positions: Σ_{j=1..steps}
+/// (positions + j).
+fn heads_scores(positions: usize, steps: usize) -> usize {
+    steps * positions + steps * (steps + 1) / 2
+}
+
+/// The most bytes of GELU, LayerNorm and softmax correlations a preparation batch makes per
+/// party (GELU's one-hot vectors of N words per element dominate): the batch covers fewer decode
+/// steps than the products' when the model's GELUs need more (GPT-2 small: 36,864 elements,
+/// 39 MB per step at N = 128).
+pub const NONLINEAR_BATCH_BYTES: usize = 512 << 20;
+
+/// A prepared non-linear instruction's correlation.
+enum Stock {
+    Gelu(gelu::Prepared),
+    LayerNorm(layernorm::Prepared),
+    Softmax(softmax::Prepared),
+}
+
+/// A correlation and how much of it is used: elements for a GELU, rows for a LayerNorm, scores
+/// for a softmax.
+struct Stocked {
+    stock: Stock,
+    used: usize,
+}
+
+impl Stocked {
+    fn remaining(&self) -> usize {
+        let len = match &self.stock {
+            Stock::Gelu(g) => g.len(),
+            Stock::LayerNorm(l) => l.rows(),
+            Stock::Softmax(p) => p.len(),
+        };
+        len - self.used
+    }
+}
+
 /// The decode program's weight products marked prepared (`Linear.prepared`, `Embed.prepared`
 /// for the token table): (weight id, method), each weight once, in program order.
 pub fn prepared_products(plan: &Plan) -> Vec<(u32, u32)> {
@@ -471,6 +586,9 @@ pub struct Executor<'p> {
     lanes: Vec<Lane>,
     /// The prepared products' correlations, per weight id ([`Executor::preprocess`]).
     correlations: HashMap<u32, Correlation>,
+    /// The prepared GELUs' and LayerNorms' correlations, per instruction name
+    /// ([`Executor::preprocess`]).
+    stocks: HashMap<String, Stocked>,
     /// Whether the program running is the decode program (only it uses the correlations).
     decoding: bool,
 }
@@ -517,6 +635,7 @@ impl<'p> Executor<'p> {
             context: plan.model.as_ref().map_or(0, |m| m.positions as usize),
             lanes: Vec::new(),
             correlations: HashMap::new(),
+            stocks: HashMap::new(),
             decoding: false,
         })
     }
@@ -594,18 +713,34 @@ impl<'p> Executor<'p> {
         r
     }
 
-    /// Whether a prepared product has no row left for the next decode step (both parties see
-    /// the same: the counts are public).
+    /// Whether a prepared product, GELU, LayerNorm or softmax cannot serve the next decode step
+    /// (both parties see the same: the counts are public).
     pub fn needs_preparation(&self) -> bool {
         prepared_products(self.plan)
             .iter()
             .any(|(w, _)| self.correlations.get(w).is_none_or(|c| c.remaining() == 0))
+            || prepared_gelus(self.plan)
+                .iter()
+                .any(|&(name, per_step, _)| self.remaining(name) < per_step)
+            || prepared_layernorms(self.plan)
+                .iter()
+                .any(|&(name, per_step, _)| self.remaining(name) < per_step)
+            || prepared_softmaxes(self.plan)
+                .iter()
+                .any(|&(name, heads, _)| self.remaining(name) < heads * (self.positions + 1))
+    }
+
+    /// What is left of a prepared instruction's correlation (elements or rows).
+    fn remaining(&self, name: &str) -> usize {
+        self.stocks.get(name).map_or(0, Stocked::remaining)
     }
 
     /// Prepare the rows of the next `steps` decode steps for every prepared product that has
     /// none left: by the subfield VOLE when the plan says so and `steps` reaches its security
-    /// floor, else by RLWE (`docs/generation.md`). Costs per product in [`Executor::costs`],
-    /// each under the scope `prepare/{instruction}`.
+    /// floor, else by RLWE (`docs/generation.md`); and the correlations of every prepared GELU,
+    /// LayerNorm and softmax that cannot serve the next step, for `steps` steps or as many as
+    /// [`NONLINEAR_BATCH_BYTES`] holds. Costs per instruction in [`Executor::costs`], each under the
+    /// scope `prepare/{instruction}`.
     pub fn preprocess<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,
@@ -649,6 +784,90 @@ impl<'p> Executor<'p> {
             self.correlations.insert(w, corr);
             self.costs.push(InstructionCost {
                 name: name.clone(),
+                op,
+                seconds: start.elapsed().as_secs_f64(),
+                counters: ch.stats().scope_inclusive(&scope).since(&before),
+                trunc_seconds: 0.0,
+                trunc: Counters::default(),
+            });
+        }
+        // The GELUs, LayerNorms and softmaxes that cannot serve the next step: `steps` steps,
+        // or as many as NONLINEAR_BATCH_BYTES holds (at least one).
+        // A softmax's scores per step grow with the position: the session's bound sizes them.
+        let gelus = prepared_gelus(self.plan);
+        let norms = prepared_layernorms(self.plan);
+        let softmaxes = prepared_softmaxes(self.plan);
+        let context = self.context;
+        let per_step: usize = gelus
+            .iter()
+            .map(|&(_, n, g)| n * ((1usize << g.pieces_log2.min(16)) + 4) * 8)
+            .chain(
+                norms
+                    .iter()
+                    .map(|&(_, rows, l)| rows * (5 * l.n as usize + 1) * 8),
+            )
+            .chain(softmaxes.iter().map(|&(_, heads, sm)| {
+                heads * context * (sm.exp_hi.len() + sm.exp_lo.len() + 2) * 8
+            }))
+            .sum();
+        let batch = steps.min((NONLINEAR_BATCH_BYTES / per_step.max(1)).max(1));
+        let (role, ring) = (self.role, self.ring);
+        type Make<'a, C> = Box<dyn Fn(&mut OtPair, &mut C) -> Result<Stock, NetError> + 'a>;
+        let mut todo: Vec<(&str, &'static str, Make<C>)> = Vec::new();
+        // A correlation that cannot serve all `batch` steps is made anew (what is left of it is
+        // never used: unused correlations reveal nothing).
+        for (name, n, g) in gelus {
+            if self.remaining(name) < batch * n {
+                let tables = convert::gelu_from_plan(g);
+                todo.push((
+                    name,
+                    "Gelu",
+                    Box::new(move |ot, ch| {
+                        gelu::prepare(ot, ch, role, ring, &tables, batch * n).map(Stock::Gelu)
+                    }),
+                ));
+            }
+        }
+        for (name, rows, l) in norms {
+            if self.remaining(name) < batch * rows {
+                let p = convert::layernorm_from_plan(l);
+                todo.push((
+                    name,
+                    "LayerNorm",
+                    Box::new(move |ot, ch| {
+                        layernorm::prepare(ot, ch, role, &p, batch * rows).map(Stock::LayerNorm)
+                    }),
+                ));
+            }
+        }
+        // The next `batch` steps' scores (their positions are known once the prompt is in; before
+        // it, the session's bound is).
+        let scores_next = heads_scores(self.positions, batch);
+        for (name, heads, sm) in softmaxes {
+            if self.remaining(name) < heads * scores_next {
+                let t = convert::softmax_from_plan(sm);
+                let scores = batch * heads * context;
+                todo.push((
+                    name,
+                    "Softmax",
+                    Box::new(move |ot, ch| {
+                        softmax::prepare(ot, ch, role, &t, scores).map(Stock::Softmax)
+                    }),
+                ));
+            }
+        }
+        for (name, op, make) in todo {
+            let scope = format!("prepare/{name}");
+            let start = Instant::now();
+            let before = ch.stats().scope_inclusive(&scope);
+            let stock = scoped(ch, &scope, |ch| make(ot, ch)).map_err(|source| ExecError {
+                instruction: format!("prepare {name}"),
+                source,
+            })?;
+            self.stocks
+                .insert(name.to_string(), Stocked { stock, used: 0 });
+            self.costs.push(InstructionCost {
+                name: name.to_string(),
                 op,
                 seconds: start.elapsed().as_secs_f64(),
                 counters: ch.stats().scope_inclusive(&scope).since(&before),
@@ -1078,12 +1297,41 @@ impl<'p> Executor<'p> {
                     let last = starts[starts.len() - 1];
                     starts.push(last + lens[w[0]..w[1]].iter().sum::<usize>());
                 }
+                // A prepared softmax of the decode program runs on its correlation while it
+                // lasts, each lane from its first score's place.
+                let stock = match self.stocks.get(&ins.name) {
+                    Some(Stocked {
+                        stock: Stock::Softmax(prep),
+                        used,
+                    }) if self.decoding && s.prepared && prep.len() - used >= row.len() => {
+                        Some((prep, *used))
+                    }
+                    _ => None,
+                };
                 let p = on_lanes(ot, ch, lanes, parts, |ot, c, i| {
                     let (a, b) = (cuts[i], cuts[i + 1]);
                     let v = &row[starts[i]..starts[i + 1]];
-                    softmax::softmax(ot, c, role, ring, &tables, v, &lens[a..b])
+                    match stock {
+                        Some((prep, used)) => softmax::softmax_prepared(
+                            ot,
+                            c,
+                            role,
+                            ring,
+                            &tables,
+                            v,
+                            &lens[a..b],
+                            prep,
+                            used + starts[i],
+                        ),
+                        None => softmax::softmax(ot, c, role, ring, &tables, v, &lens[a..b]),
+                    }
                 })?
                 .concat();
+                if stock.is_some() {
+                    if let Some(st) = self.stocks.get_mut(&ins.name) {
+                        st.used += row.len();
+                    }
+                }
                 let mut out = vec![0u64; x.len()];
                 for (&i, v) in causal.iter().zip(p) {
                     out[i] = v;
@@ -1113,28 +1361,84 @@ impl<'p> Executor<'p> {
                     _ => 1,
                 };
                 let cuts = even_cuts(rows, parts);
+                // A prepared LayerNorm of the decode program runs on its correlation while it
+                // lasts, each lane from its first row's place.
+                let stock = match self.stocks.get(&ins.name) {
+                    Some(Stocked {
+                        stock: Stock::LayerNorm(prep),
+                        used,
+                    }) if self.decoding && l.prepared && prep.rows() - used >= rows => {
+                        Some((prep, *used))
+                    }
+                    _ => None,
+                };
+                let run =
+                    |ot: &mut OtPair, c: &mut dyn Channel, first: usize, v: &[u64]| match stock {
+                        Some((prep, used)) => layernorm::layernorm_prepared(
+                            ot,
+                            c,
+                            role,
+                            ring,
+                            &p,
+                            v,
+                            prep,
+                            used + first,
+                        ),
+                        None => layernorm::layernorm(ot, c, role, ring, &p, v),
+                    };
                 let y = if parts == 1 {
                     // Unsplit (and the protocol checks the shape).
-                    layernorm::layernorm(ot, ch, role, ring, &p, &x)?
+                    let mut lane0: &mut C = ch;
+                    run(ot, &mut lane0, 0, &x)?
                 } else {
                     on_lanes(ot, ch, lanes, parts, |ot, c, i| {
-                        let v = &x[cuts[i] * n..cuts[i + 1] * n];
-                        layernorm::layernorm(ot, c, role, ring, &p, v)
+                        run(ot, c, cuts[i], &x[cuts[i] * n..cuts[i + 1] * n])
                     })?
                     .concat()
                 };
+                if stock.is_some() {
+                    if let Some(s) = self.stocks.get_mut(&ins.name) {
+                        s.used += rows;
+                    }
+                }
                 regs.insert(out0, y);
             }
             Op::Gelu(g) => {
                 let x = input(regs, 0)?;
                 let tables = convert::gelu_from_plan(g);
+                // A prepared GELU of the decode program runs on its correlation while it lasts
+                // (both parties see the same counts).
+                let stock = match self.stocks.get(&ins.name) {
+                    Some(Stocked {
+                        stock: Stock::Gelu(prep),
+                        used,
+                    }) if self.decoding && g.prepared && prep.len() - used >= x.len() => {
+                        Some((prep, *used))
+                    }
+                    _ => None,
+                };
                 let mut out = Vec::with_capacity(x.len());
                 // Slices bound the lookups' memory (2·n·N words per call); each is cut across
                 // the lanes.
-                for chunk in x.chunks(GELU_SLICE) {
-                    out.extend(elementwise(ot, ch, lanes, chunk, |ot, c, part| {
-                        gelu::gelu(ot, c, role, ring, &tables, part)
-                    })?);
+                for (k, chunk) in x.chunks(GELU_SLICE).enumerate() {
+                    out.extend(elementwise_at(
+                        ot,
+                        ch,
+                        lanes,
+                        chunk,
+                        |ot, c, at, part| match stock {
+                            Some((prep, used)) => {
+                                let at = used + k * GELU_SLICE + at;
+                                gelu::gelu_prepared(ot, c, role, ring, &tables, part, prep, at)
+                            }
+                            None => gelu::gelu(ot, c, role, ring, &tables, part),
+                        },
+                    )?);
+                }
+                if stock.is_some() {
+                    if let Some(s) = self.stocks.get_mut(&ins.name) {
+                        s.used += x.len();
+                    }
                 }
                 regs.insert(out0, out);
             }
