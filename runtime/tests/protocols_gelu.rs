@@ -314,16 +314,20 @@ fn default_tables_cost_and_flights() {
 /// time (|z| < 6 over 2^12 elements).
 #[test]
 fn client_view_is_independent_of_the_input() {
-    let bits = 38;
-    let ring = Ring::new(bits).unwrap();
     let t = tables(15, 2, 7, GeluForm::Tanh);
-    let n = 1 << 12;
+    let (xc, cases) = view_cases(&t, 38, 1 << 12);
+    client_view_check(&t, 38, &xc, cases, false);
+}
+
+/// The client's shares and the inputs of the view tests: 0, deep in the tails (±3B), around the
+/// spline and uniform over the whole range.
+fn view_cases(t: &GeluTables, bits: u32, n: usize) -> (Vec<u64>, Vec<(&'static str, Vec<i64>)>) {
     let mut p = Prg::from_entropy();
     let xc = p.values(n, bits);
     let b = t.bound();
     let q = quarter(bits);
     let span = 8i64 << t.frac;
-    let cases: Vec<(&str, Vec<i64>)> = vec![
+    let cases = vec![
         ("zero", vec![0; n]),
         ("above α", vec![3 * b; n]),
         ("below −α", vec![-3 * b; n]),
@@ -342,41 +346,7 @@ fn client_view_is_independent_of_the_input() {
                 .collect(),
         ),
     ];
-    let mut lens = Vec::new();
-    for (what, x) in cases {
-        let xr: Vec<u64> = x.iter().map(|&v| ring.from_signed(v)).collect();
-        let xs = ring.sub_vec(&xr, &xc);
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
-        let ts = t.clone();
-        let h = std::thread::spawn(move || {
-            let mut ch = ch_s;
-            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            gelu::gelu(&mut ot, &mut ch, Role::Server, ring, &ts, &xs).unwrap()
-        });
-        let mut tap = Tap::new(ch_c);
-        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-        let start = tap.received.len();
-        let c = gelu::gelu(&mut ot, &mut tap, Role::Client, ring, &t, &xc).unwrap();
-        let s = h.join().unwrap();
-        let y: Vec<u64> = x
-            .iter()
-            .map(|&v| ring.from_signed(semantics::gelu(v, &t).unwrap()))
-            .collect();
-        assert_eq!(ring.add_vec(&s, &c), y, "{what}");
-        let view = &tap.received[start..];
-        lens.push(view.len());
-        let slice = view.len().div_ceil(32);
-        for part in std::iter::once(view).chain(view.chunks(slice)) {
-            let ones: u32 = part.iter().map(|v| v.count_ones()).sum();
-            let z = z_fair(ones as usize, 8 * part.len());
-            assert!(z.abs() < 6.0, "{what}: view bits z = {z:.2}");
-        }
-        assert_uniform_and_independent(&c, &y, bits, what);
-    }
-    assert!(
-        lens.windows(2).all(|w| w[0] == w[1]),
-        "view lengths {lens:?}"
-    );
+    (xc, cases)
 }
 
 /// Runs the prepared protocol: one correlation of `x.len() + 3` elements, consumed in two calls
@@ -546,51 +516,59 @@ fn prepared_correlation_misuse_is_refused() {
 }
 
 /// The client's online view of the prepared protocol — every byte it receives after the
-/// preparation — and its output share do not depend on the input: inputs 0, deep in the tails
-/// and around the spline give views of one length whose bits are fair coins overall and in 32
-/// slices, and output shares that are fair coins independent of y (|z| < 6, 2^12 elements).
+/// preparation — and its output share do not depend on the input, as for the online protocol.
 #[test]
 fn prepared_client_view_is_independent_of_the_input() {
-    let bits = 38;
-    let ring = Ring::new(bits).unwrap();
     let t = tables(15, 2, 7, GeluForm::Tanh);
-    let n = 1 << 12;
-    let mut p = Prg::from_entropy();
-    let xc = p.values(n, bits);
-    let b = t.bound();
-    let span = 8i64 << t.frac;
-    let spline: Vec<i64> = p
-        .values(n, t.frac + 4)
-        .iter()
-        .map(|&u| u as i64 - span)
-        .collect();
+    let (xc, cases) = view_cases(&t, 38, 1 << 12);
+    client_view_check(&t, 38, &xc, cases, true);
+}
+
+/// For each case (a name and the inputs x), with the client's shares `xc` fixed: runs the GELU
+/// (on a correlation prepared first when `prepared`) with a tapped client channel; checks the
+/// output against `semantics::gelu`, that the client's view after the base OTs (after the
+/// preparation, when prepared) has the same length in every case and fair-coin bits overall and
+/// in each of 32 slices (|z| < 6), and that the client's output share is uniform and
+/// independent of y.
+fn client_view_check(
+    t: &GeluTables,
+    bits: u32,
+    xc: &[u64],
+    cases: Vec<(&str, Vec<i64>)>,
+    prepared: bool,
+) {
+    let ring = Ring::new(bits).unwrap();
+    let n = xc.len();
     let mut lens = Vec::new();
-    for (what, x) in [
-        ("zero", vec![0; n]),
-        ("above α", vec![3 * b; n]),
-        ("below −α", vec![-3 * b; n]),
-        ("spline", spline),
-    ] {
+    for (what, x) in cases {
         let xr: Vec<u64> = x.iter().map(|&v| ring.from_signed(v)).collect();
-        let xs = ring.sub_vec(&xr, &xc);
+        let xs = ring.sub_vec(&xr, xc);
         let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
         let ts = t.clone();
         let h = std::thread::spawn(move || {
             let mut ch = ch_s;
             let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            let prep = gelu::prepare(&mut ot, &mut ch, Role::Server, ring, &ts, n).unwrap();
-            gelu::gelu_prepared(&mut ot, &mut ch, Role::Server, ring, &ts, &xs, &prep, 0).unwrap()
+            let role = Role::Server;
+            if prepared {
+                let prep = gelu::prepare(&mut ot, &mut ch, role, ring, &ts, n).unwrap();
+                gelu::gelu_prepared(&mut ot, &mut ch, role, ring, &ts, &xs, &prep, 0).unwrap()
+            } else {
+                gelu::gelu(&mut ot, &mut ch, role, ring, &ts, &xs).unwrap()
+            }
         });
         let mut tap = Tap::new(ch_c);
         let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-        let prep = gelu::prepare(&mut ot, &mut tap, Role::Client, ring, &t, n).unwrap();
+        let role = Role::Client;
+        let prep = prepared.then(|| gelu::prepare(&mut ot, &mut tap, role, ring, t, n).unwrap());
         let start = tap.received.len();
-        let c =
-            gelu::gelu_prepared(&mut ot, &mut tap, Role::Client, ring, &t, &xc, &prep, 0).unwrap();
+        let c = match &prep {
+            Some(p) => gelu::gelu_prepared(&mut ot, &mut tap, role, ring, t, xc, p, 0).unwrap(),
+            None => gelu::gelu(&mut ot, &mut tap, role, ring, t, xc).unwrap(),
+        };
         let s = h.join().unwrap();
         let y: Vec<u64> = x
             .iter()
-            .map(|&v| ring.from_signed(semantics::gelu(v, &t).unwrap()))
+            .map(|&v| ring.from_signed(semantics::gelu(v, t).unwrap()))
             .collect();
         assert_eq!(ring.add_vec(&s, &c), y, "{what}");
         let view = &tap.received[start..];

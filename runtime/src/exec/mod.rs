@@ -29,8 +29,8 @@
 //! [`Executor::preprocess`] (RLWE, or the subfield VOLE for batches above its security floor);
 //! a decode step then runs them by [`masked_matmul::multiply`], the client sending only its
 //! masked share. The decode program's prepared GELUs ([`prepared_gelus`]) get one-hot vectors
-//! and Beaver triples in the same batches (at most [`NONLINEAR_BATCH_BYTES`] per batch) and run by
-//! [`gelu::gelu_prepared`] while they last; its prepared LayerNorms ([`prepared_layernorms`])
+//! and Beaver triples in the same batches (at most [`NONLINEAR_BATCH_BYTES`] per batch) and run
+//! by [`gelu::gelu_prepared`] while they last; its prepared LayerNorms ([`prepared_layernorms`])
 //! get square pairs and row triples and run by [`layernorm::layernorm_prepared`], its prepared
 //! softmaxes ([`prepared_softmaxes`]) one-hot vectors for their exponential tables
 //! ([`softmax::softmax_prepared`]).
@@ -393,24 +393,34 @@ impl Prepared {
     }
 }
 
-/// The decode program's GELUs marked prepared (`Gelu.prepared`): (instruction name, elements per
-/// decode step, the plan's tables), in program order.
-pub fn prepared_gelus(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Gelu)> {
+/// The decode program's instructions for which `pick` gives a value, with their name and their
+/// first input register's columns, in program order.
+fn decode_instructions<'a, T>(
+    plan: &'a Plan,
+    pick: impl Fn(&'a Op) -> Option<T>,
+) -> Vec<(&'a str, usize, T)> {
     plan.decode
         .iter()
         .flat_map(|p| p.instructions.iter())
-        .filter_map(|i| match &i.op {
-            Some(Op::Gelu(g)) if g.prepared => {
-                let cols = i
-                    .inputs
-                    .first()
-                    .and_then(|&r| plan.registers.get(r as usize))
-                    .map_or(0, |r| r.cols as usize);
-                Some((i.name.as_str(), cols, g))
-            }
-            _ => None,
+        .filter_map(|i| {
+            let v = pick(i.op.as_ref()?)?;
+            let cols = i
+                .inputs
+                .first()
+                .and_then(|&r| plan.registers.get(r as usize))
+                .map_or(0, |r| r.cols as usize);
+            Some((i.name.as_str(), cols, v))
         })
         .collect()
+}
+
+/// The decode program's GELUs marked prepared (`Gelu.prepared`): (instruction name, elements per
+/// decode step, the plan's tables), in program order.
+pub fn prepared_gelus(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Gelu)> {
+    decode_instructions(plan, |op| match op {
+        Op::Gelu(g) if g.prepared => Some(g),
+        _ => None,
+    })
 }
 
 /// The decode program's LayerNorms marked prepared (`LayerNorm.prepared`): (instruction name,
@@ -418,37 +428,26 @@ pub fn prepared_gelus(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::pla
 pub fn prepared_layernorms(
     plan: &Plan,
 ) -> Vec<(&str, usize, &ciphergpt_compiler::plan::LayerNorm)> {
-    plan.decode
-        .iter()
-        .flat_map(|p| p.instructions.iter())
-        .filter_map(|i| match &i.op {
-            Some(Op::LayerNorm(l)) if l.prepared => {
-                let cols = i
-                    .inputs
-                    .first()
-                    .and_then(|&r| plan.registers.get(r as usize))
-                    .map_or(0, |r| r.cols as usize);
-                Some((i.name.as_str(), cols / (l.n as usize).max(1), l))
-            }
-            _ => None,
-        })
-        .collect()
+    decode_instructions(plan, |op| match op {
+        Op::LayerNorm(l) if l.prepared => Some(l),
+        _ => None,
+    })
+    .into_iter()
+    .map(|(name, cols, l)| (name, cols / (l.n as usize).max(1), l))
+    .collect()
 }
 
 /// The decode program's softmaxes marked prepared (`Softmax.prepared`): (instruction name,
 /// heads, the plan's tables), in program order. A decode step at position P has heads·(P + 1)
 /// scores per softmax.
 pub fn prepared_softmaxes(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Softmax)> {
-    plan.decode
-        .iter()
-        .flat_map(|p| p.instructions.iter())
-        .filter_map(|i| match &i.op {
-            Some(Op::Softmax(s)) if s.prepared => {
-                Some((i.name.as_str(), s.heads.max(1) as usize, s))
-            }
-            _ => None,
-        })
-        .collect()
+    decode_instructions(plan, |op| match op {
+        Op::Softmax(s) if s.prepared => Some(s),
+        _ => None,
+    })
+    .into_iter()
+    .map(|(name, _, s)| (name, s.heads.max(1) as usize, s))
+    .collect()
 }
 
 /// Scores per head of the `steps` decode steps after `positions` positions: Σ_{j=1..steps}
@@ -738,9 +737,9 @@ impl<'p> Executor<'p> {
     /// Prepare the rows of the next `steps` decode steps for every prepared product that has
     /// none left: by the subfield VOLE when the plan says so and `steps` reaches its security
     /// floor, else by RLWE (`docs/generation.md`); and the correlations of every prepared GELU,
-    /// LayerNorm and softmax that cannot serve the next step, for `steps` steps or as many as
-    /// [`NONLINEAR_BATCH_BYTES`] holds. Costs per instruction in [`Executor::costs`], each under the
-    /// scope `prepare/{instruction}`.
+    /// LayerNorm and softmax that cannot serve the next `steps` steps (made anew), for `steps`
+    /// steps or as many as [`NONLINEAR_BATCH_BYTES`] holds. Costs per instruction in
+    /// [`Executor::costs`], each under the scope `prepare/{instruction}`.
     pub fn preprocess<C: Channel + ?Sized>(
         &mut self,
         ot: &mut OtPair,

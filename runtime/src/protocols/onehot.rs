@@ -16,7 +16,8 @@
 //!
 //! **Lookup** ([`open_offsets`], [`OneHot::dot`]). For an index i shared additively mod N, each
 //! party sends d_P = i_P − ρ_P mod N; both learn δ = i − ρ mod N, and for any public table T,
-//! Σ_j T[(j + δ) mod N]·E_P[j] are shares of Σ_j T[(j + δ) mod N]·e_ρ[j] = T[ρ + δ] = T[i].
+//! Σ_j T\[(j + δ) mod N\]·E_P\[j\] are shares of
+//! Σ_j T\[(j + δ) mod N\]·e_ρ\[j\] = T\[ρ + δ\] = T\[i\].
 //!
 //! **Cost** per element, λ = 128 (IKNP; silent OT sends about one bit per COT instead):
 //! preparation ⌈N/64⌉·s·λ bits from the client (the random OTs of each instance) + N² bits
@@ -72,7 +73,7 @@ impl OneHot {
         self.rho.is_empty()
     }
 
-    /// This party's share of T[i] for element `e`, where δ = i − ρ_e mod N is the opened offset
+    /// This party's share of T\[i\] for element `e`, where δ = i − ρ_e mod N is the opened offset
     /// ([`open_offsets`]) and `table` holds N public entries, reduced mod 2^m.
     pub fn dot(&self, e: usize, delta: usize, table: &[u64]) -> u64 {
         let n = self.size;
