@@ -24,7 +24,8 @@
 //! (`LayerNorm.prepared`): their square and normalising product become openings on square
 //! pairs and row triples (`cost::opening`, `cost::layernorm_prepare`); and its softmaxes
 //! (`Softmax.prepared`): their two exponential-table lookups become the opening of the digits'
-//! offsets from random indices with one-hot vectors.
+//! offsets from random indices with one-hot vectors, and their two products openings on
+//! triples.
 
 use crate::plan::{cost, instruction::Op, Gelu, LayerNorm, Linear, Plan, Softmax};
 
