@@ -207,8 +207,8 @@ fn mul_rows_is_exact_and_costs_per_row() {
 }
 
 /// Beaver triples: c = a·b mod 2^ℓ on the reconstructed shares, a and b nonzero somewhere (they
-/// are drawn, not fixed), and one product through a triple (the two openings and the local
-/// formula of `mul::Triples`) equals x·y.
+/// are drawn, not fixed), and products through them (`Triples::multiply`, from an offset) equal
+/// x·y.
 #[test]
 fn triples_multiply_and_serve_a_product() {
     for bits in [16u32, 34, 64] {
@@ -220,27 +220,10 @@ fn triples_multiply_and_serve_a_product() {
         let (xs, xc) = split(ring, &mut p, &x);
         let (ys, yc) = split(ring, &mut p, &y);
         let f = move |p: &mut Party, x: Vec<u64>, y: Vec<u64>| {
-            let t = mul::triples(&mut p.ot, &mut p.ch, p.role, ring, n).unwrap();
-            // Open x − a and y − b.
-            let d: Vec<u64> = (0..n).map(|i| ring.sub(x[i], t.a[i])).collect();
-            let e: Vec<u64> = (0..n).map(|i| ring.sub(y[i], t.b[i])).collect();
-            let mine = [d.clone(), e.clone()].concat();
-            let bytes = shares::pack_widths(&mine, &vec![bits; 2 * n]);
-            let theirs = shares::unpack_widths(
-                &shares::exchange(&mut p.ch, p.role, &bytes).unwrap(),
-                &vec![bits; 2 * n],
-            );
-            let z: Vec<u64> = (0..n)
-                .map(|i| {
-                    let (d, e) = (ring.add(d[i], theirs[i]), ring.add(e[i], theirs[n + i]));
-                    let mut v =
-                        ring.add(t.c[i], ring.add(ring.mul(d, t.b[i]), ring.mul(e, t.a[i])));
-                    if p.role == Role::Server {
-                        v = ring.add(v, ring.mul(d, e));
-                    }
-                    v
-                })
-                .collect();
+            let t = mul::triples(&mut p.ot, &mut p.ch, p.role, ring, n + 2).unwrap();
+            assert_eq!(t.ring, ring);
+            // From triple 2: the first two stay unused.
+            let z = t.multiply(&mut p.ch, p.role, 2, &x, &y).unwrap();
             (t, z)
         };
         let ((ts, zs), (tc, zc)) = two_party(move |p| f(p, xs, ys), move |p| f(p, xc, yc));
@@ -248,7 +231,7 @@ fn triples_multiply_and_serve_a_product() {
         let b = ring.add_vec(&ts.b, &tc.b);
         let c = ring.add_vec(&ts.c, &tc.c);
         assert!(a.iter().any(|&v| v != 0) && b.iter().any(|&v| v != 0));
-        for i in 0..n {
+        for i in 0..n + 2 {
             assert_eq!(c[i], ring.mul(a[i], b[i]), "ℓ = {bits}, triple {i}");
         }
         let z = ring.add_vec(&zs, &zc);

@@ -395,18 +395,60 @@ fn table_width(t: &[i64]) -> u32 {
 
 /// The module doc's cost formula, in bits, for `rows` rows of `len` entries (maximum and
 /// division included, fast clip path).
+/// The widths the protocol derives from the tables and a row length (the module doc's names).
+struct Widths {
+    hi: u64,
+    lo: u64,
+    fe: u64,
+    den_bits: u64,
+    w1: u64,
+    w2: u64,
+    wh: u64,
+    wl: u64,
+    wx: u64,
+    wy: u64,
+    m_r: u64,
+}
+
+impl Widths {
+    fn of(t: &ExpTables, len: u64) -> Widths {
+        let (hi, lo, fe) = (t.hi_bits as u64, t.lo_bits as u64, t.frac_e as u64);
+        let k = t.recip_num_log2() as u64;
+        let den_bits = 64 - (len << fe).leading_zeros() as u64;
+        let (wh, wl) = (table_width(&t.hi) as u64, table_width(&t.lo) as u64);
+        Widths {
+            hi,
+            lo,
+            fe,
+            den_bits,
+            w1: 2 * fe + 2,
+            w2: (k + 2).max(den_bits + 2),
+            wh,
+            wl,
+            wx: wh.min(wl),
+            wy: wh.max(wl),
+            m_r: k - fe + 2,
+        }
+    }
+}
+
 fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
     let l = bits as u64;
-    let (hi, lo, fe) = (t.hi_bits as u64, t.lo_bits as u64, t.frac_e as u64);
-    let k = t.recip_num_log2() as u64;
+    let Widths {
+        hi,
+        lo,
+        fe,
+        den_bits,
+        w1,
+        w2,
+        wh,
+        wl,
+        wx,
+        wy,
+        m_r,
+    } = Widths::of(t, len);
     let s = t.recip_shift() as u64;
-    let den_bits = 64 - (len << fe).leading_zeros() as u64;
-    let w1 = 2 * fe + 2;
-    let w2 = (k + 2).max(den_bits + 2);
-    let (wh, wl) = (table_width(&t.hi) as u64, table_width(&t.lo) as u64);
-    let (wx, wy) = (wh.min(wl), wh.max(wl));
-    let m_r = k - fe + 2;
-    let q_bits = k - fe + 1;
+    let q_bits = m_r - 1;
     let per_element = mill_best(lo as u32) + 128 + l - lo
         + mill_best((l - lo - 1) as u32)
         + hi * 128
@@ -487,14 +529,18 @@ fn prepared_lookups_are_exact() {
 /// rows of `len`: (bits of the online protocol's lookups, extension and two products; bits of
 /// the offsets and the two triples' openings), both directions.
 fn prepared_delta_bits(t: &ExpTables, rows: u64, len: u64) -> (u64, u64) {
-    let (hi, lo, fe) = (t.hi_bits as u64, t.lo_bits as u64, t.frac_e as u64);
-    let k = t.recip_num_log2() as u64;
-    let den_bits = 64 - (len << fe).leading_zeros() as u64;
-    let w1 = 2 * fe + 2;
-    let w2 = (k + 2).max(den_bits + 2);
-    let (wh, wl) = (table_width(&t.hi) as u64, table_width(&t.lo) as u64);
-    let (wx, wy) = (wh.min(wl), wh.max(wl));
-    let m_r = k - fe + 2;
+    let Widths {
+        hi,
+        lo,
+        w1,
+        w2,
+        wh,
+        wl,
+        wx,
+        wy,
+        m_r,
+        ..
+    } = Widths::of(t, len);
     let n = rows * len;
     let online = n
         * (hi * 128

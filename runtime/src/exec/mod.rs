@@ -476,6 +476,29 @@ struct Stocked {
     used: usize,
 }
 
+impl Stock {
+    fn gelu(&self) -> Option<&gelu::Prepared> {
+        match self {
+            Stock::Gelu(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn layernorm(&self) -> Option<&layernorm::Prepared> {
+        match self {
+            Stock::LayerNorm(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn softmax(&self) -> Option<&softmax::Prepared> {
+        match self {
+            Stock::Softmax(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 impl Stocked {
     fn remaining(&self) -> usize {
         let len = match &self.stock {
@@ -732,6 +755,30 @@ impl<'p> Executor<'p> {
     /// What is left of a prepared instruction's correlation (elements or rows).
     fn remaining(&self, name: &str) -> usize {
         self.stocks.get(name).map_or(0, Stocked::remaining)
+    }
+
+    /// The correlation of instruction `name`, as `pick` reads it, and where its unused part
+    /// starts, when the decode program runs, the plan marks the instruction `prepared` and at
+    /// least `need` elements (or rows) are left; else `None`, and the instruction runs online.
+    fn stock<'s, T>(
+        &'s self,
+        name: &str,
+        prepared: bool,
+        need: usize,
+        pick: impl Fn(&'s Stock) -> Option<&'s T>,
+    ) -> Option<(&'s T, usize)> {
+        let s = self.stocks.get(name)?;
+        if !(self.decoding && prepared && s.remaining() >= need) {
+            return None;
+        }
+        pick(&s.stock).map(|p| (p, s.used))
+    }
+
+    /// Marks `n` more elements (or rows) of instruction `name`'s correlation used.
+    fn consume(&mut self, name: &str, n: usize) {
+        if let Some(s) = self.stocks.get_mut(name) {
+            s.used += n;
+        }
     }
 
     /// Prepare the rows of the next `steps` decode steps for every prepared product that has
@@ -1298,15 +1345,7 @@ impl<'p> Executor<'p> {
                 }
                 // A prepared softmax of the decode program runs on its correlation while it
                 // lasts, each lane from its first score's place.
-                let stock = match self.stocks.get(&ins.name) {
-                    Some(Stocked {
-                        stock: Stock::Softmax(prep),
-                        used,
-                    }) if self.decoding && s.prepared && prep.len() - used >= row.len() => {
-                        Some((prep, *used))
-                    }
-                    _ => None,
-                };
+                let stock = self.stock(&ins.name, s.prepared, row.len(), Stock::softmax);
                 let p = on_lanes(ot, ch, lanes, parts, |ot, c, i| {
                     let (a, b) = (cuts[i], cuts[i + 1]);
                     let v = &row[starts[i]..starts[i + 1]];
@@ -1327,9 +1366,7 @@ impl<'p> Executor<'p> {
                 })?
                 .concat();
                 if stock.is_some() {
-                    if let Some(st) = self.stocks.get_mut(&ins.name) {
-                        st.used += row.len();
-                    }
+                    self.consume(&ins.name, row.len());
                 }
                 let mut out = vec![0u64; x.len()];
                 for (&i, v) in causal.iter().zip(p) {
@@ -1362,15 +1399,7 @@ impl<'p> Executor<'p> {
                 let cuts = even_cuts(rows, parts);
                 // A prepared LayerNorm of the decode program runs on its correlation while it
                 // lasts, each lane from its first row's place.
-                let stock = match self.stocks.get(&ins.name) {
-                    Some(Stocked {
-                        stock: Stock::LayerNorm(prep),
-                        used,
-                    }) if self.decoding && l.prepared && prep.rows() - used >= rows => {
-                        Some((prep, *used))
-                    }
-                    _ => None,
-                };
+                let stock = self.stock(&ins.name, l.prepared, rows, Stock::layernorm);
                 let run =
                     |ot: &mut OtPair, c: &mut dyn Channel, first: usize, v: &[u64]| match stock {
                         Some((prep, used)) => layernorm::layernorm_prepared(
@@ -1396,9 +1425,7 @@ impl<'p> Executor<'p> {
                     .concat()
                 };
                 if stock.is_some() {
-                    if let Some(s) = self.stocks.get_mut(&ins.name) {
-                        s.used += rows;
-                    }
+                    self.consume(&ins.name, rows);
                 }
                 regs.insert(out0, y);
             }
@@ -1407,15 +1434,7 @@ impl<'p> Executor<'p> {
                 let tables = convert::gelu_from_plan(g);
                 // A prepared GELU of the decode program runs on its correlation while it lasts
                 // (both parties see the same counts).
-                let stock = match self.stocks.get(&ins.name) {
-                    Some(Stocked {
-                        stock: Stock::Gelu(prep),
-                        used,
-                    }) if self.decoding && g.prepared && prep.len() - used >= x.len() => {
-                        Some((prep, *used))
-                    }
-                    _ => None,
-                };
+                let stock = self.stock(&ins.name, g.prepared, x.len(), Stock::gelu);
                 let mut out = Vec::with_capacity(x.len());
                 // Slices bound the lookups' memory (2·n·N words per call); each is cut across
                 // the lanes.
@@ -1435,9 +1454,7 @@ impl<'p> Executor<'p> {
                     )?);
                 }
                 if stock.is_some() {
-                    if let Some(s) = self.stocks.get_mut(&ins.name) {
-                        s.used += x.len();
-                    }
+                    self.consume(&ins.name, x.len());
                 }
                 regs.insert(out0, out);
             }

@@ -114,7 +114,7 @@ use super::lut::MAX_ENTRIES;
 use super::mul::{recv_cot_widths, send_cot_widths, triples, Triples};
 use super::mux::mux;
 use super::onehot::{self, OneHot};
-use super::shares::{exchange, pack_widths, unpack_widths, Ring};
+use super::shares::{open, Ring};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
@@ -294,11 +294,6 @@ impl Prepared {
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.onehot.is_empty()
-    }
-
-    /// Bytes held (the one-hot shares and the triples).
-    pub fn bytes(&self) -> usize {
-        8 * (self.onehot.entries.len() + self.onehot.rho.len() + 3 * self.triples.len())
     }
 }
 
@@ -538,12 +533,11 @@ fn prepared_spline<C: Channel + ?Sized>(
     let c_i: Vec<u64> = (0..n).map(|e| oh.dot(at + e, delta[e], icpt)).collect();
     // One flight: g = A_i − a; then A_i·r = c + g·b + f·a + g·f (the last by the server).
     let gm: Vec<u64> = (0..n).map(|e| rz.sub(a_i[e], tr.a[at + e])).collect();
-    let widths = vec![rz.bits; n];
-    let theirs = unpack_widths(&exchange(ch, role, &pack_widths(&gm, &widths))?, &widths);
+    let g = open(ch, role, &vec![rz.bits; n], &gm)?;
     let u = (0..n)
         .map(|e| {
             let k = at + e;
-            let g = rz.add(gm[e], theirs[e]);
+            let g = g[e];
             let mut v = tr.c[k]
                 .wrapping_add(g.wrapping_mul(tr.b[k]))
                 .wrapping_add(f[e].wrapping_mul(tr.a[k]))

@@ -47,7 +47,7 @@
 
 use ciphergpt_compiler::fixed::semantics::LayerNormParams;
 
-use super::shares::{exchange, pack_widths, unpack_widths, Ring};
+use super::shares::{open, Ring};
 use super::{div, mul, sqrt, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::Prg;
@@ -176,21 +176,6 @@ pub fn layernorm_prepared<C: Channel + ?Sized>(
     layernorm_with(ot, ch, role, ring, p, x, Some((prep, at)))
 }
 
-/// Both parties' openings of `mine` (values over W), summed.
-fn open_wide<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    mine: &[u64],
-) -> Result<Vec<u64>, NetError> {
-    let widths = vec![WIDE_BITS; mine.len()];
-    let theirs = unpack_widths(&exchange(ch, role, &pack_widths(mine, &widths))?, &widths);
-    Ok(mine
-        .iter()
-        .zip(theirs)
-        .map(|(&a, b)| a.wrapping_add(b))
-        .collect())
-}
-
 fn layernorm_with<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -254,7 +239,7 @@ fn layernorm_with<C: Channel + ?Sized>(
         Some((c, at)) => {
             let k0 = at * n;
             let mine: Vec<u64> = (0..v.len()).map(|k| w.sub(v[k], c.sq[k0 + k])).collect();
-            let d = open_wide(ch, role, &mine)?;
+            let d = open(ch, role, &vec![WIDE_BITS; mine.len()], &mine)?;
             (0..v.len())
                 .map(|k| {
                     let mut y = w.add(c.sq_of[k0 + k], w.mul(w.mul(2, d[k]), c.sq[k0 + k]));
@@ -291,7 +276,7 @@ fn layernorm_with<C: Channel + ?Sized>(
             let k0 = at * n;
             let mut mine: Vec<u64> = (0..rows).map(|r| w.sub(rho[r], c.alpha[at + r])).collect();
             mine.extend((0..e.len()).map(|k| w.sub(e[k], c.b[k0 + k])));
-            let opened = open_wide(ch, role, &mine)?;
+            let opened = open(ch, role, &vec![WIDE_BITS; mine.len()], &mine)?;
             let (big_r, big_e) = opened.split_at(rows);
             (0..e.len())
                 .map(|k| {

@@ -51,7 +51,7 @@
 
 use rayon::prelude::*;
 
-use super::shares::{pack_widths, packed_len_widths, unpack_widths, Ring};
+use super::shares::{open, pack_widths, packed_len_widths, unpack_widths, Ring};
 use crate::crypto::hash::tccr_many;
 use crate::crypto::iknp::{CotReceiver, CotSender, OtPair};
 use crate::crypto::ot::hash_many;
@@ -275,13 +275,46 @@ impl Triples {
     pub fn is_empty(&self) -> bool {
         self.a.is_empty()
     }
+
+    /// Shares of x·y over the triples' ring from this party's shares `x`, `y`, on the triples
+    /// `at..at + x.len()`: x − a and y − b opened in one flight ([`open`]), then
+    /// c + (x − a)·b + (y − b)·a + (x − a)(y − b) (the last by the server). Each triple must
+    /// serve one product only.
+    pub fn multiply<C: Channel + ?Sized>(
+        &self,
+        ch: &mut C,
+        role: Role,
+        at: usize,
+        x: &[u64],
+        y: &[u64],
+    ) -> Result<Vec<u64>, NetError> {
+        let (ring, n) = (self.ring, x.len());
+        let mut mine: Vec<u64> = (0..n).map(|k| ring.sub(x[k], self.a[at + k])).collect();
+        mine.extend((0..n).map(|k| ring.sub(y[k], self.b[at + k])));
+        let opened = open(ch, role, &vec![ring.bits; 2 * n], &mine)?;
+        let (d, e) = opened.split_at(n);
+        Ok((0..n)
+            .map(|k| {
+                let mut v = ring.add(
+                    self.c[at + k],
+                    ring.add(
+                        ring.mul(d[k], self.b[at + k]),
+                        ring.mul(e[k], self.a[at + k]),
+                    ),
+                );
+                if role == Role::Server {
+                    v = ring.add(v, ring.mul(d[k], e[k]));
+                }
+                v
+            })
+            .collect())
+    }
 }
 
 /// `n` Beaver triples over `ring`: each party draws its shares of a and b, and [`mul`] gives
 /// shares of c = a·b. Cost: [`mul`]'s on n elements. A triple turns a later product x·y into
-/// the opening of x − a and y − b (2ℓ bits each way) and local work:
-/// x·y = c + (x − a)·b + (y − b)·a + (x − a)(y − b), the last term added by the server. The
-/// openings are uniform because a and b are, so a triple must serve one product only.
+/// the opening of x − a and y − b (2ℓ bits each way) and local work ([`Triples::multiply`]).
+/// The openings are uniform because a and b are, so a triple must serve one product only.
 pub fn triples<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,

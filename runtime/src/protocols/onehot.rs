@@ -36,7 +36,7 @@
 use rand::RngCore;
 
 use super::b2a::b2a;
-use super::shares::{exchange, pack_widths, unpack_widths, Ring};
+use super::shares::{open, Ring};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
@@ -189,13 +189,7 @@ pub fn open_offsets<C: Channel + ?Sized>(
     let widths: Vec<u32> = std::iter::repeat_n(s, n)
         .chain(std::iter::repeat_n(extra_bits, extra.len()))
         .collect();
-    let theirs = unpack_widths(&exchange(ch, role, &pack_widths(&mine, &widths))?, &widths);
-    let delta = (0..n)
-        .map(|e| (mine[e].wrapping_add(theirs[e]) & imask) as usize)
-        .collect();
-    let ex = mask(extra_bits);
-    let opened = (n..mine.len())
-        .map(|k| mine[k].wrapping_add(theirs[k]) & ex)
-        .collect();
-    Ok((delta, opened))
+    let mut opened = open(ch, role, &widths, &mine)?;
+    let extras = opened.split_off(n);
+    Ok((opened.into_iter().map(|d| d as usize).collect(), extras))
 }

@@ -276,6 +276,25 @@ pub fn exchange<C: Channel + ?Sized>(
     Ok(theirs)
 }
 
+/// Opens values to both parties: each sends its `mine` (value k of `widths[k]` bits, packed) in
+/// one [`exchange`], and both get the sums mine + theirs mod 2^widths\[k\]. The caller sends
+/// only values masked by randomness the peer does not know (a Beaver opening, an offset from a
+/// random index), so that the sum is all the peer learns.
+pub fn open<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    widths: &[u32],
+    mine: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let theirs = unpack_widths(&exchange(ch, role, &pack_widths(mine, widths))?, widths);
+    Ok(mine
+        .iter()
+        .zip(theirs)
+        .zip(widths)
+        .map(|((&a, b), &w)| a.wrapping_add(b) & mask(w))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,7 @@ use ciphergpt_compiler::fixed::semantics::ExpTables;
 
 use super::mul::Triples;
 use super::onehot::{self, OneHot};
-use super::shares::{exchange, pack_widths, unpack_widths, Ring};
+use super::shares::Ring;
 use super::{b2a::b2a, cmp, div, lut, max, mul, mux::mux, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
@@ -352,39 +352,6 @@ pub fn prepare<C: Channel + ?Sized>(
     })
 }
 
-/// Shares of x·y over `ring` from the shares `x`, `y` and the triples `t` from `at`: x − a and
-/// y − b opened in one flight, then c + (x − a)·b + (y − b)·a + (x − a)(y − b) (the last by the
-/// server).
-fn beaver<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    ring: Ring,
-    t: &Triples,
-    at: usize,
-    x: &[u64],
-    y: &[u64],
-) -> Result<Vec<u64>, NetError> {
-    let n = x.len();
-    let mut mine: Vec<u64> = (0..n).map(|k| ring.sub(x[k], t.a[at + k])).collect();
-    mine.extend((0..n).map(|k| ring.sub(y[k], t.b[at + k])));
-    let widths = vec![ring.bits; 2 * n];
-    let theirs = unpack_widths(&exchange(ch, role, &pack_widths(&mine, &widths))?, &widths);
-    Ok((0..n)
-        .map(|k| {
-            let d = ring.add(mine[k], theirs[k]);
-            let e = ring.add(mine[n + k], theirs[n + k]);
-            let mut v = ring.add(
-                t.c[at + k],
-                ring.add(ring.mul(d, t.b[at + k]), ring.mul(e, t.a[at + k])),
-            );
-            if role == Role::Server {
-                v = ring.add(v, ring.mul(d, e));
-            }
-            v
-        })
-        .collect())
-}
-
 /// [`softmax`] with steps 4, 5 and 8's product on the correlation `prep`, entries
 /// `at..at + s.len()` (module doc, "Prepared"): the lookups become the digits' offsets from
 /// random indices (hi + lo bits per entry, one flight), the two products openings of triples.
@@ -423,19 +390,30 @@ pub fn softmax_prepared<C: Channel + ?Sized>(
         return Ok(Vec::new());
     }
     let m = max::row_max(ot, ch, role, ring, s, lens)?;
-    let u = distances(ring, s, lens, &m);
-    let e = exp_neg(ot, ch, role, &pr, &u, Some((prep, at)))?;
-    normalise(ot, ch, role, &pr, &e, lens, Some((prep, at)))
+    from_max(ot, ch, role, &pr, s, lens, &m, Some((prep, at)))
 }
 
-/// u_j = m − s_j per row.
-fn distances(ring: Ring, s: &[u64], lens: &[usize], m: &[u64]) -> Vec<u64> {
+/// Steps 1–9 from the row maxima `m`, on `prep`'s entries from the given one when it is there.
+#[allow(clippy::too_many_arguments)]
+fn from_max<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    pr: &Params,
+    s: &[u64],
+    lens: &[usize],
+    m: &[u64],
+    prep: Option<(&Prepared, usize)>,
+) -> Result<Vec<u64>, NetError> {
+    // 1. u_j = m − s_j.
+    let ring = pr.ring;
     let mut u = Vec::with_capacity(s.len());
     for (r, &len) in lens.iter().enumerate() {
         let start = u.len();
         u.extend(s[start..start + len].iter().map(|&v| ring.sub(m[r], v)));
     }
-    u
+    let e = exp_neg(ot, ch, role, pr, &u, prep)?;
+    normalise(ot, ch, role, pr, &e, lens, prep)
 }
 
 /// [`softmax`] for a caller that already holds shares of every row's maximum `m` (one per row,
@@ -462,10 +440,7 @@ pub fn softmax_with_max<C: Channel + ?Sized>(
     if s.is_empty() {
         return Ok(Vec::new());
     }
-    // 1. u_j = m − s_j.
-    let u = distances(ring, s, lens, m);
-    let e = exp_neg(ot, ch, role, &pr, &u, None)?;
-    normalise(ot, ch, role, &pr, &e, lens, None)
+    from_max(ot, ch, role, &pr, s, lens, m, None)
 }
 
 /// Shares over Z_2^W2 of E(u) = exp_neg(u) for shared distances u ∈ [0, 2^(ℓ−1)) over Z_2^ℓ;
@@ -544,7 +519,7 @@ fn exp_neg<C: Channel + ?Sized>(
             let t0: Vec<u64> = (0..u.len())
                 .map(|e| c.lo.dot(at + e, dlo[e] as usize, &tl))
                 .collect();
-            beaver(ch, role, pring, &c.product, at, &t1, &t0)?
+            c.product.multiply(ch, role, at, &t1, &t0)?
         }
     };
     // 6. E = P >> f_e into Z_2^(f_e+2); clip; extend to Z_2^W2.
@@ -619,7 +594,7 @@ fn normalise<C: Channel + ?Sized>(
                 .zip(lens)
                 .flat_map(|(&v, &len)| std::iter::repeat_n(v, len))
                 .collect();
-            beaver(ch, role, w, &c.normalise, at, &wide_r, e)?
+            c.normalise.multiply(ch, role, at, &wide_r, e)?
         }
         _ => {
             let rm = mask(pr.r_bits);
