@@ -15,7 +15,7 @@ use ciphergpt_compiler::fixed::semantics::{
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::{mem, tap::Tap, NetError, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
-use ciphergpt_runtime::protocols::{cmp, softmax};
+use ciphergpt_runtime::protocols::softmax;
 use common::*;
 use rand::Rng;
 
@@ -374,19 +374,6 @@ fn client_view_is_independent_of_server_scores() {
     );
 }
 
-/// Millionaires' bits on k-bit inputs with m-bit digits ([`cmp`]): q leaves of m·λ + 2^m·2 bits,
-/// and_count(q) AND triples of 2λ + 4 bits.
-fn mill_bits(k: u32, m: u32) -> u64 {
-    let q = k.div_ceil(m) as u64;
-    q * (m as u64 * 128 + (2u64 << m)) + cmp::and_count(q as usize) as u64 * 260
-}
-
-/// The same with the cheapest digit width up to 6, as the protocol picks it
-/// (`cmp::cheapest_digit_bits`).
-fn mill_best(k: u32) -> u64 {
-    (1..=6).map(|m| mill_bits(k, m)).min().unwrap()
-}
-
 /// Bits of a table's offsets (span + 1 bit).
 fn table_width(t: &[i64]) -> u32 {
     let span = t.iter().max().unwrap() - t.iter().min().unwrap();
@@ -438,7 +425,6 @@ fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
         hi,
         lo,
         fe,
-        den_bits,
         w1,
         w2,
         wh,
@@ -448,7 +434,6 @@ fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
         m_r,
     } = Widths::of(t, len);
     let s = t.recip_shift() as u64;
-    let q_bits = m_r - 1;
     let per_element = mill_best(lo as u32) + 128 + l - lo
         + mill_best((l - lo - 1) as u32)
         + hi * 128
@@ -466,7 +451,8 @@ fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
         + (128 + w2 - s)
         + (128 + l - (w2 - s));
     let per_row = (len - 1) * (mill_bits(bits - 1, 4) + 2 * (128 + l))
-        + q_bits * (mill_bits(den_bits as u32 + 1, 4) + 2 * (128 + den_bits + 2) + 128 + w2)
+        + (128 + 64 - w2)
+        + inv_pow_bits(&t.recip_tables().unwrap())
         + 2 * m_r * 128;
     rows * (len * per_element + per_row)
 }

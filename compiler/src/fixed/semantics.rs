@@ -24,6 +24,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub mod inverse;
+pub use inverse::{inv_pow, inv_tables, InvPower, InvTables};
+
 /// Default number of fractional bits of activations.
 pub const DEFAULT_FRAC: u32 = 12;
 
@@ -483,6 +486,17 @@ impl ExpTables {
         1usize << (self.frac_out + self.recip_guard)
     }
 
+    /// The tables of `R ≈ ⌊2^K / Z⌋` for `2^frac_e ≤ Z ≤ 2^K` ([`inverse`]).
+    pub fn recip_tables(&self) -> SemResult<InvTables> {
+        inv_tables(
+            InvPower::Reciprocal,
+            1u128 << self.recip_num_log2(),
+            1u64 << self.frac_e,
+            self.recip_num_log2() + 1,
+        )
+        .map_err(|e| SemanticsError::new("softmax", e.msg))
+    }
+
     /// Checks: `1 ≤ frac_e ≤ 30`, `frac_in, frac_out ≤ 30`, `recip_guard ≤ 16`, `K ≤ 62`,
     /// digits of at most 16 bits each, `1 ≤ clip ≤ 2^(hi_bits+lo_bits)`, tables of the right
     /// lengths with entries in `[0, 2^frac_e]` and `hi[0] = lo[0] = 2^frac_e` (so the maximum
@@ -606,11 +620,16 @@ pub fn fit_exp_tables_with(
 /// m = max_j s_j (exact);  u_j = min(m − s_j, clip − 1)          (m − s_j in i128)
 /// E_j = (T1[u_j >> lo_bits] · T0[u_j & (2^lo_bits − 1)]) >> frac_e     (0 ≤ E_j ≤ 2^frac_e)
 /// Z = Σ E_j                                          (2^frac_e ≤ Z ≤ n·2^frac_e ≤ 2^K)
-/// R = 2^K / Z  (floor, K = frac_e + frac_out + recip_guard = 34)
+/// R = inv_pow(Z) ≈ ⌊2^K / Z⌋  (K = frac_e + frac_out + recip_guard = 34)
 /// p_j = (E_j · R) >> (frac_e + recip_guard = 22)     (E_j·R ≤ Z·R ≤ 2^K)
 /// ```
-/// Row sums: `2^frac_out − n − n·2^−recip_guard < Σ p_j ≤ 2^frac_out` (each floor loses < 1,
-/// flooring `R` loses `Σ E_j/2^S = Z/2^S ≤ n·2^−recip_guard` ULPs in total).
+/// `inv_pow` is the inverse-power recipe of [`inverse`] with the tables
+/// [`ExpTables::recip_tables`]: at most 2 below `⌊2^K/Z⌋` and at most 2^−16.9 of it above, exact
+/// when Z is a power of two (a row of one entry gives exactly `2^frac_out`), in a fixed few dozen
+/// flights where the exact floor division took one comparison per quotient bit.
+/// Row sums: `2^frac_out − n − 3·n·2^−recip_guard < Σ p_j ≤ 2^frac_out` (each floor loses < 1,
+/// `R` falls short of `2^K/Z` by less than 3 units; above, `Σ p_j ≤ ⌊Z·R/2^S⌋ ≤
+/// ⌊2^frac_out·(1 + 2^−16.9)⌋ = 2^frac_out` for `frac_out ≤ 16`).
 /// Accuracy against the float softmax `p*_j = 2^fo·e^(−u_j)/Σ e^(−u_k)` of the same scores:
 /// `E_j = e*_j + δ_j` with `e*_j = 2^fe·e^(−u_j/2^fi)` and `δ_j ∈ (−2.01, 1.01]` (two table
 /// roundings of ≤ ½ each, one floor; clipping adds < `2^fe·e^−16` ≈ 0.002), so
@@ -638,7 +657,7 @@ pub fn softmax_row(s: &[i64], t: &ExpTables) -> SemResult<Vec<i64>> {
         .map(|&sj| t.exp_neg(m as i128 - sj as i128))
         .collect();
     let z: i128 = e.iter().map(|&v| v as i128).sum();
-    let r = (1i128 << t.recip_num_log2()) / z;
+    let r = inv_pow(z as u64, &t.recip_tables()?)? as i128;
     let shift = t.recip_shift();
     Ok(e.iter()
         .map(|&ej| ((ej as i128 * r) >> shift) as i64)
@@ -779,10 +798,10 @@ pub struct LayerNormBounds {
     /// `V ≤ n·v_max² + v_eps`.
     pub big_v_max: i128,
     pub big_v_bits: u32,
-    /// `ρ ≤ ⌊√(N/v_eps)⌋`.
+    /// `ρ ≤ ⌊√(N/v_eps)⌋·(1 + 2^−18) + 1` (the recipe's excess, [`inverse`]).
     pub rho_max: i128,
     pub rho_bits: u32,
-    /// `|e·ρ|` bound `2^r2·(⌊√(N)⌋+1)·(1 + 1/(2√v_eps))`, rounded up.
+    /// `|e·ρ|` bound `2^r2·(⌊√(N)⌋+1)·(1 + 1/(2√v_eps))·(1 + 2^−18)`, rounded up.
     pub e_rho_bits: u32,
     pub y_bits: u32,
 }
@@ -824,6 +843,17 @@ impl LayerNormParams {
         (self.n as u128) << (2 * (self.frac + self.f_rho - self.r2))
     }
 
+    /// The tables of `ρ ≈ ⌊√(N / V)⌋` for `v_eps ≤ V < 2^62` ([`inverse`]).
+    pub fn rsqrt_tables(&self) -> SemResult<InvTables> {
+        inv_tables(
+            InvPower::RecipSqrt,
+            self.rsqrt_numerator(),
+            self.v_eps as u64,
+            inverse::INV_MAX_IN_BITS,
+        )
+        .map_err(|e| SemanticsError::new("layernorm", e.msg))
+    }
+
     /// Bit widths of the intermediates for `|X − μ| ≤ max_abs_dev` (real units).
     pub fn bounds(&self, max_abs_dev: f64) -> SemResult<LayerNormBounds> {
         self.validate()?;
@@ -838,10 +868,12 @@ impl LayerNormParams {
         let v_max = round_shift_i128(e_max, self.r2);
         let big_v_max = self.n as i128 * v_max * v_max + self.v_eps as i128;
         let n_num = self.rsqrt_numerator();
-        let rho_max = isqrt_u128(n_num / self.v_eps as u128) as i128;
+        // ρ is at most 2^−18.8 of √(N/V) above it ([`inverse`]): 2^−18 of slack, plus one.
+        let slack = |x: i128| x + (x >> 18) + 1;
+        let rho_max = slack(isqrt_u128(n_num / self.v_eps as u128) as i128);
         // 2^r2·√N·(1 + 1/(2√v_eps)) ≤ 2^r2·(isqrt(N)+1)·(2·isqrt(v_eps)+1)/(2·isqrt(v_eps))
         let sv = isqrt_u128(self.v_eps as u128) as i128;
-        let e_rho = ((isqrt_u128(n_num) as i128 + 1) << self.r2) * (2 * sv + 1) / (2 * sv) + 1;
+        let e_rho = slack(((isqrt_u128(n_num) as i128 + 1) << self.r2) * (2 * sv + 1) / (2 * sv));
         let y_max = (e_rho >> self.f_rho) + 1;
         Ok(LayerNormBounds {
             d_max,
@@ -1000,10 +1032,15 @@ pub fn rsqrt_floor(n_num: u128, v: u128) -> SemResult<i64> {
 /// ```text
 /// S = Σ x;  d_j = n·x_j − S                                   (exact; |d_j| < 2^63 required)
 /// e_j = (d_j + 2^(r1−1)) >> r1;  v_j = (e_j + 2^(r2−1)) >> r2   (identity when the shift is 0)
-/// V = Σ v_j² + v_eps                                          (V ≤ 2^63 − 1 required)
-/// ρ = max { r ≥ 0 : r²·V ≤ n << 2(f − r2 + f_ρ) }              (exact integer rsqrt)
+/// V = Σ v_j² + v_eps                                          (V < 2^62 required)
+/// ρ = inv_pow(V) ≈ ⌊√(N / V)⌋, N = n << 2(f − r2 + f_ρ)        (see below)
 /// y_j = (e_j·ρ) >> f_ρ                                        (floor; must fit in i64)
 /// ```
+/// `inv_pow` is the inverse-power recipe of [`inverse`] with the tables
+/// [`LayerNormParams::rsqrt_tables`]: a leading-bit normalisation, a 256-segment spline and one
+/// product; ρ is at most 2 below the floor and at most 2^−18.8 of it above (the exact floor took
+/// a division and a square root bit by bit, about 1,160 flights per LayerNorm; the recipe takes
+/// a fixed few dozen).
 /// A constant row gives `V = v_eps`, `e = 0`, `y = 0`. Errors name the bound that failed.
 pub fn layernorm_row(x: &[i64], p: &LayerNormParams) -> SemResult<Vec<i64>> {
     p.validate()?;
@@ -1033,16 +1070,17 @@ pub fn layernorm_row(x: &[i64], p: &LayerNormParams) -> SemResult<Vec<i64>> {
         let ej = round_shift_i128(d, p.r1);
         let vj = round_shift_i128(ej, p.r2);
         big_v += vj * vj; // |v| < 2^63 ⇒ v² < 2^126; checked below before it can grow further
-        if big_v > i64::MAX as i128 {
+        if big_v >> inverse::INV_MAX_IN_BITS != 0 {
             return Err(SemanticsError::new(
                 f,
-                format!("V = sum of v^2 + v_eps exceeds 2^63 - 1 (at entry {j}, V >= {big_v})"),
+                format!("V = sum of v^2 + v_eps exceeds 2^62 - 1 (at entry {j}, V >= {big_v})"),
             ));
         }
         e.push(ej);
     }
-    let rho = rsqrt_floor(p.rsqrt_numerator(), big_v as u128)
-        .map_err(|err| SemanticsError::new(f, err.msg))? as i128;
+    let tables = p.rsqrt_tables()?;
+    let rho =
+        inv_pow(big_v as u64, &tables).map_err(|err| SemanticsError::new(f, err.msg))? as i128;
     e.iter()
         .enumerate()
         .map(|(j, &ej)| to_i64(f, &format!("y[{j}]"), (ej * rho) >> p.f_rho))

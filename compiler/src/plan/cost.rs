@@ -26,8 +26,9 @@ pub const POLY_DEGREE: u64 = 4096;
 pub const LOG_Q: u64 = 109;
 /// A response ciphertext is modulus-switched to q′ with log2 q′ = ℓ + this many bits.
 pub const RESPONSE_EXTRA_BITS: u64 = 12;
-/// Index bits of the initial-approximation table of a reciprocal or inverse square root.
-pub const INV_TABLE_BITS: u64 = 7;
+/// Index bits of the spline table of a reciprocal or inverse square root
+/// (`fixed::semantics::inverse::INV_INDEX_BITS`).
+pub const INV_TABLE_BITS: u64 = crate::fixed::semantics::inverse::INV_INDEX_BITS as u64;
 
 /// Operation classes, as the rows of CipherGPT's Table V.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -306,17 +307,27 @@ pub fn reveal(l: u64) -> Bits {
     Bits::new(l, 0, 1)
 }
 
-/// A per-row reciprocal or inverse square root of a positive ℓ-bit value: normalise (ℓ
-/// comparisons against powers of two and ℓ B2A, side by side, then a product and a
-/// truncation), a table of `2^7` initial approximations indexed by the top bits (TR + LUT),
-/// one Newton step (3 products, 3 truncations), and the de-normalising product and truncation.
-pub fn inverse_root(l: u64) -> Bits {
-    let pt = product(l).then(truncation(l, l / 2));
-    let normalise = comparison(l).times(l).then(b2a(l).times(l)).then(pt);
-    let table =
-        truncate_reduce(l, l.saturating_sub(INV_TABLE_BITS)).then(lut(1 << INV_TABLE_BITS, l));
-    let newton = pt.then(pt).then(pt);
-    normalise.then(table).then(newton).then(pt)
+/// A per-row reciprocal or inverse square root of a positive value below `2^in_bits`
+/// (`fixed::semantics::inverse`, computed over Z_2^64): the leading bit by `in_bits − 1`
+/// comparisons side by side, the mantissa by one multiplexer per candidate bit, the segment and
+/// position by two carries and their B2A, a lookup of two 64-bit tables of `2^7`… `2^8` entries,
+/// the spline's product and truncation, and the scale by a second multiplexer per candidate and
+/// a truncation. A fixed number of rounds, whatever the number of rows.
+pub fn inverse_root(in_bits: u64) -> Bits {
+    let b = in_bits.max(2);
+    let r = b.saturating_sub(1 + INV_TABLE_BITS);
+    let leading = comparison(b).times(b - 1);
+    let select = mux(64).times(b);
+    let carries = comparison(r).then(b2a(64)).times(2);
+    let table = lut(1 << INV_TABLE_BITS, 128);
+    let spline = product(64).then(truncation(64, 14));
+    let scale = select.then(truncation(64, 34));
+    leading
+        .then(select)
+        .then(carries)
+        .then(table)
+        .then(spline)
+        .then(scale)
 }
 
 /// Bits of a fresh RLWE ciphertext: `2·N·log2 q`.
@@ -681,7 +692,8 @@ pub fn softmax(l: u64, s: &super::Softmax, sizes: Sizes) -> Bits {
         .then(truncation(l, u64::from(s.frac_exp)))
         .times(entries);
     // Per row: the reciprocal of the sum (the sum is local).
-    let recip = inverse_root(l).times(row_count);
+    let k = u64::from(s.frac_exp) + u64::from(s.frac_out) + u64::from(s.recip_guard);
+    let recip = inverse_root(k + 1).times(row_count);
     // Per entry: the normalising product (prepared: a triple's openings) and truncation.
     let norm = if s.prepared {
         opening(2 * l)
@@ -713,7 +725,8 @@ pub fn layernorm(l: u64, p: &super::LayerNorm, rows: u64, n: u64) -> Bits {
         .then(truncation(l, u64::from(p.r2)))
         .then(square)
         .times(elements);
-    let per_row = inverse_root(l).times(rows);
+    let per_row =
+        inverse_root(u64::from(crate::fixed::semantics::inverse::INV_MAX_IN_BITS)).times(rows);
     let scale = product
         .then(truncation(l, u64::from(p.f_rho)))
         .times(elements);

@@ -1,9 +1,9 @@
 //! LayerNorm's normalisation (x − μ)/√(var + ε) of shared rows, exactly as the plan's integer
 //! semantics defines it (`semantics::layernorm_row`; γ and β are folded into the next linear
 //! layer by the compiler, so the protocol only normalises). CipherGPT §VII-B computes the mean,
-//! the variance and an inverse square root; we follow that structure with an exact integer
-//! reciprocal square root ([`div`] then [`sqrt`]) where CipherGPT and SIRNN §V-D approximate it
-//! with a lookup-table start and Newton steps.
+//! the variance and an inverse square root; we follow that structure, with the inverse square
+//! root of the plan's recipe ([`inverse`]: a leading-bit normalisation and a 256-piece spline, in
+//! the spirit of SIRNN §V-D's table start, in a fixed ~57 flights).
 //!
 //! **Protocol**, per row of n entries, every step batched over all rows and entries:
 //! 1. Signed extension of x from Z_2^ℓ to Z_2^64 ([`trunc::extend`]): d_j = n·x_j − Σx can exceed
@@ -12,11 +12,10 @@
 //!    by faithful truncation ([`trunc::trunc`], the server adds the rounding constant).
 //! 3. V = Σ v_j² + v_eps: each square v² = v_S² + v_C² + 2·v_S·v_C needs one cross term
 //!    ([`mul::cross_term`]), half a product.
-//! 4. Q = ⌊N / V⌋ with the public N = n·2^(2(f − r2 + f_ρ)) ([`div::div_public`]), then
-//!    ρ = ⌊√Q⌋ ([`sqrt::isqrt`]); this is ρ = max{r : r²·V ≤ N} (equal for integers, see
-//!    `semantics::rsqrt_floor`).
-//! 5. y_j = ⌊e_j·ρ / 2^f_ρ⌋: a product in W by the row's scalar ρ < 2^⌈t/2⌉, a narrow operand
-//!    ([`mul::mul_rows`] with m = ⌈t/2⌉ + 1 bits), a
+//! 4. ρ = inv_pow(V) ≈ ⌊√(N / V)⌋ with the public N = n·2^(2(f − r2 + f_ρ)) and the tables
+//!    `LayerNormParams::rsqrt_tables` ([`inverse::inv_pow`], v_eps ≤ V < 2^62).
+//! 5. y_j = ⌊e_j·ρ / 2^f_ρ⌋: a product in W by the row's scalar ρ < 2^(⌈t/2⌉ + 1) (t the bits of
+//!    N / v_eps), a narrow operand ([`mul::mul_rows`] with m = ⌈t/2⌉ + 2 bits), a
 //!    truncate-and-reduce ([`trunc::trunc_reduce`]: the floor mod 2^(64 − f_ρ), a multiple of 2^ℓ
 //!    when f_ρ ≤ 64 − ℓ, else a faithful truncation), and the shares reduced mod 2^ℓ (exact: y
 //!    fits the plan's ring).
@@ -29,26 +28,26 @@
 //! the openings are uniform because a, α and B are, and each is used once. Online, 16 bytes per
 //! entry each in place of a cross term (64λ + 64·65/2 bits) and the row product.
 //!
-//! **Exactness conditions** (beyond the semantics' own, |d| < 2^63 and V < 2^63): V < 2^62 (the
-//! divider compares in 64 bits; the compiler sizes V below 2^50 for calibrated rows), and
-//! |e·ρ| < 2^63 (the bound `LayerNormParams::bounds` gives is about √n·2^(f + f_ρ + 1)).
+//! **Exactness conditions** (beyond the semantics' own, |d| < 2^63 and V < 2^62): |e·ρ| < 2^63
+//! (the bound `LayerNormParams::bounds` gives is about √n·2^(f + f_ρ + 1)).
 //!
 //! **Cost** per element, with W = 64: extension M(ℓ) + B(64), two truncations in W, half a
-//! product in W (64λ + 64·65/2 bits), the row-scalar product (2Σ_{j<m}(64 − j) bits per entry, plus
-//! 2mλ per row) and a truncate-and-reduce by f_ρ; per row, the division (⌈log₂(N / v_eps)⌉ steps) and the root (half as many).
-//! Flights: the row-independent steps are constant; the division and root add about 11 flights
-//! per quotient or root bit. Measured figures are in `docs/protocols.md`.
+//! product in W (64λ + 64·65/2 bits), the row-scalar product (2Σ_{j<m}(64 − j) bits per entry,
+//! plus 2mλ per row) and a truncate-and-reduce by f_ρ; per row, the inverse square root
+//! ([`inverse`]). Flights: a fixed number, whatever the rows: the inverse square root's 57 and
+//! the other steps' about 65 (it was about 1,160 with the bit-serial division and root).
+//! Measured figures are in `docs/protocols.md`.
 //!
-//! **Security** (semi-honest). Every value after step 1 — d, e, v, V, Q, ρ, y — stays
+//! **Security** (semi-honest). Every value after step 1 — d, e, v, V, ρ, y — stays
 //! additively shared; each step is one of the sub-protocols above (extension, truncation, cross
-//! term, product, division, root), each of which reveals nothing beyond fresh output shares, or
+//! term, product, inverse square root), each of which reveals nothing beyond fresh output shares, or
 //! local arithmetic on shares and public constants. By sequential composition neither party
 //! learns anything about the row, its mean or its variance.
 
 use ciphergpt_compiler::fixed::semantics::LayerNormParams;
 
 use super::shares::{open, Ring};
-use super::{div, mul, sqrt, trunc};
+use super::{inverse, mul, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::Prg;
 use crate::net::{Channel, NetError, Role};
@@ -200,15 +199,11 @@ fn layernorm_with<C: Channel + ?Sized>(
             ring.bits
         )));
     }
-    let num = p.rsqrt_numerator();
-    // Q = ⌊N / V⌋ ≤ N / v_eps < 2^q_bits.
-    let q_bits = 128 - (num / p.v_eps as u128).leading_zeros();
-    if q_bits + 2 > WIDE_BITS {
-        return Err(NetError::InvalidArgument(format!(
-            "layernorm: N / v_eps needs {q_bits} bits, above the {} the root takes",
-            WIDE_BITS - 2
-        )));
-    }
+    let tables = p
+        .rsqrt_tables()
+        .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
+    // N / v_eps < 2^q_bits (below 2^58: the tables' outputs are below 2^29).
+    let q_bits = 128 - (p.rsqrt_numerator() / p.v_eps as u128).leading_zeros();
     if x.is_empty() {
         return Ok(Vec::new());
     }
@@ -257,15 +252,14 @@ fn layernorm_with<C: Channel + ?Sized>(
         .map(|sr| sr.iter().fold(eps, |a, &q| w.add(a, q)))
         .collect();
 
-    // 4. ρ = ⌊√⌊N / V⌋⌋.
-    let q = div::div_public(ot, ch, role, w, num, &big_v, WIDE_BITS - 2, q_bits)?;
-    let rho = sqrt::isqrt(ot, ch, role, w, &q, q_bits)?;
+    // 4. ρ ≈ ⌊√(N / V)⌋ by the inverse-power recipe.
+    let rho = inverse::inv_pow(ot, ch, role, &tables, &big_v)?;
 
     // 5. y = (e·ρ) >> f_ρ, back to the plan's ring.
-    // ρ < 2^⌈q_bits/2⌉: its shares reduced mod 2^m, m = ⌈q_bits/2⌉ + 1, are a narrow scalar.
     let prod = match prep {
         None => {
-            let m = q_bits.div_ceil(2) + 1;
+            // ρ ≤ √(N/V)·(1 + 2^−18.8) < 2^(⌈q_bits/2⌉ + 1) (the recipe's excess).
+            let m = q_bits.div_ceil(2) + 2;
             let narrow = Ring::new(m)?;
             let rho: Vec<u64> = rho.iter().map(|&r| narrow.reduce(r)).collect();
             mul::mul_rows(ot, ch, role, w, m, &rho, &e, &vec![n; rows])?

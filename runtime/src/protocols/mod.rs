@@ -14,6 +14,7 @@ pub mod b2a;
 pub mod cmp;
 pub mod div;
 pub mod gelu;
+pub mod inverse;
 pub mod layernorm;
 pub mod linear;
 pub mod lut;

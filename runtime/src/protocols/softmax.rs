@@ -104,12 +104,12 @@
 //! neither party learns anything about the scores, the maxima, the exponentials, the sums, the
 //! reciprocals or the probabilities; the shapes (row lengths) are public.
 
-use ciphergpt_compiler::fixed::semantics::ExpTables;
+use ciphergpt_compiler::fixed::semantics::{ExpTables, InvTables};
 
 use super::mul::Triples;
 use super::onehot::{self, OneHot};
 use super::shares::Ring;
-use super::{b2a::b2a, cmp, div, lut, max, mul, mux::mux, trunc};
+use super::{b2a::b2a, cmp, inverse, lut, max, mul, mux::mux, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::net::{Channel, NetError, Role};
@@ -164,10 +164,9 @@ struct Params {
     e_clip: u64,
     /// Z_2^W2: the ring of E, Z, R and E·R.
     wide: Ring,
-    k: u32,
     shift: u32,
-    den_bits: u32,
-    q_bits: u32,
+    /// The reciprocal's tables.
+    recip: InvTables,
     /// Bits of R's shares in the final product (R < 2^(r_bits − 1)).
     r_bits: u32,
 }
@@ -237,10 +236,8 @@ fn params(ring: Ring, t: &ExpTables, lens: &[usize], n: usize) -> Result<Params,
         e_ring: Ring::new(t.frac_e + 2)?,
         e_clip: t.exp_neg(t.clip as i128 - 1) as u64,
         wide: Ring::new(wide_bits)?,
-        k,
         shift: t.recip_shift(),
-        den_bits,
-        q_bits: k - t.frac_e + 1,
+        recip: t.recip_tables().map_err(|e| bad(e.msg))?,
         r_bits: k - t.frac_e + 2,
     })
 }
@@ -585,7 +582,17 @@ fn normalise<C: Channel + ?Sized>(
         z.push(e[start..start + len].iter().fold(0u64, |a, &v| w.add(a, v)));
         start += len;
     }
-    let r = div::div_public(ot, ch, role, w, 1u128 << pr.k, &z, pr.den_bits, pr.q_bits)?;
+    // R ≈ ⌊2^K / Z⌋ by the inverse-power recipe over Z_2^64 (Z < 2^K+1 < 2^(W2−1)).
+    let full = Ring::new(64)?;
+    let z64 = if w.bits < 64 {
+        trunc::extend_nonnegative(ot, ch, role, w, full, &z)?
+    } else {
+        z
+    };
+    let r: Vec<u64> = inverse::inv_pow(ot, ch, role, &pr.recip, &z64)?
+        .into_iter()
+        .map(|v| w.reduce(v))
+        .collect();
     let er = match prep {
         // R repeated along its row, times E, on one triple per entry.
         Some((c, at)) if c.normalise.ring == w => {

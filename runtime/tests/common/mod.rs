@@ -200,3 +200,45 @@ pub fn logits_register(plan: &ciphergpt_compiler::plan::Plan) -> u32 {
         .unwrap()
         .inputs[0]
 }
+
+/// Millionaires' bits on k-bit inputs with m-bit digits on IKNP (`protocols::cmp`): q leaves of
+/// m·λ + 2^m·2 bits, and_count(q) AND triples of 2λ + 4 bits.
+pub fn mill_bits(k: u32, m: u32) -> u64 {
+    let q = k.div_ceil(m) as u64;
+    q * (m as u64 * 128 + (2u64 << m))
+        + ciphergpt_runtime::protocols::cmp::and_count(q as usize) as u64 * 260
+}
+
+/// The same with the cheapest digit width up to 6, as the protocol picks it
+/// (`cmp::cheapest_digit_bits`).
+pub fn mill_best(k: u32) -> u64 {
+    (1..=6).map(|m| mill_bits(k, m)).min().unwrap()
+}
+
+/// Bits of `inverse::inv_pow` per input on IKNP (its module doc's cost, term by term), with
+/// COT_k = λ + k and W = 64: the B − 1 DReLUs on B + 1 bits (millionaires' on B bits, 4-bit
+/// digits), two multiplexer calls of B values (2 COT_64 each), the carries on R bits with their
+/// B2A, the lookup of two 64-bit tables (two OT groups of T·λ + 2^T·64 bits), the product over W
+/// (two cross terms of 64 COTs of 64, 63, …, 1 bits) and two truncations of non-negative values
+/// (M₄(s) + COT_(64−s) + COT_s each).
+pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables) -> u64 {
+    let cot = |k: u64| 128 + k;
+    let trunc_nn = |s: u32| {
+        if s == 0 {
+            0
+        } else {
+            mill_bits(s, 4) + cot(64 - s as u64) + cot(s as u64)
+        }
+    };
+    let b = t.in_bits as u64;
+    let (r1, r2) = (t.index_shift(), t.pos_shift());
+    let carries = if r2 > 0 { 2 } else { 1 };
+    let carry_bits = if r1 > 0 { mill_best(r1) } else { 0 };
+    (b - 1) * mill_bits(t.in_bits, 4)
+        + 2 * 2 * b * cot(64)
+        + carries * (carry_bits + cot(64))
+        + 2 * (t.index_bits as u64 * 128 + (64u64 << t.index_bits))
+        + 2 * (64 * 128 + (1..=64).sum::<u64>())
+        + trunc_nn(t.pos_bits)
+        + trunc_nn(t.out_shift)
+}
