@@ -38,6 +38,8 @@ pub enum Command {
     Generate(crate::generate::GenerateArgs),
     /// Compile the bundled trained model, run server and client on loopback, print the cost.
     Demo(crate::generate::DemoArgs),
+    /// Forward connections to a server through an emulated link (delay and bandwidth).
+    Relay(crate::relay::RelayArgs),
 }
 
 /// Which model, and for a DSL model its weights and size.
@@ -176,6 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::generate::serve(args),
         Command::Generate(args) => crate::generate::generate(args),
         Command::Demo(args) => crate::generate::demo(args),
+        Command::Relay(args) => crate::relay::run(args),
     }
 }
 

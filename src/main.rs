@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod generate;
 mod inspect;
+mod relay;
 mod serve;
 mod tokenizer;
 

@@ -13,8 +13,13 @@
 //!
 //! Every wait has a timeout: a peer that disconnects gives [`NetError::Disconnected`], a peer that
 //! stalls gives [`NetError::Timeout`]; neither hangs.
+//!
+//! [`link::Link`] is a network link as a cost (round-trip time, bandwidth; the design's `lan` and
+//! `wan`): a flight costs half a round trip, a byte its transfer time
+//! ([`link::Link::estimate_seconds`]); `ciphergpt relay` emulates one between the two processes.
 
 pub mod handshake;
+pub mod link;
 pub mod mem;
 pub mod tap;
 pub mod tcp;
