@@ -289,3 +289,63 @@ fn nonnegative_bad_widths_are_errors_and_empty_is_free() {
     );
     assert!(a && b);
 }
+
+/// A shift per element: trunc_within_margin_each equals trunc_floor for every element's own
+/// shift on signed values within the margin, in no more flights than its widest shift alone (IKNP:
+/// no pool refills), and with equal shifts it is trunc_within_margin, bytes included.
+#[test]
+fn per_element_shifts_equal_trunc_floor_in_the_widest_shifts_flights() {
+    let bits = 64u32;
+    let ring = Ring::new(bits).unwrap();
+    let n = 512;
+    let mut p = Prg::from_entropy();
+    let half = 1u64 << (bits - 2);
+    let mut x: Vec<u64> = p.values(n, bits - 1);
+    for (i, v) in x.iter_mut().enumerate() {
+        // Signed values in [−2^62, 2^62), the edges first.
+        *v = match i {
+            0 => ring.from_signed(-(half as i64)),
+            1 => half - 1,
+            2 => 0,
+            3 => ring.from_signed(-1),
+            _ => ring.sub(*v, half),
+        };
+    }
+    let shifts: Vec<u32> = (0..n).map(|i| [1u32, 10, 16, 37, 62][i % 5]).collect();
+    let (xs, xc) = split(ring, &mut p, &x);
+    let sh = shifts.clone();
+    let f = move |p: &mut Party, x: Vec<u64>| {
+        let stats = |p: &Party| p.ch.stats().total;
+        let s0 = stats(p);
+        let each = trunc::trunc_within_margin_each(&mut p.ot, &mut p.ch, p.role, ring, &sh, &x);
+        let s1 = stats(p);
+        let same = vec![62u32; x.len()];
+        let uni = trunc::trunc_within_margin_each(&mut p.ot, &mut p.ch, p.role, ring, &same, &x);
+        let s2 = stats(p);
+        let one = trunc::trunc_within_margin(&mut p.ot, &mut p.ch, p.role, ring, 62, &x);
+        let s3 = stats(p);
+        let flights = (s1.rounds - s0.rounds, s3.rounds - s2.rounds);
+        let bytes = (s2.bytes() - s1.bytes(), s3.bytes() - s2.bytes());
+        (each.unwrap(), uni.unwrap(), one.unwrap(), flights, bytes)
+    };
+    let g = f.clone();
+    let ((a, ua, oa, flights, bytes), (b, ub, ob, _, _)) =
+        two_party_iknp(move |p| f(p, xs), move |p| g(p, xc));
+    let v = ring.add_vec(&a, &b);
+    for i in 0..n {
+        let want = to_ring_u64(trunc_floor(ring.to_signed(x[i]), shifts[i]), bits).unwrap();
+        assert_eq!(v[i], want, "x {} s {}", ring.to_signed(x[i]), shifts[i]);
+    }
+    assert_eq!(ring.add_vec(&ua, &ub), ring.add_vec(&oa, &ob));
+    // (An exchange over 32 KiB goes one way at a time: its flights depend on the bytes too.)
+    assert!(
+        flights.0 <= flights.1,
+        "flights: mixed {} > widest alone {}",
+        flights.0,
+        flights.1
+    );
+    assert_eq!(
+        bytes.0, bytes.1,
+        "equal shifts cost trunc_within_margin's bytes"
+    );
+}

@@ -812,16 +812,16 @@ fn signed_bits(max_abs: i128) -> u32 {
 }
 
 impl LayerNormParams {
-    /// Checks: `1 ≤ n ≤ 2^20`, `frac ≤ 24`, `f_rho ≤ 40`, `r1, r2 ≤ 62`,
+    /// Checks: `1 ≤ n ≤ 2^20`, `frac ≤ 24`, `f_rho ≤ 40`, `r1 + r2 ≤ 60`,
     /// `0 ≤ f − r2 + f_ρ`, `v_eps ≥ 1` (so `V ≥ 1`: no division by zero).
     pub fn validate(&self) -> SemResult<()> {
         let bad = |m: String| Err(SemanticsError::new("layernorm", m));
         if self.n == 0 || self.n > LN_MAX_N {
             return bad(format!("row length {} is not in 1..=2^20", self.n));
         }
-        if self.frac > 24 || self.f_rho > 40 || self.r1 > 62 || self.r2 > 62 {
+        if self.frac > 24 || self.f_rho > 40 || self.r1 + self.r2 > 60 {
             return bad(format!(
-                "frac {} (<= 24), f_rho {} (<= 40), r1 {} or r2 {} (<= 62) out of range",
+                "frac {} (<= 24), f_rho {} (<= 40), r1 + r2 = {} + {} (<= 60) out of range",
                 self.frac, self.f_rho, self.r1, self.r2
             ));
         }
@@ -1030,7 +1030,7 @@ pub fn rsqrt_floor(n_num: u128, v: u128) -> SemResult<i64> {
 
 /// LayerNorm normalisation of one row (scale `2^frac` in and out), exactly:
 /// ```text
-/// S = Σ x;  d_j = n·x_j − S                                   (exact; |d_j| < 2^63 required)
+/// S = Σ x;  d_j = n·x_j − S                                   (exact; |d_j| < 2^61 required)
 /// e_j = (d_j + 2^(r1−1)) >> r1;  v_j = (e_j + 2^(r2−1)) >> r2   (identity when the shift is 0)
 /// V = Σ v_j² + v_eps                                          (V < 2^62 required)
 /// ρ = inv_pow(V) ≈ ⌊√(N / V)⌋, N = n << 2(f − r2 + f_ρ)        (see below)
@@ -1061,15 +1061,15 @@ pub fn layernorm_row(x: &[i64], p: &LayerNormParams) -> SemResult<Vec<i64>> {
     let mut big_v: i128 = p.v_eps as i128;
     for (j, &xj) in x.iter().enumerate() {
         let d = n * xj as i128 - s;
-        if i64::try_from(d).is_err() {
+        if d.unsigned_abs() >= 1 << 61 {
             return Err(SemanticsError::new(
                 f,
-                format!("d[{j}] = n*x - S = {d} does not fit in i64 (x[{j}] = {xj})"),
+                format!("d[{j}] = n*x - S = {d} is not within +-2^61 (x[{j}] = {xj})"),
             ));
         }
         let ej = round_shift_i128(d, p.r1);
         let vj = round_shift_i128(ej, p.r2);
-        big_v += vj * vj; // |v| < 2^63 ⇒ v² < 2^126; checked below before it can grow further
+        big_v += vj * vj; // |v| < 2^61 ⇒ v² < 2^122; checked below before it can grow further
         if big_v >> inverse::INV_MAX_IN_BITS != 0 {
             return Err(SemanticsError::new(
                 f,
@@ -1735,8 +1735,11 @@ mod tests {
             v_eps: 1,
             f_rho: 18,
         };
-        let err = layernorm_row(&[1 << 60, 0, 0, 0], &p0).unwrap_err();
+        let err = layernorm_row(&[1 << 58, 0, 0, 0], &p0).unwrap_err();
         assert!(err.to_string().contains("V"), "{err}");
+        // d beyond ±2^61
+        let err = layernorm_row(&[1 << 60, 0, 0, 0], &p0).unwrap_err();
+        assert!(err.to_string().contains("2^61"), "{err}");
     }
 
     // ----- argmax -----

@@ -310,9 +310,9 @@ pub fn reveal(l: u64) -> Bits {
 /// A per-row reciprocal or inverse square root of a positive value below `2^in_bits`
 /// (`fixed::semantics::inverse`, computed over Z_2^64): the leading bit by `in_bits − 1`
 /// comparisons side by side, the mantissa by one multiplexer per candidate bit, the segment and
-/// position by two carries and their B2A, a lookup of two 64-bit tables of `2^7`… `2^8` entries,
-/// the spline's product and truncation, and the scale by a second multiplexer per candidate and
-/// a truncation. A fixed number of rounds, whatever the number of rows.
+/// position by two carries and their B2A, a lookup of two 64-bit tables of `2^8` entries, the
+/// spline's product, and the scale by a second multiplexer per candidate and a truncation. A
+/// fixed number of rounds, whatever the number of rows.
 pub fn inverse_root(in_bits: u64) -> Bits {
     let b = in_bits.max(2);
     let r = b.saturating_sub(1 + INV_TABLE_BITS);
@@ -320,7 +320,7 @@ pub fn inverse_root(in_bits: u64) -> Bits {
     let select = mux(64).times(b);
     let carries = comparison(r).then(b2a(64)).times(2);
     let table = lut(1 << INV_TABLE_BITS, 128);
-    let spline = product(64).then(truncation(64, 14));
+    let spline = product(64);
     let scale = select.then(truncation(64, 34));
     leading
         .then(select)

@@ -5,7 +5,7 @@
 //! mantissa and an exponent and seed from a table; the recipe's spline is fine enough to need no
 //! Newton step. The exact floors it replaces ([`super::div`], [`super::sqrt`]) spent one
 //! comparison and one multiplexer per result bit, about 11 flights each: 1,160 flights per
-//! LayerNorm and 233 per softmax; this protocol takes the same ~50 flights for both.
+//! LayerNorm and 233 per softmax; this protocol takes the same ~45 flights for both.
 //!
 //! **Protocol**, all inputs of one call in the same steps, over W = Z_2^64 (v < 2^B, B ≤ 62):
 //! 1. Leading bit. c_j = 1{v ≥ 2^j} for j = 1, …, B − 1 by one batch of DReLUs of v − 2^j in
@@ -20,16 +20,16 @@
 //!    over W ([`b2a`]). Then the segment i = ⌊M/2^R⌋ mod 2^T has shares h_P + c₁_P mod 2^T, and
 //!    the position r = ⌊M/2^R₂⌋ mod 2^D = f_S + f_C + c₂ − 2^D·c₁ exactly (the wraps of the
 //!    whole sum, 2^(64−R) and 2^(64−R₂) times the same bit, cancel in ⌊M/2^R₂⌋ − 2^D·⌊M/2^R⌋).
-//! 4. Spline. C[i] and S[i] by one lookup of both tables ([`lut`]); P = S[i]·r ([`mul::mul`]);
-//!    y = C[i] − ⌊P/2^D⌋ ([`trunc::trunc_nonnegative`]: 0 ≤ P < 2^63).
+//! 4. Spline. C[i] and S[i] by one lookup of both tables ([`lut`]); y = C[i]·2^D − S[i]·r by
+//!    one product ([`mul::mul`]) and local arithmetic.
 //! 5. Scale. F[k]·y = Σ_j e_j·(F_j·y) by one multiplexer call on the step-1 bits, and
-//!    out = ⌊F[k]·y / 2^G⌋ ([`trunc::trunc_nonnegative`]: F[k]·y < 2^61).
+//!    out = ⌊F[k]·y / 2^G⌋ ([`trunc::trunc_nonnegative`]: 0 ≤ F[k]·y < 2^62).
 //!
 //! **Cost** per input, with D(k) the DReLU on k bits, M(k) the millionaires' and COT_k = λ + k
 //! bits: (B − 1)·D(B + 1) + 2B·COT_64 (the two multiplexers, B each) + 2·M(R) + 2·COT_64 +
-//! L(2^T, 64, 2 tables) + the product over W + two truncations over W. Flights: the steps are
-//! sequential and each is one batch, so F_DReLU + 3 + F_carry + 2 + 2 + 4 + 2·F_trunc + 3, about
-//! 50, whatever the number of inputs. Measured figures are in `docs/protocols.md`.
+//! L(2^T, 64, 2 tables) + the product over W + one truncation over W. Flights: the steps are
+//! sequential and each is one batch, so F_DReLU + 3 + F_carry + 2 + 2 + 4 + 3 + F_trunc, about
+//! 45, whatever the number of inputs. Measured figures are in `docs/protocols.md`.
 //!
 //! **Security** (semi-honest). Every intermediate (the comparison bits, e, M, the carries, i, r,
 //! the table values, y and the output) stays shared; each step is a sub-protocol that reveals
@@ -181,8 +181,11 @@ pub fn inv_pow<C: Channel + ?Sized>(
     let (c, s) = (as_ring(&t.intercept), as_ring(&t.slope));
     let looked = lut(ot, ch, role, w, &[&c, &s], &seg)?;
     let prod = mul::mul(ot, ch, role, w, &looked[1], &pos)?;
-    let drop = trunc::trunc_nonnegative(ot, ch, role, w, t.pos_bits, &prod)?;
-    let y = w.sub_vec(&looked[0], &drop);
+    let y: Vec<u64> = looked[0]
+        .iter()
+        .zip(&prod)
+        .map(|(&c, &p)| w.sub(w.mul(c, 1u64 << t.pos_bits), p))
+        .collect();
     let scaled: Vec<u64> = y
         .iter()
         .flat_map(|&yq| t.scale.iter().map(move |&f| w.mul(f as u64, yq)))

@@ -6,10 +6,14 @@
 //! the spirit of SIRNN §V-D's table start, in a fixed ~57 flights).
 //!
 //! **Protocol**, per row of n entries, every step batched over all rows and entries:
-//! 1. Signed extension of x from Z_2^ℓ to Z_2^64 ([`trunc::extend`]): d_j = n·x_j − Σx can exceed
-//!    the plan's ring (it is n times a deviation), so the row statistics live in the wide ring W.
+//! 1. Extension of x from Z_2^ℓ to Z_2^64: d_j = n·x_j − Σx can exceed the plan's ring (it is n
+//!    times a deviation), so the row statistics live in the wide ring W. Within the plan's ring
+//!    margin (|x| < 2^(ℓ−2), as for every activation) x + 2^(ℓ−2) has a known zero msb, and one
+//!    COT extends it ([`trunc::extend_nonnegative`], Cheetah §4.2.2); the server removes the
+//!    offset in W.
 //! 2. d_j = n·x_j − S (local); e_j = ⌊(d_j + 2^(r1−1)) / 2^r1⌋ and v_j = ⌊(e_j + 2^(r2−1)) / 2^r2⌋
-//!    by faithful truncation ([`trunc::trunc`], the server adds the rounding constant).
+//!    = ⌊(d_j + 2^(r1−1) + 2^(r1+r2−1)) / 2^(r1+r2)⌋, both from d in one batch of truncations
+//!    within W's margin ([`trunc::trunc_within_margin_each`]: |d| < 2^61).
 //! 3. V = Σ v_j² + v_eps: each square v² = v_S² + v_C² + 2·v_S·v_C needs one cross term
 //!    ([`mul::cross_term`]), half a product.
 //! 4. ρ = inv_pow(V) ≈ ⌊√(N / V)⌋ with the public N = n·2^(2(f − r2 + f_ρ)) and the tables
@@ -28,15 +32,17 @@
 //! the openings are uniform because a, α and B are, and each is used once. Online, 16 bytes per
 //! entry each in place of a cross term (64λ + 64·65/2 bits) and the row product.
 //!
-//! **Exactness conditions** (beyond the semantics' own, |d| < 2^63 and V < 2^62): |e·ρ| < 2^63
-//! (the bound `LayerNormParams::bounds` gives is about √n·2^(f + f_ρ + 1)).
+//! **Exactness conditions** (beyond the semantics' own, |d| < 2^61, r1 + r2 ≤ 60 and V < 2^62):
+//! |x| < 2^(ℓ−2) (the plan's ring margin) and |e·ρ| < 2^63 (the bound
+//! `LayerNormParams::bounds` gives is about √n·2^(f + f_ρ + 1)).
 //!
-//! **Cost** per element, with W = 64: extension M(ℓ) + B(64), two truncations in W, half a
-//! product in W (64λ + 64·65/2 bits), the row-scalar product (2Σ_{j<m}(64 − j) bits per entry,
-//! plus 2mλ per row) and a truncate-and-reduce by f_ρ; per row, the inverse square root
-//! ([`inverse`]). Flights: a fixed number, whatever the rows: the inverse square root's 57 and
-//! the other steps' about 65 (it was about 1,160 with the bit-serial division and root).
-//! Measured figures are in `docs/protocols.md`.
+//! **Cost** per element, with W = 64: the extension λ + 64 − ℓ, two truncations within W's
+//! margin (M(r) + B(64 − r) + λ + r each, r = r1 and r1 + r2), half a product in W
+//! (64λ + 64·65/2 bits), the row-scalar product (2Σ_{j<m}(64 − j) bits per entry, plus 2mλ per
+//! row) and a truncate-and-reduce by f_ρ; per row, the inverse square root ([`inverse`]).
+//! Flights: a fixed number, whatever the rows: the inverse square root's 57 and the other
+//! steps' about 30 (about 1,160 with the bit-serial division and root and the faithful
+//! extension and truncations before). Measured figures are in `docs/protocols.md`.
 //!
 //! **Security** (semi-honest). Every value after step 1 — d, e, v, V, ρ, y — stays
 //! additively shared; each step is one of the sub-protocols above (extension, truncation, cross
@@ -55,24 +61,69 @@ use crate::net::{Channel, NetError, Role};
 /// Ring of the row statistics.
 const WIDE_BITS: u32 = 64;
 
-/// Round-to-nearest shift `(v + 2^(s−1)) >> s` on shares over `w` (identity for s = 0).
-fn round_shift<C: Channel + ?Sized>(
+/// `2^(s−1)`, the rounding constant of a shift by s (0 for s = 0), at the server.
+fn half(role: Role, s: u32) -> u64 {
+    match role {
+        Role::Server if s > 0 => 1u64 << (s - 1),
+        _ => 0,
+    }
+}
+
+/// Step 1: shares over W of the signed x ∈ Z_2^ℓ, for |x| < 2^(ℓ−2) (the plan's ring margin):
+/// x + 2^(ℓ−2) is non-negative below 2^(ℓ−1), so one COT extends it ([`trunc::extend_nonnegative`]).
+fn widen<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    w: Ring,
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let offset = half(role, ring.bits - 1);
+    let y: Vec<u64> = x.iter().map(|&v| ring.add(v, offset)).collect();
+    let wide = trunc::extend_nonnegative(ot, ch, role, ring, w, &y)?;
+    Ok(wide.into_iter().map(|v| w.sub(v, offset)).collect())
+}
+
+/// Step 2: e = ⌊(d + 2^(r1−1)) / 2^r1⌋ and v = ⌊(e + 2^(r2−1)) / 2^r2⌋, both truncations of d
+/// in one batch: v = ⌊(d + 2^(r1−1) + 2^(r1+r2−1)) / 2^(r1+r2)⌋ (⌊⌊y/a⌋ + c)/b⌋ = ⌊(y + ca)/ab⌋),
+/// by [`trunc::trunc_within_margin_each`] (|d| < 2^61 and r1 + r2 ≤ 60: within W's margin).
+fn round_shifts<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
     w: Ring,
-    s: u32,
-    v: &[u64],
-) -> Result<Vec<u64>, NetError> {
-    if s == 0 {
-        return Ok(v.to_vec());
+    p: &LayerNormParams,
+    d: &[u64],
+) -> Result<(Vec<u64>, Vec<u64>), NetError> {
+    let (r1, total) = (p.r1, p.r1 + p.r2);
+    let biased = |c: u64| d.iter().map(move |&v| w.add(v, c));
+    let mut shifts = Vec::with_capacity(2 * d.len());
+    let mut inputs = Vec::with_capacity(2 * d.len());
+    if r1 > 0 {
+        shifts.extend(std::iter::repeat_n(r1, d.len()));
+        inputs.extend(biased(half(role, r1)));
     }
-    let half = match role {
-        Role::Server => 1u64 << (s - 1),
-        Role::Client => 0,
+    if p.r2 > 0 {
+        shifts.extend(std::iter::repeat_n(total, d.len()));
+        inputs.extend(biased(w.add(half(role, r1), half(role, total))));
+    }
+    let out = if shifts.is_empty() {
+        Vec::new()
+    } else {
+        trunc::trunc_within_margin_each(ot, ch, role, w, &shifts, &inputs)?
     };
-    let biased: Vec<u64> = v.iter().map(|&x| w.add(x, half)).collect();
-    trunc::trunc(ot, ch, role, w, s, &biased)
+    let e = if r1 > 0 {
+        out[..d.len()].to_vec()
+    } else {
+        d.to_vec()
+    };
+    let v = if p.r2 > 0 {
+        out[out.len() - d.len()..].to_vec()
+    } else {
+        e.clone()
+    };
+    Ok((e, v))
 }
 
 /// This party's shares over `ring` of `layernorm_row` of every row of `x` (rows of `p.n` entries,
@@ -211,14 +262,13 @@ fn layernorm_with<C: Channel + ?Sized>(
     let w = Ring::new(WIDE_BITS)?;
 
     // 1–2. d, e, v in W.
-    let xw = trunc::extend(ot, ch, role, ring, w, x)?;
+    let xw = widen(ot, ch, role, ring, w, x)?;
     let mut d = Vec::with_capacity(x.len());
     for row in xw.chunks(n) {
         let s = row.iter().fold(0u64, |a, &v| w.add(a, v));
         d.extend(row.iter().map(|&v| w.sub(w.mul(n as u64, v), s)));
     }
-    let e = round_shift(ot, ch, role, w, p.r1, &d)?;
-    let v = round_shift(ot, ch, role, w, p.r2, &e)?;
+    let (e, v) = round_shifts(ot, ch, role, w, p, &d)?;
 
     // 3. V = Σ v² + v_eps: this party's shares of the squares, with v_S·v_C from one cross
     //    term (the server chooses), or prepared: D = v − a opened, v² = D² + 2D·a + a².

@@ -93,25 +93,57 @@ pub fn trunc_reduce<C: Channel + ?Sized>(
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
-    if s == 0 || s >= ring.bits {
+    trunc_reduce_each(ot, ch, role, ring, &vec![s; x.len()], x)
+}
+
+/// [`trunc_reduce`] with a shift per element: shares of ⌊x_i / 2^(s_i)⌋ reduced mod 2^(ℓ−s_i),
+/// 1 ≤ s_i ≤ ℓ − 1. The carries of all elements come from one millionaires' batch on max s_i
+/// bits (each s_i-bit low part shifted up to that width, which keeps its carry) and one B2A over
+/// Z_2^(ℓ − min s_i), so the flights are those of the widest shift alone; with equal shifts the
+/// bytes are [`trunc_reduce`]'s.
+pub fn trunc_reduce_each<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    shifts: &[u32],
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    if let Some(&s) = shifts.iter().find(|&&s| s == 0 || s >= ring.bits) {
         return Err(NetError::InvalidArgument(format!(
             "trunc_reduce: shift {s} is not in 1..={} for a {}-bit ring",
             ring.bits.saturating_sub(1),
             ring.bits
         )));
     }
-    let out = Ring::new(ring.bits - s)?;
+    if shifts.len() != x.len() {
+        return Err(NetError::InvalidArgument(format!(
+            "trunc_reduce: {} shifts for {} values",
+            shifts.len(),
+            x.len()
+        )));
+    }
+    let (Some(&top), Some(&least)) = (shifts.iter().max(), shifts.iter().min()) else {
+        return Ok(Vec::new());
+    };
     let u: Vec<u64> = x
         .iter()
         .map(|&v| ring.add(v, bias(role, ring.bits)))
         .collect();
-    let lo: Vec<u64> = u.iter().map(|&v| v & mask(s)).collect();
-    let c = cmp::carry(ot, ch, role, s, cmp::DEFAULT_DIGIT_BITS, &lo)?;
-    let c = b2a(ot, ch, role, out, &c)?;
-    let unbias = bias(role, out.bits);
+    let lo: Vec<u64> = u
+        .iter()
+        .zip(shifts)
+        .map(|(&v, &s)| (v & mask(s)) << (top - s))
+        .collect();
+    let c = cmp::carry(ot, ch, role, top, cmp::DEFAULT_DIGIT_BITS, &lo)?;
+    let c = b2a(ot, ch, role, Ring::new(ring.bits - least)?, &c)?;
     Ok(u.iter()
         .zip(c)
-        .map(|(&v, c)| out.sub(out.add(v >> s, c), unbias))
+        .zip(shifts)
+        .map(|((&v, c), &s)| {
+            let out = ring.bits - s;
+            (v >> s).wrapping_add(c).wrapping_sub(bias(role, out)) & mask(out)
+        })
         .collect())
 }
 
@@ -175,13 +207,37 @@ pub fn extend_nonnegative<C: Channel + ?Sized>(
             to.bits, from.bits
         )));
     }
-    if x.is_empty() {
-        return Ok(Vec::new());
+    extend_nonnegative_each(ot, ch, role, &vec![from.bits; x.len()], to, x)
+}
+
+/// [`extend_nonnegative`] with a source width m_i < n per element (x_i's shares are read mod
+/// 2^(m_i)): one COT over Z_2^(n − min m_i) for all, so the flights of one extension.
+pub fn extend_nonnegative_each<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    from: &[u32],
+    to: Ring,
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    if from.len() != x.len() || from.iter().any(|&m| m == 0 || m >= to.bits) {
+        return Err(NetError::InvalidArgument(format!(
+            "extend_nonnegative: {} source widths for {} values, each must be in 1..{}",
+            from.len(),
+            x.len(),
+            to.bits
+        )));
     }
-    let m = from.bits;
-    let k = to.bits - m;
+    let Some(&least) = from.iter().min() else {
+        return Ok(Vec::new());
+    };
+    let k = to.bits - least;
     let wide = Ring::new(k)?;
-    let msb: Vec<bool> = x.iter().map(|&v| from.msb(from.reduce(v))).collect();
+    let msb: Vec<bool> = x
+        .iter()
+        .zip(from)
+        .map(|(&v, &m)| (v >> (m - 1)) & 1 == 1)
+        .collect();
     // w_P mod 2^(n−m): the server's p + t, the client's q − (t + p·q).
     let w: Vec<u64> = match role {
         Role::Server => {
@@ -202,7 +258,8 @@ pub fn extend_nonnegative<C: Channel + ?Sized>(
     };
     Ok(x.iter()
         .zip(w)
-        .map(|(&v, w)| to.sub(from.reduce(v), to.mul(1u64 << m, w)))
+        .zip(from)
+        .map(|((&v, w), &m)| to.sub(v & mask(m), to.mul(1u64 << m, w)))
         .collect())
 }
 
@@ -220,8 +277,22 @@ pub fn trunc_nonnegative<C: Channel + ?Sized>(
     if s == 0 {
         return Ok(x.iter().map(|&v| ring.reduce(v)).collect());
     }
-    let r = trunc_reduce(ot, ch, role, ring, s, x)?;
-    extend_nonnegative(ot, ch, role, Ring::new(ring.bits - s)?, ring, &r)
+    trunc_nonnegative_each(ot, ch, role, ring, &vec![s; x.len()], x)
+}
+
+/// [`trunc_nonnegative`] with a shift per element, 1 ≤ s_i ≤ ℓ − 1: [`trunc_reduce_each`] then
+/// [`extend_nonnegative_each`], in the flights of the widest shift alone.
+pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    shifts: &[u32],
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    let r = trunc_reduce_each(ot, ch, role, ring, shifts, x)?;
+    let widths: Vec<u32> = shifts.iter().map(|&s| ring.bits - s).collect();
+    extend_nonnegative_each(ot, ch, role, &widths, ring, &r)
 }
 
 /// Shares of ⌊x/2^s⌋ (the plan's shift of a product's accumulator) for shares of x with
@@ -249,6 +320,26 @@ pub fn trunc_within_margin<C: Channel + ?Sized>(
     if s == 0 || s + 2 > ring.bits {
         return trunc(ot, ch, role, ring, s, x);
     }
+    trunc_within_margin_each(ot, ch, role, ring, &vec![s; x.len()], x)
+}
+
+/// [`trunc_within_margin`] with a shift per element, 1 ≤ s_i ≤ ℓ − 2, in the flights of the
+/// widest shift alone ([`trunc_nonnegative_each`]).
+pub fn trunc_within_margin_each<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    shifts: &[u32],
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    if let Some(&s) = shifts.iter().find(|&&s| s == 0 || s + 2 > ring.bits) {
+        return Err(NetError::InvalidArgument(format!(
+            "trunc_within_margin: shift {s} is not in 1..={} for a {}-bit ring",
+            ring.bits.saturating_sub(2),
+            ring.bits
+        )));
+    }
     let server = role == Role::Server;
     let offset = 1u64 << (ring.bits - 2);
     let y: Vec<u64> = if server {
@@ -256,11 +347,10 @@ pub fn trunc_within_margin<C: Channel + ?Sized>(
     } else {
         x.to_vec()
     };
-    let mut z = trunc_nonnegative(ot, ch, role, ring, s, &y)?;
+    let mut z = trunc_nonnegative_each(ot, ch, role, ring, shifts, &y)?;
     if server {
-        let back = offset >> s;
-        for v in z.iter_mut() {
-            *v = ring.sub(*v, back);
+        for (v, &s) in z.iter_mut().zip(shifts) {
+            *v = ring.sub(*v, offset >> s);
         }
     }
     Ok(z)

@@ -219,8 +219,8 @@ pub fn mill_best(k: u32) -> u64 {
 /// COT_k = λ + k and W = 64: the B − 1 DReLUs on B + 1 bits (millionaires' on B bits, 4-bit
 /// digits), two multiplexer calls of B values (2 COT_64 each), the carries on R bits with their
 /// B2A, the lookup of two 64-bit tables (two OT groups of T·λ + 2^T·64 bits), the product over W
-/// (two cross terms of 64 COTs of 64, 63, …, 1 bits) and two truncations of non-negative values
-/// (M₄(s) + COT_(64−s) + COT_s each).
+/// (two cross terms of 64 COTs of 64, 63, …, 1 bits) and a truncation of a non-negative value
+/// (M₄(s) + COT_(64−s) + COT_s).
 pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables) -> u64 {
     let cot = |k: u64| 128 + k;
     let trunc_nn = |s: u32| {
@@ -239,6 +239,5 @@ pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables) -> u64 
         + carries * (carry_bits + cot(64))
         + 2 * (t.index_bits as u64 * 128 + (64u64 << t.index_bits))
         + 2 * (64 * 128 + (1..=64).sum::<u64>())
-        + trunc_nn(t.pos_bits)
         + trunc_nn(t.out_shift)
 }
