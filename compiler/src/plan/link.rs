@@ -13,6 +13,7 @@
 //! emulates) delegates its estimate here: one formula for all three.
 
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::time::Duration;
 
 /// A link's round-trip time and bandwidth.
@@ -57,6 +58,18 @@ impl LinkCost {
     }
 }
 
+impl fmt::Display for LinkCost {
+    /// `RTT 40 ms, 400 Mbit/s` (`no cap` without a bandwidth).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RTT {} ms, ", self.rtt.as_secs_f64() * 1e3)?;
+        match self.bandwidth {
+            Some(bw) if bw % 1_000_000_000 == 0 => write!(f, "{} Gbit/s", bw / 1_000_000_000),
+            Some(bw) => write!(f, "{} Mbit/s", bw as f64 / 1e6),
+            None => f.write_str("no cap"),
+        }
+    }
+}
+
 /// The estimated link time of some bytes and flights on [`LAN`] and on [`WAN`], in seconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkEstimate {
@@ -98,5 +111,8 @@ mod tests {
         };
         assert_eq!(none.estimate_seconds(1 << 30, 1000), 0.0);
         assert_eq!(LinkEstimate::of(0, 0), LinkEstimate::default());
+        assert_eq!(LAN.to_string(), "RTT 1 ms, 1 Gbit/s");
+        assert_eq!(WAN.to_string(), "RTT 40 ms, 400 Mbit/s");
+        assert_eq!(none.to_string(), "RTT 0 ms, no cap");
     }
 }
