@@ -6,7 +6,8 @@
 //! products, the prefill, then per further token the client's go-on byte, a preparation batch
 //! when one has run out, and one decode step. The sampled tokens reach the client only. Both
 //! sides build a cost report from their own channels: per program, per op class as CipherGPT's
-//! Table V, the bytes of all lanes, the most flights of any; the preparation batches apart.
+//! Table V, the bytes of all lanes, the most flights of any; the preparation batches apart; each
+//! line with its link time estimated on lan and wan (`plan::link`).
 
 use std::time::Instant;
 
