@@ -28,7 +28,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Compare a model's fixed-point plan with its float semantics.
     Accuracy(AccuracyArgs),
-    /// List a plan's instructions with estimated bytes and rounds per party, or a summary by op class.
+    /// List a plan's instructions with estimated bytes and rounds per party, or a summary by op
+    /// class (with its link time on lan and wan).
     Inspect(crate::inspect::InspectArgs),
     /// Measure protocols between two processes on loopback.
     Bench(crate::bench::BenchArgs),

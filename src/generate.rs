@@ -9,7 +9,7 @@ use ciphergpt_runtime::crypto::CotBackend;
 use ciphergpt_runtime::exec::Prepared;
 use ciphergpt_runtime::net::{tcp, Channel, NetError, Role, SessionConfig};
 use ciphergpt_runtime::session::{
-    self, ClientOptions, Decoding, ProgramCost, SessionReport, OP_CLASSES,
+    self, ClientOptions, CostLine, Decoding, ProgramCost, SessionReport, OP_CLASSES,
 };
 use clap::Args;
 use std::io::Write;
@@ -446,7 +446,9 @@ fn output(
     Ok(())
 }
 
-/// The report as CipherGPT's Table V: per op class, prefill and the mean decode step.
+/// The report as CipherGPT's Table V: per op class, the preparation, the prefill and the mean
+/// decode step, each row with its link time estimated on lan and wan; then the decode step's
+/// estimated time on each link, and the steps one by one.
 pub fn table(r: &SessionReport) -> String {
     let mut s = format!(
         "cost seen by the {} ({} threads, {} lanes); OT setup {:.2} s, {:.1} kB\n",
@@ -454,97 +456,108 @@ pub fn table(r: &SessionReport) -> String {
         r.threads,
         r.lanes,
         r.setup.seconds,
-        (r.setup.bytes_sent + r.setup.bytes_received) as f64 / 1e3
+        r.setup.bytes() as f64 / 1e3
     );
-    let mut block = |title: String, progs: &[&ProgramCost]| {
-        if progs.is_empty() {
-            return;
-        }
-        let k = progs.len() as f64;
-        s += &format!("{title}\n");
-        s += &format!(
-            "{:<11} {:>9} {:>7} {:>11} {:>7} {:>11} {:>11} {:>7}\n",
-            "op class", "seconds", "share", "bytes", "share", "sent", "received", "rounds"
-        );
-        let tot_s: f64 = progs.iter().map(|p| p.total.seconds).sum::<f64>() / k;
-        let tot_b: f64 = progs
-            .iter()
-            .map(|p| (p.total.bytes_sent + p.total.bytes_received) as f64)
-            .sum::<f64>()
-            / k;
-        for (i, name) in OP_CLASSES.iter().chain(["total"].iter()).enumerate() {
-            let get = |p: &ProgramCost| {
-                if i < OP_CLASSES.len() {
-                    p.classes[i].clone()
-                } else {
-                    p.total.clone()
-                }
-            };
-            let secs: f64 = progs.iter().map(|p| get(p).seconds).sum::<f64>() / k;
-            let sent: f64 = progs.iter().map(|p| get(p).bytes_sent as f64).sum::<f64>() / k;
-            let recv: f64 = progs
-                .iter()
-                .map(|p| get(p).bytes_received as f64)
-                .sum::<f64>()
-                / k;
-            let rounds: f64 = progs.iter().map(|p| get(p).rounds as f64).sum::<f64>() / k;
-            if sent + recv == 0.0 && *name == "Local" {
-                continue;
-            }
-            s += &format!(
-                "{:<11} {:>9.3} {:>6.1}% {:>11} {:>6.1}% {:>11} {:>11} {:>7.0}\n",
-                name,
-                secs,
-                100.0 * secs / tot_s.max(1e-12),
-                human(sent + recv),
-                100.0 * (sent + recv) / tot_b.max(1.0),
-                human(sent),
-                human(recv),
-                rounds
-            );
-        }
+    let of = |f: fn(&str) -> bool| -> Vec<&ProgramCost> {
+        r.programs.iter().filter(|p| f(&p.program)).collect()
     };
-    let prefill: Vec<&ProgramCost> = r
-        .programs
-        .iter()
-        .filter(|p| p.program == "prefill")
-        .collect();
-    let decode: Vec<&ProgramCost> = r
-        .programs
-        .iter()
-        .filter(|p| p.program.starts_with("decode"))
-        .collect();
+    let prefill = of(|p| p == "prefill");
+    let decode = of(|p| p.starts_with("decode"));
     let pre: Vec<&ProgramCost> = r.preprocess.iter().collect();
     if !pre.is_empty() {
         let all = sum_programs(&pre);
-        block(
-            format!(
-                "preprocessing: the prepared weight products and non-linear layers for {} decode \
-                 steps, in {} batch(es) (before the prompt, then when they run out)",
-                all.tokens,
-                pre.len()
-            ),
-            &[&all],
+        s += &format!(
+            "preprocessing: the prepared weight products and non-linear layers for {} decode \
+             steps, in {} batch(es) (before the prompt, then when they run out)\n",
+            all.tokens,
+            pre.len()
         );
+        s += &block(&[&all]);
     }
     if let Some(p) = prefill.first() {
-        block(format!("prefill: {} tokens", p.tokens), &prefill);
+        s += &format!("prefill: {} tokens\n", p.tokens);
+        s += &block(&prefill);
     }
     if let (Some(first), Some(last)) = (decode.first(), decode.last()) {
-        block(
+        s += &format!(
+            "decode{}: mean of {} steps (positions {}..{}; first {:.2} s, last {:.2} s)\n",
+            if pre.is_empty() { "" } else { " (online)" },
+            decode.len(),
+            first.positions,
+            last.positions,
+            first.total.seconds,
+            last.total.seconds
+        );
+        s += &block(&decode);
+    }
+    if let Some(sp) = r.decode_spread() {
+        let on = |link: &str, est: f64| {
             format!(
-                "decode{}: mean of {} steps (positions {}..{}; first {:.2} s, last {:.2} s)",
-                if pre.is_empty() { "" } else { " (online)" },
-                decode.len(),
-                first.positions,
-                last.positions,
-                first.total.seconds,
-                last.total.seconds
-            ),
-            &decode,
+                "on {link}: about {:.3} s (measured compute {:.3} s + link {:.3} s)",
+                sp.seconds.mean + est,
+                sp.seconds.mean,
+                est
+            )
+        };
+        s += &format!(
+            "decode step {}; {}\n",
+            on("lan", sp.lan_s.mean),
+            on("wan", sp.wan_s.mean)
         );
     }
     s += &steps(r);
+    s
+}
+
+/// One block of the table: per op class and in total, the mean over `progs` of the seconds,
+/// the bytes (with their shares), each direction, the rounds, and the link time estimated on lan
+/// and wan from that row's bytes and rounds.
+fn block(progs: &[&ProgramCost]) -> String {
+    let k = progs.len() as f64;
+    let mean = |f: &dyn Fn(&ProgramCost) -> f64| progs.iter().map(|p| f(p)).sum::<f64>() / k;
+    let mut s = format!(
+        "{:<11} {:>9} {:>7} {:>11} {:>7} {:>11} {:>11} {:>7} {:>9} {:>9}\n",
+        "op class",
+        "seconds",
+        "share",
+        "bytes",
+        "share",
+        "sent",
+        "received",
+        "rounds",
+        "LAN s",
+        "WAN s"
+    );
+    let tot_s = mean(&|p| p.total.seconds);
+    let tot_b = mean(&|p| p.total.bytes() as f64);
+    for (i, name) in OP_CLASSES.iter().chain(["total"].iter()).enumerate() {
+        let get = |p: &ProgramCost| -> CostLine {
+            if i < OP_CLASSES.len() {
+                p.classes[i].clone()
+            } else {
+                p.total.clone()
+            }
+        };
+        let secs = mean(&|p| get(p).seconds);
+        let sent = mean(&|p| get(p).bytes_sent as f64);
+        let recv = mean(&|p| get(p).bytes_received as f64);
+        if sent + recv == 0.0 && *name == "Local" {
+            continue;
+        }
+        s += &format!(
+            "{:<11} {:>9.3} {:>6.1}% {:>11} {:>6.1}% {:>11} {:>11} {:>7.0} {:>9.3} {:>9.3}\n",
+            name,
+            secs,
+            100.0 * secs / tot_s.max(1e-12),
+            human(sent + recv),
+            100.0 * (sent + recv) / tot_b.max(1.0),
+            human(sent),
+            human(recv),
+            mean(&|p| get(p).rounds as f64),
+            mean(&|p| get(p).estimate.lan_s),
+            mean(&|p| get(p).estimate.wan_s)
+        );
+    }
     s
 }
 
@@ -555,18 +568,11 @@ fn sum_programs(progs: &[&ProgramCost]) -> ProgramCost {
         ..(*progs[0]).clone()
     };
     all.tokens = progs.iter().map(|p| p.tokens).sum();
-    let add = |a: &mut ciphergpt_runtime::session::CostLine,
-               b: &ciphergpt_runtime::session::CostLine| {
-        a.seconds += b.seconds;
-        a.bytes_sent += b.bytes_sent;
-        a.bytes_received += b.bytes_received;
-        a.rounds += b.rounds;
-    };
     for p in &progs[1..] {
         for (a, b) in all.classes.iter_mut().zip(&p.classes) {
-            add(a, b);
+            a.add(b);
         }
-        add(&mut all.total, &p.total);
+        all.total.add(&p.total);
     }
     all
 }

@@ -341,6 +341,62 @@ fn tiny_plan_summary_json_has_no_listing() {
     );
 }
 
+/// rounds · RTT/2 + bytes · 8 / bandwidth on the design's lan (1 ms, 1 Gbit/s) and wan (40 ms,
+/// 400 Mbit/s), from a JSON cost's bytes and rounds.
+fn link_oracle(c: &serde_json::Value) -> (f64, f64) {
+    let bytes = c["bytes"].as_u64().unwrap_or_else(|| {
+        c["server_bytes"].as_u64().unwrap() + c["client_bytes"].as_u64().unwrap()
+    }) as f64;
+    let rounds = c["rounds"].as_u64().unwrap() as f64;
+    (
+        rounds * 0.000_5 + bytes * 8.0 / 1e9,
+        rounds * 0.020 + bytes * 8.0 / 4e8,
+    )
+}
+
+#[test]
+fn summary_link_times_are_the_formula_of_bytes_and_rounds() {
+    let plan = gpt_plan(GPT2_SMALL);
+    let v: serde_json::Value =
+        serde_json::from_str(&render(&plan, Format::Json, true, 32)).unwrap();
+    let text = render(&plan, Format::Text, true, 32);
+    // The text's blocks: prefill, then the decode step; each row ends with LAN s and WAN s.
+    let mut blocks = text.split("\nop class").skip(1);
+    for program in ["prefill", "decode"] {
+        let s = &v["summary"][program];
+        let mut rows: Vec<&serde_json::Value> = s["classes"].as_array().unwrap().iter().collect();
+        rows.push(&s["total"]);
+        let block = blocks.next().unwrap();
+        let lines: Vec<&str> = block.lines().skip(1).take(rows.len()).collect();
+        for (row, line) in rows.iter().zip(lines) {
+            let (lan, wan) = link_oracle(row);
+            let est = &row["estimate"];
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.max(1.0);
+            assert!(
+                close(est["lan_s"].as_f64().unwrap(), lan),
+                "{program} {row}"
+            );
+            assert!(
+                close(est["wan_s"].as_f64().unwrap(), wan),
+                "{program} {row}"
+            );
+            let cells: Vec<f64> = line
+                .split_whitespace()
+                .rev()
+                .take(2)
+                .map(|c| c.parse().unwrap())
+                .collect();
+            assert!((cells[1] - lan).abs() <= 6e-4, "{program}: {line} vs {lan}");
+            assert!((cells[0] - wan).abs() <= 6e-4, "{program}: {line} vs {wan}");
+        }
+    }
+    // GPT-2 small's decode step is a few thousand flights: seconds on wan, not milliseconds.
+    let wan = v["summary"]["decode"]["total"]["estimate"]["wan_s"]
+        .as_f64()
+        .unwrap();
+    assert!(wan > 10.0, "{wan}");
+}
+
 #[test]
 fn tiny_plan_dot() {
     let dot = render(&gpt_plan(TINY), Format::Dot, false, 8);

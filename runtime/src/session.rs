@@ -6,10 +6,12 @@
 //! products, the prefill, then per further token the client's go-on byte, a preparation batch
 //! when one has run out, and one decode step. The sampled tokens reach the client only. Both
 //! sides build a cost report from their own channels: per program, per op class as CipherGPT's
-//! Table V, the bytes of all lanes, the most flights of any; the preparation batches apart.
+//! Table V, the bytes of all lanes, the most flights of any; the preparation batches apart; each
+//! line with its link time estimated on lan and wan (`plan::link`).
 
 use std::time::Instant;
 
+use ciphergpt_compiler::plan::link::LinkEstimate;
 use ciphergpt_compiler::plan::{Plan, Sample};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +40,39 @@ pub struct CostLine {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub rounds: u64,
+    /// The link time of this line's bytes (sent plus received) and rounds on the reference
+    /// links, estimated (`plan::link`: rounds · RTT/2 + bytes · 8 / bandwidth); the measured
+    /// `seconds` are loopback's, or whatever link the session ran over.
+    #[serde(default)]
+    pub estimate: LinkEstimate,
+}
+
+impl CostLine {
+    /// A line of the counters `c`, its link estimate from them.
+    pub fn new(name: &str, seconds: f64, c: &Counters) -> CostLine {
+        CostLine {
+            name: name.to_string(),
+            seconds,
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+            rounds: c.rounds,
+            estimate: LinkEstimate::of(c.bytes(), c.rounds),
+        }
+    }
+
+    /// Bytes in both directions.
+    pub fn bytes(&self) -> u64 {
+        self.bytes_sent + self.bytes_received
+    }
+
+    /// Add another line's cost (the name stays); the estimate is the summed counters'.
+    pub fn add(&mut self, b: &CostLine) {
+        self.seconds += b.seconds;
+        self.bytes_sent += b.bytes_sent;
+        self.bytes_received += b.bytes_received;
+        self.rounds += b.rounds;
+        self.estimate = LinkEstimate::of(self.bytes(), self.rounds);
+    }
 }
 
 /// The cost of one program run (prefill or one decode step).
@@ -119,6 +154,11 @@ pub struct StepSpread {
     /// Bytes sent plus received.
     pub bytes: MinMeanMax,
     pub rounds: MinMeanMax,
+    /// The steps' link estimates on the reference links ([`CostLine::estimate`]).
+    #[serde(default)]
+    pub lan_s: MinMeanMax,
+    #[serde(default)]
+    pub wan_s: MinMeanMax,
 }
 
 impl SessionReport {
@@ -136,11 +176,10 @@ impl SessionReport {
             first_position: first.positions,
             last_position: last.positions,
             seconds: MinMeanMax::of(it.clone().map(|p| p.total.seconds)),
-            bytes: MinMeanMax::of(
-                it.clone()
-                    .map(|p| (p.total.bytes_sent + p.total.bytes_received) as f64),
-            ),
-            rounds: MinMeanMax::of(it.map(|p| p.total.rounds as f64)),
+            bytes: MinMeanMax::of(it.clone().map(|p| p.total.bytes() as f64)),
+            rounds: MinMeanMax::of(it.clone().map(|p| p.total.rounds as f64)),
+            lan_s: MinMeanMax::of(it.clone().map(|p| p.total.estimate.lan_s)),
+            wan_s: MinMeanMax::of(it.map(|p| p.total.estimate.wan_s)),
         })
     }
 }
@@ -156,23 +195,6 @@ fn class_of(op: &str) -> &'static str {
         "Sample" => "Sampling",
         _ => "Local",
     }
-}
-
-fn line(name: &str, seconds: f64, c: &crate::net::Counters) -> CostLine {
-    CostLine {
-        name: name.to_string(),
-        seconds,
-        bytes_sent: c.bytes_sent,
-        bytes_received: c.bytes_received,
-        rounds: c.rounds,
-    }
-}
-
-fn add(a: &mut CostLine, b: &CostLine) {
-    a.seconds += b.seconds;
-    a.bytes_sent += b.bytes_sent;
-    a.bytes_received += b.bytes_received;
-    a.rounds += b.rounds;
 }
 
 /// Fold an executor's per-instruction costs into a program report. The truncations inside
@@ -196,22 +218,22 @@ fn program_cost(
     };
     let mut instructions = Vec::with_capacity(costs.len());
     for c in costs {
-        let all = line(&c.name, c.seconds, &c.counters);
-        let tr = line("Truncation", c.trunc_seconds, &c.trunc);
-        let mut own = all.clone();
-        own.seconds -= tr.seconds;
-        own.bytes_sent -= tr.bytes_sent;
-        own.bytes_received -= tr.bytes_received;
-        own.rounds -= tr.rounds;
+        let all = CostLine::new(&c.name, c.seconds, &c.counters);
+        let tr = CostLine::new("Truncation", c.trunc_seconds, &c.trunc);
+        let own = CostLine::new(
+            &c.name,
+            c.seconds - c.trunc_seconds,
+            &c.counters.since(&c.trunc),
+        );
         let class = class_of(c.op);
         for cl in classes.iter_mut() {
             if cl.name == class {
-                add(cl, &own);
+                cl.add(&own);
             } else if cl.name == "Truncation" {
-                add(cl, &tr);
+                cl.add(&tr);
             }
         }
-        add(&mut total, &all);
+        total.add(&all);
         instructions.push(all);
     }
     ProgramCost {
@@ -252,7 +274,12 @@ fn setup<C: Channel + ?Sized>(
     let (ot, he) = first?;
     let (lanes, cost) = rest?;
     let c: Counters = exec::concurrent([ch.stats().total.since(&before), cost]);
-    Ok((ot, he, lanes, line("setup", t0.elapsed().as_secs_f64(), &c)))
+    Ok((
+        ot,
+        he,
+        lanes,
+        CostLine::new("setup", t0.elapsed().as_secs_f64(), &c),
+    ))
 }
 
 /// Errors of a session: the network or an instruction.

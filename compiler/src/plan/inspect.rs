@@ -8,6 +8,7 @@
 //! bits; `P` is the number of cached positions; a score block is `[heads×T,P]`.
 
 use super::cost::{self, OpClass, Part, Sizes, Summary};
+use super::link::{LinkEstimate, LAN, WAN};
 use super::{
     self as plan, file::short_hash, instruction::Op, prepared_name, Instruction, Plan, Program,
     Rows,
@@ -331,6 +332,10 @@ impl<'p> Report<'p> {
             "estimate for T = {} prompt tokens (cost model: docs/cost-model.md; S→C = bytes the server sends, C→S = bytes the client sends)",
             self.tokens
         );
+        let _ = writeln!(
+            s,
+            "link time (LAN s, WAN s) = rounds · RTT/2 + bytes · 8 / bandwidth on lan ({LAN}) and wan ({WAN})"
+        );
         s
     }
 
@@ -412,10 +417,11 @@ impl<'p> Report<'p> {
             }
             let _ = writeln!(out, "{}", p.title);
             let mut rows = vec![[
-                "op class", "bytes", "share", "rounds", "share", "S→C", "C→S",
+                "op class", "bytes", "share", "rounds", "share", "S→C", "C→S", "LAN s", "WAN s",
             ]
             .map(String::from)];
             let line = |name: &str, c: &cost::Cost| {
+                let e = LinkEstimate::of(c.bytes(), c.rounds);
                 [
                     name.to_string(),
                     bytes(c.bytes()),
@@ -424,13 +430,16 @@ impl<'p> Report<'p> {
                     percent(p.summary.rounds_share(c)),
                     bytes(c.server_bytes),
                     bytes(c.client_bytes),
+                    format!("{:.3}", e.lan_s),
+                    format!("{:.3}", e.wan_s),
                 ]
             };
             for (class, c) in &p.summary.classes {
                 rows.push(line(class.name(), c));
             }
             rows.push(line("total", &p.summary.total));
-            out.push_str(&table(&rows, &[false, true, true, true, true, true, true]));
+            let right = [false, true, true, true, true, true, true, true, true];
+            out.push_str(&table(&rows, &right));
         }
         out
     }
@@ -511,9 +520,13 @@ impl<'p> Report<'p> {
                     bytes: c.bytes(),
                     bytes_share: round2(pr.summary.bytes_share(c)),
                     rounds_share: round2(pr.summary.rounds_share(c)),
+                    estimate: LinkEstimate::of(c.bytes(), c.rounds),
                 })
                 .collect(),
-            total: pr.summary.total,
+            total: JsonTotal {
+                cost: pr.summary.total,
+                estimate: LinkEstimate::of(pr.summary.total.bytes(), pr.summary.total.rounds),
+            },
         };
         let doc = JsonReport {
             plan,
@@ -706,7 +719,15 @@ struct JsonSummary {
     rows: u64,
     past: u64,
     classes: Vec<JsonClass>,
-    total: cost::Cost,
+    total: JsonTotal,
+}
+
+/// The summary's total: its cost and the link time it takes.
+#[derive(Serialize)]
+struct JsonTotal {
+    #[serde(flatten)]
+    cost: cost::Cost,
+    estimate: LinkEstimate,
 }
 
 #[derive(Serialize)]
@@ -717,6 +738,8 @@ struct JsonClass {
     bytes: u64,
     bytes_share: f64,
     rounds_share: f64,
+    /// Link time of the bytes (both directions) and rounds on lan and wan.
+    estimate: LinkEstimate,
 }
 
 fn round2(x: f64) -> f64 {

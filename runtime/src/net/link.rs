@@ -3,7 +3,9 @@
 //! The reference links of the design (`lan`: 1 ms RTT, 1 Gbit/s; `wan`: 40 ms RTT, 400 Mbit/s),
 //! `loopback` (no delay, no cap) and free values `rtt=10ms,bw=400mbit` parse from a string
 //! ([`Link::from_str`](std::str::FromStr)); `ciphergpt relay` emulates one between two processes,
-//! and [`Link::estimate_seconds`] states what it should cost.
+//! and [`Link::estimate_seconds`] states what it should cost. The reference links' figures and
+//! the formula live in the compiler ([`ciphergpt_compiler::plan::link`]), which the cost model's
+//! `inspect --summary` uses too; this module uses them.
 //!
 //! The cost model: a *flight* is one party's batch of messages that the other must wait for
 //! before it can go on; it costs half a round trip (the one-way delay) whatever its size, and
@@ -15,6 +17,8 @@
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
+
+use ciphergpt_compiler::plan::link::{LinkCost, LAN, WAN};
 
 /// A bad link description; the message is one line naming the string and a hint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,12 +41,12 @@ pub struct Link {
 impl Link {
     /// 1 ms RTT, 1 Gbit/s.
     pub fn lan() -> Link {
-        Link::named("lan", Duration::from_millis(1), Some(1_000_000_000))
+        Link::named("lan", LAN.rtt, LAN.bandwidth)
     }
 
     /// 40 ms RTT, 400 Mbit/s.
     pub fn wan() -> Link {
-        Link::named("wan", Duration::from_millis(40), Some(400_000_000))
+        Link::named("wan", WAN.rtt, WAN.bandwidth)
     }
 
     /// No delay, no cap.
@@ -58,17 +62,22 @@ impl Link {
         }
     }
 
+    /// Its round-trip time and bandwidth, as the compiler's cost of a link.
+    pub fn cost(&self) -> LinkCost {
+        LinkCost {
+            rtt: self.rtt,
+            bandwidth: self.bandwidth,
+        }
+    }
+
     /// The one-way delay every byte takes: half the round trip.
     pub fn one_way(&self) -> Duration {
-        self.rtt / 2
+        self.cost().one_way()
     }
 
     /// How long `bytes` occupy one direction of the link (zero without a cap).
     pub fn serialisation(&self, bytes: u64) -> Duration {
-        match self.bandwidth {
-            Some(bw) => Duration::from_secs_f64(bytes as f64 * 8.0 / bw as f64),
-            None => Duration::ZERO,
-        }
+        Duration::from_secs_f64(self.cost().transfer_seconds(bytes))
     }
 
     /// The model's time for a computation that moves `bytes` over the link in `flights`
@@ -82,8 +91,10 @@ impl Link {
     /// The report's per-instruction rounds count a flight that straddles two instructions in
     /// both, so their sum can exceed the flights that really happened; the estimate is then a
     /// little pessimistic.
+    /// The formula is the compiler's ([`LinkCost::estimate_seconds`]), which `inspect --summary`
+    /// and the session report apply too.
     pub fn estimate_seconds(&self, bytes: u64, flights: u64) -> f64 {
-        flights as f64 * self.one_way().as_secs_f64() + self.serialisation(bytes).as_secs_f64()
+        self.cost().estimate_seconds(bytes, flights)
     }
 
     /// The free-value form, `rtt=…,bw=…`, that parses back to the same figures.
