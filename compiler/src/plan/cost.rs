@@ -714,15 +714,27 @@ pub fn layernorm(l: u64, p: &super::LayerNorm, rows: u64, n: u64) -> Bits {
     if elements == 0 {
         return Bits::ZERO;
     }
-    // d = n·x − S is local; e = d >> r1, v = e >> r2 (two truncations), V = Σ v² (squares).
-    // Prepared, the square and the normalising product are openings of 64-bit values.
+    // d = n·x − S is local; V = Σ v² (squares). Prepared, the square and the normalising
+    // product are openings of 64-bit values.
     let (square, product) = if p.prepared {
         (opening(64), opening(64))
     } else {
         (square(l), product(l))
     };
-    let per_element = truncation(l, u64::from(p.r1))
-        .then(truncation(l, u64::from(p.r2)))
+    // x extended to 64 bits by one COT within the ring margin; e and v both truncations of
+    // d (by r1 and r1 + r2) within the wide ring's margin, side by side: a truncate-and-reduce
+    // and a COT each.
+    let margin = |s: u64| {
+        if s == 0 {
+            Bits::ZERO
+        } else {
+            truncate_reduce(64, s).then(b2a(s))
+        }
+    };
+    let (r1, r2) = (u64::from(p.r1), u64::from(p.r2));
+    let shifts = margin(r1).alongside(if r2 == 0 { Bits::ZERO } else { margin(r1 + r2) });
+    let per_element = b2a(64 - l.min(63))
+        .then(shifts)
         .then(square)
         .times(elements);
     let per_row =
