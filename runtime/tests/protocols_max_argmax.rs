@@ -68,10 +68,11 @@ fn open(ring: Ring, s: &[u64], c: &[u64]) -> Vec<i64> {
         .collect()
 }
 
-/// An upper bound of the flights of one level: msb (2 triples + 2 leaf OTs + 2 per tree level of
-/// the millionaires' on ℓ − 1 bits) + mux (3).
-fn flights_per_level(bits: u32) -> u64 {
-    7 + 2 * cmp::levels((bits - 1).div_ceil(4) as usize) as u64
+/// An upper bound of the flights of one tournament level: msb (2 triples + 2 leaf OTs + 2 per
+/// tree level of the millionaires' on ℓ − 1 bits with m-bit digits) + mux (3). The row maximum
+/// takes the cheapest digit width, argmax 4-bit digits.
+fn flights_per_level(bits: u32, m: u32) -> u64 {
+    7 + 2 * cmp::levels((bits - 1).div_ceil(m) as usize) as u64
 }
 
 fn levels(n: usize) -> u64 {
@@ -117,7 +118,8 @@ fn row_max_matches_plain_max_on_ragged_and_causal_rows() {
             assert_eq!(got, want, "bits {bits}");
             let maxlen = rows.iter().map(|r| r.len()).max().unwrap();
             assert!(
-                flights <= levels(maxlen) * flights_per_level(bits),
+                flights
+                    <= levels(maxlen) * flights_per_level(bits, cmp::cheapest_digit_bits(bits - 1)),
                 "bits {bits}: {flights} flights for {} levels",
                 levels(maxlen)
             );
@@ -266,7 +268,7 @@ fn argmax_gpt2_vocabulary_over_tcp() {
     );
     let lv = levels(n);
     assert_eq!(lv, 16);
-    assert!(s_flights.max(c_flights) <= lv * flights_per_level(bits) + 1);
+    assert!(s_flights.max(c_flights) <= lv * flights_per_level(bits, 4) + 1);
     eprintln!(
         "argmax n = {n}, l = {bits}: {bytes} bytes ({:.2} per comparison), flights {s_flights}/{c_flights}",
         bytes as f64 / (n - 1) as f64

@@ -64,7 +64,7 @@ fn leading_bit<C: Channel + ?Sized>(
             (1..b).map(move |j| small.sub(small.reduce(x), if server { 1u64 << j } else { 0 }))
         })
         .collect();
-    let c = cmp::drelu(ot, ch, role, small, &diffs)?;
+    let c = cmp::drelu_with(ot, ch, role, small, cmp::cheapest_digit_bits(b), &diffs)?;
     let per = (b - 1) as usize;
     let mut e = Vec::with_capacity(v.len() * b as usize);
     for row in c.chunks(per.max(1)).take(v.len()) {

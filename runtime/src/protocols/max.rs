@@ -23,13 +23,17 @@
 //!
 //! **Cost.** A row of n entries takes exactly n − 1 comparisons and n − 1 multiplexed elements
 //! (every comparison removes one candidate), whatever the pairing. Per comparison, with
-//! M(ℓ − 1) the millionaires' on ℓ − 1 bits ([`cmp`]: q = ⌈(ℓ−1)/4⌉ leaves of 4λ + 32 bits,
-//! A = and_count(q) AND triples of 2λ bits and 4 opening bits each) and 2(λ + ℓ) bits per MUX
-//! element: M(ℓ − 1) + 2(λ + ℓ) bits (plus 2(λ + ℓ) more per payload). At ℓ = 38 (q = 10,
-//! A = 14): 680 + 448 + 7 + 41.5 = 1,176.5 bytes per comparison, so 255 × 1,176.5 =
-//! 300,007.5 bytes per row of 256 (1,171.9 bytes per element), plus IKNP's padding to
-//! 128 OTs per call; measured exactly that over 256 rows of 256 (every level's batch is a
-//! multiple of 128, so no padding), 96 flights from the server and 108 from the client. Flights:
+//! M(ℓ − 1) the millionaires' on ℓ − 1 bits with m-bit digits ([`cmp`]: q = ⌈(ℓ−1)/m⌉ leaves of
+//! mλ + 2^(m+1) bits, A = and_count(q) AND triples of 2λ bits and 4 opening bits each) and
+//! 2(λ + ℓ) bits per MUX element: M(ℓ − 1) + 2(λ + ℓ) bits (plus 2(λ + ℓ) more per payload).
+//! [`row_max`] takes the digit width with the fewest bytes on IKNP (`cmp::cheapest_digit_bits`:
+//! 6 bits at ℓ = 35 to 38, q = 6 or 7 leaves in 3 tree levels where 4-bit digits take 4, so
+//! 2 flights fewer per level); [`super::argmax`] keeps 4-bit digits. With 4-bit digits at
+//! ℓ = 38 (q = 10, A = 14): 680 + 448 + 7 + 41.5 = 1,176.5 bytes per comparison, so
+//! 255 × 1,176.5 = 300,007.5 bytes per row of 256 (1,171.9 bytes per element), plus IKNP's
+//! padding to 128 OTs per call; measured exactly that over 256 rows of 256 (every level's batch
+//! is a multiple of 128, so no padding), 96 flights from the server and 108 from the client
+//! (before the row maximum took the cheapest digits). Flights:
 //! ⌈log₂ max n⌉ × (msb flights + mux flights), msb being 2 (triples) + 2 (leaf OTs) + ⌈log₂ q⌉
 //! exchanges (1 or 2 flights each, see [`super::shares::exchange`]) and mux 3; the channel
 //! merges the flights where one call ends and the next begins in the same direction.
@@ -60,7 +64,10 @@ pub fn row_max<C: Channel + ?Sized>(
     lens: &[usize],
 ) -> Result<Vec<u64>, NetError> {
     check_rows(x.len(), lens)?;
-    tournament(ot, ch, role, ring, x, lens, None).map(|(v, _)| v)
+    // The digit width with the fewest bytes, which also has no more tree levels than 4-bit
+    // digits (6 bits for 34-bit differences: 3 levels where 4-bit digits take 4).
+    let digits = cmp::cheapest_digit_bits(ring.bits - 1);
+    tournament(ot, ch, role, ring, digits, x, lens, None).map(|(v, _)| v)
 }
 
 /// An error unless every length is ≥ 1 and they sum to `n`.
@@ -82,13 +89,15 @@ fn check_rows(n: usize, lens: &[usize]) -> Result<(), NetError> {
 
 /// The tournament of every row of `x` (rows of lengths `lens`, already checked: each ≥ 1, sum =
 /// x.len()), optionally carrying `payload` (same layout as `x`): returns this party's shares of
-/// each row's winner and of the winner's payload (empty without a payload). One msb and one mux
-/// call per level.
+/// each row's winner and of the winner's payload (empty without a payload). One msb (with
+/// `digits`-bit digits) and one mux call per level.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn tournament<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
     ring: Ring,
+    digits: u32,
     x: &[u64],
     lens: &[usize],
     payload: Option<&[u64]>,
@@ -116,7 +125,7 @@ pub(crate) fn tournament<C: Channel + ?Sized>(
             off += l;
         }
         // gt = 1{b > a} = msb(a − b): the difference never wraps under the precondition.
-        let gt = cmp::msb(ot, ch, role, ring, &diff)?;
+        let gt = cmp::msb_with(ot, ch, role, ring, digits, &diff)?;
         // Selected: b − a, then (with a payload) the payload's b − a, under the same bits.
         let mut bits = gt;
         let mut sel: Vec<u64> = diff.iter().map(|&d| ring.neg(d)).collect();

@@ -49,9 +49,10 @@
 //! 6. E = ⌊P / 2^f_e⌋ by truncate-and-reduce into Z_2^(f_e+2), where E ≤ 2^f_e has a known zero
 //!    msb. Clip: E ← E + MUX(c, E_clip − E), E_clip = exp_neg(clip − 1) public ([`mux`]). E is
 //!    extended to Z_2^W2, W2 = max(K + 2, den_bits + 2), by [`trunc::extend_nonnegative`].
-//! 7. Z = Σ_j E_j, local. R = ⌊2^K / Z⌋ by [`div::div_public`] (all rows in the same steps),
-//!    den_bits = bits(n_max·2^f_e) (Z ≤ n·2^f_e), q_bits = K − f_e + 1 (the maximum has u = 0 and
-//!    E = 2^f_e, so Z ≥ 2^f_e and R ≤ 2^(K−f_e)).
+//! 7. Z = Σ_j E_j, local (den_bits = bits(n_max·2^f_e), Z ≤ n·2^f_e; the maximum has u = 0 and
+//!    E = 2^f_e, so Z ≥ 2^f_e). R = `semantics::inv_pow(Z)` ≈ ⌊2^K / Z⌋ by [`inverse::inv_pow`]
+//!    on Z extended to Z_2^64 ([`trunc::extend_nonnegative`]), all rows in the same steps, then
+//!    reduced to Z_2^W2 (R < 2^(K−f_e+1): never above the floor by more than 2^−16.9 of it).
 //! 8. E_j·R in Z_2^W2 (E·R ≤ Z·R ≤ 2^K): R < 2^(K−f_e+1) is narrow and the same for the whole
 //!    row, so the product is [`mul::mul_rows`] again with R's m_R = K − f_e + 2 bits as the chooser's
 //!    operand, and one COT per bit of R per row serves the whole row: its two 128-bit pads are
@@ -81,20 +82,19 @@
 //! - truncation, clip, extension: M(f_e) + B(f_e + 2) + 2(λ + f_e + 2) + (λ + W2 − f_e − 2);
 //! - normalisation: 2·Σ_{j<m_R}(W2 − j) + M(S) + B(W2 − S) + (λ + ℓ − W2 + S);
 //!
-//! and per row of n: the maximum, (n − 1)·(M₄(ℓ − 1) + 2(λ + ℓ)) ([`max`], 4-bit digits), the
-//! division, q_bits·(M₄(den_bits + 1) + 2(λ + den_bits + 2) + λ + W2) ([`div`]), and 2·m_R·λ
-//! for the normalisation's COTs. At ℓ = 38 with the plan's tables (12/17/15: w = 19 and 14,
-//! W1 = 36, W2 = 42, K = 40, S = 25, m_R = 25) over rows of 256: 5,346.60 bytes per element
-//! (1,368,729.5 per row), of which the maximum 1,171.9, digits and clip 910.75, lookups 1,312,
-//! product 569.375, truncation/clip/extension 475, division 77.70, E·R 190.625, last truncation
-//! 639.25; measured equal to the formula (IKNP padding aside); 385 flights from the server,
-//! 449 from the client, about 3 s for 256 rows of 256 on 2 cores. At ℓ = 37 with CipherGPT's
-//! 12/14/12: 4,724.38 bytes per element. `docs/protocols.md` has the table.
+//! and per row of n: the maximum, (n − 1)·(M(ℓ − 1) + 2(λ + ℓ)) ([`max`], at the cheapest digit
+//! width), Z's extension to 64 bits (λ + 64 − W2), the reciprocal ([`inverse`]) and 2·m_R·λ for
+//! the normalisation's COTs. At ℓ = 38 with the plan's tables (12/17/15: w = 19 and 14,
+//! W1 = 36, W2 = 42, K = 40, S = 25, m_R = 25) over rows of 256: 5,418.18 bytes per element
+//! (1,387,053.8 per row), measured equal to the formula (IKNP padding aside); 169 flights from
+//! the server, 199 from the client (385 and 449 with the bit-serial division and 4-bit digits in
+//! the maximum). At ℓ = 37 with CipherGPT's 12/14/12: 4,735.44 bytes per element.
+//! `docs/protocols.md` has the table.
 //!
 //! **Security** (semi-honest). Between the sub-protocols each party computes only locally on its
 //! own shares and public constants (the tables, their offsets and widths, clip, K, S, the row
 //! lengths). Every sub-protocol — maximum, millionaires', B2A, DReLU, lookup, MUX, extension,
-//! division — reveals nothing beyond its output shares, which are fresh and uniform (see their
+//! reciprocal — reveals nothing beyond its output shares, which are fresh and uniform (see their
 //! modules). The cross terms are correlated OTs: the chooser (the COT receiver) sends the IKNP
 //! message, masked by PRG streams the holder cannot compute, and receives per pad the corrections
 //! d = a + c − b, where b (choice 0) or a (choice 1) is the AES-CTR expansion of a tweakable

@@ -216,8 +216,8 @@ pub fn mill_best(k: u32) -> u64 {
 }
 
 /// Bits of `inverse::inv_pow` per input on IKNP (its module doc's cost, term by term), with
-/// COT_k = λ + k and W = 64: the B − 1 DReLUs on B + 1 bits (millionaires' on B bits, 4-bit
-/// digits), two multiplexer calls of B values (2 COT_64 each), the carries on R bits with their
+/// COT_k = λ + k and W = 64: the B − 1 DReLUs on B + 1 bits (millionaires' on B bits at the
+/// cheapest digit width), two multiplexer calls of B values (2 COT_64 each), the carries on R bits with their
 /// B2A, the lookup of two 64-bit tables (two OT groups of T·λ + 2^T·64 bits), the product over W
 /// (two cross terms of 64 COTs of 64, 63, …, 1 bits) and a truncation of a non-negative value
 /// (M₄(s) + COT_(64−s) + COT_s).
@@ -234,7 +234,7 @@ pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables) -> u64 
     let (r1, r2) = (t.index_shift(), t.pos_shift());
     let carries = if r2 > 0 { 2 } else { 1 };
     let carry_bits = if r1 > 0 { mill_best(r1) } else { 0 };
-    (b - 1) * mill_bits(t.in_bits, 4)
+    (b - 1) * mill_best(t.in_bits)
         + 2 * 2 * b * cot(64)
         + carries * (carry_bits + cot(64))
         + 2 * (t.index_bits as u64 * 128 + (64u64 << t.index_bits))
