@@ -23,7 +23,8 @@
 //! 4. Spline. C[i] and S[i] by one lookup of both tables ([`lut`]); y = C[i]·2^D − S[i]·r by
 //!    one product ([`mul::mul`]) and local arithmetic.
 //! 5. Scale. F[k]·y = Σ_j e_j·(F_j·y) by one multiplexer call on the step-1 bits, and
-//!    out = ⌊F[k]·y / 2^G⌋ ([`trunc::trunc_nonnegative`]: 0 ≤ F[k]·y < 2^62).
+//!    out = ⌊F[k]·y / 2^G⌋ ([`trunc::trunc_nonnegative_each`] at the cheapest digit width, one
+//!    value per row: 0 ≤ F[k]·y < 2^62).
 //!
 //! **Cost** per input, with D(k) the DReLU on k bits, M(k) the millionaires' and COT_k = λ + k
 //! bits: (B − 1)·D(B + 1) + 2B·COT_64 (the two multiplexers, B each) + 2·M(R) + 2·COT_64 +
@@ -191,5 +192,8 @@ pub fn inv_pow<C: Channel + ?Sized>(
         .flat_map(|&yq| t.scale.iter().map(move |&f| w.mul(f as u64, yq)))
         .collect();
     let q = select(ot, ch, role, &e, &scaled, bs)?;
-    trunc::trunc_nonnegative(ot, ch, role, w, t.out_shift, &q)
+    // Per row: the digit width with the fewest bytes, which has fewer tree levels than 4 bits.
+    let shifts = vec![t.out_shift; q.len()];
+    let digits = cmp::cheapest_digit_bits(t.out_shift);
+    trunc::trunc_nonnegative_each(ot, ch, role, w, &shifts, digits, &q)
 }

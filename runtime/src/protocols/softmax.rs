@@ -85,10 +85,10 @@
 //! and per row of n: the maximum, (n − 1)·(M(ℓ − 1) + 2(λ + ℓ)) ([`max`], at the cheapest digit
 //! width), Z's extension to 64 bits (λ + 64 − W2), the reciprocal ([`inverse`]) and 2·m_R·λ for
 //! the normalisation's COTs. At ℓ = 38 with the plan's tables (12/17/15: w = 19 and 14,
-//! W1 = 36, W2 = 42, K = 40, S = 25, m_R = 25) over rows of 256: 5,418.18 bytes per element
-//! (1,387,053.8 per row), measured equal to the formula (IKNP padding aside); 169 flights from
-//! the server, 199 from the client (385 and 449 with the bit-serial division and 4-bit digits in
-//! the maximum). At ℓ = 37 with CipherGPT's 12/14/12: 4,735.44 bytes per element.
+//! W1 = 36, W2 = 42, K = 40, S = 25, m_R = 25) over rows of 256: 5,417.89 bytes per element
+//! (1,386,980.2 per row), measured equal to the formula (IKNP padding aside); 167 flights from
+//! the server, 197 from the client (385 and 449 with the bit-serial division and 4-bit digits in
+//! the maximum). At ℓ = 37 with CipherGPT's 12/14/12: 4,735.16 bytes per element.
 //! `docs/protocols.md` has the table.
 //!
 //! **Security** (semi-honest). Between the sub-protocols each party computes only locally on its

@@ -93,20 +93,23 @@ pub fn trunc_reduce<C: Channel + ?Sized>(
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
-    trunc_reduce_each(ot, ch, role, ring, &vec![s; x.len()], x)
+    let shifts = vec![s; x.len()];
+    trunc_reduce_each(ot, ch, role, ring, &shifts, cmp::DEFAULT_DIGIT_BITS, x)
 }
 
 /// [`trunc_reduce`] with a shift per element: shares of ⌊x_i / 2^(s_i)⌋ reduced mod 2^(ℓ−s_i),
 /// 1 ≤ s_i ≤ ℓ − 1. The carries of all elements come from one millionaires' batch on max s_i
 /// bits (each s_i-bit low part shifted up to that width, which keeps its carry) and one B2A over
-/// Z_2^(ℓ − min s_i), so the flights are those of the widest shift alone; with equal shifts the
-/// bytes are [`trunc_reduce`]'s.
+/// Z_2^(ℓ − min s_i), so the flights are those of the widest shift alone; with equal shifts and
+/// `digits` = 4 the bytes are [`trunc_reduce`]'s. `digits` is the millionaires' digit width
+/// (wider digits: fewer tree levels, more bytes; see `cmp::cheapest_digit_bits`).
 pub fn trunc_reduce_each<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
     ring: Ring,
     shifts: &[u32],
+    digits: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
     if let Some(&s) = shifts.iter().find(|&&s| s == 0 || s >= ring.bits) {
@@ -135,7 +138,7 @@ pub fn trunc_reduce_each<C: Channel + ?Sized>(
         .zip(shifts)
         .map(|(&v, &s)| (v & mask(s)) << (top - s))
         .collect();
-    let c = cmp::carry(ot, ch, role, top, cmp::DEFAULT_DIGIT_BITS, &lo)?;
+    let c = cmp::carry(ot, ch, role, top, digits, &lo)?;
     let c = b2a(ot, ch, role, Ring::new(ring.bits - least)?, &c)?;
     Ok(u.iter()
         .zip(c)
@@ -277,20 +280,23 @@ pub fn trunc_nonnegative<C: Channel + ?Sized>(
     if s == 0 {
         return Ok(x.iter().map(|&v| ring.reduce(v)).collect());
     }
-    trunc_nonnegative_each(ot, ch, role, ring, &vec![s; x.len()], x)
+    let shifts = vec![s; x.len()];
+    trunc_nonnegative_each(ot, ch, role, ring, &shifts, cmp::DEFAULT_DIGIT_BITS, x)
 }
 
-/// [`trunc_nonnegative`] with a shift per element, 1 ≤ s_i ≤ ℓ − 1: [`trunc_reduce_each`] then
-/// [`extend_nonnegative_each`], in the flights of the widest shift alone.
+/// [`trunc_nonnegative`] with a shift per element, 1 ≤ s_i ≤ ℓ − 1, and the millionaires' digit
+/// width: [`trunc_reduce_each`] then [`extend_nonnegative_each`], in the flights of the widest
+/// shift alone.
 pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
     ring: Ring,
     shifts: &[u32],
+    digits: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
-    let r = trunc_reduce_each(ot, ch, role, ring, shifts, x)?;
+    let r = trunc_reduce_each(ot, ch, role, ring, shifts, digits, x)?;
     let widths: Vec<u32> = shifts.iter().map(|&s| ring.bits - s).collect();
     extend_nonnegative_each(ot, ch, role, &widths, ring, &r)
 }
@@ -347,7 +353,7 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
     } else {
         x.to_vec()
     };
-    let mut z = trunc_nonnegative_each(ot, ch, role, ring, shifts, &y)?;
+    let mut z = trunc_nonnegative_each(ot, ch, role, ring, shifts, cmp::DEFAULT_DIGIT_BITS, &y)?;
     if server {
         for (v, &s) in z.iter_mut().zip(shifts) {
             *v = ring.sub(*v, offset >> s);
