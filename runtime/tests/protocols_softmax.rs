@@ -432,15 +432,15 @@ fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
         m_r,
     } = Widths::of(t, len);
     let s = t.recip_shift() as u64;
+    // The clip comparison (ℓ − lo − 1 bits) and E's carry (f_e bits) in one batch on the wider.
     let per_element = mill_best(lo as u32) + 128 + l - lo
-        + mill_best((l - lo - 1) as u32)
+        + 2 * mill_best((l - lo - 1).max(fe) as u32)
         + hi * 128
         + (wh << hi)
         + lo * 128
         + (wl << lo)
         + (128 + w1 - wy)
         + 2 * (wx * 128 + (0..wx).map(|j| w1 - j).sum::<u64>())
-        + mill_best(fe as u32)
         + (128 + fe + 2)
         + 2 * (128 + fe + 2)
         + (128 + w2 - fe - 2)

@@ -115,6 +115,36 @@ pub fn carry<C: Channel + ?Sized>(
     millionaire(ot, ch, role, k, m, &input)
 }
 
+/// [`carry`] with a width per element: 1{v_S + v_C ≥ 2^(k_i)} for every element, by one
+/// millionaires' on the widest k with each element's k_i low bits shifted up to it (which keeps
+/// its carry), so in the flights of that one comparison.
+pub fn carry_each<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    widths: &[u32],
+    m: u32,
+    v: &[u64],
+) -> Result<Vec<bool>, NetError> {
+    if widths.len() != v.len() {
+        return Err(NetError::InvalidArgument(format!(
+            "carry: {} widths for {} values",
+            widths.len(),
+            v.len()
+        )));
+    }
+    let Some(&k) = widths.iter().max() else {
+        return Ok(Vec::new());
+    };
+    check_digits(k, m)?;
+    let up: Vec<u64> = v
+        .iter()
+        .zip(widths)
+        .map(|(&x, &w)| if w == 0 { 0 } else { (x & mask(w)) << (k - w) })
+        .collect();
+    carry(ot, ch, role, k, m, &up)
+}
+
 /// ANDs of x[i] ∧ y[i] on XOR shares, with triples `t` from index `off`. One exchange.
 fn and_shared<C: Channel + ?Sized>(
     ch: &mut C,

@@ -28,8 +28,9 @@
 //! 3. Clip bit c = 1{u ≥ clip}. When clip is a multiple of 2^lo (always for fitted tables,
 //!    clip = 2^(hi+lo)) this is 1{H ≥ clip/2^lo} = DReLU(H − clip/2^lo) in Z_2^(ℓ−lo): H is below
 //!    2^(ℓ−lo−1), so the difference does not wrap, and the comparison spends ℓ − lo − 1 bits
-//!    instead of ℓ − 1. Otherwise DReLU(u − clip) in Z_2^ℓ. The clip is applied to E in step 6,
-//!    not to u (the digits of a clipped u are wrong, but its E is replaced).
+//!    instead of ℓ − 1. Otherwise DReLU(u − clip) in Z_2^ℓ. Its millionaires' runs in step 6's
+//!    batch (it is needed only there), and the clip is applied to E in step 6, not to u (the
+//!    digits of a clipped u are wrong, but its E is replaced).
 //! 4. Lookups ([`lut::lut`], one call per table). Each table is looked up as offsets from its
 //!    smallest entry, D\[i\] = T\[i\] − min T ∈ [0, span], in Z_2^w with w = bits(span) + 1, so that
 //!    the msb of D is known to be zero and the 1-of-N OT messages have w bits, not ℓ. At the
@@ -76,19 +77,21 @@
 //! **Cost** per element, with M(k) the millionaires' on k bits at the chosen digit width and
 //! B(k) = COT(k) = λ + k bits ([`cmp`], [`b2a`]), L(N, w) = log₂N·λ + N·w ([`lut`]), w_x ≤ w_y
 //! the two tables' widths:
-//! - digits and clip: M(lo) + B(ℓ − lo) + M(ℓ − lo − 1);
+//! - digits: M(lo) + B(ℓ − lo);
 //! - lookups: L(2^hi, w_h) + L(2^lo, w_l);
 //! - product: (λ + W1 − w_y) + 2(w_x·λ + Σ_{j<w_x}(W1 − j));
-//! - truncation, clip, extension: M(f_e) + B(f_e + 2) + 2(λ + f_e + 2) + (λ + W2 − f_e − 2);
+//! - truncation and clip, their comparisons in one batch on K = max(f_e, ℓ − lo − 1) bits:
+//!   2·M(K) + B(f_e + 2) + 2(λ + f_e + 2) + (λ + W2 − f_e − 2), then the extension;
 //! - normalisation: 2·Σ_{j<m_R}(W2 − j) + M(S) + B(W2 − S) + (λ + ℓ − W2 + S);
 //!
 //! and per row of n: the maximum, (n − 1)·(M(ℓ − 1) + 2(λ + ℓ)) ([`max`], at the cheapest digit
 //! width), Z's extension to 64 bits (λ + 64 − W2), the reciprocal ([`inverse`]) and 2·m_R·λ for
 //! the normalisation's COTs. At ℓ = 38 with the plan's tables (12/17/15: w = 19 and 14,
-//! W1 = 36, W2 = 42, K = 40, S = 25, m_R = 25) over rows of 256: 5,417.89 bytes per element
-//! (1,386,980.2 per row), measured equal to the formula (IKNP padding aside); 167 flights from
-//! the server, 197 from the client (385 and 449 with the bit-serial division and 4-bit digits in
-//! the maximum). At ℓ = 37 with CipherGPT's 12/14/12: 4,735.16 bytes per element.
+//! W1 = 36, W2 = 42, K = 40, S = 25, m_R = 25) over rows of 256: 5,739.39 bytes per element
+//! (1,469,284.2 per row), measured equal to the formula (IKNP padding aside); 161 flights from
+//! the server, 187 from the client (385 and 449 with the bit-serial division, 4-bit digits in
+//! the maximum and the clip apart). At ℓ = 37 with CipherGPT's 12/14/12: 5,128.66 bytes per
+//! element.
 //! `docs/protocols.md` has the table.
 //!
 //! **Security** (semi-honest). Between the sub-protocols each party computes only locally on its
@@ -457,36 +460,20 @@ fn exp_neg<C: Channel + ?Sized>(
     } else {
         shift_reduce(ot, ch, role, ring, lo_bits, u)?
     };
-    // 3. Clip bit c = 1{u ≥ clip}.
-    let c = match pr.clip_digit {
-        Some(cd) => {
-            let d: Vec<u64> = h
-                .iter()
+    // 3. Clip bit c = 1{u ≥ clip} = DReLU(diff) over `clip_ring`, computed in step 6's batch.
+    let (clip_ring, diff) = match pr.clip_digit {
+        Some(cd) => (
+            pr.h_ring,
+            h.iter()
                 .map(|&v| pr.h_ring.sub(v, public(role, pr.h_ring, cd)))
-                .collect();
-            cmp::drelu_with(
-                ot,
-                ch,
-                role,
-                pr.h_ring,
-                cmp::cheapest_digit_bits(pr.h_ring.bits - 1),
-                &d,
-            )?
-        }
-        None => {
-            let d: Vec<u64> = u
-                .iter()
+                .collect::<Vec<u64>>(),
+        ),
+        None => (
+            ring,
+            u.iter()
                 .map(|&v| ring.sub(v, public(role, ring, pr.clip)))
-                .collect();
-            cmp::drelu_with(
-                ot,
-                ch,
-                role,
-                ring,
-                cmp::cheapest_digit_bits(ring.bits - 1),
-                &d,
-            )?
-        }
+                .collect(),
+        ),
     };
     // 4. Lookups of the offsets D = T − min T.
     let hi_idx: Vec<u64> = h.iter().map(|&v| v & mask(pr.hi_bits.max(1))).collect();
@@ -519,8 +506,9 @@ fn exp_neg<C: Channel + ?Sized>(
             c.product.multiply(ch, role, at, &t1, &t0)?
         }
     };
-    // 6. E = P >> f_e into Z_2^(f_e+2); clip; extend to Z_2^W2.
-    let e = shift_reduce(ot, ch, role, pring, pr.frac_e, &prod)?;
+    // 6. E = P >> f_e into Z_2^(f_e+2) and the clip bit, their comparisons in one batch; clip;
+    //    extend to Z_2^W2.
+    let (e, c) = shift_and_clip(ot, ch, role, pr, &prod, clip_ring, &diff)?;
     let er = pr.e_ring;
     let diff: Vec<u64> = e
         .iter()
@@ -529,6 +517,45 @@ fn exp_neg<C: Channel + ?Sized>(
     let fix = mux(ot, ch, role, er, &c, &diff)?;
     let e = er.add_vec(&e, &fix);
     trunc::extend_nonnegative(ot, ch, role, er, pr.wide, &e)
+}
+
+/// Step 6's comparisons in one millionaires' batch ([`cmp::carry_each`] at the cheapest digit
+/// width of the wider input): the carry of the product's f_e low bits (E = ⌊P / 2^f_e⌋ in
+/// Z_2^(f_e+2) after a B2A, as [`shift_reduce`]) and step 3's clip bit, DReLU(diff) over
+/// `clip_ring` = 1 ⊕ msb(diff_S) ⊕ msb(diff_C) ⊕ carry of the low ℓ′ − 1 bits (as
+/// [`cmp::drelu`]). One comparison's flights for both.
+fn shift_and_clip<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    pr: &Params,
+    prod: &[u64],
+    clip_ring: Ring,
+    diff: &[u64],
+) -> Result<(Vec<u64>, Vec<bool>), NetError> {
+    let (fe, n) = (pr.frac_e, prod.len());
+    let low = clip_ring.bits - 1;
+    let mut widths = vec![fe; n];
+    widths.extend(std::iter::repeat_n(low, n));
+    let mut mine: Vec<u64> = prod.to_vec();
+    mine.extend_from_slice(diff);
+    let digits = cmp::cheapest_digit_bits(fe.max(low));
+    let carries = cmp::carry_each(ot, ch, role, &widths, digits, &mine)?;
+    let (shift, clip) = carries.split_at(n);
+    let out = Ring::new(pr.prod_ring.bits - fe)?;
+    let c = b2a(ot, ch, role, out, shift)?;
+    let e = prod
+        .iter()
+        .zip(c)
+        .map(|(&v, c)| out.add(pr.prod_ring.reduce(v) >> fe, c))
+        .collect();
+    let server = role == Role::Server;
+    let clip = diff
+        .iter()
+        .zip(clip)
+        .map(|(&d, &k)| clip_ring.msb(clip_ring.reduce(d)) ^ k ^ server)
+        .collect();
+    Ok((e, clip))
 }
 
 /// Steps 4 and 5 online: the two lookups of the offsets D = T − min T, then

@@ -126,19 +126,14 @@ pub fn trunc_reduce_each<C: Channel + ?Sized>(
             x.len()
         )));
     }
-    let (Some(&top), Some(&least)) = (shifts.iter().max(), shifts.iter().min()) else {
+    let Some(&least) = shifts.iter().min() else {
         return Ok(Vec::new());
     };
     let u: Vec<u64> = x
         .iter()
         .map(|&v| ring.add(v, bias(role, ring.bits)))
         .collect();
-    let lo: Vec<u64> = u
-        .iter()
-        .zip(shifts)
-        .map(|(&v, &s)| (v & mask(s)) << (top - s))
-        .collect();
-    let c = cmp::carry(ot, ch, role, top, digits, &lo)?;
+    let c = cmp::carry_each(ot, ch, role, shifts, digits, &u)?;
     let c = b2a(ot, ch, role, Ring::new(ring.bits - least)?, &c)?;
     Ok(u.iter()
         .zip(c)
