@@ -9,7 +9,8 @@
 # Environment: CIPHERGPT (the binary; default: cargo build --release and use it), PROMPT_TOKENS
 # (default 32), NEW_TOKENS (default 8), TIME_V=1 to measure each process with /usr/bin/time -v,
 # GENERATE_FLAGS (more flags for `generate`, e.g. "--preprocess-tokens 0" or "--ot iknp"),
-# REPORT (the JSON report's file; default WORKDIR/report.json).
+# REPORT (the JSON report's file; default WORKDIR/report.json), LINK (lan, wan or rtt=…,bw=…:
+# the client reaches the server through `ciphergpt relay --link LINK`, both directions delayed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-${CARGO_TARGET_DIR:-target}/gpt2-e2e}
@@ -52,6 +53,24 @@ for _ in $(seq 1 600); do
 done
 [[ -n $addr ]] || { echo "the server did not start"; cat "$work/serve.log"; exit 1; }
 sed -n '/^encoded/p' "$work/serve.log"
+relay=
+if [[ -n "${LINK:-}" ]]; then
+    rm -f "$work/relay.log"
+    "$CIPHERGPT" relay --listen 127.0.0.1:0 --connect "$addr" --link "$LINK" --timeout 600 \
+        2>"$work/relay.log" &
+    relay=$!
+    trap 'kill $server $relay 2>/dev/null || true' EXIT
+    via=
+    for _ in $(seq 1 100); do
+        via=$(sed -n 's/^relaying \([0-9.:]*\) -> .*$/\1/p' "$work/relay.log")
+        [[ -n $via ]] && break
+        kill -0 $relay 2>/dev/null || { cat "$work/relay.log"; exit 1; }
+        sleep 0.1
+    done
+    [[ -n $via ]] || { echo "the relay did not start"; cat "$work/relay.log"; exit 1; }
+    sed -n 1p "$work/relay.log"
+    addr=$via
+fi
 
 start=$(date +%s)
 if ! "${timev[@]}" "$CIPHERGPT" generate --plan "$plan" --connect "$addr" --tokens "$tokens" \
@@ -63,6 +82,7 @@ if ! "${timev[@]}" "$CIPHERGPT" generate --plan "$plan" --connect "$addr" --toke
 fi
 end=$(date +%s)
 wait $server
+[[ -z $relay ]] || kill $relay 2>/dev/null || true
 trap - EXIT
 echo "tokens: $(cat "$work/generate.out")"
 # The table (the prefill progress lines end in carriage returns).
