@@ -1,5 +1,5 @@
 //! Inverse powers of shared positive values in a fixed number of flights: shares of
-//! `semantics::inv_pow(v)`, the plan's approximation from below of ⌊c / v⌋ (softmax's
+//! `semantics::inv_pow(v)`, the plan's approximation of ⌊c / v⌋ (softmax's
 //! reciprocal) or ⌊√(c / v)⌋ (LayerNorm's inverse square root), exactly as the recipe of
 //! `fixed::semantics::inverse` defines it. SIRNN §V-D and CipherGPT §VII-B/C normalise to a
 //! mantissa and an exponent and seed from a table; the recipe's spline is fine enough to need no
@@ -9,14 +9,15 @@
 //!
 //! **Protocol**, all inputs of one call in the same steps, over W = Z_2^64 (v < 2^B, B ≤ 62):
 //! 1. Leading bit. c_j = 1{v ≥ 2^j} for j = 1, …, B − 1 by one batch of DReLUs of v − 2^j in
-//!    Z_2^(B+1) ([`cmp::drelu`]; the difference lies in (−2^B, 2^B)). With c_0 = 1 and c_B = 0,
+//!    Z_2^(B+1) ([`cmp::drelu_with`] at the cheapest digit width; the difference lies in
+//!    (−2^B, 2^B)). With c_0 = 1 and c_B = 0,
 //!    e_j = c_j ⊕ c_(j+1) is one-hot at k = ⌊log₂ v⌋, locally, as XOR shares.
 //! 2. Mantissa. M = Σ_j e_j·(v·2^(B−1−j)) by one multiplexer call on all (j, v) ([`mux`]):
 //!    M = v·2^(B−1−k) ∈ [2^(B−1), 2^B).
 //! 3. Segment and position. With M_P = h_P·2^R + l_P (R = B − 1 − T) and f_P the D bits of M_P
 //!    from bit R₂ = R − D, the carries c₁ = 1{l_S + l_C ≥ 2^R} and c₂ = 1{(M_S mod 2^R₂) +
-//!    (M_C mod 2^R₂) ≥ 2^R₂} come from one millionaires' batch on R bits ([`cmp::carry`]; the
-//!    R₂-bit parts are shifted up to R bits, which leaves their carry unchanged), and one B2A
+//!    (M_C mod 2^R₂) ≥ 2^R₂} come from one millionaires' batch on R bits ([`cmp::carry_each`]:
+//!    the R₂-bit parts are shifted up to R bits, which leaves their carry unchanged), and one B2A
 //!    over W ([`b2a`]). Then the segment i = ⌊M/2^R⌋ mod 2^T has shares h_P + c₁_P mod 2^T, and
 //!    the position r = ⌊M/2^R₂⌋ mod 2^D = f_S + f_C + c₂ − 2^D·c₁ exactly (the wraps of the
 //!    whole sum, 2^(64−R) and 2^(64−R₂) times the same bit, cancel in ⌊M/2^R₂⌋ − 2^D·⌊M/2^R⌋).
@@ -109,15 +110,17 @@ fn segment_position<C: Channel + ?Sized>(
     let (r1, r2, d) = (t.index_shift(), t.pos_shift(), t.pos_bits);
     let n = m.len();
     let low = |x: u64, s: u32| if s == 0 { 0 } else { x & ((1u64 << s) - 1) };
-    // Carry inputs: the R low bits, then the R₂ low bits shifted up to R bits.
-    let mut parts: Vec<u64> = m.iter().map(|&x| low(x, r1)).collect();
+    // The carries of the R and the R₂ low bits, in one batch.
+    let mut widths = vec![r1; n];
+    let mut parts = m.to_vec();
     if r2 > 0 {
-        parts.extend(m.iter().map(|&x| low(x, r2) << (r1 - r2)));
+        widths.extend(std::iter::repeat_n(r2, n));
+        parts.extend_from_slice(m);
     }
     let carries = if r1 == 0 {
         vec![false; n]
     } else {
-        cmp::carry(ot, ch, role, r1, cmp::cheapest_digit_bits(r1), &parts)?
+        cmp::carry_each(ot, ch, role, &widths, cmp::cheapest_digit_bits(r1), &parts)?
     };
     let arith = b2a(ot, ch, role, w, &carries)?;
     let c1 = &arith[..n];

@@ -3,7 +3,7 @@
 //! layer by the compiler, so the protocol only normalises). CipherGPT §VII-B computes the mean,
 //! the variance and an inverse square root; we follow that structure, with the inverse square
 //! root of the plan's recipe ([`inverse`]: a leading-bit normalisation and a 256-piece spline, in
-//! the spirit of SIRNN §V-D's table start, in a fixed ~57 flights).
+//! the spirit of SIRNN §V-D's table start, in a fixed ~45 flights).
 //!
 //! **Protocol**, per row of n entries, every step batched over all rows and entries:
 //! 1. Extension of x from Z_2^ℓ to Z_2^64: d_j = n·x_j − Σx can exceed the plan's ring (it is n
@@ -40,7 +40,7 @@
 //! margin (M(r) + B(64 − r) + λ + r each, r = r1 and r1 + r2), half a product in W
 //! (64λ + 64·65/2 bits), the row-scalar product (2Σ_{j<m}(64 − j) bits per entry, plus 2mλ per
 //! row) and a truncate-and-reduce by f_ρ; per row, the inverse square root ([`inverse`]).
-//! Flights: a fixed number, whatever the rows: the inverse square root's 57 and the other
+//! Flights: a fixed number, whatever the rows: the inverse square root's 45 and the other
 //! steps' about 30 (about 1,160 with the bit-serial division and root and the faithful
 //! extension and truncations before). Measured figures are in `docs/protocols.md`.
 //!
@@ -86,7 +86,7 @@ fn widen<C: Channel + ?Sized>(
 }
 
 /// Step 2: e = ⌊(d + 2^(r1−1)) / 2^r1⌋ and v = ⌊(e + 2^(r2−1)) / 2^r2⌋, both truncations of d
-/// in one batch: v = ⌊(d + 2^(r1−1) + 2^(r1+r2−1)) / 2^(r1+r2)⌋ (⌊⌊y/a⌋ + c)/b⌋ = ⌊(y + ca)/ab⌋),
+/// in one batch: v = ⌊(d + 2^(r1−1) + 2^(r1+r2−1)) / 2^(r1+r2)⌋ (as ⌊(⌊y/a⌋ + c)/b⌋ = ⌊(y + ca)/ab⌋),
 /// by [`trunc::trunc_within_margin_each`] (|d| < 2^61 and r1 + r2 ≤ 60: within W's margin).
 fn round_shifts<C: Channel + ?Sized>(
     ot: &mut OtPair,
