@@ -39,19 +39,26 @@ fi
 # A fixed prompt of token ids spread over the vocabulary.
 tokens=$(awk -v n="$prompt_tokens" 'BEGIN { for (i = 0; i < n; i++) printf "%s%d", (i ? "," : ""), (i * 7919 + 464) % 50257 }')
 
+# await PID LOG SED-EXPR TRIES: the address the process PID prints in LOG (SED-EXPR extracts
+# it), polled every 0.2 s; exits with the log if the process dies or never prints it.
+await() {
+    local pid=$1 log=$2 expr=$3 tries=$4 found=
+    for _ in $(seq 1 "$tries"); do
+        found=$(sed -n "$expr" "$log")
+        [[ -n $found ]] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+        sleep 0.2
+    done
+    [[ -n $found ]] || { echo "no address in $log" >&2; cat "$log" >&2; exit 1; }
+    echo "$found"
+}
+
 rm -f "$work/serve.log" "$report"
 "${timev[@]}" "$CIPHERGPT" serve --plan "$plan" --listen 127.0.0.1:0 --sessions 1 --timeout 600 \
     2>"$work/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-addr=
-for _ in $(seq 1 600); do
-    addr=$(sed -n 's/^serving .* on \([0-9.:]*\)$/\1/p' "$work/serve.log")
-    [[ -n $addr ]] && break
-    kill -0 $server 2>/dev/null || { cat "$work/serve.log"; exit 1; }
-    sleep 0.5
-done
-[[ -n $addr ]] || { echo "the server did not start"; cat "$work/serve.log"; exit 1; }
+addr=$(await $server "$work/serve.log" 's/^serving .* on \([0-9.:]*\)$/\1/p' 1500)
 sed -n '/^encoded/p' "$work/serve.log"
 relay=
 if [[ -n "${LINK:-}" ]]; then
@@ -60,16 +67,8 @@ if [[ -n "${LINK:-}" ]]; then
         2>"$work/relay.log" &
     relay=$!
     trap 'kill $server $relay 2>/dev/null || true' EXIT
-    via=
-    for _ in $(seq 1 100); do
-        via=$(sed -n 's/^relaying \([0-9.:]*\) -> .*$/\1/p' "$work/relay.log")
-        [[ -n $via ]] && break
-        kill -0 $relay 2>/dev/null || { cat "$work/relay.log"; exit 1; }
-        sleep 0.1
-    done
-    [[ -n $via ]] || { echo "the relay did not start"; cat "$work/relay.log"; exit 1; }
+    addr=$(await $relay "$work/relay.log" 's/^relaying \([0-9.:]*\) -> .*$/\1/p' 50)
     sed -n 1p "$work/relay.log"
-    addr=$via
 fi
 
 start=$(date +%s)
