@@ -91,11 +91,6 @@ impl InvTables {
     pub fn pos_shift(&self) -> u32 {
         self.index_shift() - self.pos_bits
     }
-
-    /// Bits of the largest output, `⌊c·v_min^(−p)⌋`.
-    pub fn out_bits(&self) -> u32 {
-        128 - target(self.power, self.num, self.v_min as u128).leading_zeros()
-    }
 }
 
 /// `⌊c·v^(−p)⌋` exactly.
@@ -173,9 +168,8 @@ pub fn inv_tables(power: InvPower, num: u128, v_min: u64, in_bits: u32) -> SemRe
     })
 }
 
-/// The recipe's parts for one input: `(k, i, r, y)` (see the module doc); the protocol's tests
-/// check its intermediate values against these.
-pub fn inv_parts(v: u64, t: &InvTables) -> SemResult<(u32, usize, u64, i64)> {
+/// The recipe's exponent k and spline value y for one input (see the module doc).
+fn exponent_and_spline(v: u64, t: &InvTables) -> SemResult<(u32, i64)> {
     if v < t.v_min || v >> t.in_bits != 0 {
         return Err(SemanticsError::new(
             "inv_pow",
@@ -187,13 +181,13 @@ pub fn inv_parts(v: u64, t: &InvTables) -> SemResult<(u32, usize, u64, i64)> {
     let i = ((m >> t.index_shift()) - (1u64 << t.index_bits)) as usize;
     let r = (m >> t.pos_shift()) & ((1u64 << t.pos_bits) - 1);
     let y = (t.intercept[i] << t.pos_bits) - t.slope[i] * r as i64;
-    Ok((k, i, r, y))
+    Ok((k, y))
 }
 
 /// `out = ⌊F[k]·y / 2^G⌋`, the recipe's approximation of `⌊c·v^(−p)⌋`. Errors when
 /// `v` is outside `[v_min, 2^B)`.
 pub fn inv_pow(v: u64, t: &InvTables) -> SemResult<i64> {
-    let (k, _, _, y) = inv_parts(v, t)?;
+    let (k, y) = exponent_and_spline(v, t)?;
     Ok(((t.scale[k as usize] as i128 * y as i128) >> t.out_shift) as i64)
 }
 
