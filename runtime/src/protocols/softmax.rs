@@ -609,7 +609,7 @@ fn normalise<C: Channel + ?Sized>(
         z.push(e[start..start + len].iter().fold(0u64, |a, &v| w.add(a, v)));
         start += len;
     }
-    // R ≈ ⌊2^K / Z⌋ by the inverse-power recipe over Z_2^64 (Z < 2^K+1 < 2^(W2−1)).
+    // R ≈ ⌊2^K / Z⌋ by the inverse-power recipe over Z_2^64 (Z ≤ 2^K < 2^(W2−1)).
     let full = Ring::new(64)?;
     let z64 = if w.bits < 64 {
         trunc::extend_nonnegative(ot, ch, role, w, full, &z)?
