@@ -265,9 +265,23 @@ fn shift_reduce<C: Channel + ?Sized>(
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
-    let out = Ring::new(ring.bits - s)?;
     let c = cmp::carry(ot, ch, role, s, cmp::cheapest_digit_bits(s), x)?;
-    let c = b2a(ot, ch, role, out, &c)?;
+    shift_with_carries(ot, ch, role, ring, s, x, &c)
+}
+
+/// [`shift_reduce`] from the carries `c` (XOR shares, one per element) already computed: their
+/// B2A over Z_2^(ℓ−s) and the shifted shares.
+fn shift_with_carries<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    s: u32,
+    x: &[u64],
+    c: &[bool],
+) -> Result<Vec<u64>, NetError> {
+    let out = Ring::new(ring.bits - s)?;
+    let c = b2a(ot, ch, role, out, c)?;
     Ok(x.iter()
         .zip(c)
         .map(|(&v, c)| out.add(ring.reduce(v) >> s, c))
@@ -521,7 +535,7 @@ fn exp_neg<C: Channel + ?Sized>(
 
 /// Step 6's comparisons in one millionaires' batch ([`cmp::carry_each`] at the cheapest digit
 /// width of the wider input): the carry of the product's f_e low bits (E = ⌊P / 2^f_e⌋ in
-/// Z_2^(f_e+2) after a B2A, as [`shift_reduce`]) and step 3's clip bit, DReLU(diff) over
+/// Z_2^(f_e+2), [`shift_with_carries`]) and step 3's clip bit, DReLU(diff) over
 /// `clip_ring` = 1 ⊕ msb(diff_S) ⊕ msb(diff_C) ⊕ carry of the low ℓ′ − 1 bits (as
 /// [`cmp::drelu`]). One comparison's flights for both.
 fn shift_and_clip<C: Channel + ?Sized>(
@@ -542,13 +556,7 @@ fn shift_and_clip<C: Channel + ?Sized>(
     let digits = cmp::cheapest_digit_bits(fe.max(low));
     let carries = cmp::carry_each(ot, ch, role, &widths, digits, &mine)?;
     let (shift, clip) = carries.split_at(n);
-    let out = Ring::new(pr.prod_ring.bits - fe)?;
-    let c = b2a(ot, ch, role, out, shift)?;
-    let e = prod
-        .iter()
-        .zip(c)
-        .map(|(&v, c)| out.add(pr.prod_ring.reduce(v) >> fe, c))
-        .collect();
+    let e = shift_with_carries(ot, ch, role, pr.prod_ring, fe, prod, shift)?;
     let server = role == Role::Server;
     let clip = diff
         .iter()
