@@ -35,7 +35,7 @@ fn protocol_bytes_match_their_formulas() {
         r["bytes_per_op"].as_f64().unwrap()
     };
     // The protocols run on silent OT (crypto::silent): a COT with chosen choices costs one bit
-    // (plus one flag byte per call), a random one nothing; no batch runs inside these rows at
+    // (plus one marker byte per call), a random one nothing at all; no batch runs inside these rows at
     // n = 2048 (the setup's batches cover 531,984 COTs per direction).
     let (n, l) = (2048.0f64, 37.0f64);
     let bits = |b: f64| (b / 8.0).ceil();
@@ -48,10 +48,11 @@ fn protocol_bytes_match_their_formulas() {
     assert_eq!(per_op("b2a-l37"), (bits(n) + 1.0 + bits(n * l)) / n);
     assert_eq!(per_op("mux-l37"), 2.0 * (bits(n) + 1.0 + bits(n * l)) / n);
     // Comparison: 9 leaf 1-of-16 OTs of 4 chosen COTs and 16 2-bit messages (4.5 B), 12 AND
-    // triples from random COTs (flags only), 6 bytes of openings; 3 flag bytes per call.
-    assert_eq!(per_op("comparison-l37"), 9.0 * 4.5 + 6.0 + 3.0 / n);
-    // Faithful truncation by 12 (docs/protocols.md, section 13, on silent OT).
-    assert_eq!(per_op("truncation-l37-s12"), 58.5 + 8.0 / n);
+    // triples from random COTs (nothing sent), 6 bytes of openings; the leaves' marker byte.
+    assert_eq!(per_op("comparison-l37"), 9.0 * 4.5 + 6.0 + 1.0 / n);
+    // Faithful truncation by 12 (docs/protocols.md, section 13, on silent OT): two comparisons
+    // and two B2As, a marker byte each.
+    assert_eq!(per_op("truncation-l37-s12"), 58.5 + 4.0 / n);
     // Silent COT: bootstrap and one main batch, under 2 bits per COT amortised (0.45 in steady
     // state).
     let cot = rows

@@ -273,7 +273,7 @@ pub fn ot_bench<C: Channel + ?Sized>(
         while left > 0 {
             let m = left.min(BATCH);
             last = if server {
-                Last::Pairs(pair.sender.send_rot(ch, m)?)
+                Last::Pairs(pair.sender.send_rot_random(ch, m)?)
             } else {
                 let (b, v) = pair.receiver.recv_rot_random(ch, m)?;
                 Last::Pairs(
@@ -717,7 +717,7 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         while left > 0 {
             let m = left.min(BATCH);
             if role == Role::Server {
-                p.sender.send_cot_into(ch, &mut buf[..m])?;
+                p.sender.send_cot_random_into(ch, &mut buf[..m])?;
             } else {
                 p.receiver.recv_cot_random(ch, m)?;
             }

@@ -72,6 +72,18 @@ fn batch_bytes(ps: &[LpnParams], first: bool) -> (u64, u64) {
     (r, s)
 }
 
+/// The sender's side of a call whose receiver takes `random` choices (no message) or chosen
+/// ones (the marker byte and the corrections).
+fn send(ot: &mut OtPair, ch: &mut dyn Channel, m: usize, random: bool) -> Vec<Block> {
+    let mut v = vec![Block::ZERO; m];
+    if random {
+        ot.sender.send_cot_random_into(ch, &mut v).unwrap();
+    } else {
+        ot.sender.send_cot_into(ch, &mut v).unwrap();
+    }
+    v
+}
+
 /// Call sizes that cross batch boundaries at odd places.
 fn sizes(total: usize) -> Vec<usize> {
     let mut v = Vec::new();
@@ -101,7 +113,7 @@ fn cot_definition_over_many_batches_both_directions() {
             let mut k2 = Vec::new();
             let mut at = 0;
             for (j, &m) in calls2.iter().enumerate() {
-                v.extend(ot.sender.send_cot(ch, m).unwrap());
+                v.extend(send(ot, ch, m, j % 3 == 0));
                 if j % 2 == 0 {
                     let c = &c2[at..at + m];
                     let x = ot.receiver.recv_cot(ch, c).unwrap();
@@ -129,7 +141,7 @@ fn cot_definition_over_many_batches_both_directions() {
                     w.extend(ot.receiver.recv_cot(ch, &b).unwrap());
                     u.extend(b);
                 }
-                m2.extend(ot.sender.send_cot(ch, m).unwrap());
+                m2.extend(send(ot, ch, m, j % 2 == 1));
             }
             assert_eq!(ot.sender.extended(), total as u64);
             (u, w, ot.sender.delta(), m2)
@@ -167,7 +179,7 @@ fn default_schedule_over_tcp_reaches_the_main_set() {
             let before = ch.stats().total;
             let mut v = Vec::new();
             for &m in &calls {
-                v.extend(ot.sender.send_cot(ch, m).unwrap());
+                v.extend(send(ot, ch, m, true));
             }
             let sent = ch.stats().total.since(&before);
             (ot.sender.delta(), v, t.elapsed().as_secs_f64(), sent)
@@ -191,15 +203,10 @@ fn default_schedule_over_tcp_reaches_the_main_set() {
     }
     // Two batches at setup, then in the calls a setup batch and a main one.
     let (r, s) = batch_bytes(&[FERRET_SETUP, FERRET_MAIN], false);
-    let flags = calls.len() as u64;
-    assert_eq!(recv_bytes, r + flags);
-    assert_eq!((sent.bytes_received, sent.bytes_sent), (r + flags, s));
-    // One flight each way per batch, and the receiver's flags.
-    assert!(
-        sent.rounds <= 2 * 2 + calls.len() as u64,
-        "{} flights",
-        sent.rounds
-    );
+    assert_eq!(recv_bytes, r);
+    assert_eq!((sent.bytes_received, sent.bytes_sent), (r, s));
+    // One flight each way per batch; random choices send nothing.
+    assert!(sent.rounds <= 2 * 2, "{} flights", sent.rounds);
     eprintln!(
         "silent default schedule over TCP: {total} COTs in {secs:.2} s (2 batches, one main), \
          receiver sent {recv_bytes} B, sender sent {s} B"
@@ -213,7 +220,7 @@ fn choices_and_outputs_are_balanced() {
     let ((delta, v), (u, w)) = pair_run(
         CotBackend::Silent,
         false,
-        move |ot, ch| (ot.sender.delta(), ot.sender.send_cot(ch, n).unwrap()),
+        move |ot, ch| (ot.sender.delta(), send(ot, ch, n, true)),
         move |ot, ch| ot.receiver.recv_cot_random(ch, n).unwrap(),
     );
     let sd = (n as f64).sqrt() / 2.0;
@@ -239,7 +246,7 @@ fn choices_and_outputs_are_balanced() {
     }
 }
 
-/// The sender's view of a chosen-choice call is 1 flag byte and n bits d = b ⊕ u: uncorrelated
+/// The sender's view of a chosen-choice call is 1 marker byte and n bits d = b ⊕ u: uncorrelated
 /// with the choices b whatever they are.
 #[test]
 fn sender_view_does_not_depend_on_choices() {
@@ -274,12 +281,12 @@ fn sender_view_does_not_depend_on_choices() {
             &mut Prg::from_entropy(),
         )
         .unwrap();
-        ot.sender.send_cot(&mut tap, 40_000).unwrap();
+        send(&mut ot, &mut tap, 40_000, true);
         let before = tap.received.len();
         ot.sender.send_cot(&mut tap, n).unwrap();
         h.join().unwrap();
         let view = &tap.received[before..];
-        // Batches run first inside the call; its flag byte and d (n bits) come last.
+        // Batches run first inside the call; its marker byte and d (n bits) come last.
         let d = &view[view.len() - n / 8..];
         assert_eq!(view[view.len() - n / 8 - 1], 1);
         let agree = (0..n)

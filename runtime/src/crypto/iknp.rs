@@ -324,6 +324,29 @@ impl CotSender {
         self.counter += out.len() as u64;
         Ok(())
     }
+
+    /// Correlated OTs into `out` whose receiver takes random choices
+    /// ([`CotReceiver::recv_cot_random`]). Under IKNP this is [`Self::send_cot_into`]; under a
+    /// silent backend the COTs come from the pool as they are, with no message at all (but a
+    /// batch when the pool runs dry): the receiver's choices are the generator's own.
+    pub fn send_cot_random_into<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        out: &mut [Block],
+    ) -> Result<(), NetError> {
+        let delta = self.delta;
+        match &mut self.backend {
+            SenderBackend::Iknp(s) => s.extend_into(delta, ch, out)?,
+            SenderBackend::Silent(s) => {
+                for chunk in out.chunks_mut(SILENT_CHUNK) {
+                    s.take(ch, delta, chunk)?;
+                }
+            }
+            SenderBackend::Fixed(p) => p.take_all(out)?,
+        }
+        self.counter += out.len() as u64;
+        Ok(())
+    }
 }
 
 impl CotReceiver {
@@ -390,8 +413,9 @@ impl CotReceiver {
         Ok(out)
     }
 
-    /// `n` correlated OTs with random choice bits: returns (b, M). Under a silent backend the
-    /// choices are the generator's own and nothing but one byte per chunk is sent.
+    /// `n` correlated OTs with random choice bits: returns (b, M). The sender's side is
+    /// [`CotSender::send_cot_random_into`]. Under a silent backend the choices are the
+    /// generator's own and nothing is sent (but a batch when the pool runs dry): no flight.
     pub fn recv_cot_random<C: Channel + ?Sized>(
         &mut self,
         ch: &mut C,
@@ -408,15 +432,10 @@ impl CotReceiver {
             ReceiverBackend::Silent(r) => {
                 for chunk in out.chunks_mut(SILENT_CHUNK) {
                     r.take(ch, chunk)?;
-                    silent::derandomize_recv(ch, None, chunk)?;
                 }
             }
-            ReceiverBackend::Fixed(p) => {
-                p.take_all(&mut out)?;
-                silent::derandomize_recv(ch, None, &out)?;
-            }
+            ReceiverBackend::Fixed(p) => p.take_all(&mut out)?,
         }
-        ch.flush()?;
         self.counter += n as u64;
         // The choice bit of a silent COT is the least significant bit of M.
         Ok((out.iter().map(|m| m.lsb()).collect(), out))
@@ -443,13 +462,13 @@ impl CotReceiver {
                 for (ci, chunk) in out.chunks_mut(SILENT_CHUNK).enumerate() {
                     r.take(ch, chunk)?;
                     let c = &choices[ci * (SILENT_CHUNK / 128)..];
-                    silent::derandomize_recv(ch, Some(c), chunk)?;
+                    silent::derandomize_recv(ch, c, chunk)?;
                 }
                 ch.flush()?;
             }
             ReceiverBackend::Fixed(p) => {
                 p.take_all(out)?;
-                silent::derandomize_recv(ch, Some(choices), out)?;
+                silent::derandomize_recv(ch, choices, out)?;
                 ch.flush()?;
             }
         }
@@ -586,7 +605,8 @@ mod tests {
             (bits, m, k, p.sender.delta())
         });
         let mut p = OtPair::setup(&mut a, Role::Server, &mut Prg::new(Block(8))).unwrap();
-        let k = p.sender.send_cot(&mut a, 500).unwrap();
+        let mut k = vec![Block::ZERO; 500];
+        p.sender.send_cot_random_into(&mut a, &mut k).unwrap();
         let choices = Prg::new(Block(1)).bools(300);
         let m2 = p.receiver.recv_cot(&mut a, &choices).unwrap();
         let (bits, m, k2, d2) = h.join().unwrap();

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::block::Block;
 use super::hash::tccr_many;
 use super::iknp::{CotReceiver, CotSender};
-use super::pack::mask;
+use super::pack::{mask, pack_widths, packed_len_widths, unpack_widths};
 use crate::net::{Channel, NetError};
 
 /// Batches at least this large are hashed with rayon.
@@ -92,6 +92,21 @@ impl CotSender {
         Ok(out)
     }
 
+    /// `n` random OTs whose receiver takes random choices ([`CotReceiver::recv_rot_random`]):
+    /// returns (m_0, m_1) per OT. Under silent OT no message is sent.
+    pub fn send_rot_random<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        n: usize,
+    ) -> Result<Vec<[Block; 2]>, NetError> {
+        let tweak = self.counter;
+        let mut k = vec![Block::ZERO; n];
+        self.send_cot_random_into(ch, &mut k)?;
+        let mut out = vec![[Block::ZERO; 2]; n];
+        map_sender_pads(&k, self.delta(), tweak, &mut out, |_, a, b| [a, b]);
+        Ok(out)
+    }
+
     /// Chosen-message OT of 128-bit messages.
     pub fn send_ot<C: Channel + ?Sized>(
         &mut self,
@@ -149,6 +164,40 @@ impl CotSender {
         ch.flush()?;
         Ok(xd.into_iter().map(|p| p[0]).collect())
     }
+
+    /// [`Self::send_cot_ring`] with a width per OT: OT i is over Z_2^(widths\[i\]), so
+    /// independent correlations of different rings share one call and its flights, each paying
+    /// only its own width.
+    pub fn send_cot_ring_each<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        deltas: &[u64],
+        widths: &[u32],
+    ) -> Result<Vec<u64>, NetError> {
+        check_widths(deltas.len(), widths)?;
+        let tweak = self.counter;
+        let k = self.send_cot(ch, deltas.len())?;
+        let mut xd = vec![[0u64; 2]; deltas.len()];
+        map_sender_pads(&k, self.delta(), tweak, &mut xd, |i, a, b| {
+            let m = mask(widths[i]);
+            let x = a.low() & m;
+            [x, x.wrapping_add(deltas[i]).wrapping_sub(b.low()) & m]
+        });
+        let ds: Vec<u64> = xd.iter().map(|p| p[1]).collect();
+        ch.send(&pack_widths(&ds, widths))?;
+        ch.flush()?;
+        Ok(xd.into_iter().map(|p| p[0]).collect())
+    }
+}
+
+fn check_widths(n: usize, widths: &[u32]) -> Result<(), NetError> {
+    if widths.len() != n {
+        return Err(NetError::InvalidArgument(format!(
+            "{} widths for {n} correlated OTs",
+            widths.len()
+        )));
+    }
+    widths.iter().try_for_each(|&w| check_bits(w))
 }
 
 impl CotReceiver {
@@ -164,7 +213,8 @@ impl CotReceiver {
         Ok(m)
     }
 
-    /// `n` random OTs with random choice bits: returns (b, m_b).
+    /// `n` random OTs with random choice bits: returns (b, m_b). The sender's side is
+    /// [`CotSender::send_rot_random`].
     pub fn recv_rot_random<C: Channel + ?Sized>(
         &mut self,
         ch: &mut C,
@@ -226,6 +276,26 @@ impl CotReceiver {
             .zip(choices)
             .zip(d)
             .map(|((p, &c), d)| p.low().wrapping_add(if c { d } else { 0 }) & m)
+            .collect())
+    }
+
+    /// [`Self::recv_cot_ring`] with a width per OT (the sender's
+    /// [`CotSender::send_cot_ring_each`]): x_i + b_i·Δ_i mod 2^(widths\[i\]).
+    pub fn recv_cot_ring_each<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        choices: &[bool],
+        widths: &[u32],
+    ) -> Result<Vec<u64>, NetError> {
+        check_widths(choices.len(), widths)?;
+        let pads = self.recv_rot(ch, choices)?;
+        let d = unpack_widths(&ch.recv_vec(packed_len_widths(widths))?, widths);
+        Ok(pads
+            .iter()
+            .zip(choices)
+            .zip(d)
+            .zip(widths)
+            .map(|(((p, &c), d), &w)| p.low().wrapping_add(if c { d } else { 0 }) & mask(w))
             .collect())
     }
 }

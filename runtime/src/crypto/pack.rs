@@ -114,6 +114,56 @@ pub fn unpack(bytes: &[u8], n: usize, bits: u32) -> Vec<u64> {
     out
 }
 
+/// Bytes that [`pack_widths`] produces for these widths.
+pub fn packed_len_widths(widths: &[u32]) -> usize {
+    let total: u64 = widths.iter().map(|&w| w as u64).sum();
+    total.div_ceil(8) as usize
+}
+
+/// Pack `values[i]` in `widths[i]` bits (0..=64; higher bits ignored), little-endian bit order.
+pub fn pack_widths(values: &[u64], widths: &[u32]) -> Vec<u8> {
+    assert_eq!(values.len(), widths.len(), "length mismatch");
+    let mut out = Vec::with_capacity(packed_len_widths(widths) + 8);
+    let mut acc: u128 = 0;
+    let mut nacc: u32 = 0;
+    for (&v, &w) in values.iter().zip(widths) {
+        let v = if w == 0 { 0 } else { v & mask(w) };
+        acc |= (v as u128) << nacc;
+        nacc += w;
+        if nacc >= 64 {
+            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            nacc -= 64;
+        }
+    }
+    out.extend_from_slice(&(acc as u64).to_le_bytes());
+    out.truncate(packed_len_widths(widths));
+    out
+}
+
+/// Inverse of [`pack_widths`]; `bytes` must hold at least `packed_len_widths(widths)` bytes.
+pub fn unpack_widths(bytes: &[u8], widths: &[u32]) -> Vec<u64> {
+    assert!(bytes.len() >= packed_len_widths(widths), "not enough bytes");
+    let mut out = Vec::with_capacity(widths.len());
+    let mut acc: u128 = 0;
+    let mut nacc: u32 = 0;
+    let mut pos = 0;
+    for &w in widths {
+        if nacc < w {
+            let mut b = [0u8; 8];
+            let take = (bytes.len() - pos).min(8);
+            b[..take].copy_from_slice(&bytes[pos..pos + take]);
+            pos += take;
+            acc |= (u64::from_le_bytes(b) as u128) << nacc;
+            nacc += 8 * take as u32;
+        }
+        out.push(if w == 0 { 0 } else { acc as u64 & mask(w) });
+        acc >>= w;
+        nacc -= w;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

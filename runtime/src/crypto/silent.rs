@@ -464,8 +464,10 @@ impl SilentReceiver {
     }
 }
 
-/// The sender's side of a chunk of COTs: the receiver's flag byte, then (flag 1) its
-/// corrections d, and v_i ← v_i ⊕ d_i·Δ.
+/// The sender's side of a chunk of COTs with chosen choices: the receiver's marker byte (1,
+/// which tells a receiver that took random choices from one that corrects them: a call that does
+/// not pair fails here instead of misreading the stream), its corrections d, and
+/// v_i ← v_i ⊕ d_i·Δ. Random choices need no message ([`super::iknp::CotSender::send_cot_random_into`]).
 pub(crate) fn derandomize_send<C: Channel + ?Sized>(
     ch: &mut C,
     delta: Block,
@@ -473,31 +475,26 @@ pub(crate) fn derandomize_send<C: Channel + ?Sized>(
 ) -> Result<(), NetError> {
     let mut flag = [0u8; 1];
     ch.recv(&mut flag)?;
-    match flag[0] {
-        0 => Ok(()),
-        1 => {
-            let d = ch.recv_vec(v.len().div_ceil(8))?;
-            for (i, x) in v.iter_mut().enumerate() {
-                *x ^= delta.and_bit((d[i / 8] >> (i % 8)) & 1 == 1);
-            }
-            Ok(())
-        }
-        f => Err(NetError::InvalidArgument(format!(
-            "silent OT: the peer sent flag {f}, not 0 or 1"
-        ))),
+    if flag[0] != 1 {
+        return Err(NetError::InvalidArgument(format!(
+            "silent OT: the peer sent marker {}, not 1 (the two parties' OT calls do not pair)",
+            flag[0]
+        )));
     }
+    let d = ch.recv_vec(v.len().div_ceil(8))?;
+    for (i, x) in v.iter_mut().enumerate() {
+        *x ^= delta.and_bit((d[i / 8] >> (i % 8)) & 1 == 1);
+    }
+    Ok(())
 }
 
-/// The receiver's side: flag 0 (keep the random choices lsb(w)), or flag 1 and
-/// d_i = b_i ⊕ lsb(w_i) for the packed choices b (bit i of `choices[i / 128]`).
+/// The receiver's side: the marker byte 1 and d_i = b_i ⊕ lsb(w_i) for the packed choices b
+/// (bit i of `choices[i / 128]`).
 pub(crate) fn derandomize_recv<C: Channel + ?Sized>(
     ch: &mut C,
-    choices: Option<&[Block]>,
+    b: &[Block],
     w: &[Block],
 ) -> Result<(), NetError> {
-    let Some(b) = choices else {
-        return ch.send(&[0]);
-    };
     let mut msg = vec![0u8; 1 + w.len().div_ceil(8)];
     msg[0] = 1;
     for (i, x) in w.iter().enumerate() {
@@ -545,7 +542,8 @@ mod tests {
             &mut Prg::from_entropy(),
         )
         .unwrap();
-        let v = p.sender.send_cot(&mut a, n).unwrap();
+        let mut v = vec![Block::ZERO; n];
+        p.sender.send_cot_random_into(&mut a, &mut v).unwrap();
         let (u, w) = h.join().unwrap();
         let delta = p.sender.delta();
         for i in 0..n {

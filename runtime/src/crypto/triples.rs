@@ -6,7 +6,8 @@
 //! u_i ⊕ v = a_i·b_{1−i}. Doing it both ways, each party outputs
 //! c_i = a_i·b_i ⊕ u_i ⊕ v_i, and c_0 ⊕ c_1 = (a_0 ⊕ a_1)(b_0 ⊕ b_1).
 //!
-//! Cost: 2 random OTs = 2·16 bytes per triple (one each way), 2 flights.
+//! Cost: 2 random OTs per triple, one each way: under IKNP 2·16 bytes and 2 flights; under silent
+//! OT nothing is sent (the random choices are the generator's own), so triples take no flight.
 
 use super::block::Block;
 use super::iknp::OtPair;
@@ -46,7 +47,7 @@ pub fn bit_triples<C: Channel + ?Sized>(
     n: usize,
 ) -> Result<BitTriples, NetError> {
     let send = |ot: &mut OtPair, ch: &mut C| -> Result<(Vec<u64>, Vec<u64>), NetError> {
-        let pairs = ot.sender.send_rot(ch, n)?;
+        let pairs = ot.sender.send_rot_random(ch, n)?;
         let a = pack_lsb(pairs.iter().map(|p| (p[0] ^ p[1]).lsb()), n);
         let u = pack_lsb(pairs.iter().map(|p| p[0].lsb()), n);
         Ok((a, u))

@@ -17,10 +17,29 @@
 
 use super::shares::Ring;
 use crate::crypto::iknp::OtPair;
+use crate::crypto::pack::mask;
 use crate::net::{Channel, NetError, Role};
 
 /// Arithmetic shares in Z_2^ℓ of the bits whose XOR shares are `b` (this party's shares).
 pub fn b2a<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    b: &[bool],
+) -> Result<Vec<u64>, NetError> {
+    let t = bit_products(ot, ch, role, ring, b)?;
+    Ok(b.iter()
+        .zip(t)
+        .map(|(&x, t)| ring.sub(x as u64, t.wrapping_mul(2)))
+        .collect())
+}
+
+/// Additive shares in Z_2^ℓ of b_S·b_C for the server's bits b_S and the client's b_C (each
+/// party passes its own): one COT over Z_2^ℓ per bit, the server as sender with correlation b_S,
+/// the client choosing b_C. The server's share is −t, the client's t + b_S·b_C. [`b2a`] and the
+/// wrap of an MSB-known extension (`trunc::extend_nonnegative`) are both built on it.
+pub fn bit_products<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
@@ -34,17 +53,33 @@ pub fn b2a<C: Channel + ?Sized>(
         Role::Server => {
             let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
             let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
-            Ok(b.iter()
-                .zip(t)
-                .map(|(&x, t)| ring.add(x as u64, t.wrapping_mul(2)))
+            Ok(t.into_iter().map(|t| ring.neg(t)).collect())
+        }
+        Role::Client => ot.receiver.recv_cot_ring(ch, b, ring.bits),
+    }
+}
+
+/// [`bit_products`] with a ring Z_2^(widths\[i\]) per bit, in one call: independent B2As and
+/// extensions share its 2 flights, each paying its own width.
+pub fn bit_products_each<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    widths: &[u32],
+    b: &[bool],
+) -> Result<Vec<u64>, NetError> {
+    if b.is_empty() {
+        return Ok(Vec::new());
+    }
+    match role {
+        Role::Server => {
+            let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
+            let t = ot.sender.send_cot_ring_each(ch, &deltas, widths)?;
+            Ok(t.into_iter()
+                .zip(widths)
+                .map(|(t, &w)| t.wrapping_neg() & mask(w))
                 .collect())
         }
-        Role::Client => {
-            let y = ot.receiver.recv_cot_ring(ch, b, ring.bits)?;
-            Ok(b.iter()
-                .zip(y)
-                .map(|(&x, y)| ring.sub(x as u64, y.wrapping_mul(2)))
-                .collect())
-        }
+        Role::Client => ot.receiver.recv_cot_ring_each(ch, b, widths),
     }
 }

@@ -21,14 +21,15 @@
 //! ANDs (A = 2q − 2 − ⌈log₂ q⌉ roughly; 12 for q = 9), λ = 128:
 //! - leaves: q 1-of-2^m OTs of 2-bit messages (Naor–Pinkas, [`crate::crypto::one_of_n`]):
 //!   q·(m·λ + 2^m·2) bits;
-//! - triples: A·2λ bits (two random OTs each, [`crate::crypto::triples`]);
+//! - triples: A·2λ bits on IKNP (two random OTs each, [`crate::crypto::triples`]); nothing on
+//!   silent OT, where random OTs are drawn from the pools without a message;
 //! - openings: 2 bits per AND per party, one exchange per tree level.
 //!
 //! DReLU at ℓ = 37 (k = 36, q = 9, A = 12): 9·68 + 12·32 + 12·4/8 = 1,002 bytes per element.
-//! Flights: 2 (triples) + 2 (leaf OTs) + one exchange per tree level, ⌈log₂ q⌉ levels (4 for
+//! Flights: 2 (leaf OTs) + one exchange per tree level, ⌈log₂ q⌉ levels (4 for
 //! q = 9). An exchange of at most 32 KiB is simultaneous (one one-way latency), a longer one is
 //! sequential, server first (one round trip) — see [`exchange`]. The channel counts 2 flights
-//! per party for either kind.
+//! per party for either kind. On IKNP the triples add 2 flights.
 //!
 //! **Security** (semi-honest). The client's view of the leaves is its 1-of-N OT output
 //! (g_i ⊕ …, e_i ⊕ …), one-time padded by the server's fresh random bits g_i, e_i, and the OT's

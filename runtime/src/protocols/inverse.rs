@@ -24,8 +24,8 @@
 //! 4. Spline. C[i] and S[i] by one lookup of both tables ([`lut`]); y = C[i]·2^D − S[i]·r by
 //!    one product ([`mul::mul`]) and local arithmetic.
 //! 5. Scale. F[k]·y = Σ_j e_j·(F_j·y) by one multiplexer call on the step-1 bits, and
-//!    out = ⌊F[k]·y / 2^G⌋ ([`trunc::trunc_nonnegative_each`] at the cheapest digit width, one
-//!    value per row: 0 ≤ F[k]·y < 2^62).
+//!    out = ⌊F[k]·y / 2^G⌋ ([`trunc::trunc_headroom_each`] at the cheapest digit width, one
+//!    value per row: 0 ≤ F[k]·y < 2^62, below its bound 2^63 − 2^G).
 //!
 //! **Cost** per input, with D(k) the DReLU on k bits, M(k) the millionaires' and COT_k = λ + k
 //! bits: (B − 1)·D(B + 1) + 2B·COT_64 (the two multiplexers, B each) + 2·M(R) + 2·COT_64 +
@@ -198,5 +198,7 @@ pub fn inv_pow<C: Channel + ?Sized>(
     // Per row: the digit width with the fewest bytes, which has fewer tree levels than 4 bits.
     let shifts = vec![t.out_shift; q.len()];
     let digits = cmp::cheapest_digit_bits(t.out_shift);
-    trunc::trunc_nonnegative_each(ot, ch, role, w, &shifts, digits, &q)
+    // 0 ≤ F[k]·y < 2^62 leaves the headroom 2^63 − 2^G: the carry's B2A and the extension in
+    // one call.
+    trunc::trunc_headroom_each(ot, ch, role, w, &shifts, digits, &q)
 }

@@ -46,7 +46,7 @@
 //! **Cost** per element, with M(k) the millionaires' cost on k bits ([`cmp`]: q = ⌈k/4⌉ leaves of
 //! 68 bytes, 32 bytes per AND triple, 0.5 byte of openings per AND, and_count(q) ANDs) and
 //! B(k) = 16 + k/8 bytes the B2A over Z_2^k:
-//! - trunc_reduce: M(s) + B(ℓ − s); flights: 2 (triples) + 2 (leaf OT) + ⌈log₂ q⌉ + 2 (B2A);
+//! - trunc_reduce: M(s) + B(ℓ − s); flights: the millionaires' ([`cmp`]) + 2 (B2A);
 //! - extend m → n: M(m) + B(n); same flight count with q = ⌈m/4⌉;
 //! - trunc: M(s) + B(ℓ−s) + M(ℓ−s) + B(ℓ), the two sequentially;
 //! - extend_nonnegative m → n: one COT over Z_2^(n−m), λ + n − m bits, 2 flights;
@@ -70,8 +70,9 @@
 //! is false the result is wrong by a multiple of 2^m, but the messages are the same, so nothing
 //! more is revealed.
 
+use super::b2a::{b2a, bit_products, bit_products_each};
+use super::cmp;
 use super::shares::Ring;
-use super::{b2a::b2a, cmp};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::net::{Channel, NetError, Role};
@@ -236,24 +237,13 @@ pub fn extend_nonnegative_each<C: Channel + ?Sized>(
         .zip(from)
         .map(|(&v, &m)| (v >> (m - 1)) & 1 == 1)
         .collect();
-    // w_P mod 2^(n−m): the server's p + t, the client's q − (t + p·q).
-    let w: Vec<u64> = match role {
-        Role::Server => {
-            let deltas: Vec<u64> = msb.iter().map(|&p| p as u64).collect();
-            let t = ot.sender.send_cot_ring(ch, &deltas, k)?;
-            msb.iter()
-                .zip(t)
-                .map(|(&p, t)| wide.add(p as u64, t))
-                .collect()
-        }
-        Role::Client => {
-            let y = ot.receiver.recv_cot_ring(ch, &msb, k)?;
-            msb.iter()
-                .zip(y)
-                .map(|(&q, y)| wide.sub(q as u64, y))
-                .collect()
-        }
-    };
+    // w = p + q − p·q mod 2^(n−m): w_P = msb(x_P) − (P's share of p·q).
+    let pq = bit_products(ot, ch, role, wide, &msb)?;
+    let w: Vec<u64> = msb
+        .iter()
+        .zip(pq)
+        .map(|(&b, t)| wide.sub(b as u64, t))
+        .collect();
     Ok(x.iter()
         .zip(w)
         .zip(from)
@@ -297,19 +287,20 @@ pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
 }
 
 /// Shares of ⌊x/2^s⌋ (the plan's shift of a product's accumulator) for shares of x with
-/// −2^(ℓ−2) ≤ x < 2^(ℓ−2).
+/// −2^(ℓ−2) ≤ x < 2^(ℓ−2) − 2^s.
 ///
 /// The compiler chooses ℓ with two bits of margin over the largest accumulator it measures
-/// (`RING_MARGIN_BITS`, docs/plan.md), which gives that range: the precondition the GELU
-/// protocol already relies on. It cannot be checked on shares. Then y = x + 2^(ℓ−2) lies in
-/// [0, 2^(ℓ−1)), and ⌊x/2^s⌋ = ⌊y/2^s⌋ − 2^(ℓ−2−s) exactly, because 2^(ℓ−2) is a multiple of
-/// 2^s. So [`trunc_nonnegative`] gives the plan's value. It is Cheetah's MSB-known
+/// (`RING_MARGIN_BITS`, docs/plan.md): calibration saw |x| < 2^(ℓ−3), well inside that range,
+/// the precondition the GELU protocol already relies on. It cannot be checked on shares. Then
+/// y = x + 2^(ℓ−2) lies in [0, 2^(ℓ−1) − 2^s), and ⌊x/2^s⌋ = ⌊y/2^s⌋ − 2^(ℓ−2−s) exactly,
+/// because 2^(ℓ−2) is a multiple of 2^s. So [`trunc_headroom_each`] gives the plan's value (for
+/// s = ℓ − 2, [`trunc_nonnegative`], whose range is x < 2^(ℓ−2)). It is Cheetah's MSB-known
 /// extension: one COT instead of a millionaires' on ℓ − s bits. The server adds and removes the
 /// offset. The messages are those of `trunc_nonnegative` whatever x is, so nothing more is
 /// revealed if the precondition fails, but then the result is wrong. For s = 0 or s > ℓ − 2,
-/// [`trunc`], which has no precondition. At ℓ = 35, s = 15: 438.375 bytes per element and
-/// 9 flights per party, against 943.375 and 17 for [`trunc`] (2^16 elements, test
-/// `exec_trunc_margin`). The executor shifts every product with it.
+/// [`trunc`], which has no precondition. At ℓ = 35, s = 15 on silent OT: 26.5 bytes per
+/// element and 8 flights (the client's), against 52.1 and 18 for [`trunc`] (2^12 elements,
+/// test `exec_trunc_margin`). The executor shifts every product with it.
 pub fn trunc_within_margin<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -325,7 +316,8 @@ pub fn trunc_within_margin<C: Channel + ?Sized>(
 }
 
 /// [`trunc_within_margin`] with a shift per element, 1 ≤ s_i ≤ ℓ − 2, in the flights of the
-/// widest shift alone ([`trunc_nonnegative_each`]).
+/// widest shift alone ([`trunc_headroom_each`], or [`trunc_nonnegative_each`] if some s_i is
+/// ℓ − 2).
 pub fn trunc_within_margin_each<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -348,11 +340,95 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
     } else {
         x.to_vec()
     };
-    let mut z = trunc_nonnegative_each(ot, ch, role, ring, shifts, cmp::DEFAULT_DIGIT_BITS, &y)?;
+    let digits = cmp::DEFAULT_DIGIT_BITS;
+    let mut z = if shifts.iter().all(|&s| s + 3 <= ring.bits) {
+        trunc_headroom_each(ot, ch, role, ring, shifts, digits, &y)?
+    } else {
+        trunc_nonnegative_each(ot, ch, role, ring, shifts, digits, &y)?
+    };
     if server {
         for (v, &s) in z.iter_mut().zip(shifts) {
             *v = ring.sub(*v, offset >> s);
         }
     }
     Ok(z)
+}
+
+/// Shares over Z_2^ℓ of ⌊y_i / 2^(s_i)⌋ for a shared y_i known to lie in [0, 2^(ℓ−1) − 2^(s_i))
+/// (the caller guarantees it), 1 ≤ s_i ≤ ℓ − 2: [`trunc_nonnegative_each`]'s result with its B2A
+/// and its extension in one call of [`bit_products_each`], so 2 flights fewer.
+///
+/// The server adds 2^(s_i), so u = y + 2^(s_i) lies in [2^(s_i), 2^(ℓ−1)). With u_P =
+/// hi_P·2^s + lo_P and c = 1{lo_S + lo_C ≥ 2^s} (one millionaires' batch, [`cmp::carry_each`]),
+/// hi_S + hi_C ≡ r (mod 2^(ℓ−s)) for r = ⌊u/2^s⌋ − c, which lies in [0, 2^(ℓ−1−s)) because
+/// ⌊u/2^s⌋ ≥ 1: its msb is known to be zero before c is converted, so r's extension to Z_2^ℓ
+/// (the wrap p ∨ q of the msbs p, q of hi_S, hi_C; Cheetah §4.2.2) does not wait for c's B2A.
+/// Both need a product of a server bit and a client bit (p·q over Z_2^s, which the extension
+/// multiplies by 2^(ℓ−s), and c_S·c_C over Z_2^ℓ for the B2A), so one [`bit_products_each`]
+/// serves the 2n of them. Then ⌊y/2^s⌋ = r + c − 1.
+///
+/// Cost: the millionaires' on max s_i bits plus 2n COTs, 2λ + ℓ + s bits per element (the B2A
+/// now spans Z_2^ℓ, not Z_2^(ℓ−s): s bits more than [`trunc_nonnegative_each`]); flights: the
+/// millionaires' and 2, against its millionaires' and 4.
+pub fn trunc_headroom_each<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    shifts: &[u32],
+    digits: u32,
+    y: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    if shifts.len() != y.len() {
+        return Err(NetError::InvalidArgument(format!(
+            "trunc_headroom: {} shifts for {} values",
+            shifts.len(),
+            y.len()
+        )));
+    }
+    if let Some(&s) = shifts.iter().find(|&&s| s == 0 || s + 2 > ring.bits) {
+        return Err(NetError::InvalidArgument(format!(
+            "trunc_headroom: shift {s} is not in 1..={} for a {}-bit ring",
+            ring.bits.saturating_sub(2),
+            ring.bits
+        )));
+    }
+    let server = role == Role::Server;
+    let u: Vec<u64> = y
+        .iter()
+        .zip(shifts)
+        .map(|(&v, &s)| {
+            if server {
+                ring.add(v, 1u64 << s)
+            } else {
+                ring.reduce(v)
+            }
+        })
+        .collect();
+    let c = cmp::carry_each(ot, ch, role, shifts, digits, &u)?;
+    let hi: Vec<u64> = u.iter().zip(shifts).map(|(&v, &s)| v >> s).collect();
+    let mut bits: Vec<bool> = hi
+        .iter()
+        .zip(shifts)
+        .map(|(&h, &s)| (h >> (ring.bits - s - 1)) & 1 == 1)
+        .collect();
+    bits.extend_from_slice(&c);
+    let mut widths = shifts.to_vec();
+    widths.extend(std::iter::repeat_n(ring.bits, c.len()));
+    let t = bit_products_each(ot, ch, role, &widths, &bits)?;
+    let n = y.len();
+    Ok((0..n)
+        .map(|i| {
+            let m = ring.bits - shifts[i];
+            let wrap = ring.sub(bits[i] as u64, t[i]);
+            let r = ring.sub(hi[i], ring.mul(1u64 << m, wrap));
+            let carry = ring.sub(c[i] as u64, t[n + i].wrapping_mul(2));
+            let v = ring.add(r, carry);
+            if server {
+                ring.sub(v, 1)
+            } else {
+                v
+            }
+        })
+        .collect())
 }

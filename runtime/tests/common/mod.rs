@@ -220,14 +220,15 @@ pub fn mill_best(k: u32) -> u64 {
 /// cheapest digit width), two multiplexer calls of B values (2 COT_64 each), the carries on R bits with their
 /// B2A, the lookup of two 64-bit tables (two OT groups of T·λ + 2^T·64 bits), the product over W
 /// (two cross terms of 64 COTs of 64, 63, …, 1 bits) and a truncation of a non-negative value
-/// (M(s) at the cheapest digit width + COT_(64−s) + COT_s).
+/// with headroom (M(s) at the cheapest digit width, then the carry's B2A over W and the
+/// extension's COT_s in one call: COT_64 + COT_s).
 pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables) -> u64 {
     let cot = |k: u64| 128 + k;
     let trunc_nn = |s: u32| {
         if s == 0 {
             0
         } else {
-            mill_best(s) + cot(64 - s as u64) + cot(s as u64)
+            mill_best(s) + cot(64) + cot(s as u64)
         }
     };
     let b = t.in_bits as u64;
