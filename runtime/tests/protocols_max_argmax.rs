@@ -68,15 +68,27 @@ fn open(ring: Ring, s: &[u64], c: &[u64]) -> Vec<i64> {
         .collect()
 }
 
-/// An upper bound of the flights of one tournament level: msb (2 triples + 2 leaf OTs + 2 per
-/// tree level of the millionaires' on ℓ − 1 bits with m-bit digits) + mux (3). The row maximum
-/// takes the cheapest digit width, argmax 4-bit digits.
+/// An upper bound of the flights of one tournament level: msb (2 leaf OTs + 2 per tree level of
+/// the millionaires' on ℓ − 1 bits with m-bit digits; its triples take no flight on silent OT)
+/// + the selection (3: a multiplexer, or the row maximum's two 1-out-of-64 OTs). The row
+/// maximum takes the cheapest digit width, argmax 4-bit digits. On IKNP the triples add 2.
 fn flights_per_level(bits: u32, m: u32) -> u64 {
-    7 + 2 * cmp::levels((bits - 1).div_ceil(m) as usize) as u64
+    5 + 2 * cmp::levels((bits - 1).div_ceil(m) as usize) as u64
 }
 
+/// The same on IKNP, where the AND triples' random OTs take 2 flights.
+fn flights_per_level_iknp(bits: u32, m: u32) -> u64 {
+    flights_per_level(bits, m) + 2
+}
+
+/// Levels of argmax's pairwise tournament over n entries: ⌈log₂ n⌉.
 fn levels(n: usize) -> u64 {
     (n.max(1) as u64).next_power_of_two().trailing_zeros() as u64
+}
+
+/// Levels of the row maximum's tournament in groups of four: ⌈log₄ n⌉.
+fn levels4(n: usize) -> u64 {
+    levels(n).div_ceil(2)
 }
 
 /// Row maxima of `rows` over memory; returns the opened maxima and the client's flights.
@@ -119,9 +131,10 @@ fn row_max_matches_plain_max_on_ragged_and_causal_rows() {
             let maxlen = rows.iter().map(|r| r.len()).max().unwrap();
             assert!(
                 flights
-                    <= levels(maxlen) * flights_per_level(bits, cmp::cheapest_digit_bits(bits - 1)),
+                    <= levels4(maxlen)
+                        * flights_per_level(bits, cmp::cheapest_digit_bits(bits - 1)),
                 "bits {bits}: {flights} flights for {} levels",
-                levels(maxlen)
+                levels4(maxlen)
             );
         }
     }
@@ -254,21 +267,34 @@ fn argmax_gpt2_vocabulary_over_tcp() {
         two_party_tcp_iknp(move |p| run(p, zs), move |p| run(p, zc));
     assert_eq!(s, None);
     assert_eq!(c, Some(want));
-    // (n − 1) × (millionaires' on 37 bits: 10 leaves of 4λ + 32 bits, 14 ANDs of 2λ + 4 bits;
-    // 4 COT_38 of λ + 38 bits) + the reveal, plus IKNP's padding to 128 OTs per call (under
-    // 12 KiB per level: triples both ways, leaf OTs, two COTs).
+    // Pairwise levels down to QUAD_FROM candidates: per pair a millionaires' on 37 bits (10
+    // leaves of 4λ + 32 bits, 14 ANDs of 2λ + 4 bits) and 4 COT_38 of λ + 38 bits; then groups
+    // of four: per group 6 comparisons and 2 × 2 1-out-of-64 OTs (6λ + 64·38 bits); the
+    // reveal; plus IKNP's padding to 128 OTs per call (under 12 KiB per level).
     let ands = cmp::and_count(10);
     assert_eq!(ands, 14);
-    let bits_per = 10 * (4 * 128 + 32) + ands * (2 * 128 + 4) + 4 * (128 + 38);
-    let exact = (((n - 1) * bits_per + 38) / 8) as u64;
-    assert_eq!(exact, 61_211_812);
+    let mill = 10 * (4 * 128 + 32) + ands * (2 * 128 + 4);
+    let (mut left, mut bits_total, mut lv) = (n, 38, 0u64);
+    while left > 1 {
+        if left > argmax::QUAD_FROM {
+            bits_total += (left / 2) * (mill + 4 * (128 + 38));
+            left = left.div_ceil(2);
+        } else {
+            let (full, rest) = (left / 4, left % 4);
+            let comps = 6 * full + if rest >= 2 { rest * (rest - 1) / 2 } else { 0 };
+            let groups = full + usize::from(rest >= 2);
+            bits_total += comps * mill + groups * 4 * (6 * 128 + 64 * 38);
+            left = left.div_ceil(4);
+        }
+        lv += 1;
+    }
+    let exact = (bits_total / 8) as u64;
     assert!(
         bytes >= exact && bytes <= exact + 16 * 12 * 1024,
         "{bytes} bytes, formula {exact}"
     );
-    let lv = levels(n);
-    assert_eq!(lv, 16);
-    assert!(s_flights.max(c_flights) <= lv * flights_per_level(bits, 4) + 1);
+    assert_eq!(lv, 11);
+    assert!(s_flights.max(c_flights) <= lv * flights_per_level_iknp(bits, 4) + 1);
     eprintln!(
         "argmax n = {n}, l = {bits}: {bytes} bytes ({:.2} per comparison), flights {s_flights}/{c_flights}",
         bytes as f64 / (n - 1) as f64

@@ -448,7 +448,7 @@ fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
         + mill_best(s as u32)
         + (128 + w2 - s)
         + (128 + l - (w2 - s));
-    let per_row = (len - 1) * (mill_best(bits - 1) + 2 * (128 + l))
+    let per_row = row_max_bits(bits, len)
         + (128 + 64 - w2)
         + inv_pow_bits(&t.recip_tables().unwrap())
         + 2 * m_r * 128;

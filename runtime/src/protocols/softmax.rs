@@ -19,7 +19,7 @@
 //! **Protocol.** Every step is batched over all rows and elements, so the flights do not grow
 //! with the number of rows. Every millionaires' uses the digit width with the fewest bytes for
 //! its input width (4 bits for 8-bit inputs, 5 or 6 for 17 to 37 bits; see [`cmp::cheapest_digit_bits`]).
-//! 1. m = [`max::row_max`]; u_j = m − s_j, local.
+//! 1. m = [`max::row_max`] (groups of four, ⌈log₄ n⌉ levels); u_j = m − s_j, local.
 //! 2. Digits. l = u mod 2^lo is free (each party reduces its share). H = ⌊u / 2^lo⌋ has shares
 //!    (u_S >> lo) + (u_C >> lo) + c mod 2^(ℓ−lo), c = 1{(u_S mod 2^lo) + (u_C mod 2^lo) ≥ 2^lo}:
 //!    one millionaires' on lo bits ([`cmp::millionaire`]) and a B2A over Z_2^(ℓ−lo) (SIRNN's
@@ -84,14 +84,15 @@
 //!   2·M(K) + B(f_e + 2) + 2(λ + f_e + 2) + (λ + W2 − f_e − 2), then the extension;
 //! - normalisation: 2·Σ_{j<m_R}(W2 − j) + M(S) + B(W2 − S) + (λ + ℓ − W2 + S);
 //!
-//! and per row of n: the maximum, (n − 1)·(M(ℓ − 1) + 2(λ + ℓ)) ([`max`], at the cheapest digit
-//! width), Z's extension to 64 bits (λ + 64 − W2), the reciprocal ([`inverse`]) and 2·m_R·λ for
-//! the normalisation's COTs. At ℓ = 38 with the plan's tables (12/17/15: w = 19 and 14,
-//! W1 = 36, W2 = 42, K = 40, S = 25, m_R = 25) over rows of 256: 5,739.39 bytes per element
-//! (1,469,284.2 per row), measured equal to the formula (IKNP padding aside); 161 flights from
-//! the server, 187 from the client (385 and 449 with the bit-serial division, 4-bit digits in
-//! the maximum and the clip apart). At ℓ = 37 with CipherGPT's 12/14/12: 5,128.66 bytes per
-//! element.
+//! and per row of n: the maximum ([`max::row_max`]: per group of four candidates 6·M(ℓ − 1)
+//! and two 1-out-of-64 OTs of ℓ-bit messages, ⌈log₄ n⌉ levels), Z's extension to 64 bits
+//! (λ + 64 − W2), the reciprocal ([`inverse`]) and 2·m_R·λ for the normalisation's COTs. At
+//! ℓ = 38 with the plan's tables (12/17/15: w = 19 and 14, W1 = 36, W2 = 42, K = 40, S = 25,
+//! m_R = 25) over rows of 256 on IKNP: 7,021.03 bytes per element (1,797,384.2 per row),
+//! measured equal to the formula; 121 flights from the server, 137 from the client (161 and
+//! 187 with the pairwise maximum and the triples' flights, 385 and 449 with the bit-serial
+//! division). At ℓ = 37 with CipherGPT's 12/14/12: 6,243.87 bytes per element, 119 / 135
+//! flights.
 //! `docs/protocols.md` has the table.
 //!
 //! **Security** (semi-honest). Between the sub-protocols each party computes only locally on its

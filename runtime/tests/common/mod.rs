@@ -215,6 +215,28 @@ pub fn mill_best(k: u32) -> u64 {
     (1..=6).map(|m| mill_bits(k, m)).min().unwrap()
 }
 
+/// Bits of `max::row_max` on one row of `len` entries over Z_2^ℓ on IKNP: per level, the row's
+/// candidates in groups of four (the last group of 2 or 3, or a single that passes up), the
+/// pairwise comparisons of every group (millionaires' on ℓ − 1 bits at the cheapest digit
+/// width) and per group two 1-out-of-64 OTs of ℓ-bit messages (6 COTs of λ bits and 64·ℓ bits
+/// each).
+pub fn row_max_bits(l: u32, len: u64) -> u64 {
+    let mut n = len;
+    let mut total = 0;
+    while n > 1 {
+        let (full, rest) = (n / 4, n % 4);
+        let mut comps = 6 * full;
+        let mut groups = full;
+        if rest >= 2 {
+            comps += rest * (rest - 1) / 2;
+            groups += 1;
+        }
+        total += comps * mill_best(l - 1) + groups * 2 * (6 * 128 + 64 * l as u64);
+        n = n.div_ceil(4);
+    }
+    total
+}
+
 /// Bits of `inverse::inv_pow` per input on IKNP (its module doc's cost, term by term), with
 /// COT_k = λ + k and W = 64: the B − 1 DReLUs on B + 1 bits (millionaires' on B bits at the
 /// cheapest digit width), two multiplexer calls of B values (2 COT_64 each), the carries on R bits with their
