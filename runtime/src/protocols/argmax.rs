@@ -27,11 +27,11 @@
 //! **Cost.** Pairwise levels: one comparison (M(ℓ − 1), see [`super::cmp`]) and 2 multiplexed
 //! elements (2(λ + ℓ) bits each) per pair; levels in groups of four: per group 6 comparisons
 //! and 2 × 2 1-out-of-64 OTs of ℓ-bit messages (6λ + 64ℓ bits each); plus ℓ bits for the
-//! reveal and IKNP's padding to 128 OTs per call. All pairwise (n − 1)·(M(ℓ − 1) + 4(λ + ℓ))
-//! + ℓ bits: at ℓ = 38, 1,218 bytes per comparison on IKNP. For n = 50,257 (GPT-2's
-//! vocabulary) 6 pairwise levels down to 786 candidates, then 5 in groups: 11 levels instead
-//! of 16, about 0.3 MB more on silent OT. Flights: per level the msb's and 3 (the mux or the
-//! two OTs), + 1 for the reveal (server → client).
+//! reveal and IKNP's padding to 128 OTs per call. All pairwise, that is
+//! (n − 1)·(M(ℓ − 1) + 4(λ + ℓ)) + ℓ bits: at ℓ = 38, 1,218 bytes per comparison on IKNP. For
+//! n = 50,257 (GPT-2's vocabulary) 6 pairwise levels down to 786 candidates, then 5 in groups:
+//! 11 levels instead of 16, about 0.3 MB more on silent OT. Flights: per level the msb's and 3
+//! (the mux or the two OTs), and 1 for the reveal (server → client).
 //!
 //! **Security** (semi-honest). Up to the reveal, the argument of [`super::max`]: each level is one
 //! msb call and one selection (a mux call or two 1-out-of-64 OTs) on shares, whose views are simulatable and whose outputs are fresh

@@ -2,7 +2,7 @@
 //! selections. CrypTFlow2 §4 (Maxpool: a maximum by DReLU and MUX) and CipherGPT §VII-C (step 1
 //! of softmax: x′_i = x_i − max(x), per row of the masked attention scores); Cheetah §2.5.2
 //! takes the same blueprint. [`super::argmax`] is the pairwise tournament carrying an index
-//! beside each value ([`tournament`] serves it).
+//! beside each value (the crate-private `tournament` serves it).
 //!
 //! **Row maximum** ([`row_max`], issue 16: fewer levels). Every level puts each row's
 //! candidates in groups of four (the row's last group may hold 2 or 3; a single last candidate
@@ -17,7 +17,7 @@
 //! comparison batch and 3 flights of selection, as one level of the pairwise tournament, for
 //! twice the reduction.
 //!
-//! **Pairwise tournament** ([`tournament`], argmax). At each level the candidates of every row
+//! **Pairwise tournament** (`tournament`, argmax). At each level the candidates of every row
 //! are paired (0, 1), (2, 3), … (an odd last one passes up unchanged) and for each pair (a, b):
 //! gt = 1{b > a} = msb(a − b) as XOR shares, then the winner a + gt·(b − a) by one multiplexer
 //! ([`mux::mux`]). The pairs of all rows at one level go into ONE msb call and ONE mux call. A
@@ -135,7 +135,7 @@ pub(crate) fn tournament<C: Channel + ?Sized>(
 }
 
 /// The candidates of one tournament level: values, optional payloads, row lengths.
-pub(crate) struct Level {
+struct Level {
     values: Vec<u64>,
     payload: Option<Vec<u64>>,
     lens: Vec<usize>,

@@ -296,8 +296,8 @@ pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
 /// because 2^(ℓ−2) is a multiple of 2^s. So [`trunc_headroom_each`] gives the plan's value (for
 /// s = ℓ − 2, [`trunc_nonnegative`], whose range is x < 2^(ℓ−2)). It is Cheetah's MSB-known
 /// extension: one COT instead of a millionaires' on ℓ − s bits. The server adds and removes the
-/// offset. The messages are those of `trunc_nonnegative` whatever x is, so nothing more is
-/// revealed if the precondition fails, but then the result is wrong. For s = 0 or s > ℓ − 2,
+/// offset. The messages (a millionaires' and COTs) have the same form whatever x is, so nothing
+/// more is revealed if the precondition fails, but then the result is wrong. For s = 0 or s > ℓ − 2,
 /// [`trunc`], which has no precondition. At ℓ = 35, s = 15 on silent OT: 26.5 bytes per
 /// element and 8 flights (the client's), against 52.1 and 18 for [`trunc`] (2^12 elements,
 /// test `exec_trunc_margin`). The executor shifts every product with it.
@@ -370,6 +370,11 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
 /// Cost: the millionaires' on max s_i bits plus 2n COTs, 2λ + ℓ + s bits per element (the B2A
 /// now spans Z_2^ℓ, not Z_2^(ℓ−s): s bits more than [`trunc_nonnegative_each`]); flights: the
 /// millionaires' and 2, against its millionaires' and 4.
+///
+/// Security (semi-honest): the millionaires' and the COT call of [`trunc_nonnegative_each`],
+/// batched, whose views are simulatable from each party's inputs and outputs; the outputs are
+/// fresh shares. If the caller's range promise fails the result is wrong (by a multiple of
+/// 2^(ℓ−s)), but the messages have the same form, so nothing more is revealed.
 pub fn trunc_headroom_each<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
