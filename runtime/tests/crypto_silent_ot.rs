@@ -55,7 +55,7 @@ where
 
 /// Bytes the receiver and the sender send for the batches `ps` of one direction, the first
 /// bootstrapped by IKNP if `first`: the receiver sends the IKNP matrix (16 bytes per COT,
-/// padded to 128 COTs) and per batch a flag byte and one correction bit per PPRF OT; the sender
+/// padded to 128 COTs) and per batch a marker byte and one correction bit per PPRF OT; the sender
 /// two 16-byte pads per PPRF OT and one 16-byte sum per tree.
 fn batch_bytes(ps: &[LpnParams], first: bool) -> (u64, u64) {
     let mut r = if first {

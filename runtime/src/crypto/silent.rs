@@ -35,18 +35,21 @@
 //!
 //! **Chosen choices** ([`CotReceiver::recv_cot`]). Take random COTs (u_i, w_i) and send
 //! d_i = b_i ⊕ u_i; the sender sets v'_i = v_i ⊕ d_i·Δ, so that w_i = v'_i ⊕ b_i·Δ. Each chunk of
-//! at most [`super::iknp::SILENT_CHUNK`] COTs opens with one byte from the receiver: 1 when the
-//! n bits of d follow, 0 when the receiver keeps the random choices
-//! ([`CotReceiver::recv_cot_random`]); the sender's calls are the same either way.
+//! at most [`super::iknp::SILENT_CHUNK`] COTs opens with a marker byte (1) from the receiver
+//! before its n bits of d, so that calls that do not pair fail. **Random choices**
+//! ([`CotReceiver::recv_cot_random`], paired with
+//! [`super::iknp::CotSender::send_cot_random_into`]): the receiver keeps u_i = lsb(w_i) and
+//! nothing is sent at all.
 //!
-//! **Cost.** A batch (n, k, t = n / 2^h): t·h chosen-message OTs (t·h bits and one flag byte
+//! **Cost.** A batch (n, k, t = n / 2^h): t·h chosen-message OTs (t·h bits and one marker byte
 //! receiver → sender, 256·t·h bits sender → receiver) and 128·t bits of sums c, in 2 flights.
 //! Main set: 17,147 OTs, 4,575,619 bits (572 KB) for 10,198,341 new COTs, **0.449 bits per
 //! COT**; setup set: 5,930 OTs, 1,599,922 bits (200 KB) for 531,848 (3.0 bits per COT); boot
 //! set: 4,130 OTs, 1,136,938 bits (142 KB). The first batch also pays 13,041 IKNP COTs (13,056 × 16 bytes = 209 KB,
 //! one flight). Bootstrapping a direction thus costs 209 KB + 142 KB + 200 KB ≈ 551 KB at
-//! setup, and the second setup batch 200 KB more at the first refill. On top, per call: one byte per chunk of [`super::iknp::SILENT_CHUNK`] COTs for random
-//! choices, n bits + 1 byte for chosen ones (receiver → sender, one flight, as IKNP). Work per
+//! setup, and the second setup batch 200 KB more at the first refill. On top, per call: nothing
+//! for random choices, n bits + 1 byte per chunk for chosen ones (receiver → sender, one
+//! flight, as IKNP). Work per
 //! batch and party: about 2n AES for the GGM trees (n for the receiver's punctured trees too),
 //! 2.5n AES and 10n random 16-byte reads for the code. Memory: the pool of one direction holds
 //! at most one main batch, 173 MB, once that direction has used more than 532 k COTs.
@@ -473,12 +476,12 @@ pub(crate) fn derandomize_send<C: Channel + ?Sized>(
     delta: Block,
     v: &mut [Block],
 ) -> Result<(), NetError> {
-    let mut flag = [0u8; 1];
-    ch.recv(&mut flag)?;
-    if flag[0] != 1 {
+    let mut marker = [0u8; 1];
+    ch.recv(&mut marker)?;
+    if marker[0] != 1 {
         return Err(NetError::InvalidArgument(format!(
             "silent OT: the peer sent marker {}, not 1 (the two parties' OT calls do not pair)",
-            flag[0]
+            marker[0]
         )));
     }
     let d = ch.recv_vec(v.len().div_ceil(8))?;
