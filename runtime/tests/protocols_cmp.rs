@@ -45,6 +45,60 @@ fn millionaire_matches_definition() {
     assert!(run_mill(0, 4, vec![0; 3], vec![0; 3]).iter().all(|&x| !x));
 }
 
+/// `millionaire_arith`: additive shares over Z_2^out of 1{a > b}, against the definition, for
+/// one digit (a B2A of the leaf), two (the 1-out-of-8 OT alone) and many (the tree, then the
+/// OT), equal values and neighbours included; and `carry_arith_each` against `carry_each` on
+/// mixed widths.
+#[test]
+fn millionaire_with_arithmetic_output_matches_definition() {
+    for (bits, m) in [(4u32, 4u32), (8, 4), (15, 4), (18, 6), (36, 6), (64, 4)] {
+        for out_bits in [1u32, 8, 35, 64] {
+            let out = Ring::new(out_bits).unwrap();
+            let n = 600;
+            let mut p = Prg::from_entropy();
+            let a = values_with_edges(&mut p, n, bits);
+            let mut b = values_with_edges(&mut p, n, bits);
+            for i in 0..n / 3 {
+                b[i] = if i % 2 == 0 {
+                    a[i]
+                } else {
+                    a[i].wrapping_sub(1) & mask(bits)
+                };
+            }
+            let want: Vec<u64> = a.iter().zip(&b).map(|(x, y)| (x > y) as u64).collect();
+            let (s, c) = two_party(
+                move |p| {
+                    cmp::millionaire_arith(&mut p.ot, &mut p.ch, p.role, bits, m, out, &a).unwrap()
+                },
+                move |p| {
+                    cmp::millionaire_arith(&mut p.ot, &mut p.ch, p.role, bits, m, out, &b).unwrap()
+                },
+            );
+            assert_eq!(
+                out.add_vec(&s, &c),
+                want,
+                "bits {bits}, m {m}, out {out_bits}"
+            );
+        }
+    }
+    let widths: Vec<u32> = (0..900).map(|i| [3u32, 17, 53][i % 3]).collect();
+    let mut p = Prg::from_entropy();
+    let (vs, vc) = (p.values(900, 64), p.values(900, 64));
+    let want: Vec<u64> = (0..900)
+        .map(|i| {
+            let k = widths[i];
+            (((vs[i] & mask(k)) as u128 + (vc[i] & mask(k)) as u128) >> k) as u64
+        })
+        .collect();
+    let w64 = Ring::new(64).unwrap();
+    let (ws, wc) = (widths.clone(), widths);
+    let (s, c) = two_party(
+        move |p| cmp::carry_arith_each(&mut p.ot, &mut p.ch, p.role, &ws, 6, w64, &vs).unwrap(),
+        move |p| cmp::carry_arith_each(&mut p.ot, &mut p.ch, p.role, &wc, 6, w64, &vc).unwrap(),
+    );
+    assert_eq!(w64.add_vec(&s, &c), want);
+}
+
 fn run_drelu(ring: Ring, x: &[u64], split: Vec<u64>) -> (Vec<bool>, Vec<bool>) {
     let xs: Vec<u64> = x
         .iter()

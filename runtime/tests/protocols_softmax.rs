@@ -433,7 +433,7 @@ fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
     } = Widths::of(t, len);
     let s = t.recip_shift() as u64;
     // The clip comparison (ℓ − lo − 1 bits) and E's carry (f_e bits) in one batch on the wider.
-    let per_element = mill_best(lo as u32) + 128 + l - lo
+    let per_element = carry_arith_bits(lo as u32, l - lo)
         + 2 * mill_best((l - lo - 1).max(fe) as u32)
         + hi * 128
         + (wh << hi)
@@ -445,8 +445,7 @@ fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
         + 2 * (128 + fe + 2)
         + (128 + w2 - fe - 2)
         + 2 * (0..m_r).map(|j| w2 - j).sum::<u64>()
-        + mill_best(s as u32)
-        + (128 + w2 - s)
+        + carry_arith_bits(s as u32, w2 - s)
         + (128 + l - (w2 - s));
     let per_row = row_max_bits(bits, len)
         + (128 + 64 - w2)

@@ -122,6 +122,60 @@ fn trunc_reduce_is_floor_mod_2_to_the_l_minus_s() {
     }
 }
 
+/// `trunc_reduce_to_each`: the floor mod 2^|out| for |out| ≤ ℓ − s (LayerNorm's last shift at
+/// ℓ = 64, s = 18 into the plan's 35 bits, and the other edges), with the carry's arithmetic
+/// shares from the comparison's last level; a width that does not fit is an error.
+#[test]
+fn trunc_reduce_to_is_floor_mod_2_to_the_out() {
+    for (bits, s, out_bits, digits) in [
+        (64u32, 18u32, 35u32, 6u32),
+        (64, 18, 46, 4),
+        (16, 1, 15, 4),
+        (37, 12, 8, 5),
+        (64, 63, 1, 6),
+    ] {
+        let ring = Ring::new(bits).unwrap();
+        let out = Ring::new(out_bits).unwrap();
+        let n = 2000;
+        let mut p = Prg::from_entropy();
+        let x = inputs(&mut p, n, bits, s);
+        let (xs, xc) = split(ring, &mut p, &x);
+        let shifts = vec![s; n];
+        let sh2 = shifts.clone();
+        let (a, b) = two_party(
+            move |p| {
+                trunc::trunc_reduce_to_each(
+                    &mut p.ot, &mut p.ch, p.role, ring, &shifts, digits, out, &xs,
+                )
+                .unwrap()
+            },
+            move |p| {
+                trunc::trunc_reduce_to_each(
+                    &mut p.ot, &mut p.ch, p.role, ring, &sh2, digits, out, &xc,
+                )
+                .unwrap()
+            },
+        );
+        let v = out.add_vec(&a, &b);
+        for i in 0..n {
+            let want = out.from_signed(trunc_floor(ring.to_signed(x[i]), s));
+            assert_eq!(v[i], want, "bits {bits} s {s} out {out_bits}");
+        }
+    }
+    let (ring, out) = (Ring::new(16).unwrap(), Ring::new(12).unwrap());
+    let (e1, e2) = two_party(
+        move |p| {
+            trunc::trunc_reduce_to_each(&mut p.ot, &mut p.ch, p.role, ring, &[5], 4, out, &[1])
+                .is_err()
+        },
+        move |p| {
+            trunc::trunc_reduce_to_each(&mut p.ot, &mut p.ch, p.role, ring, &[5], 4, out, &[1])
+                .is_err()
+        },
+    );
+    assert!(e1 && e2);
+}
+
 #[test]
 fn extend_preserves_the_signed_value() {
     for (m, nb) in [

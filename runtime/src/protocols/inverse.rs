@@ -17,10 +17,12 @@
 //! 3. Segment and position. With M_P = h_P·2^R + l_P (R = B − 1 − T) and f_P the D bits of M_P
 //!    from bit R₂ = R − D, the carries c₁ = 1{l_S + l_C ≥ 2^R} and c₂ = 1{(M_S mod 2^R₂) +
 //!    (M_C mod 2^R₂) ≥ 2^R₂} come from one millionaires' batch on R bits ([`cmp::carry_each`]:
-//!    the R₂-bit parts are shifted up to R bits, which leaves their carry unchanged), and one B2A
-//!    over W ([`b2a`]). Then the segment i = ⌊M/2^R⌋ mod 2^T has shares h_P + c₁_P mod 2^T, and
-//!    the position r = ⌊M/2^R₂⌋ mod 2^D = f_S + f_C + c₂ − 2^D·c₁ exactly (the wraps of the
-//!    whole sum, 2^(64−R) and 2^(64−R₂) times the same bit, cancel in ⌊M/2^R₂⌋ − 2^D·⌊M/2^R⌋).
+//!    the R₂-bit parts are shifted up to R bits, which leaves their carry unchanged), in
+//!    arithmetic shares over W from its last level ([`cmp::carry_arith_each`]: a 1-out-of-8 OT
+//!    in place of the last AND and a B2A). Then the segment i = ⌊M/2^R⌋ mod 2^T has shares
+//!    h_P + c₁_P mod 2^T, and the position r = ⌊M/2^R₂⌋ mod 2^D = f_S + f_C + c₂ − 2^D·c₁
+//!    exactly (the wraps of the whole sum, 2^(64−R) and 2^(64−R₂) times the same bit, cancel in
+//!    ⌊M/2^R₂⌋ − 2^D·⌊M/2^R⌋).
 //! 4. Spline. C[i] and S[i] by one lookup of both tables ([`lut`]); y = C[i]·2^D − S[i]·r by
 //!    one product ([`mul::mul`]) and local arithmetic.
 //! 5. Scale. F[k]·y = Σ_j e_j·(F_j·y) by one multiplexer call on the step-1 bits, and
@@ -28,10 +30,12 @@
 //!    value per row: 0 ≤ F[k]·y < 2^62, below its bound 2^63 − 2^G).
 //!
 //! **Cost** per input, with D(k) the DReLU on k bits, M(k) the millionaires' and COT_k = λ + k
-//! bits: (B − 1)·D(B + 1) + 2B·COT_64 (the two multiplexers, B each) + 2·M(R) + 2·COT_64 +
-//! L(2^T, 64, 2 tables) + the product over W + one truncation over W. Flights: the steps are
-//! sequential and each is one batch, so F_DReLU + 3 + F_carry + 2 + 2 + 4 + 3 + F_trunc, about
-//! 45, whatever the number of inputs. Measured figures are in `docs/protocols.md`.
+//! bits: (B − 1)·D(B + 1) + 2B·COT_64 (the two multiplexers, B each) + 2·(M(R) less one AND,
+//! plus a 1-out-of-8 OT of 64-bit messages) + L(2^T, 64, 2 tables) + the product over W + one
+//! truncation over W. Flights: the steps are sequential and each is one batch, so
+//! F_DReLU + 3 + F_carry + 2 + 3 + 3 + F_trunc (F_carry with the OT in place of its last
+//! level): 35 / 41 for LayerNorm's B = 62 and 27 / 33 for softmax's B = 35 on silent OT,
+//! whatever the number of inputs. Measured figures are in `docs/protocols.md`.
 //!
 //! **Security** (semi-honest). Every intermediate (the comparison bits, e, M, the carries, i, r,
 //! the table values, y and the output) stays shared; each step is a sub-protocol that reveals
@@ -43,7 +47,7 @@
 use ciphergpt_compiler::fixed::semantics::InvTables;
 
 use super::shares::Ring;
-use super::{b2a::b2a, cmp, lut::lut, mul, mux::mux, trunc};
+use super::{cmp, lut::lut, mul, mux::mux, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::net::{Channel, NetError, Role};
 
@@ -117,12 +121,20 @@ fn segment_position<C: Channel + ?Sized>(
         widths.extend(std::iter::repeat_n(r2, n));
         parts.extend_from_slice(m);
     }
-    let carries = if r1 == 0 {
-        vec![false; n]
+    // Arithmetic shares over W straight from the comparison's last level (no B2A after it).
+    let arith = if r1 == 0 {
+        vec![0; widths.len()]
     } else {
-        cmp::carry_each(ot, ch, role, &widths, cmp::cheapest_digit_bits(r1), &parts)?
+        cmp::carry_arith_each(
+            ot,
+            ch,
+            role,
+            &widths,
+            cmp::cheapest_digit_bits(r1),
+            w,
+            &parts,
+        )?
     };
-    let arith = b2a(ot, ch, role, w, &carries)?;
     let c1 = &arith[..n];
     let c2 = if r2 > 0 { &arith[n..] } else { &[][..] };
     let seg = m

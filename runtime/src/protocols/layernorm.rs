@@ -350,7 +350,7 @@ fn layernorm_with<C: Channel + ?Sized>(
     } else if p.f_rho <= WIDE_BITS - ring.bits {
         let shifts = vec![p.f_rho; prod.len()];
         let digits = cmp::cheapest_digit_bits(p.f_rho);
-        trunc::trunc_reduce_each(ot, ch, role, w, &shifts, digits, &prod)?
+        trunc::trunc_reduce_to_each(ot, ch, role, w, &shifts, digits, ring, &prod)?
     } else {
         trunc::trunc(ot, ch, role, w, p.f_rho, &prod)?
     };

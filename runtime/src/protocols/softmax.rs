@@ -22,7 +22,8 @@
 //! 1. m = [`max::row_max`] (groups of four, ⌈log₄ n⌉ levels); u_j = m − s_j, local.
 //! 2. Digits. l = u mod 2^lo is free (each party reduces its share). H = ⌊u / 2^lo⌋ has shares
 //!    (u_S >> lo) + (u_C >> lo) + c mod 2^(ℓ−lo), c = 1{(u_S mod 2^lo) + (u_C mod 2^lo) ≥ 2^lo}:
-//!    one millionaires' on lo bits ([`cmp::millionaire`]) and a B2A over Z_2^(ℓ−lo) (SIRNN's
+//!    one millionaires' on lo bits whose last level gives c in arithmetic shares over
+//!    Z_2^(ℓ−lo) ([`cmp::carry_arith_each`], in place of a B2A after it; SIRNN's
 //!    truncate-and-reduce; the wrap of the whole sum vanishes mod 2^(ℓ−lo), and u ≥ 0 needs no
 //!    bias). h = H mod 2^hi is the high digit.
 //! 3. Clip bit c = 1{u ≥ clip}. When clip is a multiple of 2^lo (always for fitted tables,
@@ -59,8 +60,9 @@
 //!    operand, and one COT per bit of R per row serves the whole row: its two 128-bit pads are
 //!    expanded by AES-CTR into one pad per element (a vector correlation), so per element only
 //!    the corrections cross the wire.
-//! 9. p = ⌊E·R / 2^S⌋ by truncate-and-reduce into Z_2^(W2−S), where p ≤ 2^f_out has a known zero
-//!    msb, then [`trunc::extend_nonnegative`] to Z_2^ℓ (a reduction if ℓ ≤ W2 − S).
+//! 9. p = ⌊E·R / 2^S⌋ by truncate-and-reduce into Z_2^(W2−S) (its carry arithmetic from the
+//!    comparison's last level, as in step 2), where p ≤ 2^f_out has a known zero msb, then
+//!    [`trunc::extend_nonnegative`] to Z_2^ℓ (a reduction if ℓ ≤ W2 − S).
 //!
 //! **Prepared** ([`prepare`], [`softmax_prepared`]). Step 4's two lookups send
 //! 2^hi·w_h + 2^lo·w_l bits per entry (8,448 at the plan's 8 + 8 digits), most of a decode
@@ -75,24 +77,25 @@
 //! triples' a, b are unknown to the receiver and used once).
 //!
 //! **Cost** per element, with M(k) the millionaires' on k bits at the chosen digit width and
-//! B(k) = COT(k) = λ + k bits ([`cmp`], [`b2a`]), L(N, w) = log₂N·λ + N·w ([`lut`]), w_x ≤ w_y
-//! the two tables' widths:
-//! - digits: M(lo) + B(ℓ − lo);
+//! B(k) = COT(k) = λ + k bits ([`cmp`], [`b2a`]), A(k, w) = M(k) − (2λ + 4) + 3λ + 8w the
+//! millionaires' with arithmetic output over w bits (one AND fewer, a 1-out-of-8 OT),
+//! L(N, w) = log₂N·λ + N·w ([`lut`]), w_x ≤ w_y the two tables' widths:
+//! - digits: A(lo, ℓ − lo);
 //! - lookups: L(2^hi, w_h) + L(2^lo, w_l);
 //! - product: (λ + W1 − w_y) + 2(w_x·λ + Σ_{j<w_x}(W1 − j));
 //! - truncation and clip, their comparisons in one batch on K = max(f_e, ℓ − lo − 1) bits:
 //!   2·M(K) + B(f_e + 2) + 2(λ + f_e + 2) + (λ + W2 − f_e − 2), then the extension;
-//! - normalisation: 2·Σ_{j<m_R}(W2 − j) + M(S) + B(W2 − S) + (λ + ℓ − W2 + S);
+//! - normalisation: 2·Σ_{j<m_R}(W2 − j) + A(S, W2 − S) + (λ + ℓ − W2 + S);
 //!
 //! and per row of n: the maximum ([`max::row_max`]: per group of four candidates 6·M(ℓ − 1)
 //! and two 1-out-of-64 OTs of ℓ-bit messages, ⌈log₄ n⌉ levels), Z's extension to 64 bits
 //! (λ + 64 − W2), the reciprocal ([`inverse`]) and 2·m_R·λ for the normalisation's COTs. At
 //! ℓ = 38 with the plan's tables (12/17/15: w = 19 and 14, W1 = 36, W2 = 42, K = 40, S = 25,
-//! m_R = 25) over rows of 256 on IKNP: 7,021.03 bytes per element (1,797,384.2 per row),
-//! measured equal to the formula; 121 flights from the server, 137 from the client (161 and
-//! 187 with the pairwise maximum and the triples' flights, 385 and 449 with the bit-serial
-//! division). At ℓ = 37 with CipherGPT's 12/14/12: 6,243.87 bytes per element, 119 / 135
-//! flights.
+//! m_R = 25) over rows of 256 on IKNP: 7,061.61 bytes per element (1,807,771.9 per row),
+//! measured equal to the formula; 113 flights from the server, 127 from the client (161 and
+//! 187 with the pairwise maximum, the triples' flights and B2As after the carries, 385 and 449
+//! with the bit-serial division). At ℓ = 37 with CipherGPT's 12/14/12: 6,280.95 bytes per
+//! element, 111 / 125 flights.
 //! `docs/protocols.md` has the table.
 //!
 //! **Security** (semi-honest). Between the sub-protocols each party computes only locally on its
@@ -256,8 +259,9 @@ fn public(role: Role, ring: Ring, v: u64) -> u64 {
 
 /// Shares over Z_2^(ℓ−s) of ⌊x / 2^s⌋ for x ∈ Z_2^ℓ read unsigned (1 ≤ s < ℓ): (x_S >> s) +
 /// (x_C >> s) + c with c = 1{(x_S mod 2^s) + (x_C mod 2^s) ≥ 2^s}, one millionaires' on s bits
-/// and a B2A; the wrap of the whole sum is a multiple of 2^(ℓ−s) and vanishes. SIRNN §IV-B
-/// (truncate-and-reduce) without the bias, as every value here is non-negative.
+/// whose last level gives c in arithmetic shares over Z_2^(ℓ−s) ([`cmp::carry_arith_each`]); the
+/// wrap of the whole sum is a multiple of 2^(ℓ−s) and vanishes. SIRNN §IV-B (truncate-and-reduce)
+/// without the bias, as every value here is non-negative.
 fn shift_reduce<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -266,8 +270,13 @@ fn shift_reduce<C: Channel + ?Sized>(
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
-    let c = cmp::carry(ot, ch, role, s, cmp::cheapest_digit_bits(s), x)?;
-    shift_with_carries(ot, ch, role, ring, s, x, &c)
+    let out = Ring::new(ring.bits - s)?;
+    let widths = vec![s; x.len()];
+    let c = cmp::carry_arith_each(ot, ch, role, &widths, cmp::cheapest_digit_bits(s), out, x)?;
+    Ok(x.iter()
+        .zip(c)
+        .map(|(&v, c)| out.add(ring.reduce(v) >> s, c))
+        .collect())
 }
 
 /// [`shift_reduce`] from the carries `c` (XOR shares, one per element) already computed: their

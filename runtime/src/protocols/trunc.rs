@@ -146,6 +146,52 @@ pub fn trunc_reduce_each<C: Channel + ?Sized>(
         .collect())
 }
 
+/// [`trunc_reduce_each`] reduced further, to `out` (|out| ≤ ℓ − max s_i): shares of
+/// ⌊x_i / 2^(s_i)⌋ mod 2^|out|, for a caller that needs no more bits (LayerNorm's last shift,
+/// whose result lives in the plan's ring). The carries come in arithmetic shares over `out`
+/// from [`cmp::carry_arith_each`], whose last tree level is also the B2A: 2 flights fewer.
+#[allow(clippy::too_many_arguments)]
+pub fn trunc_reduce_to_each<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    shifts: &[u32],
+    digits: u32,
+    out: Ring,
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
+    if let Some(&s) = shifts
+        .iter()
+        .find(|&&s| s == 0 || s >= ring.bits || out.bits + s > ring.bits)
+    {
+        return Err(NetError::InvalidArgument(format!(
+            "trunc_reduce_to: shift {s} does not leave {} bits of a {}-bit ring",
+            out.bits, ring.bits
+        )));
+    }
+    if shifts.len() != x.len() {
+        return Err(NetError::InvalidArgument(format!(
+            "trunc_reduce_to: {} shifts for {} values",
+            shifts.len(),
+            x.len()
+        )));
+    }
+    let u: Vec<u64> = x
+        .iter()
+        .map(|&v| ring.add(v, bias(role, ring.bits)))
+        .collect();
+    let c = cmp::carry_arith_each(ot, ch, role, shifts, digits, out, &u)?;
+    Ok(u.iter()
+        .zip(c)
+        .zip(shifts)
+        .map(|((&v, c), &s)| {
+            let unbias = bias(role, ring.bits - s);
+            out.reduce((v >> s).wrapping_add(c).wrapping_sub(unbias))
+        })
+        .collect())
+}
+
 /// Signed extension: shares over `to` (Z_2^n) of the signed lift of x ∈ `from` (Z_2^m), n > m.
 pub fn extend<C: Channel + ?Sized>(
     ot: &mut OtPair,

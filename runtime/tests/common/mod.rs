@@ -215,6 +215,18 @@ pub fn mill_best(k: u32) -> u64 {
     (1..=6).map(|m| mill_bits(k, m)).min().unwrap()
 }
 
+/// Bits of `cmp::carry_arith_each` per element on IKNP, k-bit carries into `out`-bit shares at the
+/// cheapest digit width: the millionaires' less its last AND (2λ + 4 bits) and one 1-out-of-8 OT
+/// of `out`-bit messages (3λ + 8·out bits); with one digit, the millionaires' and a B2A.
+pub fn carry_arith_bits(k: u32, out: u64) -> u64 {
+    let m = ciphergpt_runtime::protocols::cmp::cheapest_digit_bits(k);
+    if k.div_ceil(m) == 1 {
+        mill_best(k) + 128 + out
+    } else {
+        mill_best(k) - 260 + 3 * 128 + 8 * out
+    }
+}
+
 /// Bits of `max::row_max` on one row of `len` entries over Z_2^ℓ on IKNP: per level, the row's
 /// candidates in groups of four (the last group of 2 or 3, or a single that passes up), the
 /// pairwise comparisons of every group (millionaires' on ℓ − 1 bits at the cheapest digit
@@ -239,8 +251,8 @@ pub fn row_max_bits(l: u32, len: u64) -> u64 {
 
 /// Bits of `inverse::inv_pow` per input on IKNP (its module doc's cost, term by term), with
 /// COT_k = λ + k and W = 64: the B − 1 DReLUs on B + 1 bits (millionaires' on B bits at the
-/// cheapest digit width), two multiplexer calls of B values (2 COT_64 each), the carries on R bits with their
-/// B2A, the lookup of two 64-bit tables (two OT groups of T·λ + 2^T·64 bits), the product over W
+/// cheapest digit width), two multiplexer calls of B values (2 COT_64 each), the carries on R bits in
+/// arithmetic shares (the millionaires' less its last AND, and a 1-out-of-8 OT), the lookup of two 64-bit tables (two OT groups of T·λ + 2^T·64 bits), the product over W
 /// (two cross terms of 64 COTs of 64, 63, …, 1 bits) and a truncation of a non-negative value
 /// with headroom (M(s) at the cheapest digit width, then the carry's B2A over W and the
 /// extension's COT_s in one call: COT_64 + COT_s).
@@ -256,10 +268,16 @@ pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables) -> u64 
     let b = t.in_bits as u64;
     let (r1, r2) = (t.index_shift(), t.pos_shift());
     let carries = if r2 > 0 { 2 } else { 1 };
-    let carry_bits = if r1 > 0 { mill_best(r1) } else { 0 };
+    // The carries' millionaires' without its last AND, then one 1-out-of-8 OT of 64-bit
+    // messages (3 COTs) in place of that AND and the B2A.
+    let carry_bits = if r1 > 0 {
+        mill_best(r1) - 260 + 3 * 128 + 8 * 64
+    } else {
+        0
+    };
     (b - 1) * mill_best(t.in_bits)
         + 2 * 2 * b * cot(64)
-        + carries * (carry_bits + cot(64))
+        + carries * carry_bits
         + 2 * (t.index_bits as u64 * 128 + (64u64 << t.index_bits))
         + 2 * (64 * 128 + (1..=64).sum::<u64>())
         + trunc_nn(t.out_shift)
