@@ -307,22 +307,7 @@ impl CotSender {
         ch: &mut C,
         out: &mut [Block],
     ) -> Result<(), NetError> {
-        let delta = self.delta;
-        match &mut self.backend {
-            SenderBackend::Iknp(s) => s.extend_into(delta, ch, out)?,
-            SenderBackend::Silent(s) => {
-                for chunk in out.chunks_mut(SILENT_CHUNK) {
-                    s.take(ch, delta, chunk)?;
-                    silent::derandomize_send(ch, delta, chunk)?;
-                }
-            }
-            SenderBackend::Fixed(p) => {
-                p.take_all(out)?;
-                silent::derandomize_send(ch, delta, out)?;
-            }
-        }
-        self.counter += out.len() as u64;
-        Ok(())
+        self.send_cot_chunks(ch, out, true)
     }
 
     /// Correlated OTs into `out` whose receiver takes random choices
@@ -334,15 +319,34 @@ impl CotSender {
         ch: &mut C,
         out: &mut [Block],
     ) -> Result<(), NetError> {
+        self.send_cot_chunks(ch, out, false)
+    }
+
+    /// Both of the above: under a silent backend, `chosen` receives the receiver's corrections
+    /// after each chunk taken from the pool.
+    fn send_cot_chunks<C: Channel + ?Sized>(
+        &mut self,
+        ch: &mut C,
+        out: &mut [Block],
+        chosen: bool,
+    ) -> Result<(), NetError> {
         let delta = self.delta;
         match &mut self.backend {
             SenderBackend::Iknp(s) => s.extend_into(delta, ch, out)?,
             SenderBackend::Silent(s) => {
                 for chunk in out.chunks_mut(SILENT_CHUNK) {
                     s.take(ch, delta, chunk)?;
+                    if chosen {
+                        silent::derandomize_send(ch, delta, chunk)?;
+                    }
                 }
             }
-            SenderBackend::Fixed(p) => p.take_all(out)?,
+            SenderBackend::Fixed(p) => {
+                p.take_all(out)?;
+                if chosen {
+                    silent::derandomize_send(ch, delta, out)?;
+                }
+            }
         }
         self.counter += out.len() as u64;
         Ok(())

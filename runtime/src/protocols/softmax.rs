@@ -273,10 +273,15 @@ fn shift_reduce<C: Channel + ?Sized>(
     let out = Ring::new(ring.bits - s)?;
     let widths = vec![s; x.len()];
     let c = cmp::carry_arith_each(ot, ch, role, &widths, cmp::cheapest_digit_bits(s), out, x)?;
-    Ok(x.iter()
+    Ok(shifted_plus(ring, out, s, x, c))
+}
+
+/// (x_P >> s) + c_P over `out`: the shifted shares with the carries' arithmetic shares.
+fn shifted_plus(ring: Ring, out: Ring, s: u32, x: &[u64], c: Vec<u64>) -> Vec<u64> {
+    x.iter()
         .zip(c)
         .map(|(&v, c)| out.add(ring.reduce(v) >> s, c))
-        .collect())
+        .collect()
 }
 
 /// [`shift_reduce`] from the carries `c` (XOR shares, one per element) already computed: their
@@ -292,10 +297,7 @@ fn shift_with_carries<C: Channel + ?Sized>(
 ) -> Result<Vec<u64>, NetError> {
     let out = Ring::new(ring.bits - s)?;
     let c = b2a(ot, ch, role, out, c)?;
-    Ok(x.iter()
-        .zip(c)
-        .map(|(&v, c)| out.add(ring.reduce(v) >> s, c))
-        .collect())
+    Ok(shifted_plus(ring, out, s, x, c))
 }
 
 /// Shares of softmax_row of every row: `s` is the concatenation of the rows (this party's
