@@ -9,7 +9,7 @@ use ciphergpt_runtime::crypto::CotBackend;
 use ciphergpt_runtime::exec::Prepared;
 use ciphergpt_runtime::net::{tcp, Channel, NetError, Role, SessionConfig};
 use ciphergpt_runtime::session::{
-    self, ClientOptions, CostLine, Decoding, ProgramCost, SessionReport, OP_CLASSES,
+    self, ClientOptions, CostLine, Decoding, ProgramCost, SessionReport, OP_CLASSES, OT_REFILL,
 };
 use clap::Args;
 use std::io::Write;
@@ -541,7 +541,7 @@ fn block(progs: &[&ProgramCost]) -> String {
         let secs = mean(&|p| get(p).seconds);
         let sent = mean(&|p| get(p).bytes_sent as f64);
         let recv = mean(&|p| get(p).bytes_received as f64);
-        if sent + recv == 0.0 && *name == "Local" {
+        if sent + recv == 0.0 && (*name == "Local" || *name == OT_REFILL) {
             continue;
         }
         s += &format!(

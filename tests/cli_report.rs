@@ -62,13 +62,15 @@ fn table_block(table: &[&str], title: &str) -> Vec<(String, f64, f64)> {
     );
     let mut rows = Vec::new();
     for l in &table[at + 2..] {
+        // The name fills the first 11 columns (it may hold a space: `OT refill`).
+        let name = l.get(..11).unwrap_or(l).trim();
         let cells: Vec<&str> = l.split_whitespace().collect();
         rows.push((
-            cells[0].to_string(),
+            name.to_string(),
             cells[cells.len() - 2].parse().unwrap(),
             cells[cells.len() - 1].parse().unwrap(),
         ));
-        if cells[0] == "total" {
+        if name == "total" {
             return rows;
         }
     }

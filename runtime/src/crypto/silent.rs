@@ -173,6 +173,9 @@ impl Pool {
     }
 }
 
+/// The channel scope of the batches the pools run (under the caller's scope).
+pub const SCOPE: &str = "silent-ot";
+
 /// The sender's generator: its pool, the reserved base of the next batch, its IKNP bootstrap.
 pub(crate) struct SilentSender {
     iknp: IknpSender,
@@ -275,7 +278,7 @@ impl SilentSender {
         ch: &mut C,
         delta: Block,
     ) -> Result<(), NetError> {
-        let name = scope_name(ch, "silent-ot");
+        let name = scope_name(ch, SCOPE);
         for _ in 0..self.schedule.at_setup {
             crate::net::scoped(ch, &name, |ch| self.refill(ch, delta))?;
         }
@@ -292,7 +295,7 @@ impl SilentSender {
         let mut done = 0;
         while done < out.len() {
             if self.pool.avail() == 0 {
-                let name = scope_name(ch, "silent-ot");
+                let name = scope_name(ch, SCOPE);
                 crate::net::scoped(ch, &name, |ch| self.refill(ch, delta))?;
             }
             done += self.pool.take_into(&mut out[done..]);
@@ -378,7 +381,7 @@ impl SilentReceiver {
 
     /// Run the schedule's setup batches.
     pub(crate) fn prime<C: Channel + ?Sized>(&mut self, ch: &mut C) -> Result<(), NetError> {
-        let name = scope_name(ch, "silent-ot");
+        let name = scope_name(ch, SCOPE);
         for _ in 0..self.schedule.at_setup {
             crate::net::scoped(ch, &name, |ch| self.refill(ch))?;
         }
@@ -394,7 +397,7 @@ impl SilentReceiver {
         let mut done = 0;
         while done < out.len() {
             if self.pool.avail() == 0 {
-                let name = scope_name(ch, "silent-ot");
+                let name = scope_name(ch, SCOPE);
                 crate::net::scoped(ch, &name, |ch| self.refill(ch))?;
             }
             done += self.pool.take_into(&mut out[done..]);

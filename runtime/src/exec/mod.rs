@@ -80,6 +80,43 @@ pub struct InstructionCost {
     /// The part of it spent in truncations (`{name}/trunc`).
     pub trunc_seconds: f64,
     pub trunc: Counters,
+    /// The silent-OT batches the pools ran during the instruction (`{name}/…/silent-ot`), left
+    /// out of `counters` and `trunc`: a refill lands in whichever instruction empties a pool.
+    pub ot_refill: Counters,
+}
+
+/// A preparation scope's counters: all of them, and the silent-OT batches run inside it.
+#[derive(Clone, Copy)]
+struct ScopeCost {
+    all: Counters,
+    refill: Counters,
+}
+
+impl ScopeCost {
+    fn of(st: &crate::net::Stats, scope: &str) -> ScopeCost {
+        ScopeCost {
+            all: st.scope_inclusive(scope),
+            refill: st.nested_leaf(scope, crate::crypto::silent::SCOPE),
+        }
+    }
+    fn since(&self, before: &ScopeCost) -> ScopeCost {
+        ScopeCost {
+            all: self.all.since(&before.all),
+            refill: self.refill.since(&before.refill),
+        }
+    }
+    /// The cost of preparing `name` (no truncation), its refills apart.
+    fn preparation(&self, name: &str, op: &'static str, seconds: f64) -> InstructionCost {
+        InstructionCost {
+            name: name.to_string(),
+            op,
+            seconds,
+            counters: self.all.since(&self.refill),
+            trunc_seconds: 0.0,
+            trunc: Counters::default(),
+            ot_refill: self.refill,
+        }
+    }
 }
 
 /// One lane of a session beyond lane 0: its own channel to the peer and its own OT extension,
@@ -822,20 +859,15 @@ impl<'p> Executor<'p> {
                 source,
             };
             let start = Instant::now();
-            let before = ch.stats().scope_inclusive(&scope);
+            let before = ScopeCost::of(&ch.stats(), &scope);
             let corr = scoped(ch, &scope, |ch| {
                 self.prepare_product(ot, he, ch, w, method, steps)
             })
             .map_err(fail)?;
             self.correlations.insert(w, corr);
-            self.costs.push(InstructionCost {
-                name: name.clone(),
-                op,
-                seconds: start.elapsed().as_secs_f64(),
-                counters: ch.stats().scope_inclusive(&scope).since(&before),
-                trunc_seconds: 0.0,
-                trunc: Counters::default(),
-            });
+            let spent = ScopeCost::of(&ch.stats(), &scope).since(&before);
+            self.costs
+                .push(spent.preparation(&name, op, start.elapsed().as_secs_f64()));
         }
         // The GELUs, LayerNorms and softmaxes that cannot serve the next step: `steps` steps,
         // or as many as NONLINEAR_BATCH_BYTES holds (at least one).
@@ -905,21 +937,16 @@ impl<'p> Executor<'p> {
         for (name, op, make) in todo {
             let scope = format!("prepare/{name}");
             let start = Instant::now();
-            let before = ch.stats().scope_inclusive(&scope);
+            let before = ScopeCost::of(&ch.stats(), &scope);
             let stock = scoped(ch, &scope, |ch| make(ot, ch)).map_err(|source| ExecError {
                 instruction: format!("prepare {name}"),
                 source,
             })?;
             self.stocks
                 .insert(name.to_string(), Stocked { stock, used: 0 });
-            self.costs.push(InstructionCost {
-                name: name.to_string(),
-                op,
-                seconds: start.elapsed().as_secs_f64(),
-                counters: ch.stats().scope_inclusive(&scope).since(&before),
-                trunc_seconds: 0.0,
-                trunc: Counters::default(),
-            });
+            let spent = ScopeCost::of(&ch.stats(), &scope).since(&before);
+            self.costs
+                .push(spent.preparation(name, op, start.elapsed().as_secs_f64()));
         }
         Ok(())
     }
@@ -1033,11 +1060,17 @@ impl<'p> Executor<'p> {
                 .ok_or_else(|| bad(&ins.name, "no operation".into()))?;
             let start = Instant::now();
             let tscope = format!("{}/trunc", ins.name);
-            // Each lane's counters of the instruction's scope and of its truncations.
+            // Each lane's counters of the instruction's scope and of its truncations, and of
+            // the silent-OT batches run inside each.
             let snapshot = |st: crate::net::Stats| {
-                (st.scope_inclusive(&ins.name), st.scope_inclusive(&tscope))
+                [
+                    st.scope_inclusive(&ins.name),
+                    st.scope_inclusive(&tscope),
+                    st.nested_leaf(&ins.name, crate::crypto::silent::SCOPE),
+                    st.nested_leaf(&tscope, crate::crypto::silent::SCOPE),
+                ]
             };
-            let before: Vec<(Counters, Counters)> = std::iter::once(ch.stats())
+            let before: Vec<[Counters; 4]> = std::iter::once(ch.stats())
                 .chain(lanes.iter().map(|l| l.ch.stats()))
                 .map(snapshot)
                 .collect();
@@ -1063,22 +1096,26 @@ impl<'p> Executor<'p> {
             if out.is_some() {
                 next = out;
             }
-            let after: Vec<(Counters, Counters)> = std::iter::once(ch.stats())
+            let after: Vec<[Counters; 4]> = std::iter::once(ch.stats())
                 .chain(lanes.iter().map(|l| l.ch.stats()))
                 .map(snapshot)
                 .collect();
-            let (all, tr): (Vec<Counters>, Vec<Counters>) = after
+            // Per lane: [all, trunc, refill, trunc's refill] since `before`.
+            let spent: Vec<[Counters; 4]> = after
                 .iter()
                 .zip(&before)
-                .map(|(a, b)| (a.0.since(&b.0), a.1.since(&b.1)))
-                .unzip();
+                .map(|(a, b)| std::array::from_fn(|i| a[i].since(&b[i])))
+                .collect();
+            let part = |i: usize| concurrent(spent.iter().map(|s| s[i]));
+            let refill = part(2);
             self.costs.push(InstructionCost {
                 name: ins.name.clone(),
                 op: op_name(op),
                 seconds: start.elapsed().as_secs_f64(),
-                counters: concurrent(all),
+                counters: part(0).since(&refill),
                 trunc_seconds,
-                trunc: concurrent(tr),
+                trunc: part(1).since(&part(3)),
+                ot_refill: refill,
             });
         }
         self.positions += t;

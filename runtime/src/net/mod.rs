@@ -155,12 +155,13 @@ impl Counters {
     pub fn bytes(&self) -> u64 {
         self.bytes_sent + self.bytes_received
     }
-    /// What was counted since the `earlier` snapshot of the same counters.
+    /// What was counted since the `earlier` snapshot of the same counters (or what is left of
+    /// these without a part of them; never below zero).
     pub fn since(&self, earlier: &Counters) -> Counters {
         Counters {
-            bytes_sent: self.bytes_sent - earlier.bytes_sent,
-            bytes_received: self.bytes_received - earlier.bytes_received,
-            rounds: self.rounds - earlier.rounds,
+            bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
+            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
+            rounds: self.rounds.saturating_sub(earlier.rounds),
         }
     }
 }
@@ -184,6 +185,20 @@ impl Stats {
         let mut c = Counters::default();
         for (k, v) in &self.scopes {
             if k == name || k.starts_with(&prefix) {
+                c.add(v);
+            }
+        }
+        c
+    }
+    /// The counters of the scopes nested below `name` that run `leaf` (a scope part of that
+    /// name, e.g. the silent-OT batches an instruction ran: `{name}/…/silent-ot`).
+    pub fn nested_leaf(&self, name: &str, leaf: &str) -> Counters {
+        let prefix = format!("{name}/");
+        let (end, inner) = (format!("/{leaf}"), format!("/{leaf}/"));
+        let mut c = Counters::default();
+        for (k, v) in &self.scopes {
+            let rest = &k[k.len().min(prefix.len() - 1)..];
+            if k.starts_with(&prefix) && (rest.ends_with(&end) || rest.contains(&inner)) {
                 c.add(v);
             }
         }
