@@ -29,6 +29,10 @@ pub struct InspectArgs {
     /// Prompt length T of the estimate: prefill of T tokens, then the decode step at position T.
     #[arg(long, default_value_t = 32)]
     pub tokens: u64,
+    /// Tokens the session generates, as `generate --max-new-tokens`: the context of T + N − 1
+    /// positions sets the attention products' layout.
+    #[arg(long, default_value_t = 16)]
+    pub new_tokens: u64,
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
@@ -46,6 +50,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         },
         summary: args.summary,
         tokens: args.tokens,
+        new_tokens: args.new_tokens,
     };
     let out = inspect::render(&plan, &options).with_context(|| path.display().to_string())?;
     print!("{out}");

@@ -1,13 +1,54 @@
-//! The session report's link estimates (`generate --report FILE` and the table `generate`
-//! prints): every cost line's `estimate` is the link time of its own bytes and rounds on the
-//! design's reference links, recomputed here from the figures of the design (lan: 1 ms RTT,
-//! 1 Gbit/s; wan: 40 ms RTT, 400 Mbit/s), not from the code's constants; the table's `LAN s` and
-//! `WAN s` columns and its decode-step line state the same figures.
+//! The session report (`generate --report FILE` and the table `generate` prints), from one
+//! session of the trained model:
+//! - every cost line's `estimate` is the link time of its own bytes and rounds on the design's
+//!   reference links, recomputed here from the figures of the design (lan: 1 ms RTT, 1 Gbit/s;
+//!   wan: 40 ms RTT, 400 Mbit/s), not from the code's constants; the table's `LAN s` and
+//!   `WAN s` columns and its decode-step line state the same figures;
+//! - the cost model (`inspect --format json`) estimates the measured bytes and flights of the
+//!   prefill and of each decode step within 10% per op class.
 
 mod common;
 
 use common::*;
 use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The prompt of the session (7 byte tokens) and its new tokens.
+const PROMPT: &str = "And God";
+const NEW_TOKENS: u64 = 3;
+
+/// The session's plan folder, its JSON report and the client's stderr (the table).
+struct Session {
+    dir: PathBuf,
+    doc: Value,
+    stderr: String,
+}
+
+/// One session shared by the tests of this file.
+fn session() -> &'static Session {
+    static SESSION: OnceLock<Session> = OnceLock::new();
+    SESSION.get_or_init(|| {
+        let dir = trained("cli-report-trained");
+        let (server, addr, log) = serve(&dir, &["--sessions", "1", "--timeout", "60"]);
+        let file = dir.join("report.json");
+        let out = exe()
+            .args(["generate", "--plan"])
+            .arg(&dir)
+            .args(["--connect", &addr, "--prompt", PROMPT, "--timeout", "60"])
+            .args(["--max-new-tokens", &NEW_TOKENS.to_string()])
+            .args(["--preprocess-tokens", "1"])
+            .arg("--report")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        drop((server, log));
+        let doc = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        Session { dir, doc, stderr }
+    })
+}
 
 /// rounds · RTT/2 + bytes · 8 / bandwidth, on lan and wan.
 fn oracle(bytes: f64, rounds: f64) -> (f64, f64) {
@@ -122,24 +163,9 @@ fn mean_rows(progs: &[&Value]) -> Vec<(String, f64, f64)> {
 
 #[test]
 fn each_report_line_states_its_link_time_on_lan_and_wan() {
-    let dir = trained("cli-report-trained");
-    let (server, addr, log) = serve(&dir, &["--sessions", "1", "--timeout", "60"]);
-    let file = dir.join("report.json");
-    let out = exe()
-        .args(["generate", "--plan"])
-        .arg(&dir)
-        .args(["--connect", &addr, "--prompt", "And God", "--timeout", "60"])
-        .args(["--max-new-tokens", "3", "--preprocess-tokens", "1"])
-        .arg("--report")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    drop((server, log));
+    let Session { doc, stderr, .. } = session();
 
     // The JSON: every line, per class, in total, per instruction, the setup and the batches.
-    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let report = &doc["report"];
     check_line(&report["setup"], "setup");
     let programs = report["programs"].as_array().unwrap();
@@ -197,5 +223,81 @@ fn each_report_line_states_its_link_time_on_lan_and_wan() {
     assert_eq!(numbers.len(), want.len(), "{line}");
     for (got, want) in numbers.iter().zip(want) {
         assert!((got - want).abs() <= 6e-4, "{line}: {got} vs {want}");
+    }
+}
+
+/// The cost model's estimate (`inspect --format json`) of the prompt's prefill and of the
+/// decode step at `position`, each a map from op class to (bytes, rounds).
+fn estimate(dir: &std::path::Path, position: u64) -> [Vec<(String, f64, f64)>; 2] {
+    let out = exe()
+        .args([
+            "inspect",
+            "--format",
+            "json",
+            "--tokens",
+            &position.to_string(),
+        ])
+        .args(["--new-tokens", &NEW_TOKENS.to_string()])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    ["prefill", "decode"].map(|p| {
+        doc["summary"][p]["classes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {p} classes: {doc}"))
+            .iter()
+            .map(|c| {
+                (
+                    c["class"].as_str().unwrap().to_string(),
+                    u(&c["server_bytes"]) + u(&c["client_bytes"]),
+                    u(&c["rounds"]),
+                )
+            })
+            .collect()
+    })
+}
+
+/// Every op class of a measured program is within 10% of the estimate, in bytes and in
+/// flights (the silent-OT refills are apart and not estimated).
+fn within_ten_percent(measured: &Value, estimated: &[(String, f64, f64)], what: &str) {
+    let mut checked = 0;
+    for line in measured["classes"].as_array().unwrap() {
+        let name = line["name"].as_str().unwrap();
+        let (bytes, rounds) = counts(line);
+        if name == "OT refill" || (bytes, rounds) == (0.0, 0.0) {
+            continue;
+        }
+        let Some((_, eb, er)) = estimated.iter().find(|e| e.0 == name) else {
+            panic!("{what}: no estimate for {name}: {estimated:?}");
+        };
+        for (kind, got, want) in [("bytes", *eb, bytes), ("flights", *er, rounds)] {
+            assert!(
+                (got - want).abs() <= 0.1 * want,
+                "{what} {name}: estimated {got} {kind}, measured {want}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 6, "{what}: only {checked} classes measured");
+}
+
+#[test]
+fn the_cost_model_estimates_each_class_within_ten_percent() {
+    let Session { dir, doc, .. } = session();
+    let programs = doc["report"]["programs"].as_array().unwrap();
+    let prompt = PROMPT.len() as u64;
+    assert_eq!(u(&programs[0]["positions"]), prompt as f64);
+    let [prefill, _] = estimate(dir, prompt);
+    within_ten_percent(&programs[0], &prefill, "prefill");
+    for step in &programs[1..] {
+        let position = u(&step["positions"]) as u64 - 1;
+        let [_, decode] = estimate(dir, position);
+        within_ten_percent(step, &decode, &format!("decode at {position}"));
     }
 }

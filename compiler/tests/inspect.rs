@@ -1,6 +1,7 @@
 //! `inspect`: listings, JSON, DOT and the per-class summary of hand-built plans (snapshots), and
 //! properties of the cost model.
 
+use ciphergpt_compiler::fixed::semantics;
 use ciphergpt_compiler::plan::cost::{self, OpClass, Sizes, Summary};
 use ciphergpt_compiler::plan::inspect::{self, Format, Options};
 use ciphergpt_compiler::plan::{
@@ -292,6 +293,7 @@ fn render(plan: &Plan, format: Format, summary: bool, tokens: u64) -> String {
             format,
             summary,
             tokens,
+            ..Options::default()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"))
@@ -426,15 +428,20 @@ fn gpt2_small_summary() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn comparison_and_truncation_grow_linearly_in_the_ring() {
-    for l in [16u64, 32, 37, 48, 64] {
-        assert_eq!(cost::comparison(l).total(), 11 * l);
-        assert_eq!(cost::truncation(l, 12).total(), 16 * l + 11 * 12);
+fn comparison_and_truncation_grow_with_the_ring() {
+    for l in [16u64, 32, 37, 48, 63] {
+        // A comparison on silent OT: the leaves' messages (2^(m+1) bits per m-bit digit) and
+        // the openings, about 12 to 40 bits per input bit (the digit width is chosen per width,
+        // so one more bit may cost less, but twice the bits cost more).
+        let c = cost::comparison(l).total();
+        assert!((12 * l..=40 * l).contains(&c), "comparison({l}): {c} bits");
+        assert!(cost::comparison(2 * l).total() > c);
+        // A truncation by 12: the carry's millionaires' on 12 bits does not grow with ℓ, the
+        // carry's COT over Z_2^ℓ does, one bit per bit.
+        let t = cost::truncation(l + 1, 12).total() - cost::truncation(l, 12).total();
+        assert_eq!(t, 1);
         assert_eq!(cost::mux(l).total(), 2 * l + 2);
     }
-    let d1 = cost::comparison(33).total() - cost::comparison(32).total();
-    let d2 = cost::comparison(61).total() - cost::comparison(60).total();
-    assert_eq!(d1, d2);
 }
 
 fn linear_bytes(rows: u64, k: u64, n: u64) -> u64 {
@@ -530,19 +537,13 @@ fn softmax_follows_the_causal_mask() {
 
 #[test]
 fn gelu_per_element_is_near_cipher_gpts_figure() {
-    // CipherGPT Table IV: 765 MB for 2^20 elements (≈ 730 B per element), with |rOT| ≈ 0.6 bit.
-    let g = plan::Gelu {
-        frac: 12,
-        alpha_log2: 2,
-        pieces_log2: 6,
-        slope: vec![0; 64],
-        intercept: vec![0; 64],
-        form: 0,
-        prepared: false,
-    };
+    // CipherGPT Table IV: 765 MB for 2^20 elements (≈ 730 B per element), with |rOT| ≈ 0.6 bit;
+    // its setting: ℓ = 37, f = 12, 64 pieces on ±4.
+    let t = semantics::fit_gelu(12, 2, 6, semantics::GeluForm::Tanh).unwrap();
+    let g = ciphergpt_compiler::fixed::convert::gelu_to_plan(&t);
     let per_element = cost::gelu(37, &g).total() as f64 / 8.0;
     assert!(
-        (500.0..1500.0).contains(&per_element),
+        (400.0..1000.0).contains(&per_element),
         "{per_element} B per element"
     );
 }

@@ -169,9 +169,10 @@ mod tests {
             cost::layernorm(35, &n, 1, 768).total(),
             cost::layernorm(35, &ahead, 1, 768).total(),
         );
-        // Per entry a square and a product ((ℓ² + 3ℓ)·3/2 = 1,995 bits at ℓ = 35) become two
-        // openings of 64 bits each way.
+        // Per entry the square over Z_2^64 (a cross term: 64·65/2 + 64 = 2,144 bits) and the
+        // row-scalar product (two cross terms with a 30-bit chooser: 2·(Σ_{j<30}(64 − j) + 30)
+        // = 3,030 bits) become two openings of 64 bits each way.
         let saved = (online - prepared) / 768;
-        assert_eq!(saved, 1_995 - 256);
+        assert_eq!(saved, 2_144 + 3_030 - 256);
     }
 }

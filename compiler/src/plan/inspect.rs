@@ -34,6 +34,9 @@ pub struct Options {
     pub summary: bool,
     /// Prompt length T of the estimate.
     pub tokens: u64,
+    /// Tokens the session generates (N): its context of T + N − 1 positions sets the
+    /// attention products' layout.
+    pub new_tokens: u64,
 }
 
 impl Default for Options {
@@ -42,6 +45,7 @@ impl Default for Options {
             format: Format::Text,
             summary: false,
             tokens: 32,
+            new_tokens: 16,
         }
     }
 }
@@ -64,7 +68,14 @@ pub fn render(plan: &Plan, opts: &Options) -> Result<String> {
             positions - 1
         )));
     }
-    let report = Report::new(plan, opts.tokens);
+    // The session's context, T + N − 1 positions, at most the model's.
+    let wanted = opts.tokens.saturating_add(opts.new_tokens.max(1) - 1);
+    let context = if positions > 0 {
+        wanted.min(positions)
+    } else {
+        wanted
+    };
+    let report = Report::new(plan, opts.tokens, context);
     Ok(match (opts.format, opts.summary) {
         (Format::Text, false) => report.text(),
         (Format::Text, true) => report.summary_text(),
@@ -137,19 +148,19 @@ struct Report<'p> {
 const EMPTY: &[Instruction] = &[];
 
 impl<'p> Report<'p> {
-    fn new(plan: &'p Plan, tokens: u64) -> Report<'p> {
+    fn new(plan: &'p Plan, tokens: u64, context: u64) -> Report<'p> {
         let mut programs = Vec::new();
         let specs = [
             (
                 "prefill",
                 &plan.prefill,
-                Sizes::prefill(tokens),
+                Sizes::prefill(tokens).within(context),
                 format!("prefill: T = {tokens} tokens, P = {tokens} positions"),
             ),
             (
                 "decode",
                 &plan.decode,
-                Sizes::decode(tokens),
+                Sizes::decode(tokens).within(context),
                 format!(
                     "decode step at position {tokens}: T = 1 token, P = {} positions",
                     tokens + 1

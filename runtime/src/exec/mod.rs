@@ -1550,10 +1550,11 @@ impl Executor<'_> {
     }
 }
 
-/// Elements per GELU call: the lookups hold 2·n·N words per call (N pieces; 134 MB at N = 128),
-/// and every call costs its ~26 flights, so a GPT-2-small prefill of 32 tokens (98,304 values
-/// per layer) makes two calls per layer, not six.
-const GELU_SLICE: usize = 1 << 16;
+/// Elements per GELU call (the cost model's, which counts each slice's flights): the lookups
+/// hold 2·n·N words per call (N pieces; 134 MB at N = 128), and every call costs its ~26
+/// flights, so a GPT-2-small prefill of 32 tokens (98,304 values per layer) makes two calls per
+/// layer, not six.
+const GELU_SLICE: usize = ciphergpt_compiler::plan::cost::GELU_SLICE as usize;
 
 /// Flat indices of the causal entries (j ≤ past + r) of a [heads × t × (past + t)] score block,
 /// in head, row, position order.

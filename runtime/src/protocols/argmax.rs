@@ -50,8 +50,9 @@ use crate::net::{Channel, NetError, Role};
 /// The number of candidates from which on the tournament takes groups of four: each group
 /// sends 2 × 2 × 64 messages of ℓ bits (value and index, each way), so the long first levels
 /// stay pairwise. For GPT-2's 50,257 logits: 6 pairwise levels down to 786, then 5 in groups
-/// (11 levels instead of 16) for about 0.3 MB more.
-pub const QUAD_FROM: usize = 1024;
+/// (11 levels instead of 16) for about 0.3 MB more. The cost model's constant, which its
+/// estimate follows.
+pub const QUAD_FROM: usize = ciphergpt_compiler::plan::cost::ARGMAX_QUAD_FROM as usize;
 
 /// The smallest index of the maximum of the shared vector z, revealed to the client only:
 /// `Some(index)` at the client, `None` at the server. Precondition: every entry, read signed,

@@ -49,52 +49,11 @@ use crate::crypto::triples::{bit_triples, BitTriples};
 use crate::crypto::Prg;
 use crate::net::{Channel, NetError, Role};
 
-/// Default digit width m of the millionaires' protocol (CrypTFlow2's choice).
-pub const DEFAULT_DIGIT_BITS: u32 = 4;
-
-/// Number of ANDs per comparison for a tree over q leaves (the lowest node's eq is skipped).
-pub fn and_count(q: usize) -> usize {
-    let (mut cnt, mut total) = (q, 0);
-    while cnt > 1 {
-        let pairs = cnt / 2;
-        total += 2 * pairs - 1;
-        cnt = pairs + cnt % 2;
-    }
-    total
-}
-
-/// Tree levels (rounds of openings) for q leaves.
-pub fn levels(q: usize) -> usize {
-    let (mut cnt, mut l) = (q, 0);
-    while cnt > 1 {
-        cnt = cnt / 2 + cnt % 2;
-        l += 1;
-    }
-    l
-}
-
-/// Bits of one millionaires' comparison on k-bit inputs with m-bit digits (IKNP, λ = 128): q =
-/// ⌈k/m⌉ leaves of m·λ + 2^m·2 bits, and_count(q) AND triples of 2λ bits plus 4 bits of openings.
-pub fn millionaire_bits(k: u32, m: u32) -> u64 {
-    if k == 0 {
-        return 0;
-    }
-    let q = k.div_ceil(m) as u64;
-    q * (m as u64 * 128 + (2u64 << m)) + and_count(q as usize) as u64 * 260
-}
-
-/// The digit width m ∈ 1..=6 that makes a millionaires' on k-bit inputs cheapest in bytes (ties:
-/// fewer tree levels, then the smaller m), e.g. 4 for k = 8, 6 for k = 11 and 21, 5 for k = 15 and
-/// 19. Wider digits cost the sender 2^m·m AES calls and 2^m message words per leaf: m = 7 saved
-/// 7% of GELU's bytes but doubled its time, so the search stops at 6.
-pub fn cheapest_digit_bits(k: u32) -> u32 {
-    if k == 0 {
-        return DEFAULT_DIGIT_BITS;
-    }
-    (1..=6u32)
-        .min_by_key(|&m| (millionaire_bits(k, m), levels(k.div_ceil(m) as usize)))
-        .unwrap_or(DEFAULT_DIGIT_BITS)
-}
+// The digit width, the tree's shape and the bytes that choose the width are the cost model's
+// (`plan::cost`), so that its estimates and these protocols agree.
+pub use ciphergpt_compiler::plan::cost::{
+    and_count, cheapest_digit_bits, levels, millionaire_bits, DEFAULT_DIGIT_BITS,
+};
 
 /// XOR shares of the carry 1{v_S + v_C ≥ 2^k} for this party's `v` (< 2^k, higher bits ignored):
 /// one millionaires' on k bits with m-bit digits (server a = v_S, client b = 2^k − 1 − v_C).

@@ -1,0 +1,189 @@
+//! The protocol primitives' costs on silent OT, in bits per element and flights: what each
+//! party sends and how many one-way flights the client sees (an exchange in which both send at
+//! once counts 2, as the channel counts it). ℓ = ring bits. A COT with a chosen choice costs
+//! its receiver one bit (the correction of a random choice), its sender the message; random
+//! COTs (bit triples, pads) cost nothing online. Sources in `docs/cost-model.md`.
+
+use super::{log2_ceil, Bits, Edge};
+
+/// Bits of the OT security parameter λ, what one IKNP COT costs its receiver.
+pub const IKNP_CHOICE_BITS: u64 = 128;
+
+/// Default digit width m of the millionaires' protocol (CrypTFlow2's choice).
+pub const DEFAULT_DIGIT_BITS: u32 = 4;
+
+/// Number of ANDs per comparison for a tree over q leaves (the lowest node's eq is skipped).
+pub fn and_count(q: usize) -> usize {
+    let (mut cnt, mut total) = (q, 0);
+    while cnt > 1 {
+        let pairs = cnt / 2;
+        total += 2 * pairs - 1;
+        cnt = pairs + cnt % 2;
+    }
+    total
+}
+
+/// Tree levels (rounds of openings) for q leaves.
+pub fn levels(q: usize) -> usize {
+    let (mut cnt, mut l) = (q, 0);
+    while cnt > 1 {
+        cnt = cnt / 2 + cnt % 2;
+        l += 1;
+    }
+    l
+}
+
+/// Bits of one millionaires' comparison on k-bit inputs with m-bit digits on IKNP (λ = 128):
+/// q = ⌈k/m⌉ leaves of m·λ + 2^m·2 bits, and_count(q) AND triples of 2λ bits plus 4 bits of
+/// openings. The digit width is chosen by it ([`cheapest_digit_bits`]).
+pub fn millionaire_bits(k: u32, m: u32) -> u64 {
+    if k == 0 {
+        return 0;
+    }
+    let q = k.div_ceil(m) as u64;
+    q * (m as u64 * IKNP_CHOICE_BITS + (2u64 << m))
+        + and_count(q as usize) as u64 * (2 * IKNP_CHOICE_BITS + 4)
+}
+
+/// The digit width m ∈ 1..=6 that makes a millionaires' on k-bit inputs cheapest in bytes (ties:
+/// fewer tree levels, then the smaller m), e.g. 4 for k = 8, 6 for k = 11 and 21, 5 for k = 15 and
+/// 19. Wider digits cost the sender 2^m·m AES calls and 2^m message words per leaf: m = 7 saved
+/// 7% of GELU's bytes but doubled its time, so the search stops at 6.
+pub fn cheapest_digit_bits(k: u32) -> u32 {
+    if k == 0 {
+        return DEFAULT_DIGIT_BITS;
+    }
+    (1..=6u32)
+        .min_by_key(|&m| (millionaire_bits(k, m), levels(k.div_ceil(m) as usize)))
+        .unwrap_or(DEFAULT_DIGIT_BITS)
+}
+
+/// One COT over Z_2^k with a chosen choice: k bits from the sender, the choice correction from
+/// the receiver; 2 flights.
+pub fn cot(k: u64) -> Bits {
+    Bits::new(k, 1, 2).edges(Edge::Send, Edge::Recv)
+}
+
+/// `(n choose 1)`-OT of `msg` bits from `⌈log2 n⌉` COTs: the sender sends `n·msg`, the
+/// receiver its `⌈log2 n⌉` choice corrections; 2 flights.
+pub fn ot_1_of_n(n: u64, msg: u64) -> Bits {
+    Bits::new(n.saturating_mul(msg), log2_ceil(n), 2).edges(Edge::Send, Edge::Recv)
+}
+
+/// Lookup of a secret-shared index in a public table of `entries` entries of `bits` bits: one
+/// `(entries choose 1)`-OT (CipherGPT §II, F_LUT).
+pub fn lut(entries: u64, bits: u64) -> Bits {
+    ot_1_of_n(entries, bits)
+}
+
+/// The millionaires' protocol on k-bit inputs with m-bit digits (CrypTFlow2 Algorithm 1): q
+/// leaf `(2^m choose 1)`-OTs of 2-bit messages, then an AND tree whose triples come free from
+/// the pools; each AND opens 2 bits each way, one exchange per level.
+pub fn millionaire(k: u64, m: u32) -> Bits {
+    if k == 0 {
+        return Bits::ZERO;
+    }
+    let q = k.div_ceil(u64::from(m));
+    let ands = and_count(q as usize) as u64;
+    let depth = levels(q as usize) as u64;
+    Bits::new(
+        q * (2u64 << m) + 2 * ands,
+        q * u64::from(m) + 2 * ands,
+        2 + 2 * depth,
+    )
+    .edges(Edge::Send, Edge::Recv)
+}
+
+/// A millionaires' on k bits at the cheapest digit width: the comparison of every layer
+/// protocol (a carry, DReLU or MSB of a (k + 1)-bit value).
+pub fn comparison(k: u64) -> Bits {
+    millionaire(k, cheapest_digit_bits(k as u32))
+}
+
+/// A carry on k bits in arithmetic shares over Z_2^w: the millionaires' whose last AND is one
+/// `(8 choose 1)`-OT of w-bit messages; with a single digit, the millionaires' and a B2A.
+pub fn carry_arith(k: u64, w: u64) -> Bits {
+    let m = cheapest_digit_bits(k as u32);
+    if k.div_ceil(u64::from(m)) <= 1 {
+        return millionaire(k, m).then(b2a(w));
+    }
+    let c = millionaire(k, m);
+    Bits {
+        server: c.server - 2 + 8 * w,
+        client: c.client - 2 + 3,
+        ..c
+    }
+}
+
+/// Multiplexer of an ℓ-bit value by a shared bit (SIRNN): one COT each way, the client's
+/// first: it sends, receives (its message and the server's choice), sends.
+pub fn mux(l: u64) -> Bits {
+    Bits::new(l + 1, l + 1, 3).edges(Edge::Send, Edge::Send)
+}
+
+/// Boolean to arithmetic conversion into Z_2^ℓ: one COT over Z_2^ℓ.
+pub fn b2a(l: u64) -> Bits {
+    cot(l)
+}
+
+/// Truncation by `s` of an ℓ-bit value within the ring's margin, as the executor shifts every
+/// product (`trunc_within_margin`, headroom form): the carry of the low `s` bits (a
+/// millionaires' with 4-bit digits), then the wrap's and the carry's COTs (over Z_2^s and
+/// Z_2^ℓ) in one call.
+pub fn truncation(l: u64, s: u64) -> Bits {
+    if s == 0 {
+        return Bits::ZERO;
+    }
+    millionaire(s, DEFAULT_DIGIT_BITS).then(Bits::new(s + l, 2, 2).edges(Edge::Send, Edge::Recv))
+}
+
+/// Truncate-and-reduce of ℓ-bit values by `s` bits into Z_2^(ℓ−s) (SIRNN): the carry of the
+/// low `s` bits in arithmetic shares.
+pub fn truncate_reduce(l: u64, s: u64) -> Bits {
+    if s == 0 {
+        return Bits::ZERO;
+    }
+    carry_arith(s, l.saturating_sub(s))
+}
+
+/// Extension of a non-negative value with a known zero msb from Z_2^m to Z_2^n (Cheetah
+/// §4.2.2): one COT over Z_2^(n−m).
+pub fn extend_nonnegative(m: u64, n: u64) -> Bits {
+    if n <= m {
+        return Bits::ZERO;
+    }
+    cot(n - m)
+}
+
+/// One cross term of a Gilboa product over Z_2^ℓ with a `bits`-bit chooser, the client: COT j
+/// over Z_2^(ℓ−j) for each of its bits.
+pub fn cross_term(l: u64, bits: u64) -> Bits {
+    let bits = bits.min(l);
+    let holder: u64 = (0..bits).map(|j| l - j).sum();
+    Bits::new(holder, bits, 2).edges(Edge::Send, Edge::Recv)
+}
+
+/// Product of two secret-shared ℓ-bit values: a cross term in each direction, the server's
+/// choices first (the client receives, sends its messages and choices, receives).
+pub fn product(l: u64) -> Bits {
+    let c = cross_term(l, l);
+    let each = c.server + c.client;
+    Bits::new(each, each, 3).edges(Edge::Recv, Edge::Recv)
+}
+
+/// Square of a secret-shared value: one cross term, the server choosing.
+pub fn square(l: u64) -> Bits {
+    let c = cross_term(l, l);
+    Bits::new(c.client, c.server, 2).edges(Edge::Recv, Edge::Send)
+}
+
+/// Reveal of an ℓ-bit value to the client: the server sends its share.
+pub fn reveal(l: u64) -> Bits {
+    Bits::new(l, 0, 1).edges(Edge::Recv, Edge::Recv)
+}
+
+/// Opening a shared value of `bits` bits to both parties (a step on a prepared correlation):
+/// `bits` each way in one exchange (the client sends, then receives).
+pub fn opening(bits: u64) -> Bits {
+    Bits::new(bits, bits, 2).edges(Edge::Send, Edge::Recv)
+}
