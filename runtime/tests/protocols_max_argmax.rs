@@ -68,10 +68,10 @@ fn open(ring: Ring, s: &[u64], c: &[u64]) -> Vec<i64> {
         .collect()
 }
 
-/// An upper bound of the flights of one tournament level: msb (2 leaf OTs + 2 per tree level of
-/// the millionaires' on ℓ − 1 bits with m-bit digits; its triples take no flight on silent OT)
-/// + the selection (3: a multiplexer, or the row maximum's two 1-out-of-64 OTs). The row
-/// maximum takes the cheapest digit width, argmax 4-bit digits. On IKNP the triples add 2.
+/// An upper bound of the flights of one tournament level: the msb's (2 leaf OTs and 2 per tree
+/// level of the millionaires' on ℓ − 1 bits with m-bit digits; its triples take no flight on
+/// silent OT) and the selection's 3 (a multiplexer, or the row maximum's two 1-out-of-64 OTs).
+/// The row maximum takes the cheapest digit width, argmax 4-bit digits. On IKNP the triples add 2.
 fn flights_per_level(bits: u32, m: u32) -> u64 {
     5 + 2 * cmp::levels((bits - 1).div_ceil(m) as usize) as u64
 }

@@ -449,7 +449,7 @@ fn formula_bits(bits: u32, t: &ExpTables, rows: u64, len: u64) -> u64 {
         + (128 + l - (w2 - s));
     let per_row = row_max_bits(bits, len)
         + (128 + 64 - w2)
-        + inv_pow_bits(&t.recip_tables().unwrap())
+        + inv_pow_bits(&t.recip_tables().unwrap(), rows)
         + 2 * m_r * 128;
     rows * (len * per_element + per_row)
 }

@@ -52,7 +52,8 @@ use crate::net::{Channel, NetError, Role};
 // The digit width, the tree's shape and the bytes that choose the width are the cost model's
 // (`plan::cost`), so that its estimates and these protocols agree.
 pub use ciphergpt_compiler::plan::cost::{
-    and_count, cheapest_digit_bits, levels, millionaire_bits, DEFAULT_DIGIT_BITS,
+    and_count, cheapest_digit_bits, levels, millionaire_bits, row_digit_bits, DEFAULT_DIGIT_BITS,
+    MAX_DIGIT_BITS,
 };
 
 /// XOR shares of the carry 1{v_S + v_C ≥ 2^k} for this party's `v` (< 2^k, higher bits ignored):
@@ -186,9 +187,9 @@ fn check_digits(bits: u32, m: u32) -> Result<(), NetError> {
             "comparison width {bits} is over 64 bits"
         )));
     }
-    if !(1..=8).contains(&m) {
+    if !(1..=MAX_DIGIT_BITS).contains(&m) {
         return Err(NetError::InvalidArgument(format!(
-            "digit width {m} is not in 1..=8"
+            "digit width {m} is not in 1..={MAX_DIGIT_BITS}"
         )));
     }
     Ok(())

@@ -9,7 +9,7 @@
 //!
 //! **Protocol**, all inputs of one call in the same steps, over W = Z_2^64 (v < 2^B, B ≤ 62):
 //! 1. Leading bit. c_j = 1{v ≥ 2^j} for j = 1, …, B − 1 by one batch of DReLUs of v − 2^j in
-//!    Z_2^(B+1) ([`cmp::drelu_with`] at the cheapest digit width; the difference lies in
+//!    Z_2^(B+1) ([`cmp::drelu_with`]; the difference lies in
 //!    (−2^B, 2^B)). With c_0 = 1 and c_B = 0,
 //!    e_j = c_j ⊕ c_(j+1) is one-hot at k = ⌊log₂ v⌋, locally, as XOR shares.
 //! 2. Mantissa. M = Σ_j e_j·(v·2^(B−1−j)) by one multiplexer call on all (j, v) ([`mux`]):
@@ -26,16 +26,26 @@
 //! 4. Spline. C[i] and S[i] by one lookup of both tables ([`lut`]); y = C[i]·2^D − S[i]·r by
 //!    one product ([`mul::mul`]) and local arithmetic.
 //! 5. Scale. F[k]·y = Σ_j e_j·(F_j·y) by one multiplexer call on the step-1 bits, and
-//!    out = ⌊F[k]·y / 2^G⌋ ([`trunc::trunc_headroom_each`] at the cheapest digit width, one
-//!    value per row: 0 ≤ F[k]·y < 2^62, below its bound 2^63 − 2^G).
+//!    out = ⌊F[k]·y / 2^G⌋ ([`trunc::trunc_headroom_each`], one value per row:
+//!    0 ≤ F[k]·y < 2^62, below its bound 2^63 − 2^G).
+//!
+//! **Digits.** Each of the three comparison batches (steps 1, 3, 5) runs once per row, so with
+//! few rows its bytes are small and its tree levels are what costs: it takes the digit width
+//! of [`cmp::row_digit_bits`] for its count, the fewest levels that digits of up to 8 bits
+//! reach within 2^20 leaf messages (LayerNorm's B = 62 at one row: 8-bit digits for the leading
+//! bit, 7-bit for its 53-bit carries, one level fewer each; softmax's 26-bit carries 7-bit),
+//! else the width with the fewest bytes.
 //!
 //! **Cost** per input, with D(k) the DReLU on k bits, M(k) the millionaires' and COT_k = λ + k
 //! bits: (B − 1)·D(B + 1) + 2B·COT_64 (the two multiplexers, B each) + 2·(M(R) less one AND,
 //! plus a 1-out-of-8 OT of 64-bit messages) + L(2^T, 64, 2 tables) + the product over W + one
 //! truncation over W. Flights: the steps are sequential and each is one batch, so
 //! F_DReLU + 3 + F_carry + 2 + 3 + 3 + F_trunc (F_carry with the OT in place of its last
-//! level): 35 / 41 for LayerNorm's B = 62 and 27 / 33 for softmax's B = 35 on silent OT,
-//! whatever the number of inputs. Measured figures are in `docs/protocols.md`.
+//! level), from a state where the client last received: the client's flights are 34 for
+//! LayerNorm's B = 62 on one row (36 on 128 rows, where the digits are the cheapest again) and
+//! 32 for softmax's B = 35 on silent OT (41 and 33 with the cheapest digits everywhere), equal
+//! to the cost model's `inverse_root` (test `protocols_inverse.rs`). Measured figures are in
+//! `docs/protocols.md`.
 //!
 //! **Security** (semi-honest). Every intermediate (the comparison bits, e, M, the carries, i, r,
 //! the table values, y and the output) stays shared; each step is a sub-protocol that reveals
@@ -70,7 +80,8 @@ fn leading_bit<C: Channel + ?Sized>(
             (1..b).map(move |j| small.sub(small.reduce(x), if server { 1u64 << j } else { 0 }))
         })
         .collect();
-    let c = cmp::drelu_with(ot, ch, role, small, cmp::cheapest_digit_bits(b), &diffs)?;
+    let digits = cmp::row_digit_bits(b, diffs.len() as u64);
+    let c = cmp::drelu_with(ot, ch, role, small, digits, &diffs)?;
     let per = (b - 1) as usize;
     let mut e = Vec::with_capacity(v.len() * b as usize);
     for row in c.chunks(per.max(1)).take(v.len()) {
@@ -130,7 +141,7 @@ fn segment_position<C: Channel + ?Sized>(
             ch,
             role,
             &widths,
-            cmp::cheapest_digit_bits(r1),
+            cmp::row_digit_bits(r1, widths.len() as u64),
             w,
             &parts,
         )?
@@ -207,9 +218,9 @@ pub fn inv_pow<C: Channel + ?Sized>(
         .flat_map(|&yq| t.scale.iter().map(move |&f| w.mul(f as u64, yq)))
         .collect();
     let q = select(ot, ch, role, &e, &scaled, bs)?;
-    // Per row: the digit width with the fewest bytes, which has fewer tree levels than 4 bits.
+    // Per row: the digit width with the fewest levels (`cmp::row_digit_bits`).
     let shifts = vec![t.out_shift; q.len()];
-    let digits = cmp::cheapest_digit_bits(t.out_shift);
+    let digits = cmp::row_digit_bits(t.out_shift, q.len() as u64);
     // 0 ≤ F[k]·y < 2^62 leaves the headroom 2^63 − 2^G: the carry's B2A and the extension in
     // one call.
     trunc::trunc_headroom_each(ot, ch, role, w, &shifts, digits, &q)

@@ -249,33 +249,36 @@ pub fn row_max_bits(l: u32, len: u64) -> u64 {
     total
 }
 
-/// Bits of `inverse::inv_pow` per input on IKNP (its module doc's cost, term by term), with
-/// COT_k = λ + k and W = 64: the B − 1 DReLUs on B + 1 bits (millionaires' on B bits at the
-/// cheapest digit width), two multiplexer calls of B values (2 COT_64 each), the carries on R bits in
-/// arithmetic shares (the millionaires' less its last AND, and a 1-out-of-8 OT), the lookup of two 64-bit tables (two OT groups of T·λ + 2^T·64 bits), the product over W
-/// (two cross terms of 64 COTs of 64, 63, …, 1 bits) and a truncation of a non-negative value
-/// with headroom (M(s) at the cheapest digit width, then the carry's B2A over W and the
-/// extension's COT_s in one call: COT_64 + COT_s).
-pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables) -> u64 {
+/// Bits of `inverse::inv_pow` per input on IKNP for a call on `n` inputs (its module doc's cost,
+/// term by term), with COT_k = λ + k and W = 64, every comparison at the digit width
+/// `cmp::row_digit_bits` gives its count: the B − 1 DReLUs on B + 1 bits (millionaires' on B
+/// bits), two multiplexer calls of B values (2 COT_64 each), the carries on R bits in
+/// arithmetic shares (the millionaires' less its last AND, and a 1-out-of-8 OT), the lookup of
+/// two 64-bit tables (two OT groups of T·λ + 2^T·64 bits), the product over W (two cross terms
+/// of 64 COTs of 64, 63, …, 1 bits) and a truncation of a non-negative value with headroom
+/// (its millionaires', then the carry's B2A over W and the extension's COT_s in one call).
+pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables, n: u64) -> u64 {
+    use ciphergpt_runtime::protocols::cmp::row_digit_bits;
     let cot = |k: u64| 128 + k;
+    let b = t.in_bits as u64;
+    let (r1, r2) = (t.index_shift(), t.pos_shift());
+    let carries = if r2 > 0 { 2 } else { 1 };
     let trunc_nn = |s: u32| {
         if s == 0 {
             0
         } else {
-            mill_best(s) + cot(64) + cot(s as u64)
+            mill_bits(s, row_digit_bits(s, n)) + cot(64) + cot(s as u64)
         }
     };
-    let b = t.in_bits as u64;
-    let (r1, r2) = (t.index_shift(), t.pos_shift());
-    let carries = if r2 > 0 { 2 } else { 1 };
     // The carries' millionaires' without its last AND, then one 1-out-of-8 OT of 64-bit
     // messages (3 COTs) in place of that AND and the B2A.
     let carry_bits = if r1 > 0 {
-        mill_best(r1) - 260 + 3 * 128 + 8 * 64
+        mill_bits(r1, row_digit_bits(r1, carries * n)) - 260 + 3 * 128 + 8 * 64
     } else {
         0
     };
-    (b - 1) * mill_best(t.in_bits)
+    let leading = mill_bits(t.in_bits, row_digit_bits(t.in_bits, (b - 1) * n));
+    (b - 1) * leading
         + 2 * 2 * b * cot(64)
         + carries * carry_bits
         + 2 * (t.index_bits as u64 * 128 + (64u64 << t.index_bits))

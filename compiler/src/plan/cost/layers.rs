@@ -5,46 +5,91 @@
 //! the same direction). Sources in `docs/cost-model.md`.
 
 use super::primitives::{
-    b2a, carry_arith, comparison, cot, cross_term, extend_nonnegative, lut, millionaire, mux,
-    opening, ot_1_of_n, product, reveal, square, truncation, DEFAULT_DIGIT_BITS,
+    b2a, carry_arith, carry_arith_with, comparison, cot, cross_term, extend_nonnegative, lut,
+    millionaire, mux, opening, ot_1_of_n, product, reveal, row_digit_bits, square, truncation,
+    DEFAULT_DIGIT_BITS,
 };
 use super::{log2_ceil, Bits, Edge, Sizes};
-use crate::fixed::convert::gelu_from_plan;
+use crate::fixed::convert::{gelu_from_plan, layernorm_from_plan, softmax_from_plan};
+use crate::fixed::semantics::InvTables;
 
 /// Index bits of the spline table of a reciprocal or inverse square root
 /// (`fixed::semantics::inverse::INV_INDEX_BITS`).
 pub const INV_TABLE_BITS: u64 = crate::fixed::semantics::inverse::INV_INDEX_BITS as u64;
 /// The wide ring W of the inverse power and of LayerNorm's row statistics.
 const WIDE: u64 = 64;
-/// The final shift of an inverse power, for the estimate (`InvTables::out_shift`, 30 to 36 for
-/// the plans' tables).
-const INV_OUT_SHIFT: u64 = 34;
 
-/// A per-row reciprocal or inverse square root of a positive value below `2^in_bits`
-/// (`fixed::semantics::inverse`, runtime `inverse::inv_pow`), over W = Z_2^64: the leading bit
-/// by `B − 1` DReLUs side by side, the mantissa by one multiplexer call of `B` values, the
+/// What the cost of an inverse power depends on: its tables' widths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvShape {
+    /// `B`: inputs below `2^B`.
+    pub in_bits: u64,
+    /// `R`: the carries' width.
+    pub carry_bits: u64,
+    /// Whether the position's carry (`R₂ > 0`) is computed beside the segment's.
+    pub two_carries: bool,
+    /// `G`: the final shift.
+    pub out_shift: u64,
+}
+
+impl InvShape {
+    /// The shape of the plan's tables.
+    pub fn of(t: &InvTables) -> InvShape {
+        InvShape {
+            in_bits: u64::from(t.in_bits),
+            carry_bits: u64::from(t.index_shift()),
+            two_carries: t.pos_shift() > 0,
+            out_shift: u64::from(t.out_shift),
+        }
+    }
+
+    /// A shape for inputs below `2^in_bits` when the tables cannot be built (a malformed plan):
+    /// 8 index bits and a shift of 34.
+    pub fn generic(in_bits: u64) -> InvShape {
+        let b = in_bits.clamp(2, 62);
+        InvShape {
+            in_bits: b,
+            carry_bits: b.saturating_sub(1 + INV_TABLE_BITS),
+            two_carries: true,
+            out_shift: 34,
+        }
+    }
+}
+
+/// The reciprocal or inverse square root of `rows` positive values (`fixed::semantics::inverse`,
+/// runtime `inverse::inv_pow`), over W = Z_2^64, all rows in the same steps: the leading bit by
+/// `B − 1` DReLUs per row, the mantissa by one multiplexer call of `B` values per row, the
 /// segment and position carries in arithmetic shares, the lookup of two 64-bit tables of `2^T`
 /// entries, the spline's product, the scale by a second multiplexer call and a truncation of a
-/// non-negative value with headroom. A fixed number of flights, whatever the number of rows.
-pub fn inverse_root(in_bits: u64) -> Bits {
-    let b = in_bits.max(2);
-    let r = b.saturating_sub(1 + INV_TABLE_BITS);
-    let leading = comparison(b).times(b - 1);
-    let select = mux(WIDE).times(b);
+/// non-negative value with headroom. Its comparisons take the digit width of
+/// [`row_digit_bits`] for their count; otherwise the flights do not grow with the rows.
+pub fn inverse_root(t: InvShape, rows: u64) -> Bits {
+    if rows == 0 {
+        return Bits::ZERO;
+    }
+    let b = t.in_bits.max(2);
+    let leading_count = rows.saturating_mul(b - 1);
+    let leading = millionaire(b, row_digit_bits(b as u32, leading_count)).times(leading_count);
+    let select = mux(WIDE).times(rows.saturating_mul(b));
+    let r = t.carry_bits;
     let carries = if r == 0 {
         Bits::ZERO
     } else {
-        carry_arith(r, WIDE).times(2)
+        let count = rows.saturating_mul(1 + u64::from(t.two_carries));
+        carry_arith_with(r, row_digit_bits(r as u32, count), WIDE).times(count)
     };
     let table = Bits::new(2 * (1 << INV_TABLE_BITS) * WIDE, 2 * INV_TABLE_BITS, 2)
-        .edges(Edge::Send, Edge::Recv);
-    let s = INV_OUT_SHIFT;
-    let scale = comparison(s).then(Bits::new(WIDE + s, 2, 2).edges(Edge::Send, Edge::Recv));
+        .edges(Edge::Send, Edge::Recv)
+        .times(rows);
+    let s = t.out_shift;
+    let scale = millionaire(s, row_digit_bits(s as u32, rows))
+        .then(Bits::new(WIDE + s, 2, 2).edges(Edge::Send, Edge::Recv))
+        .times(rows);
     leading
         .then(select)
         .then(carries)
         .then(table)
-        .then(product(WIDE))
+        .then(product(WIDE).times(rows))
         .then(select)
         .then(scale)
 }
@@ -191,9 +236,12 @@ pub fn softmax(l: u64, s: &crate::plan::Softmax, sizes: Sizes) -> Bits {
         .then(mux(fe + 2))
         .then(extend_nonnegative(fe + 2, w2));
     let per_entry = digits.then(exp).then(clip).times(entries);
+    let recip_shape = softmax_from_plan(s)
+        .recip_tables()
+        .map_or(InvShape::generic(k + 1), |t| InvShape::of(&t));
     let recip = extend_nonnegative(w2, WIDE)
-        .then(inverse_root(k + 1))
-        .times(row_count);
+        .times(row_count)
+        .then(inverse_root(recip_shape, row_count));
     let norm = if s.prepared {
         opening(2 * w2)
     } else {
@@ -235,8 +283,11 @@ pub fn layernorm(l: u64, p: &crate::plan::LayerNorm, rows: u64, n: u64) -> Bits 
         .then(truncs)
         .then(sq)
         .times(elements);
-    let per_row =
-        inverse_root(u64::from(crate::fixed::semantics::inverse::INV_MAX_IN_BITS)).times(rows);
+    let shape = layernorm_from_plan(p).rsqrt_tables().map_or(
+        InvShape::generic(u64::from(crate::fixed::semantics::inverse::INV_MAX_IN_BITS)),
+        |t| InvShape::of(&t),
+    );
+    let per_row = inverse_root(shape, rows);
     let out = scale.then(carry_arith(f_rho, l)).times(elements);
     per_element.then(per_row).then(out)
 }

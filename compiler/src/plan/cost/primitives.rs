@@ -58,6 +58,30 @@ pub fn cheapest_digit_bits(k: u32) -> u32 {
         .unwrap_or(DEFAULT_DIGIT_BITS)
 }
 
+/// The widest digit of a millionaires' (its leaves are `(2^m choose 1)`-OTs).
+pub const MAX_DIGIT_BITS: u32 = 8;
+/// The most leaf messages (comparisons × leaves × 2^m) a batch may take at a digit width wider
+/// than the cheapest: 2^20, 8 MiB of message words at the sender.
+pub const WIDE_DIGIT_MESSAGES: u64 = 1 << 20;
+
+/// The digit width of `count` comparisons on k bits made once per row (the inverse power's
+/// leading bit, carries and scale): the fewest tree levels that digits of at most
+/// [`MAX_DIGIT_BITS`] reach within [`WIDE_DIGIT_MESSAGES`] leaf messages, at the fewest bytes
+/// among those widths; the cheapest width if no wider one saves a level. Few rows make these
+/// comparisons cheap in bytes, so a level (2 flights) is worth more than the wider leaves.
+pub fn row_digit_bits(k: u32, count: u64) -> u32 {
+    let cheapest = cheapest_digit_bits(k);
+    if k == 0 {
+        return cheapest;
+    }
+    let depth = |m: u32| levels(k.div_ceil(m) as usize);
+    let messages = |m: u32| count.saturating_mul(u64::from(k.div_ceil(m))) << m;
+    (1..=MAX_DIGIT_BITS)
+        .filter(|&m| m == cheapest || messages(m) <= WIDE_DIGIT_MESSAGES)
+        .min_by_key(|&m| (depth(m), millionaire_bits(k, m)))
+        .unwrap_or(cheapest)
+}
+
 /// One COT over Z_2^k with a chosen choice: k bits from the sender, the choice correction from
 /// the receiver; 2 flights.
 pub fn cot(k: u64) -> Bits {
@@ -103,7 +127,11 @@ pub fn comparison(k: u64) -> Bits {
 /// A carry on k bits in arithmetic shares over Z_2^w: the millionaires' whose last AND is one
 /// `(8 choose 1)`-OT of w-bit messages; with a single digit, the millionaires' and a B2A.
 pub fn carry_arith(k: u64, w: u64) -> Bits {
-    let m = cheapest_digit_bits(k as u32);
+    carry_arith_with(k, cheapest_digit_bits(k as u32), w)
+}
+
+/// [`carry_arith`] with m-bit digits.
+pub fn carry_arith_with(k: u64, m: u32, w: u64) -> Bits {
     if k.div_ceil(u64::from(m)) <= 1 {
         return millionaire(k, m).then(b2a(w));
     }
