@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Build the transformers-5 fixtures of the import matrix: torch.onnx's dynamo exporter today.
+
+export.py makes the transformers-4 fixtures (its environment, requirements.txt, pins torch 2.7.1
+and transformers 4.49, and its TorchScript exports need transformers 4: the TorchScript tracer
+cannot export the mask code of transformers 5). This companion runs in the environment of
+requirements-tf5.txt (current torch, transformers 5) and writes, for each cell of
+
+    attention implementation (eager, sdpa) x dynamo opset (18, 20, 23)
+
+  tiny-tf5.dynamo<opset>-<attention>.onnx            single file, initializers inline
+  tiny-tf5.dynamo<opset>-<attention>.ref.safetensors onnxruntime logits, same format as export.py's
+
+It reuses export.py's model helpers, reference writer and ONNX description, and updates
+manifest.json and ops.txt in place (its entries carry their own tool versions).
+
+Usage:
+  python3 -m venv /path/to/venv-tf5 && /path/to/venv-tf5/bin/pip install -r models/requirements-tf5.txt
+  /path/to/venv-tf5/bin/python models/export_tf5.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import export  # noqa: E402  (export.py beside this file)
+
+NAME = "tiny-tf5"
+export.MODELS[NAME] = dict(
+    seed=3,
+    config=dict(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                activation_function="gelu_new"),
+)
+ATTENTION = ["eager", "sdpa"]
+OPSETS = [18, 20, 23]
+
+
+def new_model(attn: str):
+    """The random-init model with attention implementation `attn`, as a logits-only module.
+
+    HF init leaves every bias at 0 and every LayerNorm gain at 1; those are redrawn here (seeded)
+    so that the fixtures also test that biases and gains are read from the right place."""
+    from transformers import GPT2LMHeadModel
+
+    export.set_seed(export.MODELS[NAME]["seed"])
+    config = export.hf_config(NAME)
+    model = GPT2LMHeadModel._from_config(config, attn_implementation=attn).eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith("bias"):
+                p.copy_(torch.randn_like(p) * 0.1)
+            elif ".ln_" in pname and pname.endswith("weight"):
+                p.copy_(1.0 + torch.randn_like(p) * 0.1)
+    wrapper = export.logits_only(model)
+    got = wrapper.config._attn_implementation
+    assert got == attn, f"asked for {attn} attention, the model uses {got}"
+    return model, wrapper
+
+
+def export_dynamo(wrapper, path: Path, opset: int, n_positions: int):
+    import onnx
+
+    example = torch.arange(8, dtype=torch.int64).unsqueeze(0) % 200
+    seq = torch.export.Dim("seq", min=1, max=n_positions)
+    prog = torch.onnx.export(
+        wrapper, (example,),
+        dynamo=True,
+        opset_version=opset,
+        input_names=["input_ids"],
+        output_names=["logits"],
+        dynamic_shapes={"input_ids": {1: seq}},
+        optimize=True,
+    )
+    prog.save(str(path), external_data=False)
+    m = onnx.load(str(path))
+    export.rename_dim(m, "seq")
+    onnx.save_model(m, str(path), save_as_external_data=False)
+    stray = path.with_name(path.name + ".data")
+    if stray.exists():
+        stray.unlink()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=HERE, help="output directory (default: models/)")
+    args = ap.parse_args()
+
+    import onnx
+    import onnxruntime
+    import onnxscript
+    import safetensors
+    import transformers
+
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    versions = dict(python=sys.version.split()[0], torch=torch.__version__,
+                    transformers=transformers.__version__, onnx=onnx.__version__,
+                    onnxruntime=onnxruntime.__version__, onnxscript=onnxscript.__version__,
+                    safetensors=safetensors.__version__, numpy=np.__version__)
+    print(f"versions: {versions}", flush=True)
+    if not transformers.__version__.startswith("5."):
+        sys.exit(f"transformers {transformers.__version__}: this script wants 5.x "
+                 "(pip install -r models/requirements-tf5.txt)")
+
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.setdefault("models", {})
+    manifest.setdefault("files", {})
+    manifest["models"][NAME] = dict(
+        config=export.MODELS[NAME]["config"], seed=export.MODELS[NAME]["seed"],
+        attn_implementation=ATTENTION,
+        init="HF GPT-2 init, then biases ~ N(0, 0.1) and LayerNorm gains ~ 1 + N(0, 0.1)",
+        cases=export.cases_for(NAME), versions=versions,
+    )
+
+    for attn in ATTENTION:
+        model, wrapper = new_model(attn)
+        manifest["models"][NAME]["n_params"] = sum(p.numel() for p in model.parameters())
+        for opset in OPSETS:
+            path = out / f"{NAME}.dynamo{opset}-{attn}.onnx"
+            ref = path.with_name(path.name.removesuffix(".onnx") + ".ref.safetensors")
+            print(f"== {path.name}", flush=True)
+            export_dynamo(wrapper, path, opset, export.MODELS[NAME]["config"]["n_positions"])
+            onnx.checker.check_model(str(path))
+            d = export.describe_onnx(path)
+            maxdiff, diffs = export.ort_reference(path, ref, NAME, wrapper, print)
+            d.update(model=NAME, exporter=f"dynamo (transformers 5, attention {attn})",
+                     attn_implementation=attn, sizes={path.name: path.stat().st_size},
+                     sha256=export.sha256(path), reference=ref.name,
+                     torch_vs_ort_max_abs_diff=maxdiff, torch_vs_ort_per_case=diffs,
+                     versions=versions)
+            manifest["files"][path.name] = d
+            print(f"  opset {d['opsets']}, {d['n_nodes']} nodes, {path.stat().st_size} bytes",
+                  flush=True)
+            print(f"  ops: {' '.join(d['ops'])}", flush=True)
+
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    export.write_ops_txt(out, manifest)
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
