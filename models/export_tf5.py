@@ -11,6 +11,11 @@ requirements-tf5.txt (current torch, transformers 5) and writes, for each cell o
   tiny-tf5.dynamo<opset>-<attention>.onnx            single file, initializers inline
   tiny-tf5.dynamo<opset>-<attention>.ref.safetensors onnxruntime logits, same format as export.py's
 
+and the trained byte-level model (export.py's tiny-trained, its committed weights) exported as a
+user would today, sdpa at the exporter's default opset 20:
+
+  tiny-trained.tf5-dynamo20-sdpa.onnx, tiny-trained.tf5-dynamo20-sdpa.ref.safetensors
+
 It reuses export.py's model helpers, reference writer and ONNX description, and updates
 manifest.json and ops.txt in place (its entries carry their own tool versions).
 
@@ -41,6 +46,7 @@ export.MODELS[NAME] = dict(
 )
 ATTENTION = ["eager", "sdpa"]
 OPSETS = [18, 20, 23]
+TRAINED_OPSET = 20
 
 
 def new_model(attn: str):
@@ -65,6 +71,21 @@ def new_model(attn: str):
     return model, wrapper
 
 
+def trained_model():
+    """tiny-trained (export.py's byte-level model trained on the KJV), its committed weights
+    loaded into a transformers-5 GPT2LMHeadModel with the default (sdpa) attention."""
+    from safetensors.torch import load_file
+
+    model = export.new_model("tiny-trained")
+    sd = load_file(str(HERE / "tiny-trained.safetensors"))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert unexpected == [] and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    model.tie_weights()
+    wrapper = export.logits_only(model.eval())
+    assert wrapper.config._attn_implementation == "sdpa", wrapper.config._attn_implementation
+    return model, wrapper
+
+
 def export_dynamo(wrapper, path: Path, opset: int, n_positions: int):
     import onnx
 
@@ -86,6 +107,26 @@ def export_dynamo(wrapper, path: Path, opset: int, n_positions: int):
     stray = path.with_name(path.name + ".data")
     if stray.exists():
         stray.unlink()
+
+
+def write_cell(path: Path, name: str, attn: str, opset: int, wrapper, manifest, versions):
+    """Export one cell, check it, write its onnxruntime references and its manifest entry."""
+    import onnx
+
+    ref = path.with_name(path.name.removesuffix(".onnx") + ".ref.safetensors")
+    print(f"== {path.name}", flush=True)
+    export_dynamo(wrapper, path, opset, export.MODELS[name]["config"]["n_positions"])
+    onnx.checker.check_model(str(path))
+    d = export.describe_onnx(path)
+    maxdiff, diffs = export.ort_reference(path, ref, name, wrapper, print)
+    d.update(model=name, exporter=f"dynamo (transformers 5, attention {attn})",
+             attn_implementation=attn, sizes={path.name: path.stat().st_size},
+             sha256=export.sha256(path), reference=ref.name,
+             torch_vs_ort_max_abs_diff=maxdiff, torch_vs_ort_per_case=diffs,
+             versions=versions)
+    manifest["files"][path.name] = d
+    print(f"  opset {d['opsets']}, {d['n_nodes']} nodes, {path.stat().st_size} bytes", flush=True)
+    print(f"  ops: {' '.join(d['ops'])}", flush=True)
 
 
 def main():
@@ -128,21 +169,11 @@ def main():
         manifest["models"][NAME]["n_params"] = sum(p.numel() for p in model.parameters())
         for opset in OPSETS:
             path = out / f"{NAME}.dynamo{opset}-{attn}.onnx"
-            ref = path.with_name(path.name.removesuffix(".onnx") + ".ref.safetensors")
-            print(f"== {path.name}", flush=True)
-            export_dynamo(wrapper, path, opset, export.MODELS[NAME]["config"]["n_positions"])
-            onnx.checker.check_model(str(path))
-            d = export.describe_onnx(path)
-            maxdiff, diffs = export.ort_reference(path, ref, NAME, wrapper, print)
-            d.update(model=NAME, exporter=f"dynamo (transformers 5, attention {attn})",
-                     attn_implementation=attn, sizes={path.name: path.stat().st_size},
-                     sha256=export.sha256(path), reference=ref.name,
-                     torch_vs_ort_max_abs_diff=maxdiff, torch_vs_ort_per_case=diffs,
-                     versions=versions)
-            manifest["files"][path.name] = d
-            print(f"  opset {d['opsets']}, {d['n_nodes']} nodes, {path.stat().st_size} bytes",
-                  flush=True)
-            print(f"  ops: {' '.join(d['ops'])}", flush=True)
+            write_cell(path, NAME, attn, opset, wrapper, manifest, versions)
+    # The trained model as a user exports it today: sdpa at the exporter's default opset (20).
+    _, wrapper = trained_model()
+    path = out / f"tiny-trained.tf5-dynamo{TRAINED_OPSET}-sdpa.onnx"
+    write_cell(path, "tiny-trained", "sdpa", TRAINED_OPSET, wrapper, manifest, versions)
 
     manifest["files"] = dict(sorted(manifest["files"].items()))
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

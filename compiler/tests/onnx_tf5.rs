@@ -3,7 +3,8 @@
 //! claims to be, imports and fuses, equals onnxruntime's logits and argmax, and compiles to a
 //! fixed-point plan whose simulator agrees with the float top-1. The reference lengths (1, 7, 16)
 //! are not among the lengths folding probes (2, 3, 4, 6), so the folded mask and positions are
-//! checked at lengths they were not derived from. Also: the one-line errors of the standard
+//! checked at lengths they were not derived from. The trained byte-level model exported the same
+//! way is checked against onnxruntime and for greedy agreement. Also: the one-line errors of the standard
 //! `Attention` operator's refused forms, and of a secret value at an operator the plan cannot run.
 
 mod common;
@@ -117,6 +118,51 @@ fn every_cell_fuses_to_the_same_gpt_and_compiles_to_a_plan_that_agrees() {
         eprintln!("{file}: fixed-point top-1 = float top-1 at {agree}/{total} positions");
         assert_eq!(agree, total, "{file}: top-1 agreement {agree}/{total}");
     }
+}
+
+const EVAL_PROMPTS: &str = include_str!("../../models/eval-prompts.txt");
+
+/// The trained byte-level model exported today (transformers 5, sdpa, the exporter's default
+/// opset 20): the float model equals onnxruntime, and the fixed-point plan's greedy
+/// continuations of the held-out prompts agree with the float model's.
+#[test]
+fn trained_model_exported_today_matches_and_its_plan_agrees() {
+    let p = path("tiny-trained.tf5-dynamo20-sdpa.onnx");
+    let graph = fused(&p);
+    let mut worst = 0.0f32;
+    for case in common::reference(&p) {
+        let got = float::logit_rows(&graph, &case.tokens).unwrap();
+        for (g, w) in got.iter().zip(&case.logits) {
+            let d = g
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            worst = worst.max(d);
+            assert_eq!(float::argmax(g), float::argmax(w));
+        }
+    }
+    eprintln!("tiny-trained.tf5-dynamo20-sdpa: max abs logit diff vs onnxruntime {worst:e}");
+    assert!(worst <= common::TOLERANCE, "max abs diff {worst}");
+    let compiled =
+        fixed::compile(&graph, &fixed::Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let prompts: Vec<Vec<i64>> = EVAL_PROMPTS
+        .lines()
+        .map(|l| l.bytes().map(i64::from).collect())
+        .collect();
+    let r = ciphergpt_compiler::fixed::accuracy::accuracy(&graph, &compiled, &prompts, 32)
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "tiny-trained.tf5-dynamo20-sdpa: greedy {}/{}, ring {} bits",
+        r.greedy_agree, r.greedy_tokens, r.ring_bits
+    );
+    assert_eq!(r.greedy_tokens, 160);
+    assert!(
+        r.greedy_rate() >= 0.99,
+        "greedy {}/{}",
+        r.greedy_agree,
+        r.greedy_tokens
+    );
 }
 
 /// The opset-23 file with its `Attention` node edited by `edit`, loaded and fused.
