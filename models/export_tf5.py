@@ -11,6 +11,8 @@ requirements-tf5.txt (current torch, transformers 5) and writes, for each cell o
   tiny-tf5.dynamo<opset>-<attention>.onnx            single file, initializers inline
   tiny-tf5.dynamo<opset>-<attention>.ref.safetensors onnxruntime logits, same format as export.py's
 
+plus tiny-tf5.dynamo20-sdpa-external.onnx (+ .onnx.data), saved by the exporter with external data,
+
 and the trained byte-level model (export.py's tiny-trained, its committed weights) exported as a
 user would today, sdpa at the exporter's default opset 20:
 
@@ -86,7 +88,9 @@ def trained_model():
     return model, wrapper
 
 
-def export_dynamo(wrapper, path: Path, opset: int, n_positions: int):
+def export_dynamo(wrapper, path: Path, opset: int, n_positions: int, external: bool = False):
+    """Single file; or, with `external`, as the exporter itself writes external data (the
+    weights in `<path>.data`), untouched."""
     import onnx
 
     example = torch.arange(8, dtype=torch.int64).unsqueeze(0) % 200
@@ -100,27 +104,35 @@ def export_dynamo(wrapper, path: Path, opset: int, n_positions: int):
         dynamic_shapes={"input_ids": {1: seq}},
         optimize=True,
     )
+    data = path.with_name(path.name + ".data")
+    if external:
+        data.unlink(missing_ok=True)
+        prog.save(str(path), external_data=True)
+        assert data.exists(), "the exporter wrote no external data"
+        dim = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type
+        assert dim.shape.dim[1].dim_param == "seq", dim
+        return
     prog.save(str(path), external_data=False)
     m = onnx.load(str(path))
     export.rename_dim(m, "seq")
     onnx.save_model(m, str(path), save_as_external_data=False)
-    stray = path.with_name(path.name + ".data")
-    if stray.exists():
-        stray.unlink()
+    data.unlink(missing_ok=True)
 
 
-def write_cell(path: Path, name: str, attn: str, opset: int, wrapper, manifest, versions):
+def write_cell(path: Path, name: str, attn: str, opset: int, wrapper, manifest, versions,
+               external: bool = False):
     """Export one cell, check it, write its onnxruntime references and its manifest entry."""
     import onnx
 
     ref = path.with_name(path.name.removesuffix(".onnx") + ".ref.safetensors")
     print(f"== {path.name}", flush=True)
-    export_dynamo(wrapper, path, opset, export.MODELS[name]["config"]["n_positions"])
+    export_dynamo(wrapper, path, opset, export.MODELS[name]["config"]["n_positions"], external)
     onnx.checker.check_model(str(path))
     d = export.describe_onnx(path)
     maxdiff, diffs = export.ort_reference(path, ref, name, wrapper, print)
+    files = [p for p in (path, path.with_name(path.name + ".data")) if p.exists()]
     d.update(model=name, exporter=f"dynamo (transformers 5, attention {attn})",
-             attn_implementation=attn, sizes={path.name: path.stat().st_size},
+             attn_implementation=attn, sizes={p.name: p.stat().st_size for p in files},
              sha256=export.sha256(path), reference=ref.name,
              torch_vs_ort_max_abs_diff=maxdiff, torch_vs_ort_per_case=diffs,
              versions=versions)
@@ -170,6 +182,10 @@ def main():
         for opset in OPSETS:
             path = out / f"{NAME}.dynamo{opset}-{attn}.onnx"
             write_cell(path, NAME, attn, opset, wrapper, manifest, versions)
+        if attn == "sdpa":
+            # The exporter's own external-data layout, at its default opset.
+            path = out / f"{NAME}.dynamo20-{attn}-external.onnx"
+            write_cell(path, NAME, attn, 20, wrapper, manifest, versions, external=True)
     # The trained model as a user exports it today: sdpa at the exporter's default opset (20).
     _, wrapper = trained_model()
     path = out / f"tiny-trained.tf5-dynamo{TRAINED_OPSET}-sdpa.onnx"

@@ -1,5 +1,6 @@
 //! The transformers-5 cells of the import matrix (models/export_tf5.py: torch 2.15 dynamo,
-//! transformers 5.25, attention eager and sdpa at opsets 18, 20 and 23): each file is what it
+//! transformers 5.25, attention eager and sdpa at opsets 18, 20 and 23, and sdpa at 20 with the
+//! exporter's external data): each file is what it
 //! claims to be, imports and fuses, equals onnxruntime's logits and argmax, and compiles to a
 //! fixed-point plan whose simulator agrees with the float top-1. The reference lengths (1, 7, 16)
 //! are not among the lengths folding probes (2, 3, 4, 6), so the folded mask and positions are
@@ -27,6 +28,8 @@ const CELLS: &[(&str, &str, i64)] = &[
     ("tiny-tf5.dynamo18-sdpa.onnx", "sdpa", 18),
     ("tiny-tf5.dynamo20-sdpa.onnx", "sdpa", 20),
     ("tiny-tf5.dynamo23-sdpa.onnx", "sdpa", 23),
+    // Initializers in `.onnx.data`, as the exporter writes them.
+    ("tiny-tf5.dynamo20-sdpa-external.onnx", "sdpa", 20),
 ];
 
 fn path(file: &str) -> PathBuf {
@@ -59,6 +62,16 @@ fn every_cell_is_committed_with_its_opset_and_attention_form() {
         assert!(
             has("GatherND") && has("CumSum"),
             "{file}: the transformers-5 mask"
+        );
+        let external = g
+            .initializer
+            .iter()
+            .filter(|t| t.data_location.value() == 1)
+            .count();
+        assert_eq!(
+            external > 0,
+            file.contains("external"),
+            "{file}: {external} external"
         );
     }
 }
