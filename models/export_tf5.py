@@ -12,6 +12,7 @@ requirements-tf5.txt (current torch, transformers 5) and writes, for each cell o
   tiny-tf5.dynamo<opset>-<attention>.ref.safetensors onnxruntime logits, same format as export.py's
 
 plus tiny-tf5.dynamo20-sdpa-external.onnx (+ .onnx.data), saved by the exporter with external data,
+tiny-distil.tf5-dynamo20-sdpa.onnx (DistilGPT2's 6 layers and 12 heads at width 48, random),
 
 and the trained byte-level model (export.py's tiny-trained, its committed weights) exported as a
 user would today, sdpa at the exporter's default opset 20:
@@ -46,20 +47,27 @@ export.MODELS[NAME] = dict(
     config=dict(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_positions=64,
                 activation_function="gelu_new"),
 )
+# DistilGPT2's depth and head count (6 layers, 12 heads), at a test width.
+DEEP = "tiny-distil"
+export.MODELS[DEEP] = dict(
+    seed=4,
+    config=dict(vocab_size=256, n_embd=48, n_layer=6, n_head=12, n_positions=64,
+                activation_function="gelu_new"),
+)
 ATTENTION = ["eager", "sdpa"]
 OPSETS = [18, 20, 23]
 TRAINED_OPSET = 20
 
 
-def new_model(attn: str):
+def new_model(attn: str, name: str = NAME):
     """The random-init model with attention implementation `attn`, as a logits-only module.
 
     HF init leaves every bias at 0 and every LayerNorm gain at 1; those are redrawn here (seeded)
     so that the fixtures also test that biases and gains are read from the right place."""
     from transformers import GPT2LMHeadModel
 
-    export.set_seed(export.MODELS[NAME]["seed"])
-    config = export.hf_config(NAME)
+    export.set_seed(export.MODELS[name]["seed"])
+    config = export.hf_config(name)
     model = GPT2LMHeadModel._from_config(config, attn_implementation=attn).eval()
     with torch.no_grad():
         for pname, p in model.named_parameters():
@@ -169,12 +177,13 @@ def main():
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest.setdefault("models", {})
     manifest.setdefault("files", {})
-    manifest["models"][NAME] = dict(
-        config=export.MODELS[NAME]["config"], seed=export.MODELS[NAME]["seed"],
-        attn_implementation=ATTENTION,
-        init="HF GPT-2 init, then biases ~ N(0, 0.1) and LayerNorm gains ~ 1 + N(0, 0.1)",
-        cases=export.cases_for(NAME), versions=versions,
-    )
+    for name, attn in ((NAME, ATTENTION), (DEEP, ["sdpa"])):
+        manifest["models"][name] = dict(
+            config=export.MODELS[name]["config"], seed=export.MODELS[name]["seed"],
+            attn_implementation=attn,
+            init="HF GPT-2 init, then biases ~ N(0, 0.1) and LayerNorm gains ~ 1 + N(0, 0.1)",
+            cases=export.cases_for(name), versions=versions,
+        )
 
     for attn in ATTENTION:
         model, wrapper = new_model(attn)
@@ -186,6 +195,10 @@ def main():
             # The exporter's own external-data layout, at its default opset.
             path = out / f"{NAME}.dynamo20-{attn}-external.onnx"
             write_cell(path, NAME, attn, 20, wrapper, manifest, versions, external=True)
+    model, wrapper = new_model("sdpa", DEEP)
+    manifest["models"][DEEP]["n_params"] = sum(p.numel() for p in model.parameters())
+    path = out / f"{DEEP}.tf5-dynamo20-sdpa.onnx"
+    write_cell(path, DEEP, "sdpa", 20, wrapper, manifest, versions)
     # The trained model as a user exports it today: sdpa at the exporter's default opset (20).
     _, wrapper = trained_model()
     path = out / f"tiny-trained.tf5-dynamo{TRAINED_OPSET}-sdpa.onnx"

@@ -5,7 +5,8 @@
 //! fixed-point plan whose simulator agrees with the float top-1. The reference lengths (1, 7, 16)
 //! are not among the lengths folding probes (2, 3, 4, 6), so the folded mask and positions are
 //! checked at lengths they were not derived from. The trained byte-level model exported the same
-//! way is checked against onnxruntime and for greedy agreement. Also: the one-line errors of the standard
+//! way is checked against onnxruntime and for greedy agreement, and a random model of DistilGPT2's
+//! depth and head count against onnxruntime and its plan. Also: the one-line errors of the standard
 //! `Attention` operator's refused forms, and of a secret value at an operator the plan cannot run.
 
 mod common;
@@ -76,61 +77,86 @@ fn every_cell_is_committed_with_its_opset_and_attention_form() {
     }
 }
 
+/// Require the fused float model of `file` to equal onnxruntime's logits (≤ the tolerance) and
+/// argmax on every reference row; returns the largest difference.
+fn float_equals_onnxruntime(file: &str, graph: &Graph) -> f32 {
+    let mut worst = 0.0f32;
+    for case in common::reference(&path(file)) {
+        let got = float::logit_rows(graph, &case.tokens).unwrap();
+        assert_eq!(got.len(), case.tokens.len(), "{file}");
+        for (i, (g, w)) in got.iter().zip(&case.logits).enumerate() {
+            let d = g
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            worst = worst.max(d);
+            let t = got.len();
+            assert!(d <= common::TOLERANCE, "{file} T={t} row {i}: diff {d}");
+            assert_eq!(float::argmax(g), float::argmax(w), "{file} T={t} row {i}");
+        }
+    }
+    eprintln!("{file}: max abs logit diff vs onnxruntime {worst:e}");
+    worst
+}
+
+/// Compile `graph` to a fixed-point plan and require its simulator's top-1 to equal the float
+/// top-1 at every position of the reference cases.
+fn plan_agrees_with_float(file: &str, graph: &Graph) {
+    let compiled =
+        fixed::compile(graph, &fixed::Options::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let (mut agree, mut total) = (0, 0);
+    for case in common::reference(&path(file)) {
+        let mut sim = Simulator::new(&compiled.plan, &compiled.weights).unwrap();
+        sim.all_rows = true;
+        sim.prefill(&case.tokens).unwrap();
+        let fl = float::logit_rows(graph, &case.tokens).unwrap();
+        assert_eq!(sim.last_logits.len(), fl.len(), "{file}");
+        for (row, fx) in fl.iter().zip(&sim.last_logits) {
+            agree += usize::from(float::argmax(row) == fixed::semantics::argmax(fx).unwrap());
+            total += 1;
+        }
+    }
+    eprintln!("{file}: fixed-point top-1 = float top-1 at {agree}/{total} positions");
+    assert_eq!(agree, total, "{file}: top-1 agreement {agree}/{total}");
+}
+
+fn attention_ops(graph: &Graph) -> Vec<String> {
+    ciphergpt_compiler::ir::op_sequence(graph)
+        .into_iter()
+        .filter(|o| o.starts_with("attention"))
+        .collect()
+}
+
 #[test]
 fn float_logits_and_argmax_equal_onnxruntime() {
     for &(file, _, _) in CELLS {
-        let graph = fused(&path(file));
-        let mut worst = 0.0f32;
-        for case in common::reference(&path(file)) {
-            let got = float::logit_rows(&graph, &case.tokens).unwrap();
-            assert_eq!(got.len(), case.tokens.len(), "{file}");
-            for (i, (g, w)) in got.iter().zip(&case.logits).enumerate() {
-                let d = g
-                    .iter()
-                    .zip(w)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max);
-                worst = worst.max(d);
-                assert!(
-                    d <= common::TOLERANCE,
-                    "{file} T={} row {i}: diff {d}",
-                    got.len()
-                );
-                assert_eq!(float::argmax(g), float::argmax(w), "{file} row {i}");
-            }
-        }
-        eprintln!("{file}: max abs logit diff vs onnxruntime {worst:e}");
+        float_equals_onnxruntime(file, &fused(&path(file)));
     }
 }
 
 #[test]
 fn every_cell_fuses_to_the_same_gpt_and_compiles_to_a_plan_that_agrees() {
-    let first = ciphergpt_compiler::ir::op_sequence(&fused(&path(CELLS[0].0)));
-    assert_eq!(
-        first.iter().filter(|o| o.starts_with("attention")).count(),
-        2,
-        "{first:?}"
-    );
+    let first = fused(&path(CELLS[0].0));
+    assert_eq!(attention_ops(&first).len(), 2);
+    let first = ciphergpt_compiler::ir::op_sequence(&first);
     for &(file, _, _) in CELLS {
         let graph = fused(&path(file));
         assert_eq!(ciphergpt_compiler::ir::op_sequence(&graph), first, "{file}");
-        let compiled = fixed::compile(&graph, &fixed::Options::default())
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
-        let (mut agree, mut total) = (0, 0);
-        for case in common::reference(&path(file)) {
-            let mut sim = Simulator::new(&compiled.plan, &compiled.weights).unwrap();
-            sim.all_rows = true;
-            sim.prefill(&case.tokens).unwrap();
-            let fl = float::logit_rows(&graph, &case.tokens).unwrap();
-            assert_eq!(sim.last_logits.len(), fl.len(), "{file}");
-            for (row, fx) in fl.iter().zip(&sim.last_logits) {
-                agree += usize::from(float::argmax(row) == fixed::semantics::argmax(fx).unwrap());
-                total += 1;
-            }
-        }
-        eprintln!("{file}: fixed-point top-1 = float top-1 at {agree}/{total} positions");
-        assert_eq!(agree, total, "{file}: top-1 agreement {agree}/{total}");
+        plan_agrees_with_float(file, &graph);
     }
+}
+
+/// DistilGPT2's depth and head count (6 layers, 12 heads of width 4), sdpa at opset 20.
+#[test]
+fn distilgpt2_shaped_model_matches_and_compiles() {
+    let file = "tiny-distil.tf5-dynamo20-sdpa.onnx";
+    let graph = fused(&path(file));
+    let attn = attention_ops(&graph);
+    assert_eq!(attn.len(), 6, "{attn:?}");
+    assert!(attn.iter().all(|a| a.contains("heads=12")), "{attn:?}");
+    float_equals_onnxruntime(file, &graph);
+    plan_agrees_with_float(file, &graph);
 }
 
 const EVAL_PROMPTS: &str = include_str!("../../models/eval-prompts.txt");
@@ -142,21 +168,7 @@ const EVAL_PROMPTS: &str = include_str!("../../models/eval-prompts.txt");
 fn trained_model_exported_today_matches_and_its_plan_agrees() {
     let p = path("tiny-trained.tf5-dynamo20-sdpa.onnx");
     let graph = fused(&p);
-    let mut worst = 0.0f32;
-    for case in common::reference(&p) {
-        let got = float::logit_rows(&graph, &case.tokens).unwrap();
-        for (g, w) in got.iter().zip(&case.logits) {
-            let d = g
-                .iter()
-                .zip(w)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            worst = worst.max(d);
-            assert_eq!(float::argmax(g), float::argmax(w));
-        }
-    }
-    eprintln!("tiny-trained.tf5-dynamo20-sdpa: max abs logit diff vs onnxruntime {worst:e}");
-    assert!(worst <= common::TOLERANCE, "max abs diff {worst}");
+    float_equals_onnxruntime("tiny-trained.tf5-dynamo20-sdpa.onnx", &graph);
     let compiled =
         fixed::compile(&graph, &fixed::Options::default()).unwrap_or_else(|e| panic!("{e}"));
     let prompts: Vec<Vec<i64>> = EVAL_PROMPTS
