@@ -356,10 +356,6 @@ impl Importer {
             .iter()
             .map(|a| (a.name.as_str(), a))
             .collect();
-        let int = |k: &str, d: i64| attrs.get(k).map_or(d, |a| a.i);
-        let float = |k: &str, d: f32| attrs.get(k).map_or(d, |a| a.f);
-        let ints = |k: &str| attrs.get(k).map(|a| a.ints.clone());
-
         if node.op_type == "Constant" {
             let t = self.constant_attr(node, &name, &attrs)?;
             let id = self.graph.add_const(name.clone(), t);
@@ -370,6 +366,21 @@ impl Importer {
             self.values.insert(out.clone(), id.into());
             return Ok(());
         }
+        let op = self.op(node, &name, &attrs)?;
+        self.wire(node, &name, op)
+    }
+
+    /// The IR operation of a default-domain node (not `Constant`).
+    fn op(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+        attrs: &HashMap<&str, &AttributeProto>,
+    ) -> Result<Op> {
+        let name = name.to_string();
+        let int = |k: &str, d: i64| attrs.get(k).map_or(d, |a| a.i);
+        let float = |k: &str, d: f32| attrs.get(k).map_or(d, |a| a.f);
+        let ints = |k: &str| attrs.get(k).map(|a| a.ints.clone());
         let op = match node.op_type.as_str() {
             "Identity" | "Dropout" => Op::Identity,
             "Add" => Op::Add,
@@ -479,9 +490,15 @@ impl Importer {
                 axis: int("axis", -1),
                 epsilon: float("epsilon", 1e-5),
             },
-            "Attention" => self.attention(node, &name, &attrs)?,
+            "Attention" => self.attention(node, &name, attrs)?,
             _ => return Err(self.unsupported(node, &name)),
         };
+        Ok(op)
+    }
+
+    /// Add the node for `op` with the node's inputs, and record its outputs.
+    fn wire(&mut self, node: &NodeProto, name: &str, op: Op) -> Result<()> {
+        let name = name.to_string();
         let mut inputs = Vec::with_capacity(node.input.len());
         for input in &node.input {
             if input.is_empty() {
