@@ -13,6 +13,7 @@ requirements-tf5.txt (current torch, transformers 5) and writes, for each cell o
 
 plus tiny-tf5.dynamo20-sdpa-external.onnx (+ .onnx.data), saved by the exporter with external data,
 tiny-distil.tf5-dynamo20-sdpa.onnx (DistilGPT2's 6 layers and 12 heads at width 48, random),
+tiny-untied.tf5-dynamo20-sdpa.onnx (lm_head not tied to the token table, random),
 
 and the trained byte-level model (export.py's tiny-trained, its committed weights) exported as a
 user would today, sdpa at the exporter's default opset 20:
@@ -54,6 +55,14 @@ export.MODELS[DEEP] = dict(
     config=dict(vocab_size=256, n_embd=48, n_layer=6, n_head=12, n_positions=64,
                 activation_function="gelu_new"),
 )
+# An untied vocabulary projection (lm_head its own weight, drawn N(0, 0.5)).
+UNTIED = "tiny-untied"
+export.MODELS[UNTIED] = dict(
+    seed=5,
+    config=dict(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                activation_function="gelu_new"),
+    tie_word_embeddings=False,
+)
 ATTENTION = ["eager", "sdpa"]
 OPSETS = [18, 20, 23]
 TRAINED_OPSET = 20
@@ -68,6 +77,8 @@ def new_model(attn: str, name: str = NAME):
 
     export.set_seed(export.MODELS[name]["seed"])
     config = export.hf_config(name)
+    tied = export.MODELS[name].get("tie_word_embeddings", True)
+    config.tie_word_embeddings = tied
     model = GPT2LMHeadModel._from_config(config, attn_implementation=attn).eval()
     with torch.no_grad():
         for pname, p in model.named_parameters():
@@ -75,10 +86,27 @@ def new_model(attn: str, name: str = NAME):
                 p.copy_(torch.randn_like(p) * 0.1)
             elif ".ln_" in pname and pname.endswith("weight"):
                 p.copy_(1.0 + torch.randn_like(p) * 0.1)
-    wrapper = export.logits_only(model)
+        if not tied:
+            model.lm_head.weight.copy_(torch.randn_like(model.lm_head.weight) * 0.5)
+    wrapper = export.logits_only(model) if tied else untied_logits_only(model)
     got = wrapper.config._attn_implementation
     assert got == attn, f"asked for {attn} attention, the model uses {got}"
     return model, wrapper
+
+
+def untied_logits_only(model):
+    """export.logits_only for a model whose lm_head is its own weight (that one asserts the tie)."""
+    from transformers import GPT2LMHeadModel
+
+    class GPT2UntiedLogitsOnly(GPT2LMHeadModel):
+        def forward(self, input_ids):
+            return super().forward(input_ids=input_ids, use_cache=False, return_dict=False)[0]
+
+    m = GPT2UntiedLogitsOnly(model.config)
+    m.load_state_dict(model.state_dict())
+    assert m.lm_head.weight.data_ptr() != m.transformer.wte.weight.data_ptr()
+    assert not torch.equal(m.lm_head.weight, m.transformer.wte.weight)
+    return m.eval()
 
 
 def trained_model():
@@ -137,6 +165,10 @@ def write_cell(path: Path, name: str, attn: str, opset: int, wrapper, manifest, 
     export_dynamo(wrapper, path, opset, export.MODELS[name]["config"]["n_positions"], external)
     onnx.checker.check_model(str(path))
     d = export.describe_onnx(path)
+    if not export.MODELS[name].get("tie_word_embeddings", True):
+        # describe_onnx takes any other [C, V] initializer for a copy of the embedding.
+        d["lm_head"] = (f"untied: the final MatMul reads its own [C, V] initializer; the Gather "
+                        f"reads '{d['embedding_initializer']}'")
     maxdiff, diffs = export.ort_reference(path, ref, name, wrapper, print)
     files = [p for p in (path, path.with_name(path.name + ".data")) if p.exists()]
     d.update(model=name, exporter=f"dynamo (transformers 5, attention {attn})",
@@ -177,9 +209,11 @@ def main():
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest.setdefault("models", {})
     manifest.setdefault("files", {})
-    for name, attn in ((NAME, ATTENTION), (DEEP, ["sdpa"])):
+    for name, attn in ((NAME, ATTENTION), (DEEP, ["sdpa"]), (UNTIED, ["sdpa"])):
+        tied = export.MODELS[name].get("tie_word_embeddings", True)
         manifest["models"][name] = dict(
-            config=export.MODELS[name]["config"], seed=export.MODELS[name]["seed"],
+            config=dict(export.MODELS[name]["config"], tie_word_embeddings=tied),
+            seed=export.MODELS[name]["seed"],
             attn_implementation=attn,
             init="HF GPT-2 init, then biases ~ N(0, 0.1) and LayerNorm gains ~ 1 + N(0, 0.1)",
             cases=export.cases_for(name), versions=versions,
@@ -199,6 +233,10 @@ def main():
     manifest["models"][DEEP]["n_params"] = sum(p.numel() for p in model.parameters())
     path = out / f"{DEEP}.tf5-dynamo20-sdpa.onnx"
     write_cell(path, DEEP, "sdpa", 20, wrapper, manifest, versions)
+    model, wrapper = new_model("sdpa", UNTIED)
+    manifest["models"][UNTIED]["n_params"] = sum(p.numel() for p in model.parameters())
+    path = out / f"{UNTIED}.tf5-dynamo20-sdpa.onnx"
+    write_cell(path, UNTIED, "sdpa", 20, wrapper, manifest, versions)
     # The trained model as a user exports it today: sdpa at the exporter's default opset (20).
     _, wrapper = trained_model()
     path = out / f"tiny-trained.tf5-dynamo{TRAINED_OPSET}-sdpa.onnx"

@@ -5,8 +5,8 @@
 //! fixed-point plan whose simulator agrees with the float top-1. The reference lengths (1, 7, 16)
 //! are not among the lengths folding probes (2, 3, 4, 6), so the folded mask and positions are
 //! checked at lengths they were not derived from. The trained byte-level model exported the same
-//! way is checked against onnxruntime and for greedy agreement, and a random model of DistilGPT2's
-//! depth and head count against onnxruntime and its plan. Also: the one-line errors of the standard
+//! way is checked against onnxruntime and for greedy agreement, and random models of DistilGPT2's
+//! depth and head count and with an untied head against onnxruntime and their plans. Also: the one-line errors of the standard
 //! `Attention` operator's refused forms, and of a secret value at an operator the plan cannot run.
 
 mod common;
@@ -155,6 +155,30 @@ fn distilgpt2_shaped_model_matches_and_compiles() {
     let attn = attention_ops(&graph);
     assert_eq!(attn.len(), 6, "{attn:?}");
     assert!(attn.iter().all(|a| a.contains("heads=12")), "{attn:?}");
+    float_equals_onnxruntime(file, &graph);
+    plan_agrees_with_float(file, &graph);
+}
+
+/// An untied head: the fused `logits` reads the file's own projection, not the token table.
+#[test]
+fn untied_head_is_its_own_table() {
+    let file = "tiny-untied.tf5-dynamo20-sdpa.onnx";
+    let graph = fused(&path(file));
+    let table = |op: fn(&Op) -> bool, slot: usize| {
+        let id = graph
+            .g
+            .node_indices()
+            .find(|&i| op(&graph.node(i).op))
+            .unwrap();
+        graph
+            .const_value(graph.input(id, slot).unwrap())
+            .unwrap()
+            .clone()
+    };
+    let wte = table(|o| matches!(o, Op::Embedding), 1);
+    let head = table(|o| matches!(o, Op::Logits), 1);
+    assert_eq!(wte.shape(), head.shape());
+    assert_ne!(wte, head);
     float_equals_onnxruntime(file, &graph);
     plan_agrees_with_float(file, &graph);
 }
