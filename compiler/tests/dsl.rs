@@ -146,8 +146,14 @@ fn manifest_models() -> Vec<(String, String, usize)> {
     models
         .iter()
         .map(|(name, v)| {
-            let n = v["n_params"].as_u64().expect("n_params") as usize;
-            (name.clone(), manifest_sets(&v["config"]), n)
+            let mut n = v["n_params"].as_u64().expect("n_params") as usize;
+            let c = &v["config"];
+            if c["tie_word_embeddings"] == false {
+                // The DSL ties the projection to the token table; an untied model's head is
+                // one more vocab × width table.
+                n -= (c["vocab_size"].as_u64().unwrap() * c["n_embd"].as_u64().unwrap()) as usize;
+            }
+            (name.clone(), manifest_sets(c), n)
         })
         .collect()
 }

@@ -1,6 +1,6 @@
 //! ONNX import: a GPT model as today's exporters write it, into the IR at ONNX level.
 //!
-//! Takes the torch.onnx dynamo exporter (opset 18+) and the TorchScript exporter (opset 14–17),
+//! Takes the torch.onnx dynamo exporter (opset 18–23) and the TorchScript exporter (opset 14–17),
 //! with initializers inline or in external data files. Every node becomes one IR node with ONNX
 //! semantics; folding and fusion happen in the passes. An operator outside the supported set is
 //! a one-line error naming it, its node and a hint.
@@ -23,6 +23,7 @@ pub const MIN_OPSET: i64 = 13;
 pub const SUPPORTED_OPS: &[&str] = &[
     "Add",
     "And",
+    "Attention",
     "Cast",
     "Concat",
     "Constant",
@@ -40,6 +41,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Greater",
     "GreaterOrEqual",
     "Identity",
+    "IsNaN",
     "LayerNormalization",
     "Less",
     "LessOrEqual",
@@ -354,10 +356,6 @@ impl Importer {
             .iter()
             .map(|a| (a.name.as_str(), a))
             .collect();
-        let int = |k: &str, d: i64| attrs.get(k).map_or(d, |a| a.i);
-        let float = |k: &str, d: f32| attrs.get(k).map_or(d, |a| a.f);
-        let ints = |k: &str| attrs.get(k).map(|a| a.ints.clone());
-
         if node.op_type == "Constant" {
             let t = self.constant_attr(node, &name, &attrs)?;
             let id = self.graph.add_const(name.clone(), t);
@@ -368,6 +366,21 @@ impl Importer {
             self.values.insert(out.clone(), id.into());
             return Ok(());
         }
+        let op = self.op(node, &name, &attrs)?;
+        self.wire(node, &name, op)
+    }
+
+    /// The IR operation of a default-domain node (not `Constant`).
+    fn op(
+        &mut self,
+        node: &NodeProto,
+        name: &str,
+        attrs: &HashMap<&str, &AttributeProto>,
+    ) -> Result<Op> {
+        let name = name.to_string();
+        let int = |k: &str, d: i64| attrs.get(k).map_or(d, |a| a.i);
+        let float = |k: &str, d: f32| attrs.get(k).map_or(d, |a| a.f);
+        let ints = |k: &str| attrs.get(k).map(|a| a.ints.clone());
         let op = match node.op_type.as_str() {
             "Identity" | "Dropout" => Op::Identity,
             "Add" => Op::Add,
@@ -394,6 +407,7 @@ impl Importer {
             "And" => Op::And,
             "Or" => Op::Or,
             "Not" => Op::Not,
+            "IsNaN" => Op::IsNaN,
             "Where" => Op::Where,
             "Cast" => {
                 let to = int("to", 1) as i32;
@@ -476,8 +490,15 @@ impl Importer {
                 axis: int("axis", -1),
                 epsilon: float("epsilon", 1e-5),
             },
+            "Attention" => self.attention(node, &name, attrs)?,
             _ => return Err(self.unsupported(node, &name)),
         };
+        Ok(op)
+    }
+
+    /// Add the node for `op` with the node's inputs, and record its outputs.
+    fn wire(&mut self, node: &NodeProto, name: &str, op: Op) -> Result<()> {
+        let name = name.to_string();
         let mut inputs = Vec::with_capacity(node.input.len());
         for input in &node.input {
             if input.is_empty() {
@@ -544,17 +565,60 @@ impl Importer {
         Err(self.node_err(node, name, "Constant without a supported value attribute"))
     }
 
+    /// The standard `Attention` operator (opset 23): the attributes its float semantics needs.
+    fn attention(
+        &self,
+        node: &NodeProto,
+        name: &str,
+        attrs: &HashMap<&str, &AttributeProto>,
+    ) -> Result<Op> {
+        let int = |k: &str| attrs.get(k).map(|a| a.i);
+        if let Some(c) = attrs.get("softcap").map(|a| a.f).filter(|&c| c != 0.0) {
+            return Err(self.node_err(
+                node,
+                name,
+                format!("softcap {c} is not supported (GPT-2-family attention has none)"),
+            ));
+        }
+        if node.input.len() > 4 && node.input[4..].iter().any(|i| !i.is_empty()) {
+            return Err(self.node_err(
+                node,
+                name,
+                "past key/value inputs are not supported; hint: export with use_cache=False",
+            ));
+        }
+        let heads = |k: &str| -> Result<Option<usize>> {
+            int(k)
+                .map(|h| {
+                    usize::try_from(h)
+                        .ok()
+                        .filter(|&h| h > 0)
+                        .ok_or_else(|| self.node_err(node, name, format!("{k} = {h}")))
+                })
+                .transpose()
+        };
+        Ok(Op::OnnxAttention {
+            is_causal: int("is_causal").unwrap_or(0) != 0,
+            scale: attrs.get("scale").map(|a| a.f),
+            q_heads: heads("q_num_heads")?,
+            kv_heads: heads("kv_num_heads")?,
+        })
+    }
+
     fn unsupported(&self, node: &NodeProto, name: &str) -> CompileError {
+        let ort_domain = node.domain == "com.microsoft";
         let hint = match node.op_type.as_str() {
             "Attention" | "MultiHeadAttention" | "SkipLayerNormalization" | "FastGelu"
-            | "BiasGelu" | "EmbedLayerNormalization" => {
-                "this is an onnxruntime fusion; export the plain model without running the onnxruntime transformer optimizer".to_string()
+            | "BiasGelu" | "EmbedLayerNormalization"
+                if ort_domain =>
+            {
+                "this is an onnxruntime fusion (domain com.microsoft); export the plain model without running the onnxruntime transformer optimizer".to_string()
             }
             "If" | "Loop" | "Scan" => {
                 "control flow is not supported; export without past key values (use_cache=False)".to_string()
             }
             _ => format!(
-                "ciphergpt imports GPT-2-style decoders exported with opset 14–18; supported operators: {}",
+                "ciphergpt imports GPT-2-style decoders exported with opset 14–23; supported operators: {}",
                 SUPPORTED_OPS.join(", ")
             ),
         };

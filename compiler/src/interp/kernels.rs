@@ -1,6 +1,6 @@
 //! The float semantics of every IR operation on concrete tensors.
 //!
-//! ONNX-level operations follow the ONNX specification (opset 14–18) for the cases GPT exports
+//! ONNX-level operations follow the ONNX specification (opset 14–23) for the cases GPT exports
 //! use; the high-level operations compute what their doc comments in `ir::op` say. Arithmetic is
 //! in f32 as ONNX Runtime does it; reductions (means, variances, softmax sums) accumulate in f64.
 //! Errors are plain strings; the caller adds the node's name.
@@ -78,6 +78,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
             Tensor::Bool(a) => one(Tensor::Bool(a.mapv(|v| !v))),
             t => Err(format!("Not expects bool, got {}", t.dtype())),
         },
+        Op::IsNaN => one(Tensor::Bool(f32_of(arg(0)?)?.mapv(f32::is_nan))),
         Op::Where => one(where_(arg(0)?, arg(1)?, arg(2)?)?),
         Op::Cast { to } => one(cast(arg(0)?, *to)),
         Op::MatMul => one(Tensor::F32(matmul(f32_of(arg(0)?)?, f32_of(arg(1)?)?)?)),
@@ -240,6 +241,26 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
             *axis,
             *epsilon,
         )?),
+        Op::OnnxAttention {
+            is_causal,
+            scale,
+            q_heads,
+            kv_heads,
+        } => {
+            let attrs = super::onnx_attention::Attrs {
+                is_causal: *is_causal,
+                scale: *scale,
+                q_heads: *q_heads,
+                kv_heads: *kv_heads,
+            };
+            one(super::onnx_attention::eval(
+                arg(0)?,
+                arg(1)?,
+                arg(2)?,
+                opt(3),
+                attrs,
+            )?)
+        }
         Op::SymShape { dims, scalar } => {
             let t = seq_len(arg(0)?)? as i64;
             let v: Vec<i64> = dims.iter().map(|d| d.at(t)).collect();

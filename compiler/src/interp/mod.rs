@@ -2,3 +2,4 @@
 
 pub mod float;
 pub mod kernels;
+pub mod onnx_attention;

@@ -1,6 +1,6 @@
 //! Operations of the IR.
 //!
-//! Two levels share one enum. The ONNX-level operations follow ONNX semantics (opset 14–18) as
+//! Two levels share one enum. The ONNX-level operations follow ONNX semantics (opset 14–23) as
 //! far as GPT-2 exports need them; optional ONNX inputs keep their slot numbers. The high-level
 //! operations are what fusion produces, what the DSL writes, and what lowering consumes.
 
@@ -60,6 +60,7 @@ pub enum Op {
     And,
     Or,
     Not,
+    IsNaN,
     Where,
     Cast {
         to: DType,
@@ -140,6 +141,15 @@ pub enum Op {
         axis: i64,
         epsilon: f32,
     },
+    /// The standard ONNX `Attention` (opset 23). Inputs: Q, K, V (`[B, H, S, D]`, or
+    /// `[B, S, H·D]` with the head counts given), attention mask (optional: boolean, `true`
+    /// where allowed, or additive). Output: `Y` in the layout of Q. `scale` defaults to `1/√D`.
+    OnnxAttention {
+        is_causal: bool,
+        scale: Option<f32>,
+        q_heads: Option<usize>,
+        kv_heads: Option<usize>,
+    },
 
     // ----- shape-only values recognised by constant folding (input: the token ids, read for
     //       their length only)
@@ -210,6 +220,7 @@ impl Op {
             And => "And",
             Or => "Or",
             Not => "Not",
+            IsNaN => "IsNaN",
             Where => "Where",
             Cast { .. } => "Cast",
             MatMul => "MatMul",
@@ -233,6 +244,7 @@ impl Op {
             ReduceSum { .. } => "ReduceSum",
             Softmax { .. } => "Softmax",
             LayerNormalization { .. } => "LayerNormalization",
+            OnnxAttention { .. } => "Attention",
             SymShape { .. } => "sym_shape",
             Positions => "positions",
             CausalMask { .. } => "causal_mask",
@@ -320,6 +332,14 @@ impl Op {
                 list(axes)
             ),
             LayerNormalization { axis, epsilon } => format!("axis={axis} epsilon={epsilon:e}"),
+            OnnxAttention {
+                is_causal,
+                scale,
+                q_heads,
+                kv_heads,
+            } => format!(
+                "is_causal={is_causal} scale={scale:?} q_heads={q_heads:?} kv_heads={kv_heads:?}"
+            ),
             SymShape { dims, scalar } => {
                 let d: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
                 if *scalar {

@@ -7,7 +7,9 @@ pub mod probe;
 pub mod shape_inference;
 
 use crate::error::{CompileError, Result};
-use crate::ir::Graph;
+use crate::ir::{Graph, Op};
+use petgraph::stable_graph::NodeIndex;
+use probe::Dep;
 
 /// A pass, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,18 +74,61 @@ pub fn run_default(graph: &mut Graph) -> Result<()> {
     require_high_level(graph)
 }
 
-/// Error on the first operation that fusion left at ONNX level.
+/// Error on the first operation that fusion left at ONNX level, saying whether it computes on
+/// a secret value (one that depends on the token ids) or on a public one folding could not reduce.
 pub fn require_high_level(graph: &Graph) -> Result<()> {
-    for id in graph.topo_order() {
+    let dep = probe::dependence(graph);
+    let left: Vec<_> = graph
+        .topo_order()
+        .into_iter()
+        .filter(|&id| !graph.node(id).op.is_high_level())
+        .collect();
+    // Name the first operator that computes something, rather than the reshapes around it.
+    let layout = |id: &NodeIndex| {
+        matches!(
+            graph.node(*id).op,
+            Op::Split { .. }
+                | Op::Reshape { .. }
+                | Op::Transpose { .. }
+                | Op::Squeeze { .. }
+                | Op::Unsqueeze { .. }
+                | Op::Identity
+        )
+    };
+    if let Some(&id) = left.iter().find(|id| !layout(id)).or(left.first()) {
         let n = graph.node(id);
-        if !n.op.is_high_level() {
-            return Err(CompileError::Unfused {
-                source_file: graph.source.clone(),
-                node: graph.describe(id),
-                reason: "is not part of any GPT pattern ciphergpt recognises".into(),
-                hint: "run `ciphergpt compile MODEL --emit ir` to see the graph after the passes; ciphergpt takes GPT-2-style decoders".into(),
-            });
-        }
+        let secret = graph
+            .inputs(id)
+            .into_iter()
+            .enumerate()
+            .find_map(|(slot, v)| v.filter(|v| dep[&v.node] == Dep::Value).map(|v| (slot, v)));
+        let (reason, hint) = match secret {
+            Some((slot, v)) => (
+                format!(
+                    "operator {} reads a secret value (input {slot}, from {}, depends on the token ids) but is not part of any GPT operation the plan can run: {HIGH_LEVEL}",
+                    n.op.kind(),
+                    graph.describe(v.node)
+                ),
+                "ciphergpt takes GPT-2-style decoders; docs/architecture.md lists the exports known to import",
+            ),
+            None => (
+                format!(
+                    "operator {} computes a public value (from the sequence length only) that folding could not reduce to a constant, a shape, the positions 0..T or the causal mask",
+                    n.op.kind()
+                ),
+                "the plan takes positions 0..T and the causal mask of its length; other public inputs are not supported",
+            ),
+        };
+        return Err(CompileError::Unfused {
+            source_file: graph.source.clone(),
+            node: graph.describe(id),
+            reason,
+            hint: hint.into(),
+        });
     }
     Ok(())
 }
+
+/// What lowering takes, for error messages.
+const HIGH_LEVEL: &str =
+    "expected it inside embedding, layer_norm, linear, gelu, attention, residual_add or logits";
