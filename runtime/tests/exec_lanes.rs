@@ -136,8 +136,12 @@ fn open(ring: Ring, s: &Side, c: &Side, i: usize, r: u32) -> Vec<i64> {
         .collect()
 }
 
+/// An instruction's bytes, its silent-OT refills included.
 fn bytes(costs: &[InstructionCost]) -> u64 {
-    costs.iter().map(|c| c.counters.bytes()).sum()
+    costs
+        .iter()
+        .map(|c| c.counters.bytes() + c.ot_refill.bytes())
+        .sum()
 }
 
 /// The oracle: the simulator's greedy tokens and logits per program.
@@ -180,7 +184,7 @@ fn three_lanes_equal_the_simulator_and_the_one_lane_run() {
         }
     }
     for (i, (s, c)) in s3.costs.iter().zip(&c3.costs).enumerate() {
-        // Every byte of every lane is in an instruction's cost, at both parties.
+        // Every byte of every lane is in an instruction's cost or its refills, at both parties.
         assert_eq!(bytes(s), s3.channel_bytes[i], "server, program {i}");
         assert_eq!(bytes(c), c3.channel_bytes[i], "client, program {i}");
         // What one party sent the other received, instruction by instruction.
@@ -191,6 +195,11 @@ fn three_lanes_equal_the_simulator_and_the_one_lane_run() {
                 a.name
             );
             assert_eq!(a.trunc.bytes_sent, b.trunc.bytes_received, "{}", a.name);
+            assert_eq!(
+                a.ot_refill.bytes_sent, b.ot_refill.bytes_received,
+                "{}",
+                a.name
+            );
         }
         // The same protocols on the same data: within a few percent of one lane's bytes (each
         // lane's OT extension refills on its own).

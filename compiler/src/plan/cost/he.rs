@@ -158,7 +158,7 @@ pub fn svole_prepare(rows: u64, m: u64, k: u64, l: u64) -> Bits {
 
 /// Online part of a prepared product, per row: the client's masked input, `m·ℓ` bits, 1 round.
 pub fn prepared_online(m: u64, l: u64) -> Bits {
-    Bits::new(0, m * l, 1).edges(Edge::Send, Edge::Send)
+    Bits::new(0, m.saturating_mul(l), 1).edges(Edge::Send, Edge::Send)
 }
 
 /// Attention's product of a fresh shared `[rows × heads·d]` with a shared cache of `heads`
