@@ -193,12 +193,14 @@ impl Stats {
     /// The counters of the scopes nested below `name` that run `leaf` (a scope part of that
     /// name, e.g. the silent-OT batches an instruction ran: `{name}/…/silent-ot`).
     pub fn nested_leaf(&self, name: &str, leaf: &str) -> Counters {
-        let prefix = format!("{name}/");
         let (end, inner) = (format!("/{leaf}"), format!("/{leaf}/"));
         let mut c = Counters::default();
         for (k, v) in &self.scopes {
-            let rest = &k[k.len().min(prefix.len() - 1)..];
-            if k.starts_with(&prefix) && (rest.ends_with(&end) || rest.contains(&inner)) {
+            // What follows `name`, from its '/' on.
+            let Some(rest) = k.strip_prefix(name).filter(|r| r.starts_with('/')) else {
+                continue;
+            };
+            if rest.ends_with(&end) || rest.contains(&inner) {
                 c.add(v);
             }
         }
@@ -468,6 +470,37 @@ impl SessionConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_leaf_finds_the_scopes_below_a_name_that_run_a_leaf() {
+        let c = |n: u64| Counters {
+            bytes_sent: n,
+            bytes_received: 0,
+            rounds: 1,
+        };
+        let mut st = Stats::default();
+        for (k, n) in [
+            ("層/attn", 1),
+            ("層/attn/silent-ot", 2),
+            ("層/attn/trunc/silent-ot", 4),
+            ("層/attn/trunc/silent-ot/iknp", 8),
+            ("層/attnx/silent-ot", 16),
+            ("層/silent-ot", 32),
+            ("ü", 64),
+        ] {
+            st.scopes.insert(k.to_string(), c(n));
+        }
+        assert_eq!(st.nested_leaf("層/attn", "silent-ot").bytes_sent, 2 + 4 + 8);
+        assert_eq!(
+            st.nested_leaf("層/attn/trunc", "silent-ot").bytes_sent,
+            4 + 8
+        );
+        assert_eq!(
+            st.nested_leaf("層", "silent-ot").bytes_sent,
+            2 + 4 + 8 + 16 + 32
+        );
+        assert_eq!(st.nested_leaf("ü", "silent-ot"), Counters::default());
+    }
 
     #[test]
     fn rounds_count_direction_changes() {
