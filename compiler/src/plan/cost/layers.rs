@@ -1,8 +1,8 @@
 //! The costs of the non-linear layers on silent OT, composed from [`super::primitives`] step by
 //! step as the runtime's protocols run them (`runtime/src/protocols/{gelu, softmax, layernorm,
-//! inverse, max, argmax, topk}.rs`, whose module docs give each step). Flights are the client's,
-//! the sum of the steps' (the channel merges a few where one step ends and the next begins in
-//! the same direction). Sources in `docs/cost-model.md`.
+//! inverse, max, argmax, topk}.rs`, whose module docs give each step). Flights are the client's:
+//! the sum of the steps', less one wherever a step begins in the direction the previous one
+//! ended in ([`Bits::then`]). Sources in `docs/cost-model.md`.
 
 use super::primitives::{
     b2a, carry_arith, carry_arith_with, comparison, cot, cross_term, extend_nonnegative, lut,
