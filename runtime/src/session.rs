@@ -230,7 +230,7 @@ fn program_cost(
         let own = CostLine::new(
             &c.name,
             c.seconds - c.trunc_seconds,
-            &c.counters.since(&c.trunc),
+            &c.counters.without(&c.trunc),
         );
         let refill = CostLine::new(OT_REFILL, 0.0, &c.ot_refill);
         let class = class_of(c.op);

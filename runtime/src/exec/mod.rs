@@ -111,7 +111,7 @@ impl ScopeCost {
             name: name.to_string(),
             op,
             seconds,
-            counters: self.all.since(&self.refill),
+            counters: self.all.without(&self.refill),
             trunc_seconds: 0.0,
             trunc: Counters::default(),
             ot_refill: self.refill,
@@ -1112,9 +1112,9 @@ impl<'p> Executor<'p> {
                 name: ins.name.clone(),
                 op: op_name(op),
                 seconds: start.elapsed().as_secs_f64(),
-                counters: part(0).since(&refill),
+                counters: part(0).without(&refill),
                 trunc_seconds,
-                trunc: part(1).since(&part(3)),
+                trunc: part(1).without(&part(3)),
                 ot_refill: refill,
             });
         }

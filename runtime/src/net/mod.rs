@@ -155,13 +155,23 @@ impl Counters {
     pub fn bytes(&self) -> u64 {
         self.bytes_sent + self.bytes_received
     }
-    /// What was counted since the `earlier` snapshot of the same counters (or what is left of
-    /// these without a part of them; never below zero).
+    /// What was counted since the `earlier` snapshot of the same counters.
     pub fn since(&self, earlier: &Counters) -> Counters {
         Counters {
-            bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
-            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
-            rounds: self.rounds.saturating_sub(earlier.rounds),
+            bytes_sent: self.bytes_sent - earlier.bytes_sent,
+            bytes_received: self.bytes_received - earlier.bytes_received,
+            rounds: self.rounds - earlier.rounds,
+        }
+    }
+    /// These counters less a `part` of them. The bytes of a part are within the whole's, but
+    /// counters of several lanes at once ([`crate::exec::concurrent`]) take the most rounds of
+    /// any lane, and the lane with the most rounds of the part need not be the whole's: the
+    /// rounds stop at zero.
+    pub fn without(&self, part: &Counters) -> Counters {
+        Counters {
+            bytes_sent: self.bytes_sent - part.bytes_sent,
+            bytes_received: self.bytes_received - part.bytes_received,
+            rounds: self.rounds.saturating_sub(part.rounds),
         }
     }
 }
