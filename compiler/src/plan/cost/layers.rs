@@ -5,9 +5,9 @@
 //! ended in ([`Bits::then`]). Sources in `docs/cost-model.md`.
 
 use super::primitives::{
-    b2a, carry_arith, carry_arith_with, comparison, cot, cross_term, extend_nonnegative, lut,
-    millionaire, mux, opening, ot_1_of_n, product, reveal, row_digit_bits, square, truncation,
-    DEFAULT_DIGIT_BITS,
+    b2a, carry_arith, carry_arith_with, comparison, cot, cross_term, extend_nonnegative,
+    headroom_truncations, lut, millionaire, mux, opening, ot_1_of_n, product, reveal,
+    row_digit_bits, square, truncation, DEFAULT_DIGIT_BITS,
 };
 use super::{log2_ceil, Bits, Edge, Sizes};
 use crate::fixed::convert::{gelu_from_plan, layernorm_from_plan, softmax_from_plan};
@@ -82,9 +82,7 @@ pub fn inverse_root(t: InvShape, rows: u64) -> Bits {
         .edges(Edge::Send, Edge::Recv)
         .times(rows);
     let s = t.out_shift;
-    let scale = millionaire(s, row_digit_bits(s as u32, rows))
-        .then(Bits::new(WIDE + s, 2, 2).edges(Edge::Send, Edge::Recv))
-        .times(rows);
+    let scale = headroom_truncations(WIDE, &[s], row_digit_bits(s as u32, rows)).times(rows);
     leading
         .then(select)
         .then(carries)
@@ -161,23 +159,39 @@ fn offset_bits(t: &[i64]) -> u64 {
     u64::from(128 - span.leading_zeros()) + 1
 }
 
+/// One level in groups of four over `n` candidates (runtime `max::quad_level`): its comparisons
+/// (six per full group, one or three for a last group of 2 or 3) and its groups (a single last
+/// candidate passes up without one).
+fn quad_level(n: u64) -> (u64, u64) {
+    let (full, rest) = (n / 4, n % 4);
+    (
+        (6 * full).saturating_add(rest * rest.saturating_sub(1) / 2),
+        full + u64::from(rest >= 2),
+    )
+}
+
+/// A group's winner selected from its comparison bits: two `(64 choose 1)`-OTs of `msg`-bit
+/// messages, one each way (the client's choices, the server's messages and choices, the
+/// client's messages).
+fn quad_select(msg: u64) -> Bits {
+    let ots = ot_1_of_n(64, msg).times(2);
+    Bits::new(ots.server, ots.client, 3).edges(Edge::Send, Edge::Send)
+}
+
 /// The row maximum (runtime `max::row_max`) over `rows` rows of the given `lengths` (each
 /// `count` times): per level every row's candidates in groups of four (the last group of 2 or 3,
 /// a single one passes up), six comparisons on ℓ − 1 bits per full group, and two
 /// `(64 choose 1)`-OTs of ℓ-bit messages per group; per level the comparisons' flights and 3.
 pub fn row_max(l: u64, lengths: &[(u64, u64)]) -> Bits {
     let compare = comparison(l - 1);
-    // The client's choices, the server's messages and choices, the client's messages.
-    let select = ot_1_of_n(64, l).times(2);
-    let select = Bits::new(select.server, select.client, 3).edges(Edge::Send, Edge::Send);
+    let select = quad_select(l);
     let (mut comps, mut groups, mut depth) = (0u64, 0u64, 0u64);
     for &(len, count) in lengths {
         let (mut n, mut levels) = (len, 0);
         while n > 1 {
-            let (full, rest) = (n / 4, n % 4);
-            let c = (6 * full).saturating_add(rest * rest.saturating_sub(1) / 2);
+            let (c, g) = quad_level(n);
             comps = comps.saturating_add(count.saturating_mul(c));
-            groups = groups.saturating_add(count.saturating_mul(full + u64::from(rest >= 2)));
+            groups = groups.saturating_add(count.saturating_mul(g));
             n = n.div_ceil(4);
             levels += 1;
         }
@@ -264,14 +278,10 @@ pub fn layernorm(l: u64, p: &crate::plan::LayerNorm, rows: u64, n: u64) -> Bits 
     }
     let (r1, r2) = (u64::from(p.r1), u64::from(p.r2));
     let shifts = if r2 == 0 { vec![r1] } else { vec![r1, r1 + r2] };
-    let top = shifts.iter().copied().max().unwrap_or(0);
-    let truncs = if top == 0 {
+    let truncs = if r1 + r2 == 0 {
         Bits::ZERO
     } else {
-        let c = millionaire(top, DEFAULT_DIGIT_BITS).times(shifts.len() as u64);
-        let cots: u64 = shifts.iter().map(|s| s + WIDE).sum();
-        let n = shifts.len() as u64;
-        c.then(Bits::new(cots, 2 * n, 2).edges(Edge::Send, Edge::Recv))
+        headroom_truncations(WIDE, &shifts, DEFAULT_DIGIT_BITS)
     };
     let (sq, scale) = if p.prepared {
         (opening(WIDE), opening(WIDE))
@@ -316,14 +326,12 @@ pub fn argmax(l: u64, v: u64) -> Bits {
         n -= pairs;
     }
     let quad = millionaire(l - 1, DEFAULT_DIGIT_BITS);
+    // The index is selected beside the value: messages of 2ℓ bits.
+    let select = quad_select(2 * l);
     while n > 1 {
-        let groups = n.div_ceil(4);
-        let select = ot_1_of_n(64, 2 * l).times(2);
-        let select = Bits::new(select.server, select.client, 3).edges(Edge::Send, Edge::Send);
-        let comps = quad.times(6 * (n / 4) + [0, 0, 1, 3][(n % 4) as usize]);
-        let level = comps.then(select.times(groups));
-        total = total.then(level);
-        n = groups;
+        let (comps, groups) = quad_level(n);
+        total = total.then(quad.times(comps).then(select.times(groups)));
+        n = n.div_ceil(4);
     }
     total.then(reveal(l))
 }

@@ -155,14 +155,26 @@ pub fn b2a(l: u64) -> Bits {
 }
 
 /// Truncation by `s` of an ℓ-bit value within the ring's margin, as the executor shifts every
-/// product (`trunc_within_margin`, headroom form): the carry of the low `s` bits (a
-/// millionaires' with 4-bit digits), then the wrap's and the carry's COTs (over Z_2^s and
-/// Z_2^ℓ) in one call.
+/// product (`trunc_within_margin`): [`headroom_truncations`] with 4-bit digits.
 pub fn truncation(l: u64, s: u64) -> Bits {
     if s == 0 {
         return Bits::ZERO;
     }
-    millionaire(s, DEFAULT_DIGIT_BITS).then(Bits::new(s + l, 2, 2).edges(Edge::Send, Edge::Recv))
+    headroom_truncations(l, &[s], DEFAULT_DIGIT_BITS)
+}
+
+/// Truncations of one ℓ-bit value by each of `shifts` (nonzero), with headroom (runtime
+/// `trunc_headroom_each`): the carries of the low bits in one millionaires' batch on the widest
+/// shift with m-bit digits, then per shift the wrap's and the carry's COTs (over Z_2^s and
+/// Z_2^ℓ) in one call.
+pub fn headroom_truncations(l: u64, shifts: &[u64], m: u32) -> Bits {
+    let (Some(&top), n) = (shifts.iter().max(), shifts.len() as u64) else {
+        return Bits::ZERO;
+    };
+    let cots: u64 = shifts.iter().map(|s| s + l).sum();
+    millionaire(top, m)
+        .times(n)
+        .then(Bits::new(cots, 2 * n, 2).edges(Edge::Send, Edge::Recv))
 }
 
 /// Truncate-and-reduce of ℓ-bit values by `s` bits into Z_2^(ℓ−s) (SIRNN): the carry of the
