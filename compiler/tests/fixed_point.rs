@@ -3,7 +3,7 @@
 
 mod common;
 
-use ciphergpt_compiler::fixed::{self, accuracy, simulate::Simulator};
+use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::interp::float;
 use ciphergpt_compiler::ir::Op;
 use ciphergpt_compiler::model::{self, ModelSpec};
@@ -18,27 +18,13 @@ fn load(path: std::path::PathBuf) -> ciphergpt_compiler::ir::Graph {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-const EVAL_PROMPTS: &str = include_str!("../../models/eval-prompts.txt");
-
 #[test]
 fn trained_model_greedy_continuations_agree_with_float() {
     let graph = load(common::models_dir().join("tiny-trained.torchscript.onnx"));
     let compiled =
         fixed::compile(&graph, &fixed::Options::default()).unwrap_or_else(|e| panic!("{e}"));
-    let prompts: Vec<Vec<i64>> = EVAL_PROMPTS
-        .lines()
-        .map(|l| l.bytes().map(i64::from).collect())
-        .collect();
-    assert_eq!(prompts.len(), 5);
-    let r = accuracy::accuracy(&graph, &compiled, &prompts, 32).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.greedy_tokens, 160);
-    assert!(
-        r.greedy_rate() >= 0.99,
-        "greedy agreement {}/{} at ring {} bits",
-        r.greedy_agree,
-        r.greedy_tokens,
-        r.ring_bits
-    );
+    assert_eq!(common::eval_prompts().len(), 5);
+    let r = common::assert_greedy_agrees(&graph, &compiled, "tiny-trained.torchscript");
     assert!(r.ring_bits <= 40, "ring {}", r.ring_bits);
 }
 

@@ -97,3 +97,33 @@ pub fn assert_matches_reference(
         );
     }
 }
+
+/// The held-out prompts of the trained model (5 lines of `models/eval-prompts.txt`), as byte
+/// token ids.
+pub fn eval_prompts() -> Vec<Vec<i64>> {
+    include_str!("../../../models/eval-prompts.txt")
+        .lines()
+        .map(|l| l.bytes().map(i64::from).collect())
+        .collect()
+}
+
+/// The plan's greedy continuations of the held-out prompts (32 tokens each) against the float
+/// model's: all 160 tokens compared, at least 99% equal.
+pub fn assert_greedy_agrees(
+    graph: &ciphergpt_compiler::ir::Graph,
+    compiled: &ciphergpt_compiler::fixed::Compiled,
+    what: &str,
+) -> ciphergpt_compiler::fixed::accuracy::AccuracyReport {
+    let prompts = eval_prompts();
+    let r = ciphergpt_compiler::fixed::accuracy::accuracy(graph, compiled, &prompts, 32)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(r.greedy_tokens, 160, "{what}");
+    assert!(
+        r.greedy_rate() >= 0.99,
+        "{what}: greedy agreement {}/{} at ring {} bits",
+        r.greedy_agree,
+        r.greedy_tokens,
+        r.ring_bits
+    );
+    r
+}
