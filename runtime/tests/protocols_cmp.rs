@@ -247,10 +247,16 @@ fn client_view_is_independent_of_server_input() {
 }
 
 #[test]
-fn and_counts() {
-    assert_eq!(cmp::and_count(1), 0);
-    assert_eq!(cmp::and_count(2), 1);
-    assert_eq!(cmp::and_count(9), 12);
-    assert_eq!(cmp::levels(9), 4);
-    assert_eq!(cmp::levels(16), 4);
+fn trees_take_the_fewest_levels_of_up_to_four() {
+    assert_eq!(cmp::tree_groups(1, 1), Vec::<Vec<usize>>::new());
+    assert_eq!(cmp::tree_groups(4, 1), vec![vec![4]]);
+    assert_eq!(cmp::tree_groups(5, 1), vec![vec![2, 2, 1], vec![3]]);
+    assert_eq!(cmp::tree_groups(9, 1), vec![vec![3, 2, 2, 2], vec![4]]);
+    assert_eq!(cmp::tree_groups(8, 2), vec![vec![4, 4]]);
+    assert_eq!(cmp::levels(9), 2);
+    assert_eq!(cmp::levels(16), 2);
+    assert_eq!(cmp::levels(17), 3);
+    // The lowest group of 4 takes 7 choice bits and gives gt alone; with a second group both.
+    assert_eq!(cmp::tree_level(&[4]), (1, 128, 1));
+    assert_eq!(cmp::tree_level(&[2, 2, 1]), (2, 16, 2));
 }

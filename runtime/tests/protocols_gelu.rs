@@ -233,16 +233,15 @@ fn millionaire_bytes(n: u64, k: u32, m: u32) -> u64 {
         return 0;
     }
     let q = k.div_ceil(m) as u64;
-    let ands = cmp::and_count(q as usize) as u64;
-    let triples = if ands > 0 { 2 * iknp(n * ands) } else { 0 };
     let leaves = iknp(n * q * m as u64) + (n * q * (2u64 << m)).div_ceil(8);
-    let (mut cnt, mut open) = (q, 0);
-    while cnt > 1 {
-        let pairs = cnt / 2;
-        open += 2 * (2 * n * (2 * pairs - 1)).div_ceil(8);
-        cnt = pairs + cnt % 2;
-    }
-    triples + leaves + open
+    let tree: u64 = cmp::tree_groups(q as usize, 1)
+        .iter()
+        .map(|g| {
+            let (ots, msgs, out) = cmp::tree_level(g);
+            iknp(n * ots * u64::from(msgs.trailing_zeros())) + (n * ots * msgs * out).div_ceil(8)
+        })
+        .sum();
+    leaves + tree
 }
 
 /// The cost formula of the module doc, with IKNP's padding to 128 OTs per batch.

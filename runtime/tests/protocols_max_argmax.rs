@@ -268,12 +268,14 @@ fn argmax_gpt2_vocabulary_over_tcp() {
     assert_eq!(s, None);
     assert_eq!(c, Some(want));
     // Pairwise levels down to QUAD_FROM candidates: per pair a millionaires' on 37 bits (10
-    // leaves of 4λ + 32 bits, 14 ANDs of 2λ + 4 bits) and 4 COT_38 of λ + 38 bits; then groups
+    // leaves of 4λ + 32 bits, a tree of 4 node OTs of 64 two-bit messages, the level's widest
+    // node being a group of three, then the root's 128 one-bit messages) and 4 COT_38 of λ + 38
+    // bits; then groups
     // of four: per group 6 comparisons and 2 × 2 1-out-of-64 OTs (6λ + 64·38 bits); the
     // reveal; plus IKNP's padding to 128 OTs per call (under 12 KiB per level).
-    let ands = cmp::and_count(10);
-    assert_eq!(ands, 14);
-    let mill = 10 * (4 * 128 + 32) + ands * (2 * 128 + 4);
+    assert_eq!(cmp::tree_groups(10, 1), vec![vec![3, 3, 2, 2], vec![4]]);
+    let tree = 4 * (6 * 128 + 64 * 2) + (7 * 128 + 128);
+    let mill = 10 * (4 * 128 + 32) + tree;
     let (mut left, mut bits_total, mut lv) = (n, 38, 0u64);
     while left > 1 {
         if left > argmax::QUAD_FROM {

@@ -106,7 +106,7 @@ impl Stream {
     /// Word `w` of key `key`'s stream in `g`.
     fn word(&self, g: &[Block], key: usize, w: usize) -> u64 {
         let b = g[key * self.blocks + w / 2];
-        if w % 2 == 0 {
+        if w.is_multiple_of(2) {
             b.low()
         } else {
             b.high()

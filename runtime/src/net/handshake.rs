@@ -15,7 +15,8 @@ use super::{Channel, NetError, Role, SessionConfig};
 /// Version of the wire format; bump it whenever any protocol message changes. 2: the session
 /// request carries the decoding (top-K, temperature). 3: the first channel's count is each
 /// party's most lanes, the session runs the smaller on as many channels, each with its own OT.
-/// 4: 1-out-of-N OT pads are read from each key's hash stream.
+/// 4: 1-out-of-N OT pads are read from each key's hash stream, and the millionaires' trees
+/// combine up to four digits per node by one OT.
 pub const FORMAT_VERSION: u32 = 4;
 
 const MAGIC: [u8; 8] = *b"CGPT-2PC";

@@ -7,53 +7,54 @@
 //! default). For every digit i the server draws random bits (g_i, e_i) and offers, in a 1-of-2^m
 //! OT indexed by the client's digit v, the 2-bit message (g_i ⊕ 1{a_i > v}, e_i ⊕ 1{a_i = v}); the
 //! client chooses v = b_i, so the two hold XOR shares of gt_i = 1{a_i > b_i} and eq_i = 1{a_i = b_i}.
-//! The digits are then combined pairwise in a log-depth tree, (hi, lo) ↦ (gt_hi ⊕ eq_hi∧gt_lo,
-//! eq_hi∧eq_lo) — the two terms of the XOR are never both 1 — with each AND done with a Beaver
-//! bit triple (both parties open d = x ⊕ a, e = y ⊕ b; z = c ⊕ d∧b ⊕ e∧a ⊕ d∧e, the last term by
-//! the server only). The eq of the lowest node is never used, so it is not computed.
+//! The digits are then combined in a tree whose nodes each take up to four adjacent nodes
+//! (lowest first: (gt_t, eq_t), t < a) to gt = gt_{a−1} ⊕ eq_{a−1}∧(gt_{a−2} ⊕ eq_{a−2}∧(…)),
+//! eq = ∧ eq_t — the terms of each XOR are never both 1 — by one `(2^(2a) choose 1)`-OT (a
+//! one-time truth table): the client chooses with its 2a shares, the server offers for every
+//! choice c the (gt, eq) of its own shares ⊕ c, XORed with two fresh bits that are its output
+//! shares. The eq of the lowest node is never used, so the lowest group takes 2a − 1 bits and
+//! gives gt alone. Each level has as few levels after it as groups of four allow
+//! ([`tree_groups`]: 4 digits take 1 level, 8 or 16 take 2; the pairwise tree took 2, 3, 4), and
+//! all its nodes share one OT call.
 //!
 //! **DReLU / MSB** ([`msb`], [`drelu`]). For x = x_S + x_C mod 2^ℓ, msb(x) = msb(x_S) ⊕ msb(x_C) ⊕
 //! carry, with carry = 1{x_S mod 2^(ℓ−1) + x_C mod 2^(ℓ−1) ≥ 2^(ℓ−1)} = 1{a > b} for the server's
 //! a = x_S mod 2^(ℓ−1) and the client's b = 2^(ℓ−1) − 1 − x_C mod 2^(ℓ−1): one millionaires' on
 //! ℓ − 1 bits. DReLU(x) = 1{x ≥ 0 as a signed value} = 1 ⊕ msb(x).
 //!
-//! **Cost** per comparison of k-bit inputs, with q = ⌈k/m⌉ digits, A = Σ_levels (2·pairs − 1)
-//! ANDs (A = 2q − 2 − ⌈log₂ q⌉ roughly; 12 for q = 9), λ = 128:
+//! **Cost** per comparison of k-bit inputs, with q = ⌈k/m⌉ digits, λ = 128:
 //! - leaves: q 1-of-2^m OTs of 2-bit messages (Naor–Pinkas, [`crate::crypto::one_of_n`]):
 //!   q·(m·λ + 2^m·2) bits;
-//! - triples: A·2λ bits on IKNP (two random OTs each, [`crate::crypto::triples`]); nothing on
-//!   silent OT, where random OTs are drawn from the pools without a message;
-//! - openings: 2 bits per AND per party, one exchange per tree level.
+//! - tree: per level and node one 1-of-N OT, N = 2^(2a) of the level's widest node (the lowest
+//!   2^(2a−1)), of 2-bit messages (1-bit when the lowest node is the level's only one): log₂N
+//!   choices (1 bit each on silent OT, λ on IKNP) and N·2 bits ([`tree_level`]).
 //!
-//! DReLU at ℓ = 37 (k = 36, q = 9, A = 12): 9·68 + 12·32 + 12·4/8 = 1,002 bytes per element.
-//! Flights: 2 (leaf OTs) + one exchange per tree level, ⌈log₂ q⌉ levels (4 for
-//! q = 9). An exchange of at most 32 KiB is simultaneous (one one-way latency), a longer one is
-//! sequential, server first (one round trip) — see [`exchange`]. The channel counts 2 flights
-//! per party for either kind. On IKNP the triples add 2 flights.
+//! DReLU at ℓ = 37 (k = 36, m = 6, q = 6: groups 2, 2, 2, then a root of 3): 6·(768 + 128)
+//! bits of leaves and 3·(4λ + 32) + 5λ + 32 bits of tree on IKNP. Flights: 2 (leaf OTs) + 2
+//! per tree level (2 for q = 6 or 9; 3 for q = 17).
 //!
 //! **Security** (semi-honest). The client's view of the leaves is its 1-of-N OT output
 //! (g_i ⊕ …, e_i ⊕ …), one-time padded by the server's fresh random bits g_i, e_i, and the OT's
-//! other ciphertexts, hidden by the OT (128-bit). The server receives only the OT receiver's IKNP
-//! messages (PRG-masked). In the tree each party receives the peer's d = x ⊕ a and e = y ⊕ b,
-//! masked by the peer's triple shares a, b, which are uniform and used once. The triples
-//! themselves come from random OTs in both directions. So every message is masked by fresh
-//! randomness or hidden by OT, and each party's output share is uniform on its own.
+//! other ciphertexts, hidden by the OT (128-bit). The server receives only the OT receiver's
+//! choice corrections (masked by the random OTs' choices). In the tree likewise: the client
+//! receives one entry of each node's table, padded by the server's two fresh bits, and the
+//! server the client's choice corrections. So every message is masked by fresh randomness or
+//! hidden by OT, and each party's output share is uniform on its own.
 
 use rand::RngCore;
 
 use super::b2a::b2a;
-use super::shares::{exchange, Ring};
+use super::shares::Ring;
 use crate::crypto::iknp::OtPair;
-use crate::crypto::pack::{mask, pack, unpack};
-use crate::crypto::triples::{bit_triples, BitTriples};
+use crate::crypto::pack::mask;
 use crate::crypto::Prg;
 use crate::net::{Channel, NetError, Role};
 
 // The digit width, the tree's shape and the bytes that choose the width are the cost model's
 // (`plan::cost`), so that its estimates and these protocols agree.
 pub use ciphergpt_compiler::plan::cost::{
-    and_count, cheapest_digit_bits, levels, millionaire_bits, row_digit_bits, DEFAULT_DIGIT_BITS,
-    MAX_DIGIT_BITS,
+    cheapest_digit_bits, levels, millionaire_bits, row_digit_bits, tree_groups, tree_level,
+    DEFAULT_DIGIT_BITS, MAX_DIGIT_BITS, TREE_ARITY,
 };
 
 /// XOR shares of the carry 1{v_S + v_C ≥ 2^k} for this party's `v` (< 2^k, higher bits ignored):
@@ -145,42 +146,6 @@ fn carry_inputs(
     Ok(Some((k, input)))
 }
 
-/// ANDs of x[i] ∧ y[i] on XOR shares, with triples `t` from index `off`. One exchange.
-fn and_shared<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    t: &BitTriples,
-    off: usize,
-    x: &[bool],
-    y: &[bool],
-) -> Result<Vec<bool>, NetError> {
-    let n = x.len();
-    let mut de = Vec::with_capacity(2 * n);
-    de.extend(
-        x.iter()
-            .enumerate()
-            .map(|(i, &v)| (v ^ t.get(off + i).0) as u64),
-    );
-    de.extend(
-        y.iter()
-            .enumerate()
-            .map(|(i, &v)| (v ^ t.get(off + i).1) as u64),
-    );
-    let theirs = if n == 0 {
-        Vec::new()
-    } else {
-        unpack(&exchange(ch, role, &pack(&de, 1))?, 2 * n, 1)
-    };
-    Ok((0..n)
-        .map(|i| {
-            let (a, b, c) = t.get(off + i);
-            let d = (de[i] ^ theirs[i]) == 1;
-            let e = (de[n + i] ^ theirs[n + i]) == 1;
-            c ^ (d & b) ^ (e & a) ^ (role == Role::Server && d && e)
-        })
-        .collect())
-}
-
 fn check_digits(bits: u32, m: u32) -> Result<(), NetError> {
     if bits > 64 {
         return Err(NetError::InvalidArgument(format!(
@@ -212,9 +177,8 @@ pub fn millionaire<C: Channel + ?Sized>(
         return Ok(vec![false; n]);
     }
     let q = bits.div_ceil(m) as usize;
-    let triples = bit_triples(ot, ch, role, n * and_count(q))?;
     let (gt, eq) = leaves(ot, ch, role, bits, m, mine)?;
-    Ok(combine(ch, role, &triples, n, q, 1, gt, eq)?.0)
+    Ok(combine(ot, ch, role, n, q, 1, gt, eq)?.0)
 }
 
 /// Additive shares over `out` of 1{a > b} for the server's a and the client's b (as
@@ -222,8 +186,9 @@ pub fn millionaire<C: Channel + ?Sized>(
 /// 1-out-of-8 OT turns gt = gt_hi ⊕ eq_hi·gt_lo into arithmetic shares directly — the two terms
 /// are never both 1, so gt = gt_hi + eq_hi·gt_lo as integers. The server offers, for each of the
 /// client's 3 bits c′, (its bits ⊕ c′ put in that formula) − r with r fresh, and keeps r. That
-/// replaces the last level's exchange and a B2A's COT: 2 flights fewer, for 8·|out| − |out|
-/// bits more per comparison. One digit (no tree): [`b2a`] of the leaf.
+/// is the root's node OT and a B2A's COT in one: 2 flights fewer than a B2A after the
+/// comparison (the tree below the pair takes groups of four, [`tree_groups`] with 2 nodes
+/// left). One digit (no tree): [`b2a`] of the leaf.
 pub fn millionaire_arith<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -243,10 +208,8 @@ pub fn millionaire_arith<C: Channel + ?Sized>(
         let gt = millionaire(ot, ch, role, bits, m, mine)?;
         return b2a(ot, ch, role, out, &gt);
     }
-    // Every level but the last (one AND per element there).
-    let triples = bit_triples(ot, ch, role, n * (and_count(q) - 1))?;
     let (gt, eq) = leaves(ot, ch, role, bits, m, mine)?;
-    let (gt, eq) = combine(ch, role, &triples, n, q, 2, gt, eq)?;
+    let (gt, eq) = combine(ot, ch, role, n, q, 2, gt, eq)?;
     // Per element: (gt_lo, gt_hi) = gt[2i..2i + 2], eq_hi = eq[2i + 1].
     let own =
         |i: usize| gt[2 * i + 1] as u32 | (eq[2 * i + 1] as u32) << 1 | (gt[2 * i] as u32) << 2;
@@ -335,57 +298,80 @@ fn leaves<C: Channel + ?Sized>(
     Ok((gt, eq))
 }
 
-/// The tree over `cnt` nodes per element: combine (lo = 2p, hi = 2p + 1) level by level, with
-/// the `triples` in order, until `stop` nodes are left (1: the comparison; 2: its last pair).
-/// The eq of the lowest node is never used, so it is not computed.
+/// The tree over `cnt` nodes per element (`gt[i·cnt + k]`, `eq[i·cnt + k]`, k = 0 lowest), level
+/// by level in the groups of [`tree_groups`], until `top` nodes are left (1: the comparison; 2:
+/// its last pair). A group of a nodes is combined by one `(N choose 1)`-OT, the client choosing
+/// with its shares of the group's bits (the lowest group's lowest eq is never used, so it is
+/// left out), the server offering, for each choice c, the table of (gt, eq) of its own bits ⊕ c,
+/// masked by fresh random bits that are its output shares. All groups of a level share one OT
+/// call (N is the level's widest group's).
 #[allow(clippy::too_many_arguments)]
 fn combine<C: Channel + ?Sized>(
+    ot: &mut OtPair,
     ch: &mut C,
     role: Role,
-    triples: &BitTriples,
     n: usize,
     mut cnt: usize,
-    stop: usize,
+    top: usize,
     mut gt: Vec<bool>,
     mut eq: Vec<bool>,
 ) -> Result<(Vec<bool>, Vec<bool>), NetError> {
-    let mut off = 0;
-    while cnt > stop {
-        let pairs = cnt / 2;
-        let next = pairs + cnt % 2;
-        // AND operands, element-major: for each pair p, eq_hi ∧ gt_lo, then (p > 0) eq_hi ∧ eq_lo.
-        let per = 2 * pairs - 1;
-        let mut xs = Vec::with_capacity(n * per);
-        let mut ys = Vec::with_capacity(n * per);
-        for i in 0..n {
-            for p in 0..pairs {
-                let (lo, hi) = (i * cnt + 2 * p, i * cnt + 2 * p + 1);
-                xs.push(eq[hi]);
-                ys.push(gt[lo]);
-                if p > 0 {
-                    xs.push(eq[hi]);
-                    ys.push(eq[lo]);
+    for groups in tree_groups(cnt, top) {
+        let (ots, n_msgs, out) = tree_level(&groups);
+        let n_msgs = n_msgs as usize;
+        let next = groups.len();
+        // Each group's first node and its bits of this party's shares, element-major.
+        let mut firsts = Vec::with_capacity(next);
+        let mut first = 0;
+        for &a in &groups {
+            firsts.push(first);
+            first += a;
+        }
+        let own = |i: usize, g: usize| node_bits(&gt, &eq, i * cnt + firsts[g], groups[g], g == 0);
+        let mut ngt = vec![false; n * next];
+        let mut neq = vec![false; n * next];
+        let joined: Vec<(usize, usize)> = (0..n)
+            .flat_map(|i| (0..next).map(move |g| (i, g)))
+            .filter(|&(_, g)| groups[g] > 1)
+            .collect();
+        match role {
+            Role::Server => {
+                let tables: Vec<Vec<u8>> =
+                    (0..next).map(|g| node_table(groups[g], g == 0)).collect();
+                let mut rng = Prg::from_entropy();
+                let mut msgs = Vec::with_capacity(joined.len() * n_msgs);
+                for &(i, g) in &joined {
+                    let (s, r) = (own(i, g), rng.next_u32() & 3);
+                    let t = &tables[g];
+                    let width = t.len() - 1;
+                    msgs.extend((0..n_msgs).map(|c| u64::from(t[(c ^ s) & width] ^ r as u8)));
+                    ngt[i * next + g] = r & 1 == 1;
+                    neq[i * next + g] = r & 2 == 2;
+                }
+                if ots > 0 {
+                    ot.sender.send_1_of_n(ch, &msgs, n_msgs, out as u32)?;
+                }
+            }
+            Role::Client => {
+                let choices: Vec<u32> = joined.iter().map(|&(i, g)| own(i, g) as u32).collect();
+                let got = if ots > 0 {
+                    ot.receiver.recv_1_of_n(ch, &choices, n_msgs, out as u32)?
+                } else {
+                    Vec::new()
+                };
+                for (&(i, g), v) in joined.iter().zip(got) {
+                    ngt[i * next + g] = v & 1 == 1;
+                    neq[i * next + g] = v & 2 == 2;
                 }
             }
         }
-        let z = and_shared(ch, role, triples, off, &xs, &ys)?;
-        off += n * per;
-        let mut ngt = vec![false; n * next];
-        let mut neq = vec![false; n * next];
+        // A group of one node passes up unchanged.
         for i in 0..n {
-            let mut zi = i * per;
-            for p in 0..pairs {
-                let hi = i * cnt + 2 * p + 1;
-                ngt[i * next + p] = gt[hi] ^ z[zi];
-                zi += 1;
-                if p > 0 {
-                    neq[i * next + p] = z[zi];
-                    zi += 1;
+            for (g, &a) in groups.iter().enumerate() {
+                if a == 1 {
+                    ngt[i * next + g] = gt[i * cnt + firsts[g]];
+                    neq[i * next + g] = eq[i * cnt + firsts[g]];
                 }
-            }
-            if cnt % 2 == 1 {
-                ngt[i * next + pairs] = gt[i * cnt + cnt - 1];
-                neq[i * next + pairs] = eq[i * cnt + cnt - 1];
             }
         }
         gt = ngt;
@@ -393,6 +379,42 @@ fn combine<C: Channel + ?Sized>(
         cnt = next;
     }
     Ok((gt, eq))
+}
+
+/// A group's bits of one party's shares, from node `at` on, `a` nodes: node t's gt at bit 2t and
+/// eq at bit 2t + 1, or, in the lowest group (which skips its lowest eq), gt_0 at bit 0 and node
+/// t ≥ 1 at bits 2t − 1 and 2t.
+fn node_bits(gt: &[bool], eq: &[bool], at: usize, a: usize, lowest: bool) -> usize {
+    let skip = usize::from(lowest);
+    (0..a).fold(0, |acc, t| {
+        let g = usize::from(gt[at + t]) << (2 * t - usize::from(t > 0) * skip);
+        let e = if lowest && t == 0 {
+            0
+        } else {
+            usize::from(eq[at + t]) << (2 * t + 1 - skip)
+        };
+        acc | g | e
+    })
+}
+
+/// The (gt, eq) of a group of `a` nodes for every value of its bits (laid out as
+/// [`node_bits`]): gt = gt_{a−1} ∨ eq_{a−1}∧(gt_{a−2} ∨ …), eq = ∧ eq_t; bit 0 gt, bit 1 eq.
+fn node_table(a: usize, lowest: bool) -> Vec<u8> {
+    let width = 2 * a - usize::from(lowest);
+    (0..1usize << width)
+        .map(|v| {
+            let skip = usize::from(lowest);
+            let (mut g, mut e) = (false, true);
+            for t in 0..a {
+                let gt = (v >> (2 * t - usize::from(t > 0) * skip)) & 1 == 1;
+                let eq = !(lowest && t == 0) && (v >> (2 * t + 1 - skip)) & 1 == 1;
+                // Node t is above the nodes before it.
+                g = gt || (eq && g);
+                e = e && eq;
+            }
+            u8::from(g) | u8::from(e) << 1
+        })
+        .collect()
 }
 
 /// XOR shares of msb(x) for shared x ∈ Z_2^ℓ (`x` is this party's share).

@@ -44,19 +44,19 @@
 //! bits (⌊x / 2^s⌋ < 2^(ℓ−1−s) has its msb known to be zero in Z_2^(ℓ−s)).
 //!
 //! **Cost** per element, with M(k) the millionaires' cost on k bits ([`cmp`]: q = ⌈k/4⌉ leaves of
-//! 68 bytes, 32 bytes per AND triple, 0.5 byte of openings per AND, and_count(q) ANDs) and
-//! B(k) = 16 + k/8 bytes the B2A over Z_2^k:
+//! 68 bytes on IKNP and the tree's node OTs) and B(k) = 16 + k/8 bytes the B2A over Z_2^k:
 //! - trunc_reduce: M(s) + B(ℓ − s); flights: the millionaires' ([`cmp`]) + 2 (B2A);
 //! - extend m → n: M(m) + B(n); same flight count with q = ⌈m/4⌉;
 //! - trunc: M(s) + B(ℓ−s) + M(ℓ−s) + B(ℓ), the two sequentially;
 //! - extend_nonnegative m → n: one COT over Z_2^(n−m), λ + n − m bits, 2 flights;
 //! - trunc_nonnegative: M(s) + B(ℓ−s) + λ + s bits.
 //!
-//! At ℓ = 37, s = 12: M(12) = 3·68 + 2·32.5 = 269, B(25) = 19.125, M(25) = 7·68 + 9·32.5 = 768.5,
-//! B(37) = 20.625: 1,077.25 bytes per element (IKNP padding aside), as measured over 2^16
-//! elements; 17 flights from the server, 19 from the client. s = 0 is the identity, free.
-//! trunc_nonnegative at ℓ = 37, s = 12: 269 + 19.125 + 16 + 1.5 = 305.625 bytes per element
-//! (the extension's 17.5 bytes instead of 789.125).
+//! At ℓ = 37, s = 12 on IKNP: M(12) = 3·68 + 84 = 288 (a tree of one node of three digits,
+//! 5λ + 32 bits), B(25) = 19.125, M(25) = 7·68 + 332 = 808 (three pairs of 4λ + 32 bits, then
+//! a node of four, 7λ + 128), B(37) = 20.625: 1,135.75 bytes per element (IKNP padding aside);
+//! 14 flights (on silent OT at ℓ = 35 too, `ciphergpt bench protocols`). s = 0 is the identity,
+//! free. trunc_nonnegative at ℓ = 37, s = 12: 288 + 19.125 + 16 + 1.5 = 324.625 bytes per
+//! element (the extension's 17.5 bytes instead of 828.625).
 //!
 //! **Security** (semi-honest). Between the sub-protocols each party computes only locally on its
 //! own shares, and every message exchanged belongs to a millionaires' or a B2A call whose views are
@@ -344,8 +344,8 @@ pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
 /// extension: one COT instead of a millionaires' on ℓ − s bits. The server adds and removes the
 /// offset. The messages (a millionaires' and COTs) have the same form whatever x is, so nothing
 /// more is revealed if the precondition fails, but then the result is wrong. For s = 0 or s > ℓ − 2,
-/// [`trunc`], which has no precondition. At ℓ = 35, s = 15 on silent OT: 26.5 bytes per
-/// element and 8 flights (the client's), against 52.1 and 18 for [`trunc`] (2^12 elements,
+/// [`trunc`], which has no precondition. At ℓ = 35, s = 15 on silent OT: 41.4 bytes per
+/// element and 6 flights (the client's), against 78.1 and 14 for [`trunc`] (2^12 elements,
 /// test `exec_trunc_margin`). The executor shifts every product with it.
 pub fn trunc_within_margin<C: Channel + ?Sized>(
     ot: &mut OtPair,

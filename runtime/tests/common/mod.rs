@@ -202,11 +202,28 @@ pub fn logits_register(plan: &ciphergpt_compiler::plan::Plan) -> u32 {
 }
 
 /// Millionaires' bits on k-bit inputs with m-bit digits on IKNP (`protocols::cmp`): q leaves of
-/// m·λ + 2^m·2 bits, and_count(q) AND triples of 2λ + 4 bits.
-pub fn mill_bits(k: u32, m: u32) -> u64 {
+/// m·λ + 2^m·2 bits, and the tree's node OTs down to `top` nodes (per node log₂N choices of λ
+/// bits and N messages of 1 or 2 bits).
+pub fn mill_bits_to(k: u32, m: u32, top: usize) -> u64 {
     let q = k.div_ceil(m) as u64;
-    q * (m as u64 * 128 + (2u64 << m))
-        + ciphergpt_runtime::protocols::cmp::and_count(q as usize) as u64 * 260
+    q * (m as u64 * 128 + (2u64 << m)) + tree_bits(q as usize, top)
+}
+
+/// [`mill_bits_to`] down to one node: the comparison.
+pub fn mill_bits(k: u32, m: u32) -> u64 {
+    mill_bits_to(k, m, 1)
+}
+
+/// Bits of a millionaires' tree of q digits down to `top` nodes on IKNP, by its shape.
+pub fn tree_bits(q: usize, top: usize) -> u64 {
+    use ciphergpt_runtime::protocols::cmp;
+    cmp::tree_groups(q, top)
+        .iter()
+        .map(|g| {
+            let (ots, n, out) = cmp::tree_level(g);
+            ots * (u64::from(n.trailing_zeros()) * 128 + n * out)
+        })
+        .sum()
 }
 
 /// The same with the cheapest digit width up to 6, as the protocol picks it
@@ -223,7 +240,7 @@ pub fn carry_arith_bits(k: u32, out: u64) -> u64 {
     if k.div_ceil(m) == 1 {
         mill_best(k) + 128 + out
     } else {
-        mill_best(k) - 260 + 3 * 128 + 8 * out
+        mill_bits_to(k, m, 2) + 3 * 128 + 8 * out
     }
 }
 
@@ -270,10 +287,15 @@ pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables, n: u64)
             mill_bits(s, row_digit_bits(s, n)) + cot(64) + cot(s as u64)
         }
     };
-    // The carries' millionaires' without its last AND, then one 1-out-of-8 OT of 64-bit
-    // messages (3 COTs) in place of that AND and the B2A.
+    // The carries' millionaires' with its tree down to the last pair, then one 1-out-of-8 OT
+    // of 64-bit messages (3 COTs) for that pair and the B2A (one digit: a B2A's COT).
     let carry_bits = if r1 > 0 {
-        mill_bits(r1, row_digit_bits(r1, carries * n)) - 260 + 3 * 128 + 8 * 64
+        let m = row_digit_bits(r1, carries * n);
+        if r1.div_ceil(m) == 1 {
+            mill_bits(r1, m) + cot(64)
+        } else {
+            mill_bits_to(r1, m, 2) + 3 * 128 + 8 * 64
+        }
     } else {
         0
     };

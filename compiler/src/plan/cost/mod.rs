@@ -509,11 +509,18 @@ mod tests {
 
     #[test]
     fn primitives_on_silent_ot() {
-        // 4-bit digits over 15 bits: 4 leaves of 16 two-bit messages, 4 ANDs, 2 levels.
+        // 4-bit digits over 15 bits: 4 leaves of 16 two-bit messages, then one node of the 4
+        // (7 choice bits: the lowest eq is not needed; 128 one-bit messages), 1 level.
         assert_eq!(
             millionaire(15, 4),
-            Bits::new(4 * 32 + 8, 4 * 4 + 8, 6).edges(Edge::Send, Edge::Recv)
+            Bits::new(4 * 32 + 128, 4 * 4 + 7, 4).edges(Edge::Send, Edge::Recv)
         );
+        // 8 digits: four pairs (16 two-bit messages each: a pair above the lowest takes 4
+        // choice bits), then a node of 4; 3 with the arithmetic root's last pair of
+        // `carry_arith` (a node of 4 and one of 4 below it, then the 1-of-8 OT).
+        assert_eq!(tree_groups(8, 1), vec![vec![2, 2, 2, 2], vec![4]]);
+        assert_eq!(tree_bits(8, 1, 1), (4 * 32 + 128, 4 * 4 + 7));
+        assert_eq!(tree_groups(8, 2), vec![vec![4, 4]]);
         // A multiplexer ends with the client sending, as a comparison begins: one flight fewer.
         assert_eq!(
             mux(37).then(comparison(36)).rounds,
@@ -523,10 +530,10 @@ mod tests {
             product(37).then(comparison(36)).rounds,
             3 + comparison(36).rounds
         );
-        // The headroom truncation by 15 at ℓ = 35: 26.5 bytes per element (runtime
-        // `trunc_within_margin`'s doc), 8 flights.
+        // The headroom truncation by 15 at ℓ = 35: 41.4 bytes per element (runtime
+        // `trunc_within_margin`'s doc), 6 flights.
         let t = truncation(35, 15);
-        assert_eq!((t.total(), t.rounds), (212, 8));
+        assert_eq!((t.total(), t.rounds), (331, 6));
         assert_eq!(mux(37).total(), 2 * 38);
         assert_eq!(b2a(37).total(), 38);
         assert_eq!(product(3).total(), 2 * (3 + 2 + 1 + 3));

@@ -12,37 +12,77 @@ pub const IKNP_CHOICE_BITS: u64 = 128;
 /// Default digit width m of the millionaires' protocol (CrypTFlow2's choice).
 pub const DEFAULT_DIGIT_BITS: u32 = 4;
 
-/// Number of ANDs per comparison for a tree over q leaves (the lowest node's eq is skipped).
-pub fn and_count(q: usize) -> usize {
-    let (mut cnt, mut total) = (q, 0);
-    while cnt > 1 {
-        let pairs = cnt / 2;
-        total += 2 * pairs - 1;
-        cnt = pairs + cnt % 2;
+/// The most nodes one node of a millionaires' tree combines: one `(2^(2a) choose 1)`-OT.
+pub const TREE_ARITY: usize = 4;
+
+/// The shape of the tree that combines `q` digits down to `top` nodes (1: the comparison; 2: the
+/// last pair of [`carry_arith`]): per level the group sizes, lowest first. Each level has as few
+/// levels left after it as groups of up to [`TREE_ARITY`] allow, and within that as many groups
+/// as possible (at least two nodes each but for a remainder), the larger ones lowest, since a
+/// node's OT has 2^(2a) messages.
+pub fn tree_groups(q: usize, top: usize) -> Vec<Vec<usize>> {
+    let top = top.max(1);
+    let mut out = Vec::new();
+    let mut cnt = q;
+    while cnt > top {
+        let mut reach = top;
+        while reach < cnt {
+            reach *= TREE_ARITY;
+        }
+        let groups = cnt.div_ceil(2).min(reach / TREE_ARITY).max(top);
+        let (base, extra) = (cnt / groups, cnt % groups);
+        out.push((0..groups).map(|g| base + usize::from(g < extra)).collect());
+        cnt = groups;
     }
-    total
+    out
 }
 
-/// Tree levels (rounds of openings) for q leaves.
+/// Tree levels (rounds of node OTs) for q digits.
 pub fn levels(q: usize) -> usize {
-    let (mut cnt, mut l) = (q, 0);
-    while cnt > 1 {
-        cnt = cnt / 2 + cnt % 2;
-        l += 1;
-    }
-    l
+    tree_groups(q, 1).len()
+}
+
+/// One level of a tree ([`tree_groups`]): its OTs (one per group of two or more), their
+/// message count N (the level's widest node: the lowest group takes 2a − 1 choice bits, for it
+/// needs no eq of its lowest node and gives none, the others 2a) and message bits (1 when the
+/// lowest group is the only one, else gt and eq).
+pub fn tree_level(groups: &[usize]) -> (u64, u64, u64) {
+    let inputs = |(i, &a): (usize, &usize)| 2 * a as u64 - u64::from(i == 0);
+    let ots = groups.iter().filter(|&&a| a > 1).count() as u64;
+    let width = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, &a)| a > 1)
+        .map(inputs)
+        .max()
+        .unwrap_or(0);
+    let out = if groups.iter().skip(1).any(|&a| a > 1) {
+        2
+    } else {
+        1
+    };
+    (ots, 1 << width, out)
+}
+
+/// Bits the server and the client send in the tree of `q` digits down to `top` nodes, with
+/// `choice_bits` per OT choice bit (1 on silent OT, λ on IKNP).
+pub fn tree_bits(q: usize, top: usize, choice_bits: u64) -> (u64, u64) {
+    tree_groups(q, top).iter().fold((0, 0), |(s, c), g| {
+        let (ots, n, out) = tree_level(g);
+        (s + ots * n * out, c + ots * log2_ceil(n) * choice_bits)
+    })
 }
 
 /// Bits of one millionaires' comparison on k-bit inputs with m-bit digits on IKNP (λ = 128):
-/// q = ⌈k/m⌉ leaves of m·λ + 2^m·2 bits, and_count(q) AND triples of 2λ bits plus 4 bits of
-/// openings. The digit width is chosen by it ([`cheapest_digit_bits`]).
+/// q = ⌈k/m⌉ leaves of m·λ + 2^m·2 bits, and the tree's node OTs. The digit width is chosen
+/// by it ([`cheapest_digit_bits`]).
 pub fn millionaire_bits(k: u32, m: u32) -> u64 {
     if k == 0 {
         return 0;
     }
     let q = k.div_ceil(m) as u64;
-    q * (m as u64 * IKNP_CHOICE_BITS + (2u64 << m))
-        + and_count(q as usize) as u64 * (2 * IKNP_CHOICE_BITS + 4)
+    let (s, c) = tree_bits(q as usize, 1, IKNP_CHOICE_BITS);
+    q * (m as u64 * IKNP_CHOICE_BITS + (2u64 << m)) + s + c
 }
 
 /// The digit width m ∈ 1..=6 that makes a millionaires' on k-bit inputs cheapest in bytes (ties:
@@ -101,21 +141,22 @@ pub fn lut(entries: u64, bits: u64) -> Bits {
 }
 
 /// The millionaires' protocol on k-bit inputs with m-bit digits (CrypTFlow2 Algorithm 1): q
-/// leaf `(2^m choose 1)`-OTs of 2-bit messages, then an AND tree whose triples come free from
-/// the pools; each AND opens 2 bits each way, one exchange per level.
+/// leaf `(2^m choose 1)`-OTs of 2-bit messages, then a tree ([`tree_groups`]) whose nodes each
+/// combine up to [`TREE_ARITY`] digits by one OT, one OT call per level.
 pub fn millionaire(k: u64, m: u32) -> Bits {
+    millionaire_to(k, m, 1)
+}
+
+/// [`millionaire`] whose tree stops at `top` nodes.
+fn millionaire_to(k: u64, m: u32, top: usize) -> Bits {
     if k == 0 {
         return Bits::ZERO;
     }
     let q = k.div_ceil(u64::from(m));
-    let ands = and_count(q as usize) as u64;
-    let depth = levels(q as usize) as u64;
-    Bits::new(
-        q * (2u64 << m) + 2 * ands,
-        q * u64::from(m) + 2 * ands,
-        2 + 2 * depth,
-    )
-    .edges(Edge::Send, Edge::Recv)
+    let (s, c) = tree_bits(q as usize, top, 1);
+    let depth = tree_groups(q as usize, top).len() as u64;
+    Bits::new(q * (2u64 << m) + s, q * u64::from(m) + c, 2 + 2 * depth)
+        .edges(Edge::Send, Edge::Recv)
 }
 
 /// A millionaires' on k bits at the cheapest digit width: the comparison of every layer
@@ -124,8 +165,9 @@ pub fn comparison(k: u64) -> Bits {
     millionaire(k, cheapest_digit_bits(k as u32))
 }
 
-/// A carry on k bits in arithmetic shares over Z_2^w: the millionaires' whose last AND is one
-/// `(8 choose 1)`-OT of w-bit messages; with a single digit, the millionaires' and a B2A.
+/// A carry on k bits in arithmetic shares over Z_2^w: the millionaires' tree down to its last
+/// pair, then one `(8 choose 1)`-OT of w-bit messages for the pair; with a single digit, the
+/// millionaires' and a B2A.
 pub fn carry_arith(k: u64, w: u64) -> Bits {
     carry_arith_with(k, cheapest_digit_bits(k as u32), w)
 }
@@ -135,12 +177,7 @@ pub fn carry_arith_with(k: u64, m: u32, w: u64) -> Bits {
     if k.div_ceil(u64::from(m)) <= 1 {
         return millionaire(k, m).then(b2a(w));
     }
-    let c = millionaire(k, m);
-    Bits {
-        server: c.server - 2 + 8 * w,
-        client: c.client - 2 + 3,
-        ..c
-    }
+    millionaire_to(k, m, 2).then(ot_1_of_n(8, w))
 }
 
 /// Multiplexer of an ℓ-bit value by a shared bit (SIRNN): one COT each way, the client's
