@@ -11,9 +11,10 @@
 
 mod common;
 
-use ciphergpt_compiler::ir::{op_sequence, Op};
+use ciphergpt_compiler::ir::op_sequence;
 use common::cells::{
-    attention_ops, external_initializers, float_equals_onnxruntime, fused, opset_and_ops, path,
+    assert_head_is_untied, attention_ops, external_initializers, float_equals_onnxruntime, fused,
+    opset_and_ops, path,
 };
 
 /// (file, attention implementation, opset) of `tiny-tf4`.
@@ -77,18 +78,7 @@ fn distilgpt2_shape_and_untied_head_equal_onnxruntime() {
         assert!(attn.iter().all(|a| a.contains(heads)), "{file}: {attn:?}");
         if file.starts_with("tiny-untied") {
             // The fused `logits` reads the file's own projection, not the token table.
-            let table = |op: fn(&Op) -> bool| {
-                let id = graph.g.node_indices().find(|&i| op(&graph.node(i).op));
-                let id = id.unwrap();
-                graph
-                    .const_value(graph.input(id, 1).unwrap())
-                    .unwrap()
-                    .clone()
-            };
-            let wte = table(|o| matches!(o, Op::Embedding));
-            let head = table(|o| matches!(o, Op::Logits));
-            assert_eq!(wte.shape(), head.shape(), "{file}");
-            assert_ne!(wte, head, "{file}");
+            assert_head_is_untied(file, &graph);
         }
         float_equals_onnxruntime(file, &graph);
     }

@@ -18,8 +18,8 @@ use ciphergpt_compiler::ir::{Dim, Graph, Op, TensorType};
 use ciphergpt_compiler::passes;
 use ciphergpt_compiler::tensor::DType;
 use common::cells::{
-    attention_ops, external_initializers, float_equals_onnxruntime, fused, opset_and_ops, path,
-    plan_agrees_with_float, proto,
+    assert_head_is_untied, attention_ops, external_initializers, float_equals_onnxruntime, fused,
+    opset_and_ops, path, plan_agrees_with_float, proto,
 };
 use onnx_protobuf::Message;
 
@@ -89,21 +89,7 @@ fn distilgpt2_shaped_model_matches_and_compiles() {
 fn untied_head_is_its_own_table() {
     let file = "tiny-untied.tf5-dynamo20-sdpa.onnx";
     let graph = fused(&path(file));
-    let table = |op: fn(&Op) -> bool, slot: usize| {
-        let id = graph
-            .g
-            .node_indices()
-            .find(|&i| op(&graph.node(i).op))
-            .unwrap();
-        graph
-            .const_value(graph.input(id, slot).unwrap())
-            .unwrap()
-            .clone()
-    };
-    let wte = table(|o| matches!(o, Op::Embedding), 1);
-    let head = table(|o| matches!(o, Op::Logits), 1);
-    assert_eq!(wte.shape(), head.shape());
-    assert_ne!(wte, head);
+    assert_head_is_untied(file, &graph);
     float_equals_onnxruntime(file, &graph);
     plan_agrees_with_float(file, &graph);
 }

@@ -4,7 +4,7 @@
 
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::interp::float;
-use ciphergpt_compiler::ir::Graph;
+use ciphergpt_compiler::ir::{Graph, Op};
 use ciphergpt_compiler::model::{self, ModelSpec};
 use onnx_protobuf::{Message, ModelProto};
 use std::path::{Path, PathBuf};
@@ -97,4 +97,23 @@ pub fn attention_ops(graph: &Graph) -> Vec<String> {
         .into_iter()
         .filter(|o| o.starts_with("attention"))
         .collect()
+}
+
+/// Require the fused `logits` to read its own projection, not the token table: an untied head.
+pub fn assert_head_is_untied(file: &str, graph: &Graph) {
+    let table = |op: fn(&Op) -> bool| {
+        let id = graph
+            .g
+            .node_indices()
+            .find(|&i| op(&graph.node(i).op))
+            .unwrap_or_else(|| panic!("{file}: no such operation"));
+        graph
+            .const_value(graph.input(id, 1).unwrap())
+            .unwrap()
+            .clone()
+    };
+    let wte = table(|o| matches!(o, Op::Embedding));
+    let head = table(|o| matches!(o, Op::Logits));
+    assert_eq!(wte.shape(), head.shape(), "{file}");
+    assert_ne!(wte, head, "{file}");
 }
