@@ -311,7 +311,10 @@ def export_torchscript(wrapper, path: Path, opset: int = 17):
     onnx.save_model(m, str(path))
 
 
-def export_dynamo(wrapper, path: Path, n_positions: int):
+def export_dynamo(wrapper, path: Path, n_positions: int, opset: int = 18, external: bool = False):
+    """Single file; or, with `external`, as the exporter itself writes external data (the
+    weights in `<path>.data`), untouched. Opsets above 18 are the exporter's conversion of its
+    opset-18 graph; the file must come out at the opset asked for."""
     import onnx
 
     example = torch.arange(8, dtype=torch.int64).unsqueeze(0) % 200
@@ -319,12 +322,25 @@ def export_dynamo(wrapper, path: Path, n_positions: int):
     prog = torch.onnx.export(
         wrapper, (example,),
         dynamo=True,
-        opset_version=18,
+        opset_version=opset,
         input_names=["input_ids"],
         output_names=["logits"],
         dynamic_shapes={"input_ids": {1: seq}},
         optimize=True,
     )
+    got = {o.domain: o.version for o in prog.model_proto.opset_import}.get("")
+    if got != opset:
+        # torch 2.7.1 with onnxscript 0.2.5: no error and no warning, but the version converter
+        # raises each node's version and leaves the model's opset_import at 18.
+        raise RuntimeError(f"opset_version={opset} raised no error but wrote ai.onnx opset {got}")
+    if external:
+        data = path.with_name(path.name + ".data")
+        data.unlink(missing_ok=True)
+        prog.save(str(path), external_data=True)
+        assert data.exists(), "the exporter wrote no external data"
+        dim = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type
+        assert dim.shape.dim[1].dim_param == "seq", dim
+        return
     prog.save(str(path), external_data=False)
     # Single file, and the dynamic axis named "seq" on the graph's input and output.
     m = onnx.load(str(path))
@@ -366,6 +382,124 @@ def save_external(src: Path, dst: Path):
                         location=data.name, size_threshold=1024)
     finally:
         os.chdir(cwd)
+
+
+# ---------------------------------------------------------------------------------------------
+# The transformers-4 cells of the import matrix (random models)
+# ---------------------------------------------------------------------------------------------
+
+# Each cell is (exporter, opset, attention implementation[, "external"]); its file is
+# <model>.<prefix><exporter><opset>-<attention>[-external].onnx. "external" is the dynamo
+# exporter's own external-data layout. tiny-distil and tiny-untied have the configs and seeds of
+# export_tf5.py's models of the same names (which own their manifest entries); their weights
+# are drawn by transformers 4 here.
+MATRIX = {
+    "tiny-tf4": dict(
+        seed=6,
+        config=dict(vocab_size=256, n_embd=64, n_layer=2, n_head=4, n_positions=64,
+                    activation_function="gelu_new"),
+        prefix="",
+        cells=[("torchscript", 14, "eager"), ("torchscript", 17, "eager"),
+               ("dynamo", 18, "eager"), ("dynamo", 20, "eager"), ("dynamo", 23, "eager"),
+               ("dynamo", 20, "sdpa"), ("dynamo", 23, "sdpa"),
+               ("dynamo", 18, "sdpa", "external")],
+    ),
+    "tiny-distil": dict(
+        seed=4,
+        config=dict(vocab_size=256, n_embd=48, n_layer=6, n_head=12, n_positions=64,
+                    activation_function="gelu_new"),
+        prefix="tf4-",
+        cells=[("torchscript", 17, "sdpa"), ("dynamo", 18, "sdpa")],
+    ),
+    "tiny-untied": dict(
+        seed=5,
+        config=dict(vocab_size=256, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                    activation_function="gelu_new"),
+        tie_word_embeddings=False,
+        prefix="tf4-",
+        cells=[("torchscript", 17, "sdpa"), ("dynamo", 18, "sdpa")],
+    ),
+}
+MODELS.update({k: {f: v[f] for f in ("seed", "config", "tie_word_embeddings") if f in v}
+               for k, v in MATRIX.items()})
+
+
+def matrix_model(name: str, attn: str):
+    """The random model `name` with attention implementation `attn`, and its logits-only module.
+
+    HF init leaves every bias at 0 and every LayerNorm gain at 1; those are redrawn (seeded), as
+    in export_tf5.py, so that a bias or gain read from the wrong place shows in the logits. An
+    untied head is drawn from N(0, 0.5)."""
+    from transformers import GPT2LMHeadModel
+
+    set_seed(MODELS[name]["seed"])
+    config = hf_config(name)
+    tied = MODELS[name].get("tie_word_embeddings", True)
+    config.tie_word_embeddings = tied
+    model = GPT2LMHeadModel._from_config(config, attn_implementation=attn).eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith("bias"):
+                p.copy_(torch.randn_like(p) * 0.1)
+            elif ".ln_" in pname and pname.endswith("weight"):
+                p.copy_(1.0 + torch.randn_like(p) * 0.1)
+        if not tied:
+            model.lm_head.weight.copy_(torch.randn_like(model.lm_head.weight) * 0.5)
+    wrapper = logits_only(model) if tied else untied_logits_only(model)
+    got = wrapper.config._attn_implementation
+    assert got == attn, f"asked for {attn} attention, the model uses {got}"
+    return model, wrapper
+
+
+def untied_logits_only(model):
+    """logits_only for a model whose lm_head is its own weight (logits_only asserts the tie)."""
+    from transformers import GPT2LMHeadModel
+
+    class GPT2UntiedLogitsOnly(GPT2LMHeadModel):
+        def forward(self, input_ids):
+            return super().forward(input_ids=input_ids, use_cache=False, return_dict=False)[0]
+
+    m = GPT2UntiedLogitsOnly(model.config)
+    m.load_state_dict(model.state_dict())
+    assert m.lm_head.weight.data_ptr() != m.transformer.wte.weight.data_ptr()
+    assert not torch.equal(m.lm_head.weight, m.transformer.wte.weight)
+    return m.eval()
+
+
+def cell_file(name: str, cell: tuple) -> str:
+    exporter, opset, attn = cell[:3]
+    tail = "".join(f"-{c}" for c in cell[3:])
+    return f"{name}.{MATRIX[name]['prefix']}{exporter}{opset}-{attn}{tail}.onnx"
+
+
+def matrix_files(name: str, out: Path, log):
+    """Export every cell of `name`; returns [(path, exporter, ref, wrapper, attention)] of those
+    written, and {file: reason} of the cells the exporter refused."""
+    files, refused = [], {}
+    for attn in sorted({c[2] for c in MATRIX[name]["cells"]}):
+        model, wrapper = matrix_model(name, attn)
+        for cell in (c for c in MATRIX[name]["cells"] if c[2] == attn):
+            exporter, opset = cell[:2]
+            path = out / cell_file(name, cell)
+            ref = path.with_name(path.name.removesuffix(".onnx") + ".ref.safetensors")
+            log(f"  exporting {path.name}")
+            try:
+                if exporter == "torchscript":
+                    export_torchscript(wrapper, path, opset=opset)
+                else:
+                    # torch.export refuses seq up to n_positions with eager attention: the mask
+                    # slice guards seq != n_positions. One less exports; the graph is the same.
+                    n = MODELS[name]["config"]["n_positions"] - (attn == "eager")
+                    export_dynamo(wrapper, path, n, opset, external="external" in cell)
+            except Exception as e:  # the exporter's refusal is a result of the matrix
+                reason = f"{type(e).__name__}: {e}".splitlines()[0]
+                log(f"  {path.name}: the exporter failed: {reason}")
+                refused[path.name] = reason
+                continue
+            what = f"{exporter} (transformers 4, attention {attn}" + (
+                ", the exporter's external data)" if "external" in cell else ")")
+            files.append((path, what, ref, wrapper, attn))
+    return files, refused
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,6 +653,52 @@ def write_ops_txt(out: Path, manifest: dict):
             f.write(f"{fname}\t{opset}\t{' '.join(d['ops'])}\n")
 
 
+def record_file(path: Path, exporter: str, ref: Path, name: str, wrapper, log) -> dict:
+    """Check an exported file, write its onnxruntime references; returns its manifest entry."""
+    import onnx
+
+    onnx.checker.check_model(str(path))
+    d = describe_onnx(path)
+    if not MODELS[name].get("tie_word_embeddings", True):
+        # describe_onnx takes any other [C, V] initializer for a copy of the embedding.
+        d["lm_head"] = (f"untied: the final MatMul reads its own [C, V] initializer; the Gather "
+                        f"reads '{d['embedding_initializer']}'")
+    maxdiff, diffs = ort_reference(path, ref, name, wrapper, log)
+    sizes = {path.name: path.stat().st_size}
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        sizes[data.name] = data.stat().st_size
+    d.update(model=name, exporter=exporter, sizes=sizes, sha256=sha256(path),
+             reference=ref.name, torch_vs_ort_max_abs_diff=maxdiff,
+             torch_vs_ort_per_case=diffs)
+    log(f"  {path.name}: opset {d['opsets']}, {d['n_nodes']} nodes, size {sizes}")
+    log(f"    ops: {' '.join(d['ops'])}")
+    log(f"    lm_head: {d['lm_head']}")
+    return d
+
+
+def write_matrix(name: str, out: Path, manifest: dict, log):
+    """The transformers-4 matrix cells of `name`: files, references and manifest entries. The
+    model entry is left to export_tf5.py where it wrote one (tiny-distil, tiny-untied)."""
+    files, refused = matrix_files(name, out, log)
+    entry = dict(
+        config=dict(MODELS[name]["config"],
+                    tie_word_embeddings=MODELS[name].get("tie_word_embeddings", True)),
+        seed=MODELS[name]["seed"],
+        attn_implementation=sorted({c[2] for c in MATRIX[name]["cells"]}),
+        init="HF GPT-2 init, then biases ~ N(0, 0.1) and LayerNorm gains ~ 1 + N(0, 0.1)",
+        n_params=sum(p.numel() for p in matrix_model(name, "eager")[0].parameters()),
+        cases=cases_for(name),
+    )
+    if "versions" not in manifest["models"].get(name, {}):
+        manifest["models"][name] = entry
+    if refused:
+        manifest["models"][name]["refused_by_the_exporter"] = refused
+    for path, exporter, ref, wrapper, attn in files:
+        d = record_file(path, exporter, ref, name, wrapper, log)
+        manifest["files"][path.name] = dict(d, attn_implementation=attn)
+
+
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
@@ -623,6 +803,9 @@ def main():
         else:
             model = new_model(name)
 
+        if name in MATRIX:
+            write_matrix(name, out, manifest, log)
+            continue
         model.config.use_cache = False
         wrapper = logits_only(model)
         attn_impl = getattr(model.config, "_attn_implementation", None)
@@ -660,20 +843,7 @@ def main():
                           out / f"{name}.opset14.ref.safetensors"))
 
         for path, exporter, ref in files:
-            onnx.checker.check_model(str(path))
-            d = describe_onnx(path)
-            maxdiff, diffs = ort_reference(path, ref, name, wrapper, log)
-            sizes = {path.name: path.stat().st_size}
-            data = path.with_name(path.name + ".data")
-            if data.exists():
-                sizes[data.name] = data.stat().st_size
-            d.update(model=name, exporter=exporter, sizes=sizes, sha256=sha256(path),
-                     reference=ref.name, torch_vs_ort_max_abs_diff=maxdiff,
-                     torch_vs_ort_per_case=diffs)
-            manifest["files"][path.name] = d
-            log(f"  {path.name}: opset {d['opsets']}, {d['n_nodes']} nodes, size {sizes}")
-            log(f"    ops: {' '.join(d['ops'])}")
-            log(f"    lm_head: {d['lm_head']}")
+            manifest["files"][path.name] = record_file(path, exporter, ref, name, wrapper, log)
 
     (out / "prompts.txt").write_text("\n".join(PROMPTS) + "\n")
     for p in PROMPTS:

@@ -11,15 +11,17 @@
 
 mod common;
 
-use ciphergpt_compiler::fixed::{self, simulate::Simulator};
+use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::frontend::onnx;
 use ciphergpt_compiler::interp::float;
 use ciphergpt_compiler::ir::{Dim, Graph, Op, TensorType};
-use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::passes;
 use ciphergpt_compiler::tensor::DType;
-use onnx_protobuf::{Message, ModelProto};
-use std::path::{Path, PathBuf};
+use common::cells::{
+    assert_head_is_untied, attention_ops, external_initializers, float_equals_onnxruntime, fused,
+    opset_and_ops, path, plan_agrees_with_float, proto,
+};
+use onnx_protobuf::Message;
 
 /// (file, attention implementation, opset).
 const CELLS: &[(&str, &str, i64)] = &[
@@ -33,99 +35,22 @@ const CELLS: &[(&str, &str, i64)] = &[
     ("tiny-tf5.dynamo20-sdpa-external.onnx", "sdpa", 20),
 ];
 
-fn path(file: &str) -> PathBuf {
-    common::models_dir().join(file)
-}
-
-fn proto(p: &Path) -> ModelProto {
-    ModelProto::parse_from_bytes(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn fused(p: &Path) -> Graph {
-    model::load(&ModelSpec {
-        path: p.to_path_buf(),
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[test]
 fn every_cell_is_committed_with_its_opset_and_attention_form() {
     for &(file, attn, opset) in CELLS {
-        let m = proto(&path(file));
-        let got = m.opset_import.iter().find(|o| o.domain.is_empty());
-        assert_eq!(got.map(|o| o.version), Some(opset), "{file}");
-        let g = m.graph.as_ref().unwrap();
-        let has = |op: &str| g.node.iter().any(|n| n.op_type == op);
+        let (got, has) = opset_and_ops(file, &["Attention", "IsNaN", "GatherND", "CumSum"]);
+        assert_eq!(got, Some(opset), "{file}");
         // sdpa at opset 23 is the standard operator; below it, a decomposition with a NaN guard.
-        assert_eq!(has("Attention"), attn == "sdpa" && opset == 23, "{file}");
-        assert_eq!(has("IsNaN"), attn == "sdpa" && opset < 23, "{file}");
-        assert!(
-            has("GatherND") && has("CumSum"),
-            "{file}: the transformers-5 mask"
-        );
-        let external = g
-            .initializer
-            .iter()
-            .filter(|t| t.data_location.value() == 1)
-            .count();
+        assert_eq!(has[0], attn == "sdpa" && opset == 23, "{file}");
+        assert_eq!(has[1], attn == "sdpa" && opset < 23, "{file}");
+        assert!(has[2] && has[3], "{file}: the transformers-5 mask");
+        let external = external_initializers(file);
         assert_eq!(
             external > 0,
             file.contains("external"),
             "{file}: {external} external"
         );
     }
-}
-
-/// Require the fused float model of `file` to equal onnxruntime's logits (≤ the tolerance) and
-/// argmax on every reference row; returns the largest difference.
-fn float_equals_onnxruntime(file: &str, graph: &Graph) -> f32 {
-    let mut worst = 0.0f32;
-    for case in common::reference(&path(file)) {
-        let got = float::logit_rows(graph, &case.tokens).unwrap();
-        assert_eq!(got.len(), case.tokens.len(), "{file}");
-        for (i, (g, w)) in got.iter().zip(&case.logits).enumerate() {
-            let d = g
-                .iter()
-                .zip(w)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            worst = worst.max(d);
-            let t = got.len();
-            assert!(d <= common::TOLERANCE, "{file} T={t} row {i}: diff {d}");
-            assert_eq!(float::argmax(g), float::argmax(w), "{file} T={t} row {i}");
-        }
-    }
-    eprintln!("{file}: max abs logit diff vs onnxruntime {worst:e}");
-    worst
-}
-
-/// Compile `graph` to a fixed-point plan and require its simulator's top-1 to equal the float
-/// top-1 at every position of the reference cases.
-fn plan_agrees_with_float(file: &str, graph: &Graph) {
-    let compiled =
-        fixed::compile(graph, &fixed::Options::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let (mut agree, mut total) = (0, 0);
-    for case in common::reference(&path(file)) {
-        let mut sim = Simulator::new(&compiled.plan, &compiled.weights).unwrap();
-        sim.all_rows = true;
-        sim.prefill(&case.tokens).unwrap();
-        let fl = float::logit_rows(graph, &case.tokens).unwrap();
-        assert_eq!(sim.last_logits.len(), fl.len(), "{file}");
-        for (row, fx) in fl.iter().zip(&sim.last_logits) {
-            agree += usize::from(float::argmax(row) == fixed::semantics::argmax(fx).unwrap());
-            total += 1;
-        }
-    }
-    eprintln!("{file}: fixed-point top-1 = float top-1 at {agree}/{total} positions");
-    assert_eq!(agree, total, "{file}: top-1 agreement {agree}/{total}");
-}
-
-fn attention_ops(graph: &Graph) -> Vec<String> {
-    ciphergpt_compiler::ir::op_sequence(graph)
-        .into_iter()
-        .filter(|o| o.starts_with("attention"))
-        .collect()
 }
 
 #[test]
@@ -164,21 +89,7 @@ fn distilgpt2_shaped_model_matches_and_compiles() {
 fn untied_head_is_its_own_table() {
     let file = "tiny-untied.tf5-dynamo20-sdpa.onnx";
     let graph = fused(&path(file));
-    let table = |op: fn(&Op) -> bool, slot: usize| {
-        let id = graph
-            .g
-            .node_indices()
-            .find(|&i| op(&graph.node(i).op))
-            .unwrap();
-        graph
-            .const_value(graph.input(id, slot).unwrap())
-            .unwrap()
-            .clone()
-    };
-    let wte = table(|o| matches!(o, Op::Embedding), 1);
-    let head = table(|o| matches!(o, Op::Logits), 1);
-    assert_eq!(wte.shape(), head.shape());
-    assert_ne!(wte, head);
+    assert_head_is_untied(file, &graph);
     float_equals_onnxruntime(file, &graph);
     plan_agrees_with_float(file, &graph);
 }

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub mod cells;
+
 pub fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")
 }
