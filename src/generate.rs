@@ -181,10 +181,16 @@ pub struct DemoArgs {
 
 /// Size the global worker pool (the report says how many threads ran); returns the lanes this
 /// party runs a session on at most: `n`, or all cores.
+/// The most `--threads` (and so lanes) a party takes.
+const MAX_THREADS: usize = 1024;
+
 fn threads(n: Option<usize>) -> anyhow::Result<usize> {
     if let Some(n) = n {
         if n == 0 {
             bail!("--threads must be at least 1");
+        }
+        if n > MAX_THREADS {
+            bail!("--threads {n}: at most {MAX_THREADS}");
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -195,9 +201,14 @@ fn threads(n: Option<usize>) -> anyhow::Result<usize> {
     Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn timeout(secs: f64) -> anyhow::Result<Duration> {
-    if !(secs > 0.0 && secs.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
+/// The longest `--timeout`, in seconds (a week): larger values overflow a `Duration` or the
+/// clock's deadlines.
+pub const MAX_TIMEOUT_SECS: f64 = 604_800.0;
+
+/// `--timeout` in seconds: positive and at most [`MAX_TIMEOUT_SECS`].
+pub fn timeout(secs: f64) -> anyhow::Result<Duration> {
+    if !(secs > 0.0 && secs <= MAX_TIMEOUT_SECS) {
+        bail!("--timeout {secs}: give a positive number of seconds, at most {MAX_TIMEOUT_SECS} (a week)");
     }
     Ok(Duration::from_secs_f64(secs))
 }

@@ -213,3 +213,40 @@ fn a_truncated_onnx_file_says_so() {
         .unwrap();
     refused("compile (empty)", &out, &["cut.onnx: ", "truncated"]);
 }
+
+#[test]
+fn counts_from_flags_that_overflow_are_one_line_errors() {
+    let d = trained().to_str().unwrap();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    // A timeout too large for a Duration panicked; one too large for the clock hung.
+    for t in ["1e300", "1e15", "nan"] {
+        let out = exe()
+            .args(["generate", "--plan", d, "--connect", &dead, "--prompt", "x"])
+            .args(["--timeout", t])
+            .output()
+            .unwrap();
+        refused("generate --timeout", &out, &["--timeout", "at most 604800"]);
+    }
+    let out = exe()
+        .args([
+            "serve",
+            "--plan",
+            d,
+            "--listen",
+            "127.0.0.1:0",
+            "--timeout",
+            "1e300",
+        ])
+        .output()
+        .unwrap();
+    refused("serve --timeout", &out, &["--timeout", "at most 604800"]);
+    let out = exe()
+        .args(["generate", "--plan", d, "--connect", &dead, "--prompt", "x"])
+        .args(["--threads", "18446744073709551615"])
+        .output()
+        .unwrap();
+    refused("generate --threads", &out, &["--threads", "at most 1024"]);
+}
