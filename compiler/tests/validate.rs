@@ -159,3 +159,69 @@ fn weights_that_do_not_match_the_plan_are_named() {
         "{err}"
     );
 }
+
+/// Every single edit of a register id, a register's width or a head count that passes
+/// `validate` (and the weights' check) runs in the simulator without a panic: what the
+/// simulator indexes by, the validator checks.
+#[test]
+fn edits_that_pass_run_without_a_panic() {
+    use ciphergpt_compiler::fixed::simulate::Simulator;
+    let (base, weights) = compiled();
+    let mut edits: Vec<Plan> = Vec::new();
+    let n = base.prefill.as_ref().unwrap().instructions.len();
+    let nregs = base.registers.len() as u32;
+    for i in 0..n {
+        let ins = &base.prefill.as_ref().unwrap().instructions[i];
+        for j in 0..ins.inputs.len() + ins.outputs.len() {
+            for r in 0..nregs {
+                let mut p = base.clone();
+                let ins = &mut p.prefill.as_mut().unwrap().instructions[i];
+                if j < ins.inputs.len() {
+                    ins.inputs[j] = r;
+                } else {
+                    ins.outputs[j - ins.inputs.len()] = r;
+                }
+                edits.push(p);
+            }
+        }
+        for heads in [1, 2, 3, 8] {
+            let mut p = base.clone();
+            match &mut p.prefill.as_mut().unwrap().instructions[i].op {
+                Some(Op::QkT(h) | Op::Pv(h)) => h.heads = heads,
+                Some(Op::Softmax(s)) => s.heads = heads,
+                _ => continue,
+            }
+            edits.push(p);
+        }
+    }
+    for r in 0..base.registers.len() {
+        for cols in [0, 1, 3, 127, 129, 256, 384] {
+            let mut p = base.clone();
+            p.registers[r].cols = cols;
+            edits.push(p);
+        }
+    }
+    let mut passed = 0;
+    for p in &edits {
+        if validate::validate(p).is_err() || validate::validate_weights(p, weights).is_err() {
+            continue;
+        }
+        passed += 1;
+        let run = std::panic::catch_unwind(|| {
+            let mut sim = Simulator::new(p, weights).unwrap();
+            if let Ok(t) = sim.prefill(&[1, 2, 3]) {
+                let _ = sim.decode(t as i64);
+            }
+        });
+        assert!(
+            run.is_ok(),
+            "an edit that passes validate panics the simulator"
+        );
+    }
+    // Some edits are harmless (a register id swapped for an equal one): they pass and run.
+    assert!(
+        passed > 0 && passed < edits.len(),
+        "{passed} of {}",
+        edits.len()
+    );
+}
