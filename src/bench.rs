@@ -7,7 +7,6 @@
 
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ciphergpt_runtime::bench::{
@@ -289,10 +288,7 @@ fn two_party(
         Role,
     ) -> anyhow::Result<Vec<ciphergpt_runtime::bench::BenchResult>>,
 ) -> anyhow::Result<()> {
-    if !(p.timeout > 0.0 && p.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
-    }
-    let timeout = Duration::from_secs_f64(p.timeout);
+    let timeout = crate::generate::timeout(p.timeout)?;
     let hash = plan_hash(p)?;
     match p.role {
         Some(RoleArg::Client) => {

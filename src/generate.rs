@@ -181,10 +181,16 @@ pub struct DemoArgs {
 
 /// Size the global worker pool (the report says how many threads ran); returns the lanes this
 /// party runs a session on at most: `n`, or all cores.
+/// The most `--threads` (and so lanes) a party takes.
+const MAX_THREADS: usize = 1024;
+
 fn threads(n: Option<usize>) -> anyhow::Result<usize> {
     if let Some(n) = n {
         if n == 0 {
             bail!("--threads must be at least 1");
+        }
+        if n > MAX_THREADS {
+            bail!("--threads {n}: at most {MAX_THREADS}");
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -195,9 +201,14 @@ fn threads(n: Option<usize>) -> anyhow::Result<usize> {
     Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn timeout(secs: f64) -> anyhow::Result<Duration> {
-    if !(secs > 0.0 && secs.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
+/// The longest `--timeout`, in seconds (a week): larger values overflow a `Duration` or the
+/// clock's deadlines.
+pub const MAX_TIMEOUT_SECS: f64 = 604_800.0;
+
+/// `--timeout` in seconds: positive and at most [`MAX_TIMEOUT_SECS`].
+pub fn timeout(secs: f64) -> anyhow::Result<Duration> {
+    if !(secs > 0.0 && secs <= MAX_TIMEOUT_SECS) {
+        bail!("--timeout {secs}: give a positive number of seconds, at most {MAX_TIMEOUT_SECS} (a week)");
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -265,10 +276,7 @@ fn prompt_tokens(plan: &Plan, text: Option<&str>, ids: &[i64]) -> anyhow::Result
 /// Refuse, before connecting, a prompt the session would refuse: empty, with ids outside the
 /// vocabulary, or longer than the model's context with the new tokens.
 fn check_prompt(plan: &Plan, prompt: &[i64], new: usize) -> anyhow::Result<()> {
-    let (vocab, positions) = plan
-        .model
-        .as_ref()
-        .map_or((0, 0), |m| (m.vocab, m.positions as usize));
+    let vocab = plan.model.as_ref().map_or(0, |m| m.vocab);
     if prompt.is_empty() {
         bail!("the prompt is empty: give at least one token");
     }
@@ -278,12 +286,9 @@ fn check_prompt(plan: &Plan, prompt: &[i64], new: usize) -> anyhow::Result<()> {
     if let Some(bad) = prompt.iter().find(|&&t| t < 0 || t as u64 >= vocab) {
         bail!("prompt token {bad} is outside the model's vocabulary of {vocab}");
     }
-    if prompt.len() + new - 1 > positions {
-        bail!(
-            "the prompt is too long: {} tokens and {new} new ones need {} positions, the model has {positions}; shorten the prompt or lower --max-new-tokens",
-            prompt.len(),
-            prompt.len() + new - 1
-        );
+    // Overflow-checked (`--max-new-tokens` may be any u64), and before any connection.
+    if let Err(e) = session::context_positions(plan, prompt.len(), new) {
+        bail!("the prompt is too long: {e}; shorten the prompt or lower --max-new-tokens");
     }
     Ok(())
 }
@@ -677,6 +682,8 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
     plan::file::write_weights(&c.weights, &dir.join("weights.cgw"))?;
     let plan = plan::file::read_plan(&dir.join("plan.cgp"))?;
     let weights = plan::file::read_weights(&dir.join("weights.cgw"), &plan)?;
+    let prompt: Vec<i64> = a.prompt.bytes().map(i64::from).collect();
+    check_prompt(&plan, &prompt, a.max_new_tokens)?;
     let l = tcp::Listener::bind("127.0.0.1:0")?;
     let addr = l.local_addr().to_string();
     let wait = Duration::from_secs(120);
@@ -698,7 +705,6 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         a.max_new_tokens,
         describe(&options.decoding)
     );
-    let prompt: Vec<i64> = a.prompt.bytes().map(i64::from).collect();
     let result = client(
         &plan,
         &addr,

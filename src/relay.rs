@@ -15,7 +15,7 @@
 //! no byte has moved either way for `--timeout` seconds. Each pair ends in one log line on
 //! stderr, `pair N from ADDR: …`.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ciphergpt_runtime::net::link::Link;
 use clap::Args;
 use std::io::{ErrorKind, Read, Write};
@@ -56,10 +56,7 @@ pub struct RelayArgs {
 }
 
 pub fn run(a: RelayArgs) -> anyhow::Result<()> {
-    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
-    }
-    let wait = Duration::from_secs_f64(a.timeout);
+    let wait = crate::generate::timeout(a.timeout)?;
     let link: Link = a.link.parse().map_err(|e| anyhow::anyhow!("relay: {e}"))?;
     let listener = TcpListener::bind(&a.listen)
         .with_context(|| format!("relay: binding {} (is the port in use?)", a.listen))?;

@@ -337,6 +337,15 @@ fn bad_prompts_and_a_plan_weights_mismatch_are_one_line_errors() {
         &run(&["--prompt", "x", "--max-new-tokens", "0"]),
         "--max-new-tokens must be at least 1",
     );
+    // The largest count: prompt + new − 1 would wrap; refused before connecting.
+    one_line_error(
+        &run(&["--prompt", "xy", "--max-new-tokens", "18446744073709551615"]),
+        "2 prompt tokens and 18446744073709551615 new ones need at least 2^64 positions",
+    );
+    one_line_error(
+        &run(&["--prompt", "x", "--max-new-tokens", "4294967296"]),
+        "need 4294967296 positions, the model has 128",
+    );
 
     // Weights of another plan: the server refuses to start.
     let out = exe()

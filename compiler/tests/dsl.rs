@@ -725,6 +725,24 @@ fn weight_of_wrong_shape_in_safetensors() {
 }
 
 #[test]
+fn a_shape_no_set_can_fix_is_not_blamed_on_the_config() {
+    // The file's c_attn weight is [32, 96]; declared [width, 4 * width] with width = 32: only
+    // the second dimension differs, and width = 24 would break the first.
+    let tensors = hf_tensors(40, 16, 32, 1);
+    let src = "model m {\n  config { width = 32 }\n  weight w : [width, 4 * width] = \"transformer.h.0.attn.c_attn.weight\"\n}";
+    let path = temp_path("wrongshape3");
+    write_safetensors(&path, &tensors, Dtype::F32);
+    let r = load_str(src, "m.cgpt", &WeightSource::Safetensors(path.clone()), &[]);
+    std::fs::remove_file(&path).ok();
+    let msg = dsl_error(r);
+    assert!(
+        msg.contains("has shape f32[32,96], declared f32[32,128]; hint: dimension 1 is 96 in the file, `4 * width` = 128 here; no --set makes every dimension match"),
+        "{msg}"
+    );
+    assert!(!msg.contains("try --set"), "{msg}");
+}
+
+#[test]
 fn missing_tensor_in_safetensors() {
     // The file has 1 layer; the DSL asks for 2.
     let tensors = hf_tensors(40, 16, 24, 1);

@@ -401,6 +401,26 @@ fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
 }
 
+/// The positions a session of `prompt` tokens generating `new` tokens fills, `prompt + new − 1`,
+/// if the prompt and the count are positive and that fits the plan's model; else a one-line
+/// reason. Overflow-checked: the counts come from flags and from the wire.
+pub fn context_positions(plan: &Plan, prompt: usize, new: usize) -> Result<usize, String> {
+    let positions = plan.model.as_ref().map_or(0, |m| m.positions);
+    if prompt == 0 {
+        return Err("the prompt is empty: give at least one token".into());
+    }
+    if new == 0 {
+        return Err("the number of new tokens must be at least 1".into());
+    }
+    match prompt.checked_add(new - 1) {
+        Some(n) if n as u64 <= positions => Ok(n),
+        need => Err(format!(
+            "{prompt} prompt tokens and {new} new ones need {} positions, the model has {positions}",
+            need.map_or(format!("at least 2^{}", usize::BITS), |n| n.to_string())
+        )),
+    }
+}
+
 /// The request's decoding is usable with `plan` ([`Sample::check_decoding`]).
 fn check_decoding(plan: &Plan, top_k: u32, inv_temperature: u32) -> Result<(), String> {
     let vocab = plan.model.as_ref().map_or(0, |m| m.vocab);
@@ -442,16 +462,11 @@ pub fn serve<C: Channel + ?Sized>(
     };
     check_decoding(plan, decoding.top_k, decoding.inv_temperature)
         .map_err(|e| NetError::Malformed(format!("request: {e}")))?;
-    let positions = plan.model.as_ref().map_or(0, |m| m.positions as usize);
-    if t == 0 || new == 0 || t + new - 1 > positions {
-        return Err(NetError::Malformed(format!(
-            "request for {t} prompt tokens and {new} new ones; the model has {positions} positions"
-        ))
-        .into());
-    }
+    let context = context_positions(plan, t, new)
+        .map_err(|e| NetError::Malformed(format!("request: {e}")))?;
     let mut ex = Executor::new(plan, role, prepared)?;
     ex.sampling = decoding.sampling();
-    ex.set_context(t + new - 1)?;
+    ex.set_context(context)?;
     ex.set_lanes(lanes);
     refill(&mut ex, &mut ot, &he, ch, batch, 1, new, &mut report)?;
     ex.prefill(&mut ot, &he, ch, t, None)?;
@@ -494,14 +509,20 @@ pub fn generate<C: Channel + ?Sized>(
     mut on_token: impl FnMut(usize, &ProgramCost) -> bool,
 ) -> Result<(Vec<usize>, SessionReport), SessionError> {
     let role = Role::Client;
-    let positions = plan.model.as_ref().map_or(0, |m| m.positions as usize);
-    if tokens.is_empty() || new_tokens == 0 || tokens.len() + new_tokens - 1 > positions {
-        return Err(NetError::InvalidArgument(format!(
-            "{} prompt tokens and {new_tokens} new ones do not fit the model's {positions} positions",
-            tokens.len()
-        ))
-        .into());
-    }
+    // Checked before any message: both counts go on the wire as u32, and the context bounds
+    // every buffer of the session.
+    let context =
+        context_positions(plan, tokens.len(), new_tokens).map_err(NetError::InvalidArgument)?;
+    let (prompt_u32, new_u32) = match (u32::try_from(tokens.len()), u32::try_from(new_tokens)) {
+        (Ok(t), Ok(n)) => (t, n),
+        _ => {
+            return Err(NetError::InvalidArgument(format!(
+                "{} prompt tokens and {new_tokens} new ones do not fit the request's 32-bit counts",
+                tokens.len()
+            ))
+            .into())
+        }
+    };
     let decoding = &options.decoding;
     check_decoding(plan, decoding.top_k, decoding.inv_temperature)
         .map_err(NetError::InvalidArgument)?;
@@ -515,8 +536,8 @@ pub fn generate<C: Channel + ?Sized>(
     let (mut ot, he, lanes, setup) = setup(ch, more, role, options.ot)?;
     report.setup = setup;
     let mut req = Vec::with_capacity(REQUEST_BYTES);
-    req.extend((tokens.len() as u32).to_le_bytes());
-    req.extend((new_tokens as u32).to_le_bytes());
+    req.extend(prompt_u32.to_le_bytes());
+    req.extend(new_u32.to_le_bytes());
     req.extend(decoding.top_k.to_le_bytes());
     req.extend(decoding.inv_temperature.to_le_bytes());
     req.extend(options.preprocess_tokens.to_le_bytes());
@@ -525,7 +546,7 @@ pub fn generate<C: Channel + ?Sized>(
     let batch = options.preprocess_tokens as usize;
     let mut ex = Executor::new(plan, role, prepared)?;
     ex.sampling = decoding.sampling();
-    ex.set_context(tokens.len() + new_tokens - 1)?;
+    ex.set_context(context)?;
     ex.set_lanes(lanes);
     refill(&mut ex, &mut ot, &he, ch, batch, 1, new_tokens, &mut report)?;
     ex.progress = prefill_progress;

@@ -484,6 +484,17 @@ fn tidy_expected(raw: Vec<String>) -> Vec<String> {
 }
 
 /// The text at a syntax error: the rest of the line, shortened.
+/// Whether `e` names `name`.
+fn uses(e: &Expr, name: &str) -> bool {
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) => false,
+        ExprKind::Ident(n) => n == name,
+        ExprKind::Neg(x) => uses(x, name),
+        ExprKind::Bin(_, a, b) => uses(a, name) || uses(b, name),
+        ExprKind::Call { args, .. } => args.iter().any(|a| uses(a, name)),
+    }
+}
+
 fn text_at(text: &str, pos: usize) -> String {
     let pos = floor_char_boundary(text, pos);
     let rest = &text[pos..];
@@ -1143,7 +1154,7 @@ impl Builder<'_> {
                 format!(
                     "tensor \"{name}\" in {} has shape {found_ty}, declared {ty}; hint: {}",
                     file.path(),
-                    self.shape_hint(dims, found)
+                    self.shape_hint(dims, shape, found)
                 ),
             ));
         }
@@ -1160,29 +1171,55 @@ impl Builder<'_> {
     }
 
     /// Suggest config overrides that would make a declared shape match the file's: each
-    /// differing dimension is solved for the one config parameter its expression uses.
-    fn shape_hint(&self, dims: &[Expr], found: &[usize]) -> String {
-        let mut sets: Vec<String> = Vec::new();
-        if dims.len() == found.len() {
-            for (e, &f) in dims.iter().zip(found) {
-                if let Some((name, v)) = self.solve(e, f as i64) {
-                    let same =
-                        matches!(self.lookup(&name).map(|b| &b.val), Some(Val::Int(x)) if *x == v);
-                    let s = format!("{name}={v}");
-                    if !same && !sets.contains(&s) {
-                        sets.push(s);
+    /// differing dimension is solved for the one config parameter its expression uses. The
+    /// suggestion is made only when it makes every dimension match: each differing one solves,
+    /// the solutions agree, and no parameter solved for also sets a dimension that already
+    /// matches. Otherwise the hint says which dimensions differ and why no `--set` fits.
+    fn shape_hint(&self, dims: &[Expr], declared: &[usize], found: &[usize]) -> String {
+        if dims.len() != found.len() || declared.len() != found.len() {
+            return format!(
+                "the file's tensor has {} dimensions, the declaration {}: the file holds another layout, not only another size",
+                found.len(),
+                dims.len()
+            );
+        }
+        let mut sets: Vec<(String, i64)> = Vec::new();
+        let mut sound = true;
+        let mut differ: Vec<String> = Vec::new();
+        for (i, ((e, &d), &f)) in dims.iter().zip(declared).zip(found).enumerate() {
+            if d == f {
+                continue;
+            }
+            differ.push(format!(
+                "dimension {i} is {f} in the file, `{}` = {d} here",
+                self.src.snippet(e.span)
+            ));
+            match self.solve(e, f as i64) {
+                Some((name, v)) if sets.iter().all(|(n, x)| *n != name || *x == v) => {
+                    if !sets.contains(&(name.clone(), v)) {
+                        sets.push((name, v));
                     }
                 }
+                _ => sound = false,
             }
         }
-        if sets.is_empty() {
-            "the config does not match the file; set the sizes with --set name=value".into()
-        } else {
-            format!(
+        // A parameter solved for must not also set a dimension that matches already.
+        let breaks = dims
+            .iter()
+            .zip(declared.iter().zip(found))
+            .filter(|(_, (d, f))| d == f)
+            .any(|(e, _)| sets.iter().any(|(n, _)| uses(e, n)));
+        if sound && !breaks && !sets.is_empty() {
+            let sets: Vec<String> = sets.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            return format!(
                 "the file holds a model of another size; try --set {}",
                 sets.join(",")
-            )
+            );
         }
+        format!(
+            "{}; no --set makes every dimension match (the file's tensor is laid out differently, or another parameter sets that size)",
+            differ.join(", ")
+        )
     }
 
     /// Whether `e` uses no config parameter (so its value is fixed).

@@ -95,6 +95,19 @@ pub fn load_bytes(bytes: &[u8], shown: &str, base: &Path) -> Result<Graph> {
             "{e} (is the file complete? hint: re-export the model)"
         ))
     })?;
+    // Every exporter writes `opset_import` (the spec requires it), after the graph: a file
+    // without any is cut short (a protobuf cut at a field boundary still parses) or not ONNX.
+    if model.opset_import.is_empty() {
+        return Err(bad(format!(
+            "the file is truncated or not an ONNX protobuf: its {} bytes {} and no opset_import; hint: re-export the model",
+            bytes.len(),
+            if model.graph.is_some() {
+                "hold a graph"
+            } else {
+                "hold no graph"
+            }
+        )));
+    }
     let opset = model
         .opset_import
         .iter()

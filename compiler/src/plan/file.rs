@@ -4,9 +4,11 @@
 //! format version (u32, little endian), then one protobuf message. A plan carries the BLAKE3
 //! hash of its own encoding with the hash field empty; a weights file carries the hash of the
 //! plan it belongs to. Reading refuses another magic, another version, a plan whose hash does not
-//! match its content, and weights of another plan, each with a one-line error naming the file.
+//! match its content, a plan whose structure is not sound ([`super::validate`]: a crafted plan
+//! re-sealed with its hash), and weights of another plan or not of its plan's shapes, each with a
+//! one-line error naming the file.
 
-use super::{Plan, WeightsFile, FORMAT_VERSION};
+use super::{validate, Plan, WeightsFile, FORMAT_VERSION};
 use crate::error::{CompileError, Result};
 use prost::Message;
 use std::path::Path;
@@ -74,7 +76,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
-/// Read a plan and check its version and hash.
+/// Read a plan and check its version, its hash and its structure ([`validate::validate`]).
 pub fn read_plan(path: &Path) -> Result<Plan> {
     let shown = path.display().to_string();
     let bytes = read(path)?;
@@ -94,10 +96,17 @@ pub fn decode_plan(bytes: &[u8], shown: &str) -> Result<Plan> {
             reason: "the plan's content does not match its hash (modified or damaged); hint: recompile the model".into(),
         });
     }
+    validate::validate(&plan).map_err(|what| CompileError::Plan {
+        path: shown.to_string(),
+        reason: format!(
+            "{what}; hint: the plan is not one this compiler writes, recompile the model"
+        ),
+    })?;
     Ok(plan)
 }
 
-/// Read a weights file and check that it belongs to `plan`.
+/// Read a weights file and check that it belongs to `plan` and matches its weights
+/// ([`validate::validate_weights`]).
 pub fn read_weights(path: &Path, plan: &Plan) -> Result<WeightsFile> {
     let shown = path.display().to_string();
     let bytes = read(path)?;
@@ -116,6 +125,10 @@ pub fn read_weights(path: &Path, plan: &Plan) -> Result<WeightsFile> {
             ),
         });
     }
+    validate::validate_weights(plan, &w).map_err(|what| CompileError::Plan {
+        path: shown,
+        reason: format!("{what}; hint: use the weights.cgw written beside that plan.cgp"),
+    })?;
     Ok(w)
 }
 

@@ -50,10 +50,11 @@ impl Default for Options {
     }
 }
 
-/// Render a plan. Errors on a plan whose instructions refer to registers or weights it does not
-/// have, and on a prompt length the model cannot take.
+/// Render a plan. Errors on a plan that is not sound ([`super::validate::validate`]; a plan read
+/// by [`super::file::read_plan`] has passed it already) and on a prompt length the model cannot
+/// take.
 pub fn render(plan: &Plan, opts: &Options) -> Result<String> {
-    check(plan)?;
+    super::validate::validate(plan).map_err(CompileError::Input)?;
     if opts.tokens == 0 {
         return Err(CompileError::Input(
             "--tokens: the prompt needs at least one token".into(),
@@ -82,49 +83,6 @@ pub fn render(plan: &Plan, opts: &Options) -> Result<String> {
         (Format::Json, summary) => report.json(summary),
         (Format::Dot, _) => report.dot(),
     })
-}
-
-/// Every register and weight an instruction names exists, and every instruction has an op.
-pub fn check(plan: &Plan) -> Result<()> {
-    let regs = plan.registers.len();
-    let weights = plan.weights.len();
-    for (which, prog) in [("prefill", &plan.prefill), ("decode", &plan.decode)] {
-        let Some(prog) = prog else { continue };
-        for (i, ins) in prog.instructions.iter().enumerate() {
-            let bad = |what: String| {
-                CompileError::Input(format!(
-                    "{which} instruction {i} ('{}'): {what}; hint: the plan is damaged or from another compiler, recompile the model",
-                    ins.name
-                ))
-            };
-            if ins.op.is_none() {
-                return Err(bad("no operation".into()));
-            }
-            if let Some(r) = ins
-                .inputs
-                .iter()
-                .chain(&ins.outputs)
-                .find(|&&r| r as usize >= regs)
-            {
-                return Err(bad(format!(
-                    "register r{r} does not exist (the plan has {regs})"
-                )));
-            }
-            let ids: Vec<u32> = match &ins.op {
-                Some(Op::Embed(e)) => vec![e.token_table, e.position_table],
-                Some(Op::Linear(l) | Op::Logits(l)) => {
-                    std::iter::once(l.weight).chain(l.bias).collect()
-                }
-                _ => vec![],
-            };
-            if let Some(w) = ids.iter().find(|&&w| w as usize >= weights) {
-                return Err(bad(format!(
-                    "weight w{w} does not exist (the plan has {weights})"
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// One program's estimate.

@@ -11,6 +11,7 @@ pub mod cost;
 pub mod file;
 pub mod inspect;
 pub mod link;
+pub mod validate;
 
 /// Version of the plan and weights formats; a file of another version is refused. 2: the token
 /// choice is `Sample` (greedy or top-K), where version 1 had a greedy-only `Argmax`.
