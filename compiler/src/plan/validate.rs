@@ -146,252 +146,315 @@ fn check_instruction(
     last: bool,
 ) -> Result<(), String> {
     let op = ins.op.as_ref().ok_or("no operation")?;
-    let nregs = plan.registers.len();
-    let (nin, nout) = arity(op);
-    if ins.inputs.len() != nin || ins.outputs.len() != nout {
-        return Err(format!(
-            "{} inputs and {} outputs, the operation takes {nin} and {nout}",
-            ins.inputs.len(),
-            ins.outputs.len()
-        ));
-    }
-    for (&r, verb) in ins
-        .inputs
-        .iter()
-        .map(|r| (r, "reads"))
-        .chain(ins.outputs.iter().map(|r| (r, "writes")))
-    {
-        if r as usize >= nregs {
-            return Err(format!(
-                "{verb} register r{r}, the plan has {nregs} registers"
-            ));
+    let c = Check {
+        plan,
+        ins,
+        produced,
+    };
+    c.operands(op, last)?;
+    match op {
+        Op::Embed(_)
+        | Op::Linear(_)
+        | Op::Logits(_)
+        | Op::SplitQkv(_)
+        | Op::CacheAppend(_)
+        | Op::QkT(_)
+        | Op::Pv(_) => c.products(op),
+        Op::Softmax(_) | Op::LayerNorm(_) | Op::Gelu(_) | Op::Add(_) | Op::Sample(_) => {
+            c.elementwise(op)
         }
     }
-    let reg = |r: u32| -> &Register { &plan.registers[r as usize] };
-    for &r in &ins.inputs {
-        if !produced.contains_key(&r) && !reg(r).persistent {
-            return Err(format!(
-                "reads register r{r} before any instruction writes it"
-            ));
-        }
+}
+
+/// One instruction under check, with the plan and what the program wrote before it.
+struct Check<'a> {
+    plan: &'a Plan,
+    ins: &'a Instruction,
+    produced: &'a HashMap<u32, &'a Instruction>,
+}
+
+impl Check<'_> {
+    fn reg(&self, r: u32) -> &Register {
+        &self.plan.registers[r as usize]
     }
-    if matches!(op, Op::Sample(_)) != last {
-        return Err(if last {
-            "the program does not end with a Sample".into()
-        } else {
-            "a Sample before the end of the program".into()
-        });
+
+    fn rows(&self, r: u32) -> Rows {
+        Rows::try_from(self.reg(r).rows).unwrap_or(Rows::Tokens)
     }
-    let rows = |r: u32| Rows::try_from(reg(r).rows).unwrap_or(Rows::Tokens);
-    let cols = |r: u32| reg(r).cols;
-    let want_rows = |r: u32, kind: Rows| -> Result<(), String> {
-        if rows(r) != kind {
+
+    fn cols(&self, r: u32) -> u64 {
+        self.reg(r).cols
+    }
+
+    fn want_rows(&self, r: u32, kind: Rows) -> Result<(), String> {
+        if self.rows(r) != kind {
             return Err(format!(
                 "register r{r} has rows {:?}, the operation needs {kind:?}",
-                rows(r)
+                self.rows(r)
             ));
         }
         Ok(())
-    };
-    let weight = |w: u32| -> Result<&[u64], String> {
-        plan.weights
+    }
+
+    fn want_shape(&self, w: u32, shape: &[u64]) -> Result<(), String> {
+        let got = self
+            .plan
+            .weights
             .get(w as usize)
             .map(|i| i.shape.as_slice())
             .ok_or_else(|| {
                 format!(
                     "uses weight w{w}, the plan has {} weights",
-                    plan.weights.len()
+                    self.plan.weights.len()
                 )
-            })
-    };
-    let want_shape = |w: u32, shape: &[u64]| -> Result<(), String> {
-        let got = weight(w)?;
+            })?;
         if got != shape {
             return Err(format!(
                 "weight w{w} has shape {got:?}, its registers need {shape:?}"
             ));
         }
         Ok(())
-    };
-    let shift_ok = |shift: u32| -> Result<(), String> {
-        if shift >= plan.ring_bits {
+    }
+
+    fn shift_ok(&self, shift: u32) -> Result<(), String> {
+        if shift >= self.plan.ring_bits {
             return Err(format!(
                 "shift {shift} is not below the {}-bit ring",
-                plan.ring_bits
+                self.plan.ring_bits
             ));
         }
         Ok(())
-    };
-    let model = plan.model.as_ref().expect("checked by check_header");
-    let (x, y) = (ins.inputs.first().copied(), ins.outputs[0]);
-    match op {
-        Op::Embed(e) => {
-            want_rows(y, Rows::Tokens)?;
-            let c = cols(y);
-            want_shape(e.token_table, &[model.vocab, c])?;
-            want_shape(e.position_table, &[model.positions, c])?;
-            if e.prepared > super::Linear::PREPARED_SVOLE {
-                return Err(format!("unknown product method {}", e.prepared));
-            }
+    }
+
+    /// The first input (every operation but `Embed` has one) and the first output.
+    fn io(&self) -> (u32, u32) {
+        (
+            self.ins.inputs.first().copied().unwrap_or(0),
+            self.ins.outputs[0],
+        )
+    }
+
+    /// Arity, register ids, every input written before (or a persistent cache), and the
+    /// `Sample` last.
+    fn operands(&self, op: &Op, last: bool) -> Result<(), String> {
+        let ins = self.ins;
+        let nregs = self.plan.registers.len();
+        let (nin, nout) = arity(op);
+        if ins.inputs.len() != nin || ins.outputs.len() != nout {
+            return Err(format!(
+                "{} inputs and {} outputs, the operation takes {nin} and {nout}",
+                ins.inputs.len(),
+                ins.outputs.len()
+            ));
         }
-        Op::Linear(l) | Op::Logits(l) => {
-            let x = x.expect("one input");
-            want_rows(x, Rows::Tokens)?;
-            let logits = matches!(op, Op::Logits(_));
-            want_rows(y, if logits { Rows::One } else { Rows::Tokens })?;
-            want_shape(l.weight, &[cols(x), cols(y)])?;
-            if let Some(b) = l.bias {
-                want_shape(b, &[cols(y)])?;
-            }
-            if logits && cols(y) != model.vocab {
+        for (&r, verb) in ins
+            .inputs
+            .iter()
+            .map(|r| (r, "reads"))
+            .chain(ins.outputs.iter().map(|r| (r, "writes")))
+        {
+            if r as usize >= nregs {
                 return Err(format!(
-                    "writes {} logits, the vocabulary has {}",
-                    cols(y),
-                    model.vocab
+                    "{verb} register r{r}, the plan has {nregs} registers"
                 ));
             }
-            shift_ok(l.shift)?;
-            if l.prepared > super::Linear::PREPARED_SVOLE {
-                return Err(format!("unknown product method {}", l.prepared));
-            }
         }
-        Op::SplitQkv(_) => {
-            let x = x.expect("one input");
-            want_rows(x, Rows::Tokens)?;
-            let c = cols(x) / 3;
-            if c == 0 || cols(x) % 3 != 0 {
+        for &r in &ins.inputs {
+            if !self.produced.contains_key(&r) && !self.reg(r).persistent {
                 return Err(format!(
-                    "splits r{x} of {} columns into three equal parts",
-                    cols(x)
+                    "reads register r{r} before any instruction writes it"
                 ));
             }
-            for &o in &ins.outputs {
-                want_rows(o, Rows::Tokens)?;
-                if cols(o) != c {
+        }
+        if matches!(op, Op::Sample(_)) != last {
+            return Err(if last {
+                "the program does not end with a Sample".into()
+            } else {
+                "a Sample before the end of the program".into()
+            });
+        }
+        Ok(())
+    }
+
+    /// The products and the attention's data movement: weights against their registers, the
+    /// QKV split, the cache appends, heads dividing the cache.
+    fn products(&self, op: &Op) -> Result<(), String> {
+        let model = self.plan.model.as_ref().expect("checked by check_header");
+        let (x, y) = self.io();
+        match op {
+            Op::Embed(e) => {
+                self.want_rows(y, Rows::Tokens)?;
+                let c = self.cols(y);
+                self.want_shape(e.token_table, &[model.vocab, c])?;
+                self.want_shape(e.position_table, &[model.positions, c])?;
+                if e.prepared > super::Linear::PREPARED_SVOLE {
+                    return Err(format!("unknown product method {}", e.prepared));
+                }
+            }
+            Op::Linear(l) | Op::Logits(l) => {
+                self.want_rows(x, Rows::Tokens)?;
+                let logits = matches!(op, Op::Logits(_));
+                self.want_rows(y, if logits { Rows::One } else { Rows::Tokens })?;
+                self.want_shape(l.weight, &[self.cols(x), self.cols(y)])?;
+                if let Some(b) = l.bias {
+                    self.want_shape(b, &[self.cols(y)])?;
+                }
+                if logits && self.cols(y) != model.vocab {
                     return Err(format!(
-                        "writes r{o} of {} columns, a third of r{x} is {c}",
-                        cols(o)
+                        "writes {} logits, the vocabulary has {}",
+                        self.cols(y),
+                        model.vocab
+                    ));
+                }
+                self.shift_ok(l.shift)?;
+                if l.prepared > super::Linear::PREPARED_SVOLE {
+                    return Err(format!("unknown product method {}", l.prepared));
+                }
+            }
+            Op::SplitQkv(_) => {
+                self.want_rows(x, Rows::Tokens)?;
+                let c = self.cols(x) / 3;
+                if c == 0 || !self.cols(x).is_multiple_of(3) {
+                    return Err(format!(
+                        "splits r{x} of {} columns into three equal parts",
+                        self.cols(x)
+                    ));
+                }
+                for &o in &self.ins.outputs {
+                    self.want_rows(o, Rows::Tokens)?;
+                    if self.cols(o) != c {
+                        return Err(format!(
+                            "writes r{o} of {} columns, a third of r{x} is {c}",
+                            self.cols(o)
+                        ));
+                    }
+                }
+            }
+            Op::CacheAppend(_) => {
+                self.want_rows(x, Rows::Tokens)?;
+                self.want_rows(y, Rows::Positions)?;
+                if !self.reg(y).persistent || self.cols(x) != self.cols(y) || self.cols(y) == 0 {
+                    return Err(format!(
+                        "appends r{x} ({} columns) to r{y} ({} columns, {}persistent): needs a persistent cache of the same width",
+                        self.cols(x),
+                        self.cols(y),
+                        if self.reg(y).persistent { "" } else { "not " }
                     ));
                 }
             }
+            Op::QkT(h) | Op::Pv(h) => {
+                let (a, cache) = (self.ins.inputs[0], self.ins.inputs[1]);
+                self.want_rows(a, Rows::Tokens)?;
+                self.want_rows(cache, Rows::Positions)?;
+                self.want_rows(y, Rows::Tokens)?;
+                let c = self.cols(cache);
+                if h.heads == 0 || c == 0 || !c.is_multiple_of(u64::from(h.heads)) {
+                    return Err(format!(
+                        "{} heads do not divide the cache r{cache}'s {c} columns",
+                        h.heads
+                    ));
+                }
+                if !self.reg(cache).persistent {
+                    return Err(format!("r{cache} is not a persistent cache register"));
+                }
+                let same = if let Op::QkT(_) = op { a } else { y };
+                if self.cols(same) != c {
+                    return Err(format!(
+                        "r{same} has {} columns, the cache r{cache} has {c}",
+                        self.cols(same)
+                    ));
+                }
+                if let Op::Pv(_) = op {
+                    from_heads(self.produced, a, "Softmax", h.heads)?;
+                }
+                self.shift_ok(h.shift)?;
+            }
+            _ => {}
         }
-        Op::CacheAppend(_) => {
-            let x = x.expect("one input");
-            want_rows(x, Rows::Tokens)?;
-            want_rows(y, Rows::Positions)?;
-            if !reg(y).persistent || cols(x) != cols(y) || cols(y) == 0 {
-                return Err(format!(
-                    "appends r{x} ({} columns) to r{y} ({} columns, {}persistent): needs a persistent cache of the same width",
-                    cols(x),
-                    cols(y),
-                    if reg(y).persistent { "" } else { "not " }
-                ));
-            }
-        }
-        Op::QkT(h) | Op::Pv(h) => {
-            let (a, cache) = (ins.inputs[0], ins.inputs[1]);
-            want_rows(a, Rows::Tokens)?;
-            want_rows(cache, Rows::Positions)?;
-            want_rows(y, Rows::Tokens)?;
-            let c = cols(cache);
-            if h.heads == 0 || c == 0 || c % u64::from(h.heads) != 0 {
-                return Err(format!(
-                    "{} heads do not divide the cache r{cache}'s {c} columns",
-                    h.heads
-                ));
-            }
-            if !reg(cache).persistent {
-                return Err(format!("r{cache} is not a persistent cache register"));
-            }
-            let same = if let Op::QkT(_) = op { a } else { y };
-            if cols(same) != c {
-                return Err(format!(
-                    "r{same} has {} columns, the cache r{cache} has {c}",
-                    cols(same)
-                ));
-            }
-            if let Op::Pv(_) = op {
-                from_heads(produced, a, "Softmax", h.heads)?;
-            }
-            shift_ok(h.shift)?;
-        }
-        Op::Softmax(s) => {
-            let x = x.expect("one input");
-            want_rows(x, Rows::Tokens)?;
-            want_rows(y, Rows::Tokens)?;
-            from_heads(produced, x, "QkT", s.heads)?;
-            softmax_tables(plan, s)?;
-        }
-        Op::LayerNorm(n) => {
-            let x = x.expect("one input");
-            want_rows(x, Rows::Tokens)?;
-            want_rows(y, Rows::Tokens)?;
-            if n.n != cols(x) || cols(y) != cols(x) {
-                return Err(format!(
-                    "normalises rows of {} from r{x} of {} columns into r{y} of {}",
-                    n.n,
-                    cols(x),
-                    cols(y)
-                ));
-            }
-            convert::layernorm_from_plan(n)
-                .validate()
-                .map_err(|e| e.to_string())?;
-        }
-        Op::Gelu(g) => {
-            let x = x.expect("one input");
-            want_rows(x, Rows::Tokens)?;
-            want_rows(y, Rows::Tokens)?;
-            if cols(x) != cols(y) || cols(x) == 0 {
-                return Err(format!(
-                    "maps r{x} of {} columns to r{y} of {}",
-                    cols(x),
-                    cols(y)
-                ));
-            }
-            let t = convert::gelu_from_plan(g);
-            t.validate().map_err(|e| e.to_string())?;
-            if t.min_ring_bits() > plan.ring_bits {
-                return Err(format!(
-                    "its tables need a ring of {} bits, the plan's has {}",
-                    t.min_ring_bits(),
-                    plan.ring_bits
-                ));
-            }
-        }
-        Op::Add(_) => {
-            let (a, b) = (ins.inputs[0], ins.inputs[1]);
-            for r in [a, b, y] {
-                want_rows(r, Rows::Tokens)?;
-            }
-            if cols(a) != cols(y) || cols(b) != cols(y) || cols(y) == 0 {
-                return Err(format!(
-                    "adds r{a} ({} columns) and r{b} ({}) into r{y} ({})",
-                    cols(a),
-                    cols(b),
-                    cols(y)
-                ));
-            }
-        }
-        Op::Sample(sp) => {
-            let x = x.expect("one input");
-            match produced.get(&x).and_then(|p| p.op.as_ref()) {
-                Some(Op::Logits(_)) => {}
-                _ => return Err(format!("samples from r{x}, which no Logits writes")),
-            }
-            want_rows(y, Rows::One)?;
-            super::Sample::check_decoding(sp.top_k, sp.inv_temperature, model.vocab)?;
-            match &sp.softmax {
-                Some(s) => softmax_tables(plan, s)?,
-                None if sp.top_k > 1 => return Err("top-K sampling without tables".into()),
-                None => {}
-            }
-            if sp.shift > 62 {
-                return Err(format!("shift {} is above 62", sp.shift));
-            }
-        }
+        Ok(())
     }
-    Ok(())
+
+    /// The non-linear layers, the residual sum and the sampling: widths, heads and tables.
+    fn elementwise(&self, op: &Op) -> Result<(), String> {
+        let model = self.plan.model.as_ref().expect("checked by check_header");
+        let (x, y) = self.io();
+        match op {
+            Op::Softmax(s) => {
+                self.want_rows(x, Rows::Tokens)?;
+                self.want_rows(y, Rows::Tokens)?;
+                from_heads(self.produced, x, "QkT", s.heads)?;
+                softmax_tables(self.plan, s)?;
+            }
+            Op::LayerNorm(n) => {
+                self.want_rows(x, Rows::Tokens)?;
+                self.want_rows(y, Rows::Tokens)?;
+                if n.n != self.cols(x) || self.cols(y) != self.cols(x) {
+                    return Err(format!(
+                        "normalises rows of {} from r{x} of {} columns into r{y} of {}",
+                        n.n,
+                        self.cols(x),
+                        self.cols(y)
+                    ));
+                }
+                convert::layernorm_from_plan(n)
+                    .validate()
+                    .map_err(|e| e.to_string())?;
+            }
+            Op::Gelu(g) => {
+                self.want_rows(x, Rows::Tokens)?;
+                self.want_rows(y, Rows::Tokens)?;
+                if self.cols(x) != self.cols(y) || self.cols(x) == 0 {
+                    return Err(format!(
+                        "maps r{x} of {} columns to r{y} of {}",
+                        self.cols(x),
+                        self.cols(y)
+                    ));
+                }
+                let t = convert::gelu_from_plan(g);
+                t.validate().map_err(|e| e.to_string())?;
+                if t.min_ring_bits() > self.plan.ring_bits {
+                    return Err(format!(
+                        "its tables need a ring of {} bits, the plan's has {}",
+                        t.min_ring_bits(),
+                        self.plan.ring_bits
+                    ));
+                }
+            }
+            Op::Add(_) => {
+                let (a, b) = (self.ins.inputs[0], self.ins.inputs[1]);
+                for r in [a, b, y] {
+                    self.want_rows(r, Rows::Tokens)?;
+                }
+                if self.cols(a) != self.cols(y) || self.cols(b) != self.cols(y) || self.cols(y) == 0
+                {
+                    return Err(format!(
+                        "adds r{a} ({} columns) and r{b} ({}) into r{y} ({})",
+                        self.cols(a),
+                        self.cols(b),
+                        self.cols(y)
+                    ));
+                }
+            }
+            Op::Sample(sp) => {
+                match self.produced.get(&x).and_then(|p| p.op.as_ref()) {
+                    Some(Op::Logits(_)) => {}
+                    _ => return Err(format!("samples from r{x}, which no Logits writes")),
+                }
+                self.want_rows(y, Rows::One)?;
+                super::Sample::check_decoding(sp.top_k, sp.inv_temperature, model.vocab)?;
+                match &sp.softmax {
+                    Some(s) => softmax_tables(self.plan, s)?,
+                    None if sp.top_k > 1 => return Err("top-K sampling without tables".into()),
+                    None => {}
+                }
+                if sp.shift > 62 {
+                    return Err(format!("shift {} is above 62", sp.shift));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// Register `r` is written by an instruction of kind `kind` with `heads` heads (a score block's
