@@ -47,12 +47,24 @@ fn protocol_bytes_match_their_formulas() {
     // B2A: one COT over Z_2^ℓ (1 + ℓ bits); MUX: two.
     assert_eq!(per_op("b2a-l37"), (bits(n) + 1.0 + bits(n * l)) / n);
     assert_eq!(per_op("mux-l37"), 2.0 * (bits(n) + 1.0 + bits(n * l)) / n);
-    // Comparison: 9 leaf 1-of-16 OTs of 4 chosen COTs and 16 2-bit messages (4.5 B), 12 AND
-    // triples from random COTs (nothing sent), 6 bytes of openings; the leaves' marker byte.
-    assert_eq!(per_op("comparison-l37"), 9.0 * 4.5 + 6.0 + 1.0 / n);
-    // Faithful truncation by 12 (docs/protocols.md, section 13, on silent OT): two comparisons
-    // and two B2As, a marker byte each.
-    assert_eq!(per_op("truncation-l37-s12"), 58.5 + 4.0 / n);
+    // Comparison on 36 bits, 4-bit digits: 9 leaf 1-of-16 OTs of 4 chosen COTs and 16 2-bit
+    // messages (4.5 B); the tree (docs/protocols.md, section 10) in groups 3, 2, 2, 2, each a
+    // 1-of-32 OT (the level's widest: the lowest group of three) of 2-bit messages with 5
+    // choices (8.625 B), then a root of 4, a 1-of-128 OT of 1-bit messages with 7 choices
+    // (16.875 B); a marker byte per OT call (leaves, two levels).
+    let node = |n: f64, out: f64, choices: f64| (n * out + choices) / 8.0;
+    assert_eq!(
+        per_op("comparison-l37"),
+        9.0 * 4.5 + 4.0 * node(32.0, 2.0, 5.0) + node(128.0, 1.0, 7.0) + 3.0 / n
+    );
+    // Faithful truncation by 12 (docs/protocols.md, section 13, on silent OT), 4-bit digits:
+    // the carry of the low 12 bits (3 leaves, one node of three: 1-of-32 of 1-bit messages)
+    // and its B2A into Z_2^25; the wrap of the 25 high bits (7 leaves; groups 2, 2, 2, 1 as
+    // 1-of-16 OTs of 2-bit messages, then a root of 4) and its B2A into Z_2^37; a marker byte
+    // per call (2 + 3 comparisons' calls, 2 B2As).
+    let carry = 3.0 * 4.5 + node(32.0, 1.0, 5.0) + (1.0 + 25.0) / 8.0;
+    let wrap = 7.0 * 4.5 + 3.0 * node(16.0, 2.0, 4.0) + node(128.0, 1.0, 7.0) + (1.0 + 37.0) / 8.0;
+    assert_eq!(per_op("truncation-l37-s12"), carry + wrap + 7.0 / n);
     // Silent COT: bootstrap and one main batch, under 2 bits per COT amortised (0.45 in steady
     // state).
     let cot = rows
