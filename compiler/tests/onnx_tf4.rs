@@ -13,8 +13,8 @@ mod common;
 
 use ciphergpt_compiler::ir::op_sequence;
 use common::cells::{
-    assert_head_is_untied, attention_ops, external_initializers, float_equals_onnxruntime, fused,
-    opset_and_ops, path,
+    assert_external_as_named, assert_head_is_untied, attention_ops, float_equals_onnxruntime,
+    fused, opset_and_ops, path,
 };
 
 /// (file, attention implementation, opset) of `tiny-tf4`.
@@ -43,12 +43,7 @@ fn every_cell_is_committed_with_its_opset() {
         assert!(!has[0], "{file}: transformers 4 builds no mask from CumSum");
         // Below opset 17 the TorchScript exporter decomposes LayerNorm.
         assert_eq!(has[1], opset >= 17, "{file}");
-        let external = external_initializers(file);
-        assert_eq!(
-            external > 0,
-            file.contains("external"),
-            "{file}: {external} external"
-        );
+        assert_external_as_named(file);
     }
 }
 

@@ -18,8 +18,8 @@ use ciphergpt_compiler::ir::{Dim, Graph, Op, TensorType};
 use ciphergpt_compiler::passes;
 use ciphergpt_compiler::tensor::DType;
 use common::cells::{
-    assert_head_is_untied, attention_ops, external_initializers, float_equals_onnxruntime, fused,
-    opset_and_ops, path, plan_agrees_with_float, proto,
+    assert_external_as_named, assert_head_is_untied, attention_ops, float_equals_onnxruntime,
+    fused, opset_and_ops, path, plan_agrees_with_float, proto,
 };
 use onnx_protobuf::Message;
 
@@ -44,12 +44,7 @@ fn every_cell_is_committed_with_its_opset_and_attention_form() {
         assert_eq!(has[0], attn == "sdpa" && opset == 23, "{file}");
         assert_eq!(has[1], attn == "sdpa" && opset < 23, "{file}");
         assert!(has[2] && has[3], "{file}: the transformers-5 mask");
-        let external = external_initializers(file);
-        assert_eq!(
-            external > 0,
-            file.contains("external"),
-            "{file}: {external} external"
-        );
+        assert_external_as_named(file);
     }
 }
 

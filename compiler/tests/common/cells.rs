@@ -40,6 +40,16 @@ pub fn external_initializers(file: &str) -> usize {
         .count()
 }
 
+/// A cell keeps initializers in an external data file exactly when its name says `external`.
+pub fn assert_external_as_named(file: &str) {
+    let external = external_initializers(file);
+    assert_eq!(
+        external > 0,
+        file.contains("external"),
+        "{file}: {external} external"
+    );
+}
+
 pub fn fused(p: &Path) -> Graph {
     model::load(&ModelSpec {
         path: p.to_path_buf(),
