@@ -190,10 +190,11 @@ fn costs_less_than_half_of_trunc() {
             cc.rounds
         );
         if margin {
-            // The client: leaf choices and messages, each tree level's node OTs (choices, then
-            // messages), the COT's choices and corrections; the server the same flights.
+            // The client: leaf choices and messages, one flight per tree level (its chooser
+            // sent the level below), the COT's messages (chosen by the tree's last sender, in
+            // its last flight); the server the same flights.
             let levels = cmp::levels(s.div_ceil(cmp::DEFAULT_DIGIT_BITS) as usize) as u64;
-            assert_eq!(cc.rounds, 2 + 2 * levels + 2);
+            assert_eq!(cc.rounds, 2 + levels + 1);
             assert_eq!(cs.rounds, cc.rounds);
         }
         per.push(bytes);

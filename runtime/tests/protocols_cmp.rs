@@ -203,47 +203,62 @@ fn drelu_over_tcp_n(n: usize) {
     }
 }
 
-/// The client's view of a millionaires' run (every byte it receives after the base OTs: triple
-/// ROT columns, 1-of-16 OT ciphertexts, the server's openings) and its output share do not depend
-/// on the server's input. For server inputs all-zero, all-ones and random against one random b:
-/// the view's bits are fair coins in aggregate (|z| < 6), the view has the same length, and the
-/// client's output share is a fair coin agreeing with the true result half the time (|z| < 6
-/// over 2^13 comparisons).
-#[test]
-fn client_view_is_independent_of_server_input() {
+/// One party's view of a millionaires' run (every byte it receives after the base OTs: leaf
+/// and node OT ciphertexts, the peer's choice corrections) and its output share do not depend
+/// on the other party's input. For the peer's inputs all-zero, all-ones and random against one
+/// random input of the tapped party: the view's bits are fair coins in aggregate (|z| < 6), the
+/// view has the same length, and the tapped party's output share is a fair coin agreeing with
+/// the true result half the time (|z| < 6 over 2^13 comparisons). The tree's levels alternate
+/// their chooser, so each party both chooses and offers tables.
+fn view_is_independent_of_peer_input(tapped: Role) {
     let bits = 36;
     let n = 1 << 13;
-    let b = Prg::from_entropy().values(n, bits);
+    let mine = Prg::from_entropy().values(n, bits);
     let mut lens = Vec::new();
-    for a in [
+    for theirs in [
         vec![0u64; n],
         vec![mask(bits); n],
         Prg::from_entropy().values(n, bits),
     ] {
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
-        let a2 = a.clone();
+        let (ch_peer, ch_tapped) = mem::pair(Duration::from_secs(60));
+        let peer = tapped.other();
+        let theirs2 = theirs.clone();
         let h = std::thread::spawn(move || {
-            let mut ch = ch_s;
-            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            cmp::millionaire(&mut ot, &mut ch, Role::Server, bits, 4, &a2).unwrap()
+            let mut ch = ch_peer;
+            let mut ot = OtPair::setup(&mut ch, peer, &mut Prg::from_entropy()).unwrap();
+            cmp::millionaire(&mut ot, &mut ch, peer, bits, 4, &theirs2).unwrap()
         });
-        let mut tap = Tap::new(ch_c);
-        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+        let mut tap = Tap::new(ch_tapped);
+        let mut ot = OtPair::setup(&mut tap, tapped, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
-        let c = cmp::millionaire(&mut ot, &mut tap, Role::Client, bits, 4, &b).unwrap();
-        let s = h.join().unwrap();
-        let truth: Vec<bool> = a.iter().zip(&b).map(|(x, y)| x > y).collect();
-        assert!((0..n).all(|i| s[i] ^ c[i] == truth[i]));
+        let own = cmp::millionaire(&mut ot, &mut tap, tapped, bits, 4, &mine).unwrap();
+        let other = h.join().unwrap();
+        let (a, b) = match tapped {
+            Role::Server => (&mine, &theirs),
+            Role::Client => (&theirs, &mine),
+        };
+        let truth: Vec<bool> = a.iter().zip(b).map(|(x, y)| x > y).collect();
+        assert!((0..n).all(|i| own[i] ^ other[i] == truth[i]));
         let view = &tap.received[start..];
         lens.push(view.len());
         let ones: u32 = view.iter().map(|x| x.count_ones()).sum();
         let z = z_fair(ones as usize, 8 * view.len());
-        assert!(z.abs() < 6.0, "view bits: z = {z:.2}");
-        let c_ones = c.iter().filter(|&&x| x).count();
-        let agree = (0..n).filter(|&i| c[i] == truth[i]).count();
-        assert!(z_fair(c_ones, n).abs() < 6.0 && z_fair(agree, n).abs() < 6.0);
+        assert!(z.abs() < 6.0, "{tapped:?} view bits: z = {z:.2}");
+        let o_ones = own.iter().filter(|&&x| x).count();
+        let agree = (0..n).filter(|&i| own[i] == truth[i]).count();
+        assert!(z_fair(o_ones, n).abs() < 6.0 && z_fair(agree, n).abs() < 6.0);
     }
     assert!(lens.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn client_view_is_independent_of_server_input() {
+    view_is_independent_of_peer_input(Role::Client);
+}
+
+#[test]
+fn server_view_is_independent_of_client_input() {
+    view_is_independent_of_peer_input(Role::Server);
 }
 
 #[test]

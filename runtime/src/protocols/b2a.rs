@@ -28,7 +28,20 @@ pub fn b2a<C: Channel + ?Sized>(
     ring: Ring,
     b: &[bool],
 ) -> Result<Vec<u64>, NetError> {
-    let t = bit_products(ot, ch, role, ring, b)?;
+    b2a_by(ot, ch, role, Role::Client, ring, b)
+}
+
+/// [`b2a`] with `chooser` as the COT's receiver: the party that sent the step before it, so
+/// that its choices leave in that flight.
+pub fn b2a_by<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    chooser: Role,
+    ring: Ring,
+    b: &[bool],
+) -> Result<Vec<u64>, NetError> {
+    let t = bit_products_by(ot, ch, role, chooser, ring, b)?;
     Ok(b.iter()
         .zip(t)
         .map(|(&x, t)| ring.sub(x as u64, t.wrapping_mul(2)))
@@ -46,40 +59,52 @@ pub fn bit_products<C: Channel + ?Sized>(
     ring: Ring,
     b: &[bool],
 ) -> Result<Vec<u64>, NetError> {
+    bit_products_by(ot, ch, role, Role::Client, ring, b)
+}
+
+/// [`bit_products`] with `chooser` as the COT's receiver (the product is symmetric: the
+/// sender's share is −t, the chooser's t + b_S·b_C).
+pub fn bit_products_by<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    chooser: Role,
+    ring: Ring,
+    b: &[bool],
+) -> Result<Vec<u64>, NetError> {
     if b.is_empty() {
         return Ok(Vec::new());
     }
-    match role {
-        Role::Server => {
-            let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
-            let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
-            Ok(t.into_iter().map(|t| ring.neg(t)).collect())
-        }
-        Role::Client => ot.receiver.recv_cot_ring(ch, b, ring.bits),
+    if role == chooser {
+        ot.receiver.recv_cot_ring(ch, b, ring.bits)
+    } else {
+        let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
+        let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
+        Ok(t.into_iter().map(|t| ring.neg(t)).collect())
     }
 }
 
-/// [`bit_products`] with a ring Z_2^(widths\[i\]) per bit, in one call: independent B2As and
-/// extensions share its 2 flights, each paying its own width.
+/// [`bit_products_by`] with a ring Z_2^(widths\[i\]) per bit, in one call: independent B2As
+/// and extensions share its 2 flights, each paying its own width.
 pub fn bit_products_each<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
+    chooser: Role,
     widths: &[u32],
     b: &[bool],
 ) -> Result<Vec<u64>, NetError> {
     if b.is_empty() {
         return Ok(Vec::new());
     }
-    match role {
-        Role::Server => {
-            let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
-            let t = ot.sender.send_cot_ring_each(ch, &deltas, widths)?;
-            Ok(t.into_iter()
-                .zip(widths)
-                .map(|(t, &w)| t.wrapping_neg() & mask(w))
-                .collect())
-        }
-        Role::Client => ot.receiver.recv_cot_ring_each(ch, b, widths),
+    if role == chooser {
+        ot.receiver.recv_cot_ring_each(ch, b, widths)
+    } else {
+        let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
+        let t = ot.sender.send_cot_ring_each(ch, &deltas, widths)?;
+        Ok(t.into_iter()
+            .zip(widths)
+            .map(|(t, &w)| t.wrapping_neg() & mask(w))
+            .collect())
     }
 }

@@ -43,7 +43,7 @@
 
 use rand::RngCore;
 
-use super::b2a::b2a;
+use super::b2a::b2a_by;
 use super::shares::Ring;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
@@ -54,7 +54,7 @@ use crate::net::{Channel, NetError, Role};
 // (`plan::cost`), so that its estimates and these protocols agree.
 pub use ciphergpt_compiler::plan::cost::{
     cheapest_digit_bits, levels, millionaire_bits, row_digit_bits, tree_groups, tree_level,
-    DEFAULT_DIGIT_BITS, MAX_DIGIT_BITS, TREE_ARITY,
+    tree_server_chooses, tree_server_sends_last, DEFAULT_DIGIT_BITS, MAX_DIGIT_BITS, TREE_ARITY,
 };
 
 /// XOR shares of the carry 1{v_S + v_C ≥ 2^k} for this party's `v` (< 2^k, higher bits ignored):
@@ -146,6 +146,22 @@ fn carry_inputs(
     Ok(Some((k, input)))
 }
 
+/// The party that sends the last flight of a millionaires' on `bits`-bit inputs with m-bit
+/// digits (its tree down to `top` nodes; the leaves alone for one digit): its output shares are
+/// its own masks, so it chooses first in the step after it, in that flight. The client when
+/// there is no comparison (no flight to continue).
+pub fn last_sender(bits: u32, m: u32, top: usize) -> Role {
+    if bits == 0 || m == 0 {
+        return Role::Client;
+    }
+    let q = bits.div_ceil(m) as usize;
+    if tree_server_sends_last(tree_groups(q, top).len()) {
+        Role::Server
+    } else {
+        Role::Client
+    }
+}
+
 fn check_digits(bits: u32, m: u32) -> Result<(), NetError> {
     if bits > 64 {
         return Err(NetError::InvalidArgument(format!(
@@ -184,10 +200,11 @@ pub fn millionaire<C: Channel + ?Sized>(
 /// Additive shares over `out` of 1{a > b} for the server's a and the client's b (as
 /// [`millionaire`]): the tree stops at its last pair (gt_hi, eq_hi, gt_lo), and one
 /// 1-out-of-8 OT turns gt = gt_hi ⊕ eq_hi·gt_lo into arithmetic shares directly — the two terms
-/// are never both 1, so gt = gt_hi + eq_hi·gt_lo as integers. The server offers, for each of the
-/// client's 3 bits c′, (its bits ⊕ c′ put in that formula) − r with r fresh, and keeps r. That
-/// is the root's node OT and a B2A's COT in one: 2 flights fewer than a B2A after the
-/// comparison (the tree below the pair takes groups of four, [`tree_groups`] with 2 nodes
+/// are never both 1, so gt = gt_hi + eq_hi·gt_lo as integers. The tree's last sender chooses
+/// (its shares are its masks, so its choices leave with its tables); the other party offers,
+/// for each of the chooser's 3 bits c′, (its bits ⊕ c′ put in that formula) − r with r fresh,
+/// and keeps r. That is the root's node OT and a B2A's COT in one, one flight after the tree
+/// (a B2A after the comparison would take two) (the tree below the pair takes groups of four, [`tree_groups`] with 2 nodes
 /// left). One digit (no tree): [`b2a`] of the leaf.
 pub fn millionaire_arith<C: Channel + ?Sized>(
     ot: &mut OtPair,
@@ -206,7 +223,7 @@ pub fn millionaire_arith<C: Channel + ?Sized>(
     let q = bits.div_ceil(m) as usize;
     if q == 1 {
         let gt = millionaire(ot, ch, role, bits, m, mine)?;
-        return b2a(ot, ch, role, out, &gt);
+        return b2a_by(ot, ch, role, last_sender(bits, m, 1), out, &gt);
     }
     let (gt, eq) = leaves(ot, ch, role, bits, m, mine)?;
     let (gt, eq) = combine(ot, ch, role, n, q, 2, gt, eq)?;
@@ -214,25 +231,23 @@ pub fn millionaire_arith<C: Channel + ?Sized>(
     let own =
         |i: usize| gt[2 * i + 1] as u32 | (eq[2 * i + 1] as u32) << 1 | (gt[2 * i] as u32) << 2;
     const N: usize = 8;
-    match role {
-        Role::Server => {
-            let pads = out.random(&mut Prg::from_entropy(), n);
-            let mut msgs = Vec::with_capacity(n * N);
-            for (i, &r) in pads.iter().enumerate() {
-                let s = own(i);
-                msgs.extend((0..N as u32).map(|c| {
-                    let x = s ^ c;
-                    let val = (x & 1) + ((x >> 1) & (x >> 2) & 1);
-                    out.sub(val as u64, r)
-                }));
-            }
-            ot.sender.send_1_of_n(ch, &msgs, N, out.bits)?;
-            Ok(pads)
+    // The tree's last sender knows its shares first: it chooses.
+    if role != last_sender(bits, m, 2) {
+        let pads = out.random(&mut Prg::from_entropy(), n);
+        let mut msgs = Vec::with_capacity(n * N);
+        for (i, &r) in pads.iter().enumerate() {
+            let s = own(i);
+            msgs.extend((0..N as u32).map(|c| {
+                let x = s ^ c;
+                let val = (x & 1) + ((x >> 1) & (x >> 2) & 1);
+                out.sub(val as u64, r)
+            }));
         }
-        Role::Client => {
-            let choices: Vec<u32> = (0..n).map(own).collect();
-            ot.receiver.recv_1_of_n(ch, &choices, N, out.bits)
-        }
+        ot.sender.send_1_of_n(ch, &msgs, N, out.bits)?;
+        Ok(pads)
+    } else {
+        let choices: Vec<u32> = (0..n).map(own).collect();
+        ot.receiver.recv_1_of_n(ch, &choices, N, out.bits)
     }
 }
 
@@ -300,11 +315,13 @@ fn leaves<C: Channel + ?Sized>(
 
 /// The tree over `cnt` nodes per element (`gt[i·cnt + k]`, `eq[i·cnt + k]`, k = 0 lowest), level
 /// by level in the groups of [`tree_groups`], until `top` nodes are left (1: the comparison; 2:
-/// its last pair). A group of a nodes is combined by one `(N choose 1)`-OT, the client choosing
+/// its last pair). A group of a nodes is combined by one `(N choose 1)`-OT, the chooser choosing
 /// with its shares of the group's bits (the lowest group's lowest eq is never used, so it is
-/// left out), the server offering, for each choice c, the table of (gt, eq) of its own bits ⊕ c,
+/// left out), the sender offering, for each choice c, the table of (gt, eq) of its own bits ⊕ c,
 /// masked by fresh random bits that are its output shares. All groups of a level share one OT
-/// call (N is the level's widest group's).
+/// call (N is the level's widest group's). The server chooses in the even levels, the client in
+/// the odd ones ([`tree_server_chooses`]): the chooser of a level is the sender of the one
+/// below, whose shares are its own masks, so its choices leave in the flight of its tables.
 #[allow(clippy::too_many_arguments)]
 fn combine<C: Channel + ?Sized>(
     ot: &mut OtPair,
@@ -316,8 +333,9 @@ fn combine<C: Channel + ?Sized>(
     mut gt: Vec<bool>,
     mut eq: Vec<bool>,
 ) -> Result<(Vec<bool>, Vec<bool>), NetError> {
-    for groups in tree_groups(cnt, top) {
+    for (j, groups) in tree_groups(cnt, top).into_iter().enumerate() {
         let (ots, n_msgs, out) = tree_level(&groups);
+        let chooses = tree_server_chooses(j) == (role == Role::Server);
         let n_msgs = n_msgs as usize;
         let next = groups.len();
         // Each group's first node and its bits of this party's shares, element-major.
@@ -334,35 +352,31 @@ fn combine<C: Channel + ?Sized>(
             .flat_map(|i| (0..next).map(move |g| (i, g)))
             .filter(|&(_, g)| groups[g] > 1)
             .collect();
-        match role {
-            Role::Server => {
-                let tables: Vec<Vec<u8>> =
-                    (0..next).map(|g| node_table(groups[g], g == 0)).collect();
-                let mut rng = Prg::from_entropy();
-                let mut msgs = Vec::with_capacity(joined.len() * n_msgs);
-                for &(i, g) in &joined {
-                    let (s, r) = (own(i, g), rng.next_u32() & 3);
-                    let t = &tables[g];
-                    let width = t.len() - 1;
-                    msgs.extend((0..n_msgs).map(|c| u64::from(t[(c ^ s) & width] ^ r as u8)));
-                    ngt[i * next + g] = r & 1 == 1;
-                    neq[i * next + g] = r & 2 == 2;
-                }
-                if ots > 0 {
-                    ot.sender.send_1_of_n(ch, &msgs, n_msgs, out as u32)?;
-                }
+        if !chooses {
+            let tables: Vec<Vec<u8>> = (0..next).map(|g| node_table(groups[g], g == 0)).collect();
+            let mut rng = Prg::from_entropy();
+            let mut msgs = Vec::with_capacity(joined.len() * n_msgs);
+            for &(i, g) in &joined {
+                let (s, r) = (own(i, g), rng.next_u32() & 3);
+                let t = &tables[g];
+                let width = t.len() - 1;
+                msgs.extend((0..n_msgs).map(|c| u64::from(t[(c ^ s) & width] ^ r as u8)));
+                ngt[i * next + g] = r & 1 == 1;
+                neq[i * next + g] = r & 2 == 2;
             }
-            Role::Client => {
-                let choices: Vec<u32> = joined.iter().map(|&(i, g)| own(i, g) as u32).collect();
-                let got = if ots > 0 {
-                    ot.receiver.recv_1_of_n(ch, &choices, n_msgs, out as u32)?
-                } else {
-                    Vec::new()
-                };
-                for (&(i, g), v) in joined.iter().zip(got) {
-                    ngt[i * next + g] = v & 1 == 1;
-                    neq[i * next + g] = v & 2 == 2;
-                }
+            if ots > 0 {
+                ot.sender.send_1_of_n(ch, &msgs, n_msgs, out as u32)?;
+            }
+        } else {
+            let choices: Vec<u32> = joined.iter().map(|&(i, g)| own(i, g) as u32).collect();
+            let got = if ots > 0 {
+                ot.receiver.recv_1_of_n(ch, &choices, n_msgs, out as u32)?
+            } else {
+                Vec::new()
+            };
+            for (&(i, g), v) in joined.iter().zip(got) {
+                ngt[i * next + g] = v & 1 == 1;
+                neq[i * next + g] = v & 2 == 2;
             }
         }
         // A group of one node passes up unchanged.

@@ -108,7 +108,7 @@ use rayon::prelude::*;
 
 use ciphergpt_compiler::fixed::semantics::GeluTables;
 
-use super::b2a::b2a;
+use super::b2a::b2a_by;
 use super::cmp;
 use super::lut::MAX_ENTRIES;
 use super::mul::{recv_cot_widths, send_cot_widths, triples, Triples};
@@ -395,8 +395,17 @@ fn gelu_with<C: Channel + ?Sized>(
         .map(|&v| ring.add(v, public(1 << (k - 1))))
         .collect();
     let lo: Vec<u64> = xp.iter().map(|&v| v & mask(w)).collect();
-    let cw = cmp::carry(ot, ch, role, w, cmp::cheapest_digit_bits(w), &lo)?;
-    let cw = b2a(ot, ch, role, Ring::new(p.spline_bits.max(l - w))?, &cw)?;
+    let digits = cmp::cheapest_digit_bits(w);
+    let cw = cmp::carry(ot, ch, role, w, digits, &lo)?;
+    let first = cmp::last_sender(w, digits, 1);
+    let cw = b2a_by(
+        ot,
+        ch,
+        role,
+        first,
+        Ring::new(p.spline_bits.max(l - w))?,
+        &cw,
+    )?;
 
     // Step 1, local: h = ⌊x'/2^w⌋ mod 2^(ℓ−w), the piece index i = h mod N, the offset
     //    r = lo_S + lo_C − 2^w·c_w ∈ [0, 2^w) mod 2^m, each party's r_P private.

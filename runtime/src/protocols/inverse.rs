@@ -57,21 +57,22 @@
 use ciphergpt_compiler::fixed::semantics::InvTables;
 
 use super::shares::Ring;
-use super::{cmp, lut::lut, mul, mux::mux, trunc};
+use super::{cmp, lut::lut, mul, mux::mux_by, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::net::{Channel, NetError, Role};
 
 /// Ring of the protocol's values.
 const WIDE: u32 = 64;
 
-/// XOR shares of the one-hot e_j = 1{⌊log₂ v⌋ = j}, j ∈ [0, B), element-major (step 1).
+/// XOR shares of the one-hot e_j = 1{⌊log₂ v⌋ = j}, j ∈ [0, B), element-major (step 1), and
+/// the party that sent its last flight.
 fn leading_bit<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
     b: u32,
     v: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<(Vec<bool>, Role), NetError> {
     let small = Ring::new(b + 1)?;
     let server = role == Role::Server;
     let diffs: Vec<u64> = v
@@ -93,20 +94,22 @@ fn leading_bit<C: Channel + ?Sized>(
         };
         e.extend((0..b as usize).map(|j| at(j) ^ at(j + 1)));
     }
-    Ok(e)
+    Ok((e, cmp::last_sender(b, digits, 1)))
 }
 
-/// Σ_j e_j·x_(i,j) per input i, by one multiplexer call over W.
+/// Σ_j e_j·x_(i,j) per input i, by one multiplexer call over W begun by `first` (the party
+/// that sent the step before it).
 fn select<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
+    first: Role,
     e: &[bool],
     x: &[u64],
     b: usize,
 ) -> Result<Vec<u64>, NetError> {
     let w = Ring::new(WIDE)?;
-    let got = mux(ot, ch, role, w, e, x)?;
+    let got = mux_by(ot, ch, role, first, w, e, x)?;
     Ok(got
         .chunks(b)
         .map(|c| c.iter().fold(0, |a, &t| w.add(a, t)))
@@ -197,12 +200,12 @@ pub fn inv_pow<C: Channel + ?Sized>(
     }
     let w = Ring::new(WIDE)?;
     let bs = b as usize;
-    let e = leading_bit(ot, ch, role, b, v)?;
+    let (e, leading_last) = leading_bit(ot, ch, role, b, v)?;
     let shifted: Vec<u64> = v
         .iter()
         .flat_map(|&x| (0..b).map(move |j| w.mul(x, 1u64 << (b - 1 - j))))
         .collect();
-    let m = select(ot, ch, role, &e, &shifted, bs)?;
+    let m = select(ot, ch, role, leading_last, &e, &shifted, bs)?;
     let (seg, pos) = segment_position(ot, ch, role, t, &m)?;
     let as_ring = |tab: &[i64]| tab.iter().map(|&x| x as u64).collect::<Vec<u64>>();
     let (c, s) = (as_ring(&t.intercept), as_ring(&t.slope));
@@ -217,7 +220,8 @@ pub fn inv_pow<C: Channel + ?Sized>(
         .iter()
         .flat_map(|&yq| t.scale.iter().map(move |&f| w.mul(f as u64, yq)))
         .collect();
-    let q = select(ot, ch, role, &e, &scaled, bs)?;
+    // The product's last flight is the server's.
+    let q = select(ot, ch, role, Role::Server, &e, &scaled, bs)?;
     // Per row: the digit width with the fewest levels (`cmp::row_digit_bits`).
     let shifts = vec![t.out_shift; q.len()];
     let digits = cmp::row_digit_bits(t.out_shift, q.len() as u64);

@@ -31,6 +31,21 @@ pub fn mux<C: Channel + ?Sized>(
     b: &[bool],
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
+    mux_by(ot, ch, role, Role::Client, ring, b, x)
+}
+
+/// [`mux`] whose first COT is chosen by `first` (the client in [`mux`]): the party that sent
+/// the step before it, so that its choices leave in that flight and the multiplexer takes 2
+/// flights after it instead of 3.
+pub fn mux_by<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    first: Role,
+    ring: Ring,
+    b: &[bool],
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
     if b.len() != x.len() {
         return Err(NetError::InvalidArgument(format!(
             "mux: {} selector bits for {} values",
@@ -54,17 +69,14 @@ pub fn mux<C: Channel + ?Sized>(
             .map(|((&c, &v), t)| ring.sub(if c { v } else { 0 }, t))
             .collect()
     };
-    let (mine, theirs) = match role {
-        Role::Server => {
-            let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
-            let y = ot.receiver.recv_cot_ring(ch, b, ring.bits)?;
-            (own(t), y)
-        }
-        Role::Client => {
-            let y = ot.receiver.recv_cot_ring(ch, b, ring.bits)?;
-            let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
-            (own(t), y)
-        }
+    let (mine, theirs) = if role == first {
+        let y = ot.receiver.recv_cot_ring(ch, b, ring.bits)?;
+        let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
+        (own(t), y)
+    } else {
+        let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
+        let y = ot.receiver.recv_cot_ring(ch, b, ring.bits)?;
+        (own(t), y)
     };
     Ok(ring.add_vec(&mine, &theirs))
 }

@@ -466,7 +466,9 @@ pub fn trunc_headroom_each<C: Channel + ?Sized>(
     bits.extend_from_slice(&c);
     let mut widths = shifts.to_vec();
     widths.extend(std::iter::repeat_n(ring.bits, c.len()));
-    let t = bit_products_each(ot, ch, role, &widths, &bits)?;
+    let k = shifts.iter().copied().max().unwrap_or(0);
+    let chooser = cmp::last_sender(k, digits, 1);
+    let t = bit_products_each(ot, ch, role, chooser, &widths, &bits)?;
     let n = y.len();
     Ok((0..n)
         .map(|i| {

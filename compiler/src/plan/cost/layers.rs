@@ -84,11 +84,11 @@ pub fn inverse_root(t: InvShape, rows: u64) -> Bits {
     let s = t.out_shift;
     let scale = headroom_truncations(WIDE, &[s], row_digit_bits(s as u32, rows)).times(rows);
     leading
-        .then(select)
+        .then_by_last_sender(select)
         .then(carries)
         .then(table)
         .then(product(WIDE).times(rows))
-        .then(select)
+        .then_by_last_sender(select)
         .then(scale)
 }
 
@@ -103,7 +103,7 @@ pub fn gelu(l: u64, g: &crate::plan::Gelu) -> Bits {
     let (f, s) = (u64::from(g.frac), u64::from(g.pieces_log2));
     let k = u64::from(g.alpha_log2 + 1 + g.frac);
     let w = k.saturating_sub(s);
-    let piece = comparison(w).then(b2a(m.max(l.saturating_sub(w))));
+    let piece = comparison(w).then_by_last_sender(b2a(m.max(l.saturating_sub(w))));
     let spline = if g.prepared {
         gelu_prepared_spline(m, s)
     } else {

@@ -154,6 +154,34 @@ impl Bits {
         }
     }
 
+    /// The same step with the parties' roles swapped: each sends what the other did, and the
+    /// client's ends are reversed.
+    pub fn swapped(self) -> Bits {
+        let flip = |e: Edge| match e {
+            Edge::Send => Edge::Recv,
+            Edge::Recv => Edge::Send,
+            Edge::Unknown => Edge::Unknown,
+        };
+        Bits {
+            server: self.client,
+            client: self.server,
+            rounds: self.rounds,
+            first: flip(self.first),
+            last: flip(self.last),
+        }
+    }
+
+    /// `self`, then `next` (given as the client begins it) begun by the party that sent `self`'s
+    /// last flight, whose first message then leaves in that flight: `next` swapped when the
+    /// server sent last. The runtime's protocols pick the same party (`cmp::last_sender`).
+    pub fn then_by_last_sender(self, next: Bits) -> Bits {
+        if self.rounds > 0 && self.last == Edge::Recv {
+            self.then(next.swapped())
+        } else {
+            self.then(next)
+        }
+    }
+
     /// `self` and `other` at the same time: bits add, rounds (and ends) are the longer one's.
     pub fn alongside(self, other: Bits) -> Bits {
         let longer = if other.rounds > self.rounds {
@@ -510,17 +538,27 @@ mod tests {
     #[test]
     fn primitives_on_silent_ot() {
         // 4-bit digits over 15 bits: 4 leaves of 16 two-bit messages, then one node of the 4
-        // (7 choice bits: the lowest eq is not needed; 128 one-bit messages), 1 level.
+        // (7 choice bits: the lowest eq is not needed; 128 one-bit messages), 1 level, chosen
+        // by the server in the flight of the leaves' messages: 3 flights, the client's last.
         assert_eq!(
             millionaire(15, 4),
-            Bits::new(4 * 32 + 128, 4 * 4 + 7, 4).edges(Edge::Send, Edge::Recv)
+            Bits::new(4 * 32 + 7, 4 * 4 + 128, 3).edges(Edge::Send, Edge::Send)
         );
         // 8 digits: four pairs (16 two-bit messages each: a pair above the lowest takes 4
-        // choice bits), then a node of 4; 3 with the arithmetic root's last pair of
-        // `carry_arith` (a node of 4 and one of 4 below it, then the 1-of-8 OT).
+        // choice bits; the server chooses, the client offers), then a node of 4 (the client
+        // chooses); the arithmetic root's last pair of `carry_arith` (a node of 4 and one of 4
+        // below it: 2^8 two-bit messages each, chosen by the server; then the 1-of-8 OT,
+        // chosen by the client, whose shares are its masks).
         assert_eq!(tree_groups(8, 1), vec![vec![2, 2, 2, 2], vec![4]]);
-        assert_eq!(tree_bits(8, 1, 1), (4 * 32 + 128, 4 * 4 + 7));
+        assert_eq!(tree_bits(8, 1, 1), (4 * 4 + 128, 4 * 32 + 7));
+        assert_eq!(millionaire(29, 4).rounds, 4);
+        assert_eq!(millionaire(29, 4).last, Edge::Recv);
         assert_eq!(tree_groups(8, 2), vec![vec![4, 4]]);
+        assert_eq!(
+            carry_arith_with(29, 4, 35),
+            Bits::new(8 * 32 + 2 * 8 + 8 * 35, 8 * 4 + 2 * 256 * 2 + 3, 4)
+                .edges(Edge::Send, Edge::Recv)
+        );
         // A multiplexer ends with the client sending, as a comparison begins: one flight fewer.
         assert_eq!(
             mux(37).then(comparison(36)).rounds,
@@ -531,9 +569,9 @@ mod tests {
             3 + comparison(36).rounds
         );
         // The headroom truncation by 15 at ℓ = 35: 41.4 bytes per element (runtime
-        // `trunc_within_margin`'s doc), 6 flights.
+        // `trunc_within_margin`'s doc), 4 flights (the COTs leave with the tree's level).
         let t = truncation(35, 15);
-        assert_eq!((t.total(), t.rounds), (331, 6));
+        assert_eq!((t.total(), t.rounds), (331, 4));
         assert_eq!(mux(37).total(), 2 * 38);
         assert_eq!(b2a(37).total(), 38);
         assert_eq!(product(3).total(), 2 * (3 + 2 + 1 + 3));

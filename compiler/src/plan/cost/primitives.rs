@@ -64,12 +64,34 @@ pub fn tree_level(groups: &[usize]) -> (u64, u64, u64) {
     (ots, 1 << width, out)
 }
 
+/// Whether the server chooses in level `j` (0 lowest) of a millionaires' tree. The choosers
+/// alternate, the leaves' sender (the server) first: a level's sender knows its output shares
+/// (its fresh masks) as soon as it sends, so it chooses in the next level in the same flight,
+/// and each level costs one flight instead of two.
+pub fn tree_server_chooses(j: usize) -> bool {
+    j.is_multiple_of(2)
+}
+
+/// Whether the server sent the last step of a millionaires' whose tree has `depth` levels (the
+/// leaves for 0): the party whose output shares are its own masks, so the one that can choose
+/// in the step after it without waiting.
+pub fn tree_server_sends_last(depth: usize) -> bool {
+    depth.is_multiple_of(2)
+}
+
 /// Bits the server and the client send in the tree of `q` digits down to `top` nodes, with
-/// `choice_bits` per OT choice bit (1 on silent OT, λ on IKNP).
+/// `choice_bits` per OT choice bit (1 on silent OT, λ on IKNP): per level the chooser's
+/// choices and the sender's tables ([`tree_server_chooses`]).
 pub fn tree_bits(q: usize, top: usize, choice_bits: u64) -> (u64, u64) {
-    tree_groups(q, top).iter().fold((0, 0), |(s, c), g| {
+    let levels = tree_groups(q, top);
+    levels.iter().enumerate().fold((0, 0), |(s, c), (j, g)| {
         let (ots, n, out) = tree_level(g);
-        (s + ots * n * out, c + ots * log2_ceil(n) * choice_bits)
+        let (tables, choices) = (ots * n * out, ots * log2_ceil(n) * choice_bits);
+        if tree_server_chooses(j) {
+            (s + choices, c + tables)
+        } else {
+            (s + tables, c + choices)
+        }
     })
 }
 
@@ -154,9 +176,13 @@ fn millionaire_to(k: u64, m: u32, top: usize) -> Bits {
     }
     let q = k.div_ceil(u64::from(m));
     let (s, c) = tree_bits(q as usize, top, 1);
-    let depth = tree_groups(q as usize, top).len() as u64;
-    Bits::new(q * (2u64 << m) + s, q * u64::from(m) + c, 2 + 2 * depth)
-        .edges(Edge::Send, Edge::Recv)
+    let depth = tree_groups(q as usize, top).len();
+    let last = if tree_server_sends_last(depth) {
+        Edge::Recv
+    } else {
+        Edge::Send
+    };
+    Bits::new(q * (2u64 << m) + s, q * u64::from(m) + c, 2 + depth as u64).edges(Edge::Send, last)
 }
 
 /// A millionaires' on k bits at the cheapest digit width: the comparison of every layer
@@ -166,8 +192,8 @@ pub fn comparison(k: u64) -> Bits {
 }
 
 /// A carry on k bits in arithmetic shares over Z_2^w: the millionaires' tree down to its last
-/// pair, then one `(8 choose 1)`-OT of w-bit messages for the pair; with a single digit, the
-/// millionaires' and a B2A.
+/// pair, then one `(8 choose 1)`-OT of w-bit messages for the pair, chosen by the tree's last
+/// sender (one flight more); with a single digit, the millionaires' and a B2A (chosen so too).
 pub fn carry_arith(k: u64, w: u64) -> Bits {
     carry_arith_with(k, cheapest_digit_bits(k as u32), w)
 }
@@ -175,13 +201,14 @@ pub fn carry_arith(k: u64, w: u64) -> Bits {
 /// [`carry_arith`] with m-bit digits.
 pub fn carry_arith_with(k: u64, m: u32, w: u64) -> Bits {
     if k.div_ceil(u64::from(m)) <= 1 {
-        return millionaire(k, m).then(b2a(w));
+        return millionaire(k, m).then_by_last_sender(b2a(w));
     }
-    millionaire_to(k, m, 2).then(ot_1_of_n(8, w))
+    millionaire_to(k, m, 2).then_by_last_sender(ot_1_of_n(8, w))
 }
 
 /// Multiplexer of an ℓ-bit value by a shared bit (SIRNN): one COT each way, the client's
-/// first: it sends, receives (its message and the server's choice), sends.
+/// first: it sends, receives (its message and the server's choice), sends. After a step it
+/// is begun by that step's last sender ([`Bits::then_by_last_sender`], runtime `mux_by`).
 pub fn mux(l: u64) -> Bits {
     Bits::new(l + 1, l + 1, 3).edges(Edge::Send, Edge::Send)
 }
@@ -203,7 +230,7 @@ pub fn truncation(l: u64, s: u64) -> Bits {
 /// Truncations of one ℓ-bit value by each of `shifts` (nonzero), with headroom (runtime
 /// `trunc_headroom_each`): the carries of the low bits in one millionaires' batch on the widest
 /// shift with m-bit digits, then per shift the wrap's and the carry's COTs (over Z_2^s and
-/// Z_2^ℓ) in one call.
+/// Z_2^ℓ) in one call, chosen by the comparison's last sender.
 pub fn headroom_truncations(l: u64, shifts: &[u64], m: u32) -> Bits {
     let (Some(&top), n) = (shifts.iter().max(), shifts.len() as u64) else {
         return Bits::ZERO;
@@ -211,7 +238,7 @@ pub fn headroom_truncations(l: u64, shifts: &[u64], m: u32) -> Bits {
     let cots: u64 = shifts.iter().map(|s| s + l).sum();
     millionaire(top, m)
         .times(n)
-        .then(Bits::new(cots, 2 * n, 2).edges(Edge::Send, Edge::Recv))
+        .then_by_last_sender(Bits::new(cots, 2 * n, 2).edges(Edge::Send, Edge::Recv))
 }
 
 /// Truncate-and-reduce of ℓ-bit values by `s` bits into Z_2^(ℓ−s) (SIRNN): the carry of the
