@@ -7,7 +7,9 @@
 //! the server's share is b_S + 2t and the client's is b_C − 2y; they sum to b_S + b_C − 2·b_S·b_C.
 //!
 //! **Cost** per bit: one COT_ℓ = λ + ℓ bits (16 bytes client → server, ℓ bits server → client,
-//! plus IKNP's padding to 128), 2 flights. At ℓ = 37: 20.6 bytes.
+//! plus IKNP's padding to 128), 2 flights. At ℓ = 37: 20.6 bytes. [`b2a_by`] lets either party
+//! choose (the product b_S·b_C is symmetric): after a comparison its last sender does, and the
+//! conversion adds one flight.
 //!
 //! **Security** (semi-honest). The server receives only the IKNP message u (PRG-masked, IKNP §3),
 //! independent of b_C. The client receives d = t + b_S − H(K ⊕ Δ) mod 2^ℓ: if b_C = 0 the pad

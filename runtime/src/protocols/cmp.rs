@@ -10,10 +10,12 @@
 //! The digits are then combined in a tree whose nodes each take up to four adjacent nodes
 //! (lowest first: (gt_t, eq_t), t < a) to gt = gt_{a−1} ⊕ eq_{a−1}∧(gt_{a−2} ⊕ eq_{a−2}∧(…)),
 //! eq = ∧ eq_t — the terms of each XOR are never both 1 — by one `(2^(2a) choose 1)`-OT (a
-//! one-time truth table): the client chooses with its 2a shares, the server offers for every
-//! choice c the (gt, eq) of its own shares ⊕ c, XORed with two fresh bits that are its output
-//! shares. The eq of the lowest node is never used, so the lowest group takes 2a − 1 bits and
-//! gives gt alone. Each level has as few levels after it as groups of four allow
+//! one-time truth table): the level's chooser chooses with its 2a shares, the other party (the
+//! sender) offers for every choice c the (gt, eq) of its own shares ⊕ c, XORed with two fresh
+//! bits that are its output shares. The choosers alternate, the server first (the leaves'
+//! sender): a sender's output shares are its own masks, known when it sends, so it chooses in
+//! the next level in that same flight ([`tree_server_chooses`]). The eq of the lowest node is
+//! never used, so the lowest group takes 2a − 1 bits and gives gt alone. Each level has as few levels after it as groups of four allow
 //! ([`tree_groups`]: 4 digits take 1 level, 8 or 16 take 2; the pairwise tree took 2, 3, 4), and
 //! all its nodes share one OT call.
 //!
@@ -30,16 +32,18 @@
 //!   choices (1 bit each on silent OT, λ on IKNP) and N·2 bits ([`tree_level`]).
 //!
 //! DReLU at ℓ = 37 (k = 36, m = 6, q = 6: groups 2, 2, 2, then a root of 3): 6·(768 + 128)
-//! bits of leaves and 3·(4λ + 32) + 5λ + 32 bits of tree on IKNP. Flights: 2 (leaf OTs) + 2
-//! per tree level (2 for q = 6 or 9; 3 for q = 17).
+//! bits of leaves and 3·(4λ + 32) + 5λ + 32 bits of tree on IKNP. Flights: 2 (leaf OTs) + 1
+//! per tree level (2 levels for q = 6 or 9; 3 for q = 17). The last flight is the server's for
+//! an even number of levels ([`last_sender`]); the step after a comparison begins with it.
 //!
 //! **Security** (semi-honest). The client's view of the leaves is its 1-of-N OT output
 //! (g_i ⊕ …, e_i ⊕ …), one-time padded by the server's fresh random bits g_i, e_i, and the OT's
 //! other ciphertexts, hidden by the OT (128-bit). The server receives only the OT receiver's
-//! choice corrections (masked by the random OTs' choices). In the tree likewise: the client
-//! receives one entry of each node's table, padded by the server's two fresh bits, and the
-//! server the client's choice corrections. So every message is masked by fresh randomness or
-//! hidden by OT, and each party's output share is uniform on its own.
+//! choice corrections (masked by the random OTs' choices). In the tree likewise, each level
+//! with its own chooser: the chooser receives one entry of each node's table, padded by the
+//! sender's two fresh bits, and the sender the chooser's choice corrections. So every message
+//! is masked by fresh randomness or hidden by OT, and each party's output share is uniform on
+//! its own.
 
 use rand::RngCore;
 
@@ -204,8 +208,8 @@ pub fn millionaire<C: Channel + ?Sized>(
 /// (its shares are its masks, so its choices leave with its tables); the other party offers,
 /// for each of the chooser's 3 bits c′, (its bits ⊕ c′ put in that formula) − r with r fresh,
 /// and keeps r. That is the root's node OT and a B2A's COT in one, one flight after the tree
-/// (a B2A after the comparison would take two) (the tree below the pair takes groups of four, [`tree_groups`] with 2 nodes
-/// left). One digit (no tree): [`b2a`] of the leaf.
+/// (the tree below the pair takes groups of four, [`tree_groups`] with 2 nodes left). One
+/// digit (no tree): [`b2a_by`] of the leaf, chosen by the server (the leaves' sender).
 pub fn millionaire_arith<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,

@@ -8,7 +8,9 @@
 //! chooses b_C and gets y = t + b_C·Δ; the server's part is b_S·x_S − t, the client's is y. The
 //! second term is the same with the roles swapped. Each party adds its two parts.
 //!
-//! **Cost** per element: 2 COT_ℓ = 2(λ + ℓ) bits, 3 flights (C→S u; S→C d and u'; C→S d').
+//! **Cost** per element: 2 COT_ℓ = 2(λ + ℓ) bits, 3 flights (C→S u; S→C d and u'; C→S d');
+//! [`mux_by`] with the server first mirrors them, so after a step the server sent last the
+//! first flight continues that step's and the multiplexer adds 2.
 //! At ℓ = 37: 41.25 bytes.
 //!
 //! **Security** (semi-honest). Each party is the COT receiver once and sender once. As receiver
