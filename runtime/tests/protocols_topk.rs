@@ -597,10 +597,11 @@ fn sampled_distribution_matches_top_k_softmax() {
 /// revealed bits, the output's carry and B2A) does not depend on the server's share: with the
 /// client's shares fixed and the server's chosen so that the logits are all zero, all at the top of
 /// the range, random or increasing, the view's bits are fair coins in aggregate (|z| < 6), its
-/// length beyond the shuffle's is the same number of bytes per comparison (within 5%: IKNP's
-/// padding per round and the output's fixed bytes) — the number of comparisons follows the ranks
-/// of the shuffled positions, random in every case — and the client's output shares are bit-wise
-/// fair coins independent of the selected values and indices (K = 1,000 of 2,048).
+/// length beyond the shuffle's is one affine function of the number of comparisons across the
+/// four shapes (fixed bytes for the output plus bytes per comparison; each length within 1% of
+/// the fitted line: IKNP's padding per round is the rest) — the number of comparisons follows the
+/// ranks of the shuffled positions, random in every case — and the client's output shares are
+/// bit-wise fair coins independent of the selected values and indices (K = 1,000 of 2,048).
 #[test]
 fn client_view_is_independent_of_server_share() {
     use ciphergpt_runtime::crypto::OtPair;
@@ -611,7 +612,7 @@ fn client_view_is_independent_of_server_share() {
     let mut p = Prg::from_entropy();
     let mine = p.values(n, 38);
     let h = half_range(38);
-    let mut pers: Vec<f64> = Vec::new();
+    let mut lengths: Vec<(f64, f64)> = Vec::new();
     for shape in 0..4 {
         let z: Vec<i64> = match shape {
             0 => vec![0; n],
@@ -653,12 +654,11 @@ fn client_view_is_independent_of_server_share() {
         // each round and the output.
         let net = Network::new(n, 38 + topk::index_bits(n), &ShuffleParams::default()).unwrap();
         let extra = view.len() as f64 - net.bytes(38 + topk::index_bits(n)) as f64;
-        let per = extra / c.comparisons as f64;
         println!(
-            "shape {shape}: {} comparisons, {per:.1} bytes each",
-            c.comparisons
+            "shape {shape}: {} comparisons, {} rounds, {extra} bytes",
+            c.comparisons, c.rounds
         );
-        pers.push(per);
+        lengths.push((c.comparisons as f64, extra));
         let values = ring.add_vec(&s.values, &c.values);
         let indices = ring.add_vec(&s.indices, &c.indices);
         assert_uniform_and_independent(&c.values, &values, 38, &format!("shape {shape}: values"));
@@ -669,13 +669,28 @@ fn client_view_is_independent_of_server_share() {
             &format!("shape {shape}: indices"),
         );
     }
-    let (lo, hi) = pers
+    // Least squares: extra = per_comparison * comparisons + fixed.
+    let m = lengths.len() as f64;
+    let (mx, my) = lengths
         .iter()
-        .fold((f64::MAX, 0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / m, b + y / m));
+    let sxy: f64 = lengths.iter().map(|&(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = lengths.iter().map(|&(x, _)| (x - mx) * (x - mx)).sum();
+    let per_comparison = sxy / sxx;
+    let fixed = my - per_comparison * mx;
     // At least the comparison's messages: on 48 bits, 8 leaves of 64 two-bit messages (128
     // bytes) and its tree's (four pairs of 16 two-bit messages, a root of 128 bits: 32 bytes).
     assert!(
-        lo > 160.0 && hi < 1.05 * lo,
-        "bytes per comparison {pers:?}"
+        per_comparison > 160.0,
+        "{per_comparison:.1} bytes per comparison, {fixed:.0} fixed: {lengths:?}"
     );
+    for &(x, y) in &lengths {
+        let off = (y - (per_comparison * x + fixed)) / y;
+        assert!(
+            off.abs() < 0.01,
+            "{x} comparisons: {y} bytes, {:.2}% off the line \
+             {per_comparison:.1} per comparison + {fixed:.0}",
+            100.0 * off
+        );
+    }
 }
