@@ -35,8 +35,9 @@ fn protocol_bytes_match_their_formulas() {
         r["bytes_per_op"].as_f64().unwrap()
     };
     // The protocols run on silent OT (crypto::silent): a COT with chosen choices costs one bit
-    // (plus one marker byte per call), a random one nothing at all; no batch runs inside these rows at
-    // n = 2048 (the setup's batches cover 531,984 COTs per direction).
+    // (plus one marker byte per call), a random one nothing at all; a protocol's row leaves out
+    // the silent-OT batches that ran inside it (a pool runs dry wherever its 531,984 setup COTs
+    // end; the `silent-cot` row has the batches' cost).
     let (n, l) = (2048.0f64, 37.0f64);
     let bits = |b: f64| (b / 8.0).ceil();
     // Gilboa product: two cross terms of nℓ chosen COTs plus nℓ(ℓ+1)/2 correction bits each.

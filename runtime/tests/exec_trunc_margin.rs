@@ -190,9 +190,9 @@ fn costs_less_than_half_of_trunc() {
             cc.rounds
         );
         if margin {
-            // The client: leaf choices and messages, one flight per tree level (its chooser
-            // sent the level below), the COT's messages (chosen by the tree's last sender, in
-            // its last flight); the server the same flights.
+            // The client: the server's leaf choices, its leaf messages, one flight per tree
+            // level (its chooser sent the level below), the COT's messages (chosen by the
+            // tree's last sender, in its last flight); the server the same flights.
             let levels = cmp::levels(s.div_ceil(cmp::DEFAULT_DIGIT_BITS) as usize) as u64;
             assert_eq!(cc.rounds, 2 + levels + 1);
             assert_eq!(cs.rounds, cc.rounds);

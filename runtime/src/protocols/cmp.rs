@@ -4,15 +4,17 @@
 //!
 //! **Millionaires** ([`millionaire`]). The server holds a, the client holds b, both < 2^k; the
 //! output is XOR shares of 1{a > b}. Split both into q = ⌈k/m⌉ digits of m bits (m = 4 by
-//! default). For every digit i the server draws random bits (g_i, e_i) and offers, in a 1-of-2^m
-//! OT indexed by the client's digit v, the 2-bit message (g_i ⊕ 1{a_i > v}, e_i ⊕ 1{a_i = v}); the
-//! client chooses v = b_i, so the two hold XOR shares of gt_i = 1{a_i > b_i} and eq_i = 1{a_i = b_i}.
+//! default). For every digit i the client draws random bits (g_i, e_i) and offers, in a 1-of-2^m
+//! OT indexed by the server's digit v, the 2-bit message (g_i ⊕ 1{v > b_i}, e_i ⊕ 1{v = b_i}); the
+//! server chooses v = a_i, so the two hold XOR shares of gt_i = 1{a_i > b_i} and eq_i = 1{a_i = b_i}.
+//! (The server chooses because the step before a comparison most often ends with the server
+//! sending: its choices continue that flight.)
 //! The digits are then combined in a tree whose nodes each take up to four adjacent nodes
 //! (lowest first: (gt_t, eq_t), t < a) to gt = gt_{a−1} ⊕ eq_{a−1}∧(gt_{a−2} ⊕ eq_{a−2}∧(…)),
 //! eq = ∧ eq_t — the terms of each XOR are never both 1 — by one `(2^(2a) choose 1)`-OT (a
 //! one-time truth table): the level's chooser chooses with its 2a shares, the other party (the
 //! sender) offers for every choice c the (gt, eq) of its own shares ⊕ c, XORed with two fresh
-//! bits that are its output shares. The choosers alternate, the server first (the leaves'
+//! bits that are its output shares. The choosers alternate, the client first (the leaves'
 //! sender): a sender's output shares are its own masks, known when it sends, so it chooses in
 //! the next level in that same flight ([`tree_server_chooses`]). The eq of the lowest node is
 //! never used, so the lowest group takes 2a − 1 bits and gives gt alone. Each level has as few levels after it as groups of four allow
@@ -34,11 +36,11 @@
 //! DReLU at ℓ = 37 (k = 36, m = 6, q = 6: groups 2, 2, 2, then a root of 3): 6·(768 + 128)
 //! bits of leaves and 3·(4λ + 32) + 5λ + 32 bits of tree on IKNP. Flights: 2 (leaf OTs) + 1
 //! per tree level (2 levels for q = 6 or 9; 3 for q = 17). The last flight is the server's for
-//! an even number of levels ([`last_sender`]); the step after a comparison begins with it.
+//! an odd number of levels ([`last_sender`]); the step after a comparison begins with it.
 //!
-//! **Security** (semi-honest). The client's view of the leaves is its 1-of-N OT output
-//! (g_i ⊕ …, e_i ⊕ …), one-time padded by the server's fresh random bits g_i, e_i, and the OT's
-//! other ciphertexts, hidden by the OT (128-bit). The server receives only the OT receiver's
+//! **Security** (semi-honest). The server's view of the leaves is its 1-of-N OT output
+//! (g_i ⊕ …, e_i ⊕ …), one-time padded by the client's fresh random bits g_i, e_i, and the OT's
+//! other ciphertexts, hidden by the OT (128-bit). The client receives only the OT receiver's
 //! choice corrections (masked by the random OTs' choices). In the tree likewise, each level
 //! with its own chooser: the chooser receives one entry of each node's table, padded by the
 //! sender's two fresh bits, and the sender the chooser's choice corrections. So every message
@@ -209,7 +211,7 @@ pub fn millionaire<C: Channel + ?Sized>(
 /// for each of the chooser's 3 bits c′, (its bits ⊕ c′ put in that formula) − r with r fresh,
 /// and keeps r. That is the root's node OT and a B2A's COT in one, one flight after the tree
 /// (the tree below the pair takes groups of four, [`tree_groups`] with 2 nodes left). One
-/// digit (no tree): [`b2a_by`] of the leaf, chosen by the server (the leaves' sender).
+/// digit (no tree): [`b2a_by`] of the leaf, chosen by the client (the leaves' sender).
 pub fn millionaire_arith<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -267,7 +269,10 @@ fn check_inputs(bits: u32, m: u32, mine: &[u64]) -> Result<(), NetError> {
 
 /// The leaves of a millionaires' on `bits`-bit inputs with m-bit digits: XOR shares of
 /// gt[i·q + k] = 1{a_k > b_k} and eq[i·q + k] = 1{a_k = b_k} for digit k (k = 0 lowest), by one
-/// 1-out-of-2^m OT per digit.
+/// 1-out-of-2^m OT per digit: the client offers, for every value v of the server's digit,
+/// (g ⊕ 1{v > b_k}, e ⊕ 1{v = b_k}) with fresh g, e (its output shares), and the server chooses
+/// v = a_k. The server chooses because the step before a comparison most often ends with the
+/// server sending, whose choices then leave in that flight.
 fn leaves<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -283,7 +288,7 @@ fn leaves<C: Channel + ?Sized>(
     let mut gt = vec![false; n * q];
     let mut eq = vec![false; n * q];
     match role {
-        Role::Server => {
+        Role::Client => {
             let mut rng = Prg::from_entropy();
             let mut msgs = vec![0u64; n * q * nmsg];
             for i in 0..n {
@@ -292,20 +297,20 @@ fn leaves<C: Channel + ?Sized>(
                     let (g, e) = (r & 1 == 1, r & 2 == 2);
                     gt[i * q + k] = g;
                     eq[i * q + k] = e;
-                    let a = (mine[i] >> (k as u32 * m)) & dmask;
+                    let b = (mine[i] >> (k as u32 * m)) & dmask;
                     let base = (i * q + k) * nmsg;
                     for v in 0..nmsg as u64 {
                         msgs[base + v as usize] =
-                            (g ^ (a > v)) as u64 | (((e ^ (a == v)) as u64) << 1);
+                            (g ^ (v > b)) as u64 | (((e ^ (v == b)) as u64) << 1);
                     }
                 }
             }
             ot.sender.send_1_of_n(ch, &msgs, nmsg, 2)?;
         }
-        Role::Client => {
+        Role::Server => {
             let choices: Vec<u32> = mine
                 .iter()
-                .flat_map(|&b| (0..q).map(move |k| ((b >> (k as u32 * m)) & dmask) as u32))
+                .flat_map(|&a| (0..q).map(move |k| ((a >> (k as u32 * m)) & dmask) as u32))
                 .collect();
             let got = ot.receiver.recv_1_of_n(ch, &choices, nmsg, 2)?;
             for (j, v) in got.into_iter().enumerate() {
@@ -323,7 +328,7 @@ fn leaves<C: Channel + ?Sized>(
 /// with its shares of the group's bits (the lowest group's lowest eq is never used, so it is
 /// left out), the sender offering, for each choice c, the table of (gt, eq) of its own bits ⊕ c,
 /// masked by fresh random bits that are its output shares. All groups of a level share one OT
-/// call (N is the level's widest group's). The server chooses in the even levels, the client in
+/// call (N is the level's widest group's). The client chooses in the even levels, the server in
 /// the odd ones ([`tree_server_chooses`]): the chooser of a level is the sender of the one
 /// below, whose shares are its own masks, so its choices leave in the flight of its tables.
 #[allow(clippy::too_many_arguments)]

@@ -537,35 +537,36 @@ mod tests {
 
     #[test]
     fn primitives_on_silent_ot() {
-        // 4-bit digits over 15 bits: 4 leaves of 16 two-bit messages, then one node of the 4
-        // (7 choice bits: the lowest eq is not needed; 128 one-bit messages), 1 level, chosen
-        // by the server in the flight of the leaves' messages: 3 flights, the client's last.
+        // 4-bit digits over 15 bits: 4 leaves of 16 two-bit messages (the server chooses, the
+        // client offers), then one node of the 4 (7 choice bits: the lowest eq is not needed;
+        // 128 one-bit messages), 1 level, chosen by the client in the flight of the leaves'
+        // messages: 3 flights, the server's first and last.
         assert_eq!(
             millionaire(15, 4),
-            Bits::new(4 * 32 + 7, 4 * 4 + 128, 3).edges(Edge::Send, Edge::Send)
+            Bits::new(4 * 4 + 128, 4 * 32 + 7, 3).edges(Edge::Recv, Edge::Recv)
         );
         // 8 digits: four pairs (16 two-bit messages each: a pair above the lowest takes 4
-        // choice bits; the server chooses, the client offers), then a node of 4 (the client
+        // choice bits; the client chooses, the server offers), then a node of 4 (the server
         // chooses); the arithmetic root's last pair of `carry_arith` (a node of 4 and one of 4
-        // below it: 2^8 two-bit messages each, chosen by the server; then the 1-of-8 OT,
-        // chosen by the client, whose shares are its masks).
+        // below it: 2^8 two-bit messages each, chosen by the client; then the 1-of-8 OT, chosen
+        // by the server, whose shares are its masks).
         assert_eq!(tree_groups(8, 1), vec![vec![2, 2, 2, 2], vec![4]]);
-        assert_eq!(tree_bits(8, 1, 1), (4 * 4 + 128, 4 * 32 + 7));
+        assert_eq!(tree_bits(8, 1, 1), (4 * 32 + 7, 4 * 4 + 128));
         assert_eq!(millionaire(29, 4).rounds, 4);
-        assert_eq!(millionaire(29, 4).last, Edge::Recv);
+        assert_eq!(millionaire(29, 4).last, Edge::Send);
         assert_eq!(tree_groups(8, 2), vec![vec![4, 4]]);
         assert_eq!(
             carry_arith_with(29, 4, 35),
-            Bits::new(8 * 32 + 2 * 8 + 8 * 35, 8 * 4 + 2 * 256 * 2 + 3, 4)
-                .edges(Edge::Send, Edge::Recv)
+            Bits::new(8 * 4 + 2 * 256 * 2 + 3, 8 * 32 + 2 * 8 + 8 * 35, 4)
+                .edges(Edge::Recv, Edge::Send)
         );
-        // A multiplexer ends with the client sending, as a comparison begins: one flight fewer.
+        // A product ends with the client receiving, as a comparison begins: one flight fewer.
         assert_eq!(
-            mux(37).then(comparison(36)).rounds,
+            product(37).then(comparison(36)).rounds,
             3 + comparison(36).rounds - 1
         );
         assert_eq!(
-            product(37).then(comparison(36)).rounds,
+            mux(37).then(comparison(36)).rounds,
             3 + comparison(36).rounds
         );
         // The headroom truncation by 15 at ℓ = 35: 41.4 bytes per element (runtime

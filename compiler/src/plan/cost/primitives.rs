@@ -65,18 +65,20 @@ pub fn tree_level(groups: &[usize]) -> (u64, u64, u64) {
 }
 
 /// Whether the server chooses in level `j` (0 lowest) of a millionaires' tree. The choosers
-/// alternate, the leaves' sender (the server) first: a level's sender knows its output shares
+/// alternate, the leaves' sender (the client) first: a level's sender knows its output shares
 /// (its fresh masks) as soon as it sends, so it chooses in the next level in the same flight,
-/// and each level costs one flight instead of two.
+/// and each level costs one flight instead of two. (The server chooses in the leaves: most
+/// steps before a comparison end with the server sending, so the leaves' choices continue
+/// that flight.)
 pub fn tree_server_chooses(j: usize) -> bool {
-    j.is_multiple_of(2)
+    !j.is_multiple_of(2)
 }
 
 /// Whether the server sent the last step of a millionaires' whose tree has `depth` levels (the
 /// leaves for 0): the party whose output shares are its own masks, so the one that can choose
 /// in the step after it without waiting.
 pub fn tree_server_sends_last(depth: usize) -> bool {
-    depth.is_multiple_of(2)
+    !depth.is_multiple_of(2)
 }
 
 /// Bits the server and the client send in the tree of `q` digits down to `top` nodes, with
@@ -163,8 +165,9 @@ pub fn lut(entries: u64, bits: u64) -> Bits {
 }
 
 /// The millionaires' protocol on k-bit inputs with m-bit digits (CrypTFlow2 Algorithm 1): q
-/// leaf `(2^m choose 1)`-OTs of 2-bit messages, then a tree ([`tree_groups`]) whose nodes each
-/// combine up to [`TREE_ARITY`] digits by one OT, one OT call per level.
+/// leaf `(2^m choose 1)`-OTs of 2-bit messages (the server choosing, the client offering),
+/// then a tree ([`tree_groups`]) whose nodes each combine up to [`TREE_ARITY`] digits by one
+/// OT, one OT call and one flight per level.
 pub fn millionaire(k: u64, m: u32) -> Bits {
     millionaire_to(k, m, 1)
 }
@@ -182,7 +185,9 @@ fn millionaire_to(k: u64, m: u32, top: usize) -> Bits {
     } else {
         Edge::Send
     };
-    Bits::new(q * (2u64 << m) + s, q * u64::from(m) + c, 2 + depth as u64).edges(Edge::Send, last)
+    // The server chooses the leaves (q·m choice bits), the client offers them (2^m two-bit
+    // messages each).
+    Bits::new(q * u64::from(m) + s, q * (2u64 << m) + c, 2 + depth as u64).edges(Edge::Recv, last)
 }
 
 /// A millionaires' on k bits at the cheapest digit width: the comparison of every layer
