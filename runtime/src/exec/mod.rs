@@ -1473,9 +1473,11 @@ impl<'p> Executor<'p> {
                 // (both parties see the same counts).
                 let stock = self.stock(&ins.name, g.prepared, x.len(), Stock::gelu);
                 let mut out = Vec::with_capacity(x.len());
-                // Slices bound the lookups' memory (2·n·N words per call); each is cut across
-                // the lanes.
-                for (k, chunk) in x.chunks(GELU_SLICE).enumerate() {
+                // Slices bound the lookups' memory (2·n·N words per call,
+                // `cost::GELU_CALL_WORDS`); each is cut across the lanes. Every call costs its
+                // ~16 flights, so a GPT-2-small prefill of up to 42 tokens makes one per layer.
+                let slice = ciphergpt_compiler::plan::cost::gelu_slice(g.pieces_log2) as usize;
+                for (k, chunk) in x.chunks(slice).enumerate() {
                     out.extend(elementwise_at(
                         ot,
                         ch,
@@ -1483,7 +1485,7 @@ impl<'p> Executor<'p> {
                         chunk,
                         |ot, c, at, part| match stock {
                             Some((prep, used)) => {
-                                let at = used + k * GELU_SLICE + at;
+                                let at = used + k * slice + at;
                                 gelu::gelu_prepared(ot, c, role, ring, &tables, part, prep, at)
                             }
                             None => gelu::gelu(ot, c, role, ring, &tables, part),
@@ -1549,12 +1551,6 @@ impl Executor<'_> {
         Ok(got.and_then(|v| v.first().copied()))
     }
 }
-
-/// Elements per GELU call (the cost model's, which counts each slice's flights): the lookups
-/// hold 2·n·N words per call (N pieces; 134 MB at N = 128), and every call costs its ~26
-/// flights, so a GPT-2-small prefill of 32 tokens (98,304 values per layer) makes two calls per
-/// layer, not six.
-const GELU_SLICE: usize = ciphergpt_compiler::plan::cost::GELU_SLICE as usize;
 
 /// Flat indices of the causal entries (j ≤ past + r) of a [heads × t × (past + t)] score block,
 /// in head, row, position order.

@@ -122,14 +122,22 @@ pub fn gelu(l: u64, g: &crate::plan::Gelu) -> Bits {
         .then(mux(l).times(2))
 }
 
-/// Elements per GELU call: the executor (runtime `exec`) runs a longer input in slices of this
-/// many, one after the other (they bound the lookups' memory, 2·n·2^s words per call).
-pub const GELU_SLICE: u64 = 1 << 16;
+/// Words (of 64 bits) a GELU call's lookups may hold, over all lanes: 2·n·N for n elements of
+/// N pieces (the rotator's messages and ciphertexts), 256 MiB.
+pub const GELU_CALL_WORDS: u64 = 1 << 25;
 
-/// `elements` GELUs as the executor runs them: in slices of [`GELU_SLICE`], one after the other.
+/// Elements per GELU call for `2^pieces_log2` pieces: the executor (runtime `exec`) runs a longer
+/// input in slices of this many, one after the other, each with its flights. 131,072 at the
+/// default 128 pieces: a GPT-2-small prefill of up to 42 tokens makes one call per layer, of 64
+/// tokens two (six at the former 2^16).
+pub fn gelu_slice(pieces_log2: u32) -> u64 {
+    ((GELU_CALL_WORDS / 2) >> pieces_log2.min(24)).max(1)
+}
+
+/// `elements` GELUs as the executor runs them: in slices of [`gelu_slice`], one after the other.
 pub fn gelu_layer(l: u64, g: &crate::plan::Gelu, elements: u64) -> Bits {
     let one = gelu(l, g);
-    let slices = elements.div_ceil(GELU_SLICE).max(1);
+    let slices = elements.div_ceil(gelu_slice(g.pieces_log2)).max(1);
     Bits {
         rounds: one.repeated(slices).rounds,
         ..one.times(elements)
