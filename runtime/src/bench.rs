@@ -453,29 +453,22 @@ fn finish<C: Channel + ?Sized>(
     ))
 }
 
-/// [`finish`] for a protocol's row: the silent-OT batches that ran inside it (whichever row
-/// a pool happens to run dry in, and ahead of need: the `silent-cot` row has their cost) are
-/// left out, so that the row is the protocol's own bytes.
-fn finish_without_batches<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    t: Instant,
-    name: &str,
-    count: u64,
-) -> Result<BenchResult, NetError> {
-    let r = finish(ch, role, t, name, count)?;
+/// A protocol's row without the silent-OT batches that ran inside it (whichever row a pool
+/// happens to run dry in; the `silent-cot` row has their cost), so that the row is the
+/// protocol's own bytes; its seconds stay.
+fn without_batches<C: Channel + ?Sized>(ch: &C, r: BenchResult) -> BenchResult {
     let all = crate::net::Counters {
         bytes_sent: r.bytes_sent,
         bytes_received: r.bytes_received,
         rounds: r.rounds,
     };
-    let batches = ch.stats().nested_leaf(name, crate::crypto::silent::SCOPE);
-    Ok(BenchResult::new(
-        name,
-        count,
-        r.seconds,
-        all.without(&batches),
-    ))
+    let batches = ch
+        .stats()
+        .nested_leaf(&r.name, crate::crypto::silent::SCOPE);
+    BenchResult {
+        reference: r.reference.clone(),
+        ..BenchResult::new(&r.name, r.count, r.seconds, all.without(&batches))
+    }
 }
 
 fn send_last<C: Channel + ?Sized>(ch: &mut C, last: &Last) -> Result<(), NetError> {
@@ -765,7 +758,8 @@ pub fn protocols_bench<C: Channel + ?Sized>(
      -> Result<(), BenchError> {
         let t = start(ch, role)?;
         scoped(ch, &name, |ch| body(ch, &mut ot))?;
-        let r = finish_without_batches(ch, role, t, &name, count)?;
+        let r = finish(ch, role, t, &name, count)?;
+        let r = without_batches(ch, r);
         results.push(match reference {
             Some(text) => r.with_reference(text),
             None => r,
