@@ -128,10 +128,9 @@ impl<'p> Report<'p> {
         for (key, prog, sizes, title) in specs {
             let instructions: &[Instruction] =
                 prog.as_ref().map_or(EMPTY, |p: &Program| &p.instructions);
-            let parts: Vec<Vec<Part>> = instructions
-                .iter()
-                .map(|ins| cost::estimate(plan, ins, sizes))
-                .collect();
+            let parts: Vec<Vec<Part>> = prog
+                .as_ref()
+                .map_or_else(Vec::new, |p| cost::program(plan, p, sizes));
             let summary = Summary::of(&parts);
             programs.push(ProgramReport {
                 key,

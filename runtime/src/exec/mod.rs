@@ -50,7 +50,7 @@ use ciphergpt_compiler::plan::{
 
 use crate::crypto::iknp::{CotBackend, OtPair};
 use crate::crypto::{Block, Prg};
-use crate::net::{scoped, Channel, Counters, NetError, Role};
+use crate::net::{scoped, Channel, Counters, Dir, NetError, Role};
 use crate::protocols::attention_he::{self, AttnLayout, DuplexHe, Operand, SharedCache};
 use crate::protocols::linear::{self, EncodedWeights, Packing};
 use crate::protocols::masked_matmul::{self, Correlation};
@@ -241,6 +241,11 @@ where
         return Ok(vec![f(ot, &mut lane0, 0)?]);
     }
     let scope = lane0.scope().to_string();
+    // Each lane's part runs alongside lane 0's: its first flight continues lane 0's last.
+    let last = lane0.accounting_ref().last_flight();
+    for lane in lanes[..parts - 1].iter_mut() {
+        lane.ch.accounting().resume_flight(last);
+    }
     let results: Vec<Result<R, NetError>> = std::thread::scope(|s| {
         let (f, scope) = (&f, scope.as_str());
         let handles: Vec<_> = lanes[..parts - 1]
@@ -1013,7 +1018,18 @@ impl<'p> Executor<'p> {
         tokens: Option<&[i64]>,
     ) -> Result<Option<usize>, ExecError> {
         let mut lanes = std::mem::take(&mut self.lanes);
+        // A program's flights are counted as the client sees them: each begins afresh, and an
+        // instruction that begins in the direction the last one ended continues its flight.
+        for a in std::iter::once(ch.accounting()).chain(lanes.iter_mut().map(|l| l.ch.accounting()))
+        {
+            a.continue_flights(true);
+            a.resume_flight(Dir::None);
+        }
         let r = self.run_on(ot, he, ch, &mut lanes, program, t, tokens);
+        for a in std::iter::once(ch.accounting()).chain(lanes.iter_mut().map(|l| l.ch.accounting()))
+        {
+            a.continue_flights(false);
+        }
         self.lanes = lanes;
         r
     }

@@ -9,7 +9,9 @@
 //! A round is a flight of messages in one direction: the counter goes up each time this party's
 //! direction changes (send after receive, or receive after send), and on its first operation. For a
 //! protocol A→B→A both parties count 2 rounds. A scope counts its own first flight too, so the
-//! rounds of the scopes can add up to more than the total (a flight can straddle two scopes).
+//! rounds of the scopes can add up to more than the total (a flight can straddle two scopes),
+//! unless flights continue across scopes ([`Accounting::continue_flights`], as the executor
+//! counts a program's instructions): then a scope counts a flight only where the direction turns.
 //!
 //! Every wait has a timeout: a peer that disconnects gives [`NetError::Disconnected`], a peer that
 //! stalls gives [`NetError::Timeout`]; neither hangs.
@@ -225,8 +227,9 @@ impl Stats {
     }
 }
 
+/// Which way a channel's last message went, as this party sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dir {
+pub enum Dir {
     None,
     Send,
     Recv,
@@ -242,6 +245,8 @@ pub struct Accounting {
     last: Dir,
     /// Direction of the last operation in the current scope (a scope's first flight counts).
     scope_last: Dir,
+    /// A scope's first flight counts only when the direction turns ([`Accounting::continue_flights`]).
+    continuing: bool,
 }
 
 impl Default for Accounting {
@@ -253,21 +258,46 @@ impl Default for Accounting {
             current: Counters::default(),
             last: Dir::None,
             scope_last: Dir::None,
+            continuing: false,
         }
     }
 }
 
 impl Accounting {
+    /// Count a message going `dir`: a flight when the direction turns; in the current scope also
+    /// when the scope opens with it, unless flights continue across scopes.
     #[inline]
-    fn on_send(&mut self, n: usize) {
-        if self.last != Dir::Send {
-            self.last = Dir::Send;
+    fn on_flight(&mut self, dir: Dir) {
+        let turned = self.last != dir;
+        let opened = self.scope_last != dir;
+        self.last = dir;
+        self.scope_last = dir;
+        if turned {
             self.total.rounds += 1;
         }
-        if self.scope_last != Dir::Send {
-            self.scope_last = Dir::Send;
+        if turned || (opened && !self.continuing) {
             self.current.rounds += 1;
         }
+    }
+    /// With `on`, a scope that begins in the direction the channel's last message went continues
+    /// that flight and does not count it again, so the scopes' flights add up to the channel's
+    /// (the executor's instructions); without it (the default) every scope counts its first
+    /// flight, as a protocol run on its own would (the benchmarks' rows).
+    pub fn continue_flights(&mut self, on: bool) {
+        self.continuing = on;
+    }
+    /// Which way the last message went.
+    pub fn last_flight(&self) -> Dir {
+        self.last
+    }
+    /// Take `dir` as the last message's direction: a channel that runs its part of an
+    /// instruction alongside another continues that channel's last flight.
+    pub fn resume_flight(&mut self, dir: Dir) {
+        self.last = dir;
+    }
+    #[inline]
+    fn on_send(&mut self, n: usize) {
+        self.on_flight(Dir::Send);
         self.total.bytes_sent += n as u64;
         self.current.bytes_sent += n as u64;
     }
@@ -275,14 +305,7 @@ impl Accounting {
     #[inline]
     fn on_recv(&mut self, n: usize) -> bool {
         let changed = self.last != Dir::Recv;
-        if changed {
-            self.last = Dir::Recv;
-            self.total.rounds += 1;
-        }
-        if self.scope_last != Dir::Recv {
-            self.scope_last = Dir::Recv;
-            self.current.rounds += 1;
-        }
+        self.on_flight(Dir::Recv);
         self.total.bytes_received += n as u64;
         self.current.bytes_received += n as u64;
         changed
@@ -543,6 +566,38 @@ mod tests {
                 rounds: 2
             }
         );
+    }
+
+    /// With flights continuing across scopes, a scope that begins in the direction the last
+    /// message went counts no flight for it, and the scopes' flights add up to the total;
+    /// without, each scope counts its first flight. A resumed direction is continued likewise.
+    #[test]
+    fn continued_flights_add_up_to_the_total() {
+        for continuing in [false, true] {
+            let (mut a, mut b) = mem::pair(Duration::from_secs(5));
+            a.accounting().continue_flights(continuing);
+            scoped(&mut a, "x", |a| a.send(&[1]).unwrap());
+            scoped(&mut a, "y", |a| a.send(&[2]).unwrap());
+            a.flush().unwrap();
+            let mut buf = [0u8; 2];
+            b.recv(&mut buf).unwrap();
+            b.send(&[3]).unwrap();
+            b.flush().unwrap();
+            scoped(&mut a, "y", |a| a.recv(&mut buf[..1]).unwrap());
+            a.accounting().resume_flight(Dir::Send);
+            scoped(&mut a, "z", |a| a.send(&[4]).unwrap());
+            let st = a.stats();
+            let sum: u64 = st.scopes.values().map(|c| c.rounds).sum();
+            let y = st.scopes["y"].rounds;
+            if continuing {
+                assert_eq!((y, st.scopes["z"].rounds), (1, 0));
+                assert_eq!(sum, 2, "x's send, y's receive");
+            } else {
+                assert_eq!((y, st.scopes["z"].rounds), (2, 1));
+                assert_eq!(sum, 4);
+            }
+            assert_eq!(a.accounting_ref().last_flight(), Dir::Send);
+        }
     }
 
     #[test]

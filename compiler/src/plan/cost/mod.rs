@@ -258,6 +258,27 @@ pub struct Part {
     pub class: OpClass,
     #[serde(flatten)]
     pub cost: Cost,
+    /// What the client does first and last in this part (see [`chain`]).
+    #[serde(skip)]
+    pub first: Edge,
+    #[serde(skip)]
+    pub last: Edge,
+}
+
+/// Run parts one after another as a program does: a part that begins in the direction the
+/// previous one (with flights) ended in continues that flight, so its first flight is not
+/// counted again (the runtime counts an instruction's flights the same way).
+pub fn chain<'a>(parts: impl IntoIterator<Item = &'a mut Part>) {
+    let mut last = Edge::Unknown;
+    for p in parts {
+        if p.cost.rounds == 0 {
+            continue;
+        }
+        if last != Edge::Unknown && last == p.first {
+            p.cost.rounds -= 1;
+        }
+        last = p.last;
+    }
 }
 
 /// The sum of an instruction's parts (they run one after the other).
@@ -396,6 +417,8 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
     let part = |class: OpClass, b: Bits| Part {
         class,
         cost: Cost::from_bits(b),
+        first: b.first,
+        last: b.last,
     };
     match &ins.op {
         Some(Op::Embed(e)) => {
@@ -467,13 +490,15 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
     }
 }
 
-/// The estimate of every instruction of a program.
+/// The estimate of every instruction of a program, run one after another ([`chain`]).
 pub fn program(plan: &Plan, program: &Program, sizes: Sizes) -> Vec<Vec<Part>> {
-    program
+    let mut parts: Vec<Vec<Part>> = program
         .instructions
         .iter()
         .map(|ins| estimate(plan, ins, sizes))
-        .collect()
+        .collect();
+    chain(parts.iter_mut().flatten());
+    parts
 }
 
 /// A program's estimate grouped by op class.
@@ -580,6 +605,29 @@ mod tests {
         assert_eq!(truncation(37, 0), Bits::ZERO);
         assert_eq!(cheapest_digit_bits(8), 4);
         assert_eq!(cheapest_digit_bits(11), 6);
+    }
+
+    /// Parts in a row: a part that begins where the previous part with flights ended (a local
+    /// part between them changes nothing) loses its first flight; one that turns keeps it.
+    #[test]
+    fn chained_parts_continue_flights() {
+        let part = |class, b: Bits| Part {
+            class,
+            cost: Cost::from_bits(b),
+            first: b.first,
+            last: b.last,
+        };
+        let mut parts = [
+            part(OpClass::MatMul, opening(8)),
+            part(OpClass::Truncation, truncation(35, 15)),
+            part(OpClass::Local, Bits::ZERO),
+            part(OpClass::MatMul, opening(8)),
+            part(OpClass::Gelu, mux(8)),
+        ];
+        // opening: send → receive; truncation: receive → send; mux: send → send.
+        chain(parts.iter_mut());
+        let rounds: Vec<u64> = parts.iter().map(|p| p.cost.rounds).collect();
+        assert_eq!(rounds, vec![2, 3, 0, 1, 3]);
     }
 
     #[test]
