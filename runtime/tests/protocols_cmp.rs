@@ -9,17 +9,65 @@ use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::pack::mask;
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Role};
+use ciphergpt_runtime::net::{mem, scoped, Channel, Role};
 use ciphergpt_runtime::protocols::cmp;
 use ciphergpt_runtime::protocols::shares::Ring;
 use common::*;
 
+/// The XOR of the two parties' shares of a millionaires' begun by `first`, and each party's
+/// flights (its scope's, which counts its first flight).
+fn run_mill_from(
+    first: Role,
+    bits: u32,
+    m: u32,
+    a: Vec<u64>,
+    b: Vec<u64>,
+) -> (Vec<bool>, [u64; 2]) {
+    let run = move |p: &mut Party, x: Vec<u64>| {
+        let (ot, role) = (&mut p.ot, p.role);
+        let o = scoped(&mut p.ch, "m", |ch| {
+            cmp::millionaire_from(ot, ch, role, first, bits, m, &x).unwrap()
+        });
+        (o, p.ch.stats().scope("m").rounds)
+    };
+    let ((s, rs), (c, rc)) = two_party(move |p| run(p, a), move |p| run(p, b));
+    (s.iter().zip(&c).map(|(x, y)| x ^ y).collect(), [rs, rc])
+}
+
 fn run_mill(bits: u32, m: u32, a: Vec<u64>, b: Vec<u64>) -> Vec<bool> {
-    let (s, c) = two_party(
-        move |p| cmp::millionaire(&mut p.ot, &mut p.ch, p.role, bits, m, &a).unwrap(),
-        move |p| cmp::millionaire(&mut p.ot, &mut p.ch, p.role, bits, m, &b).unwrap(),
-    );
-    s.iter().zip(&c).map(|(x, y)| x ^ y).collect()
+    run_mill_from(Role::Server, bits, m, a, b).0
+}
+
+/// Begun by either party: the same results, the same flights, and the last flight the one
+/// `last_sender_from` names (its flights begin with `first` sending).
+#[test]
+fn millionaire_begun_by_either_party_matches_definition() {
+    for (bits, m) in [(1u32, 4u32), (5, 4), (15, 4), (36, 6), (64, 8)] {
+        let n = 600;
+        let mut p = Prg::from_entropy();
+        let a = values_with_edges(&mut p, n, bits);
+        let mut b = values_with_edges(&mut p, n, bits);
+        b[..n / 3].copy_from_slice(&a[..n / 3]);
+        let want: Vec<bool> = a.iter().zip(&b).map(|(x, y)| x > y).collect();
+        let mut flights = Vec::new();
+        for first in [Role::Server, Role::Client] {
+            let (got, f) = run_mill_from(first, bits, m, a.clone(), b.clone());
+            assert_eq!(got, want, "bits {bits} m {m} first {first:?}");
+            assert_eq!(f[0], f[1]);
+            flights.push(f[0]);
+            // The last sender of one begun by `first` is the other's when begun by the peer.
+            let last = cmp::last_sender_from(first, bits, m, 1);
+            assert_eq!(
+                last,
+                cmp::last_sender_from(first.other(), bits, m, 1).other()
+            );
+            let depth = cmp::levels(bits.div_ceil(m) as usize) as u64;
+            assert_eq!(f[0], 2 + depth);
+            // Flights alternate from `first`: the last is first's for an odd count.
+            assert_eq!(last == first, f[0] % 2 == 1, "bits {bits} m {m}");
+        }
+        assert_eq!(flights[0], flights[1]);
+    }
 }
 
 #[test]
@@ -209,8 +257,8 @@ fn drelu_over_tcp_n(n: usize) {
 /// random input of the tapped party: the view's bits are fair coins in aggregate (|z| < 6), the
 /// view has the same length, and the tapped party's output share is a fair coin agreeing with
 /// the true result half the time (|z| < 6 over 2^13 comparisons). The tree's levels alternate
-/// their chooser, so each party both chooses and offers tables.
-fn view_is_independent_of_peer_input(tapped: Role) {
+/// their chooser, so each party both chooses and offers tables; `first` chooses the leaves.
+fn view_is_independent_of_peer_input(tapped: Role, first: Role) {
     let bits = 36;
     let n = 1 << 13;
     let mine = Prg::from_entropy().values(n, bits);
@@ -226,12 +274,12 @@ fn view_is_independent_of_peer_input(tapped: Role) {
         let h = std::thread::spawn(move || {
             let mut ch = ch_peer;
             let mut ot = OtPair::setup(&mut ch, peer, &mut Prg::from_entropy()).unwrap();
-            cmp::millionaire(&mut ot, &mut ch, peer, bits, 4, &theirs2).unwrap()
+            cmp::millionaire_from(&mut ot, &mut ch, peer, first, bits, 4, &theirs2).unwrap()
         });
         let mut tap = Tap::new(ch_tapped);
         let mut ot = OtPair::setup(&mut tap, tapped, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
-        let own = cmp::millionaire(&mut ot, &mut tap, tapped, bits, 4, &mine).unwrap();
+        let own = cmp::millionaire_from(&mut ot, &mut tap, tapped, first, bits, 4, &mine).unwrap();
         let other = h.join().unwrap();
         let (a, b) = match tapped {
             Role::Server => (&mine, &theirs),
@@ -253,12 +301,19 @@ fn view_is_independent_of_peer_input(tapped: Role) {
 
 #[test]
 fn client_view_is_independent_of_server_input() {
-    view_is_independent_of_peer_input(Role::Client);
+    view_is_independent_of_peer_input(Role::Client, Role::Server);
 }
 
 #[test]
 fn server_view_is_independent_of_client_input() {
-    view_is_independent_of_peer_input(Role::Server);
+    view_is_independent_of_peer_input(Role::Server, Role::Server);
+}
+
+/// The same with the client beginning (choosing the leaves, the server offering them).
+#[test]
+fn views_are_independent_of_peer_input_when_the_client_begins() {
+    view_is_independent_of_peer_input(Role::Client, Role::Client);
+    view_is_independent_of_peer_input(Role::Server, Role::Client);
 }
 
 #[test]

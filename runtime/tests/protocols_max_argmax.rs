@@ -93,20 +93,46 @@ fn levels4(n: usize) -> u64 {
 
 /// Row maxima of `rows` over memory; returns the opened maxima and the client's flights.
 fn run_row_max(ring: Ring, rows: &[Vec<i64>]) -> (Vec<i64>, u64) {
+    run_row_max_from(Role::Server, ring, rows)
+}
+
+/// The opened row maxima of `rows` begun by `first`, and the client's flights.
+fn run_row_max_from(first: Role, ring: Ring, rows: &[Vec<i64>]) -> (Vec<i64>, u64) {
     let mut p = Prg::from_entropy();
     let lens: Vec<usize> = rows.iter().map(|r| r.len()).collect();
     let flat: Vec<i64> = rows.concat();
     let (xs, xc) = split(&mut p, ring, &flat);
     let l2 = lens.clone();
     let (s, (c, flights)) = two_party(
-        move |p| max::row_max(&mut p.ot, &mut p.ch, p.role, ring, &xs, &lens).unwrap(),
+        move |p| max::row_max_from(&mut p.ot, &mut p.ch, p.role, first, ring, &xs, &lens).unwrap(),
         move |p| {
             let r0 = p.ch.stats().total.rounds;
-            let c = max::row_max(&mut p.ot, &mut p.ch, p.role, ring, &xc, &l2).unwrap();
+            let c = max::row_max_from(&mut p.ot, &mut p.ch, p.role, first, ring, &xc, &l2).unwrap();
             (c, p.ch.stats().total.rounds - r0)
         },
     );
     (open(ring, &s, &c), flights)
+}
+
+/// Begun by the client (as softmax begins it), the row maxima are the plain maxima, with ties
+/// and the range's ends, in as many flights as begun by the server (within the one flight the
+/// first may continue).
+#[test]
+fn row_max_begun_by_the_client_matches_plain_max() {
+    for bits in [16u32, 35, 64] {
+        let ring = Ring::new(bits).unwrap();
+        let mut p = Prg::from_entropy();
+        let mut rows: Vec<Vec<i64>> = (1..=40).map(|l| row(&mut p, bits, l, l)).collect();
+        rows.push(vec![5; 7]);
+        let (got, flights) = run_row_max_from(Role::Client, ring, &rows);
+        let want: Vec<i64> = rows.iter().map(|r| *r.iter().max().unwrap()).collect();
+        assert_eq!(got, want, "bits {bits}");
+        let (_, server_first) = run_row_max_from(Role::Server, ring, &rows);
+        assert!(
+            flights.abs_diff(server_first) <= 1,
+            "{flights} vs {server_first}"
+        );
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod common;
 
 use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64, trunc_floor};
 use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::{scoped, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::trunc;
 use common::*;
@@ -375,10 +376,26 @@ fn per_element_shifts_equal_trunc_floor_in_the_widest_shifts_flights() {
         // continues (or not) the same last one.
         trunc::trunc_within_margin(&mut p.ot, &mut p.ch, p.role, ring, 62, &x).unwrap();
         let s0 = stats(p);
-        let each = trunc::trunc_within_margin_each(&mut p.ot, &mut p.ch, p.role, ring, &sh, &x);
+        let each = trunc::trunc_within_margin_each(
+            &mut p.ot,
+            &mut p.ch,
+            p.role,
+            Role::Server,
+            ring,
+            &sh,
+            &x,
+        );
         let s1 = stats(p);
         let same = vec![62u32; x.len()];
-        let uni = trunc::trunc_within_margin_each(&mut p.ot, &mut p.ch, p.role, ring, &same, &x);
+        let uni = trunc::trunc_within_margin_each(
+            &mut p.ot,
+            &mut p.ch,
+            p.role,
+            Role::Server,
+            ring,
+            &same,
+            &x,
+        );
         let s2 = stats(p);
         let one = trunc::trunc_within_margin(&mut p.ot, &mut p.ch, p.role, ring, 62, &x);
         let s3 = stats(p);
@@ -406,4 +423,47 @@ fn per_element_shifts_equal_trunc_floor_in_the_widest_shifts_flights() {
         bytes.0, bytes.1,
         "equal shifts cost trunc_within_margin's bytes"
     );
+}
+
+/// Begun by the client (after a product whose last flight was the client's) or by the server,
+/// the truncation within the margin equals trunc_floor on signed values at its edges, in the
+/// same flights and bytes, each direction's the other's; the client's first flight is a send
+/// when it begins, a receive when the server does.
+#[test]
+fn truncation_begun_by_either_party_equals_trunc_floor() {
+    let (bits, s) = (35u32, 15u32);
+    let ring = Ring::new(bits).unwrap();
+    let n = 3000;
+    let mut p = Prg::from_entropy();
+    let half = 1i64 << (bits - 2);
+    let mut x: Vec<u64> = p.values(n, bits - 2);
+    x[..4].copy_from_slice(&[
+        ring.from_signed(-half),
+        ring.from_signed(half - (1 << s) - 1),
+        0,
+        ring.from_signed(-1),
+    ]);
+    for v in x.iter_mut().skip(4) {
+        *v = ring.sub(*v, 1u64 << (bits - 3));
+    }
+    let want: Vec<u64> = x.iter().map(|&v| want_trunc(v, bits, s)).collect();
+    let mut costs = Vec::new();
+    for first in [Role::Server, Role::Client] {
+        let (xs, xc) = split(ring, &mut p, &x);
+        let f = move |p: &mut Party, x: Vec<u64>| {
+            let (ot, role) = (&mut p.ot, p.role);
+            let out = scoped(&mut p.ch, "t", |ch| {
+                trunc::trunc_within_margin_from(ot, ch, role, first, ring, s, &x).unwrap()
+            });
+            (out, p.ch.stats().scope("t"))
+        };
+        let ((a, cs), (b, cc)) = two_party(move |p| f(p, xs), move |p| f(p, xc));
+        let got: Vec<u64> = a.iter().zip(&b).map(|(&u, &v)| ring.add(u, v)).collect();
+        assert_eq!(got, want, "begun by {first:?}");
+        assert_eq!(cs.rounds, cc.rounds);
+        costs.push((cc.bytes_sent, cc.bytes_received, cc.rounds));
+    }
+    let ((s_sent, s_recv, s_rounds), (c_sent, c_recv, c_rounds)) = (costs[0], costs[1]);
+    assert_eq!(s_rounds, c_rounds);
+    assert_eq!((s_sent, s_recv), (c_recv, c_sent));
 }

@@ -297,14 +297,16 @@ where
     Ok(out.concat())
 }
 
-/// [`trunc::trunc_within_margin`] in the instruction's `…/trunc` scope, on the lanes, its time
-/// added to `secs`.
+/// [`trunc::trunc_within_margin_from`] in the instruction's `…/trunc` scope, on the lanes, its
+/// time added to `secs`; `first`, the party that sent the product's last flight, begins it (the
+/// cost model's `Bits::begun_after`).
 #[allow(clippy::too_many_arguments)]
 fn truncate<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     lanes: &mut [Lane],
     role: Role,
+    first: Role,
     ring: Ring,
     scope: &str,
     secs: &mut f64,
@@ -314,7 +316,7 @@ fn truncate<C: Channel + ?Sized>(
     let t0 = Instant::now();
     let r = scoped(ch, scope, |ch| {
         elementwise(ot, ch, lanes, v, |ot, c, part| {
-            trunc::trunc_within_margin(ot, c, role, ring, s, part)
+            trunc::trunc_within_margin_from(ot, c, role, first, ring, s, part)
         })
     });
     *secs += t0.elapsed().as_secs_f64();
@@ -1332,17 +1334,25 @@ impl<'p> Executor<'p> {
                     Op::Logits(_) => (x[(t - 1) * k..t * k].to_vec(), 1),
                     _ => (x, t),
                 };
-                let y = if self.decoding
+                // The client sends a prepared product's last flight (its masked input), the
+                // server an encrypted-input product's (the results).
+                let (y, last) = if self.decoding
                     && self
                         .correlations
                         .get(&l.weight)
                         .is_some_and(|c| c.remaining() >= rows)
                 {
-                    self.masked_product(ch, l.weight, Some(&x), rows, l.bias)?
+                    let y = self.masked_product(ch, l.weight, Some(&x), rows, l.bias)?;
+                    (y, Role::Client)
                 } else {
-                    self.product(he, ch, l.weight, &x, rows, l.bias)?
+                    (
+                        self.product(he, ch, l.weight, &x, rows, l.bias)?,
+                        Role::Server,
+                    )
                 };
-                let y = truncate(ot, ch, lanes, role, ring, &tscope, trunc_secs, l.shift, &y)?;
+                let y = truncate(
+                    ot, ch, lanes, role, last, ring, &tscope, trunc_secs, l.shift, &y,
+                )?;
                 regs.insert(out0, y);
             }
             Op::SplitQkv(_) => {
@@ -1370,8 +1380,18 @@ impl<'p> Executor<'p> {
                 let out = attention_he::qk_t(he, ch, role, ring, cache, &q, &kc, t, true)?;
                 let causal = causal_entries(heads, t, past);
                 let kept: Vec<u64> = causal.iter().map(|&i| out[i]).collect();
+                // The client sends the attention product's last flight (its results).
                 let kept = truncate(
-                    ot, ch, lanes, role, ring, &tscope, trunc_secs, h.shift, &kept,
+                    ot,
+                    ch,
+                    lanes,
+                    role,
+                    Role::Client,
+                    ring,
+                    &tscope,
+                    trunc_secs,
+                    h.shift,
+                    &kept,
                 )?;
                 let mut res = vec![0u64; out.len()];
                 for (&i, v) in causal.iter().zip(kept) {
@@ -1435,7 +1455,16 @@ impl<'p> Executor<'p> {
                     self.attention_cache(he, ch, ins.inputs[1], Operand::Values, heads, c, npos)?;
                 let out = attention_he::pv(he, ch, role, ring, cache, &p, &vc, t, true)?;
                 let out = truncate(
-                    ot, ch, lanes, role, ring, &tscope, trunc_secs, h.shift, &out,
+                    ot,
+                    ch,
+                    lanes,
+                    role,
+                    Role::Client,
+                    ring,
+                    &tscope,
+                    trunc_secs,
+                    h.shift,
+                    &out,
                 )?;
                 regs.insert(out0, out);
             }

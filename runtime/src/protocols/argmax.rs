@@ -87,6 +87,7 @@ pub fn argmax<C: Channel + ?Sized>(
     let shape = Shape {
         digits: DEFAULT_DIGIT_BITS,
         quad_from: QUAD_FROM,
+        first: Role::Server,
     };
     let (_, idx) = tournament(ot, ch, role, ring, shape, z, &[n], Some(&index))?;
     // One row: one winner.

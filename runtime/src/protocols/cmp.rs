@@ -8,7 +8,8 @@
 //! OT indexed by the server's digit v, the 2-bit message (g_i ⊕ 1{v > b_i}, e_i ⊕ 1{v = b_i}); the
 //! server chooses v = a_i, so the two hold XOR shares of gt_i = 1{a_i > b_i} and eq_i = 1{a_i = b_i}.
 //! (The server chooses because the step before a comparison most often ends with the server
-//! sending: its choices continue that flight.)
+//! sending: its choices continue that flight. [`millionaire_from`] lets the client begin instead,
+//! the same protocol with the parties' parts exchanged, after a step the client sent last.)
 //! The digits are then combined in a tree whose nodes each take up to four adjacent nodes
 //! (lowest first: (gt_t, eq_t), t < a) to gt = gt_{a−1} ⊕ eq_{a−1}∧(gt_{a−2} ⊕ eq_{a−2}∧(…)),
 //! eq = ∧ eq_t — the terms of each XOR are never both 1 — by one `(2^(2a) choose 1)`-OT (a
@@ -95,10 +96,23 @@ pub fn carry_each<C: Channel + ?Sized>(
     m: u32,
     v: &[u64],
 ) -> Result<Vec<bool>, NetError> {
+    carry_each_from(ot, ch, role, Role::Server, widths, m, v)
+}
+
+/// [`carry_each`] begun by `first` ([`millionaire_from`]).
+pub fn carry_each_from<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    first: Role,
+    widths: &[u32],
+    m: u32,
+    v: &[u64],
+) -> Result<Vec<bool>, NetError> {
     let Some((k, input)) = carry_inputs(role, widths, m, v)? else {
         return Ok(Vec::new());
     };
-    millionaire(ot, ch, role, k, m, &input)
+    millionaire_from(ot, ch, role, first, k, m, &input)
 }
 
 /// [`carry_each`] with additive output shares over `out` ([`millionaire_arith`]: the last tree
@@ -157,11 +171,17 @@ fn carry_inputs(
 /// its own masks, so it chooses first in the step after it, in that flight. The client when
 /// there is no comparison (no flight to continue).
 pub fn last_sender(bits: u32, m: u32, top: usize) -> Role {
+    last_sender_from(Role::Server, bits, m, top)
+}
+
+/// [`last_sender`] of a millionaires' begun by `first` ([`millionaire_from`]).
+pub fn last_sender_from(first: Role, bits: u32, m: u32, top: usize) -> Role {
     if bits == 0 || m == 0 {
         return Role::Client;
     }
     let q = bits.div_ceil(m) as usize;
-    if tree_server_sends_last(tree_groups(q, top).len()) {
+    // With the server first, the server sends last after an odd number of tree levels.
+    if tree_server_sends_last(tree_groups(q, top).len()) == (first == Role::Server) {
         Role::Server
     } else {
         Role::Client
@@ -193,14 +213,32 @@ pub fn millionaire<C: Channel + ?Sized>(
     m: u32,
     mine: &[u64],
 ) -> Result<Vec<bool>, NetError> {
+    millionaire_from(ot, ch, role, Role::Server, bits, m, mine)
+}
+
+/// [`millionaire`] whose first flight is `first`'s: it chooses the leaves (with its digits) and
+/// the odd tree levels, the other party offers the leaves and chooses the even levels. The
+/// server first is [`millionaire`]; the client first is the same protocol with the parties'
+/// parts exchanged (the same bytes, each direction's the other's), for a comparison after a
+/// step whose last flight was the client's (a product truncation after a prepared or
+/// attention product), which then continues that flight.
+pub fn millionaire_from<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    first: Role,
+    bits: u32,
+    m: u32,
+    mine: &[u64],
+) -> Result<Vec<bool>, NetError> {
     check_inputs(bits, m, mine)?;
     let n = mine.len();
     if bits == 0 || n == 0 {
         return Ok(vec![false; n]);
     }
     let q = bits.div_ceil(m) as usize;
-    let (gt, eq) = leaves(ot, ch, role, bits, m, mine)?;
-    Ok(combine(ot, ch, role, n, q, 1, gt, eq)?.0)
+    let (gt, eq) = leaves(ot, ch, role, first, bits, m, mine)?;
+    Ok(combine(ot, ch, role, first, n, q, 1, gt, eq)?.0)
 }
 
 /// Additive shares over `out` of 1{a > b} for the server's a and the client's b (as
@@ -231,8 +269,8 @@ pub fn millionaire_arith<C: Channel + ?Sized>(
         let gt = millionaire(ot, ch, role, bits, m, mine)?;
         return b2a_by(ot, ch, role, last_sender(bits, m, 1), out, &gt);
     }
-    let (gt, eq) = leaves(ot, ch, role, bits, m, mine)?;
-    let (gt, eq) = combine(ot, ch, role, n, q, 2, gt, eq)?;
+    let (gt, eq) = leaves(ot, ch, role, Role::Server, bits, m, mine)?;
+    let (gt, eq) = combine(ot, ch, role, Role::Server, n, q, 2, gt, eq)?;
     // Per element: (gt_lo, gt_hi) = gt[2i..2i + 2], eq_hi = eq[2i + 1].
     let own =
         |i: usize| gt[2 * i + 1] as u32 | (eq[2 * i + 1] as u32) << 1 | (gt[2 * i] as u32) << 2;
@@ -269,14 +307,15 @@ fn check_inputs(bits: u32, m: u32, mine: &[u64]) -> Result<(), NetError> {
 
 /// The leaves of a millionaires' on `bits`-bit inputs with m-bit digits: XOR shares of
 /// gt[i·q + k] = 1{a_k > b_k} and eq[i·q + k] = 1{a_k = b_k} for digit k (k = 0 lowest), by one
-/// 1-out-of-2^m OT per digit: the client offers, for every value v of the server's digit,
-/// (g ⊕ 1{v > b_k}, e ⊕ 1{v = b_k}) with fresh g, e (its output shares), and the server chooses
-/// v = a_k. The server chooses because the step before a comparison most often ends with the
-/// server sending, whose choices then leave in that flight.
+/// 1-out-of-2^m OT per digit: `first` chooses with its digit, and the other party offers, for
+/// every value v of that digit, the 2-bit (gt, eq) of v against its own digit, masked by fresh
+/// g, e (its output shares). The server (a) first: v = a_k against b_k; the client (b) first:
+/// a_k against v = b_k.
 fn leaves<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
+    first: Role,
     bits: u32,
     m: u32,
     mine: &[u64],
@@ -287,36 +326,38 @@ fn leaves<C: Channel + ?Sized>(
     let dmask = (1u64 << m) - 1;
     let mut gt = vec![false; n * q];
     let mut eq = vec![false; n * q];
-    match role {
-        Role::Client => {
-            let mut rng = Prg::from_entropy();
-            let mut msgs = vec![0u64; n * q * nmsg];
-            for i in 0..n {
-                for k in 0..q {
-                    let r = rng.next_u32();
-                    let (g, e) = (r & 1 == 1, r & 2 == 2);
-                    gt[i * q + k] = g;
-                    eq[i * q + k] = e;
-                    let b = (mine[i] >> (k as u32 * m)) & dmask;
-                    let base = (i * q + k) * nmsg;
-                    for v in 0..nmsg as u64 {
-                        msgs[base + v as usize] =
-                            (g ^ (v > b)) as u64 | (((e ^ (v == b)) as u64) << 1);
-                    }
+    if role != first {
+        let mut rng = Prg::from_entropy();
+        let mut msgs = vec![0u64; n * q * nmsg];
+        for i in 0..n {
+            for k in 0..q {
+                let r = rng.next_u32();
+                let (g, e) = (r & 1 == 1, r & 2 == 2);
+                gt[i * q + k] = g;
+                eq[i * q + k] = e;
+                let own = (mine[i] >> (k as u32 * m)) & dmask;
+                let base = (i * q + k) * nmsg;
+                for v in 0..nmsg as u64 {
+                    // (a, b) = (v, own) when the server chooses, (own, v) when the client does.
+                    let (a, b) = if role == Role::Client {
+                        (v, own)
+                    } else {
+                        (own, v)
+                    };
+                    msgs[base + v as usize] = (g ^ (a > b)) as u64 | (((e ^ (a == b)) as u64) << 1);
                 }
             }
-            ot.sender.send_1_of_n(ch, &msgs, nmsg, 2)?;
         }
-        Role::Server => {
-            let choices: Vec<u32> = mine
-                .iter()
-                .flat_map(|&a| (0..q).map(move |k| ((a >> (k as u32 * m)) & dmask) as u32))
-                .collect();
-            let got = ot.receiver.recv_1_of_n(ch, &choices, nmsg, 2)?;
-            for (j, v) in got.into_iter().enumerate() {
-                gt[j] = v & 1 == 1;
-                eq[j] = v & 2 == 2;
-            }
+        ot.sender.send_1_of_n(ch, &msgs, nmsg, 2)?;
+    } else {
+        let choices: Vec<u32> = mine
+            .iter()
+            .flat_map(|&a| (0..q).map(move |k| ((a >> (k as u32 * m)) & dmask) as u32))
+            .collect();
+        let got = ot.receiver.recv_1_of_n(ch, &choices, nmsg, 2)?;
+        for (j, v) in got.into_iter().enumerate() {
+            gt[j] = v & 1 == 1;
+            eq[j] = v & 2 == 2;
         }
     }
     Ok((gt, eq))
@@ -328,14 +369,16 @@ fn leaves<C: Channel + ?Sized>(
 /// with its shares of the group's bits (the lowest group's lowest eq is never used, so it is
 /// left out), the sender offering, for each choice c, the table of (gt, eq) of its own bits ⊕ c,
 /// masked by fresh random bits that are its output shares. All groups of a level share one OT
-/// call (N is the level's widest group's). The client chooses in the even levels, the server in
-/// the odd ones ([`tree_server_chooses`]): the chooser of a level is the sender of the one
-/// below, whose shares are its own masks, so its choices leave in the flight of its tables.
+/// call (N is the level's widest group's). The leaves' offerer chooses in the even levels,
+/// `first` (their chooser) in the odd ones (with the server first: [`tree_server_chooses`]): the
+/// chooser of a level is the sender of the one below, whose shares are its own masks, so its
+/// choices leave in the flight of its tables.
 #[allow(clippy::too_many_arguments)]
 fn combine<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
+    first: Role,
     n: usize,
     mut cnt: usize,
     top: usize,
@@ -344,7 +387,7 @@ fn combine<C: Channel + ?Sized>(
 ) -> Result<(Vec<bool>, Vec<bool>), NetError> {
     for (j, groups) in tree_groups(cnt, top).into_iter().enumerate() {
         let (ots, n_msgs, out) = tree_level(&groups);
-        let chooses = tree_server_chooses(j) == (role == Role::Server);
+        let chooses = tree_server_chooses(j) == (role == first);
         let n_msgs = n_msgs as usize;
         let next = groups.len();
         // Each group's first node and its bits of this party's shares, element-major.
@@ -460,6 +503,19 @@ pub fn msb_with<C: Channel + ?Sized>(
     m: u32,
     x: &[u64],
 ) -> Result<Vec<bool>, NetError> {
+    msb_from(ot, ch, role, Role::Server, ring, m, x)
+}
+
+/// [`msb_with`] whose millionaires' `first` begins ([`millionaire_from`]).
+pub fn msb_from<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    first: Role,
+    ring: Ring,
+    m: u32,
+    x: &[u64],
+) -> Result<Vec<bool>, NetError> {
     let k = ring.bits - 1;
     let low = mask(k.max(1)) * (k > 0) as u64;
     let input: Vec<u64> = x
@@ -469,7 +525,7 @@ pub fn msb_with<C: Channel + ?Sized>(
             Role::Client => low - (v & low),
         })
         .collect();
-    let carry = millionaire(ot, ch, role, k, m, &input)?;
+    let carry = millionaire_from(ot, ch, role, first, k, m, &input)?;
     Ok(x.iter().zip(carry).map(|(&v, c)| ring.msb(v) ^ c).collect())
 }
 

@@ -227,5 +227,5 @@ pub fn inv_pow<C: Channel + ?Sized>(
     let digits = cmp::row_digit_bits(t.out_shift, q.len() as u64);
     // 0 ≤ F[k]·y < 2^62 leaves the headroom 2^63 − 2^G: the carry's B2A and the extension in
     // one call.
-    trunc::trunc_headroom_each(ot, ch, role, w, &shifts, digits, &q)
+    trunc::trunc_headroom_each(ot, ch, role, Role::Server, w, &shifts, digits, &q)
 }

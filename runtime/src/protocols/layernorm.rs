@@ -111,7 +111,7 @@ fn round_shifts<C: Channel + ?Sized>(
     let out = if shifts.is_empty() {
         Vec::new()
     } else {
-        trunc::trunc_within_margin_each(ot, ch, role, w, &shifts, &inputs)?
+        trunc::trunc_within_margin_each(ot, ch, role, Role::Server, w, &shifts, &inputs)?
     };
     let e = if r1 > 0 {
         out[..d.len()].to_vec()

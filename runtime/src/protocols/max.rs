@@ -15,7 +15,9 @@
 //! message Σ_k ind_k(s ⊕ c′)·D_k,S − r (D_k = a_k − a_0, r fresh) and the client picks its c;
 //! the client does the same with its D_k,C and the server picks its s. A level costs one
 //! comparison batch and 3 flights of selection, as one level of the pairwise tournament, for
-//! twice the reduction.
+//! twice the reduction. The comparisons' last sender picks first (its choices leave in its last
+//! flight); [`row_max_from`] begins the comparisons with either party, and with the client the
+//! whole maximum is the same protocol with the parties' parts exchanged.
 //!
 //! **Pairwise tournament** (`tournament`, argmax). At each level the candidates of every row
 //! are paired (0, 1), (2, 3), … (an odd last one passes up unchanged) and for each pair (a, b):
@@ -73,6 +75,23 @@ pub fn row_max<C: Channel + ?Sized>(
     x: &[u64],
     lens: &[usize],
 ) -> Result<Vec<u64>, NetError> {
+    row_max_from(ot, ch, role, Role::Server, ring, x, lens)
+}
+
+/// [`row_max`] begun by `first`: every level's comparisons begin with it
+/// ([`cmp::millionaire_from`]) and their last sender begins the selection, so the whole
+/// maximum is the same protocol with the parties' parts exchanged when `first` is the client
+/// (softmax begins so: the client sends the last flight of the attention product's
+/// truncation before it, and the step after the maximum begins with the server).
+pub fn row_max_from<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    first: Role,
+    ring: Ring,
+    x: &[u64],
+    lens: &[usize],
+) -> Result<Vec<u64>, NetError> {
     check_rows(x.len(), lens)?;
     // The digit width with the fewest bytes, which also has no more tree levels than 4-bit
     // digits (6 bits for 34-bit differences: 3 levels where 4-bit digits take 4).
@@ -80,6 +99,7 @@ pub fn row_max<C: Channel + ?Sized>(
     let shape = Shape {
         digits,
         quad_from: usize::MAX,
+        first,
     };
     tournament(ot, ch, role, ring, shape, x, lens, None).map(|(v, _)| v)
 }
@@ -91,6 +111,9 @@ pub fn row_max<C: Channel + ?Sized>(
 pub(crate) struct Shape {
     pub digits: u32,
     pub quad_from: usize,
+    /// The party that begins the comparisons of the levels in groups of four (the pairwise
+    /// levels begin with the server).
+    pub first: Role,
 }
 
 /// The tournament of every row of `x` (rows of lengths `lens`, already checked: each ≥ 1, sum =
@@ -128,7 +151,7 @@ pub(crate) fn tournament<C: Channel + ?Sized>(
         level = if longest > shape.quad_from {
             pair_level(ot, ch, role, ring, shape.digits, &level)?
         } else {
-            quad_level(ot, ch, role, ring, shape.digits, &level)?
+            quad_level(ot, ch, role, shape.first, ring, shape.digits, &level)?
         };
     }
     Ok((level.values, level.payload.unwrap_or_default()))
@@ -233,6 +256,7 @@ fn quad_level<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
+    first: Role,
     ring: Ring,
     digits: u32,
     level: &Level,
@@ -256,7 +280,7 @@ fn quad_level<C: Channel + ?Sized>(
             diff.push(ring.sub(cur[first + i], cur[first + j]));
         }
     }
-    let gt = cmp::msb_with(ot, ch, role, ring, digits, &diff)?;
+    let gt = cmp::msb_from(ot, ch, role, first, ring, digits, &diff)?;
     let mut mine = Vec::with_capacity(groups.len());
     let mut at = 0;
     for &(_, g) in &groups {
@@ -270,7 +294,9 @@ fn quad_level<C: Channel + ?Sized>(
     }
     let mut sources = vec![cur.as_slice()];
     sources.extend(pay.map(|p| p.as_slice()));
-    let sel = select_winners(ot, ch, role, ring, &sources, &groups, &mine)?;
+    // The comparisons' last sender knows its shares first: it chooses first.
+    let chooser = cmp::last_sender_from(first, ring.bits - 1, digits, 1);
+    let sel = select_winners(ot, ch, role, chooser, ring, &sources, &groups, &mine)?;
     // Winners in row order: each group's a_0 plus its selected difference; singles pass up.
     // A row of l keeps ⌈l/4⌉: ⌊l/4⌋ full groups, then a smaller group or a single.
     let pick = |src: &[u64], part: usize| {
@@ -301,10 +327,12 @@ fn quad_level<C: Channel + ?Sized>(
 /// payload: `sources[s]` laid out as the candidates) by the two 1-out-of-64 OTs of
 /// [`quad_level`], source-major; `mine` holds this party's XOR shares of each group's
 /// comparison bits, the choice of every source's instance.
+#[allow(clippy::too_many_arguments)]
 fn select_winners<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
+    chooser: Role,
     ring: Ring,
     sources: &[&[u64]],
     groups: &[(usize, usize)],
@@ -323,16 +351,14 @@ fn select_winners<C: Channel + ?Sized>(
         }
         choices.extend_from_slice(mine);
     }
-    let got = match role {
-        Role::Server => {
-            ot.sender.send_1_of_n(ch, &msgs, N, ring.bits)?;
-            ot.receiver.recv_1_of_n(ch, &choices, N, ring.bits)?
-        }
-        Role::Client => {
-            let got = ot.receiver.recv_1_of_n(ch, &choices, N, ring.bits)?;
-            ot.sender.send_1_of_n(ch, &msgs, N, ring.bits)?;
-            got
-        }
+    // `chooser`'s choices first, then the other's messages and choices, then its messages.
+    let got = if role == chooser {
+        let got = ot.receiver.recv_1_of_n(ch, &choices, N, ring.bits)?;
+        ot.sender.send_1_of_n(ch, &msgs, N, ring.bits)?;
+        got
+    } else {
+        ot.sender.send_1_of_n(ch, &msgs, N, ring.bits)?;
+        ot.receiver.recv_1_of_n(ch, &choices, N, ring.bits)?
     };
     Ok(got
         .into_iter()

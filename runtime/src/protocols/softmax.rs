@@ -318,7 +318,7 @@ pub fn softmax<C: Channel + ?Sized>(
     if s.is_empty() {
         return Ok(Vec::new());
     }
-    let m = max::row_max(ot, ch, role, ring, s, lens)?;
+    let m = max::row_max_from(ot, ch, role, Role::Client, ring, s, lens)?;
     softmax_with_max(ot, ch, role, ring, t, s, lens, &m)
 }
 
@@ -415,7 +415,7 @@ pub fn softmax_prepared<C: Channel + ?Sized>(
     if s.is_empty() {
         return Ok(Vec::new());
     }
-    let m = max::row_max(ot, ch, role, ring, s, lens)?;
+    let m = max::row_max_from(ot, ch, role, Role::Client, ring, s, lens)?;
     from_max(ot, ch, role, &pr, s, lens, &m, Some((prep, at)))
 }
 

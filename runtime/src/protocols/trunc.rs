@@ -355,19 +355,36 @@ pub fn trunc_within_margin<C: Channel + ?Sized>(
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, NetError> {
+    trunc_within_margin_from(ot, ch, role, Role::Server, ring, s, x)
+}
+
+/// [`trunc_within_margin`] whose comparison `first` begins ([`cmp::millionaire_from`]): the
+/// executor passes the party that sent the product's last flight, so the truncation continues
+/// it (the client after a prepared or an attention product, the server after a product on
+/// encrypted input).
+pub fn trunc_within_margin_from<C: Channel + ?Sized>(
+    ot: &mut OtPair,
+    ch: &mut C,
+    role: Role,
+    first: Role,
+    ring: Ring,
+    s: u32,
+    x: &[u64],
+) -> Result<Vec<u64>, NetError> {
     if s == 0 || s + 2 > ring.bits {
         return trunc(ot, ch, role, ring, s, x);
     }
-    trunc_within_margin_each(ot, ch, role, ring, &vec![s; x.len()], x)
+    trunc_within_margin_each(ot, ch, role, first, ring, &vec![s; x.len()], x)
 }
 
-/// [`trunc_within_margin`] with a shift per element, 1 ≤ s_i ≤ ℓ − 2, in the flights of the
-/// widest shift alone ([`trunc_headroom_each`], or [`trunc_nonnegative_each`] if some s_i is
-/// ℓ − 2).
+/// [`trunc_within_margin_from`] with a shift per element, 1 ≤ s_i ≤ ℓ − 2, in the flights of the
+/// widest shift alone ([`trunc_headroom_each`], or [`trunc_nonnegative_each`], begun by the
+/// server whatever `first` is, if some s_i is ℓ − 2).
 pub fn trunc_within_margin_each<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
+    first: Role,
     ring: Ring,
     shifts: &[u32],
     x: &[u64],
@@ -388,7 +405,7 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
     };
     let digits = cmp::DEFAULT_DIGIT_BITS;
     let mut z = if shifts.iter().all(|&s| s + 3 <= ring.bits) {
-        trunc_headroom_each(ot, ch, role, ring, shifts, digits, &y)?
+        trunc_headroom_each(ot, ch, role, first, ring, shifts, digits, &y)?
     } else {
         trunc_nonnegative_each(ot, ch, role, ring, shifts, digits, &y)?
     };
@@ -421,10 +438,15 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
 /// batched, whose views are simulatable from each party's inputs and outputs; the outputs are
 /// fresh shares. If the caller's range promise fails the result is wrong (by a multiple of
 /// 2^(ℓ−s)), but the messages have the same form, so nothing more is revealed.
+///
+/// `first` begins the millionaires' ([`cmp::millionaire_from`]); the COTs are chosen by its last
+/// sender either way.
+#[allow(clippy::too_many_arguments)]
 pub fn trunc_headroom_each<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
     role: Role,
+    first: Role,
     ring: Ring,
     shifts: &[u32],
     digits: u32,
@@ -456,7 +478,7 @@ pub fn trunc_headroom_each<C: Channel + ?Sized>(
             }
         })
         .collect();
-    let c = cmp::carry_each(ot, ch, role, shifts, digits, &u)?;
+    let c = cmp::carry_each_from(ot, ch, role, first, shifts, digits, &u)?;
     let hi: Vec<u64> = u.iter().zip(shifts).map(|(&v, &s)| v >> s).collect();
     let mut bits: Vec<bool> = hi
         .iter()
@@ -467,7 +489,7 @@ pub fn trunc_headroom_each<C: Channel + ?Sized>(
     let mut widths = shifts.to_vec();
     widths.extend(std::iter::repeat_n(ring.bits, c.len()));
     let k = shifts.iter().copied().max().unwrap_or(0);
-    let chooser = cmp::last_sender(k, digits, 1);
+    let chooser = cmp::last_sender_from(first, k, digits, 1);
     let t = bit_products_each(ot, ch, role, chooser, &widths, &bits)?;
     let n = y.len();
     Ok((0..n)

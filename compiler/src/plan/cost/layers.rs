@@ -189,7 +189,9 @@ fn quad_select(msg: u64) -> Bits {
 /// The row maximum (runtime `max::row_max`) over `rows` rows of the given `lengths` (each
 /// `count` times): per level every row's candidates in groups of four (the last group of 2 or 3,
 /// a single one passes up), six comparisons on ℓ − 1 bits per full group, and two
-/// `(64 choose 1)`-OTs of ℓ-bit messages per group; per level the comparisons' flights and 3.
+/// `(64 choose 1)`-OTs of ℓ-bit messages per group; per level the comparisons' flights and 3,
+/// the selection begun by the comparisons' last sender. Begun by the server; `.swapped()` is
+/// the maximum begun by the client (runtime `max::row_max_from`).
 pub fn row_max(l: u64, lengths: &[(u64, u64)]) -> Bits {
     let compare = comparison(l - 1);
     let select = quad_select(l);
@@ -208,7 +210,8 @@ pub fn row_max(l: u64, lengths: &[(u64, u64)]) -> Bits {
     if depth == 0 {
         return Bits::ZERO;
     }
-    let level = compare.then(select);
+    // The comparisons' last sender begins the selection (runtime `max::quad_level`).
+    let level = compare.then_by_last_sender(select);
     Bits {
         rounds: level.repeated(depth).rounds,
         ..compare.times(comps).then(select.times(groups))
@@ -242,7 +245,9 @@ pub fn softmax(l: u64, s: &crate::plan::Softmax, sizes: Sizes) -> Bits {
     let lengths: Vec<(u64, u64)> = (0..sizes.rows)
         .map(|r| (sizes.past + r + 1, heads))
         .collect();
-    let max = row_max(l, &lengths);
+    // Begun by the client (runtime `max::row_max_from`): the attention product's truncation
+    // before it ends with the client's flight, the digit carry after it begins with the server.
+    let max = row_max(l, &lengths).swapped();
     let digits = carry_arith(lo, l - lo);
     let exp = if s.prepared {
         opening(hi + lo).then(opening(2 * w1))
@@ -338,7 +343,7 @@ pub fn argmax(l: u64, v: u64) -> Bits {
     let select = quad_select(2 * l);
     while n > 1 {
         let (comps, groups) = quad_level(n);
-        total = total.then(quad.times(comps).then(select.times(groups)));
+        total = total.then(quad.times(comps).then_by_last_sender(select.times(groups)));
         n = n.div_ceil(4);
     }
     total.then(reveal(l))

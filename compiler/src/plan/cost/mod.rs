@@ -182,6 +182,19 @@ impl Bits {
         }
     }
 
+    /// `self`, a step either party can begin (written as one of them does), begun by the party
+    /// that sent `prev`'s last flight, so that it continues that flight: swapped when it would
+    /// begin the other way. The executor's product truncations are begun so
+    /// (runtime `trunc_within_margin_from`).
+    pub fn begun_after(self, prev: Bits) -> Bits {
+        let known = prev.rounds > 0 && prev.last != Edge::Unknown && self.first != Edge::Unknown;
+        if known && self.first != prev.last {
+            self.swapped()
+        } else {
+            self
+        }
+    }
+
     /// `self` and `other` at the same time: bits add, rounds (and ends) are the longer one's.
     pub fn alongside(self, other: Bits) -> Bits {
         let longer = if other.rounds > self.rounds {
@@ -440,7 +453,9 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
             } else {
                 prepared_online(k, l).times(rows)
             };
-            let tr = truncation(l, u64::from(lin.shift)).times(rows.saturating_mul(n));
+            let tr = truncation(l, u64::from(lin.shift))
+                .times(rows.saturating_mul(n))
+                .begun_after(mm);
             vec![part(OpClass::MatMul, mm), part(OpClass::Truncation, tr)]
         }
         Some(Op::Logits(lin)) => {
@@ -451,7 +466,7 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
             } else {
                 prepared_online(k, l)
             };
-            let tr = truncation(l, u64::from(lin.shift)).times(n);
+            let tr = truncation(l, u64::from(lin.shift)).times(n).begun_after(mm);
             let mut parts = vec![part(OpClass::MatMul, mm)];
             if lin.shift > 0 {
                 parts.push(part(OpClass::Truncation, tr));
@@ -462,14 +477,18 @@ pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
             let heads = u64::from(h.heads.max(1));
             let d = input_cols / heads;
             let mm = he_attention(heads, d, true, sizes, sizes.context, l);
-            let tr = truncation(l, u64::from(h.shift)).times(heads.saturating_mul(sizes.visible()));
+            let tr = truncation(l, u64::from(h.shift))
+                .times(heads.saturating_mul(sizes.visible()))
+                .begun_after(mm);
             vec![part(OpClass::MatMul, mm), part(OpClass::Truncation, tr)]
         }
         Some(Op::Pv(h)) => {
             let heads = u64::from(h.heads.max(1));
             let c = cols(plan, ins.outputs.first());
             let mm = he_attention(heads, c / heads, false, sizes, sizes.context, l);
-            let tr = truncation(l, u64::from(h.shift)).times(rows.saturating_mul(c));
+            let tr = truncation(l, u64::from(h.shift))
+                .times(rows.saturating_mul(c))
+                .begun_after(mm);
             vec![part(OpClass::MatMul, mm), part(OpClass::Truncation, tr)]
         }
         Some(Op::Softmax(s)) => {
@@ -628,6 +647,17 @@ mod tests {
         chain(parts.iter_mut());
         let rounds: Vec<u64> = parts.iter().map(|p| p.cost.rounds).collect();
         assert_eq!(rounds, vec![2, 3, 0, 1, 3]);
+        // A truncation after a step the client sent last begins with the client (the parties'
+        // bits exchanged) and continues its flight; after the server's, it is unchanged.
+        let t = truncation(35, 15);
+        let after_client = t.begun_after(opening(8).then(mux(8)));
+        assert_eq!(after_client, t.swapped());
+        assert_eq!(
+            (after_client.first, after_client.server),
+            (Edge::Send, t.client)
+        );
+        assert_eq!(t.begun_after(opening(8)), t);
+        assert_eq!(t.begun_after(Bits::ZERO), t);
     }
 
     #[test]
