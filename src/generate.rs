@@ -45,7 +45,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Seed of the server's sampling randomness, the same for every session: for reproducible
-    /// top-k runs with a seeded client (tests, benchmarks), not for production. Default: fresh.
+    /// top-k runs with a seeded client (tests, benchmarks), not for production (it warns unless
+    /// --sessions is 1). Default: fresh.
     #[arg(long)]
     pub seed: Option<u64>,
 }
@@ -248,6 +249,13 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         plan.source,
         plan::file::short_hash(&plan.hash),
     );
+    if a.seed.is_some() && a.sessions != Some(1) {
+        eprintln!(
+            "warning: --seed gives every session the same server randomness for sampling \
+             (its shuffle and its part of each draw): use it for one reproducible session, \
+             not to serve clients"
+        );
+    }
     crate::serve::run(
         &l,
         crate::serve::Server {

@@ -40,7 +40,15 @@ fn top_k_generation_between_two_processes() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let (_reap, addr, _log) = serve(&dir, &["--sessions", "2", "--seed", "5", "--timeout", "60"]);
+    let (_reap, addr, mut log) =
+        serve(&dir, &["--sessions", "2", "--seed", "5", "--timeout", "60"]);
+    // One seed for two sessions: the server says that their samples share its randomness.
+    let mut warning = String::new();
+    std::io::BufRead::read_line(&mut log, &mut warning).unwrap();
+    assert!(
+        warning.starts_with("warning: --seed gives every session"),
+        "{warning}"
+    );
 
     // Refused before any connection: one line, non-zero exit.
     for (flags, says) in [
@@ -89,4 +97,16 @@ fn top_k_generation_between_two_processes() {
     let again = json(&generate(&dir, &addr, &flags));
     assert_eq!(json_tokens(&again), got);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A seed for one session is what it is for (a reproducible run): no warning.
+#[test]
+fn a_seeded_server_of_one_session_does_not_warn() {
+    let dir = trained("cli-sampling-one-seeded-session");
+    let (mut reap, _addr, log) = serve(&dir, &["--sessions", "1", "--seed", "5"]);
+    // The warning would follow the "serving" line at once; give it time to be written.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    reap.0.kill().unwrap();
+    let rest: String = std::io::BufRead::lines(log).map_while(Result::ok).collect();
+    assert!(!rest.contains("warning"), "{rest}");
 }
