@@ -211,6 +211,13 @@ fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Sha
         eprintln!("connection from {peer} refused: the server has served its sessions");
         return;
     }
+    // A client that gave up waiting (its timeout) and closed the connection is not a session.
+    if ch.peer_closed() {
+        shared.1.notify_all();
+        drop(s);
+        eprintln!("connection from {peer} dropped: the client left while it waited for a slot");
+        return;
+    }
     let first = Hello::new(cfg, 0, [0; 16]);
     let n = lanes(&first, &theirs);
     let id = theirs.session_id;

@@ -385,3 +385,42 @@ fn a_gpt2_plan_takes_text_and_streams_text() {
     let log = log_after_exit(server, err);
     assert_eq!(log.len(), 2, "{log:?}");
 }
+
+/// A client that gives up while it waits for the only slot (its own timeout) and closes the
+/// connection is dropped when the slot frees, without a session number; the next client is
+/// session 2.
+#[test]
+fn a_client_that_leaves_the_queue_is_not_a_session() {
+    let dir = trained();
+    let (server, addr, err) = serve(
+        dir,
+        &["--sessions", "2", "--max-clients", "1", "--timeout", "60"],
+    );
+    let mut stalled = client(dir, &addr, "Let there be light", 4, 60.0, false);
+    let _pipe = wait_for_prefill(&mut stalled);
+    stop(&stalled);
+    let stalled = Reap(stalled);
+    let left = client(dir, &addr, "And God said", 2, 2.0, true)
+        .wait_with_output()
+        .unwrap();
+    assert!(!left.status.success());
+    drop(stalled);
+    let (prompt, new) = ("In the beginning", 2);
+    let (tokens, _) = tokens_of(&generate(dir, &addr, prompt, new));
+    assert_eq!(tokens, simulated(dir, &bytes(prompt), new));
+
+    let log = log_after_exit(server, err);
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log[0].starts_with("session 1 ") && log[0].contains("failed"),
+        "{log:?}"
+    );
+    assert!(
+        log[1].starts_with("connection from ") && log[1].contains("left while it waited"),
+        "{log:?}"
+    );
+    assert!(
+        log[2].starts_with("session 2 ") && log[2].contains("programs"),
+        "{log:?}"
+    );
+}

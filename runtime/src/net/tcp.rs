@@ -43,6 +43,28 @@ impl TcpChannel {
         })
     }
 
+    /// Whether the peer has closed (or reset) its end: a read would find the end of the stream
+    /// at once. Bytes already waiting, or none yet on an open connection, mean it is still
+    /// there. (A server checks a queued client before it takes a slot for it.)
+    pub fn peer_closed(&self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return false;
+        }
+        let stream = self.reader.get_ref();
+        if stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let closed = match stream.peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        // Back to blocking reads with the channel's timeout (the flag is the socket's).
+        let _ = stream.set_nonblocking(false);
+        closed
+    }
+
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
@@ -313,6 +335,30 @@ mod tests {
         let e = l.accept(&s).err().unwrap().to_string();
         assert!(e.contains("plan hash differs"), "{e}");
         assert!(h.join().unwrap().unwrap().contains("plan hash differs"));
+    }
+
+    #[test]
+    fn a_closed_peer_is_seen_without_a_read() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (stream, _) = l.accept().unwrap();
+        let mut ch = TcpChannel::from_stream(stream, Duration::from_secs(5)).unwrap();
+        assert!(!ch.peer_closed(), "open and silent");
+        (&client).write_all(&[7]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!ch.peer_closed(), "a byte waiting");
+        drop(client);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!ch.peer_closed(), "the byte still unread");
+        let mut b = [0u8; 1];
+        ch.recv(&mut b).unwrap();
+        assert_eq!(b, [7]);
+        assert!(ch.peer_closed());
+        // Still a blocking channel: a read ends at once with the peer gone.
+        assert!(matches!(
+            ch.recv_vec(1).unwrap_err(),
+            NetError::Disconnected { .. }
+        ));
     }
 
     #[test]
