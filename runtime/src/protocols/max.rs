@@ -275,9 +275,9 @@ fn quad_level<C: Channel + ?Sized>(
         off += l;
     }
     let mut diff = Vec::new();
-    for &(first, g) in &groups {
+    for &(start, g) in &groups {
         for &(i, j) in QUAD_PAIRS.iter().filter(|&&(_, j)| j < g) {
-            diff.push(ring.sub(cur[first + i], cur[first + j]));
+            diff.push(ring.sub(cur[start + i], cur[start + j]));
         }
     }
     let gt = cmp::msb_from(ot, ch, role, first, ring, digits, &diff)?;

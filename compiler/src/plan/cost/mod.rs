@@ -173,13 +173,10 @@ impl Bits {
 
     /// `self`, then `next` (given as the client begins it) begun by the party that sent `self`'s
     /// last flight, whose first message then leaves in that flight: `next` swapped when the
-    /// server sent last. The runtime's protocols pick the same party (`cmp::last_sender`).
+    /// server sent last ([`Bits::begun_after`]). The runtime's protocols pick the same party
+    /// (`cmp::last_sender`).
     pub fn then_by_last_sender(self, next: Bits) -> Bits {
-        if self.rounds > 0 && self.last == Edge::Recv {
-            self.then(next.swapped())
-        } else {
-            self.then(next)
-        }
+        self.then(next.begun_after(self))
     }
 
     /// `self`, a step either party can begin (written as one of them does), begun by the party
