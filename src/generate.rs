@@ -6,7 +6,7 @@ use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, Plan};
 use ciphergpt_runtime::crypto::CotBackend;
-use ciphergpt_runtime::exec::Prepared;
+use ciphergpt_runtime::exec::EncodedModel;
 use ciphergpt_runtime::net::{tcp, Channel, NetError, Role, SessionConfig};
 use ciphergpt_runtime::session::{
     self, ClientOptions, CostLine, Decoding, ProgramCost, SessionReport, OP_CLASSES, OT_REFILL,
@@ -234,7 +234,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let wpath = a.weights.unwrap_or_else(|| a.plan.join("weights.cgw"));
     let weights = plan::file::read_weights(&wpath, &plan)?;
     let t0 = std::time::Instant::now();
-    let prepared = Prepared::new(&plan, Some(&weights))?;
+    let prepared = EncodedModel::new(&plan, Some(&weights))?;
     drop(weights);
     eprintln!(
         "encoded the weights for RLWE products in {:.1} s ({:.0} MB)",
@@ -326,7 +326,7 @@ fn client(
     let cfg = SessionConfig::new(Role::Client, hash_of(plan)?)
         .with_timeout(wait)
         .with_channels(lanes);
-    let prepared = Prepared::new(plan, None)?;
+    let prepared = EncodedModel::new(plan, None)?;
     let (mut ch, more) = match tcp::connect(connect, &cfg) {
         Ok(chans) => {
             let mut it = chans.into_iter();
@@ -700,7 +700,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         .with_channels(lanes);
     let splan = plan.clone();
     let server = std::thread::spawn(move || -> anyhow::Result<SessionReport> {
-        let prepared = Prepared::new(&splan, Some(&weights))?;
+        let prepared = EncodedModel::new(&splan, Some(&weights))?;
         let mut chans = l.accept(&scfg)?.into_iter();
         let mut ch = chans.next().context("the session opened no connection")?;
         let more: Vec<Box<dyn Channel>> = chans.map(|c| Box::new(c) as Box<dyn Channel>).collect();

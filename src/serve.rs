@@ -15,7 +15,7 @@
 //! handshake logs `connection from ADDR refused: …` and does not count as a session.
 
 use ciphergpt_compiler::plan::Plan;
-use ciphergpt_runtime::exec::Prepared;
+use ciphergpt_runtime::exec::EncodedModel;
 use ciphergpt_runtime::net::tcp::TcpChannel;
 use ciphergpt_runtime::net::{answer, lanes, read_hello, Channel, Hello, NetError, SessionConfig};
 use ciphergpt_runtime::session;
@@ -78,7 +78,7 @@ impl Drop for Slot {
 /// What the session threads share.
 pub struct Server {
     pub plan: Arc<Plan>,
-    pub prepared: Arc<Prepared>,
+    pub prepared: Arc<EncodedModel>,
     /// The server's side of the handshake: its `channels` are the most lanes it grants a
     /// session, its timeout bounds every wait of a session.
     pub cfg: SessionConfig,

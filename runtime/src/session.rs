@@ -11,26 +11,29 @@
 
 use std::time::Instant;
 
+use ciphergpt_compiler::plan::cost::OpClass;
 use ciphergpt_compiler::plan::link::LinkEstimate;
 use ciphergpt_compiler::plan::{Plan, Sample};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{CotBackend, OtPair, Prg};
-use crate::exec::{self, ExecError, Executor, InstructionCost, Lane, Prepared, Progress, Sampling};
+use crate::exec::{
+    self, EncodedModel, ExecError, Executor, InstructionCost, Lane, Progress, Sampling,
+};
 use crate::net::{scoped, Channel, Counters, NetError, Role};
 use crate::protocols::attention_he::DuplexHe;
 
 /// The op classes of the report, in CipherGPT's Table V order.
 /// Beside them, [`OT_REFILL`]: the silent-OT batches the pools ran while the program did.
 pub const OP_CLASSES: [&str; 9] = [
-    "MatMul",
-    "GELU",
-    "Truncation",
-    "Softmax",
-    "LayerNorm",
-    "Embedding",
-    "Sampling",
-    "Local",
+    OpClass::MatMul.name(),
+    OpClass::Gelu.name(),
+    OpClass::Truncation.name(),
+    OpClass::Softmax.name(),
+    OpClass::LayerNorm.name(),
+    OpClass::Embedding.name(),
+    OpClass::Sampling.name(),
+    OpClass::Local.name(),
     OT_REFILL,
 ];
 
@@ -191,19 +194,6 @@ impl SessionReport {
     }
 }
 
-/// The op class of an instruction's operation.
-fn class_of(op: &str) -> &'static str {
-    match op {
-        "Linear" | "QkT" | "Pv" | "Logits" => "MatMul",
-        "Gelu" => "GELU",
-        "Softmax" => "Softmax",
-        "LayerNorm" => "LayerNorm",
-        "Embed" => "Embedding",
-        "Sample" => "Sampling",
-        _ => "Local",
-    }
-}
-
 /// Fold an executor's per-instruction costs into a program report. The truncations inside
 /// matrix products are their own class, as in CipherGPT's table.
 fn program_cost(
@@ -226,18 +216,18 @@ fn program_cost(
     let mut instructions = Vec::with_capacity(costs.len());
     for c in costs {
         let all = CostLine::new(&c.name, c.seconds, &c.counters);
-        let tr = CostLine::new("Truncation", c.trunc_seconds, &c.trunc);
+        let tr = CostLine::new(OpClass::Truncation.name(), c.trunc_seconds, &c.trunc);
         let own = CostLine::new(
             &c.name,
             c.seconds - c.trunc_seconds,
             &c.counters.without(&c.trunc),
         );
         let refill = CostLine::new(OT_REFILL, 0.0, &c.ot_refill);
-        let class = class_of(c.op);
+        let class = c.class.name();
         for cl in classes.iter_mut() {
             if cl.name == class {
                 cl.add(&own);
-            } else if cl.name == "Truncation" {
+            } else if cl.name == OpClass::Truncation.name() {
                 cl.add(&tr);
             } else if cl.name == OT_REFILL {
                 cl.add(&refill);
@@ -435,7 +425,7 @@ pub fn serve<C: Channel + ?Sized>(
     ch: &mut C,
     more: Vec<Box<dyn Channel>>,
     plan: &Plan,
-    prepared: &Prepared,
+    prepared: &EncodedModel,
     seed: Option<u64>,
 ) -> Result<SessionReport, SessionError> {
     let role = Role::Server;
@@ -501,7 +491,7 @@ pub fn generate<C: Channel + ?Sized>(
     ch: &mut C,
     more: Vec<Box<dyn Channel>>,
     plan: &Plan,
-    prepared: &Prepared,
+    prepared: &EncodedModel,
     tokens: &[i64],
     new_tokens: usize,
     options: &ClientOptions,

@@ -9,7 +9,7 @@ mod common;
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::plan::{Plan, WeightsFile};
 use ciphergpt_runtime::crypto::{CotBackend, OtPair, Prg};
-use ciphergpt_runtime::exec::{Executor, InstructionCost, Lane, Prepared};
+use ciphergpt_runtime::exec::{EncodedModel, Executor, InstructionCost, Lane};
 use ciphergpt_runtime::net::{mem, Channel, Role, SessionConfig};
 use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
@@ -74,7 +74,7 @@ fn party(
     let mut ot = OtPair::setup(&mut ch, role, &mut Prg::from_entropy()).unwrap();
     let he = DuplexHe::setup(&mut ch, role).unwrap();
     let (lanes, _) = Lane::setup_all(more, role, CotBackend::Silent).unwrap();
-    let prepared = Prepared::new(plan, weights).unwrap();
+    let prepared = EncodedModel::new(plan, weights).unwrap();
     let mut ex = Executor::new(plan, role, &prepared).unwrap();
     ex.keep_registers = true;
     ex.set_context(prompt.len() + steps).unwrap();
@@ -243,10 +243,10 @@ fn session_run(
     let ((mut sch, smore), (mut cch, cmore)) = (boxed(s), boxed(c));
     let (ps, w) = (plan.clone(), weights.clone());
     let server = std::thread::spawn(move || {
-        let prepared = Prepared::new(&ps, Some(&w)).unwrap();
+        let prepared = EncodedModel::new(&ps, Some(&w)).unwrap();
         session::serve(&mut sch, smore, &ps, &prepared, None).unwrap()
     });
-    let prepared = Prepared::new(plan, None).unwrap();
+    let prepared = EncodedModel::new(plan, None).unwrap();
     let (tokens, report) = session::generate(
         &mut cch,
         cmore,

@@ -8,7 +8,7 @@ mod common;
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::plan::{self, instruction::Op, Plan, Sample, WeightsFile};
 use ciphergpt_runtime::crypto::CotBackend;
-use ciphergpt_runtime::exec::{Executor, Prepared};
+use ciphergpt_runtime::exec::{EncodedModel, Executor};
 use ciphergpt_runtime::net::mem;
 use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
@@ -39,7 +39,7 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
     let (ps, pc) = (plan.clone(), plan.clone());
     let t = prompt.len();
     let server = move |p: &mut Party| {
-        let prepared = Prepared::new(&ps, Some(&weights)).unwrap();
+        let prepared = EncodedModel::new(&ps, Some(&weights)).unwrap();
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut ex = Executor::new(&ps, p.role, &prepared).unwrap();
         ex.keep_registers = true;
@@ -59,7 +59,7 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
         shares
     };
     let client = move |p: &mut Party| {
-        let prepared = Prepared::new(&pc, None).unwrap();
+        let prepared = EncodedModel::new(&pc, None).unwrap();
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut ex = Executor::new(&pc, p.role, &prepared).unwrap();
         ex.keep_registers = true;
@@ -139,7 +139,7 @@ fn five_prompts_sixteen_tokens_equal_the_simulator() {
         let t = prompt.len();
         let ((), got) = two_party(
             move |p| {
-                let prepared = Prepared::new(&ps, Some(&w)).unwrap();
+                let prepared = EncodedModel::new(&ps, Some(&w)).unwrap();
                 let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
                 let mut ex = Executor::new(&ps, p.role, &prepared).unwrap();
                 assert_eq!(
@@ -151,7 +151,7 @@ fn five_prompts_sixteen_tokens_equal_the_simulator() {
                 }
             },
             move |p| {
-                let prepared = Prepared::new(&pc, None).unwrap();
+                let prepared = EncodedModel::new(&pc, None).unwrap();
                 let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
                 let mut ex = Executor::new(&pc, p.role, &prepared).unwrap();
                 let mut out = vec![ex
@@ -206,10 +206,10 @@ fn session_with(
     let (mut a, mut b) = mem::pair(std::time::Duration::from_secs(60));
     let (ps, w) = (plan.clone(), weights.clone());
     let server = std::thread::spawn(move || {
-        let prepared = Prepared::new(&ps, Some(&w)).unwrap();
+        let prepared = EncodedModel::new(&ps, Some(&w)).unwrap();
         session::serve(&mut a, Vec::new(), &ps, &prepared, server_seed).unwrap()
     });
-    let prepared = Prepared::new(plan, None).unwrap();
+    let prepared = EncodedModel::new(plan, None).unwrap();
     let out = session::generate(
         &mut b,
         Vec::new(),

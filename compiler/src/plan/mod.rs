@@ -146,6 +146,8 @@ pub struct Instruction {
 }
 
 pub mod instruction {
+    use super::cost::OpClass;
+
     /// The operations. Each one's integer semantics is in `fixed::semantics` and `docs/plan.md`.
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Op {
@@ -187,6 +189,40 @@ pub mod instruction {
         /// only. (Tag 21 was the greedy-only `Argmax` of plans before sampling.)
         #[prost(message, tag = "22")]
         Sample(super::Sample),
+    }
+
+    impl Op {
+        /// The operation's name, as listings and reports show it.
+        pub const fn name(&self) -> &'static str {
+            match self {
+                Op::Embed(_) => "Embed",
+                Op::Linear(_) => "Linear",
+                Op::SplitQkv(_) => "SplitQkv",
+                Op::CacheAppend(_) => "CacheAppend",
+                Op::QkT(_) => "QkT",
+                Op::Softmax(_) => "Softmax",
+                Op::Pv(_) => "Pv",
+                Op::LayerNorm(_) => "LayerNorm",
+                Op::Gelu(_) => "Gelu",
+                Op::Add(_) => "Add",
+                Op::Logits(_) => "Logits",
+                Op::Sample(_) => "Sample",
+            }
+        }
+
+        /// The op class its main part belongs to (its truncation, if any, is
+        /// [`OpClass::Truncation`]).
+        pub const fn class(&self) -> OpClass {
+            match self {
+                Op::Embed(_) => OpClass::Embedding,
+                Op::Linear(_) | Op::Logits(_) | Op::QkT(_) | Op::Pv(_) => OpClass::MatMul,
+                Op::Softmax(_) => OpClass::Softmax,
+                Op::LayerNorm(_) => OpClass::LayerNorm,
+                Op::Gelu(_) => OpClass::Gelu,
+                Op::Sample(_) => OpClass::Sampling,
+                Op::SplitQkv(_) | Op::CacheAppend(_) | Op::Add(_) => OpClass::Local,
+            }
+        }
     }
 }
 

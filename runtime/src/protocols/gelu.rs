@@ -279,13 +279,13 @@ pub fn gelu<C: Channel + ?Sized>(
 /// Z_2^m ([`Triples`]), for the tables and the ring it was made for. [`gelu_prepared`] consumes
 /// elements in order; each serves one GELU input once.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct Correlation {
     params: Params,
     onehot: OneHot,
     triples: Triples,
 }
 
-impl Prepared {
+impl Correlation {
     /// How many elements it holds.
     pub fn len(&self) -> usize {
         self.onehot.len()
@@ -309,13 +309,13 @@ pub fn prepare<C: Channel + ?Sized>(
     ring: Ring,
     t: &GeluTables,
     n: usize,
-) -> Result<Prepared, NetError> {
+) -> Result<Correlation, NetError> {
     let params = params(ring, t)?;
     let rz = Ring::new(params.spline_bits)?;
     let size = 1usize << params.pieces_log2;
     let onehot = onehot::prepare(ot, ch, role, rz, size, n)?;
     let triples = triples(ot, ch, role, rz, n)?;
-    Ok(Prepared {
+    Ok(Correlation {
         params,
         onehot,
         triples,
@@ -334,7 +334,7 @@ pub fn gelu_prepared<C: Channel + ?Sized>(
     ring: Ring,
     t: &GeluTables,
     x: &[u64],
-    prep: &Prepared,
+    prep: &Correlation,
     at: usize,
 ) -> Result<Vec<u64>, NetError> {
     gelu_with(ot, ch, role, ring, t, x, Some((prep, at)))
@@ -347,7 +347,7 @@ fn gelu_with<C: Channel + ?Sized>(
     ring: Ring,
     t: &GeluTables,
     x: &[u64],
-    prep: Option<(&Prepared, usize)>,
+    prep: Option<(&Correlation, usize)>,
 ) -> Result<Vec<u64>, NetError> {
     let p = params(ring, t)?;
     if let Some((c, at)) = prep {
@@ -524,7 +524,7 @@ fn prepared_spline<C: Channel + ?Sized>(
     ch: &mut C,
     role: Role,
     rz: Ring,
-    c: &Prepared,
+    c: &Correlation,
     at: usize,
     idx: &[u64],
     r: &[u64],

@@ -143,7 +143,7 @@ pub fn layernorm<C: Channel + ?Sized>(
 /// a square pair (a, a²) and a triple entry (B, C = α·B) with α one per row. Rows are consumed
 /// in order by [`layernorm_prepared`]; each serves one input row once.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct Correlation {
     n: usize,
     sq: Vec<u64>,
     sq_of: Vec<u64>,
@@ -152,7 +152,7 @@ pub struct Prepared {
     c: Vec<u64>,
 }
 
-impl Prepared {
+impl Correlation {
     /// How many rows it holds.
     pub fn rows(&self) -> usize {
         self.alpha.len()
@@ -169,7 +169,7 @@ pub fn prepare<C: Channel + ?Sized>(
     role: Role,
     p: &LayerNormParams,
     rows: usize,
-) -> Result<Prepared, NetError> {
+) -> Result<Correlation, NetError> {
     p.validate()
         .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
     let w = Ring::new(WIDE_BITS)?;
@@ -189,7 +189,7 @@ pub fn prepare<C: Channel + ?Sized>(
         .flat_map(|&a| std::iter::repeat_n(a, n))
         .collect();
     let c = mul::mul(ot, ch, role, w, &wide, &b)?;
-    Ok(Prepared {
+    Ok(Correlation {
         n,
         sq,
         sq_of,
@@ -211,7 +211,7 @@ pub fn layernorm_prepared<C: Channel + ?Sized>(
     ring: Ring,
     p: &LayerNormParams,
     x: &[u64],
-    prep: &Prepared,
+    prep: &Correlation,
     at: usize,
 ) -> Result<Vec<u64>, NetError> {
     let rows = x.len() / p.n.max(1);
@@ -233,7 +233,7 @@ fn layernorm_with<C: Channel + ?Sized>(
     ring: Ring,
     p: &LayerNormParams,
     x: &[u64],
-    prep: Option<(&Prepared, usize)>,
+    prep: Option<(&Correlation, usize)>,
 ) -> Result<Vec<u64>, NetError> {
     p.validate()
         .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;

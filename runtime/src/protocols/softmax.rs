@@ -326,7 +326,7 @@ pub fn softmax<C: Channel + ?Sized>(
 /// vector of a random index for each digit's table ([`onehot`]), over that table's offset ring.
 /// [`softmax_prepared`] consumes entries in order; each serves one score once.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub struct Correlation {
     hi: OneHot,
     lo: OneHot,
     /// Beaver triples over Z_2^W1 for T1[h]·T0[l], one per entry.
@@ -335,7 +335,7 @@ pub struct Prepared {
     normalise: Triples,
 }
 
-impl Prepared {
+impl Correlation {
     /// How many entries (scores) it holds.
     pub fn len(&self) -> usize {
         self.hi.len()
@@ -360,7 +360,7 @@ pub fn prepare<C: Channel + ?Sized>(
     role: Role,
     t: &ExpTables,
     n: usize,
-) -> Result<Prepared, NetError> {
+) -> Result<Correlation, NetError> {
     t.validate().map_err(|e| bad(e.msg))?;
     if t.hi_bits > 8 || t.lo_bits > 8 {
         return Err(bad(format!(
@@ -370,7 +370,7 @@ pub fn prepare<C: Channel + ?Sized>(
     }
     let pring = Ring::new(2 * t.frac_e + 2)?;
     let wide = Ring::new(t.recip_num_log2() + 2)?;
-    Ok(Prepared {
+    Ok(Correlation {
         hi: onehot::prepare(ot, ch, role, pring, 1 << t.hi_bits, n)?,
         lo: onehot::prepare(ot, ch, role, pring, 1 << t.lo_bits, n)?,
         product: mul::triples(ot, ch, role, pring, n)?,
@@ -392,7 +392,7 @@ pub fn softmax_prepared<C: Channel + ?Sized>(
     t: &ExpTables,
     s: &[u64],
     lens: &[usize],
-    prep: &Prepared,
+    prep: &Correlation,
     at: usize,
 ) -> Result<Vec<u64>, NetError> {
     let pr = params(ring, t, lens, s.len())?;
@@ -429,7 +429,7 @@ fn from_max<C: Channel + ?Sized>(
     s: &[u64],
     lens: &[usize],
     m: &[u64],
-    prep: Option<(&Prepared, usize)>,
+    prep: Option<(&Correlation, usize)>,
 ) -> Result<Vec<u64>, NetError> {
     // 1. u_j = m − s_j.
     let ring = pr.ring;
@@ -477,7 +477,7 @@ fn exp_neg<C: Channel + ?Sized>(
     role: Role,
     pr: &Params,
     u: &[u64],
-    prep: Option<(&Prepared, usize)>,
+    prep: Option<(&Correlation, usize)>,
 ) -> Result<Vec<u64>, NetError> {
     let (ring, lo_bits) = (pr.ring, pr.lo_bits);
     // 2. Digits: H = ⌊u / 2^lo⌋ over Z_2^(ℓ−lo), l = u mod 2^lo.
@@ -620,7 +620,7 @@ fn normalise<C: Channel + ?Sized>(
     pr: &Params,
     e: &[u64],
     lens: &[usize],
-    prep: Option<(&Prepared, usize)>,
+    prep: Option<(&Correlation, usize)>,
 ) -> Result<Vec<u64>, NetError> {
     let w = pr.wide;
     let mut z = Vec::with_capacity(lens.len());

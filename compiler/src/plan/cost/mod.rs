@@ -57,7 +57,7 @@ impl OpClass {
         OpClass::Sampling,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             OpClass::MatMul => "MatMul",
             OpClass::Gelu => "GELU",
@@ -373,36 +373,14 @@ pub fn log2_ceil(x: u64) -> u64 {
 // Instructions.
 // ---------------------------------------------------------------------------------------------
 
-/// The op's name as the listing shows it.
+/// The op's name as the listing shows it ([`Op::name`]).
 pub fn op_name(op: &Option<Op>) -> &'static str {
-    match op {
-        Some(Op::Embed(_)) => "Embed",
-        Some(Op::Linear(_)) => "Linear",
-        Some(Op::SplitQkv(_)) => "SplitQkv",
-        Some(Op::CacheAppend(_)) => "CacheAppend",
-        Some(Op::QkT(_)) => "QkT",
-        Some(Op::Softmax(_)) => "Softmax",
-        Some(Op::Pv(_)) => "Pv",
-        Some(Op::LayerNorm(_)) => "LayerNorm",
-        Some(Op::Gelu(_)) => "Gelu",
-        Some(Op::Add(_)) => "Add",
-        Some(Op::Logits(_)) => "Logits",
-        Some(Op::Sample(_)) => "Sample",
-        None => "(none)",
-    }
+    op.as_ref().map_or("(none)", Op::name)
 }
 
-/// The class an op's main part belongs to.
+/// The class an op's main part belongs to ([`Op::class`]).
 pub fn class_of(op: &Option<Op>) -> OpClass {
-    match op {
-        Some(Op::Embed(_)) => OpClass::Embedding,
-        Some(Op::Linear(_) | Op::Logits(_) | Op::QkT(_) | Op::Pv(_)) => OpClass::MatMul,
-        Some(Op::Softmax(_)) => OpClass::Softmax,
-        Some(Op::LayerNorm(_)) => OpClass::LayerNorm,
-        Some(Op::Gelu(_)) => OpClass::Gelu,
-        Some(Op::Sample(_)) => OpClass::Sampling,
-        Some(Op::SplitQkv(_) | Op::CacheAppend(_) | Op::Add(_)) | None => OpClass::Local,
-    }
+    op.as_ref().map_or(OpClass::Local, Op::class)
 }
 
 fn cols(plan: &Plan, reg: Option<&u32>) -> u64 {

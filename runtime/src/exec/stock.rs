@@ -1,0 +1,471 @@
+//! The correlation stock: what the decode program's prepared instructions run on. The plan
+//! marks which instructions are prepared ([`prepared_products`], [`prepared_gelus`],
+//! [`prepared_layernorms`], [`prepared_softmaxes`]); [`Executor::preprocess`] makes their
+//! correlations for a batch of decode steps (the products' masks by RLWE or the subfield VOLE,
+//! the non-linear layers' one-hot vectors and triples), and a decode step uses them while they
+//! last ([`CorrelationStock`]). Both parties see the same counts: they are public.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ciphergpt_compiler::fixed::convert;
+use ciphergpt_compiler::plan::{instruction::Op, Linear as PlanLinear, Plan};
+
+use super::{ExecError, Executor, InstructionCost};
+use crate::crypto::iknp::OtPair;
+use crate::net::{scoped, Channel, Counters, NetError, Role};
+use crate::protocols::attention_he::DuplexHe;
+use crate::protocols::masked_matmul::{self, Correlation};
+use crate::protocols::svole_matmul::{self, SvoleParams};
+use crate::protocols::{gelu, layernorm, softmax};
+
+/// The decode program's instructions for which `pick` gives a value, with their name and their
+/// first input register's columns, in program order.
+fn decode_instructions<'a, T>(
+    plan: &'a Plan,
+    pick: impl Fn(&'a Op) -> Option<T>,
+) -> Vec<(&'a str, usize, T)> {
+    plan.decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .filter_map(|i| {
+            let v = pick(i.op.as_ref()?)?;
+            let cols = i
+                .inputs
+                .first()
+                .and_then(|&r| plan.registers.get(r as usize))
+                .map_or(0, |r| r.cols as usize);
+            Some((i.name.as_str(), cols, v))
+        })
+        .collect()
+}
+
+/// The decode program's GELUs marked prepared (`Gelu.prepared`): (instruction name, elements per
+/// decode step, the plan's tables), in program order.
+pub fn prepared_gelus(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Gelu)> {
+    decode_instructions(plan, |op| match op {
+        Op::Gelu(g) if g.prepared => Some(g),
+        _ => None,
+    })
+}
+
+/// The decode program's LayerNorms marked prepared (`LayerNorm.prepared`): (instruction name,
+/// rows per decode step, the plan's parameters), in program order.
+pub fn prepared_layernorms(
+    plan: &Plan,
+) -> Vec<(&str, usize, &ciphergpt_compiler::plan::LayerNorm)> {
+    decode_instructions(plan, |op| match op {
+        Op::LayerNorm(l) if l.prepared => Some(l),
+        _ => None,
+    })
+    .into_iter()
+    .map(|(name, cols, l)| (name, cols / (l.n as usize).max(1), l))
+    .collect()
+}
+
+/// The decode program's softmaxes marked prepared (`Softmax.prepared`): (instruction name,
+/// heads, the plan's tables), in program order. A decode step at position P has heads·(P + 1)
+/// scores per softmax.
+pub fn prepared_softmaxes(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Softmax)> {
+    decode_instructions(plan, |op| match op {
+        Op::Softmax(s) if s.prepared => Some(s),
+        _ => None,
+    })
+    .into_iter()
+    .map(|(name, _, s)| (name, s.heads.max(1) as usize, s))
+    .collect()
+}
+
+/// Scores per head of the `steps` decode steps after `positions` positions: Σ_{j=1..steps}
+/// (positions + j).
+fn heads_scores(positions: usize, steps: usize) -> usize {
+    steps * positions + steps * (steps + 1) / 2
+}
+
+/// The most bytes of GELU, LayerNorm and softmax correlations a preparation batch makes per
+/// party (GELU's one-hot vectors of N words per element dominate): the batch covers fewer decode
+/// steps than the products' when the model's GELUs need more (GPT-2 small: 36,864 elements,
+/// 39 MB per step at N = 128).
+pub const NONLINEAR_BATCH_BYTES: usize = 512 << 20;
+
+/// The decode program's weight products marked prepared (`Linear.prepared`, `Embed.prepared`
+/// for the token table): (weight id, method), each weight once, in program order.
+pub fn prepared_products(plan: &Plan) -> Vec<(u32, u32)> {
+    let mut seen = std::collections::HashSet::new();
+    plan.decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .filter_map(|i| match &i.op {
+            Some(Op::Linear(l)) | Some(Op::Logits(l)) if l.prepared != PlanLinear::ONLINE => {
+                seen.insert(l.weight).then_some((l.weight, l.prepared))
+            }
+            Some(Op::Embed(e)) if e.prepared != PlanLinear::ONLINE => seen
+                .insert(e.token_table)
+                .then_some((e.token_table, e.prepared)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A prepared non-linear instruction's correlation.
+pub(super) enum Nonlinear {
+    Gelu(gelu::Correlation),
+    LayerNorm(layernorm::Correlation),
+    Softmax(softmax::Correlation),
+}
+
+impl Nonlinear {
+    /// Its length: elements for a GELU, rows for a LayerNorm, scores for a softmax.
+    fn len(&self) -> usize {
+        match self {
+            Nonlinear::Gelu(g) => g.len(),
+            Nonlinear::LayerNorm(l) => l.rows(),
+            Nonlinear::Softmax(p) => p.len(),
+        }
+    }
+
+    pub(super) fn gelu(&self) -> Option<&gelu::Correlation> {
+        match self {
+            Nonlinear::Gelu(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub(super) fn layernorm(&self) -> Option<&layernorm::Correlation> {
+        match self {
+            Nonlinear::LayerNorm(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub(super) fn softmax(&self) -> Option<&softmax::Correlation> {
+        match self {
+            Nonlinear::Softmax(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// A non-linear correlation and how much of it is used.
+struct Stocked {
+    correlation: Nonlinear,
+    used: usize,
+}
+
+/// One session's correlations: the prepared products' per weight id, the prepared non-linear
+/// instructions' per instruction name.
+#[derive(Default)]
+pub(super) struct CorrelationStock {
+    products: HashMap<u32, Correlation>,
+    nonlinear: HashMap<String, Stocked>,
+}
+
+impl CorrelationStock {
+    /// Whether weight `w`'s correlation has `rows` rows left.
+    pub(super) fn product_has(&self, w: u32, rows: usize) -> bool {
+        self.products.get(&w).is_some_and(|c| c.remaining() >= rows)
+    }
+
+    /// Weight `w`'s correlation, to be consumed by a product.
+    pub(super) fn product_mut(&mut self, w: u32) -> Result<&mut Correlation, NetError> {
+        self.products
+            .get_mut(&w)
+            .ok_or_else(|| NetError::InvalidArgument(format!("weight {w} has no correlation")))
+    }
+
+    /// What is left of instruction `name`'s non-linear correlation.
+    pub(super) fn remaining(&self, name: &str) -> usize {
+        self.nonlinear
+            .get(name)
+            .map_or(0, |s| s.correlation.len() - s.used)
+    }
+
+    /// Instruction `name`'s correlation as `pick` reads it and where its unused part starts,
+    /// when at least `need` of it is left.
+    pub(super) fn take<'s, T>(
+        &'s self,
+        name: &str,
+        need: usize,
+        pick: impl Fn(&'s Nonlinear) -> Option<&'s T>,
+    ) -> Option<(&'s T, usize)> {
+        let s = self.nonlinear.get(name)?;
+        if s.correlation.len() - s.used < need {
+            return None;
+        }
+        pick(&s.correlation).map(|p| (p, s.used))
+    }
+
+    /// Marks `n` more of instruction `name`'s correlation used.
+    pub(super) fn consume(&mut self, name: &str, n: usize) {
+        if let Some(s) = self.nonlinear.get_mut(name) {
+            s.used += n;
+        }
+    }
+
+    /// Whether a prepared product, GELU, LayerNorm or softmax of `plan` cannot serve the decode
+    /// step after `positions` positions.
+    pub(super) fn needs_preparation(&self, plan: &Plan, positions: usize) -> bool {
+        prepared_products(plan)
+            .iter()
+            .any(|&(w, _)| !self.product_has(w, 1))
+            || prepared_gelus(plan)
+                .iter()
+                .any(|&(name, per_step, _)| self.remaining(name) < per_step)
+            || prepared_layernorms(plan)
+                .iter()
+                .any(|&(name, per_step, _)| self.remaining(name) < per_step)
+            || prepared_softmaxes(plan)
+                .iter()
+                .any(|&(name, heads, _)| self.remaining(name) < heads * (positions + 1))
+    }
+}
+
+/// A preparation scope's counters: all of them, and the silent-OT batches run inside it.
+#[derive(Clone, Copy)]
+struct ScopeCost {
+    all: Counters,
+    refill: Counters,
+}
+
+impl ScopeCost {
+    fn of(st: &crate::net::Stats, scope: &str) -> ScopeCost {
+        ScopeCost {
+            all: st.scope_inclusive(scope),
+            refill: st.nested_leaf(scope, crate::crypto::silent::SCOPE),
+        }
+    }
+    fn since(&self, before: &ScopeCost) -> ScopeCost {
+        ScopeCost {
+            all: self.all.since(&before.all),
+            refill: self.refill.since(&before.refill),
+        }
+    }
+    /// The cost of preparing `name` (no truncation), its refills apart.
+    fn preparation(&self, name: &str, op: &Op, seconds: f64) -> InstructionCost {
+        InstructionCost {
+            name: name.to_string(),
+            op: op.name(),
+            class: op.class(),
+            seconds,
+            counters: self.all.without(&self.refill),
+            trunc_seconds: 0.0,
+            trunc: Counters::default(),
+            ot_refill: self.refill,
+        }
+    }
+}
+
+/// Makes a non-linear instruction's correlation on (OT, channel).
+type Make<'a, C> = Box<dyn Fn(&mut OtPair, &mut C) -> Result<Nonlinear, NetError> + 'a>;
+
+impl<'p> Executor<'p> {
+    /// Prepare the rows of the next `steps` decode steps for every prepared product that has
+    /// none left: by the subfield VOLE when the plan says so and `steps` reaches its security
+    /// floor, else by RLWE (`docs/generation.md`); and the correlations of every prepared GELU,
+    /// LayerNorm and softmax that cannot serve the next `steps` steps (made anew), for `steps`
+    /// steps or as many as [`NONLINEAR_BATCH_BYTES`] holds. Costs per instruction in
+    /// [`Executor::costs`], each under the scope `prepare/{instruction}`.
+    pub fn preprocess<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        he: &DuplexHe,
+        ch: &mut C,
+        steps: usize,
+    ) -> Result<(), ExecError> {
+        self.costs.clear();
+        if steps == 0 {
+            return Ok(());
+        }
+        self.prepare_products(ot, he, ch, steps)?;
+        let todo = self.nonlinear_to_prepare(steps);
+        for (name, op, make) in todo {
+            let (correlation, cost) = prepare_in_scope(ch, &name, op, |ch| make(ot, ch))?;
+            self.stock.nonlinear.insert(
+                name,
+                Stocked {
+                    correlation,
+                    used: 0,
+                },
+            );
+            self.costs.push(cost);
+        }
+        Ok(())
+    }
+
+    /// The products' part of [`Executor::preprocess`].
+    fn prepare_products<C: Channel + ?Sized>(
+        &mut self,
+        ot: &mut OtPair,
+        he: &DuplexHe,
+        ch: &mut C,
+        steps: usize,
+    ) -> Result<(), ExecError> {
+        let plan = self.plan;
+        let names: HashMap<u32, (&str, &Op)> = plan
+            .decode
+            .iter()
+            .flat_map(|p| p.instructions.iter())
+            .filter_map(|i| match &i.op {
+                Some(op @ (Op::Linear(l) | Op::Logits(l))) => Some((l.weight, (&i.name[..], op))),
+                Some(op @ Op::Embed(e)) => Some((e.token_table, (&i.name[..], op))),
+                _ => None,
+            })
+            .collect();
+        for (w, method) in prepared_products(self.plan) {
+            if self.stock.product_has(w, 1) {
+                continue;
+            }
+            // Every prepared product is one of these instructions.
+            let Some(&(name, op)) = names.get(&w) else {
+                continue;
+            };
+            let (corr, cost) = prepare_in_scope(ch, name, op, |ch| {
+                self.prepare_product(ot, he, ch, w, method, steps)
+            })?;
+            self.stock.products.insert(w, corr);
+            self.costs.push(cost);
+        }
+        Ok(())
+    }
+
+    /// The GELUs, LayerNorms and softmaxes that cannot serve the next `steps` steps, each with
+    /// the maker of its new correlation: for `steps` steps, or as many as
+    /// [`NONLINEAR_BATCH_BYTES`] holds (at least one). What is left of an old correlation is
+    /// never used (unused correlations reveal nothing).
+    fn nonlinear_to_prepare<'a, C: Channel + ?Sized>(
+        &self,
+        steps: usize,
+    ) -> Vec<(String, &'p Op, Make<'a, C>)> {
+        let plan: &'p Plan = self.plan;
+        let gelus = prepared_gelus(self.plan);
+        let norms = prepared_layernorms(self.plan);
+        let softmaxes = prepared_softmaxes(self.plan);
+        // A softmax's scores per step grow with the position: the session's bound sizes them.
+        let context = self.context;
+        let per_step: usize = gelus
+            .iter()
+            .map(|&(_, n, g)| n * ((1usize << g.pieces_log2.min(16)) + 4) * 8)
+            .chain(
+                norms
+                    .iter()
+                    .map(|&(_, rows, l)| rows * (5 * l.n as usize + 1) * 8),
+            )
+            .chain(softmaxes.iter().map(|&(_, heads, sm)| {
+                heads * context * (sm.exp_hi.len() + sm.exp_lo.len() + 2) * 8
+            }))
+            .sum();
+        let batch = steps.min((NONLINEAR_BATCH_BYTES / per_step.max(1)).max(1));
+        let (role, ring) = (self.role, self.ring);
+        let mut todo: Vec<(String, &'p Op, Make<C>)> = Vec::new();
+        let mut push = |name: &str, make: Make<'a, C>| {
+            if let Some(op) = decode_op(plan, name) {
+                todo.push((name.to_string(), op, make));
+            }
+        };
+        for (name, n, g) in gelus {
+            if self.stock.remaining(name) < batch * n {
+                let tables = convert::gelu_from_plan(g);
+                let make = move |ot: &mut OtPair, ch: &mut C| {
+                    gelu::prepare(ot, ch, role, ring, &tables, batch * n).map(Nonlinear::Gelu)
+                };
+                push(name, Box::new(make));
+            }
+        }
+        for (name, rows, l) in norms {
+            if self.stock.remaining(name) < batch * rows {
+                let p = convert::layernorm_from_plan(l);
+                let make = move |ot: &mut OtPair, ch: &mut C| {
+                    layernorm::prepare(ot, ch, role, &p, batch * rows).map(Nonlinear::LayerNorm)
+                };
+                push(name, Box::new(make));
+            }
+        }
+        // The next `batch` steps' scores (their positions are known once the prompt is in;
+        // before it, the session's bound is).
+        let scores_next = heads_scores(self.positions, batch);
+        for (name, heads, sm) in softmaxes {
+            if self.stock.remaining(name) < heads * scores_next {
+                let t = convert::softmax_from_plan(sm);
+                let scores = batch * heads * context;
+                let make = move |ot: &mut OtPair, ch: &mut C| {
+                    softmax::prepare(ot, ch, role, &t, scores).map(Nonlinear::Softmax)
+                };
+                push(name, Box::new(make));
+            }
+        }
+        todo
+    }
+
+    /// One product's correlation for `rows` rows.
+    fn prepare_product<C: Channel + ?Sized>(
+        &self,
+        ot: &mut OtPair,
+        he: &DuplexHe,
+        ch: &mut C,
+        w: u32,
+        method: u32,
+        rows: usize,
+    ) -> Result<Correlation, NetError> {
+        let p = self.model.packing(w)?;
+        if method == PlanLinear::PREPARED_SVOLE {
+            let params = SvoleParams::new(self.ring, rows, p.k, p.n)?;
+            if rows >= params.min_rows() {
+                let wide: Option<Vec<i64>> = match self.role {
+                    Role::Server => Some(
+                        self.model
+                            .plain_weights(w)?
+                            .iter()
+                            .map(|&x| i64::from(x))
+                            .collect(),
+                    ),
+                    Role::Client => None,
+                };
+                return svole_matmul::prepare(
+                    ot,
+                    ch,
+                    self.role,
+                    self.ring,
+                    params,
+                    wide.as_deref(),
+                );
+            }
+        }
+        let enc = match self.role {
+            Role::Server => Some(self.model.encoding(w)?),
+            Role::Client => None,
+        };
+        masked_matmul::prepare_rlwe(he.session(), ch, self.role, self.ring, p, rows, enc)
+    }
+}
+
+/// The operation of the decode program's instruction `name`.
+fn decode_op<'a>(plan: &'a Plan, name: &str) -> Option<&'a Op> {
+    plan.decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .find(|i| i.name == name)?
+        .op
+        .as_ref()
+}
+
+/// Run `make` under the scope `prepare/{name}`; its result and its cost as instruction `name`'s
+/// preparation, the silent-OT batches run inside it apart.
+fn prepare_in_scope<C: Channel + ?Sized, T>(
+    ch: &mut C,
+    name: &str,
+    op: &Op,
+    make: impl FnOnce(&mut C) -> Result<T, NetError>,
+) -> Result<(T, InstructionCost), ExecError> {
+    let scope = format!("prepare/{name}");
+    let start = Instant::now();
+    let before = ScopeCost::of(&ch.stats(), &scope);
+    let made = scoped(ch, &scope, make).map_err(|source| ExecError {
+        instruction: format!("prepare {name}"),
+        source,
+    })?;
+    let spent = ScopeCost::of(&ch.stats(), &scope).since(&before);
+    Ok((
+        made,
+        spent.preparation(name, op, start.elapsed().as_secs_f64()),
+    ))
+}
