@@ -346,7 +346,7 @@ pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
 /// more is revealed if the precondition fails, but then the result is wrong. For s = 0 or s > ℓ − 2,
 /// [`trunc`], which has no precondition. At ℓ = 35, s = 15 on silent OT: 41.4 bytes per
 /// element and 6 flights (the client's), against 78.1 and 14 for [`trunc`] (2^12 elements,
-/// test `exec_trunc_margin`). The executor shifts every product with it.
+/// test `exec::trunc_margin`). The executor shifts every product with it.
 pub fn trunc_within_margin<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,

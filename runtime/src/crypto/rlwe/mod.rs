@@ -20,7 +20,7 @@
 //! weights then cost 2^22 times more noise), and has no flooding, no extraction of single
 //! coefficients, no switch below its last prime and no access to the secret key's coefficients
 //! for decrypting a compressed result. Our core is ~1,100 lines besides tests, checked against
-//! cleartext products (tests below and `runtime/tests/protocols_linear.rs`); no dependency is
+//! cleartext products (tests below and `runtime/tests/protocols/linear.rs`); no dependency is
 //! added. The transform is scalar (Harvey's lazy butterflies, ≈ 40–55 µs per 4096-point
 //! transform on the bench machine); an AVX-512 backend such as `tfhe-ntt` (≈ 20 µs in the
 //! research prototype) is a possible optional speed-up, not taken.

@@ -1,0 +1,105 @@
+//! Weight products prepared ahead by RLWE: the correlation meets S − T = U·Y, the online products
+//! of shared inputs are exact x·W mod 2^ℓ, the server's online view is uniform and independent of
+//! the client's share, and an exhausted correlation is a clear error.
+
+use crate::common;
+
+use ciphergpt_runtime::crypto::rlwe::HeSession;
+use ciphergpt_runtime::net::{Channel, NetError};
+use ciphergpt_runtime::protocols::linear::{EncodedWeights, Packing};
+use ciphergpt_runtime::protocols::masked_matmul;
+use ciphergpt_runtime::protocols::shares::Ring;
+use common::*;
+use rand::Rng;
+
+#[test]
+fn rlwe_prepared_products_are_exact_and_the_online_view_is_masked() {
+    let ring = Ring::new(37).unwrap();
+    let (m, k, rows, wbits) = (96, 40, 37, 12);
+    let mut rng = ciphergpt_runtime::crypto::Prg::from_entropy();
+    let half = 1i64 << (wbits - 1);
+    let w: Vec<i64> = (0..m * k).map(|_| rng.gen_range(-half..half)).collect();
+    let x: Vec<u64> = ring.random(&mut rng, rows * m);
+    let xs: Vec<u64> = ring.random(&mut rng, rows * m);
+    let xc = ring.sub_vec(&x, &xs);
+    let (w2, xc2) = (w.clone(), xc.clone());
+    let ((s, ys), (u, neg_t, yc, masked)) = two_party(
+        move |p| {
+            let he = HeSession::setup(&mut p.ch, p.role).unwrap();
+            let packing = Packing::new(ring, m, k, wbits, 1).unwrap();
+            let enc = EncodedWeights::new(&packing, &w2).unwrap();
+            let mut c = masked_matmul::prepare_rlwe(
+                &he,
+                &mut p.ch,
+                p.role,
+                ring,
+                &packing,
+                rows,
+                Some(&enc),
+            )
+            .unwrap();
+            let s = c.shares().to_vec();
+            let mut ys = Vec::new();
+            for r in 0..rows {
+                let mine = &xs[r * m..(r + 1) * m];
+                ys.extend(
+                    masked_matmul::multiply(
+                        &mut p.ch,
+                        p.role,
+                        ring,
+                        &mut c,
+                        Some(mine),
+                        Some(&w2),
+                        1,
+                    )
+                    .unwrap(),
+                );
+            }
+            let err = masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 1)
+                .unwrap_err();
+            assert!(
+                matches!(&err, NetError::InvalidArgument(e) if e.contains("prepared rows left"))
+            );
+            (s, ys)
+        },
+        move |p| {
+            let he = HeSession::setup(&mut p.ch, p.role).unwrap();
+            let packing = Packing::new(ring, m, k, wbits, 1).unwrap();
+            let mut c =
+                masked_matmul::prepare_rlwe(&he, &mut p.ch, p.role, ring, &packing, rows, None)
+                    .unwrap();
+            let (u, neg_t) = (c.masks().to_vec(), c.shares().to_vec());
+            let mut yc = Vec::new();
+            let before = p.ch.stats().total;
+            for r in 0..rows {
+                let mine = &xc2[r * m..(r + 1) * m];
+                yc.extend(
+                    masked_matmul::multiply(
+                        &mut p.ch,
+                        p.role,
+                        ring,
+                        &mut c,
+                        Some(mine),
+                        None::<&[i64]>,
+                        1,
+                    )
+                    .unwrap(),
+                );
+            }
+            let after = p.ch.stats().total;
+            // Online: the masked input only, one flight per row, nothing back.
+            assert_eq!(
+                after.bytes_sent - before.bytes_sent,
+                (rows * ((m * 37).div_ceil(8))) as u64
+            );
+            assert_eq!(after.bytes_received, before.bytes_received);
+            let masked = ring.sub_vec(&xc2, &u);
+            (u, neg_t, yc, masked)
+        },
+    );
+    // The correlation's definition, then the products.
+    assert_eq!(ring.add_vec(&s, &neg_t), plain_product(ring, &u, &w, m, k));
+    assert_eq!(ring.add_vec(&ys, &yc), plain_product(ring, &x, &w, m, k));
+    // What the server received online: uniform, independent of the client's share.
+    assert_uniform_and_independent(&masked, &xc, 37, "masked inputs");
+}

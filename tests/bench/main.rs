@@ -1,0 +1,5 @@
+//! `ciphergpt bench`: its rows against the cost formulas.
+//! One test binary for the group (one link instead of one per file).
+
+mod linear;
+mod protocols;

@@ -1,0 +1,15 @@
+//! The `ciphergpt` command, run as processes: front end, plans, `serve`/`generate`, reports.
+//! One test binary for the group (one link instead of one per file).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod front_end;
+mod generate;
+mod lanes;
+mod plan;
+mod prepared;
+mod relay;
+mod report;
+mod sampling;
+mod validate;
