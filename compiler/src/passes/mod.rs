@@ -21,6 +21,19 @@ pub enum Pass {
 }
 
 impl Pass {
+    /// Every pass, for lookup by name.
+    pub const ALL: [Pass; 4] = [
+        Pass::ShapeInference,
+        Pass::ConstantFolding,
+        Pass::DeadNodes,
+        Pass::Fusion,
+    ];
+
+    /// The pass named `name` (as [`Pass::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Pass> {
+        Pass::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Pass::ShapeInference => "shape-inference",
