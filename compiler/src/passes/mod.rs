@@ -145,3 +145,17 @@ pub fn require_high_level(graph: &Graph) -> Result<()> {
 /// What lowering takes, for error messages.
 const HIGH_LEVEL: &str =
     "expected it inside embedding, layer_norm, linear, gelu, attention, residual_add or logits";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_are_found_by_name() {
+        for p in Pass::ALL {
+            assert_eq!(Pass::from_name(p.name()), Some(p));
+        }
+        assert!(DEFAULT_PASSES.iter().all(|p| Pass::ALL.contains(p)));
+        assert_eq!(Pass::from_name("fold"), None);
+    }
+}

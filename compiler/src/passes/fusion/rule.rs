@@ -94,3 +94,25 @@ impl fmt::Display for Fired {
         write!(f, "{} fired on '{}'", self.rule, self.node)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_distinct_and_read_back() {
+        for r in Rule::ALL {
+            assert_eq!(Rule::from_name(r.name()), Some(r));
+        }
+        let mut names: Vec<_> = Rule::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Rule::ALL.len());
+        assert_eq!(Rule::from_name("linear"), None);
+        let f = Fired {
+            rule: Rule::Gelu,
+            node: "/mlp/act/Mul_3".into(),
+        };
+        assert_eq!(f.to_string(), "gelu fired on '/mlp/act/Mul_3'");
+    }
+}
