@@ -249,10 +249,6 @@ fn fused_kind(rule: fusion::Rule) -> &'static str {
 /// the final layer norm, the embedding and the logits. An opset-14 export spells LayerNorm out.
 #[test]
 fn fusion_trace_on_fixtures() {
-    let upto = DEFAULT_PASSES
-        .iter()
-        .position(|p| *p == Pass::Fusion)
-        .expect("fusion is a default pass");
     let cases = [
         ("tiny-trained.torchscript.onnx", "layer-norm"),
         ("tiny-trained.opset14.onnx", "layer-norm-decomposed"),
@@ -260,8 +256,7 @@ fn fusion_trace_on_fixtures() {
     ];
     for (file, ln) in cases {
         let mut graph = onnx::load(&common::models_dir().join(file)).unwrap();
-        passes::run(&mut graph, &DEFAULT_PASSES[..upto]).unwrap();
-        let trace = fusion::run_traced(&mut graph);
+        let trace = passes::run_traced(&mut graph, DEFAULT_PASSES).unwrap();
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for f in &trace {
             *counts.entry(f.rule.name()).or_default() += 1;
@@ -292,8 +287,9 @@ fn fusion_trace_on_fixtures() {
     // The TorchScript export names its nodes after the module path.
     let mut graph =
         onnx::load(&common::models_dir().join("tiny-trained.torchscript.onnx")).unwrap();
-    passes::run(&mut graph, &DEFAULT_PASSES[..upto]).unwrap();
-    let first = fusion::run_traced(&mut graph).remove(0);
+    let first = passes::run_traced(&mut graph, DEFAULT_PASSES)
+        .unwrap()
+        .remove(0);
     assert_eq!(
         first.to_string(),
         "linear-gemm fired on '/transformer/h.0/attn/c_attn/Reshape_1'"

@@ -44,17 +44,19 @@ impl Pass {
     }
 
     pub fn run(self, graph: &mut Graph) -> Result<()> {
+        self.run_traced(graph).map(drop)
+    }
+
+    /// Run the pass; returns the fusion rewrites (empty for the other passes).
+    pub fn run_traced(self, graph: &mut Graph) -> Result<Vec<fusion::Fired>> {
         match self {
-            Pass::ShapeInference => shape_inference::run(graph),
-            Pass::ConstantFolding => constant_folding::run(graph),
+            Pass::ShapeInference => shape_inference::run(graph).map(|()| Vec::new()),
+            Pass::ConstantFolding => constant_folding::run(graph).map(|()| Vec::new()),
             Pass::DeadNodes => {
                 dead_nodes::run(graph);
-                Ok(())
+                Ok(Vec::new())
             }
-            Pass::Fusion => {
-                fusion::run(graph);
-                Ok(())
-            }
+            Pass::Fusion => Ok(fusion::run_traced(graph)),
         }
     }
 }
@@ -75,10 +77,16 @@ pub const DEFAULT_PASSES: &[Pass] = &[
 
 /// Run `passes` in order.
 pub fn run(graph: &mut Graph, passes: &[Pass]) -> Result<()> {
+    run_traced(graph, passes).map(drop)
+}
+
+/// Run `passes` in order; returns the trace of every fusion rewrite, in order.
+pub fn run_traced(graph: &mut Graph, passes: &[Pass]) -> Result<Vec<fusion::Fired>> {
+    let mut trace = Vec::new();
     for p in passes {
-        p.run(graph)?;
+        trace.extend(p.run_traced(graph)?);
     }
-    Ok(())
+    Ok(trace)
 }
 
 /// Run the default pipeline and require every operation to be high-level (what lowering takes).
