@@ -10,10 +10,12 @@
 
 mod dim;
 mod op;
+pub mod parse;
 mod print;
 
 pub use dim::{Dim, TensorType};
 pub use op::{GeluForm, MaskKind, Op};
+pub use parse::{parse, parse_with, ParseError};
 pub use print::{op_sequence, render};
 
 use crate::tensor::{DType, Tensor};

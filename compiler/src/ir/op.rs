@@ -319,7 +319,11 @@ impl Op {
             } => format!("axis={axis} split={} outputs={outputs}", list(split)),
             GatherND { batch_dims } => format!("batch_dims={batch_dims}"),
             Shape { start, end } => format!("start={start} end={end:?}"),
-            ConstantOfShape { value } => format!("value={:?}", value.to_f64_vec()),
+            ConstantOfShape { value } => format!(
+                "value={}:{}",
+                super::print::literal(value),
+                super::TensorType::known(value.dtype(), value.shape())
+            ),
             CumSum { exclusive, reverse } => format!("exclusive={exclusive} reverse={reverse}"),
             Trilu { upper } => format!("upper={upper}"),
             ReduceMean { axes, keepdims } => format!("axes={} keepdims={keepdims}", list(axes)),

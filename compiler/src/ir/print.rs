@@ -4,9 +4,16 @@
 //! %0 = input "input_ids" : i64[1,T]
 //! %1 = const "transformer.wte.weight" : f32[256,128]
 //! %3 = embedding(%0, %1, %2) : f32[1,T,128]
+//! %4 = const [0.5] : f32[1]
+//! output "logits" = %9
 //! ```
+//!
+//! Names are quoted and escaped as Rust string literals; constants of up to
+//! [`SHOW_VALUES_UP_TO`] elements print their values in their own element type, larger ones
+//! their name only. The text reads back with [`super::parse`].
 
 use super::{Graph, Op, ValueRef};
+use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -45,11 +52,9 @@ pub fn render(graph: &Graph) -> String {
             .map(|t| t.as_ref().map_or("?".to_string(), |t| t.to_string()))
             .collect();
         let rhs = match &node.op {
-            Op::Input { name } => format!("input \"{name}\""),
-            Op::Const(t) if t.len() <= SHOW_VALUES_UP_TO => {
-                format!("const {:?}", t.to_f64_vec())
-            }
-            Op::Const(_) => format!("const \"{}\"", node.name),
+            Op::Input { name } => format!("input {name:?}"),
+            Op::Const(t) if t.len() <= SHOW_VALUES_UP_TO => format!("const {}", literal(t)),
+            Op::Const(_) => format!("const {:?}", node.name),
             op => {
                 let args: Vec<String> = graph
                     .inputs(id)
@@ -67,11 +72,22 @@ pub fn render(graph: &Graph) -> String {
     for (name, v) in &graph.outputs {
         let _ = writeln!(
             out,
-            "output \"{name}\" = {}",
+            "output {name:?} = {}",
             number.get(v).cloned().unwrap_or_else(|| "%?".into())
         );
     }
     out
+}
+
+/// A tensor's elements in their own type, in logical order: `[0.5, -inf]`, `[3, -1]`,
+/// `[true]`. f32 values print in their shortest form that reads back to the same bits (NaN
+/// aside), i64 values exactly.
+pub(crate) fn literal(t: &Tensor) -> String {
+    match t {
+        Tensor::F32(a) => format!("{:?}", a.iter().collect::<Vec<_>>()),
+        Tensor::I64(a) => format!("{:?}", a.iter().collect::<Vec<_>>()),
+        Tensor::Bool(a) => format!("{:?}", a.iter().collect::<Vec<_>>()),
+    }
 }
 
 /// The operations of the graph other than inputs and constants, with attributes and output

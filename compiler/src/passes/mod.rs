@@ -21,6 +21,19 @@ pub enum Pass {
 }
 
 impl Pass {
+    /// Every pass, for lookup by name.
+    pub const ALL: [Pass; 4] = [
+        Pass::ShapeInference,
+        Pass::ConstantFolding,
+        Pass::DeadNodes,
+        Pass::Fusion,
+    ];
+
+    /// The pass named `name` (as [`Pass::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Pass> {
+        Pass::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Pass::ShapeInference => "shape-inference",
@@ -31,17 +44,19 @@ impl Pass {
     }
 
     pub fn run(self, graph: &mut Graph) -> Result<()> {
+        self.run_traced(graph).map(drop)
+    }
+
+    /// Run the pass; returns the fusion rewrites (empty for the other passes).
+    pub fn run_traced(self, graph: &mut Graph) -> Result<Vec<fusion::Fired>> {
         match self {
-            Pass::ShapeInference => shape_inference::run(graph),
-            Pass::ConstantFolding => constant_folding::run(graph),
+            Pass::ShapeInference => shape_inference::run(graph).map(|()| Vec::new()),
+            Pass::ConstantFolding => constant_folding::run(graph).map(|()| Vec::new()),
             Pass::DeadNodes => {
                 dead_nodes::run(graph);
-                Ok(())
+                Ok(Vec::new())
             }
-            Pass::Fusion => {
-                fusion::run(graph);
-                Ok(())
-            }
+            Pass::Fusion => Ok(fusion::run_traced(graph)),
         }
     }
 }
@@ -62,10 +77,16 @@ pub const DEFAULT_PASSES: &[Pass] = &[
 
 /// Run `passes` in order.
 pub fn run(graph: &mut Graph, passes: &[Pass]) -> Result<()> {
+    run_traced(graph, passes).map(drop)
+}
+
+/// Run `passes` in order; returns the trace of every fusion rewrite, in order.
+pub fn run_traced(graph: &mut Graph, passes: &[Pass]) -> Result<Vec<fusion::Fired>> {
+    let mut trace = Vec::new();
     for p in passes {
-        p.run(graph)?;
+        trace.extend(p.run_traced(graph)?);
     }
-    Ok(())
+    Ok(trace)
 }
 
 /// Run the default pipeline and require every operation to be high-level (what lowering takes).
@@ -132,3 +153,17 @@ pub fn require_high_level(graph: &Graph) -> Result<()> {
 /// What lowering takes, for error messages.
 const HIGH_LEVEL: &str =
     "expected it inside embedding, layer_norm, linear, gelu, attention, residual_add or logits";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_are_found_by_name() {
+        for p in Pass::ALL {
+            assert_eq!(Pass::from_name(p.name()), Some(p));
+        }
+        assert!(DEFAULT_PASSES.iter().all(|p| Pass::ALL.contains(p)));
+        assert_eq!(Pass::from_name("fold"), None);
+    }
+}

@@ -35,9 +35,9 @@ struct Candidate {
     out: ValueRef,
 }
 
-/// Runs the rule once over the graph. Returns the number of rewrites.
-pub(super) fn attention(graph: &mut Graph) -> usize {
-    let mut n = 0;
+/// Runs the rule once over the graph. Returns the fused nodes.
+pub(super) fn attention(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     for id in live_nodes(graph) {
         let candidate = match graph.node(id).op {
             Op::Softmax { axis: -1 } | Op::Softmax { axis: 3 } => decomposed(graph, id),
@@ -48,18 +48,18 @@ pub(super) fn attention(graph: &mut Graph) -> usize {
             continue;
         };
         let fused = Op::Attention { heads, scale };
-        if activation_width(graph.ty(out)).is_some() {
-            replace(graph, out.node, fused, &[qkv]);
+        fired.push(if activation_width(graph.ty(out)).is_some() {
+            replace(graph, out.node, fused, &[qkv])
         } else {
-            rows_replace(graph, out, fused, qkv);
-        }
-        n += 1;
+            rows_replace(graph, out, fused, qkv)
+        });
     }
-    n
+    fired
 }
 
-/// Replace `out`, a `[T, C]` value, by `Reshape(attention(qkv), [-1, C])`.
-fn rows_replace(graph: &mut Graph, out: ValueRef, fused: Op, qkv: ValueRef) {
+/// Replace `out`, a `[T, C]` value, by `Reshape(attention(qkv), [-1, C])`. Returns the
+/// attention node.
+fn rows_replace(graph: &mut Graph, out: ValueRef, fused: Op, qkv: ValueRef) -> NodeIndex {
     let ty = graph.ty(out).cloned().expect("typed by the match");
     let name = graph.node(out.node).name.clone();
     let wide = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, ty.shape[1]]);
@@ -74,6 +74,7 @@ fn rows_replace(graph: &mut Graph, out: ValueRef, fused: Op, qkv: ValueRef) {
     );
     graph.g[r].outputs = vec![Some(ty)];
     graph.replace_uses(out, r.into());
+    a
 }
 
 /// `[T, C]` with `C` known: the rows of an activation.

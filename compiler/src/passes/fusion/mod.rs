@@ -8,12 +8,17 @@
 //! float interpreter and fuses only if the region computes exactly the high-level op (to 1e-5
 //! relative). A region that matches nothing is left as it is; lowering then names it.
 //!
-//! Rules, applied until none fires: linear (Gemm between reshapes, MatMul + Add), layer_norm
-//! (LayerNormalization, or its decomposition), gelu (tanh and erf forms), attention (causal
-//! multi-head self-attention on a packed qkv projection), embedding (token plus position),
-//! residual_add (the sum of two activations), logits (the final vocabulary projection).
+//! Rules, each named by a [`Rule`], applied in this order until none fires: `linear-gemm` (Gemm
+//! between reshapes), `linear-matmul-add` (MatMul + Add), `layer-norm` (LayerNormalization),
+//! `layer-norm-decomposed` (its decomposition), `gelu` (tanh and erf forms), `attention` (causal
+//! multi-head self-attention on a packed qkv projection), `embedding` (token plus position),
+//! `residual-add` (the sum of two activations), `logits` (the final vocabulary projection).
+//! [`run_traced`] says which rule fired on which node.
 
 mod attention;
+mod rule;
+
+pub use rule::{Fired, Rule};
 
 use crate::interp::{float, kernels};
 use crate::ir::{Dim, GeluForm, Graph, Op, TensorType, ValueRef};
@@ -30,20 +35,30 @@ const CHECK_TOL: f32 = 1e-5;
 
 /// Runs every rule until the graph stops changing. Returns the number of rewrites.
 pub fn run(graph: &mut Graph) -> usize {
-    let mut total = 0;
+    run_traced(graph).len()
+}
+
+/// Runs every rule until the graph stops changing. Returns each rewrite, in order: which rule
+/// fired and on which node.
+pub fn run_traced(graph: &mut Graph) -> Vec<Fired> {
+    run_rules(graph, &Rule::ALL)
+}
+
+/// Runs `rules`, in the order given, until none fires (a test can run one rule alone).
+pub fn run_rules(graph: &mut Graph, rules: &[Rule]) -> Vec<Fired> {
+    let mut trace = Vec::new();
     loop {
-        let n = linear_gemm(graph)
-            + linear_matmul_add(graph)
-            + layer_norm(graph)
-            + layer_norm_decomposed(graph)
-            + gelu(graph)
-            + attention(graph)
-            + embedding(graph)
-            + residual_add(graph)
-            + logits(graph);
-        total += n;
-        if n == 0 {
-            return total;
+        let before = trace.len();
+        for &rule in rules {
+            for id in rule.apply(graph) {
+                trace.push(Fired {
+                    rule,
+                    node: graph.node(id).name.clone(),
+                });
+            }
+        }
+        if trace.len() == before {
+            return trace;
         }
     }
 }
@@ -201,8 +216,8 @@ fn region(graph: &Graph, out: ValueRef, allowed: &dyn Fn(&Op) -> bool) -> Option
 // ---------------------------------------------------------------- linear
 
 /// `Reshape(Gemm(Reshape(x, [-1, K]), W, b), [1, T, N])` → `linear(x, W, b)`.
-fn linear_gemm(graph: &mut Graph) -> usize {
-    let mut n = 0;
+fn linear_gemm(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     for id in live_nodes(graph) {
         if !matches!(graph.node(id).op, Op::Reshape { .. }) {
             continue;
@@ -265,15 +280,14 @@ fn linear_gemm(graph: &mut Graph) -> usize {
         let wid = graph.add_const(wname, w);
         let mut ins = vec![x, wid.into()];
         ins.extend(bias);
-        replace(graph, id, Op::Linear, &ins);
-        n += 1;
+        fired.push(replace(graph, id, Op::Linear, &ins));
     }
-    n
+    fired
 }
 
 /// `Add(MatMul(x, W), b)` with constant `W` `[K, N]` and `b` `[N]` → `linear(x, W, b)`.
-fn linear_matmul_add(graph: &mut Graph) -> usize {
-    let mut n = 0;
+fn linear_matmul_add(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     for id in live_nodes(graph) {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
@@ -299,15 +313,14 @@ fn linear_matmul_add(graph: &mut Graph) -> usize {
             continue;
         }
         let wv = input(graph, mm.node, 1).expect("weight");
-        replace(graph, id, Op::Linear, &[x, wv, bias]);
-        n += 1;
+        fired.push(replace(graph, id, Op::Linear, &[x, wv, bias]));
     }
-    n
+    fired
 }
 
 /// The final `MatMul(x, W)` with constant `W` `[C, V]` producing a graph output → `logits(x, Wᵀ)`.
-fn logits(graph: &mut Graph) -> usize {
-    let mut n = 0;
+fn logits(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     let outs: Vec<ValueRef> = graph.outputs.iter().map(|(_, v)| *v).collect();
     for v in outs {
         if !matches!(op(graph, v), Op::MatMul) {
@@ -333,17 +346,16 @@ fn logits(graph: &mut Graph) -> usize {
             .name
             .clone();
         let wid = graph.add_const(name, wt.remove(0));
-        replace(graph, v.node, Op::Logits, &[x, wid.into()]);
-        n += 1;
+        fired.push(replace(graph, v.node, Op::Logits, &[x, wid.into()]));
     }
-    n
+    fired
 }
 
 // ---------------------------------------------------------------- layer norm
 
 /// `LayerNormalization` over the last axis with constant scale and bias → `layer_norm`.
-fn layer_norm(graph: &mut Graph) -> usize {
-    let mut n = 0;
+fn layer_norm(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     for id in live_nodes(graph) {
         let Op::LayerNormalization { axis, epsilon } = graph.node(id).op else {
             continue;
@@ -372,16 +384,20 @@ fn layer_norm(graph: &mut Graph) -> usize {
                 )
                 .into(),
         };
-        replace(graph, id, Op::LayerNorm { eps: epsilon }, &[x, g, b]);
-        n += 1;
+        fired.push(replace(
+            graph,
+            id,
+            Op::LayerNorm { eps: epsilon },
+            &[x, g, b],
+        ));
     }
-    n
+    fired
 }
 
 /// A LayerNorm spelled out (ReduceMean, Sub, Pow, Add ε, Sqrt, Div, then Mul γ and Add β),
 /// recognised by evaluating the normalisation region against the definition.
-fn layer_norm_decomposed(graph: &mut Graph) -> usize {
-    let mut n = 0;
+fn layer_norm_decomposed(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     for id in live_nodes(graph) {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
@@ -448,10 +464,9 @@ fn layer_norm_decomposed(graph: &mut Graph) -> usize {
         if !close(&got, &want[0]) {
             continue;
         }
-        replace(graph, id, Op::LayerNorm { eps }, &[x, gamma, beta]);
-        n += 1;
+        fired.push(replace(graph, id, Op::LayerNorm { eps }, &[x, gamma, beta]));
     }
-    n
+    fired
 }
 
 /// The scalar constants read by the region between `leaf` and `out`.
@@ -477,8 +492,8 @@ fn region_scalars(graph: &Graph, out: ValueRef, leaf: ValueRef) -> Vec<f32> {
 // ---------------------------------------------------------------- GELU
 
 /// An elementwise region of one input that equals GELU (tanh or erf form) → `gelu`.
-fn gelu(graph: &mut Graph) -> usize {
-    let mut n = 0;
+fn gelu(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     for id in live_nodes(graph) {
         if !matches!(graph.node(id).op, Op::Mul) {
             continue;
@@ -518,18 +533,17 @@ fn gelu(graph: &mut Graph) -> usize {
             )
         });
         if let Some(form) = form {
-            replace(graph, id, Op::Gelu { form }, &[x]);
-            n += 1;
+            fired.push(replace(graph, id, Op::Gelu { form }, &[x]));
         }
     }
-    n
+    fired
 }
 
 // ---------------------------------------------------------------- embedding, residual
 
 /// `Add(Gather(wte, ids), Gather(wpe, positions))` → `embedding(ids, wte, wpe)`.
-fn embedding(graph: &mut Graph) -> usize {
-    let mut n = 0;
+fn embedding(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     for id in live_nodes(graph) {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
@@ -558,15 +572,14 @@ fn embedding(graph: &mut Graph) -> usize {
         } else {
             continue;
         };
-        replace(graph, id, Op::Embedding, &[ids, wte, wpe]);
-        n += 1;
+        fired.push(replace(graph, id, Op::Embedding, &[ids, wte, wpe]));
     }
-    n
+    fired
 }
 
 /// `Add(a, b)` of two activations of the same type → `residual_add(a, b)`.
-fn residual_add(graph: &mut Graph) -> usize {
-    let mut n = 0;
+fn residual_add(graph: &mut Graph) -> Vec<NodeIndex> {
+    let mut fired = Vec::new();
     for id in live_nodes(graph) {
         if !matches!(graph.node(id).op, Op::Add) {
             continue;
@@ -582,8 +595,7 @@ fn residual_add(graph: &mut Graph) -> usize {
         {
             continue;
         }
-        replace(graph, id, Op::ResidualAdd, &[a, b]);
-        n += 1;
+        fired.push(replace(graph, id, Op::ResidualAdd, &[a, b]));
     }
-    n
+    fired
 }
