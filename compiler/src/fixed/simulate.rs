@@ -8,7 +8,7 @@
 
 use super::{convert, semantics};
 use crate::error::{CompileError, Result};
-use crate::plan::{instruction::Op, Plan, Program, WeightsFile};
+use crate::plan::{self, instruction::Op, Instruction, Plan, Program, WeightsFile};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -172,208 +172,23 @@ impl<'p> Simulator<'p> {
                 model.positions
             )));
         }
-        let ring_bits = self.plan.ring_bits;
-        let half = 1i128 << (ring_bits - 1);
-        let source = self.plan.source.clone();
         let plan = self.plan;
         let mut regs: HashMap<u32, Vec<i64>> = HashMap::new();
         let mut next = None;
         for ins in &program.instructions {
-            let name = ins.name.as_str();
-            let fail = |reason: String| CompileError::Eval {
-                source_file: source.clone(),
-                node: format!("plan instruction '{name}'"),
-                reason,
+            let mut s = Step {
+                ins,
+                regs: &mut regs,
+                tokens,
+                source: &plan.source,
+                ring_bits: plan.ring_bits,
+                peak: 0,
             };
-            let op = ins.op.as_ref().ok_or_else(|| fail("no operation".into()))?;
-            let get = |regs: &HashMap<u32, Vec<i64>>,
-                       cache: &HashMap<u32, Vec<i64>>,
-                       i: usize|
-             -> Result<Vec<i64>> {
-                let r = *ins
-                    .inputs
-                    .get(i)
-                    .ok_or_else(|| fail(format!("input {i} missing")))?;
-                regs.get(&r)
-                    .or_else(|| cache.get(&r))
-                    .cloned()
-                    .ok_or_else(|| fail(format!("register {r} read before written")))
-            };
-            let cols = |r: u32| plan.registers[r as usize].cols as usize;
-            let mut peak = 0u128;
-            let mut check = |v: i128| -> Result<i64> {
-                peak = peak.max(v.unsigned_abs());
-                if v < -half || v >= half {
-                    return Err(fail(format!(
-                        "value {v} leaves the {ring_bits}-bit ring; hint: compile with a larger --ring-bits"
-                    )));
-                }
-                Ok(v as i64)
-            };
-            let out0 = *ins
-                .outputs
-                .first()
-                .ok_or_else(|| fail("no output".into()))?;
-            match op {
-                Op::Embed(e) => {
-                    let c = cols(out0);
-                    let (te, pe) = (
-                        &self.weights[e.token_table as usize],
-                        &self.weights[e.position_table as usize],
-                    );
-                    let mut out = Vec::with_capacity(t * c);
-                    for (r, &tok) in tokens.iter().enumerate() {
-                        if tok < 0 || tok as u64 >= model.vocab {
-                            return Err(CompileError::Input(format!(
-                                "token id {tok} outside the vocabulary of {}",
-                                model.vocab
-                            )));
-                        }
-                        let (tr, pr) = (tok as usize * c, (past + r) * c);
-                        for j in 0..c {
-                            out.push(check(te[tr + j] as i128 + pe[pr + j] as i128)?);
-                        }
-                    }
-                    regs.insert(out0, out);
-                }
-                Op::Linear(l) | Op::Logits(l) => {
-                    let x = get(&regs, &self.cache, 0)?;
-                    let k = cols(ins.inputs[0]);
-                    let w = &self.weights[l.weight as usize];
-                    let n = w.len() / k.max(1);
-                    let b = l.bias.map(|b| &self.weights[b as usize]);
-                    let rows: Vec<usize> = match op {
-                        Op::Logits(_) if !self.all_rows => vec![t - 1],
-                        _ => (0..t).collect(),
-                    };
-                    let bound = self.col_abs_max[l.weight as usize];
-                    let mut out = Vec::with_capacity(rows.len() * n);
-                    for &r in &rows {
-                        let xr = &x[r * k..(r + 1) * k];
-                        let acc = matvec(xr, w, n, b.map(|b| b.as_slice()), bound);
-                        for a in acc {
-                            out.push(check(a)? >> l.shift);
-                        }
-                    }
-                    if let Op::Logits(_) = op {
-                        self.last_logits = out.chunks(n).map(|c| c.to_vec()).collect();
-                    }
-                    regs.insert(out0, out);
-                }
-                Op::SplitQkv(_) => {
-                    let x = get(&regs, &self.cache, 0)?;
-                    let c3 = cols(ins.inputs[0]);
-                    let c = c3 / 3;
-                    for (part, &o) in ins.outputs.iter().enumerate() {
-                        let v: Vec<i64> = x
-                            .chunks(c3)
-                            .flat_map(|row| row[part * c..(part + 1) * c].to_vec())
-                            .collect();
-                        regs.insert(o, v);
-                    }
-                }
-                Op::CacheAppend(_) => {
-                    let x = get(&regs, &self.cache, 0)?;
-                    self.cache.entry(out0).or_default().extend(x);
-                }
-                Op::QkT(h) => {
-                    let (q, kc) = (get(&regs, &self.cache, 0)?, get(&regs, &self.cache, 1)?);
-                    let c = cols(ins.inputs[0]);
-                    let (heads, d) = (h.heads as usize, c / h.heads as usize);
-                    let npos = past + t;
-                    let mut out = vec![0i64; heads * t * npos];
-                    for hh in 0..heads {
-                        for r in 0..t {
-                            for j in 0..=past + r {
-                                let mut acc = 0i128;
-                                for dd in 0..d {
-                                    acc += q[r * c + hh * d + dd] as i128
-                                        * kc[j * c + hh * d + dd] as i128;
-                                }
-                                out[(hh * t + r) * npos + j] = check(acc)? >> h.shift;
-                            }
-                        }
-                    }
-                    regs.insert(out0, out);
-                }
-                Op::Softmax(s) => {
-                    let x = get(&regs, &self.cache, 0)?;
-                    let tables = convert::softmax_from_plan(s);
-                    let npos = past + t;
-                    let mut out = vec![0i64; x.len()];
-                    for hh in 0..s.heads as usize {
-                        for r in 0..t {
-                            let base = (hh * t + r) * npos;
-                            let row = &x[base..base + past + r + 1];
-                            let p = semantics::softmax_row(row, &tables)
-                                .map_err(|e| fail(e.to_string()))?;
-                            for (j, v) in p.into_iter().enumerate() {
-                                out[base + j] = check(v as i128)?;
-                            }
-                        }
-                    }
-                    regs.insert(out0, out);
-                }
-                Op::Pv(h) => {
-                    let (p, vc) = (get(&regs, &self.cache, 0)?, get(&regs, &self.cache, 1)?);
-                    let c = cols(ins.inputs[1]);
-                    let (heads, d) = (h.heads as usize, c / h.heads as usize);
-                    let npos = past + t;
-                    let mut out = vec![0i64; t * c];
-                    for hh in 0..heads {
-                        for r in 0..t {
-                            for dd in 0..d {
-                                let mut acc = 0i128;
-                                for j in 0..=past + r {
-                                    acc += p[(hh * t + r) * npos + j] as i128
-                                        * vc[j * c + hh * d + dd] as i128;
-                                }
-                                out[r * c + hh * d + dd] = check(acc)? >> h.shift;
-                            }
-                        }
-                    }
-                    regs.insert(out0, out);
-                }
-                Op::LayerNorm(l) => {
-                    let x = get(&regs, &self.cache, 0)?;
-                    let p = convert::layernorm_from_plan(l);
-                    let n = l.n as usize;
-                    let mut out = Vec::with_capacity(x.len());
-                    for row in x.chunks(n) {
-                        let y =
-                            semantics::layernorm_row(row, &p).map_err(|e| fail(e.to_string()))?;
-                        for v in y {
-                            out.push(check(v as i128)?);
-                        }
-                    }
-                    regs.insert(out0, out);
-                }
-                Op::Gelu(gp) => {
-                    let x = get(&regs, &self.cache, 0)?;
-                    let tables = convert::gelu_from_plan(gp);
-                    let out = x
-                        .iter()
-                        .map(|&v| {
-                            let y = semantics::gelu(v, &tables).map_err(|e| fail(e.to_string()))?;
-                            check(y as i128)
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    regs.insert(out0, out);
-                }
-                Op::Add(_) => {
-                    let (a, b) = (get(&regs, &self.cache, 0)?, get(&regs, &self.cache, 1)?);
-                    let out = a
-                        .iter()
-                        .zip(&b)
-                        .map(|(&x, &y)| check(x as i128 + y as i128))
-                        .collect::<Result<Vec<_>>>()?;
-                    regs.insert(out0, out);
-                }
-                Op::Sample(sp) => {
-                    let z = self.last_logits.last().cloned().unwrap_or_default();
-                    next = Some(self.sample(sp, &z).map_err(|e| fail(e.to_string()))?);
-                }
+            let op = ins.op.as_ref().ok_or_else(|| s.fail("no operation"))?;
+            if let Some(token) = self.step(&mut s, op)? {
+                next = Some(token);
             }
+            let peak = s.peak;
             let e = self.peaks.entry(ins.name.clone()).or_default();
             *e = (*e).max(peak);
         }
@@ -381,5 +196,270 @@ impl<'p> Simulator<'p> {
         next.ok_or_else(|| {
             CompileError::Input("the program does not end in a sampling instruction".into())
         })
+    }
+}
+
+/// One instruction's run: its registers, the program's tokens, and the ring check.
+struct Step<'a> {
+    ins: &'a Instruction,
+    regs: &'a mut HashMap<u32, Vec<i64>>,
+    /// The program's tokens (its rows).
+    tokens: &'a [i64],
+    /// The plan's source, for errors.
+    source: &'a str,
+    ring_bits: u32,
+    /// Largest |value| the instruction produced (before truncation).
+    peak: u128,
+}
+
+impl Step<'_> {
+    /// An error of this instruction.
+    fn fail(&self, reason: impl Into<String>) -> CompileError {
+        CompileError::Eval {
+            source_file: self.source.to_string(),
+            node: format!("plan instruction '{}'", self.ins.name),
+            reason: reason.into(),
+        }
+    }
+
+    /// `v` as a ring element, recorded in the peak; an error if it leaves the ring.
+    fn check(&mut self, v: i128) -> Result<i64> {
+        self.peak = self.peak.max(v.unsigned_abs());
+        let half = 1i128 << (self.ring_bits - 1);
+        if v < -half || v >= half {
+            return Err(self.fail(format!(
+                "value {v} leaves the {}-bit ring; hint: compile with a larger --ring-bits",
+                self.ring_bits
+            )));
+        }
+        Ok(v as i64)
+    }
+
+    /// The instruction's input register `i`.
+    fn input_reg(&self, i: usize) -> Result<u32> {
+        self.ins
+            .inputs
+            .get(i)
+            .copied()
+            .ok_or_else(|| self.fail(format!("input {i} missing")))
+    }
+
+    /// The instruction's first output register.
+    fn output(&self) -> Result<u32> {
+        self.ins
+            .outputs
+            .first()
+            .copied()
+            .ok_or_else(|| self.fail("no output"))
+    }
+
+    /// Write the instruction's first output.
+    fn put(&mut self, v: Vec<i64>) -> Result<()> {
+        let o = self.output()?;
+        self.regs.insert(o, v);
+        Ok(())
+    }
+
+    /// Tokens of the program.
+    fn t(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+/// The instructions, one method per kind: the same homes as the runtime's `exec/ops.rs`.
+impl Simulator<'_> {
+    /// Run one instruction; the token, for `Sample`.
+    fn step(&mut self, s: &mut Step<'_>, op: &Op) -> Result<Option<usize>> {
+        match op {
+            Op::Embed(e) => self.embed(s, e)?,
+            Op::Linear(l) => self.linear(s, l, false)?,
+            Op::Logits(l) => self.linear(s, l, true)?,
+            Op::SplitQkv(_) => {
+                let x = self.input(s, 0)?;
+                let c3 = self.cols(s.input_reg(0)?);
+                let c = c3 / 3;
+                for (part, &o) in s.ins.outputs.iter().enumerate() {
+                    let v: Vec<i64> = x
+                        .chunks(c3)
+                        .flat_map(|row| row[part * c..(part + 1) * c].to_vec())
+                        .collect();
+                    s.regs.insert(o, v);
+                }
+            }
+            Op::CacheAppend(_) => {
+                let x = self.input(s, 0)?;
+                self.cache.entry(s.output()?).or_default().extend(x);
+            }
+            Op::QkT(h) => self.qk_t(s, h)?,
+            Op::Softmax(sm) => self.softmax(s, sm)?,
+            Op::Pv(h) => self.pv(s, h)?,
+            Op::LayerNorm(l) => {
+                let x = self.input(s, 0)?;
+                let p = convert::layernorm_from_plan(l);
+                let mut out = Vec::with_capacity(x.len());
+                for row in x.chunks(l.n.max(1) as usize) {
+                    let y = semantics::layernorm_row(row, &p).map_err(|e| s.fail(e.to_string()))?;
+                    for v in y {
+                        out.push(s.check(v as i128)?);
+                    }
+                }
+                s.put(out)?;
+            }
+            Op::Gelu(g) => {
+                let x = self.input(s, 0)?;
+                let tables = convert::gelu_from_plan(g);
+                let mut out = Vec::with_capacity(x.len());
+                for &v in &x {
+                    let y = semantics::gelu(v, &tables).map_err(|e| s.fail(e.to_string()))?;
+                    out.push(s.check(y as i128)?);
+                }
+                s.put(out)?;
+            }
+            Op::Add(_) => {
+                let (a, b) = (self.input(s, 0)?, self.input(s, 1)?);
+                let mut out = Vec::with_capacity(a.len());
+                for (&x, &y) in a.iter().zip(&b) {
+                    out.push(s.check(x as i128 + y as i128)?);
+                }
+                s.put(out)?;
+            }
+            Op::Sample(sp) => {
+                let z = self.last_logits.last().cloned().unwrap_or_default();
+                return Ok(Some(
+                    self.sample(sp, &z).map_err(|e| s.fail(e.to_string()))?,
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The instruction's input `i`: a register of the program or of the cache.
+    fn input(&self, s: &Step<'_>, i: usize) -> Result<Vec<i64>> {
+        let r = s.input_reg(i)?;
+        s.regs
+            .get(&r)
+            .or_else(|| self.cache.get(&r))
+            .cloned()
+            .ok_or_else(|| s.fail(format!("register {r} read before written")))
+    }
+
+    /// Columns of register `r`.
+    fn cols(&self, r: u32) -> usize {
+        self.plan.registers[r as usize].cols as usize
+    }
+
+    /// `Embed`: the token table's rows of the tokens plus the position table's rows.
+    fn embed(&mut self, s: &mut Step<'_>, e: &plan::Embed) -> Result<()> {
+        let c = self.cols(s.output()?);
+        let vocab = self.plan.model.as_ref().map_or(0, |m| m.vocab);
+        let past = self.positions;
+        let (te, pe) = (
+            &self.weights[e.token_table as usize],
+            &self.weights[e.position_table as usize],
+        );
+        let mut out = Vec::with_capacity(s.t() * c);
+        for (r, &tok) in s.tokens.iter().enumerate() {
+            if tok < 0 || tok as u64 >= vocab {
+                return Err(CompileError::Input(format!(
+                    "token id {tok} outside the vocabulary of {vocab}"
+                )));
+            }
+            let (tr, pr) = (tok as usize * c, (past + r) * c);
+            for j in 0..c {
+                out.push(s.check(te[tr + j] as i128 + pe[pr + j] as i128)?);
+            }
+        }
+        s.put(out)
+    }
+
+    /// `Linear` and `Logits` (the last row only, unless `all_rows`): (x·W + b) >> shift.
+    fn linear(&mut self, s: &mut Step<'_>, l: &plan::Linear, logits: bool) -> Result<()> {
+        let x = self.input(s, 0)?;
+        let k = self.cols(s.input_reg(0)?);
+        let w = &self.weights[l.weight as usize];
+        let n = w.len() / k.max(1);
+        let b = l.bias.map(|b| &self.weights[b as usize]);
+        let t = s.t();
+        let rows: Vec<usize> = match logits && !self.all_rows {
+            true => vec![t - 1],
+            false => (0..t).collect(),
+        };
+        let bound = self.col_abs_max[l.weight as usize];
+        let mut out = Vec::with_capacity(rows.len() * n);
+        for &r in &rows {
+            let xr = &x[r * k..(r + 1) * k];
+            let acc = matvec(xr, w, n, b.map(|b| b.as_slice()), bound);
+            for a in acc {
+                out.push(s.check(a)? >> l.shift);
+            }
+        }
+        if logits {
+            self.last_logits = out.chunks(n).map(|c| c.to_vec()).collect();
+        }
+        s.put(out)
+    }
+
+    /// `QkT`: per head, each row's causal scores (q·kⱼ) >> shift against the cache.
+    fn qk_t(&mut self, s: &mut Step<'_>, h: &plan::HeadProduct) -> Result<()> {
+        let (q, kc) = (self.input(s, 0)?, self.input(s, 1)?);
+        let c = self.cols(s.input_reg(0)?);
+        let (heads, d) = (h.heads as usize, c / h.heads as usize);
+        let (t, past) = (s.t(), self.positions);
+        let npos = past + t;
+        let mut out = vec![0i64; heads * t * npos];
+        for hh in 0..heads {
+            for r in 0..t {
+                for j in 0..=past + r {
+                    let mut acc = 0i128;
+                    for dd in 0..d {
+                        acc += q[r * c + hh * d + dd] as i128 * kc[j * c + hh * d + dd] as i128;
+                    }
+                    out[(hh * t + r) * npos + j] = s.check(acc)? >> h.shift;
+                }
+            }
+        }
+        s.put(out)
+    }
+
+    /// `Softmax` of each head's causal score rows.
+    fn softmax(&mut self, s: &mut Step<'_>, sm: &plan::Softmax) -> Result<()> {
+        let x = self.input(s, 0)?;
+        let tables = convert::softmax_from_plan(sm);
+        let (t, past) = (s.t(), self.positions);
+        let npos = past + t;
+        let mut out = vec![0i64; x.len()];
+        for hh in 0..sm.heads as usize {
+            for r in 0..t {
+                let base = (hh * t + r) * npos;
+                let row = &x[base..base + past + r + 1];
+                let p = semantics::softmax_row(row, &tables).map_err(|e| s.fail(e.to_string()))?;
+                for (j, v) in p.into_iter().enumerate() {
+                    out[base + j] = s.check(v as i128)?;
+                }
+            }
+        }
+        s.put(out)
+    }
+
+    /// `Pv`: per head, (P·V) >> shift against the cached values.
+    fn pv(&mut self, s: &mut Step<'_>, h: &plan::HeadProduct) -> Result<()> {
+        let (p, vc) = (self.input(s, 0)?, self.input(s, 1)?);
+        let c = self.cols(s.input_reg(1)?);
+        let (heads, d) = (h.heads as usize, c / h.heads as usize);
+        let (t, past) = (s.t(), self.positions);
+        let npos = past + t;
+        let mut out = vec![0i64; t * c];
+        for hh in 0..heads {
+            for r in 0..t {
+                for dd in 0..d {
+                    let mut acc = 0i128;
+                    for j in 0..=past + r {
+                        acc += p[(hh * t + r) * npos + j] as i128 * vc[j * c + hh * d + dd] as i128;
+                    }
+                    out[r * c + hh * d + dd] = s.check(acc)? >> h.shift;
+                }
+            }
+        }
+        s.put(out)
     }
 }
