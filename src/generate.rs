@@ -7,6 +7,7 @@ use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, Plan};
 use ciphergpt_runtime::crypto::CotBackend;
 use ciphergpt_runtime::exec::EncodedModel;
+use ciphergpt_runtime::net::wire::Request;
 use ciphergpt_runtime::net::{tcp, Channel, NetError, Role, SessionConfig};
 use ciphergpt_runtime::session::{
     self, ClientOptions, CostLine, Decoding, ProgramCost, SessionReport, OP_CLASSES, OT_REFILL,
@@ -297,6 +298,10 @@ fn check_prompt(plan: &Plan, prompt: &[i64], new: usize) -> anyhow::Result<()> {
     // Overflow-checked (`--max-new-tokens` may be any u64), and before any connection.
     if let Err(e) = session::context_positions(plan, prompt.len(), new) {
         bail!("the prompt is too long: {e}; shorten the prompt or lower --max-new-tokens");
+    }
+    // The request carries both counts as u32 (whatever the model's positions).
+    if let Err(e) = Request::counts(prompt.len(), new) {
+        bail!("the request cannot carry these counts: {e}; lower --max-new-tokens");
     }
     Ok(())
 }

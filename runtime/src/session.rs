@@ -3,7 +3,7 @@
 //! choice of OT extension, OT setup on every lane at once (and the RLWE keys on lane 0), the
 //! client's request (prompt tokens, new tokens, the decoding — K and the temperature — and the
 //! preparation batch: public, as the shapes are), the first preparation of the prepared weight
-//! products, the prefill, then per further token the client's go-on byte, a preparation batch
+//! products, the prefill, then per further token the client's [`Step`], a preparation batch
 //! when one has run out, and one decode step. The sampled tokens reach the client only. Both
 //! sides build a cost report from their own channels: per program, per op class as CipherGPT's
 //! Table V, the bytes of all lanes, the most flights of any; the preparation batches apart; each
@@ -20,6 +20,7 @@ use crate::crypto::{CotBackend, OtPair, Prg};
 use crate::exec::{
     self, EncodedModel, ExecError, Executor, InstructionCost, Lane, Progress, Sampling,
 };
+use crate::net::wire::{OtChoice, Request, Step, WireMessage};
 use crate::net::{scoped, Channel, Counters, NetError, Role};
 use crate::protocols::attention_he::DuplexHe;
 
@@ -292,11 +293,6 @@ pub enum SessionError {
     Exec(#[from] ExecError),
 }
 
-/// The client's request, sent in the clear (the server learns the shapes anyway): prompt tokens,
-/// new tokens, K, the temperature's fixed-point reciprocal, and the decode steps a preparation
-/// batch covers (0: none), u32 each.
-const REQUEST_BYTES: usize = 20;
-
 /// What the client chooses for a session besides its prompt, all public to both parties: the
 /// decoding, how many decode steps of the prepared weight products and non-linear layers each
 /// preparation batch covers (0: everything online), and the OT extension (silent OT, or IKNP;
@@ -321,17 +317,6 @@ impl ClientOptions {
 
 /// Decode steps a preparation batch covers unless the client says otherwise.
 pub const DEFAULT_PREPROCESS_TOKENS: u32 = 256;
-
-/// The OT backend's byte on the wire.
-fn backend_byte(b: CotBackend) -> Result<u8, NetError> {
-    match b {
-        CotBackend::Silent => Ok(0),
-        CotBackend::Iknp => Ok(1),
-        other => Err(NetError::InvalidArgument(format!(
-            "the OT backend {other:?} is for tests, not sessions"
-        ))),
-    }
-}
 
 /// Prepare the decode steps `from..new` need when a prepared product has run out, at most
 /// `batch` of them, and add the cost to the report's `preprocess` list. Both parties call it at
@@ -387,10 +372,6 @@ impl Decoding {
     }
 }
 
-fn u32_at(b: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
-}
-
 /// The positions a session of `prompt` tokens generating `new` tokens fills, `prompt + new − 1`,
 /// if the prompt and the count are positive and that fits the plan's model; else a one-line
 /// reason. Overflow-checked: the counts come from flags and from the wire.
@@ -435,19 +416,15 @@ pub fn serve<C: Channel + ?Sized>(
         lanes: 1 + more.len(),
         ..Default::default()
     };
-    let backend = match ch.recv_vec(1)?[0] {
-        0 => CotBackend::Silent,
-        1 => CotBackend::Iknp,
-        b => return Err(NetError::Malformed(format!("OT backend {b}")).into()),
-    };
+    let backend = OtChoice::recv(ch)?.backend();
     let (mut ot, he, lanes, setup) = setup(ch, more, role, backend)?;
     report.setup = setup;
-    let req = ch.recv_vec(REQUEST_BYTES)?;
-    let (t, new) = (u32_at(&req, 0) as usize, u32_at(&req, 1) as usize);
-    let batch = u32_at(&req, 4) as usize;
+    let req = Request::recv(ch)?;
+    let (t, new) = (req.prompt_tokens() as usize, req.new_tokens() as usize);
+    let batch = req.preprocess_tokens() as usize;
     let decoding = Decoding {
-        top_k: u32_at(&req, 2),
-        inv_temperature: u32_at(&req, 3),
+        top_k: req.top_k(),
+        inv_temperature: req.inv_temperature(),
         seed,
     };
     check_decoding(plan, decoding.top_k, decoding.inv_temperature)
@@ -464,8 +441,7 @@ pub fn serve<C: Channel + ?Sized>(
         .programs
         .push(program_cost("prefill".into(), t, ex.positions, &ex.costs));
     for step in 1..new {
-        let go = ch.recv_vec(1)?;
-        if go[0] == 0 {
+        if Step::recv(ch)? == Step::Stop {
             break;
         }
         refill(&mut ex, &mut ot, &he, ch, batch, step, new, &mut report)?;
@@ -499,39 +475,33 @@ pub fn generate<C: Channel + ?Sized>(
     mut on_token: impl FnMut(usize, &ProgramCost) -> bool,
 ) -> Result<(Vec<usize>, SessionReport), SessionError> {
     let role = Role::Client;
-    // Checked before any message: both counts go on the wire as u32, and the context bounds
-    // every buffer of the session.
+    // Checked before any message: the request's counts and decoding, and the context, which
+    // bounds every buffer of the session.
     let context =
         context_positions(plan, tokens.len(), new_tokens).map_err(NetError::InvalidArgument)?;
-    let (prompt_u32, new_u32) = match (u32::try_from(tokens.len()), u32::try_from(new_tokens)) {
-        (Ok(t), Ok(n)) => (t, n),
-        _ => {
-            return Err(NetError::InvalidArgument(format!(
-                "{} prompt tokens and {new_tokens} new ones do not fit the request's 32-bit counts",
-                tokens.len()
-            ))
-            .into())
-        }
-    };
     let decoding = &options.decoding;
     check_decoding(plan, decoding.top_k, decoding.inv_temperature)
         .map_err(NetError::InvalidArgument)?;
+    let invalid = |e: crate::net::wire::WireError| NetError::InvalidArgument(e.to_string());
+    let request = Request::new(
+        tokens.len(),
+        new_tokens,
+        decoding.top_k,
+        decoding.inv_temperature,
+        options.preprocess_tokens,
+    )
+    .map_err(invalid)?;
+    let ot_choice = OtChoice::new(options.ot).map_err(invalid)?;
     let mut report = SessionReport {
         party: "client".into(),
         threads: rayon::current_num_threads(),
         lanes: 1 + more.len(),
         ..Default::default()
     };
-    ch.send(&[backend_byte(options.ot)?])?;
+    ot_choice.send(ch)?;
     let (mut ot, he, lanes, setup) = setup(ch, more, role, options.ot)?;
     report.setup = setup;
-    let mut req = Vec::with_capacity(REQUEST_BYTES);
-    req.extend(prompt_u32.to_le_bytes());
-    req.extend(new_u32.to_le_bytes());
-    req.extend(decoding.top_k.to_le_bytes());
-    req.extend(decoding.inv_temperature.to_le_bytes());
-    req.extend(options.preprocess_tokens.to_le_bytes());
-    ch.send(&req)?;
+    request.send(ch)?;
     ch.flush()?;
     let batch = options.preprocess_tokens as usize;
     let mut ex = Executor::new(plan, role, prepared)?;
@@ -556,7 +526,7 @@ pub fn generate<C: Channel + ?Sized>(
         report.programs.last().unwrap_or(&ProgramCost::default()),
     );
     for step in 1..new_tokens {
-        ch.send(&[go as u8])?;
+        Step::go_on(go).send(ch)?;
         ch.flush()?;
         if !go {
             break;

@@ -1,14 +1,14 @@
 //! The two files a compilation writes, and the checks on reading them.
 //!
 //! `plan.cgp` (public) and `weights.cgw` (server only) share one layout: an 8-byte magic, the
-//! format version (u32, little endian), then one protobuf message. A plan carries the BLAKE3
-//! hash of its own encoding with the hash field empty; a weights file carries the hash of the
-//! plan it belongs to. Reading refuses another magic, another version, a plan whose hash does not
-//! match its content, a plan whose structure is not sound ([`super::validate`]: a crafted plan
-//! re-sealed with its hash), and weights of another plan or not of its plan's shapes, each with a
-//! one-line error naming the file.
+//! plan format version ([`super::PLAN_FORMAT_VERSION`], u32, little endian; not the wire's), then
+//! one protobuf message. A plan carries the BLAKE3 hash of its own encoding with the hash field
+//! empty; a weights file carries the hash of the plan it belongs to. Reading refuses another
+//! magic, another version, a plan whose hash does not match its content, a plan whose structure
+//! is not sound ([`super::validate`]: a crafted plan re-sealed with its hash), and weights of
+//! another plan or not of its plan's shapes, each with a one-line error naming the file.
 
-use super::{validate, Plan, WeightsFile, FORMAT_VERSION};
+use super::{validate, Plan, WeightsFile, PLAN_FORMAT_VERSION};
 use crate::error::{CompileError, Result};
 use prost::Message;
 use std::path::Path;
@@ -25,14 +25,14 @@ pub fn plan_hash(plan: &Plan) -> [u8; 32] {
 
 /// Set the plan's hash field from its content.
 pub fn seal(plan: &mut Plan) {
-    plan.format_version = FORMAT_VERSION;
+    plan.format_version = PLAN_FORMAT_VERSION;
     plan.hash = plan_hash(plan).to_vec();
 }
 
 fn frame(magic: &[u8; 8], body: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + body.len());
     out.extend_from_slice(magic);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&PLAN_FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&body);
     out
 }
@@ -46,9 +46,9 @@ fn unframe<'a>(bytes: &'a [u8], magic: &[u8; 8], what: &str, path: &str) -> Resu
         return Err(err(format!("not a ciphergpt {what} file")));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if version != PLAN_FORMAT_VERSION {
         return Err(err(format!(
-            "{what} format version {version}, this ciphergpt reads version {FORMAT_VERSION}; hint: recompile the model with this version"
+            "{what} file of plan format version {version}, this ciphergpt reads plan format version {PLAN_FORMAT_VERSION}; hint: recompile the model with this version"
         )));
     }
     Ok(&bytes[12..])
@@ -90,7 +90,7 @@ pub fn decode_plan(bytes: &[u8], shown: &str) -> Result<Plan> {
         path: shown.to_string(),
         reason: format!("damaged plan: {e}"),
     })?;
-    if plan.format_version != FORMAT_VERSION || plan.hash != plan_hash(&plan) {
+    if plan.format_version != PLAN_FORMAT_VERSION || plan.hash != plan_hash(&plan) {
         return Err(CompileError::Plan {
             path: shown.to_string(),
             reason: "the plan's content does not match its hash (modified or damaged); hint: recompile the model".into(),

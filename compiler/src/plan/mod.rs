@@ -13,9 +13,10 @@ pub mod inspect;
 pub mod link;
 pub mod validate;
 
-/// Version of the plan and weights formats; a file of another version is refused. 2: the token
-/// choice is `Sample` (greedy or top-K), where version 1 had a greedy-only `Argmax`.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the plan and weights file formats (`plan.cgp`, `weights.cgw`); a file of another
+/// version is refused. Not the wire's version: that is the runtime's `net::wire::WIRE_VERSION`.
+/// 2: the token choice is `Sample` (greedy or top-K), where version 1 had a greedy-only `Argmax`.
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 /// The whole public plan.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -1,7 +1,8 @@
-//! The session handshake: each channel starts with both parties sending a `Hello` and checking
-//! the peer's: magic, format version, roles, plan hash, channel index and count. Both parties send
-//! before they receive (or the server answers a hello it has read, [`read_hello`] then
-//! [`answer`]), so both see a mismatch and both refuse with the same clear message.
+//! The session handshake: each channel starts with both parties sending a [`Hello`] and checking
+//! the peer's: magic, wire version ([`super::wire::WIRE_VERSION`]), roles, plan hash, channel
+//! index and count. Both parties send before they receive (or the server answers a hello it has
+//! read, [`read_hello`] then [`answer`]), so both see a mismatch and both refuse with the same
+//! clear message.
 //!
 //! **Lanes.** A session runs on `lanes` channels, negotiated on the first: there each party's
 //! `channel_count` is the most lanes it will run (the client's ask; the server's own limit, or
@@ -10,36 +11,16 @@
 //! client then opens channels 1..lanes, whose hellos carry that count, their index and the first
 //! channel's session id; there the counts must be equal.
 
-use super::{Channel, NetError, Role, SessionConfig};
+use super::wire::{WireMessage, PREAMBLE};
+use super::{Channel, NetError, SessionConfig};
 
-/// Version of the wire format; bump it whenever any protocol message changes. 2: the session
-/// request carries the decoding (top-K, temperature). 3: the first channel's count is each
-/// party's most lanes, the session runs the smaller on as many channels, each with its own OT.
-/// 4: 1-out-of-N OT pads are read from each key's hash stream, and the millionaires' trees
-/// combine up to four digits per node by one OT.
-pub const FORMAT_VERSION: u32 = 4;
-
-const MAGIC: [u8; 8] = *b"CGPT-2PC";
-const HELLO_LEN: usize = 8 + 4 + 1 + 32 + 4 + 4 + 16;
-
-/// What each party announces at the start of every channel.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hello {
-    pub version: u32,
-    pub role: Role,
-    pub plan_hash: [u8; 32],
-    pub channel_index: u32,
-    pub channel_count: u32,
-    /// Identifies the session among the connections a server accepts (set by the client).
-    pub session_id: [u8; 16],
-}
+pub use super::wire::Hello;
 
 impl Hello {
     /// The hello of channel `index`: on channel 0 the count is `cfg.channels` (this party's most
     /// lanes), on the others set it to the session's lanes with [`Hello::lanes`].
     pub fn new(cfg: &SessionConfig, index: u32, session_id: [u8; 16]) -> Hello {
         Hello {
-            version: FORMAT_VERSION,
             role: cfg.role,
             plan_hash: cfg.plan_hash,
             channel_index: index,
@@ -52,44 +33,6 @@ impl Hello {
     pub fn lanes(mut self, n: usize) -> Hello {
         self.channel_count = n.max(1) as u32;
         self
-    }
-
-    fn encode(&self) -> [u8; HELLO_LEN] {
-        let mut b = [0u8; HELLO_LEN];
-        b[0..8].copy_from_slice(&MAGIC);
-        b[8..12].copy_from_slice(&self.version.to_le_bytes());
-        b[12] = self.role.to_byte();
-        b[13..45].copy_from_slice(&self.plan_hash);
-        b[45..49].copy_from_slice(&self.channel_index.to_le_bytes());
-        b[49..53].copy_from_slice(&self.channel_count.to_le_bytes());
-        b[53..69].copy_from_slice(&self.session_id);
-        b
-    }
-
-    fn decode(b: &[u8; HELLO_LEN]) -> Result<Hello, NetError> {
-        if b[0..8] != MAGIC {
-            return Err(NetError::Malformed(
-                "the first bytes are not a ciphergpt hello".into(),
-            ));
-        }
-        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let role = Role::from_byte(b[12])
-            .ok_or_else(|| NetError::Malformed(format!("unknown role byte {}", b[12])))?;
-        let mut plan_hash = [0u8; 32];
-        plan_hash.copy_from_slice(&b[13..45]);
-        let mut session_id = [0u8; 16];
-        session_id.copy_from_slice(&b[53..69]);
-        if u32_at(49) == 0 {
-            return Err(NetError::Malformed("a hello with 0 channels".into()));
-        }
-        Ok(Hello {
-            version: u32_at(8),
-            role,
-            plan_hash,
-            channel_index: u32_at(45),
-            channel_count: u32_at(49),
-            session_id,
-        })
     }
 }
 
@@ -105,10 +48,8 @@ fn short_hex(h: &[u8; 32]) -> String {
 /// The bytes are counted under the scope `"handshake"`.
 pub fn handshake<C: Channel + ?Sized>(ch: &mut C, ours: &Hello) -> Result<Hello, NetError> {
     let theirs = super::scoped(ch, "handshake", |ch| -> Result<Hello, NetError> {
-        ch.send(&ours.encode())?;
-        let mut buf = [0u8; HELLO_LEN];
-        ch.recv(&mut buf)?;
-        Hello::decode(&buf)
+        ours.send(ch)?;
+        Hello::recv(ch)
     })?;
     check(ours, &theirs)?;
     Ok(theirs)
@@ -116,12 +57,16 @@ pub fn handshake<C: Channel + ?Sized>(ch: &mut C, ours: &Hello) -> Result<Hello,
 
 /// Read the peer's hello without sending ours first: the server does, to see whether a
 /// connection opens a session (channel 0) or joins one as a lane, then [`answer`]s it. Counted
-/// under `"handshake"`.
+/// under `"handshake"`. A peer of another wire version gets our preamble (magic and version)
+/// in answer, so that it refuses with the same message.
 pub fn read_hello<C: Channel + ?Sized>(ch: &mut C) -> Result<Hello, NetError> {
     super::scoped(ch, "handshake", |ch| -> Result<Hello, NetError> {
-        let mut buf = [0u8; HELLO_LEN];
-        ch.recv(&mut buf)?;
-        Hello::decode(&buf)
+        let theirs = Hello::recv(ch);
+        if let Err(NetError::HandshakeMismatch { .. }) = &theirs {
+            // Best effort: the session is refused whether or not the peer reads it.
+            let _ = ch.send(&PREAMBLE).and_then(|()| ch.flush());
+        }
+        theirs
     })
 }
 
@@ -132,7 +77,7 @@ pub fn answer<C: Channel + ?Sized>(
     theirs: &Hello,
 ) -> Result<(), NetError> {
     super::scoped(ch, "handshake", |ch| -> Result<(), NetError> {
-        ch.send(&ours.encode())?;
+        ours.send(ch)?;
         ch.flush()
     })?;
     check(ours, theirs)
@@ -143,15 +88,8 @@ pub fn lanes(ours: &Hello, theirs: &Hello) -> usize {
     ours.channel_count.min(theirs.channel_count).max(1) as usize
 }
 
+/// The wire version is checked as the peer's hello is read ([`Hello::recv`]).
 fn check(ours: &Hello, theirs: &Hello) -> Result<(), NetError> {
-    if ours.version != theirs.version {
-        return Err(NetError::HandshakeMismatch {
-            field: "format version",
-            ours: ours.version.to_string(),
-            theirs: theirs.version.to_string(),
-            hint: "run the same ciphergpt version on both hosts",
-        });
-    }
     if theirs.role != ours.role.other() {
         return Err(NetError::HandshakeMismatch {
             field: "role",
@@ -190,7 +128,8 @@ fn check(ours: &Hello, theirs: &Hello) -> Result<(), NetError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{mem, SessionConfig};
+    use super::super::wire::{LEN_BYTES, MAGIC, WIRE_VERSION};
+    use super::super::{mem, Role, SessionConfig};
     use super::*;
     use std::time::Duration;
 
@@ -288,12 +227,52 @@ mod tests {
     #[test]
     fn garbage_is_malformed() {
         let (mut a, mut b) = mem::pair(Duration::from_secs(5));
-        b.send(&[0u8; HELLO_LEN]).unwrap();
+        b.send(&[0u8; 69]).unwrap();
         b.flush().unwrap();
         let cfg = SessionConfig::new(Role::Server, [0; 32]);
-        let e = handshake(&mut a, &Hello::new(&cfg, 0, [0; 16])).unwrap_err();
+        let ours = Hello::new(&cfg, 0, [0; 16]);
+        let e = handshake(&mut a, &ours).unwrap_err();
         assert!(matches!(e, NetError::Malformed(_)), "{e}");
-        assert_eq!(a.stats().scope("handshake").bytes_sent, HELLO_LEN as u64);
+        assert!(e.to_string().contains("not a ciphergpt hello"), "{e}");
+        let sent = a.stats().scope("handshake").bytes_sent;
+        assert_eq!(sent, ours.encode().len() as u64);
+    }
+
+    /// A peer of another wire version: its hello's preamble (magic, version) as every version
+    /// lays it out, then a body this version need not read.
+    fn foreign_hello(version: u32) -> Vec<u8> {
+        let mut b = MAGIC.to_vec();
+        b.extend(version.to_le_bytes());
+        b.extend((3u16).to_le_bytes());
+        b.extend([0xff; 3]);
+        assert_eq!(b.len(), 12 + LEN_BYTES + 3);
+        b
+    }
+
+    #[test]
+    fn another_wire_version_is_refused_by_name() {
+        let cfg = SessionConfig::new(Role::Server, [1; 32]);
+        // Both send first.
+        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
+        b.send(&foreign_hello(WIRE_VERSION + 1)).unwrap();
+        b.flush().unwrap();
+        let e = handshake(&mut a, &Hello::new(&cfg, 0, [0; 16])).unwrap_err();
+        let want = format!(
+            "wire version differs (ours {WIRE_VERSION}, peer's {})",
+            WIRE_VERSION + 1
+        );
+        assert!(e.to_string().contains(&want), "{e}");
+        assert!(e.to_string().contains("same ciphergpt version"), "{e}");
+        // The server reads first: it answers with its preamble, which the peer refuses alike.
+        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
+        b.send(&foreign_hello(WIRE_VERSION - 1)).unwrap();
+        b.flush().unwrap();
+        let e = read_hello(&mut a).unwrap_err();
+        assert!(e.to_string().contains("wire version differs"), "{e}");
+        let mut preamble = [0u8; 12];
+        b.recv(&mut preamble).unwrap();
+        assert_eq!(&preamble[..8], &MAGIC);
+        assert_eq!(preamble[8..], WIRE_VERSION.to_le_bytes());
     }
 
     #[test]

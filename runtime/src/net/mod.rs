@@ -16,6 +16,9 @@
 //! Every wait has a timeout: a peer that disconnects gives [`NetError::Disconnected`], a peer that
 //! stalls gives [`NetError::Timeout`]; neither hangs.
 //!
+//! [`wire`] holds every session-level message (the hello, the client's OT choice, its request,
+//! the step before each decode) and [`WIRE_VERSION`], the version of everything on the wire.
+//!
 //! [`link::Link`] is a network link as a cost (round-trip time, bandwidth; the design's `lan` and
 //! `wan`): a flight costs half a round trip, a byte its transfer time
 //! ([`link::Link::estimate_seconds`]); `ciphergpt relay` emulates one between the two processes.
@@ -25,6 +28,7 @@ pub mod link;
 pub mod mem;
 pub mod tap;
 pub mod tcp;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,7 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::block::{self, Block};
 
-pub use handshake::{answer, handshake, lanes, read_hello, Hello, FORMAT_VERSION};
+pub use handshake::{answer, handshake, lanes, read_hello, Hello};
+pub use wire::{WireMessage, WIRE_VERSION};
 
 /// Default time a party waits for its peer before giving up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,19 +59,6 @@ impl Role {
         match self {
             Role::Server => Role::Client,
             Role::Client => Role::Server,
-        }
-    }
-    pub fn to_byte(self) -> u8 {
-        match self {
-            Role::Server => 0,
-            Role::Client => 1,
-        }
-    }
-    pub fn from_byte(b: u8) -> Option<Role> {
-        match b {
-            0 => Some(Role::Server),
-            1 => Some(Role::Client),
-            _ => None,
         }
     }
 }

@@ -303,8 +303,10 @@ mod tests {
             ch.flush().unwrap();
         }
         let cs = h.join().unwrap();
-        assert_eq!(cs.total.bytes_sent, 300_000 + 69);
-        assert_eq!(cs.scope("handshake").bytes_received, 69);
+        // Channel 0's hello: the preamble (12), the length (2), a body of 56 bytes (index 0
+        // is left out).
+        assert_eq!(cs.total.bytes_sent, 300_000 + 70);
+        assert_eq!(cs.scope("handshake").bytes_received, 70);
     }
 
     #[test]
