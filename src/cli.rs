@@ -5,6 +5,7 @@ use ciphergpt_compiler::fixed;
 use ciphergpt_compiler::interp::float;
 use ciphergpt_compiler::ir;
 use ciphergpt_compiler::model::{self, ModelSpec};
+use ciphergpt_compiler::passes;
 use ciphergpt_compiler::plan;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ impl ModelArgs {
 pub enum Emit {
     /// The graph IR after the passes, one op per line.
     Ir,
+    /// The fusion rewrites that brought the import to GPT operations: one line per rewrite
+    /// (rule and node), then the count per rule.
+    Fusion,
 }
 
 #[derive(Args, Debug)]
@@ -83,7 +87,8 @@ pub struct CompileArgs {
     /// Write DIR/plan.cgp (public) and DIR/weights.cgw (server only).
     #[arg(short = 'o', long = "out", value_name = "DIR", conflicts_with = "emit")]
     pub out: Option<PathBuf>,
-    /// Print the graph IR after the passes instead of writing a plan.
+    /// Print the graph IR after the passes, or the fusion rules that fired, instead of writing
+    /// a plan.
     #[arg(long, value_enum)]
     pub emit: Option<Emit>,
     #[command(flatten)]
@@ -184,10 +189,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn compile(args: CompileArgs) -> anyhow::Result<()> {
-    let graph = model::load(&args.model.spec()?)?;
+    let (graph, trace) = model::load_traced(&args.model.spec()?)?;
     let Some(dir) = args.out else {
         match args.emit.unwrap_or(Emit::Ir) {
             Emit::Ir => print!("{}", ir::render(&graph)),
+            Emit::Fusion => print_fusion_trace(&trace),
         }
         return Ok(());
     };
@@ -221,6 +227,19 @@ fn compile(args: CompileArgs) -> anyhow::Result<()> {
         size(&weights_path)
     );
     Ok(())
+}
+
+/// The fusion rewrites, one per line, then how many times each rule fired (in the rules' order).
+fn print_fusion_trace(trace: &[passes::fusion::Fired]) {
+    for f in trace {
+        println!("{f}");
+    }
+    for rule in passes::fusion::Rule::ALL {
+        let n = trace.iter().filter(|f| f.rule == rule).count();
+        if n > 0 {
+            println!("{rule}: {n}");
+        }
+    }
 }
 
 /// Calibration prompts from a file: text lines (byte-level models) or comma-separated ids.

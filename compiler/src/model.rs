@@ -20,15 +20,22 @@ pub struct ModelSpec {
 
 /// Load the model and run the front-end passes; the result holds only high-level ops.
 pub fn load(spec: &ModelSpec) -> Result<Graph> {
+    load_traced(spec).map(|(graph, _)| graph)
+}
+
+/// [`load`], with the fusion rewrites that brought the import to high-level ops, in order
+/// (none for a DSL model: it writes the fused form directly).
+pub fn load_traced(spec: &ModelSpec) -> Result<(Graph, Vec<passes::fusion::Fired>)> {
     let mut graph = load_unfused(spec)?;
-    if is_dsl(&spec.path) {
+    let trace = if is_dsl(&spec.path) {
         // The DSL writes the fused form directly; check its types by running it once.
         passes::run(&mut graph, &[passes::Pass::ShapeInference])?;
-        passes::require_high_level(&graph)?;
+        Vec::new()
     } else {
-        passes::run_default(&mut graph)?;
-    }
-    Ok(graph)
+        passes::run_traced(&mut graph, passes::DEFAULT_PASSES)?
+    };
+    passes::require_high_level(&graph)?;
+    Ok((graph, trace))
 }
 
 /// Load the model as its front end writes it, before any pass.

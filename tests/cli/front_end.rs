@@ -93,6 +93,57 @@ fn compile_emits_fused_ir() {
 }
 
 #[test]
+fn compile_emits_the_fusion_trace() {
+    // The trained model has 2 layers (models/tiny-trained.json): per layer 4 linear layers, 2
+    // LayerNorms, one GELU, one attention, two residual adds; then the final LayerNorm, the
+    // token embedding and the logits. The TorchScript export writes Gemm for the linear layers.
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("models/tiny-trained.json")).unwrap(),
+    )
+    .unwrap();
+    let layers = config["config"]["n_layer"].as_u64().unwrap() as usize;
+    let out = ciphergpt(&[
+        "compile",
+        "models/tiny-trained.torchscript.onnx",
+        "--emit",
+        "fusion",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fired = |rule: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{rule} fired on '")))
+            .count()
+    };
+    let want = [
+        ("linear-gemm", 4 * layers),
+        ("layer-norm", 2 * layers + 1),
+        ("gelu", layers),
+        ("attention", layers),
+        ("residual-add", 2 * layers),
+        ("embedding", 1),
+        ("logits", 1),
+    ];
+    for (rule, n) in want {
+        assert_eq!(fired(rule), n, "{rule}:\n{text}");
+        assert!(
+            text.contains(&format!("\n{rule}: {n}\n")),
+            "{rule}:\n{text}"
+        );
+    }
+    let total: usize = want.iter().map(|&(_, n)| n).sum();
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" fired on '")).count(),
+        total,
+        "{text}"
+    );
+}
+
+#[test]
 fn truncated_onnx_is_a_located_error() {
     let bytes = std::fs::read(root().join("models/tiny-trained.torchscript.onnx")).unwrap();
     let p = tmp("truncated.onnx");
