@@ -10,7 +10,6 @@ use ciphergpt_compiler::interp::float;
 use ciphergpt_compiler::ir::{op_sequence, parse, parse_with, render, Graph};
 use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::passes;
-use std::path::PathBuf;
 
 /// Token ids the graphs are run on (every model's vocabulary holds them).
 const TOKENS: [i64; 4] = [5, 71, 0, 200];
@@ -72,17 +71,7 @@ fn onnx_models_round_trip_as_imported_and_fused() {
 
 #[test]
 fn dsl_gpt2_round_trips() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let spec = ModelSpec {
-        path: root.join("examples/gpt2.cgpt"),
-        weights: None,
-        seed: Some(1),
-        overrides: model::parse_overrides(&[
-            "vocab=300,positions=32,width=48,heads=3,layers=2".into()
-        ])
-        .unwrap(),
-    };
-    let graph = model::load(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let graph = common::dsl_gpt2_small_config();
     round_trip("examples/gpt2.cgpt", &graph);
 }
 

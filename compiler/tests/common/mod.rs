@@ -129,3 +129,20 @@ pub fn assert_greedy_agrees(
     );
     r
 }
+
+/// The DSL GPT-2 (`examples/gpt2.cgpt`, seed 1) at a small configuration (2 layers of width 48,
+/// 3 heads, 300 tokens, 32 positions), fused: what the snapshot and round-trip tests read.
+pub fn dsl_gpt2_small_config() -> ciphergpt_compiler::ir::Graph {
+    use ciphergpt_compiler::model::{self, ModelSpec};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let spec = ModelSpec {
+        path: root.join("examples/gpt2.cgpt"),
+        weights: None,
+        seed: Some(1),
+        overrides: model::parse_overrides(&[
+            "vocab=300,positions=32,width=48,heads=3,layers=2".into()
+        ])
+        .unwrap(),
+    };
+    model::load(&spec).unwrap_or_else(|e| panic!("{e}"))
+}
