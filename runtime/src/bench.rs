@@ -16,6 +16,7 @@ use crate::crypto::prg::Prg;
 use crate::crypto::triples::bit_triples;
 use crate::crypto::OtPair;
 use crate::net::{scoped, Channel, NetError, Role};
+use crate::protocols::ProtocolError;
 
 /// Facts about the machine a bench ran on.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -167,6 +168,8 @@ pub fn machine_info(transport: &str) -> MachineInfo {
 pub enum BenchError {
     #[error(transparent)]
     Net(#[from] NetError),
+    #[error(transparent)]
+    Protocol(#[from] crate::protocols::ProtocolError),
     #[error("verification failed: {0}")]
     Verify(String),
 }
@@ -754,7 +757,7 @@ pub fn protocols_bench<C: Channel + ?Sized>(
                        name: String,
                        reference: Option<&str>,
                        count: u64,
-                       body: &mut dyn FnMut(&mut C, &mut OtPair) -> Result<(), NetError>|
+                       body: &mut dyn FnMut(&mut C, &mut OtPair) -> Result<(), ProtocolError>|
      -> Result<(), BenchError> {
         let t = start(ch, role)?;
         scoped(ch, &name, |ch| body(ch, &mut ot))?;
@@ -1089,7 +1092,7 @@ pub fn linear_bench<C: Channel + ?Sized>(
     let mut kc = SharedCache::new(AttnLayout::new(ring, Operand::Keys, heads, d, rows)?);
     let mut vc = SharedCache::new(AttnLayout::new(ring, Operand::Values, heads, d, rows)?);
     let t = start(ch, role)?;
-    scoped(ch, "attention-prepare", |ch| -> Result<(), NetError> {
+    scoped(ch, "attention-prepare", |ch| -> Result<(), ProtocolError> {
         attention_he::prepare(&he, ch, role, ring, &mut kc, rows)?;
         attention_he::prepare(&he, ch, role, ring, &mut vc, rows)
     })?;
@@ -1103,7 +1106,7 @@ pub fn linear_bench<C: Channel + ?Sized>(
     let q = ring.random(&mut rng, c);
     let p_earlier = ring.random(&mut rng, heads * (rows - 1));
     let p = ring.random(&mut rng, heads * rows);
-    scoped(ch, "attention-warmup", |ch| -> Result<(), NetError> {
+    scoped(ch, "attention-warmup", |ch| -> Result<(), ProtocolError> {
         attention_he::qk_t(
             &he,
             ch,
@@ -1132,7 +1135,7 @@ pub fn linear_bench<C: Channel + ?Sized>(
     for (name, is_keys) in [("qkt", true), ("pv", false)] {
         let row = format!("attention-{name}-12x64-{rows}rows-l{l}");
         let t = start(ch, role)?;
-        scoped(ch, &row, |ch| -> Result<(), NetError> {
+        scoped(ch, &row, |ch| -> Result<(), ProtocolError> {
             if is_keys {
                 attention_he::qk_t(&he, ch, role, ring, &mut kc, &q, &keys, 1, true).map(drop)
             } else {

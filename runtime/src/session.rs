@@ -23,6 +23,7 @@ use crate::exec::{
 use crate::net::wire::{OtChoice, Request, Step, WireMessage};
 use crate::net::{scoped, Channel, Counters, NetError, Role};
 use crate::protocols::attention_he::DuplexHe;
+use crate::protocols::ProtocolError;
 
 /// The op classes of the report, in CipherGPT's Table V order.
 /// Beside them, [`OT_REFILL`]: the silent-OT batches the pools ran while the program did.
@@ -257,12 +258,12 @@ fn setup<C: Channel + ?Sized>(
     more: Vec<Box<dyn Channel>>,
     role: Role,
     backend: CotBackend,
-) -> Result<(OtPair, DuplexHe, Vec<Lane>, CostLine), NetError> {
+) -> Result<(OtPair, DuplexHe, Vec<Lane>, CostLine), SessionError> {
     let t0 = Instant::now();
     let before = ch.stats().total;
     let (first, rest) = std::thread::scope(|s| {
         let rest = s.spawn(move || Lane::setup_all(more, role, backend));
-        let first = (|| -> Result<(OtPair, DuplexHe), NetError> {
+        let first = (|| -> Result<(OtPair, DuplexHe), SessionError> {
             let mut rng = Prg::from_entropy();
             let ot = scoped(ch, "setup", |ch| {
                 OtPair::setup_with(ch, role, backend, &mut rng)
@@ -284,11 +285,13 @@ fn setup<C: Channel + ?Sized>(
     ))
 }
 
-/// Errors of a session: the network or an instruction.
+/// Errors of a session: the network, a protocol's set-up, or an instruction.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error(transparent)]
     Net(#[from] NetError),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
     #[error(transparent)]
     Exec(#[from] ExecError),
 }

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use ciphergpt_compiler::plan::{instruction::Op, Plan, WeightsFile};
 
 use super::stock::prepared_products;
-use crate::net::NetError;
 use crate::protocols::linear::{EncodedWeights, Packing};
 use crate::protocols::shares::Ring;
+use crate::protocols::ProtocolError;
 
 /// What a party prepares from the plan once, before any session: the packing of every weight
 /// product (both parties, from public shapes and weight widths) and, at the server, the weights
@@ -30,11 +30,11 @@ pub struct EncodedModel {
 impl EncodedModel {
     /// Packings for `plan`'s weight products and, when `weights` is given (the server), their
     /// encodings. The token table's product is the one-hot row of a token times the table.
-    pub fn new(plan: &Plan, weights: Option<&WeightsFile>) -> Result<EncodedModel, NetError> {
+    pub fn new(plan: &Plan, weights: Option<&WeightsFile>) -> Result<EncodedModel, ProtocolError> {
         let ring = Ring::new(plan.ring_bits)?;
         if let Some(w) = weights {
             if w.tensors.len() != plan.weights.len() {
-                return Err(NetError::InvalidArgument(format!(
+                return Err(ProtocolError::Invalid(format!(
                     "the weights file has {} tensors, the plan {}",
                     w.tensors.len(),
                     plan.weights.len()
@@ -79,12 +79,12 @@ impl EncodedModel {
                 continue;
             }
             let info = plan.weights.get(id as usize).ok_or_else(|| {
-                NetError::InvalidArgument(format!("instruction '{}': no weight {id}", ins.name))
+                ProtocolError::Invalid(format!("instruction '{}': no weight {id}", ins.name))
             })?;
             let (k, n) = match info.shape.as_slice() {
                 [k, n] => (*k as usize, *n as usize),
                 other => {
-                    return Err(NetError::InvalidArgument(format!(
+                    return Err(ProtocolError::Invalid(format!(
                         "weight '{}' has shape {other:?}, not a matrix",
                         info.name
                     )))
@@ -102,7 +102,7 @@ impl EncodedModel {
                 if let Some(t) = w.tensors.get(id as usize) {
                     let v = t.values();
                     if v.iter().any(|&x| i32::try_from(x).is_err()) {
-                        return Err(NetError::InvalidArgument(format!(
+                        return Err(ProtocolError::Invalid(format!(
                             "weight {id}: values beyond 32 bits cannot be prepared"
                         )));
                     }
@@ -125,23 +125,23 @@ impl EncodedModel {
     }
 
     /// The packing of weight `w`'s products.
-    pub(super) fn packing(&self, w: u32) -> Result<&Packing, NetError> {
+    pub(super) fn packing(&self, w: u32) -> Result<&Packing, ProtocolError> {
         self.packing.get(&w).ok_or_else(|| {
-            NetError::InvalidArgument(format!("weight {w} was not prepared for a product"))
+            ProtocolError::Invalid(format!("weight {w} was not prepared for a product"))
         })
     }
 
     /// The server's encoding of weight `w`.
-    pub(super) fn encoding(&self, w: u32) -> Result<&EncodedWeights, NetError> {
+    pub(super) fn encoding(&self, w: u32) -> Result<&EncodedWeights, ProtocolError> {
         self.encoded
             .get(&w)
-            .ok_or_else(|| NetError::InvalidArgument(format!("weight {w} is not encoded")))
+            .ok_or_else(|| ProtocolError::Invalid(format!("weight {w} is not encoded")))
     }
 
     /// The server's integer weights of a prepared product.
-    pub(super) fn plain_weights(&self, w: u32) -> Result<&[i32], NetError> {
+    pub(super) fn plain_weights(&self, w: u32) -> Result<&[i32], ProtocolError> {
         self.plain.get(&w).map(|v| &v[..]).ok_or_else(|| {
-            NetError::InvalidArgument(format!("weight {w} is not held for a prepared product"))
+            ProtocolError::Invalid(format!("weight {w} is not held for a prepared product"))
         })
     }
 

@@ -5,6 +5,7 @@
 use crate::crypto::iknp::{CotBackend, OtPair};
 use crate::crypto::Prg;
 use crate::net::{scoped, Channel, Counters, NetError, Role};
+use crate::protocols::ProtocolError;
 
 /// One lane of a session beyond lane 0: its own channel to the peer and its own OT extension,
 /// set up on that channel ([`Lane::setup_all`]).
@@ -116,11 +117,11 @@ pub(super) fn on_lanes<C, R, F>(
     lanes: &mut [Lane],
     parts: usize,
     f: F,
-) -> Result<Vec<R>, NetError>
+) -> Result<Vec<R>, ProtocolError>
 where
     C: Channel + ?Sized,
     R: Send,
-    F: Fn(&mut OtPair, &mut dyn Channel, usize) -> Result<R, NetError> + Sync,
+    F: Fn(&mut OtPair, &mut dyn Channel, usize) -> Result<R, ProtocolError> + Sync,
 {
     let mut lane0: &mut C = ch;
     let parts = parts.clamp(1, lanes.len() + 1);
@@ -133,7 +134,7 @@ where
     for lane in lanes[..parts - 1].iter_mut() {
         lane.ch.accounting().resume_flight(last);
     }
-    let results: Vec<Result<R, NetError>> = std::thread::scope(|s| {
+    let results: Vec<Result<R, ProtocolError>> = std::thread::scope(|s| {
         let (f, scope) = (&f, scope.as_str());
         let handles: Vec<_> = lanes[..parts - 1]
             .iter_mut()
@@ -156,10 +157,10 @@ pub(super) fn elementwise<C, F>(
     lanes: &mut [Lane],
     v: &[u64],
     f: F,
-) -> Result<Vec<u64>, NetError>
+) -> Result<Vec<u64>, ProtocolError>
 where
     C: Channel + ?Sized,
-    F: Fn(&mut OtPair, &mut dyn Channel, &[u64]) -> Result<Vec<u64>, NetError> + Sync,
+    F: Fn(&mut OtPair, &mut dyn Channel, &[u64]) -> Result<Vec<u64>, ProtocolError> + Sync,
 {
     elementwise_at(ot, ch, lanes, v, |ot, c, _, part| f(ot, c, part))
 }
@@ -171,10 +172,10 @@ pub(super) fn elementwise_at<C, F>(
     lanes: &mut [Lane],
     v: &[u64],
     f: F,
-) -> Result<Vec<u64>, NetError>
+) -> Result<Vec<u64>, ProtocolError>
 where
     C: Channel + ?Sized,
-    F: Fn(&mut OtPair, &mut dyn Channel, usize, &[u64]) -> Result<Vec<u64>, NetError> + Sync,
+    F: Fn(&mut OtPair, &mut dyn Channel, usize, &[u64]) -> Result<Vec<u64>, ProtocolError> + Sync,
 {
     let parts = parts_for(lanes.len() + 1, v.len(), v.len());
     let cuts = even_cuts(v.len(), parts);

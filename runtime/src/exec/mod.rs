@@ -53,9 +53,10 @@ use ciphergpt_compiler::plan::cost::OpClass;
 use ciphergpt_compiler::plan::{Plan, Program};
 
 use crate::crypto::iknp::OtPair;
-use crate::net::{scoped, Channel, Counters, Dir, NetError, Role};
+use crate::net::{scoped, Channel, Counters, Dir, Role};
 use crate::protocols::attention_he::{DuplexHe, SharedCache};
 use crate::protocols::shares::Ring;
+use crate::protocols::ProtocolError;
 
 pub use encoded::EncodedModel;
 pub use lanes::{concurrent, Lane, MIN_SPLIT};
@@ -73,7 +74,7 @@ pub use stock::{
 pub struct ExecError {
     pub instruction: String,
     #[source]
-    pub source: NetError,
+    pub source: ProtocolError,
 }
 
 /// Cost of one executed instruction, from this party's channel.
@@ -135,10 +136,10 @@ pub struct Executor<'p> {
 impl<'p> Executor<'p> {
     /// A session for `role` over a plan and its [`EncodedModel`] (the server's holds the
     /// weights).
-    pub fn new(plan: &'p Plan, role: Role, model: &'p EncodedModel) -> Result<Self, NetError> {
+    pub fn new(plan: &'p Plan, role: Role, model: &'p EncodedModel) -> Result<Self, ProtocolError> {
         let ring = Ring::new(plan.ring_bits)?;
         if role == Role::Server && !model.holds_weights(plan.weights.len()) {
-            return Err(NetError::InvalidArgument(
+            return Err(ProtocolError::Invalid(
                 "the server needs the weights file".into(),
             ));
         }
@@ -183,15 +184,15 @@ impl<'p> Executor<'p> {
     /// first program: it sizes the attention caches' RLWE layouts, whose cost per decode step
     /// grows with the bound (for GPT-2's 1,024 positions a key block of 1,024 rows, 16 inner
     /// blocks per head; for 40 positions one block of 64 rows, one inner block).
-    pub fn set_context(&mut self, positions: usize) -> Result<(), NetError> {
+    pub fn set_context(&mut self, positions: usize) -> Result<(), ProtocolError> {
         let model = self.plan.model.as_ref().map_or(0, |m| m.positions as usize);
         if positions == 0 || positions > model {
-            return Err(NetError::InvalidArgument(format!(
+            return Err(ProtocolError::Invalid(format!(
                 "a session of {positions} positions: the model has {model}"
             )));
         }
         if self.positions > 0 || !self.attention.is_empty() {
-            return Err(NetError::InvalidArgument(
+            return Err(ProtocolError::Invalid(
                 "the session's positions are set before its first program".into(),
             ));
         }
@@ -211,7 +212,7 @@ impl<'p> Executor<'p> {
     ) -> Result<Option<usize>, ExecError> {
         let p = self.plan.prefill.as_ref().ok_or_else(|| ExecError {
             instruction: "prefill".into(),
-            source: NetError::InvalidArgument("the plan has no prefill program".into()),
+            source: ProtocolError::Invalid("the plan has no prefill program".into()),
         })?;
         self.run(ot, he, ch, p, t, tokens)
     }
@@ -226,7 +227,7 @@ impl<'p> Executor<'p> {
     ) -> Result<Option<usize>, ExecError> {
         let p = self.plan.decode.as_ref().ok_or_else(|| ExecError {
             instruction: "decode".into(),
-            source: NetError::InvalidArgument("the plan has no decode program".into()),
+            source: ProtocolError::Invalid("the plan has no decode program".into()),
         })?;
         let tokens = token.map(|t| vec![t]);
         self.decoding = true;
@@ -281,7 +282,7 @@ impl<'p> Executor<'p> {
         let model = self.plan.model.clone().unwrap_or_default();
         let bad = |what: &str, m: String| ExecError {
             instruction: what.into(),
-            source: NetError::InvalidArgument(m),
+            source: ProtocolError::Invalid(m),
         };
         if t == 0 || self.positions + t > self.context {
             return Err(bad(

@@ -12,9 +12,10 @@ use super::lanes::{balanced_cuts, elementwise, elementwise_at, even_cuts, on_lan
 use super::stock::Nonlinear;
 use super::{Executor, Lane};
 use crate::crypto::iknp::OtPair;
-use crate::net::{scoped, Channel, NetError, Role};
+use crate::net::{scoped, Channel, Role};
 use crate::protocols::attention_he::{self, AttnLayout, DuplexHe, Operand, SharedCache};
 use crate::protocols::shares::Ring;
+use crate::protocols::ProtocolError;
 use crate::protocols::{gelu, layernorm, linear, masked_matmul, softmax, trunc};
 
 /// What one instruction runs with: this party's lane 0 (OT, RLWE, channel), the further lanes,
@@ -37,21 +38,21 @@ pub(super) struct Step<'a, C: Channel + ?Sized> {
 
 impl<C: Channel + ?Sized> Step<'_, C> {
     /// The instruction's output register `i`.
-    fn output(&self, i: usize) -> Result<u32, NetError> {
+    fn output(&self, i: usize) -> Result<u32, ProtocolError> {
         self.ins
             .outputs
             .get(i)
             .copied()
-            .ok_or_else(|| NetError::InvalidArgument(format!("output {i} missing")))
+            .ok_or_else(|| ProtocolError::Invalid(format!("output {i} missing")))
     }
 
     /// The instruction's input register `i`.
-    fn input_reg(&self, i: usize) -> Result<u32, NetError> {
+    fn input_reg(&self, i: usize) -> Result<u32, ProtocolError> {
         self.ins
             .inputs
             .get(i)
             .copied()
-            .ok_or_else(|| NetError::InvalidArgument(format!("input {i} missing")))
+            .ok_or_else(|| ProtocolError::Invalid(format!("input {i} missing")))
     }
 
     /// Lanes in all, lane 0 included.
@@ -62,7 +63,7 @@ impl<C: Channel + ?Sized> Step<'_, C> {
     /// [`trunc::trunc_within_margin_from`] by `s` bits in the instruction's `…/trunc` scope, on
     /// the lanes, its time added to the step's; `first`, the party that sent the product's last
     /// flight, begins it (the cost model's `Bits::begun_after`).
-    fn truncate(&mut self, first: Role, s: u32, v: &[u64]) -> Result<Vec<u64>, NetError> {
+    fn truncate(&mut self, first: Role, s: u32, v: &[u64]) -> Result<Vec<u64>, ProtocolError> {
         let (role, ring) = (self.role, self.ring);
         let scope = format!("{}/trunc", self.ins.name);
         let t0 = Instant::now();
@@ -83,7 +84,7 @@ impl<'p> Executor<'p> {
         &mut self,
         s: &mut Step<'_, C>,
         op: &Op,
-    ) -> Result<Option<usize>, NetError> {
+    ) -> Result<Option<usize>, ProtocolError> {
         match op {
             Op::Embed(e) => self.embed(s, e)?,
             Op::Linear(l) => self.linear(s, l, false)?,
@@ -112,13 +113,17 @@ impl<'p> Executor<'p> {
 
     /// This party's shares of the instruction's input `i`: a register of the program or of the
     /// cache.
-    fn input<C: Channel + ?Sized>(&self, s: &Step<'_, C>, i: usize) -> Result<Vec<u64>, NetError> {
+    fn input<C: Channel + ?Sized>(
+        &self,
+        s: &Step<'_, C>,
+        i: usize,
+    ) -> Result<Vec<u64>, ProtocolError> {
         let r = s.input_reg(i)?;
         s.regs
             .get(&r)
             .or_else(|| self.cache.get(&r))
             .cloned()
-            .ok_or_else(|| NetError::InvalidArgument(format!("register {r} read before written")))
+            .ok_or_else(|| ProtocolError::Invalid(format!("register {r} read before written")))
     }
 
     /// Columns of register `r`.
@@ -148,7 +153,7 @@ impl<'p> Executor<'p> {
         &mut self,
         s: &mut Step<'_, C>,
         e: &plan::Embed,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), ProtocolError> {
         let (t, ring, past) = (s.t, self.ring, self.positions);
         let out0 = s.output(0)?;
         let c = self.cols(out0);
@@ -157,7 +162,7 @@ impl<'p> Executor<'p> {
         if let Some(tk) = s.tokens.filter(|_| self.role == Role::Client) {
             for (r, &x) in tk.iter().enumerate() {
                 if x < 0 || x as usize >= vocab {
-                    return Err(NetError::InvalidArgument(format!(
+                    return Err(ProtocolError::Invalid(format!(
                         "token id {x} outside the vocabulary of {vocab}"
                     )));
                 }
@@ -188,7 +193,7 @@ impl<'p> Executor<'p> {
         s: &mut Step<'_, C>,
         l: &plan::Linear,
         last_row: bool,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), ProtocolError> {
         let t = s.t;
         let x = self.input(s, 0)?;
         let k = self.cols(s.input_reg(0)?);
@@ -211,7 +216,7 @@ impl<'p> Executor<'p> {
     }
 
     /// `SplitQkv`: the three column blocks of each row.
-    fn split_qkv<C: Channel + ?Sized>(&self, s: &mut Step<'_, C>) -> Result<(), NetError> {
+    fn split_qkv<C: Channel + ?Sized>(&self, s: &mut Step<'_, C>) -> Result<(), ProtocolError> {
         let x = self.input(s, 0)?;
         let c3 = self.cols(s.input_reg(0)?);
         let c = c3 / 3;
@@ -230,7 +235,7 @@ impl<'p> Executor<'p> {
         &mut self,
         s: &mut Step<'_, C>,
         h: &plan::HeadProduct,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), ProtocolError> {
         let (q, kc) = (self.input(s, 0)?, self.input(s, 1)?);
         let c = self.cols(s.input_reg(0)?);
         let (t, past, heads) = (s.t, self.positions, h.heads as usize);
@@ -255,7 +260,7 @@ impl<'p> Executor<'p> {
         &mut self,
         s: &mut Step<'_, C>,
         h: &plan::HeadProduct,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), ProtocolError> {
         let (p, vc) = (self.input(s, 0)?, self.input(s, 1)?);
         let reg = s.input_reg(1)?;
         let c = self.cols(reg);
@@ -275,7 +280,7 @@ impl<'p> Executor<'p> {
         &mut self,
         s: &mut Step<'_, C>,
         sm: &plan::Softmax,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), ProtocolError> {
         let x = self.input(s, 0)?;
         let tables = convert::softmax_from_plan(sm);
         let (t, past, heads) = (s.t, self.positions, sm.heads as usize);
@@ -330,7 +335,7 @@ impl<'p> Executor<'p> {
         &mut self,
         s: &mut Step<'_, C>,
         l: &plan::LayerNorm,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), ProtocolError> {
         let x = self.input(s, 0)?;
         let p = convert::layernorm_from_plan(l);
         let (role, ring) = (self.role, self.ring);
@@ -373,7 +378,7 @@ impl<'p> Executor<'p> {
         &mut self,
         s: &mut Step<'_, C>,
         g: &plan::Gelu,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), ProtocolError> {
         let x = self.input(s, 0)?;
         let tables = convert::gelu_from_plan(g);
         let (role, ring) = (self.role, self.ring);
@@ -414,10 +419,10 @@ impl<'p> Executor<'p> {
         heads: usize,
         c: usize,
         rows: usize,
-    ) -> Result<&mut SharedCache, NetError> {
+    ) -> Result<&mut SharedCache, ProtocolError> {
         if !self.attention.contains_key(&reg) {
             if heads == 0 || !c.is_multiple_of(heads) {
-                return Err(NetError::InvalidArgument(format!(
+                return Err(ProtocolError::Invalid(format!(
                     "{c} columns do not split into {heads} heads"
                 )));
             }
@@ -428,7 +433,7 @@ impl<'p> Executor<'p> {
         let cache = self
             .attention
             .get_mut(&reg)
-            .ok_or_else(|| NetError::InvalidArgument(format!("no cache state for {reg}")))?;
+            .ok_or_else(|| ProtocolError::Invalid(format!("no cache state for {reg}")))?;
         attention_he::prepare(he, ch, role, ring, cache, rows)?;
         Ok(cache)
     }
@@ -441,7 +446,7 @@ impl<'p> Executor<'p> {
         x: Option<&[u64]>,
         rows: usize,
         b: Option<u32>,
-    ) -> Result<Vec<u64>, NetError> {
+    ) -> Result<Vec<u64>, ProtocolError> {
         let (role, ring) = (self.role, self.ring);
         // The encoded model outlives the executor's borrow: no copy per step.
         let model: &'p super::EncodedModel = self.model;
@@ -471,7 +476,7 @@ impl<'p> Executor<'p> {
         x: &[u64],
         rows: usize,
         b: Option<u32>,
-    ) -> Result<Vec<u64>, NetError> {
+    ) -> Result<Vec<u64>, ProtocolError> {
         let p = self.model.packing(w)?;
         let server = match self.role {
             Role::Server => {

@@ -7,9 +7,10 @@ use ciphergpt_compiler::plan::{instruction::Op, Plan};
 use super::Executor;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::{Block, Prg};
-use crate::net::{Channel, NetError};
+use crate::net::Channel;
 use crate::protocols::argmax;
 use crate::protocols::topk::{self, Temperature, TopKParams};
+use crate::protocols::ProtocolError;
 
 /// A session's decoding: K (1 is greedy), the temperature's 16-bit fixed-point reciprocal (both
 /// public, agreed by the two parties) and this party's randomness for top-K sampling (its shuffle
@@ -67,14 +68,14 @@ impl Executor<'_> {
         ch: &mut C,
         sp: &ciphergpt_compiler::plan::Sample,
         z: &[u64],
-    ) -> Result<Option<usize>, NetError> {
+    ) -> Result<Option<usize>, ProtocolError> {
         let (role, ring) = (self.role, self.ring);
         let k = self.sampling.top_k as usize;
         if k <= 1 {
             return argmax::argmax(ot, ch, role, ring, z);
         }
         if k > z.len() {
-            return Err(NetError::InvalidArgument(format!(
+            return Err(ProtocolError::Invalid(format!(
                 "top-k {k} exceeds the {} logits",
                 z.len()
             )));
@@ -83,7 +84,7 @@ impl Executor<'_> {
             .softmax
             .as_ref()
             .map(convert::softmax_from_plan)
-            .ok_or_else(|| NetError::InvalidArgument("the plan has no sampling softmax".into()))?;
+            .ok_or_else(|| ProtocolError::Invalid("the plan has no sampling softmax".into()))?;
         let mut perm: Vec<usize> = (0..z.len()).collect();
         rand::seq::SliceRandom::shuffle(perm.as_mut_slice(), &mut self.sampling.rng);
         let top = topk::topk_with(ot, ch, role, ring, z, k, &TopKParams::default(), &perm)?;

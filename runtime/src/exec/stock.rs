@@ -13,10 +13,11 @@ use ciphergpt_compiler::plan::{instruction::Op, Linear as PlanLinear, Plan};
 
 use super::{ExecError, Executor, InstructionCost};
 use crate::crypto::iknp::OtPair;
-use crate::net::{scoped, Channel, Counters, NetError, Role};
+use crate::net::{scoped, Channel, Counters, Role};
 use crate::protocols::attention_he::DuplexHe;
 use crate::protocols::masked_matmul::{self, Correlation};
 use crate::protocols::svole_matmul::{self, SvoleParams};
+use crate::protocols::ProtocolError;
 use crate::protocols::{gelu, layernorm, softmax};
 
 /// The decode program's instructions for which `pick` gives a value, with their name and their
@@ -167,10 +168,10 @@ impl CorrelationStock {
     }
 
     /// Weight `w`'s correlation, to be consumed by a product.
-    pub(super) fn product_mut(&mut self, w: u32) -> Result<&mut Correlation, NetError> {
+    pub(super) fn product_mut(&mut self, w: u32) -> Result<&mut Correlation, ProtocolError> {
         self.products
             .get_mut(&w)
-            .ok_or_else(|| NetError::InvalidArgument(format!("weight {w} has no correlation")))
+            .ok_or_else(|| ProtocolError::Invalid(format!("weight {w} has no correlation")))
     }
 
     /// What is left of instruction `name`'s non-linear correlation.
@@ -256,7 +257,7 @@ impl ScopeCost {
 }
 
 /// Makes a non-linear instruction's correlation on (OT, channel).
-type Make<'a, C> = Box<dyn Fn(&mut OtPair, &mut C) -> Result<Nonlinear, NetError> + 'a>;
+type Make<'a, C> = Box<dyn Fn(&mut OtPair, &mut C) -> Result<Nonlinear, ProtocolError> + 'a>;
 
 impl<'p> Executor<'p> {
     /// Prepare the rows of the next `steps` decode steps for every prepared product that has
@@ -405,7 +406,7 @@ impl<'p> Executor<'p> {
         w: u32,
         method: u32,
         rows: usize,
-    ) -> Result<Correlation, NetError> {
+    ) -> Result<Correlation, ProtocolError> {
         let p = self.model.packing(w)?;
         if method == PlanLinear::PREPARED_SVOLE {
             let params = SvoleParams::new(self.ring, rows, p.k, p.n)?;
@@ -454,7 +455,7 @@ fn prepare_in_scope<C: Channel + ?Sized, T>(
     ch: &mut C,
     name: &str,
     op: &Op,
-    make: impl FnOnce(&mut C) -> Result<T, NetError>,
+    make: impl FnOnce(&mut C) -> Result<T, ProtocolError>,
 ) -> Result<(T, InstructionCost), ExecError> {
     let scope = format!("prepare/{name}");
     let start = Instant::now();

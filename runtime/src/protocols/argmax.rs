@@ -44,6 +44,7 @@
 use super::cmp::DEFAULT_DIGIT_BITS;
 use super::max::{tournament, Shape};
 use super::shares::{recv_reveal, reveal_to_peer, Ring};
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
 use crate::net::{Channel, NetError, Role};
 
@@ -63,15 +64,15 @@ pub fn argmax<C: Channel + ?Sized>(
     role: Role,
     ring: Ring,
     z: &[u64],
-) -> Result<Option<usize>, NetError> {
+) -> Result<Option<usize>, ProtocolError> {
     let n = z.len();
     if n == 0 {
-        return Err(NetError::InvalidArgument(
+        return Err(ProtocolError::Invalid(
             "argmax: the input vector is empty".to_string(),
         ));
     }
     if (n - 1) as u64 > ring.mask() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "argmax: {n} indices do not fit the {}-bit ring",
             ring.bits
         )));
@@ -102,7 +103,8 @@ pub fn argmax<C: Channel + ?Sized>(
             if i >= n as u64 {
                 return Err(NetError::Malformed(format!(
                     "argmax: revealed index {i} is out of range for {n} entries"
-                )));
+                ))
+                .into());
             }
             Ok(Some(i as usize))
         }

@@ -100,6 +100,7 @@
 use rayon::prelude::*;
 
 use super::shares::Ring;
+use super::ProtocolError;
 use crate::crypto::pack::{pack, packed_len, unpack};
 use crate::crypto::rlwe::eval::{
     expand, finalize, Accumulator, NttCiphertext, PublicKeyNtt, SwitchedCiphertext,
@@ -108,7 +109,7 @@ use crate::crypto::rlwe::noise::{output_params, OutputParams};
 use crate::crypto::rlwe::params::ring as rlwe_ring;
 use crate::crypto::rlwe::{HeSession, Plain, SecretKey, Seeded, N as DEG};
 use crate::crypto::{Block, Prg};
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// Most limbs the fresh operand is split into.
 pub const MAX_LIMBS: u32 = 8;
@@ -117,8 +118,8 @@ pub const MAX_POSITIONS: usize = 1 << 16;
 /// Largest supported heads·d.
 pub const MAX_WIDTH: usize = 1 << 16;
 
-fn invalid(msg: String) -> NetError {
-    NetError::InvalidArgument(format!("attention_he: {msg}"))
+fn invalid(msg: String) -> ProtocolError {
+    ProtocolError::Invalid(format!("attention_he: {msg}"))
 }
 
 /// The session's two RLWE key pairs: the client's (from an [`HeSession`]) and the server's.
@@ -133,14 +134,17 @@ pub struct DuplexHe {
 impl DuplexHe {
     /// Set up both key pairs from scratch: the client's public key (client → server), then the
     /// server's (server → client); 55,824 bytes and one flight each way.
-    pub fn setup<C: Channel + ?Sized>(ch: &mut C, role: Role) -> Result<DuplexHe, NetError> {
+    pub fn setup<C: Channel + ?Sized>(ch: &mut C, role: Role) -> Result<DuplexHe, ProtocolError> {
         let base = HeSession::setup(ch, role)?;
         DuplexHe::extend(base, ch)
     }
 
     /// Add the server's key pair to an existing session (the one of
     /// [`crate::protocols::linear`]): the server sends its public key, 55,824 bytes, one flight.
-    pub fn extend<C: Channel + ?Sized>(base: HeSession, ch: &mut C) -> Result<DuplexHe, NetError> {
+    pub fn extend<C: Channel + ?Sized>(
+        base: HeSession,
+        ch: &mut C,
+    ) -> Result<DuplexHe, ProtocolError> {
         match base.role {
             Role::Server => {
                 let mut rng = Prg::from_entropy();
@@ -177,9 +181,9 @@ impl DuplexHe {
     }
 
     /// This party's own secret key.
-    fn own_key(&self) -> Result<&SecretKey, NetError> {
+    fn own_key(&self) -> Result<&SecretKey, ProtocolError> {
         match self.base.role {
-            Role::Client => self.base.secret_key(),
+            Role::Client => Ok(self.base.secret_key()?),
             Role::Server => self
                 .server_sk
                 .as_ref()
@@ -188,9 +192,9 @@ impl DuplexHe {
     }
 
     /// The peer's public key.
-    fn peer_key(&self) -> Result<&PublicKeyNtt, NetError> {
+    fn peer_key(&self) -> Result<&PublicKeyNtt, ProtocolError> {
         match self.base.role {
-            Role::Server => self.base.public_key(),
+            Role::Server => Ok(self.base.public_key()?),
             Role::Client => self
                 .server_pk
                 .as_ref()
@@ -241,13 +245,13 @@ pub struct AttnCost {
     pub bytes: usize,
 }
 
-/// The plaintext ring of a layout; `InvalidArgument` for empty or too large shapes.
+/// The plaintext ring of a layout; `ProtocolError::Invalid` for empty or too large shapes.
 fn check_shape(
     ring: Ring,
     heads: usize,
     d: usize,
     max_positions: usize,
-) -> Result<Plain, NetError> {
+) -> Result<Plain, ProtocolError> {
     let plain = Plain::new(ring.bits)?;
     if heads == 0 || d == 0 || max_positions == 0 {
         return Err(invalid(format!(
@@ -266,7 +270,7 @@ fn check_shape(
 impl AttnLayout {
     /// The layout for a cache of `heads` heads of width `d` and at most `max_positions` rows at
     /// ℓ = `ring.bits`, with the limb count chosen by bytes (see the module docs).
-    /// `InvalidArgument` for empty or too large shapes, ℓ outside 16..=44, or when no limb count
+    /// `ProtocolError::Invalid` for empty or too large shapes, ℓ outside 16..=44, or when no limb count
     /// up to [`MAX_LIMBS`] fits the noise budget.
     pub fn new(
         ring: Ring,
@@ -274,7 +278,7 @@ impl AttnLayout {
         heads: usize,
         d: usize,
         max_positions: usize,
-    ) -> Result<AttnLayout, NetError> {
+    ) -> Result<AttnLayout, ProtocolError> {
         check_shape(ring, heads, d, max_positions)?;
         let mut best: Option<(usize, AttnLayout)> = None;
         for limbs in 1..=MAX_LIMBS.min(ring.bits) {
@@ -296,7 +300,7 @@ impl AttnLayout {
         })
     }
 
-    /// The layout with `limbs` limbs; `InvalidArgument` also when they do not fit the budget.
+    /// The layout with `limbs` limbs; `ProtocolError::Invalid` also when they do not fit the budget.
     pub fn with_limbs(
         ring: Ring,
         operand: Operand,
@@ -304,7 +308,7 @@ impl AttnLayout {
         d: usize,
         max_positions: usize,
         limbs: u32,
-    ) -> Result<AttnLayout, NetError> {
+    ) -> Result<AttnLayout, ProtocolError> {
         let plain = check_shape(ring, heads, d, max_positions)?;
         if !(1..=MAX_LIMBS.min(ring.bits)).contains(&limbs) {
             return Err(invalid(format!(
@@ -401,18 +405,18 @@ impl AttnLayout {
 
     /// Flooding and switching for products against `npos` rows: every returned coefficient sums
     /// A·L·n_i terms e·x_l and as many ε·x_l with |ε| ≤ 1/2 (|x_l| ≤ 2^(s−1)).
-    fn out_params(&self, plain: Plain, npos: usize) -> Result<OutputParams, NetError> {
+    fn out_params(&self, plain: Plain, npos: usize) -> Result<OutputParams, ProtocolError> {
         let terms = self.in_blocks(npos) * self.limbs as usize * self.n_i;
-        output_params(
+        Ok(output_params(
             plain,
             1u64 << (self.limb_bits - 1),
             terms,
             terms.div_ceil(2),
-        )
+        )?)
     }
 
     /// The output parameters for a call against `npos` rows (both parties derive the same).
-    pub fn output_params(&self, npos: usize) -> Result<OutputParams, NetError> {
+    pub fn output_params(&self, npos: usize) -> Result<OutputParams, ProtocolError> {
         self.out_params(Plain::new(self.ring_bits)?, npos)
     }
 
@@ -543,7 +547,12 @@ impl SharedCache {
     }
 }
 
-fn check_session(he: &DuplexHe, role: Role, ring: Ring, l: &AttnLayout) -> Result<(), NetError> {
+fn check_session(
+    he: &DuplexHe,
+    role: Role,
+    ring: Ring,
+    l: &AttnLayout,
+) -> Result<(), ProtocolError> {
     if he.role() != role {
         return Err(invalid("the HE session belongs to the other role".into()));
     }
@@ -566,7 +575,7 @@ pub fn prepare<C: Channel + ?Sized>(
     ring: Ring,
     cache: &mut SharedCache,
     rows: usize,
-) -> Result<(), NetError> {
+) -> Result<(), ProtocolError> {
     let l = cache.layout;
     check_session(he, role, ring, &l)?;
     if rows > l.max_positions {
@@ -593,7 +602,7 @@ pub fn prepare<C: Channel + ?Sized>(
     mine.par_chunks_mut(wire)
         .zip(seeds.par_iter())
         .enumerate()
-        .try_for_each(|(idx, (dst, &seed))| -> Result<(), NetError> {
+        .try_for_each(|(idx, (dst, &seed))| -> Result<(), ProtocolError> {
             let (cb, rest) = (from + idx / per_block, idx % per_block);
             let li = rest % l.limbs as usize;
             let sub = (rest / l.limbs as usize) % l.subs();
@@ -622,7 +631,7 @@ pub fn prepare<C: Channel + ?Sized>(
     let expanded = theirs
         .par_chunks(wire)
         .map(|b| Ok(expand(&Seeded::read(b)?, None, None)))
-        .collect::<Result<Vec<_>, NetError>>()?;
+        .collect::<Result<Vec<_>, ProtocolError>>()?;
     // Received in index order: block, head, sub-block, limb.
     debug_assert_eq!(cache.peer.len(), l.ct_index(from, 0, 0, 0));
     cache.peer.extend(expanded);
@@ -645,7 +654,7 @@ pub fn qk_t<C: Channel + ?Sized>(
     keys: &[u64],
     t: usize,
     causal: bool,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     product(he, ch, role, ring, cache, Operand::Keys, q, keys, t, causal)
 }
 
@@ -663,7 +672,7 @@ pub fn pv<C: Channel + ?Sized>(
     values: &[u64],
     t: usize,
     causal: bool,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     product(
         he,
         ch,
@@ -716,7 +725,7 @@ fn product<C: Channel + ?Sized>(
     share: &[u64],
     t: usize,
     causal: bool,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let l = cache.layout;
     check_session(he, role, ring, &l)?;
     if l.operand != operand {
@@ -858,7 +867,7 @@ fn product<C: Channel + ?Sized>(
             let sw = finalize(acc.finish(), pk, plain, &out, &positions, &masks, &mut prg)?;
             Ok((sw, masks))
         })
-        .collect::<Result<Vec<_>, NetError>>()?;
+        .collect::<Result<Vec<_>, ProtocolError>>()?;
 
     // 3. + 4. The message: re-shared rows, then every result's `a`, then the `b` values.
     let (old, new) = (cache.rows, npos - cache.rows);

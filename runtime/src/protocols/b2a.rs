@@ -18,9 +18,10 @@
 //! and independent of b_S; the server's t is uniform on its own.
 
 use super::shares::Ring;
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// Arithmetic shares in Z_2^ℓ of the bits whose XOR shares are `b` (this party's shares).
 pub fn b2a<C: Channel + ?Sized>(
@@ -29,7 +30,7 @@ pub fn b2a<C: Channel + ?Sized>(
     role: Role,
     ring: Ring,
     b: &[bool],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     b2a_by(ot, ch, role, Role::Client, ring, b)
 }
 
@@ -42,7 +43,7 @@ pub fn b2a_by<C: Channel + ?Sized>(
     chooser: Role,
     ring: Ring,
     b: &[bool],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let t = bit_products_by(ot, ch, role, chooser, ring, b)?;
     Ok(b.iter()
         .zip(t)
@@ -60,7 +61,7 @@ pub fn bit_products<C: Channel + ?Sized>(
     role: Role,
     ring: Ring,
     b: &[bool],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     bit_products_by(ot, ch, role, Role::Client, ring, b)
 }
 
@@ -73,12 +74,12 @@ pub fn bit_products_by<C: Channel + ?Sized>(
     chooser: Role,
     ring: Ring,
     b: &[bool],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if b.is_empty() {
         return Ok(Vec::new());
     }
     if role == chooser {
-        ot.receiver.recv_cot_ring(ch, b, ring.bits)
+        Ok(ot.receiver.recv_cot_ring(ch, b, ring.bits)?)
     } else {
         let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
         let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
@@ -95,12 +96,12 @@ pub fn bit_products_each<C: Channel + ?Sized>(
     chooser: Role,
     widths: &[u32],
     b: &[bool],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if b.is_empty() {
         return Ok(Vec::new());
     }
     if role == chooser {
-        ot.receiver.recv_cot_ring_each(ch, b, widths)
+        Ok(ot.receiver.recv_cot_ring_each(ch, b, widths)?)
     } else {
         let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
         let t = ot.sender.send_cot_ring_each(ch, &deltas, widths)?;

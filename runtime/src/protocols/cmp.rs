@@ -52,10 +52,11 @@ use rand::RngCore;
 
 use super::b2a::b2a_by;
 use super::shares::Ring;
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 // The digit width, the tree's shape and the bytes that choose the width are the cost model's
 // (`plan::cost`), so that its estimates and these protocols agree.
@@ -73,7 +74,7 @@ pub fn carry<C: Channel + ?Sized>(
     k: u32,
     m: u32,
     v: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     let mk = if k == 0 { 0 } else { mask(k) };
     let input: Vec<u64> = v
         .iter()
@@ -95,7 +96,7 @@ pub fn carry_each<C: Channel + ?Sized>(
     widths: &[u32],
     m: u32,
     v: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     carry_each_from(ot, ch, role, Role::Server, widths, m, v)
 }
 
@@ -108,7 +109,7 @@ pub fn carry_each_from<C: Channel + ?Sized>(
     widths: &[u32],
     m: u32,
     v: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     let Some((k, input)) = carry_inputs(role, widths, m, v)? else {
         return Ok(Vec::new());
     };
@@ -125,7 +126,7 @@ pub fn carry_arith_each<C: Channel + ?Sized>(
     m: u32,
     out: Ring,
     v: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let Some((k, input)) = carry_inputs(role, widths, m, v)? else {
         return Ok(Vec::new());
     };
@@ -139,9 +140,9 @@ fn carry_inputs(
     widths: &[u32],
     m: u32,
     v: &[u64],
-) -> Result<Option<(u32, Vec<u64>)>, NetError> {
+) -> Result<Option<(u32, Vec<u64>)>, ProtocolError> {
     if widths.len() != v.len() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "carry: {} widths for {} values",
             widths.len(),
             v.len()
@@ -188,14 +189,14 @@ pub fn last_sender_from(first: Role, bits: u32, m: u32, top: usize) -> Role {
     }
 }
 
-fn check_digits(bits: u32, m: u32) -> Result<(), NetError> {
+fn check_digits(bits: u32, m: u32) -> Result<(), ProtocolError> {
     if bits > 64 {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "comparison width {bits} is over 64 bits"
         )));
     }
     if !(1..=MAX_DIGIT_BITS).contains(&m) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "digit width {m} is not in 1..={MAX_DIGIT_BITS}"
         )));
     }
@@ -212,7 +213,7 @@ pub fn millionaire<C: Channel + ?Sized>(
     bits: u32,
     m: u32,
     mine: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     millionaire_from(ot, ch, role, Role::Server, bits, m, mine)
 }
 
@@ -230,7 +231,7 @@ pub fn millionaire_from<C: Channel + ?Sized>(
     bits: u32,
     m: u32,
     mine: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     check_inputs(bits, m, mine)?;
     let n = mine.len();
     if bits == 0 || n == 0 {
@@ -258,7 +259,7 @@ pub fn millionaire_arith<C: Channel + ?Sized>(
     m: u32,
     out: Ring,
     mine: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     check_inputs(bits, m, mine)?;
     let n = mine.len();
     if bits == 0 || n == 0 {
@@ -291,14 +292,14 @@ pub fn millionaire_arith<C: Channel + ?Sized>(
         Ok(pads)
     } else {
         let choices: Vec<u32> = (0..n).map(own).collect();
-        ot.receiver.recv_1_of_n(ch, &choices, N, out.bits)
+        Ok(ot.receiver.recv_1_of_n(ch, &choices, N, out.bits)?)
     }
 }
 
-fn check_inputs(bits: u32, m: u32, mine: &[u64]) -> Result<(), NetError> {
+fn check_inputs(bits: u32, m: u32, mine: &[u64]) -> Result<(), ProtocolError> {
     check_digits(bits, m)?;
     if bits > 0 && mine.iter().any(|&v| v & !mask(bits) != 0) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "a comparison input is not below 2^{bits}"
         )));
     }
@@ -319,7 +320,7 @@ fn leaves<C: Channel + ?Sized>(
     bits: u32,
     m: u32,
     mine: &[u64],
-) -> Result<(Vec<bool>, Vec<bool>), NetError> {
+) -> Result<(Vec<bool>, Vec<bool>), ProtocolError> {
     let n = mine.len();
     let q = bits.div_ceil(m) as usize;
     let nmsg = 1usize << m;
@@ -384,7 +385,7 @@ fn combine<C: Channel + ?Sized>(
     top: usize,
     mut gt: Vec<bool>,
     mut eq: Vec<bool>,
-) -> Result<(Vec<bool>, Vec<bool>), NetError> {
+) -> Result<(Vec<bool>, Vec<bool>), ProtocolError> {
     for (j, groups) in tree_groups(cnt, top).into_iter().enumerate() {
         let (ots, n_msgs, out) = tree_level(&groups);
         let chooses = tree_server_chooses(j) == (role == first);
@@ -490,7 +491,7 @@ pub fn msb<C: Channel + ?Sized>(
     role: Role,
     ring: Ring,
     x: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     msb_with(ot, ch, role, ring, DEFAULT_DIGIT_BITS, x)
 }
 
@@ -502,7 +503,7 @@ pub fn msb_with<C: Channel + ?Sized>(
     ring: Ring,
     m: u32,
     x: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     msb_from(ot, ch, role, Role::Server, ring, m, x)
 }
 
@@ -515,7 +516,7 @@ pub fn msb_from<C: Channel + ?Sized>(
     ring: Ring,
     m: u32,
     x: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     let k = ring.bits - 1;
     let low = mask(k.max(1)) * (k > 0) as u64;
     let input: Vec<u64> = x
@@ -536,7 +537,7 @@ pub fn drelu<C: Channel + ?Sized>(
     role: Role,
     ring: Ring,
     x: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     drelu_with(ot, ch, role, ring, DEFAULT_DIGIT_BITS, x)
 }
 
@@ -548,7 +549,7 @@ pub fn drelu_with<C: Channel + ?Sized>(
     ring: Ring,
     m: u32,
     x: &[u64],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     let mut s = msb_with(ot, ch, role, ring, m, x)?;
     if role == Role::Server {
         s.iter_mut().for_each(|b| *b = !*b);

@@ -27,9 +27,10 @@
 //! N and the bounds b, t are part of the plan.
 
 use super::shares::Ring;
+use super::ProtocolError;
 use super::{b2a::b2a, cmp, mux::mux};
 use crate::crypto::iknp::OtPair;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// This party's shares over `ring` of ⌊num / d_i⌋ for each shared divisor d_i (`den`, shares over
 /// `ring`). Preconditions, which the caller guarantees (they are not checkable on shares):
@@ -45,9 +46,9 @@ pub fn div_public<C: Channel + ?Sized>(
     den: &[u64],
     den_bits: u32,
     q_bits: u32,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if den_bits == 0 || den_bits + 2 > ring.bits || q_bits >= ring.bits || num >> 127 != 0 {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "div_public: divisor width {den_bits} needs 1 <= width <= l - 2 and quotient width \
              {q_bits} < l = {} (numerator below 2^127)",
             ring.bits
@@ -55,7 +56,7 @@ pub fn div_public<C: Channel + ?Sized>(
     }
     let start = num >> q_bits;
     if start >> den_bits != 0 {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "div_public: {num} / 2^{q_bits} is not below 2^{den_bits}: the quotient bound \
              {q_bits} bits is too small for any divisor below 2^{den_bits}"
         )));

@@ -5,7 +5,7 @@
 //!
 //! **Precondition.** −2^(ℓ−2) ≤ x < 2^(ℓ−2) (the compiler's two margin bits; exactly, the protocol
 //! needs −2^(ℓ−1) + B ≤ x < 2^(ℓ−1) − B), which cannot be checked on shares. Checked, with
-//! `InvalidArgument` ([`params`]): the tables' shape, N ≤ 256, B ≤ 2^(ℓ−2), and that the spline's
+//! `ProtocolError::Invalid` ([`params`]): the tables' shape, N ≤ 256, B ≤ 2^(ℓ−2), and that the spline's
 //! intermediate fits: with z = A_i·r + C_i over every piece and every r ∈ [0, 2^w), and β the
 //! smallest multiple of 2^f with z + β ≥ 0, z + β < 2^(m−1) for some m ≤ min(ℓ, 63) (m = 34 for
 //! the default tables, 28 for CipherGPT's f = 12, 64 pieces).
@@ -115,10 +115,11 @@ use super::mul::{recv_cot_widths, send_cot_widths, triples, Triples};
 use super::mux::mux;
 use super::onehot::{self, OneHot};
 use super::shares::{open, Ring};
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// The public widths and constants of a GELU evaluation, derived from the tables and the ring by
 /// [`params`]. Both parties derive the same values.
@@ -145,15 +146,15 @@ impl Params {
     }
 }
 
-fn invalid(msg: String) -> NetError {
-    NetError::InvalidArgument(msg)
+fn invalid(msg: String) -> ProtocolError {
+    ProtocolError::Invalid(msg)
 }
 
 /// Checks the tables against the ring and derives the protocol's widths. Errors
-/// (`InvalidArgument`): malformed tables (`GeluTables::validate`), more than 256 pieces, a ring
+/// (`ProtocolError::Invalid`): malformed tables (`GeluTables::validate`), more than 256 pieces, a ring
 /// too narrow for the inputs' range (ℓ < K + 1, i.e. B > 2^(ℓ−2)) or for the spline's
 /// intermediate (m > min(ℓ, 63); the server's lookup messages take m + 1 bits).
-pub fn params(ring: Ring, t: &GeluTables) -> Result<Params, NetError> {
+pub fn params(ring: Ring, t: &GeluTables) -> Result<Params, ProtocolError> {
     t.validate().map_err(|e| invalid(e.to_string()))?;
     if (1usize << t.pieces_log2) > MAX_ENTRIES {
         return Err(invalid(format!(
@@ -213,7 +214,7 @@ fn private_lut<C, F>(
     shape: Shape,
     index: &[u64],
     entry: F,
-) -> Result<(Vec<u64>, Vec<bool>), NetError>
+) -> Result<(Vec<u64>, Vec<bool>), ProtocolError>
 where
     C: Channel + ?Sized,
     F: Fn(usize, usize) -> u64 + Sync,
@@ -270,7 +271,7 @@ pub fn gelu<C: Channel + ?Sized>(
     ring: Ring,
     t: &GeluTables,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     gelu_with(ot, ch, role, ring, t, x, None)
 }
 
@@ -309,7 +310,7 @@ pub fn prepare<C: Channel + ?Sized>(
     ring: Ring,
     t: &GeluTables,
     n: usize,
-) -> Result<Correlation, NetError> {
+) -> Result<Correlation, ProtocolError> {
     let params = params(ring, t)?;
     let rz = Ring::new(params.spline_bits)?;
     let size = 1usize << params.pieces_log2;
@@ -336,7 +337,7 @@ pub fn gelu_prepared<C: Channel + ?Sized>(
     x: &[u64],
     prep: &Correlation,
     at: usize,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     gelu_with(ot, ch, role, ring, t, x, Some((prep, at)))
 }
 
@@ -348,7 +349,7 @@ fn gelu_with<C: Channel + ?Sized>(
     t: &GeluTables,
     x: &[u64],
     prep: Option<(&Correlation, usize)>,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let p = params(ring, t)?;
     if let Some((c, at)) = prep {
         if c.params != p {
@@ -530,7 +531,7 @@ fn prepared_spline<C: Channel + ?Sized>(
     r: &[u64],
     slope: &[u64],
     icpt: &[u64],
-) -> Result<(Vec<u64>, Vec<bool>), NetError> {
+) -> Result<(Vec<u64>, Vec<bool>), ProtocolError> {
     let n = idx.len();
     let (oh, tr) = (&c.onehot, &c.triples);
     let server = role == Role::Server;

@@ -57,9 +57,10 @@
 use ciphergpt_compiler::fixed::semantics::InvTables;
 
 use super::shares::Ring;
+use super::ProtocolError;
 use super::{cmp, lut::lut, mul, mux::mux_by, trunc};
 use crate::crypto::iknp::OtPair;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// Ring of the protocol's values.
 const WIDE: u32 = 64;
@@ -72,7 +73,7 @@ fn leading_bit<C: Channel + ?Sized>(
     role: Role,
     b: u32,
     v: &[u64],
-) -> Result<(Vec<bool>, Role), NetError> {
+) -> Result<(Vec<bool>, Role), ProtocolError> {
     let small = Ring::new(b + 1)?;
     let server = role == Role::Server;
     let diffs: Vec<u64> = v
@@ -107,7 +108,7 @@ fn select<C: Channel + ?Sized>(
     e: &[bool],
     x: &[u64],
     b: usize,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let w = Ring::new(WIDE)?;
     let got = mux_by(ot, ch, role, first, w, e, x)?;
     Ok(got
@@ -123,7 +124,7 @@ fn segment_position<C: Channel + ?Sized>(
     role: Role,
     t: &InvTables,
     m: &[u64],
-) -> Result<(Vec<u64>, Vec<u64>), NetError> {
+) -> Result<(Vec<u64>, Vec<u64>), ProtocolError> {
     let w = Ring::new(WIDE)?;
     let (r1, r2, d) = (t.index_shift(), t.pos_shift(), t.pos_bits);
     let n = m.len();
@@ -178,7 +179,7 @@ pub fn inv_pow<C: Channel + ?Sized>(
     role: Role,
     t: &InvTables,
     v: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let b = t.in_bits;
     let size = 1usize << t.index_bits;
     if !(2..=62).contains(&b)
@@ -188,7 +189,7 @@ pub fn inv_pow<C: Channel + ?Sized>(
         || t.index_bits + t.pos_bits >= b
         || t.out_shift >= WIDE
     {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "inv_pow: malformed tables (B = {b}, T = {}, D = {}, {} scales)",
             t.index_bits,
             t.pos_bits,

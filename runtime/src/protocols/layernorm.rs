@@ -53,10 +53,11 @@
 use ciphergpt_compiler::fixed::semantics::LayerNormParams;
 
 use super::shares::{open, Ring};
+use super::ProtocolError;
 use super::{cmp, inverse, mul, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::Prg;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// Ring of the row statistics.
 const WIDE_BITS: u32 = 64;
@@ -78,7 +79,7 @@ fn widen<C: Channel + ?Sized>(
     ring: Ring,
     w: Ring,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let offset = half(role, ring.bits - 1);
     let y: Vec<u64> = x.iter().map(|&v| ring.add(v, offset)).collect();
     let wide = trunc::extend_nonnegative(ot, ch, role, ring, w, &y)?;
@@ -95,7 +96,7 @@ fn round_shifts<C: Channel + ?Sized>(
     w: Ring,
     p: &LayerNormParams,
     d: &[u64],
-) -> Result<(Vec<u64>, Vec<u64>), NetError> {
+) -> Result<(Vec<u64>, Vec<u64>), ProtocolError> {
     let (r1, total) = (p.r1, p.r1 + p.r2);
     let biased = |c: u64| d.iter().map(move |&v| w.add(v, c));
     let mut shifts = Vec::with_capacity(2 * d.len());
@@ -135,7 +136,7 @@ pub fn layernorm<C: Channel + ?Sized>(
     ring: Ring,
     p: &LayerNormParams,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     layernorm_with(ot, ch, role, ring, p, x, None)
 }
 
@@ -169,9 +170,9 @@ pub fn prepare<C: Channel + ?Sized>(
     role: Role,
     p: &LayerNormParams,
     rows: usize,
-) -> Result<Correlation, NetError> {
+) -> Result<Correlation, ProtocolError> {
     p.validate()
-        .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
+        .map_err(|e| ProtocolError::Invalid(format!("layernorm: {e}")))?;
     let w = Ring::new(WIDE_BITS)?;
     let n = p.n;
     let mut rng = Prg::from_entropy();
@@ -213,10 +214,10 @@ pub fn layernorm_prepared<C: Channel + ?Sized>(
     x: &[u64],
     prep: &Correlation,
     at: usize,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let rows = x.len() / p.n.max(1);
     if prep.n != p.n || at + rows > prep.rows() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "layernorm: {rows} rows of {} from row {at} of a prepared correlation of {} rows of {}",
             p.n,
             prep.rows(),
@@ -234,25 +235,25 @@ fn layernorm_with<C: Channel + ?Sized>(
     p: &LayerNormParams,
     x: &[u64],
     prep: Option<(&Correlation, usize)>,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     p.validate()
-        .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
+        .map_err(|e| ProtocolError::Invalid(format!("layernorm: {e}")))?;
     let n = p.n;
     if !x.len().is_multiple_of(n) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "layernorm: {} values are not whole rows of {n}",
             x.len()
         )));
     }
     if ring.bits >= WIDE_BITS {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "layernorm: the plan's ring must be narrower than {WIDE_BITS} bits (it is {})",
             ring.bits
         )));
     }
     let tables = p
         .rsqrt_tables()
-        .map_err(|e| NetError::InvalidArgument(format!("layernorm: {e}")))?;
+        .map_err(|e| ProtocolError::Invalid(format!("layernorm: {e}")))?;
     // N / v_eps < 2^q_bits (below 2^58: the tables' outputs are below 2^29).
     let q_bits = 128 - (p.rsqrt_numerator() / p.v_eps as u128).leading_zeros();
     if x.is_empty() {

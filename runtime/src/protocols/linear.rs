@@ -71,12 +71,13 @@
 use rayon::prelude::*;
 
 use super::shares::Ring;
+use super::ProtocolError;
 use crate::crypto::pack::{pack, packed_len, unpack};
 use crate::crypto::rlwe::eval::{expand, finalize, Accumulator, SwitchedCiphertext};
 use crate::crypto::rlwe::noise::{output_params, OutputParams};
 use crate::crypto::rlwe::{encode_plain, HeSession, Plain, Seeded, N as DEG};
 use crate::crypto::{Block, Prg};
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// Most rows packed into one ciphertext. The weight polynomials of a window n_i × n_o are
 /// 4096/(n_i·n_o) times the weight count, so more rows per ciphertext cost server memory.
@@ -120,14 +121,14 @@ pub struct LinearCost {
     pub bytes_down: usize,
 }
 
-fn invalid(msg: String) -> NetError {
-    NetError::InvalidArgument(format!("linear: {msg}"))
+fn invalid(msg: String) -> ProtocolError {
+    ProtocolError::Invalid(format!("linear: {msg}"))
 }
 
 impl Packing {
     /// The packing of a K × N weight of `weight_bits`-bit entries at ℓ = `ring.bits`, with the
     /// window chosen to minimise the bytes of a product on `rows` rows (1 for a decode step).
-    /// `InvalidArgument` for empty shapes, ℓ outside 16..=44, or weights too wide for the noise
+    /// `ProtocolError::Invalid` for empty shapes, ℓ outside 16..=44, or weights too wide for the noise
     /// budget even in [`MAX_LIMBS`] limbs.
     pub fn new(
         ring: Ring,
@@ -135,7 +136,7 @@ impl Packing {
         n: usize,
         weight_bits: u32,
         rows: usize,
-    ) -> Result<Packing, NetError> {
+    ) -> Result<Packing, ProtocolError> {
         let plain = Plain::new(ring.bits)?;
         if k == 0 || n == 0 || rows == 0 {
             return Err(invalid(format!("empty shape {rows} × {k} · {k} × {n}")));
@@ -289,9 +290,9 @@ pub struct EncodedWeights {
 }
 
 impl EncodedWeights {
-    /// Encode `w` ([K × N], row-major) for `packing`; `InvalidArgument` if the length is wrong or
+    /// Encode `w` ([K × N], row-major) for `packing`; `ProtocolError::Invalid` if the length is wrong or
     /// an entry exceeds the packing's weight width.
-    pub fn new(packing: &Packing, w: &[i64]) -> Result<EncodedWeights, NetError> {
+    pub fn new(packing: &Packing, w: &[i64]) -> Result<EncodedWeights, ProtocolError> {
         let p = *packing;
         if w.len() != p.k * p.n {
             return Err(invalid(format!(
@@ -367,7 +368,7 @@ pub fn linear<C: Channel + ?Sized>(
     x: &[u64],
     t: usize,
     weights: Option<(&EncodedWeights, &[i64])>,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let p = *packing;
     if p.ring_bits != ring.bits {
         return Err(invalid(format!(
@@ -426,7 +427,7 @@ fn client<C: Channel + ?Sized>(
     p: &Packing,
     x: &[u64],
     t: usize,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let sk = he.secret_key()?;
     let plain = Plain::new(ring.bits)?;
     let groups = t.div_ceil(p.rows_per_ct);
@@ -439,7 +440,7 @@ fn client<C: Channel + ?Sized>(
     msg.par_chunks_mut(wire)
         .zip(seeds.par_iter())
         .enumerate()
-        .try_for_each(|(idx, (dst, &seed))| -> Result<(), NetError> {
+        .try_for_each(|(idx, (dst, &seed))| -> Result<(), ProtocolError> {
             let poly = p.activation_poly(x, t, idx / a, idx % a);
             let ct = sk.encrypt(plain, &poly, &mut Prg::new(seed))?;
             let mut bytes = Vec::with_capacity(wire);
@@ -514,7 +515,7 @@ fn server<C: Channel + ?Sized>(
     t: usize,
     w: &EncodedWeights,
     bias: &[i64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let pk = he.public_key()?;
     let plain = Plain::new(ring.bits)?;
     let groups = t.div_ceil(p.rows_per_ct);
@@ -540,7 +541,7 @@ fn server<C: Channel + ?Sized>(
                 let own = p.activation_poly(x, t, g, alpha);
                 Ok(expand(&ct, Some(plain), Some(&own)))
             })
-            .collect::<Result<Vec<_>, NetError>>()?;
+            .collect::<Result<Vec<_>, ProtocolError>>()?;
         let jobs: Vec<(usize, usize, Block)> = (0..l)
             .flat_map(|limb| (0..b).map(move |beta| (limb, beta)))
             .map(|(limb, beta)| (limb, beta, rng.block()))
@@ -567,7 +568,7 @@ fn server<C: Channel + ?Sized>(
                 )?;
                 Ok((sw, masks))
             })
-            .collect::<Result<Vec<_>, NetError>>()?;
+            .collect::<Result<Vec<_>, ProtocolError>>()?;
         for ((limb, beta, _), (sw, masks)) in jobs.into_iter().zip(results) {
             let idx = (limb * groups + g) * b + beta;
             a_out[idx * a_len..(idx + 1) * a_len].copy_from_slice(&pack(&sw.a, p.out.k));

@@ -29,10 +29,11 @@
 use rand::RngCore;
 
 use super::shares::Ring;
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// Largest table size.
 pub const MAX_ENTRIES: usize = 256;
@@ -52,14 +53,14 @@ pub fn lut<C: Channel + ?Sized>(
     ring: Ring,
     tables: &[&[u64]],
     index: &[u64],
-) -> Result<Vec<Vec<u64>>, NetError> {
+) -> Result<Vec<Vec<u64>>, ProtocolError> {
     let nt = tables.len();
     let size = tables.first().map_or(0, |t| t.len());
     if nt == 0 {
         return Ok(Vec::new());
     }
     if !size.is_power_of_two() || size > MAX_ENTRIES || tables.iter().any(|t| t.len() != size) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "lut: tables must all have the same power-of-two size ≤ {MAX_ENTRIES} (sizes {:?})",
             tables.iter().map(|t| t.len()).collect::<Vec<_>>()
         )));

@@ -25,9 +25,10 @@ use rayon::prelude::*;
 
 use super::linear::{self, EncodedWeights, Packing};
 use super::shares::{recv_ring, send_ring, Ring};
+use super::ProtocolError;
 use crate::crypto::rlwe::HeSession;
 use crate::crypto::Prg;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// One party's prepared correlation for one weight, and the rows of it used so far.
 pub struct Correlation {
@@ -84,8 +85,8 @@ impl Correlation {
     }
 }
 
-fn invalid(msg: String) -> NetError {
-    NetError::InvalidArgument(msg)
+fn invalid(msg: String) -> ProtocolError {
+    ProtocolError::Invalid(msg)
 }
 
 /// Prepare `rows` rows for the weight of `packing` by the RLWE product (the module docs): the
@@ -99,7 +100,7 @@ pub fn prepare_rlwe<C: Channel + ?Sized>(
     packing: &Packing,
     rows: usize,
     encoded: Option<&EncodedWeights>,
-) -> Result<Correlation, NetError> {
+) -> Result<Correlation, ProtocolError> {
     const CHUNK: usize = 16;
     let (m, k) = (packing.k, packing.n);
     if rows == 0 {
@@ -134,7 +135,7 @@ pub fn prepare_rlwe<C: Channel + ?Sized>(
 /// The online product of the next `n` rows with this party's share of the input (n × inner;
 /// the server may pass `None` for a zero share, the client must pass its share) and, at the
 /// server, the weights (inner × cols, signed). Returns this party's share of x·Y (n × cols).
-/// `InvalidArgument` when fewer than n prepared rows remain.
+/// `ProtocolError::Invalid` when fewer than n prepared rows remain.
 pub fn multiply<C: Channel + ?Sized, W: Copy + Into<i64> + Sync>(
     ch: &mut C,
     role: Role,
@@ -143,7 +144,7 @@ pub fn multiply<C: Channel + ?Sized, W: Copy + Into<i64> + Sync>(
     input: Option<&[u64]>,
     weights: Option<&[W]>,
     n: usize,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if role != corr.role {
         return Err(invalid(
             "masked product: the correlation is the other party's".into(),

@@ -20,12 +20,13 @@
 
 use super::mul;
 use super::shares::Ring;
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
-fn check(ring: Ring, x: &[u64], t: usize, k: usize, n: usize) -> Result<(), NetError> {
+fn check(ring: Ring, x: &[u64], t: usize, k: usize, n: usize) -> Result<(), ProtocolError> {
     if ring.bits < 3 || ring.bits > 63 || t.checked_mul(k) != Some(x.len()) || n == 0 {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "matmul: {} left values for a {t}×{k} matrix (ring {} bits, 3..=63; {n} columns)",
             x.len(),
             ring.bits
@@ -80,12 +81,12 @@ pub fn matmul_private<C: Channel + ?Sized>(
     (t, k, n): (usize, usize, usize),
     w: Option<&[u64]>,
     owner: Role,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     check(ring, x, t, k, n)?;
     let w = match (role == owner, w) {
         (true, Some(w)) if w.len() == k * n => Some(w),
         (true, _) => {
-            return Err(NetError::InvalidArgument(format!(
+            return Err(ProtocolError::Invalid(format!(
                 "matmul: the owner must pass a {k}×{n} matrix"
             )))
         }
@@ -128,10 +129,10 @@ pub fn matmul_shared<C: Channel + ?Sized>(
     x: &[u64],
     y: &[u64],
     (t, k, n): (usize, usize, usize),
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     check(ring, x, t, k, n)?;
     if y.len() != k * n {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "matmul: {} right values for a {k}×{n} matrix",
             y.len()
         )));

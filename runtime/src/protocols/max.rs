@@ -59,10 +59,11 @@
 //! sizes).
 
 use super::shares::Ring;
+use super::ProtocolError;
 use super::{cmp, mux};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::Prg;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// Shares of the maximum of each row; `x` is the concatenation of the rows (this party's
 /// shares), `lens` their lengths (each ≥ 1, sum = x.len()). Precondition: every entry, read
@@ -74,7 +75,7 @@ pub fn row_max<C: Channel + ?Sized>(
     ring: Ring,
     x: &[u64],
     lens: &[usize],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     row_max_from(ot, ch, role, Role::Server, ring, x, lens)
 }
 
@@ -91,7 +92,7 @@ pub fn row_max_from<C: Channel + ?Sized>(
     ring: Ring,
     x: &[u64],
     lens: &[usize],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     check_rows(x.len(), lens)?;
     // The digit width with the fewest bytes, which also has no more tree levels than 4-bit
     // digits (6 bits for 34-bit differences: 3 levels where 4-bit digits take 4).
@@ -131,10 +132,10 @@ pub(crate) fn tournament<C: Channel + ?Sized>(
     x: &[u64],
     lens: &[usize],
     payload: Option<&[u64]>,
-) -> Result<(Vec<u64>, Vec<u64>), NetError> {
+) -> Result<(Vec<u64>, Vec<u64>), ProtocolError> {
     if let Some(p) = payload {
         if p.len() != x.len() {
-            return Err(NetError::InvalidArgument(format!(
+            return Err(ProtocolError::Invalid(format!(
                 "row_max: {} payload entries for {} values",
                 p.len(),
                 x.len()
@@ -173,7 +174,7 @@ fn pair_level<C: Channel + ?Sized>(
     ring: Ring,
     digits: u32,
     level: &Level,
-) -> Result<Level, NetError> {
+) -> Result<Level, ProtocolError> {
     let (cur, pay, lens) = (&level.values, level.payload.as_ref(), &level.lens);
     let pairs: usize = lens.iter().map(|&l| l / 2).sum();
     // a − b for every pair of every row, in row order.
@@ -260,7 +261,7 @@ fn quad_level<C: Channel + ?Sized>(
     ring: Ring,
     digits: u32,
     level: &Level,
-) -> Result<Level, NetError> {
+) -> Result<Level, ProtocolError> {
     let (cur, pay, lens) = (&level.values, level.payload.as_ref(), &level.lens);
     // Groups: (first index, size ≥ 2); the single last candidates pass up.
     let mut groups = Vec::new();
@@ -337,7 +338,7 @@ fn select_winners<C: Channel + ?Sized>(
     sources: &[&[u64]],
     groups: &[(usize, usize)],
     mine: &[u32],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     const N: usize = 64;
     let mut rng = Prg::from_entropy();
     let count = sources.len() * groups.len();
@@ -368,15 +369,15 @@ fn select_winners<C: Channel + ?Sized>(
 }
 
 /// An error unless every length is ≥ 1 and they sum to `n`.
-fn check_rows(n: usize, lens: &[usize]) -> Result<(), NetError> {
+fn check_rows(n: usize, lens: &[usize]) -> Result<(), ProtocolError> {
     if let Some(i) = lens.iter().position(|&l| l == 0) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "row_max: row {i} is empty (every row needs at least one entry)"
         )));
     }
     let total = lens.iter().try_fold(0usize, |s, &l| s.checked_add(l));
     if total != Some(n) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "row_max: the row lengths sum to {} but there are {n} entries",
             total.map_or("more than usize::MAX".to_string(), |t| t.to_string())
         )));

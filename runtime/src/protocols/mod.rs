@@ -31,3 +31,52 @@ pub mod sqrt;
 pub mod svole_matmul;
 pub mod topk;
 pub mod trunc;
+
+use crate::net::NetError;
+
+/// A protocol's error: the network's (a timeout, a vanished or malformed peer), or a call that
+/// breaks the protocol's preconditions (shapes, widths, parameters): the caller's fault, found
+/// before anything is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error(transparent)]
+    Net(NetError),
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+/// The channel's and the OT and RLWE layers' errors; their own broken preconditions
+/// (`NetError::InvalidArgument`: a width, a count, a parameter) stay preconditions.
+impl From<NetError> for ProtocolError {
+    fn from(e: NetError) -> ProtocolError {
+        match e {
+            NetError::InvalidArgument(m) => ProtocolError::Invalid(m),
+            other => ProtocolError::Net(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_precondition_below_stays_a_precondition_and_the_network_stays_the_network() {
+        let e = ProtocolError::from(NetError::InvalidArgument("ring of 45 bits".into()));
+        assert!(
+            matches!(&e, ProtocolError::Invalid(m) if m == "ring of 45 bits"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "invalid argument: ring of 45 bits");
+        let e = ProtocolError::from(NetError::Disconnected {
+            what: "receiving".into(),
+        });
+        assert!(
+            matches!(e, ProtocolError::Net(NetError::Disconnected { .. })),
+            "{e:?}"
+        );
+        assert!(e
+            .to_string()
+            .starts_with("the peer disconnected while receiving"));
+    }
+}

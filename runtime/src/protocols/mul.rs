@@ -52,12 +52,13 @@
 use rayon::prelude::*;
 
 use super::shares::{open, pack_widths, packed_len_widths, unpack_widths, Ring};
+use super::ProtocolError;
 use crate::crypto::hash::tccr_many;
 use crate::crypto::iknp::{CotReceiver, CotSender, OtPair};
 use crate::crypto::ot::hash_many;
 use crate::crypto::pack::mask;
 use crate::crypto::{Block, Prg};
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 const PAR_CHUNK: usize = 1 << 12;
 
@@ -77,7 +78,7 @@ pub(crate) fn send_cot_widths<C: Channel + ?Sized>(
     ch: &mut C,
     deltas: &[u64],
     widths: &[u32],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     assert_eq!(deltas.len(), widths.len(), "length mismatch");
     let n = deltas.len();
     if n == 0 {
@@ -116,7 +117,7 @@ pub(crate) fn recv_cot_widths<C: Channel + ?Sized>(
     ch: &mut C,
     choices: &[bool],
     widths: &[u32],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     assert_eq!(choices.len(), widths.len(), "length mismatch");
     if choices.is_empty() {
         return Ok(Vec::new());
@@ -145,7 +146,7 @@ fn cross_choose<C: Channel + ?Sized>(
     ch: &mut C,
     ring: Ring,
     a: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let l = ring.bits as usize;
     let choices: Vec<bool> = a
         .iter()
@@ -161,7 +162,7 @@ fn cross_hold<C: Channel + ?Sized>(
     ch: &mut C,
     ring: Ring,
     b: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let l = ring.bits;
     let deltas: Vec<u64> = b
         .iter()
@@ -189,18 +190,18 @@ fn fold_shifted(ring: Ring, v: &[u64], negate: bool) -> Vec<u64> {
         .collect()
 }
 
-fn check_inputs(ring: Ring, xs: &[&[u64]]) -> Result<(), NetError> {
+fn check_inputs(ring: Ring, xs: &[&[u64]]) -> Result<(), ProtocolError> {
     let n = xs[0].len();
     for x in xs {
         if x.len() != n {
-            return Err(NetError::InvalidArgument(format!(
+            return Err(ProtocolError::Invalid(format!(
                 "operands of different lengths ({} and {})",
                 n,
                 x.len()
             )));
         }
         if x.iter().any(|&v| v & !ring.mask() != 0) {
-            return Err(NetError::InvalidArgument(format!(
+            return Err(ProtocolError::Invalid(format!(
                 "an operand is not reduced mod 2^{}",
                 ring.bits
             )));
@@ -218,7 +219,7 @@ pub fn cross_term<C: Channel + ?Sized>(
     ring: Ring,
     chooser: Role,
     mine: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     check_inputs(ring, &[mine])?;
     if role == chooser {
         cross_choose(&mut ot.receiver, ch, ring, mine)
@@ -236,7 +237,7 @@ pub fn mul<C: Channel + ?Sized>(
     ring: Ring,
     x: &[u64],
     y: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     check_inputs(ring, &[x, y])?;
     // Term A = x_S·y_C (server chooses), then term B = x_C·y_S (client chooses).
     let (a, b) = match role {
@@ -287,7 +288,7 @@ impl Triples {
         at: usize,
         x: &[u64],
         y: &[u64],
-    ) -> Result<Vec<u64>, NetError> {
+    ) -> Result<Vec<u64>, ProtocolError> {
         let (ring, n) = (self.ring, x.len());
         let mut mine: Vec<u64> = (0..n).map(|k| ring.sub(x[k], self.a[at + k])).collect();
         mine.extend((0..n).map(|k| ring.sub(y[k], self.b[at + k])));
@@ -321,7 +322,7 @@ pub fn triples<C: Channel + ?Sized>(
     role: Role,
     ring: Ring,
     n: usize,
-) -> Result<Triples, NetError> {
+) -> Result<Triples, ProtocolError> {
     let mut rng = Prg::from_entropy();
     let a = ring.random(&mut rng, n);
     let b = ring.random(&mut rng, n);
@@ -339,10 +340,10 @@ pub fn mul_by_private<C: Channel + ?Sized>(
     owner: Role,
     x: &[u64],
     y: Option<&[u64]>,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if role == owner {
         let y = y.ok_or_else(|| {
-            NetError::InvalidArgument("the owner of the private operand must pass it".into())
+            ProtocolError::Invalid("the owner of the private operand must pass it".into())
         })?;
         check_inputs(ring, &[x, y])?;
         let c = cross_hold(&mut ot.sender, ch, ring, y)?;
@@ -370,9 +371,9 @@ pub fn mul_rows<C: Channel + ?Sized>(
     x: &[u64],
     y: &[u64],
     lens: &[usize],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if m == 0 || m > out.bits || m >= 64 {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "mul_rows: scalar width {m} is not in 1..={}",
             out.bits.min(63)
         )));
@@ -380,7 +381,7 @@ pub fn mul_rows<C: Channel + ?Sized>(
     if x.len() != lens.len()
         || lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)) != Some(y.len())
     {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "mul_rows: {} scalars and {} values for {} rows of {} entries in all",
             x.len(),
             y.len(),
@@ -419,10 +420,10 @@ pub fn mul_rows_private<C: Channel + ?Sized>(
     y: Option<&[u64]>,
     lens: &[usize],
     owner: Role,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l));
     if m == 0 || m > out.bits || m >= 64 || x.len() != lens.len() || total.is_none() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "mul_rows_private: scalar width {m} (1..={}) or {} scalars for {} rows",
             out.bits.min(63),
             x.len(),
@@ -434,7 +435,7 @@ pub fn mul_rows_private<C: Channel + ?Sized>(
     let y = match (role == owner, y) {
         (true, Some(y)) if y.len() == total => y,
         (true, _) => {
-            return Err(NetError::InvalidArgument(format!(
+            return Err(ProtocolError::Invalid(format!(
                 "mul_rows_private: the owner must pass {total} values"
             )))
         }
@@ -479,7 +480,7 @@ fn cross_rows<C: Channel + ?Sized>(
     msb: &[bool],
     y: &[u64],
     lens: &[usize],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let mu = m as usize;
     // Correlation of bit j for the holder's value v: v, and (2q − 1)·v for the top bit.
     let corr = |r: usize, j: u32, v: u64| -> u64 {

@@ -21,8 +21,9 @@
 //! message u. The output shares are uniform on their own, because t is fresh per OT.
 
 use super::shares::Ring;
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// This party's share of b·x (`b`: XOR shares of the bits, `x`: additive shares in Z_2^ℓ).
 pub fn mux<C: Channel + ?Sized>(
@@ -32,7 +33,7 @@ pub fn mux<C: Channel + ?Sized>(
     ring: Ring,
     b: &[bool],
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     mux_by(ot, ch, role, Role::Client, ring, b, x)
 }
 
@@ -47,9 +48,9 @@ pub fn mux_by<C: Channel + ?Sized>(
     ring: Ring,
     b: &[bool],
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if b.len() != x.len() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "mux: {} selector bits for {} values",
             b.len(),
             x.len()

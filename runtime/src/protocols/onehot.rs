@@ -37,10 +37,11 @@ use rand::RngCore;
 
 use super::b2a::b2a;
 use super::shares::{open, Ring};
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// Largest N: the preparation's messages grow as N².
 pub const MAX_SIZE: usize = 256;
@@ -88,7 +89,7 @@ impl OneHot {
 
 /// Prepares one-hot shares of N = `size` entries over `ring` for `n` elements (both parties
 /// call it with the same arguments). N = 1 needs no communication (the server's share is 1).
-/// Errors (`InvalidArgument`): N not a power of two at most [`MAX_SIZE`].
+/// Errors (`ProtocolError::Invalid`): N not a power of two at most [`MAX_SIZE`].
 pub fn prepare<C: Channel + ?Sized>(
     ot: &mut OtPair,
     ch: &mut C,
@@ -96,9 +97,9 @@ pub fn prepare<C: Channel + ?Sized>(
     ring: Ring,
     size: usize,
     n: usize,
-) -> Result<OneHot, NetError> {
+) -> Result<OneHot, ProtocolError> {
     if !size.is_power_of_two() || size > MAX_SIZE {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "one-hot: a vector of {size} entries (a power of two up to {MAX_SIZE})"
         )));
     }
@@ -172,10 +173,10 @@ pub fn open_offsets<C: Channel + ?Sized>(
     index: &[u64],
     extra: &[u64],
     extra_bits: u32,
-) -> Result<(Vec<usize>, Vec<u64>), NetError> {
+) -> Result<(Vec<usize>, Vec<u64>), ProtocolError> {
     let n = index.len();
     if at + n > oh.len() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "one-hot: {n} lookups from element {at} of a correlation of {}",
             oh.len()
         )));

@@ -25,9 +25,10 @@
 
 use rand::RngCore;
 
+use super::ProtocolError;
 use crate::crypto::pack::mask;
 pub use crate::crypto::pack::{pack_widths, packed_len_widths, unpack_widths};
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// The ring Z_2^ℓ, 1 ≤ ℓ ≤ 64, on `u64` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,11 +38,11 @@ pub struct Ring {
 
 impl Ring {
     /// Z_2^bits; an error unless 1 ≤ bits ≤ 64.
-    pub fn new(bits: u32) -> Result<Ring, NetError> {
+    pub fn new(bits: u32) -> Result<Ring, ProtocolError> {
         if (1..=64).contains(&bits) {
             Ok(Ring { bits })
         } else {
-            Err(NetError::InvalidArgument(format!(
+            Err(ProtocolError::Invalid(format!(
                 "ring bit width {bits} is not in 1..=64"
             )))
         }
@@ -117,11 +118,15 @@ pub fn add_public(ring: Ring, role: Role, share: &[u64], public: &[u64]) -> Vec<
 }
 
 /// Send ring elements, ℓ bits each.
-pub fn send_ring<C: Channel + ?Sized>(ch: &mut C, ring: Ring, v: &[u64]) -> Result<(), NetError> {
+pub fn send_ring<C: Channel + ?Sized>(
+    ch: &mut C,
+    ring: Ring,
+    v: &[u64],
+) -> Result<(), ProtocolError> {
     if v.is_empty() {
         return Ok(());
     }
-    ch.send_packed(v, ring.bits)
+    Ok(ch.send_packed(v, ring.bits)?)
 }
 
 /// Receive `n` ring elements, ℓ bits each.
@@ -129,11 +134,11 @@ pub fn recv_ring<C: Channel + ?Sized>(
     ch: &mut C,
     ring: Ring,
     n: usize,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    ch.recv_packed(n, ring.bits)
+    Ok(ch.recv_packed(n, ring.bits)?)
 }
 
 /// The owner's side of sharing `values`: sends a fresh random share to the peer, returns its own.
@@ -142,7 +147,7 @@ pub fn share<C: Channel + ?Sized, R: RngCore + ?Sized>(
     ring: Ring,
     rng: &mut R,
     values: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let r = ring.random(rng, values.len());
     send_ring(ch, ring, &r)?;
     ch.flush()?;
@@ -158,7 +163,7 @@ pub fn recv_share<C: Channel + ?Sized>(
     ch: &mut C,
     ring: Ring,
     n: usize,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     recv_ring(ch, ring, n)
 }
 
@@ -167,9 +172,9 @@ pub fn reveal_to_peer<C: Channel + ?Sized>(
     ch: &mut C,
     ring: Ring,
     share: &[u64],
-) -> Result<(), NetError> {
+) -> Result<(), ProtocolError> {
     send_ring(ch, ring, share)?;
-    ch.flush()
+    Ok(ch.flush()?)
 }
 
 /// Learn shared values: receives the peer's share and adds it to `share`.
@@ -177,7 +182,7 @@ pub fn recv_reveal<C: Channel + ?Sized>(
     ch: &mut C,
     ring: Ring,
     share: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let other = recv_ring(ch, ring, share.len())?;
     Ok(ring.add_vec(share, &other))
 }
@@ -189,7 +194,7 @@ pub fn reveal<C: Channel + ?Sized>(
     role: Role,
     learner: Role,
     share: &[u64],
-) -> Result<Option<Vec<u64>>, NetError> {
+) -> Result<Option<Vec<u64>>, ProtocolError> {
     if role == learner {
         recv_reveal(ch, ring, share).map(Some)
     } else {
@@ -210,7 +215,7 @@ pub fn exchange<C: Channel + ?Sized>(
     ch: &mut C,
     role: Role,
     mine: &[u8],
-) -> Result<Vec<u8>, NetError> {
+) -> Result<Vec<u8>, ProtocolError> {
     let mut theirs = vec![0u8; mine.len()];
     if mine.is_empty() {
         return Ok(theirs);
@@ -236,7 +241,7 @@ pub fn open<C: Channel + ?Sized>(
     role: Role,
     widths: &[u32],
     mine: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let theirs = unpack_widths(&exchange(ch, role, &pack_widths(mine, widths))?, widths);
     Ok(mine
         .iter()

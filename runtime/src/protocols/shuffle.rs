@@ -78,13 +78,14 @@
 use rand::seq::SliceRandom;
 
 use super::shares::{recv_ring, send_ring, Ring};
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pprf::{self, LevelSums, TreeGroup};
 use crate::crypto::{Block, Prg};
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
-fn bad(msg: String) -> NetError {
-    NetError::InvalidArgument(format!("shuffle: {msg}"))
+fn bad(msg: String) -> ProtocolError {
+    ProtocolError::Invalid(format!("shuffle: {msg}"))
 }
 
 /// Parameters of the permutation network.
@@ -122,7 +123,7 @@ pub struct Network {
 impl Network {
     /// The network with the fewest bytes for n elements of `ring_bits` bits whose blocks have at
     /// most 2^max_block_bits elements (ties: fewer leaves to expand).
-    pub fn new(n: usize, ring_bits: u32, params: &ShuffleParams) -> Result<Network, NetError> {
+    pub fn new(n: usize, ring_bits: u32, params: &ShuffleParams) -> Result<Network, ProtocolError> {
         let b = params.max_block_bits;
         if !(1..=16).contains(&b) {
             return Err(bad(format!("max_block_bits {b} is not in 1..=16")));
@@ -164,7 +165,7 @@ impl Network {
 
     /// A network with the given outer radices (each a power of two ≥ 2); the inner size is
     /// ⌈n / Π T⌉.
-    pub fn with_radices(n: usize, outer: &[usize]) -> Result<Network, NetError> {
+    pub fn with_radices(n: usize, outer: &[usize]) -> Result<Network, ProtocolError> {
         if let Some(t) = outer.iter().find(|t| !t.is_power_of_two() || **t < 2) {
             return Err(bad(format!("radix {t} is not a power of two ≥ 2")));
         }
@@ -261,7 +262,7 @@ impl Network {
     /// Route P0's permutation (gather, length n) through the network: one block-diagonal gather
     /// per layer over n′ positions, such that applying layer 0, wiring 0, layer 1, … gathers
     /// exactly π extended by the identity on the padding.
-    pub fn route(&self, perm: &[usize]) -> Result<Vec<Vec<u32>>, NetError> {
+    pub fn route(&self, perm: &[usize]) -> Result<Vec<Vec<u32>>, ProtocolError> {
         check_perm(perm, self.n)?;
         let np = self.padded_len();
         let mut p: Vec<u32> = perm.iter().map(|&v| v as u32).collect();
@@ -274,7 +275,7 @@ impl Network {
 }
 
 /// Errors unless `perm` is a permutation of 0..n.
-fn check_perm(perm: &[usize], n: usize) -> Result<(), NetError> {
+fn check_perm(perm: &[usize], n: usize) -> Result<(), ProtocolError> {
     if perm.len() != n {
         return Err(bad(format!(
             "a permutation of {} entries for {n} elements",
@@ -442,7 +443,7 @@ struct PeerSide {
     sums: LevelSums,
 }
 
-fn peer_expand(net: &Network, ring: Ring) -> Result<PeerSide, NetError> {
+fn peer_expand(net: &Network, ring: Ring) -> Result<PeerSide, ProtocolError> {
     let np = net.padded_len();
     let n_layers = net.block_sizes().len();
     let (groups, at) = groups_of(net);
@@ -486,7 +487,7 @@ struct HolderSide {
     points: Vec<usize>,
 }
 
-fn holder_route(net: &Network, perm: &[usize]) -> Result<HolderSide, NetError> {
+fn holder_route(net: &Network, perm: &[usize]) -> Result<HolderSide, ProtocolError> {
     let layers = net.route(perm)?;
     let sizes = net.block_sizes();
     let mut points = Vec::with_capacity(net.padded_len() * layers.len());
@@ -509,7 +510,7 @@ fn holder_deltas(
     ring: Ring,
     holder: &HolderSide,
     siblings: &[Block],
-) -> Result<Vec<Vec<u64>>, NetError> {
+) -> Result<Vec<Vec<u64>>, ProtocolError> {
     let np = net.padded_len();
     let (groups, at) = groups_of(net);
     let first: Vec<usize> = at.iter().map(|&(k, b)| k * np + b).collect();
@@ -569,7 +570,7 @@ pub fn permute_and_share<C: Channel + ?Sized>(
     holder: Role,
     perm: Option<&[usize]>,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if x.len() != net.len() {
         return Err(bad(format!(
             "{} elements for a network of {}",
@@ -629,7 +630,7 @@ pub fn shuffle_with<C: Channel + ?Sized>(
     perm: &[usize],
     x: &[u64],
     params: &ShuffleParams,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let net = Network::new(x.len(), ring.bits, params)?;
     check_perm(perm, x.len())?;
     if x.is_empty() {
@@ -674,7 +675,7 @@ pub fn shuffle<C: Channel + ?Sized>(
     ring: Ring,
     x: &[u64],
     params: &ShuffleParams,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let perm = random_permutation(x.len());
     shuffle_with(ot, ch, role, ring, &perm, x, params)
 }

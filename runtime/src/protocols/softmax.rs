@@ -116,13 +116,14 @@ use ciphergpt_compiler::fixed::semantics::{ExpTables, InvTables};
 use super::mul::Triples;
 use super::onehot::{self, OneHot};
 use super::shares::Ring;
+use super::ProtocolError;
 use super::{b2a::b2a, cmp, inverse, lut, max, mul, mux::mux, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
-fn bad(msg: String) -> NetError {
-    NetError::InvalidArgument(format!("softmax: {msg}"))
+fn bad(msg: String) -> ProtocolError {
+    ProtocolError::Invalid(format!("softmax: {msg}"))
 }
 
 /// Bit length of v (0 for 0).
@@ -139,7 +140,7 @@ struct OffsetTable {
 }
 
 impl OffsetTable {
-    fn new(t: &[i64]) -> Result<OffsetTable, NetError> {
+    fn new(t: &[i64]) -> Result<OffsetTable, ProtocolError> {
         let lo = t.iter().copied().min().unwrap_or(0);
         let hi = t.iter().copied().max().unwrap_or(0);
         let span = (hi - lo) as u128;
@@ -178,7 +179,7 @@ struct Params {
     r_bits: u32,
 }
 
-fn params(ring: Ring, t: &ExpTables, lens: &[usize], n: usize) -> Result<Params, NetError> {
+fn params(ring: Ring, t: &ExpTables, lens: &[usize], n: usize) -> Result<Params, ProtocolError> {
     t.validate().map_err(|e| bad(e.msg))?;
     if t.hi_bits > 8 || t.lo_bits > 8 {
         return Err(bad(format!(
@@ -269,7 +270,7 @@ fn shift_reduce<C: Channel + ?Sized>(
     ring: Ring,
     s: u32,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let out = Ring::new(ring.bits - s)?;
     let widths = vec![s; x.len()];
     let c = cmp::carry_arith_each(ot, ch, role, &widths, cmp::cheapest_digit_bits(s), out, x)?;
@@ -294,7 +295,7 @@ fn shift_with_carries<C: Channel + ?Sized>(
     s: u32,
     x: &[u64],
     c: &[bool],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let out = Ring::new(ring.bits - s)?;
     let c = b2a(ot, ch, role, out, c)?;
     Ok(shifted_plus(ring, out, s, x, c))
@@ -313,7 +314,7 @@ pub fn softmax<C: Channel + ?Sized>(
     t: &ExpTables,
     s: &[u64],
     lens: &[usize],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     params(ring, t, lens, s.len())?;
     if s.is_empty() {
         return Ok(Vec::new());
@@ -360,7 +361,7 @@ pub fn prepare<C: Channel + ?Sized>(
     role: Role,
     t: &ExpTables,
     n: usize,
-) -> Result<Correlation, NetError> {
+) -> Result<Correlation, ProtocolError> {
     t.validate().map_err(|e| bad(e.msg))?;
     if t.hi_bits > 8 || t.lo_bits > 8 {
         return Err(bad(format!(
@@ -394,7 +395,7 @@ pub fn softmax_prepared<C: Channel + ?Sized>(
     lens: &[usize],
     prep: &Correlation,
     at: usize,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let pr = params(ring, t, lens, s.len())?;
     if prep.hi.size != 1 << pr.hi_bits
         || prep.lo.size != 1 << pr.lo_bits
@@ -430,7 +431,7 @@ fn from_max<C: Channel + ?Sized>(
     lens: &[usize],
     m: &[u64],
     prep: Option<(&Correlation, usize)>,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     // 1. u_j = m − s_j.
     let ring = pr.ring;
     let mut u = Vec::with_capacity(s.len());
@@ -454,7 +455,7 @@ pub fn softmax_with_max<C: Channel + ?Sized>(
     s: &[u64],
     lens: &[usize],
     m: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let pr = params(ring, t, lens, s.len())?;
     if m.len() != lens.len() {
         return Err(bad(format!(
@@ -478,7 +479,7 @@ fn exp_neg<C: Channel + ?Sized>(
     pr: &Params,
     u: &[u64],
     prep: Option<(&Correlation, usize)>,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let (ring, lo_bits) = (pr.ring, pr.lo_bits);
     // 2. Digits: H = ⌊u / 2^lo⌋ over Z_2^(ℓ−lo), l = u mod 2^lo.
     let h: Vec<u64> = if lo_bits == 0 {
@@ -558,7 +559,7 @@ fn shift_and_clip<C: Channel + ?Sized>(
     prod: &[u64],
     clip_ring: Ring,
     diff: &[u64],
-) -> Result<(Vec<u64>, Vec<bool>), NetError> {
+) -> Result<(Vec<u64>, Vec<bool>), ProtocolError> {
     let (fe, n) = (pr.frac_e, prod.len());
     let low = clip_ring.bits - 1;
     let mut widths = vec![fe; n];
@@ -587,7 +588,7 @@ fn table_product<C: Channel + ?Sized>(
     pr: &Params,
     hi_idx: &[u64],
     lo_idx: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let dh = lut::lut(ot, ch, role, pr.hi.ring, &[&pr.hi.entries], hi_idx)?.remove(0);
     let dl = lut::lut(ot, ch, role, pr.lo.ring, &[&pr.lo.entries], lo_idx)?.remove(0);
     let (dh, dl) = (&dh, &dl);
@@ -621,7 +622,7 @@ fn normalise<C: Channel + ?Sized>(
     e: &[u64],
     lens: &[usize],
     prep: Option<(&Correlation, usize)>,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let w = pr.wide;
     let mut z = Vec::with_capacity(lens.len());
     let mut start = 0;

@@ -22,9 +22,10 @@
 //! [`mux`]); by sequential composition the protocol reveals nothing about x or its root.
 
 use super::shares::Ring;
+use super::ProtocolError;
 use super::{cmp, mux::mux};
 use crate::crypto::iknp::OtPair;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// This party's shares over `ring` of ⌊√x_i⌋ for each shared x_i (shares over `ring`). The caller
 /// guarantees 0 ≤ x_i < 2^x_bits (signed lift), with 1 ≤ x_bits ≤ ℓ − 2.
@@ -35,9 +36,9 @@ pub fn isqrt<C: Channel + ?Sized>(
     ring: Ring,
     x: &[u64],
     x_bits: u32,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if x_bits == 0 || x_bits + 2 > ring.bits {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "isqrt: input width {x_bits} needs 1 <= width <= l - 2 = {}",
             ring.bits.saturating_sub(2)
         )));

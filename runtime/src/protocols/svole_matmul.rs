@@ -71,6 +71,7 @@ use rayon::prelude::*;
 
 use super::masked_matmul::Correlation;
 use super::shares::{recv_ring, send_ring, Ring};
+use super::ProtocolError;
 use crate::crypto::pack::{mask, pack, packed_len, unpack};
 use crate::crypto::pprf::{self, TreeGroup};
 use crate::crypto::qc_code::{self, QcCode};
@@ -129,9 +130,9 @@ impl SvoleParams {
         rows: usize,
         inner: usize,
         cols: usize,
-    ) -> Result<SvoleParams, NetError> {
+    ) -> Result<SvoleParams, ProtocolError> {
         if rows == 0 || inner == 0 || cols == 0 {
-            return Err(NetError::InvalidArgument(format!(
+            return Err(ProtocolError::Invalid(format!(
                 "svole: a {rows} × {inner} · {inner} × {cols} product has an empty side"
             )));
         }
@@ -166,7 +167,7 @@ impl SvoleParams {
             }
         }
         let (r, limbs) = best.ok_or_else(|| {
-            NetError::InvalidArgument(format!(
+            ProtocolError::Invalid(format!(
                 "svole: no gadget of up to 4 limbs fits the RLWE noise budget at ℓ = {}",
                 ring.bits
             ))
@@ -186,7 +187,7 @@ impl SvoleParams {
         rows: usize,
         inner: usize,
         cols: usize,
-    ) -> Result<SvoleParams, NetError> {
+    ) -> Result<SvoleParams, ProtocolError> {
         let mut p = SvoleParams::new(ring, rows, inner, cols)?;
         p.secure = false;
         Ok(p)
@@ -260,18 +261,28 @@ impl SvoleParams {
     /// The returned ciphertexts' flooding and switch for `limbs` limbs and `per_ct` noise values
     /// per ciphertext: each returned coefficient sums limbs·per_ct products of an encryption
     /// error with a limb below 2^w.
-    fn output_with(&self, ring: Ring, limbs: u32, per_ct: usize) -> Result<OutputParams, NetError> {
+    fn output_with(
+        &self,
+        ring: Ring,
+        limbs: u32,
+        per_ct: usize,
+    ) -> Result<OutputParams, ProtocolError> {
         let plain = Plain::new(ring.bits)?;
         let terms = limbs as usize * per_ct;
-        output_params(plain, 1 << ring.bits.div_ceil(limbs), terms, terms)
+        Ok(output_params(
+            plain,
+            1 << ring.bits.div_ceil(limbs),
+            terms,
+            terms,
+        )?)
     }
 
-    fn output(&self, ring: Ring) -> Result<OutputParams, NetError> {
+    fn output(&self, ring: Ring) -> Result<OutputParams, ProtocolError> {
         self.output_with(ring, self.limbs, self.per_ct)
     }
 
     /// The exact bytes of a preparation's messages (the OTs counted as OTs) and of online use.
-    pub fn cost(&self, ring: Ring) -> Result<SvoleCost, NetError> {
+    pub fn cost(&self, ring: Ring) -> Result<SvoleCost, ProtocolError> {
         let out = self.output(ring)?;
         let code_block = qc_code::block_length(self.rows);
         let depths: usize = self
@@ -318,8 +329,8 @@ fn phase<C: Channel + ?Sized>(ch: &mut C, base: &str, name: &str) {
     });
 }
 
-fn invalid(msg: String) -> NetError {
-    NetError::InvalidArgument(msg)
+fn invalid(msg: String) -> ProtocolError {
+    ProtocolError::Invalid(msg)
 }
 
 /// The per-thread buffers of the block passes: each leaf expands by the AES PRG into k values of
@@ -392,7 +403,7 @@ pub fn prepare<C: Channel + ?Sized>(
     ring: Ring,
     params: SvoleParams,
     weights: Option<&[i64]>,
-) -> Result<Correlation, NetError> {
+) -> Result<Correlation, ProtocolError> {
     let min = qc_code::noise_weight();
     if params.noise < min || params.rows == 0 || params.inner == 0 || params.cols == 0 {
         return Err(invalid(format!(
@@ -461,7 +472,7 @@ fn server<C: Channel + ?Sized>(
     p: SvoleParams,
     code: &QcCode,
     w: &[i64],
-) -> Result<Correlation, NetError> {
+) -> Result<Correlation, ProtocolError> {
     let plain = Plain::new(ring.bits)?;
     let out = p.output(ring)?;
     let cost = p.cost(ring)?;
@@ -490,7 +501,7 @@ fn server<C: Channel + ?Sized>(
             ct.write(&mut b);
             Ok(b)
         })
-        .collect::<Result<Vec<_>, NetError>>()?;
+        .collect::<Result<Vec<_>, ProtocolError>>()?;
     for b in cts {
         msg.extend_from_slice(&b);
     }
@@ -632,7 +643,7 @@ fn client<C: Channel + ?Sized>(
     ring: Ring,
     p: SvoleParams,
     code: &QcCode,
-) -> Result<Correlation, NetError> {
+) -> Result<Correlation, ProtocolError> {
     let plain = Plain::new(ring.bits)?;
     let out = p.output(ring)?;
     let cost = p.cost(ring)?;
@@ -654,9 +665,9 @@ fn client<C: Channel + ?Sized>(
     let wire = Seeded::wire_len();
     let keys = ch.recv_vec(cost.keys_down)?;
     let pk = PublicKeyNtt::new(&Seeded::read(&keys[..wire])?);
-    let gadget = |i: usize, c: usize, g: usize| -> Result<Seeded, NetError> {
+    let gadget = |i: usize, c: usize, g: usize| -> Result<Seeded, ProtocolError> {
         let idx = 1 + (i * p.chunks() + c) * p.limbs as usize + g;
-        Seeded::read(&keys[idx * wire..(idx + 1) * wire])
+        Ok(Seeded::read(&keys[idx * wire..(idx + 1) * wire])?)
     };
     // 2. The products β·y′_i, masked by R, returned.
     let layout = ct_layout(&p, &out);
@@ -672,7 +683,7 @@ fn client<C: Channel + ?Sized>(
             let expanded = (0..p.chunks())
                 .flat_map(|c| (0..p.limbs as usize).map(move |g| (c, g)))
                 .map(|(c, g)| Ok(expand(&gadget(row, c, g)?, None, None)))
-                .collect::<Result<Vec<_>, NetError>>()?;
+                .collect::<Result<Vec<_>, ProtocolError>>()?;
             let mut bytes = Vec::new();
             for (l, &seed) in slots.iter().zip(seeds) {
                 let c = l.col0 / p.chunk_cols();
@@ -707,7 +718,7 @@ fn client<C: Channel + ?Sized>(
             }
             Ok(bytes)
         })
-        .collect::<Result<Vec<_>, NetError>>()?;
+        .collect::<Result<Vec<_>, ProtocolError>>()?;
     drop(keys);
     let msg = parts.concat();
     drop(parts);

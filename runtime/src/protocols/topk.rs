@@ -80,13 +80,14 @@ use ciphergpt_compiler::plan::Sample;
 
 use super::shares::{exchange, recv_reveal, reveal_to_peer, Ring};
 use super::shuffle::{random_permutation, shuffle_with, ShuffleParams};
+use super::ProtocolError;
 use super::{b2a::b2a, cmp, mul, mux, softmax, trunc};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::{mask, pack, unpack};
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
-fn bad(msg: String) -> NetError {
-    NetError::InvalidArgument(format!("top-K: {msg}"))
+fn bad(msg: String) -> ProtocolError {
+    ProtocolError::Invalid(format!("top-K: {msg}"))
 }
 
 /// Parameters of the top-K selection.
@@ -374,7 +375,7 @@ fn compare_and_reveal<C: Channel + ?Sized>(
     digit: u32,
     p: &[u64],
     pairs: &[(u32, u32)],
-) -> Result<Vec<bool>, NetError> {
+) -> Result<Vec<bool>, ProtocolError> {
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
@@ -405,7 +406,7 @@ pub fn topk<C: Channel + ?Sized>(
     z: &[u64],
     k: usize,
     params: &TopKParams,
-) -> Result<TopK, NetError> {
+) -> Result<TopK, ProtocolError> {
     let perm = random_permutation(z.len());
     topk_with(ot, ch, role, ring, z, k, params, &perm)
 }
@@ -422,7 +423,7 @@ pub fn topk_with<C: Channel + ?Sized>(
     k: usize,
     params: &TopKParams,
     perm: &[usize],
-) -> Result<TopK, NetError> {
+) -> Result<TopK, ProtocolError> {
     let n = z.len();
     if n == 0 || k == 0 || k > n {
         return Err(bad(format!("K = {k} is not in 1..={n}")));
@@ -511,7 +512,7 @@ impl Temperature {
     pub const ONE: Temperature = Temperature { mul: 1, shift: 0 };
 
     /// mul = round(2^16 / T) with shift 16 (`plan::Sample::inv_temperature_of`).
-    pub fn from_f64(t: f64) -> Result<Temperature, NetError> {
+    pub fn from_f64(t: f64) -> Result<Temperature, ProtocolError> {
         let mul = Sample::inv_temperature_of(t).map_err(bad)?;
         Ok(Temperature {
             mul: mul.into(),
@@ -541,7 +542,7 @@ pub fn sample_reference(
     temp: Temperature,
     tables: &ExpTables,
     u: u64,
-) -> Result<usize, NetError> {
+) -> Result<usize, ProtocolError> {
     semantics::sample_top_k(values, temp.mul, temp.shift, tables, u).map_err(|e| bad(e.to_string()))
 }
 
@@ -583,7 +584,7 @@ pub fn sample<C: Channel + ?Sized>(
     temp: Temperature,
     tables: &ExpTables,
     draws: usize,
-) -> Result<Option<Vec<usize>>, NetError> {
+) -> Result<Option<Vec<usize>>, ProtocolError> {
     let w = sample_bits(tables.frac_out);
     let mine = crate::crypto::Prg::from_entropy().values(draws, w);
     sample_with(ot, ch, role, ring, top, temp, tables, &mine)
@@ -602,7 +603,7 @@ pub fn sample_with<C: Channel + ?Sized>(
     temp: Temperature,
     tables: &ExpTables,
     mine: &[u64],
-) -> Result<Option<Vec<usize>>, NetError> {
+) -> Result<Option<Vec<usize>>, ProtocolError> {
     let k = top.values.len();
     if k == 0 || top.indices.len() != k {
         return Err(bad(format!(

@@ -73,9 +73,10 @@
 use super::b2a::{b2a, bit_products, bit_products_each};
 use super::cmp;
 use super::shares::Ring;
+use super::ProtocolError;
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
-use crate::net::{Channel, NetError, Role};
+use crate::net::{Channel, Role};
 
 /// The server's share of 2^(k−1) (the bias), the client's 0.
 fn bias(role: Role, k: u32) -> u64 {
@@ -93,7 +94,7 @@ pub fn trunc_reduce<C: Channel + ?Sized>(
     ring: Ring,
     s: u32,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let shifts = vec![s; x.len()];
     trunc_reduce_each(ot, ch, role, ring, &shifts, cmp::DEFAULT_DIGIT_BITS, x)
 }
@@ -112,16 +113,16 @@ pub fn trunc_reduce_each<C: Channel + ?Sized>(
     shifts: &[u32],
     digits: u32,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if let Some(&s) = shifts.iter().find(|&&s| s == 0 || s >= ring.bits) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "trunc_reduce: shift {s} is not in 1..={} for a {}-bit ring",
             ring.bits.saturating_sub(1),
             ring.bits
         )));
     }
     if shifts.len() != x.len() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "trunc_reduce: {} shifts for {} values",
             shifts.len(),
             x.len()
@@ -160,18 +161,18 @@ pub fn trunc_reduce_to_each<C: Channel + ?Sized>(
     digits: u32,
     out: Ring,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if let Some(&s) = shifts
         .iter()
         .find(|&&s| s == 0 || s >= ring.bits || out.bits + s > ring.bits)
     {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "trunc_reduce_to: shift {s} does not leave {} bits of a {}-bit ring",
             out.bits, ring.bits
         )));
     }
     if shifts.len() != x.len() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "trunc_reduce_to: {} shifts for {} values",
             shifts.len(),
             x.len()
@@ -200,9 +201,9 @@ pub fn extend<C: Channel + ?Sized>(
     from: Ring,
     to: Ring,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if to.bits <= from.bits {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "extend: target width {} is not above the source width {}",
             to.bits, from.bits
         )));
@@ -227,7 +228,7 @@ pub fn trunc<C: Channel + ?Sized>(
     ring: Ring,
     s: u32,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if s == 0 {
         return Ok(x.iter().map(|&v| ring.reduce(v)).collect());
     }
@@ -245,9 +246,9 @@ pub fn extend_nonnegative<C: Channel + ?Sized>(
     from: Ring,
     to: Ring,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if to.bits <= from.bits {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "extend_nonnegative: target width {} is not above the source width {}",
             to.bits, from.bits
         )));
@@ -264,9 +265,9 @@ pub fn extend_nonnegative_each<C: Channel + ?Sized>(
     from: &[u32],
     to: Ring,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if from.len() != x.len() || from.iter().any(|&m| m == 0 || m >= to.bits) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "extend_nonnegative: {} source widths for {} values, each must be in 1..{}",
             from.len(),
             x.len(),
@@ -307,7 +308,7 @@ pub fn trunc_nonnegative<C: Channel + ?Sized>(
     ring: Ring,
     s: u32,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if s == 0 {
         return Ok(x.iter().map(|&v| ring.reduce(v)).collect());
     }
@@ -326,7 +327,7 @@ pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
     shifts: &[u32],
     digits: u32,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     let r = trunc_reduce_each(ot, ch, role, ring, shifts, digits, x)?;
     let widths: Vec<u32> = shifts.iter().map(|&s| ring.bits - s).collect();
     extend_nonnegative_each(ot, ch, role, &widths, ring, &r)
@@ -354,7 +355,7 @@ pub fn trunc_within_margin<C: Channel + ?Sized>(
     ring: Ring,
     s: u32,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     trunc_within_margin_from(ot, ch, role, Role::Server, ring, s, x)
 }
 
@@ -370,7 +371,7 @@ pub fn trunc_within_margin_from<C: Channel + ?Sized>(
     ring: Ring,
     s: u32,
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if s == 0 || s + 2 > ring.bits {
         return trunc(ot, ch, role, ring, s, x);
     }
@@ -388,9 +389,9 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
     ring: Ring,
     shifts: &[u32],
     x: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if let Some(&s) = shifts.iter().find(|&&s| s == 0 || s + 2 > ring.bits) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "trunc_within_margin: shift {s} is not in 1..={} for a {}-bit ring",
             ring.bits.saturating_sub(2),
             ring.bits
@@ -451,16 +452,16 @@ pub fn trunc_headroom_each<C: Channel + ?Sized>(
     shifts: &[u32],
     digits: u32,
     y: &[u64],
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     if shifts.len() != y.len() {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "trunc_headroom: {} shifts for {} values",
             shifts.len(),
             y.len()
         )));
     }
     if let Some(&s) = shifts.iter().find(|&&s| s == 0 || s + 2 > ring.bits) {
-        return Err(NetError::InvalidArgument(format!(
+        return Err(ProtocolError::Invalid(format!(
             "trunc_headroom: shift {s} is not in 1..={} for a {}-bit ring",
             ring.bits.saturating_sub(2),
             ring.bits

@@ -13,11 +13,12 @@ use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::pack::unpack;
 use ciphergpt_runtime::crypto::Prg;
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, NetError, Role};
+use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::attention_he::{
     pv, qk_t, AttnLayout, DuplexHe, Operand, SharedCache,
 };
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 use rand::Rng;
 
@@ -452,7 +453,7 @@ fn bytes_and_flights_match_the_cost_formula() {
 #[test]
 fn invalid_arguments_are_rejected() {
     let ring = Ring::new(37).unwrap();
-    let bad = |r: Result<AttnLayout, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+    let bad = |r: Result<AttnLayout, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
     assert!(bad(AttnLayout::new(ring, Operand::Keys, 0, 64, 256)));
     assert!(bad(AttnLayout::new(ring, Operand::Keys, 12, 0, 256)));
     assert!(bad(AttnLayout::new(ring, Operand::Values, 12, 64, 0)));
@@ -494,7 +495,7 @@ fn invalid_arguments_are_rejected() {
         let ch = &mut p.ch;
         let z = vec![0u64; 64 * c];
         let mut errs = Vec::new();
-        let inv = |r: Result<Vec<u64>, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+        let inv = |r: Result<Vec<u64>, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
         errs.push(inv(qk_t(
             &he,
             ch,

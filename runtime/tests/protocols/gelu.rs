@@ -11,8 +11,9 @@ use std::time::Duration;
 use ciphergpt_compiler::fixed::semantics::{self, fit_gelu, GeluForm, GeluTables};
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, NetError, Role};
+use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::ProtocolError;
 use ciphergpt_runtime::protocols::{cmp, gelu};
 use common::*;
 
@@ -171,7 +172,7 @@ fn empty_input_and_invalid_arguments() {
     let t = tables(15, 2, 7, GeluForm::Tanh);
     assert!(run(38, &t, &[], false).is_empty());
     let is_invalid =
-        |r: Result<gelu::Params, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+        |r: Result<gelu::Params, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
     let ring = |b| Ring::new(b).unwrap();
     // Wrong table shape.
     let mut short = t.clone();
@@ -210,10 +211,10 @@ fn empty_input_and_invalid_arguments() {
             let mut errs = 0;
             for (bits, tab) in [(38, &short), (33, &t)] {
                 let r = gelu::gelu(&mut p.ot, &mut p.ch, p.role, ring(bits), tab, &[1]);
-                errs += matches!(r, Err(NetError::InvalidArgument(_))) as u32;
+                errs += matches!(r, Err(ProtocolError::Invalid(_))) as u32;
             }
             let r = gelu::gelu(&mut p.ot, &mut p.ch, p.role, ring(38), &t, &[1 << 38]);
-            errs += matches!(r, Err(NetError::InvalidArgument(_))) as u32;
+            errs += matches!(r, Err(ProtocolError::Invalid(_))) as u32;
             errs
         },
         |_| 3,
@@ -487,7 +488,7 @@ fn prepared_correlation_misuse_is_refused() {
     let other = tables(12, 2, 6, GeluForm::Tanh);
     let f = move |p: &mut Party| {
         let prep = gelu::prepare(&mut p.ot, &mut p.ch, p.role, ring, &t, 4).unwrap();
-        let bad = |r: Result<Vec<u64>, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+        let bad = |r: Result<Vec<u64>, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
         let x = vec![0u64; 3];
         [
             bad(gelu::gelu_prepared(

@@ -10,9 +10,10 @@ use std::time::Duration;
 use ciphergpt_runtime::crypto::rlwe::HeSession;
 use ciphergpt_runtime::crypto::Prg;
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, NetError, Role};
+use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::linear::{linear, EncodedWeights, Packing};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 use rand::Rng;
 
@@ -351,7 +352,7 @@ fn bytes_and_flights_match_the_cost_formula() {
 #[test]
 fn invalid_arguments_are_rejected() {
     let ring = Ring::new(37).unwrap();
-    let bad = |r: Result<Packing, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+    let bad = |r: Result<Packing, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
     assert!(bad(Packing::new(ring, 0, 5, 16, 1)));
     assert!(bad(Packing::new(ring, 5, 0, 16, 1)));
     assert!(bad(Packing::new(ring, 5, 5, 0, 1)));
@@ -364,7 +365,7 @@ fn invalid_arguments_are_rejected() {
     let enc_bad = |w: &[i64]| {
         matches!(
             EncodedWeights::new(&packing, w),
-            Err(NetError::InvalidArgument(_))
+            Err(ProtocolError::Invalid(_))
         )
     };
     assert!(enc_bad(&[0; 11]));
@@ -387,7 +388,7 @@ fn invalid_arguments_are_rejected() {
             let mut call = |ring: Ring, pk: &Packing, x: &[u64], t: usize, w| {
                 errs.push(matches!(
                     linear(&he, &mut p.ch, Role::Server, ring, pk, x, t, w),
-                    Err(NetError::InvalidArgument(_))
+                    Err(ProtocolError::Invalid(_))
                 ));
             };
             call(ring, &packing, &x[..7], 2, Some((&enc, &b))); // x is not t × K
@@ -398,7 +399,7 @@ fn invalid_arguments_are_rejected() {
             call(ring, &packing, &x, 2, None); // no weights
             call(ring, &packing, &[1u64 << 37; 8], 2, Some((&enc, &b))); // not reduced
             let wrong_role = linear(&he, &mut p.ch, Role::Client, ring, &packing, &x, 2, None);
-            errs.push(matches!(wrong_role, Err(NetError::InvalidArgument(_))));
+            errs.push(matches!(wrong_role, Err(ProtocolError::Invalid(_))));
             errs
         },
         move |p| {
@@ -417,7 +418,7 @@ fn invalid_arguments_are_rejected() {
                 Some((&w, &[0; 3])),
             );
             let inv =
-                |r: Result<Vec<u64>, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+                |r: Result<Vec<u64>, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
             vec![inv(r1), inv(r2)]
         },
     );

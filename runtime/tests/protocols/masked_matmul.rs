@@ -5,10 +5,11 @@
 use crate::common;
 
 use ciphergpt_runtime::crypto::rlwe::HeSession;
-use ciphergpt_runtime::net::{Channel, NetError};
+use ciphergpt_runtime::net::Channel;
 use ciphergpt_runtime::protocols::linear::{EncodedWeights, Packing};
 use ciphergpt_runtime::protocols::masked_matmul;
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 use rand::Rng;
 
@@ -57,9 +58,7 @@ fn rlwe_prepared_products_are_exact_and_the_online_view_is_masked() {
             }
             let err = masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 1)
                 .unwrap_err();
-            assert!(
-                matches!(&err, NetError::InvalidArgument(e) if e.contains("prepared rows left"))
-            );
+            assert!(matches!(&err, ProtocolError::Invalid(e) if e.contains("prepared rows left")));
             (s, ys)
         },
         move |p| {

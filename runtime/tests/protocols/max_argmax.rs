@@ -9,8 +9,9 @@ use std::time::Duration;
 use ciphergpt_compiler::fixed::semantics::{self, from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, NetError, Role};
+use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::ProtocolError;
 use ciphergpt_runtime::protocols::{argmax, cmp, max};
 use common::*;
 use rand::Rng;
@@ -465,10 +466,10 @@ fn server_view_is_independent_of_client_input() {
 
 #[test]
 fn invalid_inputs_are_rejected() {
-    fn bad(r: Result<impl std::fmt::Debug, NetError>, what: &str) {
+    fn bad(r: Result<impl std::fmt::Debug, ProtocolError>, what: &str) {
         match r {
-            Err(NetError::InvalidArgument(m)) => assert!(!m.is_empty()),
-            other => panic!("{what}: expected InvalidArgument, got {other:?}"),
+            Err(ProtocolError::Invalid(m)) => assert!(!m.is_empty()),
+            other => panic!("{what}: expected ProtocolError::Invalid, got {other:?}"),
         }
     }
     let calls = |p: &mut Party| {

@@ -6,9 +6,10 @@
 use crate::common;
 
 use ciphergpt_runtime::crypto::Prg;
-use ciphergpt_runtime::net::{Channel, NetError};
+use ciphergpt_runtime::net::Channel;
 use ciphergpt_runtime::protocols::onehot::{self, OneHot};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 
 fn reconstruct(s: &OneHot, c: &OneHot) -> (Vec<usize>, Vec<u64>) {
@@ -132,7 +133,7 @@ fn opened_offsets_are_uniform_whatever_the_index() {
 fn bad_sizes_and_exhausted_correlations_are_refused() {
     let ring = Ring::new(16).unwrap();
     let f = move |p: &mut Party| {
-        let bad = |r: Result<OneHot, NetError>| matches!(r, Err(NetError::InvalidArgument(_)));
+        let bad = |r: Result<OneHot, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
         let sizes = [
             bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 3, 4)),
             bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 512, 4)),
@@ -146,7 +147,7 @@ fn bad_sizes_and_exhausted_correlations_are_refused() {
         let over = onehot::open_offsets(&mut p.ch, p.role, &oh, 2, &[0, 0, 0], &[], 0);
         (
             sizes,
-            matches!(over, Err(NetError::InvalidArgument(_))),
+            matches!(over, Err(ProtocolError::Invalid(_))),
             one.entries,
         )
     };

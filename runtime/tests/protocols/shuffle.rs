@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, scoped, Channel, NetError, Role};
+use ciphergpt_runtime::net::{mem, scoped, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::shuffle::{
     self, permute_and_share, random_permutation, shuffle_with, Network, ShuffleParams,
 };
+use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 
 /// w_i = x_{π_C(π_S(i))}.
@@ -307,7 +308,7 @@ fn gpt2_vocabulary_over_tcp() {
     );
 }
 
-/// Bad permutations, a holder mismatch and a wrong length are `InvalidArgument`, before anything
+/// Bad permutations, a holder mismatch and a wrong length are `ProtocolError::Invalid`, before anything
 /// is sent.
 #[test]
 fn invalid_arguments() {
@@ -371,7 +372,7 @@ fn invalid_arguments() {
     );
     let (errs, sent) = errs;
     for e in &errs {
-        assert!(matches!(e, NetError::InvalidArgument(_)), "{e}");
+        assert!(matches!(e, ProtocolError::Invalid(_)), "{e}");
     }
     assert_eq!(sent, 0);
 }

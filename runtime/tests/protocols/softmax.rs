@@ -13,9 +13,10 @@ use ciphergpt_compiler::fixed::semantics::{
     fit_exp_tables, fit_exp_tables_with, softmax_row, ExpTables,
 };
 use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::{mem, tap::Tap, NetError, Role};
+use ciphergpt_runtime::net::{mem, tap::Tap, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::softmax;
+use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 use rand::Rng;
 
@@ -32,7 +33,7 @@ fn call(
     s: &[u64],
     lens: &[usize],
     m: Option<&[u64]>,
-) -> Result<Vec<u64>, NetError> {
+) -> Result<Vec<u64>, ProtocolError> {
     match m {
         Some(m) => softmax::softmax_with_max(&mut p.ot, &mut p.ch, p.role, ring, t, s, lens, m),
         None => softmax::softmax(&mut p.ot, &mut p.ch, p.role, ring, t, s, lens),
@@ -305,8 +306,8 @@ fn empty_and_invalid_inputs() {
             let msgs: Vec<String> = errs
                 .iter()
                 .map(|e| match e {
-                    NetError::InvalidArgument(m) => m.clone(),
-                    other => panic!("not InvalidArgument: {other}"),
+                    ProtocolError::Invalid(m) => m.clone(),
+                    other => panic!("not ProtocolError::Invalid: {other}"),
                 })
                 .collect();
             assert!(msgs[3].contains("9+10"), "{}", msgs[3]);

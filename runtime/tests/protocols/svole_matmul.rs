@@ -5,10 +5,11 @@
 use crate::common;
 
 use ciphergpt_runtime::crypto::Prg;
-use ciphergpt_runtime::net::{Channel, NetError};
+use ciphergpt_runtime::net::Channel;
 use ciphergpt_runtime::protocols::masked_matmul;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::svole_matmul::{self, SvoleParams};
+use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 use rand::Rng;
 
@@ -195,7 +196,7 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
     );
     for e in [se, ce] {
         assert!(
-            matches!(&e, NetError::InvalidArgument(m) if m.contains("prepared rows left")),
+            matches!(&e, ProtocolError::Invalid(m) if m.contains("prepared rows left")),
             "{e}"
         );
     }
@@ -207,13 +208,13 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
         move |p| svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, tiny, Some(&w)).err(),
         move |p| svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, tiny, None).err(),
     );
-    assert!(matches!(se, Some(NetError::InvalidArgument(_))));
+    assert!(matches!(se, Some(ProtocolError::Invalid(_))));
     let (se, _) = two_party(
         move |p| svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, floor, None).err(),
         move |p| svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, floor, None).err(),
     );
     assert!(
-        matches!(&se, Some(NetError::InvalidArgument(m)) if m.contains("security floor")),
+        matches!(&se, Some(ProtocolError::Invalid(m)) if m.contains("security floor")),
         "{se:?}"
     );
 }

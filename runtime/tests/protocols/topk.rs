@@ -8,10 +8,11 @@ use crate::common;
 
 use ciphergpt_compiler::fixed::semantics::{self, from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::Prg;
-use ciphergpt_runtime::net::{scoped, Channel, NetError};
+use ciphergpt_runtime::net::{scoped, Channel};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::shuffle::{Network, ShuffleParams};
 use ciphergpt_runtime::protocols::topk::{self, reference, topk, TopK, TopKParams};
+use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 use rand::Rng;
 
@@ -294,7 +295,7 @@ fn output_shares_are_fresh() {
 }
 
 /// K outside 1..=n, an empty vector, more indices than the ring holds, ℓ plus the index bits over
-/// 64 and a zero round bound are `InvalidArgument`, before anything is sent; so are, for the
+/// 64 and a zero round bound are `ProtocolError::Invalid`, before anything is sent; so are, for the
 /// sampling, values and indices of different lengths or none, a draw's value not below 2^w, a ring
 /// too narrow for the probabilities, a temperature multiplier too wide for the ring, and
 /// temperatures that are not positive.
@@ -366,7 +367,7 @@ fn invalid_arguments() {
     )
     .0;
     for e in &errs {
-        assert!(matches!(e, NetError::InvalidArgument(_)), "{e}");
+        assert!(matches!(e, ProtocolError::Invalid(_)), "{e}");
     }
     assert_eq!(sent, setup, "only the OT setup was sent");
     assert_eq!(topk::index_bits(50_257), 16);
