@@ -350,19 +350,40 @@ fn two_party(
                 .map_err(anyhow::Error::from)
                 .and_then(|mut v| body(&mut v[0], Role::Server));
             if outcome.is_err() {
+                // The client usually fails too, often first and with the cause: let it report
+                // before it is stopped.
+                wait_a_little(&mut child, CLIENT_GRACE);
                 let _ = child.kill();
             }
             let status = child.wait().context("waiting for the client process")?;
             let client_err = relay.join().unwrap_or_default();
-            let results = outcome.with_context(|| format!("server of the {what} bench"))?;
+            let client = || format!("the client process ({status}): {}", client_err.join(" | "));
+            let results = match outcome {
+                Ok(r) => r,
+                Err(e) if status.success() => {
+                    return Err(e.context(format!("server of the {what} bench")))
+                }
+                Err(e) => bail!("server of the {what} bench: {e:#}; {}", client()),
+            };
             if !status.success() {
-                bail!(
-                    "the client process failed ({status}): {}",
-                    client_err.join(" | ")
-                );
+                bail!("{}", client());
             }
             print_report(p, results, "TCP loopback, two processes")
         }
+    }
+}
+
+/// How long a failed server waits for its client process to end on its own.
+const CLIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Wait up to `most` for `child` to exit.
+fn wait_a_little(child: &mut std::process::Child, most: std::time::Duration) {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < most {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
