@@ -55,9 +55,11 @@ pub struct PartyArgs {
     /// Address of the server (with --role client).
     #[arg(long)]
     pub connect: Option<String>,
-    /// Seconds a party waits for its peer (connect, each receive or send) before giving up.
-    #[arg(long, default_value_t = 60.0)]
-    pub timeout: f64,
+    /// Seconds a party waits for its peer (connect, each receive or send) before giving up
+    /// [default: 60; for `svole`, 60 plus 16 per 10^9 multiply-adds of its preparation, which
+    /// one party computes while the other waits: 678 at its defaults].
+    #[arg(long)]
+    pub timeout: Option<f64>,
     /// Print the JSON report instead of the table: to stdout, or to the given file.
     #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "FILE")]
     pub json: Option<String>,
@@ -182,7 +184,8 @@ fn run_svole(a: SvoleArgs) -> anyhow::Result<()> {
         iterations: a.iterations,
         verify: a.verify,
     };
-    two_party(&a.party, child_args, "sVOLE", |ch, role| {
+    let wait = svole_default_timeout(&a);
+    two_party(&a.party, wait, child_args, "sVOLE", |ch, role| {
         Ok(svole_bench(ch, role, &opts)?)
     })
 }
@@ -214,9 +217,13 @@ fn run_linear(a: LinearArgs) -> anyhow::Result<()> {
         prefill_rows: a.prefill_rows,
         verify: a.verify,
     };
-    two_party(&a.party, child_args, "linear", |ch, role| {
-        Ok(linear_bench(ch, role, &opts)?)
-    })
+    two_party(
+        &a.party,
+        DEFAULT_TIMEOUT_SECS,
+        child_args,
+        "linear",
+        |ch, role| Ok(linear_bench(ch, role, &opts)?),
+    )
 }
 
 fn run_protocols(a: ProtocolsArgs) -> anyhow::Result<()> {
@@ -240,9 +247,13 @@ fn run_protocols(a: ProtocolsArgs) -> anyhow::Result<()> {
         ring_bits: a.ring_bits,
         frac_bits: a.frac_bits,
     };
-    two_party(&a.party, child_args, "protocols", |ch, role| {
-        Ok(protocols_bench(ch, role, &opts)?)
-    })
+    two_party(
+        &a.party,
+        DEFAULT_TIMEOUT_SECS,
+        child_args,
+        "protocols",
+        |ch, role| Ok(protocols_bench(ch, role, &opts)?),
+    )
 }
 
 fn plan_hash(p: &PartyArgs) -> anyhow::Result<[u8; 32]> {
@@ -273,14 +284,32 @@ fn run_ot(a: OtArgs) -> anyhow::Result<()> {
         n: a.n,
         verify: a.verify,
     };
-    two_party(&a.party, child_args, "OT", |ch, role| {
-        Ok(ot_bench(ch, role, &opts)?)
-    })
+    two_party(
+        &a.party,
+        DEFAULT_TIMEOUT_SECS,
+        child_args,
+        "OT",
+        |ch, role| Ok(ot_bench(ch, role, &opts)?),
+    )
 }
 
-/// Run a two-party bench body as the role(s) `p` asks for, and print the server's report.
+/// Seconds a party waits for its peer unless `--timeout` says otherwise.
+const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+
+/// The sVOLE bench's default wait: [`DEFAULT_TIMEOUT_SECS`] plus 16 s per 10^9 multiply-adds of
+/// the preparation (t·n rows of an m × k product), which one party computes while the other
+/// waits. At the defaults (3.9·10^10) that is 678 s; the whole preparation took 443 s on a
+/// 2-core machine at load average 5 (`docs/protocols.md` §29).
+fn svole_default_timeout(a: &SvoleArgs) -> f64 {
+    let work = (a.iterations as f64) * (a.rows as f64) * (a.inner as f64) * (a.cols as f64);
+    DEFAULT_TIMEOUT_SECS + 16.0 * work / 1e9
+}
+
+/// Run a two-party bench body as the role(s) `p` asks for (waiting `default_wait` seconds for
+/// the peer unless `--timeout` is given), and print the server's report.
 fn two_party(
     p: &PartyArgs,
+    default_wait: f64,
     mut child_args: Vec<String>,
     what: &str,
     body: impl FnOnce(
@@ -288,7 +317,8 @@ fn two_party(
         Role,
     ) -> anyhow::Result<Vec<ciphergpt_runtime::bench::BenchResult>>,
 ) -> anyhow::Result<()> {
-    let timeout = crate::generate::timeout(p.timeout)?;
+    let wait = p.timeout.unwrap_or(default_wait);
+    let timeout = crate::generate::timeout(wait)?;
     let hash = plan_hash(p)?;
     match p.role {
         Some(RoleArg::Client) => {
@@ -322,7 +352,7 @@ fn two_party(
                 "--connect".into(),
                 addr,
                 "--timeout".into(),
-                p.timeout.to_string(),
+                wait.to_string(),
             ]);
             if let Some(h) = &p.plan_hash {
                 child_args.extend(["--plan-hash".into(), h.clone()]);
@@ -409,4 +439,40 @@ fn print_report(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Svole {
+        #[command(flatten)]
+        args: SvoleArgs,
+    }
+
+    fn svole(args: &[&str]) -> SvoleArgs {
+        Svole::parse_from(std::iter::once("svole").chain(args.iter().copied())).args
+    }
+
+    #[test]
+    fn the_svole_wait_grows_with_its_preparation() {
+        // Defaults: t·n = 256 · 256 rows of a 768 × 768 product, 3.87·10^10 multiply-adds.
+        let d = svole_default_timeout(&svole(&[]));
+        assert!((d - (60.0 + 16.0 * 38.654705664)).abs() < 1e-6, "{d}");
+        let small = svole(&[
+            "--rows",
+            "16",
+            "--inner",
+            "64",
+            "--cols",
+            "64",
+            "--iterations",
+            "10",
+        ]);
+        assert!((svole_default_timeout(&small) - 60.0).abs() < 0.1);
+        // --timeout wins over the default.
+        assert_eq!(svole(&["--timeout", "7"]).party.timeout, Some(7.0));
+    }
 }
