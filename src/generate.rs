@@ -631,7 +631,8 @@ fn steps(r: &SessionReport) -> String {
     }
     s += &format!(
         "decode steps: {} (positions {}..{}); seconds {:.2}..{:.2} (max/min {:.2}); \
-         bytes {}..{} (max/min {:.3}); rounds {:.0}..{:.0}\n",
+         bytes {}..{} (max/min {:.3}); without OT refills {}..{} (max/min {:.3}); \
+         rounds {:.0}..{:.0}\n",
         sp.steps,
         sp.first_position,
         sp.last_position,
@@ -641,6 +642,9 @@ fn steps(r: &SessionReport) -> String {
         human(sp.bytes.min),
         human(sp.bytes.max),
         sp.bytes.ratio(),
+        human(sp.bytes_without_refills.min),
+        human(sp.bytes_without_refills.max),
+        sp.bytes_without_refills.ratio(),
         sp.rounds.min,
         sp.rounds.max
     );

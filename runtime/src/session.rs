@@ -102,6 +102,13 @@ pub struct ProgramCost {
     pub instructions: Vec<CostLine>,
 }
 
+impl ProgramCost {
+    /// The line of op class `name` ([`OP_CLASSES`]).
+    pub fn class(&self, name: &str) -> Option<&CostLine> {
+        self.classes.iter().find(|c| c.name == name)
+    }
+}
+
 /// A whole session's report, from one party's view (its sent and received bytes).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SessionReport {
@@ -165,6 +172,10 @@ pub struct StepSpread {
     pub seconds: MinMeanMax,
     /// Bytes sent plus received.
     pub bytes: MinMeanMax,
+    /// The same without the silent-OT batches run inside the steps ([`OT_REFILL`]): a batch
+    /// lands in whichever step empties a pool, so these are what the position changes.
+    #[serde(default)]
+    pub bytes_without_refills: MinMeanMax,
     pub rounds: MinMeanMax,
     /// The steps' link estimates on the reference links ([`CostLine::estimate`]).
     #[serde(default)]
@@ -189,6 +200,11 @@ impl SessionReport {
             last_position: last.positions,
             seconds: MinMeanMax::of(it.clone().map(|p| p.total.seconds)),
             bytes: MinMeanMax::of(it.clone().map(|p| p.total.bytes() as f64)),
+            bytes_without_refills: MinMeanMax::of(
+                it.clone().map(|p| {
+                    (p.total.bytes() - p.class(OT_REFILL).map_or(0, CostLine::bytes)) as f64
+                }),
+            ),
             rounds: MinMeanMax::of(it.clone().map(|p| p.total.rounds as f64)),
             lan_s: MinMeanMax::of(it.clone().map(|p| p.total.estimate.lan_s)),
             wan_s: MinMeanMax::of(it.map(|p| p.total.estimate.wan_s)),

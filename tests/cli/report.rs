@@ -187,6 +187,30 @@ fn each_report_line_states_its_link_time_on_lan_and_wan() {
     let (lan, wan) = oracle(*db, *dr);
     close(f(&spread["lan_s"]["mean"]), lan, "decode_steps lan_s");
     close(f(&spread["wan_s"]["mean"]), wan, "decode_steps wan_s");
+    // Without the OT refills: each step's total less its "OT refill" class line.
+    let bytes = |l: &Value| f(&l["bytes_sent"]) + f(&l["bytes_received"]);
+    let own: Vec<f64> = decode
+        .iter()
+        .map(|p| {
+            let refill = p["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "OT refill")
+                .map_or(0.0, bytes);
+            bytes(&p["total"]) - refill
+        })
+        .collect();
+    let (lo, hi) = own
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    assert_eq!(f(&spread["bytes_without_refills"]["min"]), lo);
+    assert_eq!(f(&spread["bytes_without_refills"]["max"]), hi);
+    assert!(hi <= f(&spread["bytes"]["max"]));
+    assert!(
+        stderr.contains("; without OT refills "),
+        "the table's decode-steps line: {stderr}"
+    );
 
     // The table: the preparation (the batches summed), the prefill, the mean decode step.
     let table: Vec<&str> = stderr
