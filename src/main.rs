@@ -5,6 +5,7 @@ mod cli;
 mod generate;
 mod inspect;
 mod relay;
+mod report;
 mod serve;
 mod tokenizer;
 
