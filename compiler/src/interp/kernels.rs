@@ -544,7 +544,6 @@ pub fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> R<ArrayD<f32>> {
     ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn gemm(
     a: &Tensor,
     b: &Tensor,

@@ -30,7 +30,7 @@ use crate::crypto::prg::Prg;
 use crate::crypto::triples::bit_triples;
 use crate::crypto::OtPair;
 use crate::net::{scoped, Channel, NetError, Role};
-use crate::protocols::ProtocolError;
+use crate::protocols::{Party, ProtocolError};
 
 /// Facts about the machine a bench ran on.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -97,14 +97,14 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         Ok(())
     };
     measure(ch, format!("product-l{l}"), None, n, &mut |ch, ot| {
-        mul(ot, ch, role, ring, &x, &y).map(drop)
+        mul(&mut Party::new(ot, ch, role), ring, &x, &y).map(drop)
     })?;
     measure(
         ch,
         format!("comparison-l{l}"),
         Some("Cheetah ≈51 B (ℓ=37); CrypTFlow2 ≈657 B; SPU 127 B (FM64)"),
         n,
-        &mut |ch, ot| drelu(ot, ch, role, ring, &x).map(drop),
+        &mut |ch, ot| drelu(&mut Party::new(ot, ch, role), ring, &x).map(drop),
     )?;
     // Truncation by 12 bits (CipherGPT's scale), exact: floor(x / 2^12).
     if l > 12 {
@@ -113,14 +113,14 @@ pub fn protocols_bench<C: Channel + ?Sized>(
             format!("truncation-l{l}-s12"),
             Some("Cheetah faithful 724 bit ≈ 91 B (ℓ=37, s=12); CrypTFlow2 ≈ 7.4 kbit"),
             n,
-            &mut |ch, ot| trunc(ot, ch, role, ring, 12, &x).map(drop),
+            &mut |ch, ot| trunc(&mut Party::new(ot, ch, role), ring, 12, &x).map(drop),
         )?;
     }
     measure(ch, format!("b2a-l{l}"), None, n, &mut |ch, ot| {
-        b2a(ot, ch, role, ring, &bits).map(drop)
+        b2a(&mut Party::new(ot, ch, role), ring, &bits).map(drop)
     })?;
     measure(ch, format!("mux-l{l}"), None, n, &mut |ch, ot| {
-        mux(ot, ch, role, ring, &bits, &x).map(drop)
+        mux(&mut Party::new(ot, ch, role), ring, &bits, &x).map(drop)
     })?;
 
     // Per-row protocols: the count is rows, so bytes/op is per row. Inputs are small random
@@ -141,7 +141,7 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         format!("gelu-l{l}-f{f}"),
         Some("CipherGPT ≈730 B (2^20 in 30.6 s, 765 MB; ℓ=37, f=12, 64 pieces); SPU 2,840 B"),
         n,
-        &mut |ch, ot| gelu(ot, ch, role, ring, &gelu_t, &gx).map(drop),
+        &mut |ch, ot| gelu(&mut Party::new(ot, ch, role), ring, &gelu_t, &gx).map(drop),
     )?;
     // The same GELU on a correlation prepared ahead (one-hot vectors and triples): the
     // preparation and the online part apart.
@@ -152,7 +152,12 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         None,
         n,
         &mut |ch, ot| {
-            prepared = Some(gelu::prepare(ot, ch, role, ring, &gelu_t, opts.n)?);
+            prepared = Some(gelu::prepare(
+                &mut Party::new(ot, ch, role),
+                ring,
+                &gelu_t,
+                opts.n,
+            )?);
             Ok(())
         },
     )?;
@@ -162,7 +167,17 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         format!("gelu-prepared-l{l}-f{f}"),
         Some("online part only; CipherGPT ≈730 B"),
         n,
-        &mut |ch, ot| gelu::gelu_prepared(ot, ch, role, ring, &gelu_t, &gx, &prepared, 0).map(drop),
+        &mut |ch, ot| {
+            gelu::gelu_prepared(
+                &mut Party::new(ot, ch, role),
+                ring,
+                &gelu_t,
+                &gx,
+                &prepared,
+                0,
+            )
+            .map(drop)
+        },
     )?;
     // Softmax over rows of 256 with the plan's tables: scores at min(f, 12) fractional bits,
     // exponentials at f + 2, probabilities at f.
@@ -176,7 +191,7 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         format!("softmax-row{SOFTMAX_ROW}-l{l}"),
         Some("CipherGPT ≈353 B/entry (3,332 MB / 144 rows·256²); SPU 4,150 B/entry"),
         sm_rows as u64,
-        &mut |ch, ot| softmax(ot, ch, role, ring, &sm_t, &scores, &lens).map(drop),
+        &mut |ch, ot| softmax(&mut Party::new(ot, ch, role), ring, &sm_t, &scores, &lens).map(drop),
     )?;
     let ln_rows = (opts.n / LAYERNORM_ROW).max(1);
     let ln = semantics::layernorm_params(LAYERNORM_ROW, 1e-5, f, 50.0)
@@ -187,7 +202,7 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         format!("layernorm-row{LAYERNORM_ROW}-l{l}"),
         Some("CipherGPT ≈330 B/entry (1,625 MB / 25·256 rows of 768)"),
         ln_rows as u64,
-        &mut |ch, ot| layernorm(ot, ch, role, ring, &ln, &xs).map(drop),
+        &mut |ch, ot| layernorm(&mut Party::new(ot, ch, role), ring, &ln, &xs).map(drop),
     )?;
     let z = small(&mut rng, ARGMAX_LEN);
     measure(
@@ -195,7 +210,7 @@ pub fn protocols_bench<C: Channel + ?Sized>(
         format!("argmax-{ARGMAX_LEN}-l{l}"),
         Some("CipherGPT top-100 of 50,257: 136 MB, 3.3 s (top-k, not argmax)"),
         1,
-        &mut |ch, ot| argmax(ot, ch, role, ring, &z).map(drop),
+        &mut |ch, ot| argmax(&mut Party::new(ot, ch, role), ring, &z).map(drop),
     )?;
     // Top-K sampling over the vocabulary (CipherGPT §V–VI): shuffle, selection, one draw at
     // T = 0.8 from the softmax of the K survivors (tables at the plan's scales).
@@ -213,8 +228,22 @@ pub fn protocols_bench<C: Channel + ?Sized>(
             (k == 100).then_some("CipherGPT top-100 of 50,257: 3,281 ms, 136 MB"),
             1,
             &mut |ch, ot| {
-                let top = topk(ot, ch, role, ring, &z, k, &TopKParams::default())?;
-                sample(ot, ch, role, ring, &top, temp, &sample_t, 1).map(drop)
+                let top = topk(
+                    &mut Party::new(ot, ch, role),
+                    ring,
+                    &z,
+                    k,
+                    &TopKParams::default(),
+                )?;
+                sample(
+                    &mut Party::new(ot, ch, role),
+                    ring,
+                    &top,
+                    temp,
+                    &sample_t,
+                    1,
+                )
+                .map(drop)
             },
         )?;
     }

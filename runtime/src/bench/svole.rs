@@ -52,7 +52,12 @@ pub fn svole_bench<C: Channel + ?Sized>(
     let prep = format!("svole-prepare-{shape}");
     let t0 = start(ch, role)?;
     let mut corr = scoped(ch, &prep, |ch| {
-        svole_matmul::prepare(&mut ot, ch, role, ring, params, server.then_some(&w[..]))
+        svole_matmul::prepare(
+            &mut Party::new(&mut ot, ch, role),
+            ring,
+            params,
+            server.then_some(&w[..]),
+        )
     })?;
     let prepared = finish(ch, role, t0, &prep, 1)?;
     results.push(prepared.clone().with_reference(&format!(

@@ -5,7 +5,7 @@
 use crate::crypto::iknp::{CotBackend, OtPair};
 use crate::crypto::Prg;
 use crate::net::{scoped, Channel, Counters, NetError, Role};
-use crate::protocols::ProtocolError;
+use crate::protocols::{Party, ProtocolError};
 
 /// One lane of a session beyond lane 0: its own channel to the peer and its own OT extension,
 /// set up on that channel ([`Lane::setup_all`]).
@@ -107,13 +107,12 @@ pub(super) fn balanced_cuts(lens: &[usize], parts: usize) -> Vec<usize> {
     cuts
 }
 
-/// Run `f` on `parts` parts at once: part 0 on lane 0 (`ot`, `ch`) in this thread, part i on
+/// Run `f` on `parts` parts at once: part 0 on lane 0 (`party`) in this thread, part i on
 /// `lanes[i − 1]` in a scoped thread, whose channel takes lane 0's current scope for it (so the
 /// instruction's accounting finds every lane's traffic). Returns the parts' results in order, or
 /// the first error (lane 0's first: a vanished peer fails every lane alike).
 pub(super) fn on_lanes<C, R, F>(
-    ot: &mut OtPair,
-    ch: &mut C,
+    party: &mut Party<'_, C>,
     lanes: &mut [Lane],
     parts: usize,
     f: F,
@@ -121,12 +120,13 @@ pub(super) fn on_lanes<C, R, F>(
 where
     C: Channel + ?Sized,
     R: Send,
-    F: Fn(&mut OtPair, &mut dyn Channel, usize) -> Result<R, ProtocolError> + Sync,
+    F: Fn(&mut Party<'_, dyn Channel + '_>, usize) -> Result<R, ProtocolError> + Sync,
 {
-    let mut lane0: &mut C = ch;
+    let role = party.role;
+    let mut lane0: &mut C = &mut *party.ch;
     let parts = parts.clamp(1, lanes.len() + 1);
     if parts == 1 {
-        return Ok(vec![f(ot, &mut lane0, 0)?]);
+        return Ok(vec![f(&mut Party::new(party.ot, &mut lane0, role), 0)?]);
     }
     let scope = lane0.scope().to_string();
     // Each lane's part runs alongside lane 0's: its first flight continues lane 0's last.
@@ -140,10 +140,14 @@ where
             .iter_mut()
             .enumerate()
             .map(|(i, lane)| {
-                s.spawn(move || scoped(lane.ch.as_mut(), scope, |c| f(&mut lane.ot, c, i + 1)))
+                s.spawn(move || {
+                    scoped(lane.ch.as_mut(), scope, |c| {
+                        f(&mut Party::new(&mut lane.ot, c, role), i + 1)
+                    })
+                })
             })
             .collect();
-        let mut all = vec![f(ot, &mut lane0, 0)];
+        let mut all = vec![f(&mut Party::new(party.ot, &mut lane0, role), 0)];
         all.extend(handles.into_iter().map(join));
         all
     });
@@ -152,35 +156,34 @@ where
 
 /// `f` elementwise over `v`: contiguous parts on the lanes at once, concatenated.
 pub(super) fn elementwise<C, F>(
-    ot: &mut OtPair,
-    ch: &mut C,
+    party: &mut Party<'_, C>,
     lanes: &mut [Lane],
     v: &[u64],
     f: F,
 ) -> Result<Vec<u64>, ProtocolError>
 where
     C: Channel + ?Sized,
-    F: Fn(&mut OtPair, &mut dyn Channel, &[u64]) -> Result<Vec<u64>, ProtocolError> + Sync,
+    F: Fn(&mut Party<'_, dyn Channel + '_>, &[u64]) -> Result<Vec<u64>, ProtocolError> + Sync,
 {
-    elementwise_at(ot, ch, lanes, v, |ot, c, _, part| f(ot, c, part))
+    elementwise_at(party, lanes, v, |p, _, part| f(p, part))
 }
 
 /// [`elementwise`], `f` also told where its part starts in `v`.
 pub(super) fn elementwise_at<C, F>(
-    ot: &mut OtPair,
-    ch: &mut C,
+    party: &mut Party<'_, C>,
     lanes: &mut [Lane],
     v: &[u64],
     f: F,
 ) -> Result<Vec<u64>, ProtocolError>
 where
     C: Channel + ?Sized,
-    F: Fn(&mut OtPair, &mut dyn Channel, usize, &[u64]) -> Result<Vec<u64>, ProtocolError> + Sync,
+    F: Fn(&mut Party<'_, dyn Channel + '_>, usize, &[u64]) -> Result<Vec<u64>, ProtocolError>
+        + Sync,
 {
     let parts = parts_for(lanes.len() + 1, v.len(), v.len());
     let cuts = even_cuts(v.len(), parts);
-    let out = on_lanes(ot, ch, lanes, parts, |ot, c, i| {
-        f(ot, c, cuts[i], &v[cuts[i]..cuts[i + 1]])
+    let out = on_lanes(party, lanes, parts, |p, i| {
+        f(p, cuts[i], &v[cuts[i]..cuts[i + 1]])
     })?;
     Ok(out.concat())
 }

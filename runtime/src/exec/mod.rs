@@ -56,7 +56,7 @@ use crate::crypto::iknp::OtPair;
 use crate::net::{scoped, Channel, Counters, Dir, Role};
 use crate::protocols::attention_he::{DuplexHe, SharedCache};
 use crate::protocols::shares::Ring;
-use crate::protocols::ProtocolError;
+use crate::protocols::{Party, ProtocolError};
 
 pub use encoded::EncodedModel;
 pub use lanes::{concurrent, Lane, MIN_SPLIT};
@@ -327,11 +327,9 @@ impl<'p> Executor<'p> {
             let mut trunc_seconds = 0.0;
             let r = scoped(ch, &ins.name, |ch| {
                 let mut step = Step {
-                    role: self.role,
+                    party: Party::new(&mut *ot, ch, self.role),
                     ring: self.ring,
-                    ot: &mut *ot,
                     he,
-                    ch,
                     lanes: &mut *lanes,
                     regs: &mut regs,
                     ins,

@@ -11,21 +11,19 @@ use ciphergpt_compiler::plan::{self, instruction::Op, Instruction};
 use super::lanes::{balanced_cuts, elementwise, elementwise_at, even_cuts, on_lanes, parts_for};
 use super::stock::Nonlinear;
 use super::{Executor, Lane};
-use crate::crypto::iknp::OtPair;
-use crate::net::{scoped, Channel, Role};
+use crate::net::{Channel, Role};
 use crate::protocols::attention_he::{self, AttnLayout, DuplexHe, Operand, SharedCache};
 use crate::protocols::shares::Ring;
-use crate::protocols::ProtocolError;
 use crate::protocols::{gelu, layernorm, linear, masked_matmul, softmax, trunc};
+use crate::protocols::{Party, ProtocolError};
 
 /// What one instruction runs with: this party's lane 0 (OT, RLWE, channel), the further lanes,
 /// the program's registers and tokens, and where its truncations' time adds up.
 pub(super) struct Step<'a, C: Channel + ?Sized> {
-    pub role: Role,
+    /// Lane 0: its OT, its channel, this party's role.
+    pub party: Party<'a, C>,
     pub ring: Ring,
-    pub ot: &'a mut OtPair,
     pub he: &'a DuplexHe,
-    pub ch: &'a mut C,
     pub lanes: &'a mut [Lane],
     pub regs: &'a mut HashMap<u32, Vec<u64>>,
     pub ins: &'a Instruction,
@@ -64,13 +62,13 @@ impl<C: Channel + ?Sized> Step<'_, C> {
     /// the lanes, its time added to the step's; `first`, the party that sent the product's last
     /// flight, begins it (the cost model's `Bits::begun_after`).
     fn truncate(&mut self, first: Role, s: u32, v: &[u64]) -> Result<Vec<u64>, ProtocolError> {
-        let (role, ring) = (self.role, self.ring);
+        let ring = self.ring;
         let scope = format!("{}/trunc", self.ins.name);
         let t0 = Instant::now();
-        let (ot, lanes) = (&mut *self.ot, &mut *self.lanes);
-        let r = scoped(self.ch, &scope, |ch| {
-            elementwise(ot, ch, lanes, v, |ot, c, part| {
-                trunc::trunc_within_margin_from(ot, c, role, first, ring, s, part)
+        let lanes = &mut *self.lanes;
+        let r = self.party.scoped(&scope, |party| {
+            elementwise(party, lanes, v, |p, part| {
+                trunc::trunc_within_margin_from(p, first, ring, s, part)
             })
         });
         *self.trunc_secs += t0.elapsed().as_secs_f64();
@@ -105,7 +103,7 @@ impl<'p> Executor<'p> {
             }
             Op::Sample(sp) => {
                 let z = self.input(s, 0)?;
-                return self.sample(s.ot, s.ch, sp, &z);
+                return self.sample(&mut s.party, sp, &z);
             }
         }
         Ok(None)
@@ -171,9 +169,9 @@ impl<'p> Executor<'p> {
         }
         let mut x = if self.decoding && self.stock.product_has(e.token_table, t) {
             let own = (self.role == Role::Client).then_some(&onehot[..]);
-            self.masked_product(s.ch, e.token_table, own, t, None)?
+            self.masked_product(s.party.ch, e.token_table, own, t, None)?
         } else {
-            self.product(s.he, s.ch, e.token_table, &onehot, t, None)?
+            self.product(s.he, s.party.ch, e.token_table, &onehot, t, None)?
         };
         if let Some(pe) = self.model.signed(e.position_table) {
             for (r, row) in x.chunks_mut(c).enumerate() {
@@ -204,10 +202,10 @@ impl<'p> Executor<'p> {
         // The client sends a prepared product's last flight (its masked input), the server an
         // encrypted-input product's (the results).
         let (y, last) = if self.decoding && self.stock.product_has(l.weight, rows) {
-            let y = self.masked_product(s.ch, l.weight, Some(&x), rows, l.bias)?;
+            let y = self.masked_product(s.party.ch, l.weight, Some(&x), rows, l.bias)?;
             (y, Role::Client)
         } else {
-            let y = self.product(s.he, s.ch, l.weight, &x, rows, l.bias)?;
+            let y = self.product(s.he, s.party.ch, l.weight, &x, rows, l.bias)?;
             (y, Role::Server)
         };
         let y = s.truncate(last, l.shift, &y)?;
@@ -241,8 +239,9 @@ impl<'p> Executor<'p> {
         let (t, past, heads) = (s.t, self.positions, h.heads as usize);
         let (role, ring) = (self.role, self.ring);
         let reg = s.input_reg(1)?;
-        let cache = self.attention_cache(s.he, s.ch, reg, Operand::Keys, heads, c, past + t)?;
-        let out = attention_he::qk_t(s.he, s.ch, role, ring, cache, &q, &kc, t, true)?;
+        let cache =
+            self.attention_cache(s.he, s.party.ch, reg, Operand::Keys, heads, c, past + t)?;
+        let out = attention_he::qk_t(s.he, s.party.ch, role, ring, cache, &q, &kc, t, true)?;
         let causal = causal_entries(heads, t, past);
         let kept: Vec<u64> = causal.iter().map(|&i| out[i]).collect();
         // The client sends the attention product's last flight (its results).
@@ -266,8 +265,9 @@ impl<'p> Executor<'p> {
         let c = self.cols(reg);
         let (t, past, heads) = (s.t, self.positions, h.heads as usize);
         let (role, ring) = (self.role, self.ring);
-        let cache = self.attention_cache(s.he, s.ch, reg, Operand::Values, heads, c, past + t)?;
-        let out = attention_he::pv(s.he, s.ch, role, ring, cache, &p, &vc, t, true)?;
+        let cache =
+            self.attention_cache(s.he, s.party.ch, reg, Operand::Values, heads, c, past + t)?;
+        let out = attention_he::pv(s.he, s.party.ch, role, ring, cache, &p, &vc, t, true)?;
         let out = s.truncate(Role::Client, h.shift, &out)?;
         s.regs.insert(s.output(0)?, out);
         Ok(())
@@ -284,7 +284,7 @@ impl<'p> Executor<'p> {
         let x = self.input(s, 0)?;
         let tables = convert::softmax_from_plan(sm);
         let (t, past, heads) = (s.t, self.positions, sm.heads as usize);
-        let (role, ring) = (self.role, self.ring);
+        let ring = self.ring;
         let causal = causal_entries(heads, t, past);
         let row: Vec<u64> = causal.iter().map(|&i| x[i]).collect();
         let lens: Vec<usize> = (0..heads)
@@ -298,14 +298,12 @@ impl<'p> Executor<'p> {
             starts.push(last + lens[w[0]..w[1]].iter().sum::<usize>());
         }
         let stock = self.nonlinear(&s.ins.name, sm.prepared, row.len(), Nonlinear::softmax);
-        let p = on_lanes(s.ot, s.ch, s.lanes, parts, |ot, c, i| {
+        let p = on_lanes(&mut s.party, s.lanes, parts, |p, i| {
             let (a, b) = (cuts[i], cuts[i + 1]);
             let v = &row[starts[i]..starts[i + 1]];
             match stock {
                 Some((prep, used)) => softmax::softmax_prepared(
-                    ot,
-                    c,
-                    role,
+                    p,
                     ring,
                     &tables,
                     v,
@@ -313,7 +311,7 @@ impl<'p> Executor<'p> {
                     prep,
                     used + starts[i],
                 ),
-                None => softmax::softmax(ot, c, role, ring, &tables, v, &lens[a..b]),
+                None => softmax::softmax(p, ring, &tables, v, &lens[a..b]),
             }
         })?
         .concat();
@@ -338,7 +336,7 @@ impl<'p> Executor<'p> {
     ) -> Result<(), ProtocolError> {
         let x = self.input(s, 0)?;
         let p = convert::layernorm_from_plan(l);
-        let (role, ring) = (self.role, self.ring);
+        let ring = self.ring;
         let n = p.n.max(1);
         let rows = x.len() / n;
         let parts = match x.len() % n {
@@ -347,19 +345,23 @@ impl<'p> Executor<'p> {
         };
         let cuts = even_cuts(rows, parts);
         let stock = self.nonlinear(&s.ins.name, l.prepared, rows, Nonlinear::layernorm);
-        let run = |ot: &mut OtPair, c: &mut dyn Channel, first: usize, v: &[u64]| match stock {
-            Some((prep, used)) => {
-                layernorm::layernorm_prepared(ot, c, role, ring, &p, v, prep, used + first)
-            }
-            None => layernorm::layernorm(ot, c, role, ring, &p, v),
-        };
         let y = if parts == 1 {
             // Unsplit (and the protocol checks the shape).
-            let mut lane0: &mut C = s.ch;
-            run(s.ot, &mut lane0, 0, &x)?
+            match stock {
+                Some((prep, used)) => {
+                    layernorm::layernorm_prepared(&mut s.party, ring, &p, &x, prep, used)
+                }
+                None => layernorm::layernorm(&mut s.party, ring, &p, &x),
+            }?
         } else {
-            on_lanes(s.ot, s.ch, s.lanes, parts, |ot, c, i| {
-                run(ot, c, cuts[i], &x[cuts[i] * n..cuts[i + 1] * n])
+            on_lanes(&mut s.party, s.lanes, parts, |party, i| {
+                let v = &x[cuts[i] * n..cuts[i + 1] * n];
+                match stock {
+                    Some((prep, used)) => {
+                        layernorm::layernorm_prepared(party, ring, &p, v, prep, used + cuts[i])
+                    }
+                    None => layernorm::layernorm(party, ring, &p, v),
+                }
             })?
             .concat()
         };
@@ -381,22 +383,21 @@ impl<'p> Executor<'p> {
     ) -> Result<(), ProtocolError> {
         let x = self.input(s, 0)?;
         let tables = convert::gelu_from_plan(g);
-        let (role, ring) = (self.role, self.ring);
+        let ring = self.ring;
         let stock = self.nonlinear(&s.ins.name, g.prepared, x.len(), Nonlinear::gelu);
         let mut out = Vec::with_capacity(x.len());
         let slice = plan::cost::gelu_slice(g.pieces_log2) as usize;
         for (k, chunk) in x.chunks(slice).enumerate() {
             out.extend(elementwise_at(
-                s.ot,
-                s.ch,
+                &mut s.party,
                 s.lanes,
                 chunk,
-                |ot, c, at, part| match stock {
+                |p, at, part| match stock {
                     Some((prep, used)) => {
                         let at = used + k * slice + at;
-                        gelu::gelu_prepared(ot, c, role, ring, &tables, part, prep, at)
+                        gelu::gelu_prepared(p, ring, &tables, part, prep, at)
                     }
-                    None => gelu::gelu(ot, c, role, ring, &tables, part),
+                    None => gelu::gelu(p, ring, &tables, part),
                 },
             )?);
         }

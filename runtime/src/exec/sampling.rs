@@ -5,12 +5,11 @@ use ciphergpt_compiler::fixed::convert;
 use ciphergpt_compiler::plan::{instruction::Op, Plan};
 
 use super::Executor;
-use crate::crypto::iknp::OtPair;
 use crate::crypto::{Block, Prg};
 use crate::net::Channel;
 use crate::protocols::argmax;
 use crate::protocols::topk::{self, Temperature, TopKParams};
-use crate::protocols::ProtocolError;
+use crate::protocols::{Party, ProtocolError};
 
 /// A session's decoding: K (1 is greedy), the temperature's 16-bit fixed-point reciprocal (both
 /// public, agreed by the two parties) and this party's randomness for top-K sampling (its shuffle
@@ -64,15 +63,14 @@ impl Executor<'_> {
     /// sampling with the session's temperature; `Some` at the client only.
     pub(super) fn sample<C: Channel + ?Sized>(
         &mut self,
-        ot: &mut OtPair,
-        ch: &mut C,
+        party: &mut Party<'_, C>,
         sp: &ciphergpt_compiler::plan::Sample,
         z: &[u64],
     ) -> Result<Option<usize>, ProtocolError> {
-        let (role, ring) = (self.role, self.ring);
+        let ring = self.ring;
         let k = self.sampling.top_k as usize;
         if k <= 1 {
-            return argmax::argmax(ot, ch, role, ring, z);
+            return argmax::argmax(party, ring, z);
         }
         if k > z.len() {
             return Err(ProtocolError::Invalid(format!(
@@ -87,7 +85,7 @@ impl Executor<'_> {
             .ok_or_else(|| ProtocolError::Invalid("the plan has no sampling softmax".into()))?;
         let mut perm: Vec<usize> = (0..z.len()).collect();
         rand::seq::SliceRandom::shuffle(perm.as_mut_slice(), &mut self.sampling.rng);
-        let top = topk::topk_with(ot, ch, role, ring, z, k, &TopKParams::default(), &perm)?;
+        let top = topk::topk_with(party, ring, z, k, &TopKParams::default(), &perm)?;
         let temp = Temperature {
             mul: u64::from(self.sampling.inv_temperature),
             shift: sp.shift,
@@ -96,7 +94,7 @@ impl Executor<'_> {
             .sampling
             .rng
             .values(1, topk::sample_bits(tables.frac_out));
-        let got = topk::sample_with(ot, ch, role, ring, &top, temp, &tables, &mine)?;
+        let got = topk::sample_with(party, ring, &top, temp, &tables, &mine)?;
         Ok(got.and_then(|v| v.first().copied()))
     }
 }

@@ -17,8 +17,8 @@ use crate::net::{scoped, Channel, Counters, Role};
 use crate::protocols::attention_he::DuplexHe;
 use crate::protocols::masked_matmul::{self, Correlation};
 use crate::protocols::svole_matmul::{self, SvoleParams};
-use crate::protocols::ProtocolError;
 use crate::protocols::{gelu, layernorm, softmax};
+use crate::protocols::{Party, ProtocolError};
 
 /// The decode program's instructions for which `pick` gives a value, with their name and their
 /// first input register's columns, in program order.
@@ -257,7 +257,7 @@ impl ScopeCost {
 }
 
 /// Makes a non-linear instruction's correlation on (OT, channel).
-type Make<'a, C> = Box<dyn Fn(&mut OtPair, &mut C) -> Result<Nonlinear, ProtocolError> + 'a>;
+type Make<'a, C> = Box<dyn Fn(&mut Party<'_, C>) -> Result<Nonlinear, ProtocolError> + 'a>;
 
 impl<'p> Executor<'p> {
     /// Prepare the rows of the next `steps` decode steps for every prepared product that has
@@ -278,9 +278,11 @@ impl<'p> Executor<'p> {
             return Ok(());
         }
         self.prepare_products(ot, he, ch, steps)?;
+        let role = self.role;
         let todo = self.nonlinear_to_prepare(steps);
         for (name, op, make) in todo {
-            let (correlation, cost) = prepare_in_scope(ch, &name, op, |ch| make(ot, ch))?;
+            let (correlation, cost) =
+                prepare_in_scope(ch, &name, op, |ch| make(&mut Party::new(ot, ch, role)))?;
             self.stock.nonlinear.insert(
                 name,
                 Stocked {
@@ -356,7 +358,7 @@ impl<'p> Executor<'p> {
             }))
             .sum();
         let batch = steps.min((NONLINEAR_BATCH_BYTES / per_step.max(1)).max(1));
-        let (role, ring) = (self.role, self.ring);
+        let ring = self.ring;
         let mut todo: Vec<(String, &'p Op, Make<C>)> = Vec::new();
         let mut push = |name: &str, make: Make<'a, C>| {
             if let Some(op) = decode_op(plan, name) {
@@ -366,8 +368,8 @@ impl<'p> Executor<'p> {
         for (name, n, g) in gelus {
             if self.stock.remaining(name) < batch * n {
                 let tables = convert::gelu_from_plan(g);
-                let make = move |ot: &mut OtPair, ch: &mut C| {
-                    gelu::prepare(ot, ch, role, ring, &tables, batch * n).map(Nonlinear::Gelu)
+                let make = move |p: &mut Party<'_, C>| {
+                    gelu::prepare(p, ring, &tables, batch * n).map(Nonlinear::Gelu)
                 };
                 push(name, Box::new(make));
             }
@@ -375,8 +377,8 @@ impl<'p> Executor<'p> {
         for (name, rows, l) in norms {
             if self.stock.remaining(name) < batch * rows {
                 let p = convert::layernorm_from_plan(l);
-                let make = move |ot: &mut OtPair, ch: &mut C| {
-                    layernorm::prepare(ot, ch, role, &p, batch * rows).map(Nonlinear::LayerNorm)
+                let make = move |party: &mut Party<'_, C>| {
+                    layernorm::prepare(party, &p, batch * rows).map(Nonlinear::LayerNorm)
                 };
                 push(name, Box::new(make));
             }
@@ -388,8 +390,8 @@ impl<'p> Executor<'p> {
             if self.stock.remaining(name) < heads * scores_next {
                 let t = convert::softmax_from_plan(sm);
                 let scores = batch * heads * context;
-                let make = move |ot: &mut OtPair, ch: &mut C| {
-                    softmax::prepare(ot, ch, role, &t, scores).map(Nonlinear::Softmax)
+                let make = move |p: &mut Party<'_, C>| {
+                    softmax::prepare(p, &t, scores).map(Nonlinear::Softmax)
                 };
                 push(name, Box::new(make));
             }
@@ -422,9 +424,7 @@ impl<'p> Executor<'p> {
                     Role::Client => None,
                 };
                 return svole_matmul::prepare(
-                    ot,
-                    ch,
-                    self.role,
+                    &mut Party::new(ot, ch, self.role),
                     self.ring,
                     params,
                     wide.as_deref(),

@@ -44,8 +44,7 @@
 use super::cmp::DEFAULT_DIGIT_BITS;
 use super::max::{tournament, Shape};
 use super::shares::{recv_reveal, reveal_to_peer, Ring};
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::net::{Channel, NetError, Role};
 
 /// The number of candidates from which on the tournament takes groups of four: each group
@@ -59,9 +58,7 @@ pub const QUAD_FROM: usize = ciphergpt_compiler::plan::cost::ARGMAX_QUAD_FROM as
 /// `Some(index)` at the client, `None` at the server. Precondition: every entry, read signed,
 /// lies in [−2^(ℓ−2), 2^(ℓ−2)) (see the module doc).
 pub fn argmax<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     z: &[u64],
 ) -> Result<Option<usize>, ProtocolError> {
@@ -78,7 +75,7 @@ pub fn argmax<C: Channel + ?Sized>(
         )));
     }
     // The indices as shares: the server holds them (public), the client 0.
-    let index: Vec<u64> = match role {
+    let index: Vec<u64> = match party.role {
         Role::Server => (0..n as u64).collect(),
         Role::Client => vec![0; n],
     };
@@ -90,16 +87,16 @@ pub fn argmax<C: Channel + ?Sized>(
         quad_from: QUAD_FROM,
         first: Role::Server,
     };
-    let (_, idx) = tournament(ot, ch, role, ring, shape, z, &[n], Some(&index))?;
+    let (_, idx) = tournament(party, ring, shape, z, &[n], Some(&index))?;
     // One row: one winner.
     let share = idx[0];
-    match role {
+    match party.role {
         Role::Server => {
-            reveal_to_peer(ch, ring, &[share])?;
+            reveal_to_peer(party.ch, ring, &[share])?;
             Ok(None)
         }
         Role::Client => {
-            let i = recv_reveal(ch, ring, &[share])?[0];
+            let i = recv_reveal(party.ch, ring, &[share])?[0];
             if i >= n as u64 {
                 return Err(NetError::Malformed(format!(
                     "argmax: revealed index {i} is out of range for {n} entries"

@@ -18,33 +18,28 @@
 //! and independent of b_S; the server's t is uniform on its own.
 
 use super::shares::Ring;
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::pack::mask;
 use crate::net::{Channel, Role};
 
 /// Arithmetic shares in Z_2^ℓ of the bits whose XOR shares are `b` (this party's shares).
 pub fn b2a<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     b: &[bool],
 ) -> Result<Vec<u64>, ProtocolError> {
-    b2a_by(ot, ch, role, Role::Client, ring, b)
+    b2a_by(party, Role::Client, ring, b)
 }
 
 /// [`b2a`] with `chooser` as the COT's receiver: the party that sent the step before it, so
 /// that its choices leave in that flight.
 pub fn b2a_by<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     chooser: Role,
     ring: Ring,
     b: &[bool],
 ) -> Result<Vec<u64>, ProtocolError> {
-    let t = bit_products_by(ot, ch, role, chooser, ring, b)?;
+    let t = bit_products_by(party, chooser, ring, b)?;
     Ok(b.iter()
         .zip(t)
         .map(|(&x, t)| ring.sub(x as u64, t.wrapping_mul(2)))
@@ -56,21 +51,17 @@ pub fn b2a_by<C: Channel + ?Sized>(
 /// the client choosing b_C. The server's share is −t, the client's t + b_S·b_C. [`b2a`] and the
 /// wrap of an MSB-known extension (`trunc::extend_nonnegative`) are both built on it.
 pub fn bit_products<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     b: &[bool],
 ) -> Result<Vec<u64>, ProtocolError> {
-    bit_products_by(ot, ch, role, Role::Client, ring, b)
+    bit_products_by(party, Role::Client, ring, b)
 }
 
 /// [`bit_products`] with `chooser` as the COT's receiver (the product is symmetric: the
 /// sender's share is −t, the chooser's t + b_S·b_C).
 pub fn bit_products_by<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     chooser: Role,
     ring: Ring,
     b: &[bool],
@@ -78,11 +69,14 @@ pub fn bit_products_by<C: Channel + ?Sized>(
     if b.is_empty() {
         return Ok(Vec::new());
     }
-    if role == chooser {
-        Ok(ot.receiver.recv_cot_ring(ch, b, ring.bits)?)
+    if party.role == chooser {
+        Ok(party.ot.receiver.recv_cot_ring(party.ch, b, ring.bits)?)
     } else {
         let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
-        let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
+        let t = party
+            .ot
+            .sender
+            .send_cot_ring(party.ch, &deltas, ring.bits)?;
         Ok(t.into_iter().map(|t| ring.neg(t)).collect())
     }
 }
@@ -90,9 +84,7 @@ pub fn bit_products_by<C: Channel + ?Sized>(
 /// [`bit_products_by`] with a ring Z_2^(widths\[i\]) per bit, in one call: independent B2As
 /// and extensions share its 2 flights, each paying its own width.
 pub fn bit_products_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     chooser: Role,
     widths: &[u32],
     b: &[bool],
@@ -100,11 +92,14 @@ pub fn bit_products_each<C: Channel + ?Sized>(
     if b.is_empty() {
         return Ok(Vec::new());
     }
-    if role == chooser {
-        Ok(ot.receiver.recv_cot_ring_each(ch, b, widths)?)
+    if party.role == chooser {
+        Ok(party.ot.receiver.recv_cot_ring_each(party.ch, b, widths)?)
     } else {
         let deltas: Vec<u64> = b.iter().map(|&x| x as u64).collect();
-        let t = ot.sender.send_cot_ring_each(ch, &deltas, widths)?;
+        let t = party
+            .ot
+            .sender
+            .send_cot_ring_each(party.ch, &deltas, widths)?;
         Ok(t.into_iter()
             .zip(widths)
             .map(|(t, &w)| t.wrapping_neg() & mask(w))

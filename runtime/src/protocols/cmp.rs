@@ -52,8 +52,7 @@ use rand::RngCore;
 
 use super::b2a::b2a_by;
 use super::shares::Ring;
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
 use crate::net::{Channel, Role};
@@ -68,9 +67,7 @@ pub use ciphergpt_compiler::plan::cost::{
 /// XOR shares of the carry 1{v_S + v_C ≥ 2^k} for this party's `v` (< 2^k, higher bits ignored):
 /// one millionaires' on k bits with m-bit digits (server a = v_S, client b = 2^k − 1 − v_C).
 pub fn carry<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     k: u32,
     m: u32,
     v: &[u64],
@@ -78,59 +75,53 @@ pub fn carry<C: Channel + ?Sized>(
     let mk = if k == 0 { 0 } else { mask(k) };
     let input: Vec<u64> = v
         .iter()
-        .map(|&x| match role {
+        .map(|&x| match party.role {
             Role::Server => x & mk,
             Role::Client => mk - (x & mk),
         })
         .collect();
-    millionaire(ot, ch, role, k, m, &input)
+    millionaire(party, k, m, &input)
 }
 
 /// [`carry`] with a width per element: 1{v_S + v_C ≥ 2^(k_i)} for every element, by one
 /// millionaires' on the widest k with each element's k_i low bits shifted up to it (which keeps
 /// its carry), so in the flights of that one comparison.
 pub fn carry_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     widths: &[u32],
     m: u32,
     v: &[u64],
 ) -> Result<Vec<bool>, ProtocolError> {
-    carry_each_from(ot, ch, role, Role::Server, widths, m, v)
+    carry_each_from(party, Role::Server, widths, m, v)
 }
 
 /// [`carry_each`] begun by `first` ([`millionaire_from`]).
 pub fn carry_each_from<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     widths: &[u32],
     m: u32,
     v: &[u64],
 ) -> Result<Vec<bool>, ProtocolError> {
-    let Some((k, input)) = carry_inputs(role, widths, m, v)? else {
+    let Some((k, input)) = carry_inputs(party.role, widths, m, v)? else {
         return Ok(Vec::new());
     };
-    millionaire_from(ot, ch, role, first, k, m, &input)
+    millionaire_from(party, first, k, m, &input)
 }
 
 /// [`carry_each`] with additive output shares over `out` ([`millionaire_arith`]: the last tree
 /// level and the conversion in one 1-out-of-8 OT, 2 flights fewer than a B2A after it).
 pub fn carry_arith_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     widths: &[u32],
     m: u32,
     out: Ring,
     v: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    let Some((k, input)) = carry_inputs(role, widths, m, v)? else {
+    let Some((k, input)) = carry_inputs(party.role, widths, m, v)? else {
         return Ok(Vec::new());
     };
-    millionaire_arith(ot, ch, role, k, m, out, &input)
+    millionaire_arith(party, k, m, out, &input)
 }
 
 /// The millionaires' width and inputs of [`carry_each`] (None for no elements): each element's
@@ -207,14 +198,12 @@ fn check_digits(bits: u32, m: u32) -> Result<(), ProtocolError> {
 /// 0 ≤ bits ≤ 64); returns this party's XOR share of 1{a > b} per element. `m` is the digit
 /// width (see [`DEFAULT_DIGIT_BITS`]).
 pub fn millionaire<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     bits: u32,
     m: u32,
     mine: &[u64],
 ) -> Result<Vec<bool>, ProtocolError> {
-    millionaire_from(ot, ch, role, Role::Server, bits, m, mine)
+    millionaire_from(party, Role::Server, bits, m, mine)
 }
 
 /// [`millionaire`] whose first flight is `first`'s: it chooses the leaves (with its digits) and
@@ -224,9 +213,7 @@ pub fn millionaire<C: Channel + ?Sized>(
 /// step whose last flight was the client's (a product truncation after a prepared or
 /// attention product), which then continues that flight.
 pub fn millionaire_from<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     bits: u32,
     m: u32,
@@ -238,8 +225,8 @@ pub fn millionaire_from<C: Channel + ?Sized>(
         return Ok(vec![false; n]);
     }
     let q = bits.div_ceil(m) as usize;
-    let (gt, eq) = leaves(ot, ch, role, first, bits, m, mine)?;
-    Ok(combine(ot, ch, role, first, n, q, 1, gt, eq)?.0)
+    let (gt, eq) = leaves(party, first, bits, m, mine)?;
+    Ok(combine(party, first, n, q, 1, gt, eq)?.0)
 }
 
 /// Additive shares over `out` of 1{a > b} for the server's a and the client's b (as
@@ -252,9 +239,7 @@ pub fn millionaire_from<C: Channel + ?Sized>(
 /// (the tree below the pair takes groups of four, [`tree_groups`] with 2 nodes left). One
 /// digit (no tree): [`b2a_by`] of the leaf, chosen by the client (the leaves' sender).
 pub fn millionaire_arith<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     bits: u32,
     m: u32,
     out: Ring,
@@ -267,17 +252,17 @@ pub fn millionaire_arith<C: Channel + ?Sized>(
     }
     let q = bits.div_ceil(m) as usize;
     if q == 1 {
-        let gt = millionaire(ot, ch, role, bits, m, mine)?;
-        return b2a_by(ot, ch, role, last_sender(bits, m, 1), out, &gt);
+        let gt = millionaire(party, bits, m, mine)?;
+        return b2a_by(party, last_sender(bits, m, 1), out, &gt);
     }
-    let (gt, eq) = leaves(ot, ch, role, Role::Server, bits, m, mine)?;
-    let (gt, eq) = combine(ot, ch, role, Role::Server, n, q, 2, gt, eq)?;
+    let (gt, eq) = leaves(party, Role::Server, bits, m, mine)?;
+    let (gt, eq) = combine(party, Role::Server, n, q, 2, gt, eq)?;
     // Per element: (gt_lo, gt_hi) = gt[2i..2i + 2], eq_hi = eq[2i + 1].
     let own =
         |i: usize| gt[2 * i + 1] as u32 | (eq[2 * i + 1] as u32) << 1 | (gt[2 * i] as u32) << 2;
     const N: usize = 8;
     // The tree's last sender knows its shares first: it chooses.
-    if role != last_sender(bits, m, 2) {
+    if party.role != last_sender(bits, m, 2) {
         let pads = out.random(&mut Prg::from_entropy(), n);
         let mut msgs = Vec::with_capacity(n * N);
         for (i, &r) in pads.iter().enumerate() {
@@ -288,11 +273,14 @@ pub fn millionaire_arith<C: Channel + ?Sized>(
                 out.sub(val as u64, r)
             }));
         }
-        ot.sender.send_1_of_n(ch, &msgs, N, out.bits)?;
+        party.ot.sender.send_1_of_n(party.ch, &msgs, N, out.bits)?;
         Ok(pads)
     } else {
         let choices: Vec<u32> = (0..n).map(own).collect();
-        Ok(ot.receiver.recv_1_of_n(ch, &choices, N, out.bits)?)
+        Ok(party
+            .ot
+            .receiver
+            .recv_1_of_n(party.ch, &choices, N, out.bits)?)
     }
 }
 
@@ -313,9 +301,7 @@ fn check_inputs(bits: u32, m: u32, mine: &[u64]) -> Result<(), ProtocolError> {
 /// g, e (its output shares). The server (a) first: v = a_k against b_k; the client (b) first:
 /// a_k against v = b_k.
 fn leaves<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     bits: u32,
     m: u32,
@@ -327,7 +313,7 @@ fn leaves<C: Channel + ?Sized>(
     let dmask = (1u64 << m) - 1;
     let mut gt = vec![false; n * q];
     let mut eq = vec![false; n * q];
-    if role != first {
+    if party.role != first {
         let mut rng = Prg::from_entropy();
         let mut msgs = vec![0u64; n * q * nmsg];
         for i in 0..n {
@@ -340,7 +326,7 @@ fn leaves<C: Channel + ?Sized>(
                 let base = (i * q + k) * nmsg;
                 for v in 0..nmsg as u64 {
                     // (a, b) = (v, own) when the server chooses, (own, v) when the client does.
-                    let (a, b) = if role == Role::Client {
+                    let (a, b) = if party.role == Role::Client {
                         (v, own)
                     } else {
                         (own, v)
@@ -349,13 +335,13 @@ fn leaves<C: Channel + ?Sized>(
                 }
             }
         }
-        ot.sender.send_1_of_n(ch, &msgs, nmsg, 2)?;
+        party.ot.sender.send_1_of_n(party.ch, &msgs, nmsg, 2)?;
     } else {
         let choices: Vec<u32> = mine
             .iter()
             .flat_map(|&a| (0..q).map(move |k| ((a >> (k as u32 * m)) & dmask) as u32))
             .collect();
-        let got = ot.receiver.recv_1_of_n(ch, &choices, nmsg, 2)?;
+        let got = party.ot.receiver.recv_1_of_n(party.ch, &choices, nmsg, 2)?;
         for (j, v) in got.into_iter().enumerate() {
             gt[j] = v & 1 == 1;
             eq[j] = v & 2 == 2;
@@ -374,11 +360,8 @@ fn leaves<C: Channel + ?Sized>(
 /// `first` (their chooser) in the odd ones (with the server first: [`tree_server_chooses`]): the
 /// chooser of a level is the sender of the one below, whose shares are its own masks, so its
 /// choices leave in the flight of its tables.
-#[allow(clippy::too_many_arguments)]
 fn combine<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     n: usize,
     mut cnt: usize,
@@ -388,7 +371,7 @@ fn combine<C: Channel + ?Sized>(
 ) -> Result<(Vec<bool>, Vec<bool>), ProtocolError> {
     for (j, groups) in tree_groups(cnt, top).into_iter().enumerate() {
         let (ots, n_msgs, out) = tree_level(&groups);
-        let chooses = tree_server_chooses(j) == (role == first);
+        let chooses = tree_server_chooses(j) == (party.role == first);
         let n_msgs = n_msgs as usize;
         let next = groups.len();
         // Each group's first node and its bits of this party's shares, element-major.
@@ -418,12 +401,18 @@ fn combine<C: Channel + ?Sized>(
                 neq[i * next + g] = r & 2 == 2;
             }
             if ots > 0 {
-                ot.sender.send_1_of_n(ch, &msgs, n_msgs, out as u32)?;
+                party
+                    .ot
+                    .sender
+                    .send_1_of_n(party.ch, &msgs, n_msgs, out as u32)?;
             }
         } else {
             let choices: Vec<u32> = joined.iter().map(|&(i, g)| own(i, g) as u32).collect();
             let got = if ots > 0 {
-                ot.receiver.recv_1_of_n(ch, &choices, n_msgs, out as u32)?
+                party
+                    .ot
+                    .receiver
+                    .recv_1_of_n(party.ch, &choices, n_msgs, out as u32)?
             } else {
                 Vec::new()
             };
@@ -486,32 +475,26 @@ fn node_table(a: usize, lowest: bool) -> Vec<u8> {
 
 /// XOR shares of msb(x) for shared x ∈ Z_2^ℓ (`x` is this party's share).
 pub fn msb<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     x: &[u64],
 ) -> Result<Vec<bool>, ProtocolError> {
-    msb_with(ot, ch, role, ring, DEFAULT_DIGIT_BITS, x)
+    msb_with(party, ring, DEFAULT_DIGIT_BITS, x)
 }
 
 /// [`msb`] with digit width `m`.
 pub fn msb_with<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     m: u32,
     x: &[u64],
 ) -> Result<Vec<bool>, ProtocolError> {
-    msb_from(ot, ch, role, Role::Server, ring, m, x)
+    msb_from(party, Role::Server, ring, m, x)
 }
 
 /// [`msb_with`] whose millionaires' `first` begins ([`millionaire_from`]).
 pub fn msb_from<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     ring: Ring,
     m: u32,
@@ -521,37 +504,33 @@ pub fn msb_from<C: Channel + ?Sized>(
     let low = mask(k.max(1)) * (k > 0) as u64;
     let input: Vec<u64> = x
         .iter()
-        .map(|&v| match role {
+        .map(|&v| match party.role {
             Role::Server => v & low,
             Role::Client => low - (v & low),
         })
         .collect();
-    let carry = millionaire_from(ot, ch, role, first, k, m, &input)?;
+    let carry = millionaire_from(party, first, k, m, &input)?;
     Ok(x.iter().zip(carry).map(|(&v, c)| ring.msb(v) ^ c).collect())
 }
 
 /// XOR shares of DReLU(x) = 1{x ≥ 0} (signed lift of x ∈ Z_2^ℓ).
 pub fn drelu<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     x: &[u64],
 ) -> Result<Vec<bool>, ProtocolError> {
-    drelu_with(ot, ch, role, ring, DEFAULT_DIGIT_BITS, x)
+    drelu_with(party, ring, DEFAULT_DIGIT_BITS, x)
 }
 
 /// [`drelu`] with digit width `m`.
 pub fn drelu_with<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     m: u32,
     x: &[u64],
 ) -> Result<Vec<bool>, ProtocolError> {
-    let mut s = msb_with(ot, ch, role, ring, m, x)?;
-    if role == Role::Server {
+    let mut s = msb_with(party, ring, m, x)?;
+    if party.role == Role::Server {
         s.iter_mut().for_each(|b| *b = !*b);
     }
     Ok(s)

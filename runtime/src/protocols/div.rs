@@ -27,20 +27,16 @@
 //! N and the bounds b, t are part of the plan.
 
 use super::shares::Ring;
-use super::ProtocolError;
 use super::{b2a::b2a, cmp, mux::mux};
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::net::{Channel, Role};
 
 /// This party's shares over `ring` of ⌊num / d_i⌋ for each shared divisor d_i (`den`, shares over
 /// `ring`). Preconditions, which the caller guarantees (they are not checkable on shares):
 /// 1 ≤ d_i < 2^den_bits and ⌊num / d_i⌋ < 2^q_bits. Requires den_bits + 2 ≤ ℓ, q_bits < ℓ and
 /// ⌊num / 2^q_bits⌋ < 2^den_bits (else no divisor could meet the preconditions).
-#[allow(clippy::too_many_arguments)]
 pub fn div_public<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     num: u128,
     den: &[u64],
@@ -67,6 +63,7 @@ pub fn div_public<C: Channel + ?Sized>(
     }
     let small = Ring::new(den_bits + 2)?;
     let d: Vec<u64> = den.iter().map(|&v| small.reduce(v)).collect();
+    let role = party.role;
     let public = |v: u64| match role {
         Role::Server => small.reduce(v),
         Role::Client => 0,
@@ -79,13 +76,13 @@ pub fn div_public<C: Channel + ?Sized>(
             *r = small.add(small.add(*r, *r), public(bit));
         }
         let diff = small.sub_vec(&rem, &d);
-        let c = cmp::drelu(ot, ch, role, small, &diff)?;
-        let take = mux(ot, ch, role, small, &c, &d)?;
+        let c = cmp::drelu(party, small, &diff)?;
+        let take = mux(party, small, &c, &d)?;
         rem = small.sub_vec(&rem, &take);
         bits.extend(c);
     }
     // bits[(t − 1 − j)·n + i] is c_j of element i.
-    let arith = b2a(ot, ch, role, ring, &bits)?;
+    let arith = b2a(party, ring, &bits)?;
     let mut q = vec![0u64; n];
     for (step, chunk) in arith.chunks(n).enumerate() {
         let weight = 1u64 << (q_bits - 1 - step as u32);

@@ -115,7 +115,7 @@ use super::mul::{recv_cot_widths, send_cot_widths, triples, Triples};
 use super::mux::mux;
 use super::onehot::{self, OneHot};
 use super::shares::{open, Ring};
-use super::ProtocolError;
+use super::{Party, ProtocolError};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
@@ -265,14 +265,12 @@ where
 /// [`params`], and for input shares not reduced mod 2^ℓ. Empty input: empty output, no
 /// communication. Cost and memory: see the module doc.
 pub fn gelu<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     t: &GeluTables,
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    gelu_with(ot, ch, role, ring, t, x, None)
+    gelu_with(party, ring, t, x, None)
 }
 
 /// A GELU correlation made before its inputs exist ([`prepare`]): per element, shares of the
@@ -304,9 +302,7 @@ impl Correlation {
 /// (2mλ + m(m + 1) bits on IKNP); at the default tables (N = 128, m = 34) on silent OT about
 /// 2.8 KB. Errors as [`params`].
 pub fn prepare<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     t: &GeluTables,
     n: usize,
@@ -314,8 +310,8 @@ pub fn prepare<C: Channel + ?Sized>(
     let params = params(ring, t)?;
     let rz = Ring::new(params.spline_bits)?;
     let size = 1usize << params.pieces_log2;
-    let onehot = onehot::prepare(ot, ch, role, rz, size, n)?;
-    let triples = triples(ot, ch, role, rz, n)?;
+    let onehot = onehot::prepare(party, rz, size, n)?;
+    let triples = triples(party, rz, n)?;
     Ok(Correlation {
         params,
         onehot,
@@ -327,24 +323,19 @@ pub fn prepare<C: Channel + ?Sized>(
 /// distribution (fresh shares of the same values) for a fraction of the online bytes — see the
 /// module doc's "Prepared lookups". Errors as [`gelu`], and when `prep` was made for other
 /// tables or another ring or has too few elements from `at`.
-#[allow(clippy::too_many_arguments)]
 pub fn gelu_prepared<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     t: &GeluTables,
     x: &[u64],
     prep: &Correlation,
     at: usize,
 ) -> Result<Vec<u64>, ProtocolError> {
-    gelu_with(ot, ch, role, ring, t, x, Some((prep, at)))
+    gelu_with(party, ring, t, x, Some((prep, at)))
 }
 
 fn gelu_with<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     t: &GeluTables,
     x: &[u64],
@@ -375,7 +366,7 @@ fn gelu_with<C: Channel + ?Sized>(
     if n == 0 {
         return Ok(Vec::new());
     }
-    let server = role == Role::Server;
+    let server = party.role == Role::Server;
     // A public constant enters the server's share only.
     let public = |v: u64| if server { v } else { 0 };
     let (l, f, w, s, k) = (
@@ -397,16 +388,9 @@ fn gelu_with<C: Channel + ?Sized>(
         .collect();
     let lo: Vec<u64> = xp.iter().map(|&v| v & mask(w)).collect();
     let digits = cmp::cheapest_digit_bits(w);
-    let cw = cmp::carry(ot, ch, role, w, digits, &lo)?;
+    let cw = cmp::carry(party, w, digits, &lo)?;
     let first = cmp::last_sender(w, digits, 1);
-    let cw = b2a_by(
-        ot,
-        ch,
-        role,
-        first,
-        Ring::new(p.spline_bits.max(l - w))?,
-        &cw,
-    )?;
+    let cw = b2a_by(party, first, Ring::new(p.spline_bits.max(l - w))?, &cw)?;
 
     // Step 1, local: h = ⌊x'/2^w⌋ mod 2^(ℓ−w), the piece index i = h mod N, the offset
     //    r = lo_S + lo_C − 2^w·c_w ∈ [0, 2^w) mod 2^m, each party's r_P private.
@@ -437,22 +421,24 @@ fn gelu_with<C: Channel + ?Sized>(
                 size,
                 index_carry: false,
             };
-            let (uc, _) = private_lut(ot, ch, !server, shape, &idx, |e, j| rz.mul(slope[j], r[e]))?;
+            let (uc, _) = private_lut(party.ot, party.ch, !server, shape, &idx, |e, j| {
+                rz.mul(slope[j], r[e])
+            })?;
             let shape = Shape {
                 index_carry: true,
                 ..shape
             };
-            let (us, cs) = private_lut(ot, ch, server, shape, &idx, |e, j| {
+            let (us, cs) = private_lut(party.ot, party.ch, server, shape, &idx, |e, j| {
                 rz.add(rz.mul(slope[j], r[e]), icpt[j])
             })?;
             (rz.add_vec(&uc, &us), cs)
         }
-        Some((c, at)) => prepared_spline(ot, ch, role, rz, c, at, &idx, &r, &slope, &icpt)?,
+        Some((c, at)) => prepared_spline(party, rz, c, at, &idx, &r, &slope, &icpt)?,
     };
 
     // Step 3. c_f = carry of u's low f bits.
     let ulo: Vec<u64> = u.iter().map(|&v| v & mask(f)).collect();
-    let cf = cmp::carry(ot, ch, role, f, cmp::cheapest_digit_bits(f), &ulo)?;
+    let cf = cmp::carry(party, f, cmp::cheapest_digit_bits(f), &ulo)?;
 
     // Steps 3 and 4: one batch of COTs (server's bits as correlations, client's as choices):
     //    B2A of c_f over Z_2^ℓ, the AND of the shares' top bits a = msb(u_S), b = msb(u_C) over
@@ -467,9 +453,9 @@ fn gelu_with<C: Channel + ?Sized>(
         .collect();
     let got = if server {
         let deltas: Vec<u64> = bits.iter().map(|&b| b as u64).collect();
-        send_cot_widths(&mut ot.sender, ch, &deltas, &widths)?
+        send_cot_widths(&mut party.ot.sender, party.ch, &deltas, &widths)?
     } else {
-        recv_cot_widths(&mut ot.receiver, ch, &bits, &widths)?
+        recv_cot_widths(&mut party.ot.receiver, party.ch, &bits, &widths)?
     };
     let prod = |j: usize| {
         if server {
@@ -504,7 +490,7 @@ fn gelu_with<C: Channel + ?Sized>(
         .collect();
     let mut v = h2.clone();
     v.extend(h2.iter().map(|&a| r2.sub(a, public(1))));
-    let sign = cmp::msb_with(ot, ch, role, r2, cmp::cheapest_digit_bits(r2.bits - 1), &v)?;
+    let sign = cmp::msb_with(party, r2, cmp::cheapest_digit_bits(r2.bits - 1), &v)?;
 
     // Step 5. b_hi = 1 ⊕ msb(h2 − 1), mid = 1 ⊕ b_lo ⊕ b_hi = msb(h2) ⊕ msb(h2 − 1);
     //    y = b_hi·x + mid·spline, one MUX call on 2n.
@@ -513,7 +499,7 @@ fn gelu_with<C: Channel + ?Sized>(
         .chain((0..n).map(|e| sign[e] ^ sign[n + e]))
         .collect();
     let vals: Vec<u64> = x.iter().copied().chain(spline).collect();
-    let out = mux(ot, ch, role, ring, &sel, &vals)?;
+    let out = mux(party, ring, &sel, &vals)?;
     Ok(ring.add_vec(&out[..n], &out[n..]))
 }
 
@@ -521,9 +507,7 @@ fn gelu_with<C: Channel + ?Sized>(
 /// u = A_i·r + C_i + β over Z_2^m (`rz`) and XOR shares of the index carry c_s.
 #[allow(clippy::too_many_arguments)]
 fn prepared_spline<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     rz: Ring,
     c: &Correlation,
     at: usize,
@@ -534,16 +518,16 @@ fn prepared_spline<C: Channel + ?Sized>(
 ) -> Result<(Vec<u64>, Vec<bool>), ProtocolError> {
     let n = idx.len();
     let (oh, tr) = (&c.onehot, &c.triples);
-    let server = role == Role::Server;
+    let server = party.role == Role::Server;
     // One flight: the offsets δ = i − ρ and f = r − b.
     let fm: Vec<u64> = (0..n).map(|e| rz.sub(r[e], tr.b[at + e])).collect();
-    let (delta, f) = onehot::open_offsets(ch, role, oh, at, idx, &fm, rz.bits)?;
+    let (delta, f) = onehot::open_offsets(party.ch, party.role, oh, at, idx, &fm, rz.bits)?;
     // Local: shares of A_i and of C_i + β through the one-hot vectors.
     let a_i: Vec<u64> = (0..n).map(|e| oh.dot(at + e, delta[e], slope)).collect();
     let c_i: Vec<u64> = (0..n).map(|e| oh.dot(at + e, delta[e], icpt)).collect();
     // One flight: g = A_i − a; then A_i·r = c + g·b + f·a + g·f (the last by the server).
     let gm: Vec<u64> = (0..n).map(|e| rz.sub(a_i[e], tr.a[at + e])).collect();
-    let g = open(ch, role, &vec![rz.bits; n], &gm)?;
+    let g = open(party.ch, party.role, &vec![rz.bits; n], &gm)?;
     let u = (0..n)
         .map(|e| {
             let k = at + e;
@@ -563,7 +547,7 @@ fn prepared_spline<C: Channel + ?Sized>(
     let cs = if s == 0 {
         vec![false; n]
     } else {
-        cmp::carry(ot, ch, role, s, cmp::cheapest_digit_bits(s), idx)?
+        cmp::carry(party, s, cmp::cheapest_digit_bits(s), idx)?
     };
     Ok((u, cs))
 }

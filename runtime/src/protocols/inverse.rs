@@ -57,9 +57,8 @@
 use ciphergpt_compiler::fixed::semantics::InvTables;
 
 use super::shares::Ring;
-use super::ProtocolError;
 use super::{cmp, lut::lut, mul, mux::mux_by, trunc};
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::net::{Channel, Role};
 
 /// Ring of the protocol's values.
@@ -68,14 +67,12 @@ const WIDE: u32 = 64;
 /// XOR shares of the one-hot e_j = 1{⌊log₂ v⌋ = j}, j ∈ [0, B), element-major (step 1), and
 /// the party that sent its last flight.
 fn leading_bit<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     b: u32,
     v: &[u64],
 ) -> Result<(Vec<bool>, Role), ProtocolError> {
     let small = Ring::new(b + 1)?;
-    let server = role == Role::Server;
+    let server = party.role == Role::Server;
     let diffs: Vec<u64> = v
         .iter()
         .flat_map(|&x| {
@@ -83,7 +80,7 @@ fn leading_bit<C: Channel + ?Sized>(
         })
         .collect();
     let digits = cmp::row_digit_bits(b, diffs.len() as u64);
-    let c = cmp::drelu_with(ot, ch, role, small, digits, &diffs)?;
+    let c = cmp::drelu_with(party, small, digits, &diffs)?;
     let per = (b - 1) as usize;
     let mut e = Vec::with_capacity(v.len() * b as usize);
     for row in c.chunks(per.max(1)).take(v.len()) {
@@ -101,16 +98,14 @@ fn leading_bit<C: Channel + ?Sized>(
 /// Σ_j e_j·x_(i,j) per input i, by one multiplexer call over W begun by `first` (the party
 /// that sent the step before it).
 fn select<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     e: &[bool],
     x: &[u64],
     b: usize,
 ) -> Result<Vec<u64>, ProtocolError> {
     let w = Ring::new(WIDE)?;
-    let got = mux_by(ot, ch, role, first, w, e, x)?;
+    let got = mux_by(party, first, w, e, x)?;
     Ok(got
         .chunks(b)
         .map(|c| c.iter().fold(0, |a, &t| w.add(a, t)))
@@ -119,9 +114,7 @@ fn select<C: Channel + ?Sized>(
 
 /// Shares of the segment i (mod 2^T) and the position r (over W) of the mantissas `m` (step 3).
 fn segment_position<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     t: &InvTables,
     m: &[u64],
 ) -> Result<(Vec<u64>, Vec<u64>), ProtocolError> {
@@ -141,9 +134,7 @@ fn segment_position<C: Channel + ?Sized>(
         vec![0; widths.len()]
     } else {
         cmp::carry_arith_each(
-            ot,
-            ch,
-            role,
+            party,
             &widths,
             cmp::row_digit_bits(r1, widths.len() as u64),
             w,
@@ -174,9 +165,7 @@ fn segment_position<C: Channel + ?Sized>(
 /// over Z_2^64). Precondition, which the caller guarantees (it cannot be checked on shares):
 /// t.v_min ≤ v_q < 2^B. Outside it the output is unspecified, and nothing more is revealed.
 pub fn inv_pow<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     t: &InvTables,
     v: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
@@ -201,17 +190,17 @@ pub fn inv_pow<C: Channel + ?Sized>(
     }
     let w = Ring::new(WIDE)?;
     let bs = b as usize;
-    let (e, leading_last) = leading_bit(ot, ch, role, b, v)?;
+    let (e, leading_last) = leading_bit(party, b, v)?;
     let shifted: Vec<u64> = v
         .iter()
         .flat_map(|&x| (0..b).map(move |j| w.mul(x, 1u64 << (b - 1 - j))))
         .collect();
-    let m = select(ot, ch, role, leading_last, &e, &shifted, bs)?;
-    let (seg, pos) = segment_position(ot, ch, role, t, &m)?;
+    let m = select(party, leading_last, &e, &shifted, bs)?;
+    let (seg, pos) = segment_position(party, t, &m)?;
     let as_ring = |tab: &[i64]| tab.iter().map(|&x| x as u64).collect::<Vec<u64>>();
     let (c, s) = (as_ring(&t.intercept), as_ring(&t.slope));
-    let looked = lut(ot, ch, role, w, &[&c, &s], &seg)?;
-    let prod = mul::mul(ot, ch, role, w, &looked[1], &pos)?;
+    let looked = lut(party, w, &[&c, &s], &seg)?;
+    let prod = mul::mul(party, w, &looked[1], &pos)?;
     let y: Vec<u64> = looked[0]
         .iter()
         .zip(&prod)
@@ -222,11 +211,11 @@ pub fn inv_pow<C: Channel + ?Sized>(
         .flat_map(|&yq| t.scale.iter().map(move |&f| w.mul(f as u64, yq)))
         .collect();
     // The product's last flight is the server's.
-    let q = select(ot, ch, role, Role::Server, &e, &scaled, bs)?;
+    let q = select(party, Role::Server, &e, &scaled, bs)?;
     // Per row: the digit width with the fewest levels (`cmp::row_digit_bits`).
     let shifts = vec![t.out_shift; q.len()];
     let digits = cmp::row_digit_bits(t.out_shift, q.len() as u64);
     // 0 ≤ F[k]·y < 2^62 leaves the headroom 2^63 − 2^G: the carry's B2A and the extension in
     // one call.
-    trunc::trunc_headroom_each(ot, ch, role, Role::Server, w, &shifts, digits, &q)
+    trunc::trunc_headroom_each(party, Role::Server, w, &shifts, digits, &q)
 }

@@ -53,9 +53,8 @@
 use ciphergpt_compiler::fixed::semantics::LayerNormParams;
 
 use super::shares::{open, Ring};
-use super::ProtocolError;
 use super::{cmp, inverse, mul, trunc};
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::Prg;
 use crate::net::{Channel, Role};
 
@@ -73,16 +72,14 @@ fn half(role: Role, s: u32) -> u64 {
 /// Step 1: shares over W of the signed x ∈ Z_2^ℓ, for |x| < 2^(ℓ−2) (the plan's ring margin):
 /// x + 2^(ℓ−2) is non-negative below 2^(ℓ−1), so one COT extends it ([`trunc::extend_nonnegative`]).
 fn widen<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     w: Ring,
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    let offset = half(role, ring.bits - 1);
+    let offset = half(party.role, ring.bits - 1);
     let y: Vec<u64> = x.iter().map(|&v| ring.add(v, offset)).collect();
-    let wide = trunc::extend_nonnegative(ot, ch, role, ring, w, &y)?;
+    let wide = trunc::extend_nonnegative(party, ring, w, &y)?;
     Ok(wide.into_iter().map(|v| w.sub(v, offset)).collect())
 }
 
@@ -90,9 +87,7 @@ fn widen<C: Channel + ?Sized>(
 /// in one batch: v = ⌊(d + 2^(r1−1) + 2^(r1+r2−1)) / 2^(r1+r2)⌋ (as ⌊(⌊y/a⌋ + c)/b⌋ = ⌊(y + ca)/ab⌋),
 /// by [`trunc::trunc_within_margin_each`] (|d| < 2^61 and r1 + r2 ≤ 60: within W's margin).
 fn round_shifts<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     w: Ring,
     p: &LayerNormParams,
     d: &[u64],
@@ -103,16 +98,16 @@ fn round_shifts<C: Channel + ?Sized>(
     let mut inputs = Vec::with_capacity(2 * d.len());
     if r1 > 0 {
         shifts.extend(std::iter::repeat_n(r1, d.len()));
-        inputs.extend(biased(half(role, r1)));
+        inputs.extend(biased(half(party.role, r1)));
     }
     if p.r2 > 0 {
         shifts.extend(std::iter::repeat_n(total, d.len()));
-        inputs.extend(biased(w.add(half(role, r1), half(role, total))));
+        inputs.extend(biased(w.add(half(party.role, r1), half(party.role, total))));
     }
     let out = if shifts.is_empty() {
         Vec::new()
     } else {
-        trunc::trunc_within_margin_each(ot, ch, role, Role::Server, w, &shifts, &inputs)?
+        trunc::trunc_within_margin_each(party, Role::Server, w, &shifts, &inputs)?
     };
     let e = if r1 > 0 {
         out[..d.len()].to_vec()
@@ -130,14 +125,12 @@ fn round_shifts<C: Channel + ?Sized>(
 /// This party's shares over `ring` of `layernorm_row` of every row of `x` (rows of `p.n` entries,
 /// concatenated; shares over `ring`, ℓ < 64).
 pub fn layernorm<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     p: &LayerNormParams,
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    layernorm_with(ot, ch, role, ring, p, x, None)
+    layernorm_with(party, ring, p, x, None)
 }
 
 /// A LayerNorm correlation made before its rows exist ([`prepare`]), over W = Z_2^64: per entry
@@ -165,9 +158,7 @@ impl Correlation {
 /// squares), the triples by [`mul::mul`] over W. Cost per entry on silent OT about 0.8 KB.
 /// Errors as [`layernorm`]'s parameter checks.
 pub fn prepare<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     p: &LayerNormParams,
     rows: usize,
 ) -> Result<Correlation, ProtocolError> {
@@ -177,7 +168,7 @@ pub fn prepare<C: Channel + ?Sized>(
     let n = p.n;
     let mut rng = Prg::from_entropy();
     let sq = w.random(&mut rng, rows * n);
-    let cross = mul::cross_term(ot, ch, role, w, Role::Server, &sq)?;
+    let cross = mul::cross_term(party, w, Role::Server, &sq)?;
     let sq_of = sq
         .iter()
         .zip(&cross)
@@ -189,7 +180,7 @@ pub fn prepare<C: Channel + ?Sized>(
         .iter()
         .flat_map(|&a| std::iter::repeat_n(a, n))
         .collect();
-    let c = mul::mul(ot, ch, role, w, &wide, &b)?;
+    let c = mul::mul(party, w, &wide, &b)?;
     Ok(Correlation {
         n,
         sq,
@@ -204,11 +195,8 @@ pub fn prepare<C: Channel + ?Sized>(
 /// `prep` from row `at`: each becomes one opening over W (see the module doc). The same output
 /// values; errors as [`layernorm`], and when `prep` holds rows of another width or too few rows
 /// from `at`.
-#[allow(clippy::too_many_arguments)]
 pub fn layernorm_prepared<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     p: &LayerNormParams,
     x: &[u64],
@@ -224,13 +212,11 @@ pub fn layernorm_prepared<C: Channel + ?Sized>(
             prep.n
         )));
     }
-    layernorm_with(ot, ch, role, ring, p, x, Some((prep, at)))
+    layernorm_with(party, ring, p, x, Some((prep, at)))
 }
 
 fn layernorm_with<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     p: &LayerNormParams,
     x: &[u64],
@@ -263,20 +249,20 @@ fn layernorm_with<C: Channel + ?Sized>(
     let w = Ring::new(WIDE_BITS)?;
 
     // 1–2. d, e, v in W.
-    let xw = widen(ot, ch, role, ring, w, x)?;
+    let xw = widen(party, ring, w, x)?;
     let mut d = Vec::with_capacity(x.len());
     for row in xw.chunks(n) {
         let s = row.iter().fold(0u64, |a, &v| w.add(a, v));
         d.extend(row.iter().map(|&v| w.sub(w.mul(n as u64, v), s)));
     }
-    let (e, v) = round_shifts(ot, ch, role, w, p, &d)?;
+    let (e, v) = round_shifts(party, w, p, &d)?;
 
     // 3. V = Σ v² + v_eps: this party's shares of the squares, with v_S·v_C from one cross
     //    term (the server chooses), or prepared: D = v − a opened, v² = D² + 2D·a + a².
-    let server = role == Role::Server;
+    let server = party.role == Role::Server;
     let squares: Vec<u64> = match prep {
         None => {
-            let cross = mul::cross_term(ot, ch, role, w, Role::Server, &v)?;
+            let cross = mul::cross_term(party, w, Role::Server, &v)?;
             v.iter()
                 .zip(&cross)
                 .map(|(&vi, &ci)| w.add(w.mul(vi, vi), w.mul(2, ci)))
@@ -285,7 +271,7 @@ fn layernorm_with<C: Channel + ?Sized>(
         Some((c, at)) => {
             let k0 = at * n;
             let mine: Vec<u64> = (0..v.len()).map(|k| w.sub(v[k], c.sq[k0 + k])).collect();
-            let d = open(ch, role, &vec![WIDE_BITS; mine.len()], &mine)?;
+            let d = open(party.ch, party.role, &vec![WIDE_BITS; mine.len()], &mine)?;
             (0..v.len())
                 .map(|k| {
                     let mut y = w.add(c.sq_of[k0 + k], w.mul(w.mul(2, d[k]), c.sq[k0 + k]));
@@ -304,7 +290,7 @@ fn layernorm_with<C: Channel + ?Sized>(
         .collect();
 
     // 4. ρ ≈ ⌊√(N / V)⌋ by the inverse-power recipe.
-    let rho = inverse::inv_pow(ot, ch, role, &tables, &big_v)?;
+    let rho = inverse::inv_pow(party, &tables, &big_v)?;
 
     // 5. y = (e·ρ) >> f_ρ, back to the plan's ring.
     let prod = match prep {
@@ -313,7 +299,7 @@ fn layernorm_with<C: Channel + ?Sized>(
             let m = q_bits.div_ceil(2) + 2;
             let narrow = Ring::new(m)?;
             let rho: Vec<u64> = rho.iter().map(|&r| narrow.reduce(r)).collect();
-            mul::mul_rows(ot, ch, role, w, m, &rho, &e, &vec![n; rows])?
+            mul::mul_rows(party, w, m, &rho, &e, &vec![n; rows])?
         }
         // Prepared: R = ρ − α per row and E = e − B per entry opened, in one flight;
         // e·ρ = C + E·α + R·B + E·R (the last by the server).
@@ -321,7 +307,7 @@ fn layernorm_with<C: Channel + ?Sized>(
             let k0 = at * n;
             let mut mine: Vec<u64> = (0..rows).map(|r| w.sub(rho[r], c.alpha[at + r])).collect();
             mine.extend((0..e.len()).map(|k| w.sub(e[k], c.b[k0 + k])));
-            let opened = open(ch, role, &vec![WIDE_BITS; mine.len()], &mine)?;
+            let opened = open(party.ch, party.role, &vec![WIDE_BITS; mine.len()], &mine)?;
             let (big_r, big_e) = opened.split_at(rows);
             (0..e.len())
                 .map(|k| {
@@ -351,9 +337,9 @@ fn layernorm_with<C: Channel + ?Sized>(
     } else if p.f_rho <= WIDE_BITS - ring.bits {
         let shifts = vec![p.f_rho; prod.len()];
         let digits = cmp::cheapest_digit_bits(p.f_rho);
-        trunc::trunc_reduce_to_each(ot, ch, role, w, &shifts, digits, ring, &prod)?
+        trunc::trunc_reduce_to_each(party, w, &shifts, digits, ring, &prod)?
     } else {
-        trunc::trunc(ot, ch, role, w, p.f_rho, &prod)?
+        trunc::trunc(party, w, p.f_rho, &prod)?
     };
     Ok(y.into_iter().map(|v| ring.reduce(v)).collect())
 }

@@ -29,8 +29,7 @@
 use rand::RngCore;
 
 use super::shares::Ring;
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
 use crate::net::{Channel, Role};
@@ -47,9 +46,7 @@ pub fn tables_per_ot(ring: Ring) -> usize {
 /// same for both parties (N entries each, N a power of two ≤ 256, entries reduced mod 2^ℓ);
 /// `index` is this party's additive share of i mod N (higher bits ignored).
 pub fn lut<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     tables: &[&[u64]],
     index: &[u64],
@@ -70,7 +67,7 @@ pub fn lut<C: Channel + ?Sized>(
     if size == 1 {
         return Ok(tables
             .iter()
-            .map(|t| match role {
+            .map(|t| match party.role {
                 Role::Server => vec![ring.reduce(t[0]); n],
                 Role::Client => vec![0; n],
             })
@@ -86,7 +83,7 @@ pub fn lut<C: Channel + ?Sized>(
     // Widest group (all but possibly the last): its width is the OT message width of the call.
     let bits = per.min(nt) as u32 * ring.bits;
     // One 1-of-N OT per element and group, all in one call: OT g·n + i is element i of group g.
-    match role {
+    match party.role {
         Role::Server => {
             let mut rng = Prg::from_entropy();
             let mut msgs = vec![0u64; groups * n * size];
@@ -108,13 +105,16 @@ pub fn lut<C: Channel + ?Sized>(
                     }
                 }
             }
-            ot.sender.send_1_of_n(ch, &msgs, size, bits)?;
+            party.ot.sender.send_1_of_n(party.ch, &msgs, size, bits)?;
         }
         Role::Client => {
             let choices: Vec<u32> = (0..groups)
                 .flat_map(|_| index.iter().map(|&v| (v & imask) as u32))
                 .collect();
-            let got = ot.receiver.recv_1_of_n(ch, &choices, size, bits)?;
+            let got = party
+                .ot
+                .receiver
+                .recv_1_of_n(party.ch, &choices, size, bits)?;
             for (g, group) in tables.chunks(per).enumerate() {
                 for i in 0..n {
                     let v = got[g * n + i];

@@ -20,8 +20,7 @@
 
 use super::mul;
 use super::shares::Ring;
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::net::{Channel, Role};
 
 fn check(ring: Ring, x: &[u64], t: usize, k: usize, n: usize) -> Result<(), ProtocolError> {
@@ -71,11 +70,8 @@ fn sum_rows(ring: Ring, prod: &[u64], y: &[u64], t: usize, k: usize, n: usize) -
 
 /// Shares of x·W ([t × n]) for the shared x ([t × k], this party's share) and W ([k × n]) held by
 /// `owner` (`Some` there, ignored elsewhere). Precondition: |x| < 2^(ℓ−2) (signed lift).
-#[allow(clippy::too_many_arguments)]
 pub fn matmul_private<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     x: &[u64],
     (t, k, n): (usize, usize, usize),
@@ -83,7 +79,7 @@ pub fn matmul_private<C: Channel + ?Sized>(
     owner: Role,
 ) -> Result<Vec<u64>, ProtocolError> {
     check(ring, x, t, k, n)?;
-    let w = match (role == owner, w) {
+    let w = match (party.role == owner, w) {
         (true, Some(w)) if w.len() == k * n => Some(w),
         (true, _) => {
             return Err(ProtocolError::Invalid(format!(
@@ -96,11 +92,9 @@ pub fn matmul_private<C: Channel + ?Sized>(
         return Ok(vec![0; t * n]);
     }
     let rep: Option<Vec<u64>> = w.map(|w| (0..t).flat_map(|_| w.iter().copied()).collect());
-    let xb = biased(ring, role, x);
+    let xb = biased(ring, party.role, x);
     let prod = mul::mul_rows_private(
-        ot,
-        ch,
-        role,
+        party,
         ring,
         ring.bits,
         &xb,
@@ -122,9 +116,7 @@ pub fn matmul_private<C: Channel + ?Sized>(
 /// Shares of x·y ([t × n]) for shared x ([t × k]) and y ([k × n]), this party's shares of both.
 /// Precondition: |x| < 2^(ℓ−2) (signed lift).
 pub fn matmul_shared<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     x: &[u64],
     y: &[u64],
@@ -141,7 +133,7 @@ pub fn matmul_shared<C: Channel + ?Sized>(
         return Ok(vec![0; t * n]);
     }
     let rep: Vec<u64> = (0..t).flat_map(|_| y.iter().copied()).collect();
-    let xb = biased(ring, role, x);
-    let prod = mul::mul_rows(ot, ch, role, ring, ring.bits, &xb, &rep, &vec![n; t * k])?;
+    let xb = biased(ring, party.role, x);
+    let prod = mul::mul_rows(party, ring, ring.bits, &xb, &rep, &vec![n; t * k])?;
     Ok(sum_rows(ring, &prod, y, t, k, n))
 }

@@ -59,9 +59,8 @@
 //! sizes).
 
 use super::shares::Ring;
-use super::ProtocolError;
 use super::{cmp, mux};
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::Prg;
 use crate::net::{Channel, Role};
 
@@ -69,14 +68,12 @@ use crate::net::{Channel, Role};
 /// shares), `lens` their lengths (each ≥ 1, sum = x.len()). Precondition: every entry, read
 /// signed, lies in [−2^(ℓ−2), 2^(ℓ−2)) (see the module doc). No rows: no output.
 pub fn row_max<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     x: &[u64],
     lens: &[usize],
 ) -> Result<Vec<u64>, ProtocolError> {
-    row_max_from(ot, ch, role, Role::Server, ring, x, lens)
+    row_max_from(party, Role::Server, ring, x, lens)
 }
 
 /// [`row_max`] begun by `first`: every level's comparisons begin with it
@@ -85,9 +82,7 @@ pub fn row_max<C: Channel + ?Sized>(
 /// (softmax begins so: the client sends the last flight of the attention product's
 /// truncation before it, and the step after the maximum begins with the server).
 pub fn row_max_from<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     ring: Ring,
     x: &[u64],
@@ -102,7 +97,7 @@ pub fn row_max_from<C: Channel + ?Sized>(
         quad_from: usize::MAX,
         first,
     };
-    tournament(ot, ch, role, ring, shape, x, lens, None).map(|(v, _)| v)
+    tournament(party, ring, shape, x, lens, None).map(|(v, _)| v)
 }
 
 /// How a [`tournament`] plays: the millionaires' digit width, and the longest row from which on
@@ -122,11 +117,8 @@ pub(crate) struct Shape {
 /// each row's winner and of the winner's payload (empty without a payload). Each level is
 /// pairwise ([`pair_level`]) while the longest row is above `shape.quad_from`, then in groups
 /// of four ([`quad_level`]); both keep the leftmost maximum.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn tournament<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     shape: Shape,
     x: &[u64],
@@ -150,9 +142,9 @@ pub(crate) fn tournament<C: Channel + ?Sized>(
     };
     while let Some(&longest) = level.lens.iter().max().filter(|&&l| l > 1) {
         level = if longest > shape.quad_from {
-            pair_level(ot, ch, role, ring, shape.digits, &level)?
+            pair_level(party, ring, shape.digits, &level)?
         } else {
-            quad_level(ot, ch, role, shape.first, ring, shape.digits, &level)?
+            quad_level(party, shape.first, ring, shape.digits, &level)?
         };
     }
     Ok((level.values, level.payload.unwrap_or_default()))
@@ -168,9 +160,7 @@ struct Level {
 /// One pairwise level: one msb call on every pair's a − b, one mux call on b − a (and the
 /// payload's b − a) under the same bits; an odd last candidate passes up.
 fn pair_level<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     digits: u32,
     level: &Level,
@@ -185,7 +175,7 @@ fn pair_level<C: Channel + ?Sized>(
         off += l;
     }
     // gt = 1{b > a} = msb(a − b): the difference never wraps under the precondition.
-    let gt = cmp::msb_with(ot, ch, role, ring, digits, &diff)?;
+    let gt = cmp::msb_with(party, ring, digits, &diff)?;
     // Selected: b − a, then (with a payload) the payload's b − a, under the same bits.
     let mut bits = gt;
     let mut sel: Vec<u64> = diff.iter().map(|&d| ring.neg(d)).collect();
@@ -197,7 +187,7 @@ fn pair_level<C: Channel + ?Sized>(
             off += l;
         }
     }
-    let sel = mux::mux(ot, ch, role, ring, &bits, &sel)?;
+    let sel = mux::mux(party, ring, &bits, &sel)?;
     // Winners: a + gt·(b − a); an odd last candidate passes up.
     let mut next = Vec::new();
     let mut next_pay = pay.map(|_| Vec::new());
@@ -254,9 +244,7 @@ fn quad_winner(g: usize, bits: u32) -> usize {
 /// with the same choice. So a level costs one comparison batch and the 3 flights of a
 /// multiplexer, where the pairwise tournament needs two of each for the same reduction.
 fn quad_level<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     ring: Ring,
     digits: u32,
@@ -281,7 +269,7 @@ fn quad_level<C: Channel + ?Sized>(
             diff.push(ring.sub(cur[start + i], cur[start + j]));
         }
     }
-    let gt = cmp::msb_from(ot, ch, role, first, ring, digits, &diff)?;
+    let gt = cmp::msb_from(party, first, ring, digits, &diff)?;
     let mut mine = Vec::with_capacity(groups.len());
     let mut at = 0;
     for &(_, g) in &groups {
@@ -297,7 +285,7 @@ fn quad_level<C: Channel + ?Sized>(
     sources.extend(pay.map(|p| p.as_slice()));
     // The comparisons' last sender knows its shares first: it chooses first.
     let chooser = cmp::last_sender_from(first, ring.bits - 1, digits, 1);
-    let sel = select_winners(ot, ch, role, chooser, ring, &sources, &groups, &mine)?;
+    let sel = select_winners(party, chooser, ring, &sources, &groups, &mine)?;
     // Winners in row order: each group's a_0 plus its selected difference; singles pass up.
     // A row of l keeps ⌈l/4⌉: ⌊l/4⌋ full groups, then a smaller group or a single.
     let pick = |src: &[u64], part: usize| {
@@ -328,11 +316,8 @@ fn quad_level<C: Channel + ?Sized>(
 /// payload: `sources[s]` laid out as the candidates) by the two 1-out-of-64 OTs of
 /// [`quad_level`], source-major; `mine` holds this party's XOR shares of each group's
 /// comparison bits, the choice of every source's instance.
-#[allow(clippy::too_many_arguments)]
 fn select_winners<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     chooser: Role,
     ring: Ring,
     sources: &[&[u64]],
@@ -353,13 +338,19 @@ fn select_winners<C: Channel + ?Sized>(
         choices.extend_from_slice(mine);
     }
     // `chooser`'s choices first, then the other's messages and choices, then its messages.
-    let got = if role == chooser {
-        let got = ot.receiver.recv_1_of_n(ch, &choices, N, ring.bits)?;
-        ot.sender.send_1_of_n(ch, &msgs, N, ring.bits)?;
+    let got = if party.role == chooser {
+        let got = party
+            .ot
+            .receiver
+            .recv_1_of_n(party.ch, &choices, N, ring.bits)?;
+        party.ot.sender.send_1_of_n(party.ch, &msgs, N, ring.bits)?;
         got
     } else {
-        ot.sender.send_1_of_n(ch, &msgs, N, ring.bits)?;
-        ot.receiver.recv_1_of_n(ch, &choices, N, ring.bits)?
+        party.ot.sender.send_1_of_n(party.ch, &msgs, N, ring.bits)?;
+        party
+            .ot
+            .receiver
+            .recv_1_of_n(party.ch, &choices, N, ring.bits)?
     };
     Ok(got
         .into_iter()

@@ -5,8 +5,10 @@
 //! figures.
 //!
 //! Conventions shared by all modules: arithmetic shares x = x_S + x_C mod 2^ℓ, boolean shares
-//! b = b_S ⊕ b_C; both parties call the same function with their own [`Role`](crate::net::Role)
-//! and their own [`OtPair`](crate::crypto::OtPair) on the same channel, in the same order.
+//! b = b_S ⊕ b_C; both parties call the same function with their own [`Party`] (role, OT
+//! extension, end of the channel), in the same order. The RLWE products ([`linear`],
+//! [`attention_he`], [`masked_matmul::prepare_rlwe`]) take the session's RLWE keys, the channel
+//! and the role instead.
 
 pub mod argmax;
 pub mod attention_he;
@@ -32,7 +34,40 @@ pub mod svole_matmul;
 pub mod topk;
 pub mod trunc;
 
-use crate::net::NetError;
+use crate::crypto::OtPair;
+use crate::net::{scoped, Channel, NetError, Role};
+
+/// One party's end of a two-party protocol: its role, its channel to the peer and its OT
+/// correlations (the sender and receiver of [`OtPair`], extended on that channel). Every protocol
+/// built on OT takes one; both parties call the same protocol with their own, in the same order.
+/// A protocol that needs another ring, or another party first, takes those as arguments of its
+/// own: they are the protocol's, not the party's.
+pub struct Party<'a, C: Channel + ?Sized> {
+    pub ot: &'a mut OtPair,
+    pub ch: &'a mut C,
+    pub role: Role,
+}
+
+impl<'a, C: Channel + ?Sized> Party<'a, C> {
+    pub fn new(ot: &'a mut OtPair, ch: &'a mut C, role: Role) -> Party<'a, C> {
+        Party { ot, ch, role }
+    }
+
+    /// The same party on the same channel, for a shorter borrow (a sub-protocol's own frame).
+    pub fn reborrow(&mut self) -> Party<'_, C> {
+        Party {
+            ot: &mut *self.ot,
+            ch: &mut *self.ch,
+            role: self.role,
+        }
+    }
+
+    /// `f` on this party with its channel's traffic counted under `name` ([`scoped`]).
+    pub fn scoped<R>(&mut self, name: &str, f: impl FnOnce(&mut Party<'_, C>) -> R) -> R {
+        let (ot, role) = (&mut *self.ot, self.role);
+        scoped(&mut *self.ch, name, |ch| f(&mut Party::new(ot, ch, role)))
+    }
+}
 
 /// A protocol's error: the network's (a timeout, a vanished or malformed peer), or a call that
 /// breaks the protocol's preconditions (shapes, widths, parameters): the caller's fault, found

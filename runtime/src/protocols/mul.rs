@@ -52,9 +52,9 @@
 use rayon::prelude::*;
 
 use super::shares::{open, pack_widths, packed_len_widths, unpack_widths, Ring};
-use super::ProtocolError;
+use super::{Party, ProtocolError};
 use crate::crypto::hash::tccr_many;
-use crate::crypto::iknp::{CotReceiver, CotSender, OtPair};
+use crate::crypto::iknp::{CotReceiver, CotSender};
 use crate::crypto::ot::hash_many;
 use crate::crypto::pack::mask;
 use crate::crypto::{Block, Prg};
@@ -213,41 +213,37 @@ fn check_inputs(ring: Ring, xs: &[&[u64]]) -> Result<(), ProtocolError> {
 /// Shares of a·b for one cross term: `chooser` holds a (this party passes it if it is the
 /// chooser), the other party holds b. Both pass their own value as `mine`.
 pub fn cross_term<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     chooser: Role,
     mine: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
     check_inputs(ring, &[mine])?;
-    if role == chooser {
-        cross_choose(&mut ot.receiver, ch, ring, mine)
+    if party.role == chooser {
+        cross_choose(&mut party.ot.receiver, party.ch, ring, mine)
     } else {
-        cross_hold(&mut ot.sender, ch, ring, mine)
+        cross_hold(&mut party.ot.sender, party.ch, ring, mine)
     }
 }
 
 /// Elementwise product of two shared vectors: `x`, `y` are this party's shares; returns its share
 /// of x·y mod 2^ℓ. Both parties call it with their own role.
 pub fn mul<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     x: &[u64],
     y: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
     check_inputs(ring, &[x, y])?;
     // Term A = x_S·y_C (server chooses), then term B = x_C·y_S (client chooses).
-    let (a, b) = match role {
+    let (a, b) = match party.role {
         Role::Server => {
-            let a = cross_choose(&mut ot.receiver, ch, ring, x)?;
-            (a, cross_hold(&mut ot.sender, ch, ring, y)?)
+            let a = cross_choose(&mut party.ot.receiver, party.ch, ring, x)?;
+            (a, cross_hold(&mut party.ot.sender, party.ch, ring, y)?)
         }
         Role::Client => {
-            let a = cross_hold(&mut ot.sender, ch, ring, y)?;
-            (a, cross_choose(&mut ot.receiver, ch, ring, x)?)
+            let a = cross_hold(&mut party.ot.sender, party.ch, ring, y)?;
+            (a, cross_choose(&mut party.ot.receiver, party.ch, ring, x)?)
         }
     };
     Ok((0..x.len())
@@ -317,42 +313,38 @@ impl Triples {
 /// the opening of x − a and y − b (2ℓ bits each way) and local work ([`Triples::multiply`]).
 /// The openings are uniform because a and b are, so a triple must serve one product only.
 pub fn triples<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     n: usize,
 ) -> Result<Triples, ProtocolError> {
     let mut rng = Prg::from_entropy();
     let a = ring.random(&mut rng, n);
     let b = ring.random(&mut rng, n);
-    let c = mul(ot, ch, role, ring, &a, &b)?;
+    let c = mul(party, ring, &a, &b)?;
     Ok(Triples { ring, a, b, c })
 }
 
 /// Product of a shared vector by a vector private to `owner`: `x` is this party's share, `y` is
 /// `Some` at the owner (ignored elsewhere). Returns this party's share of x·y mod 2^ℓ.
 pub fn mul_by_private<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     owner: Role,
     x: &[u64],
     y: Option<&[u64]>,
 ) -> Result<Vec<u64>, ProtocolError> {
-    if role == owner {
+    if party.role == owner {
         let y = y.ok_or_else(|| {
             ProtocolError::Invalid("the owner of the private operand must pass it".into())
         })?;
         check_inputs(ring, &[x, y])?;
-        let c = cross_hold(&mut ot.sender, ch, ring, y)?;
+        let c = cross_hold(&mut party.ot.sender, party.ch, ring, y)?;
         Ok((0..x.len())
             .map(|i| ring.add(ring.mul(x[i], y[i]), c[i]))
             .collect())
     } else {
         check_inputs(ring, &[x])?;
-        cross_choose(&mut ot.receiver, ch, ring, x)
+        cross_choose(&mut party.ot.receiver, party.ch, ring, x)
     }
 }
 
@@ -361,11 +353,8 @@ pub fn mul_by_private<C: Channel + ?Sized>(
 /// per element, shares over `out`) is anything; row r has `lens[r]` elements. Two cross terms
 /// (see the module doc), one each way: m COTs per row each way, whose pads are expanded to the
 /// row (a single element per row uses plain COTs over Z_2^(out − j)).
-#[allow(clippy::too_many_arguments)]
 pub fn mul_rows<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     out: Ring,
     m: u32,
     x: &[u64],
@@ -391,8 +380,8 @@ pub fn mul_rows<C: Channel + ?Sized>(
     }
     let x: Vec<u64> = x.iter().map(|&v| v & mask(m)).collect();
     let msb: Vec<bool> = x.iter().map(|&v| (v >> (m - 1)) & 1 == 1).collect();
-    let a = cross_rows(ot, ch, role, out, Role::Server, m, &x, &msb, y, lens)?;
-    let b = cross_rows(ot, ch, role, out, Role::Client, m, &x, &msb, y, lens)?;
+    let a = cross_rows(party, out, Role::Server, m, &x, &msb, y, lens)?;
+    let b = cross_rows(party, out, Role::Client, m, &x, &msb, y, lens)?;
     // Local term x′_P·y_P with x′_P = x_P − 2^m·msb(x_P).
     let mut res = Vec::with_capacity(y.len());
     let mut start = 0;
@@ -409,11 +398,8 @@ pub fn mul_rows<C: Channel + ?Sized>(
 /// [`mul_rows`] with y private to `owner` (`Some` at the owner, ignored elsewhere): x·y =
 /// x′_O·y (local to the owner) + the one cross term with the other party choosing, so half of
 /// [`mul_rows`]'s traffic: m COTs per row and Σ_{j<m}(ℓ − j) bits per entry, one direction.
-#[allow(clippy::too_many_arguments)]
 pub fn mul_rows_private<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     out: Ring,
     m: u32,
     x: &[u64],
@@ -432,7 +418,7 @@ pub fn mul_rows_private<C: Channel + ?Sized>(
     }
     let total = total.unwrap_or(0);
     let zeros;
-    let y = match (role == owner, y) {
+    let y = match (party.role == owner, y) {
         (true, Some(y)) if y.len() == total => y,
         (true, _) => {
             return Err(ProtocolError::Invalid(format!(
@@ -450,8 +436,8 @@ pub fn mul_rows_private<C: Channel + ?Sized>(
         Role::Server => Role::Client,
         Role::Client => Role::Server,
     };
-    let c = cross_rows(ot, ch, role, out, other, m, &x, &msb, y, lens)?;
-    if role != owner {
+    let c = cross_rows(party, out, other, m, &x, &msb, y, lens)?;
+    if party.role != owner {
         return Ok(c);
     }
     let mut res = Vec::with_capacity(total);
@@ -470,9 +456,7 @@ pub fn mul_rows_private<C: Channel + ?Sized>(
 /// party passes its own x (per row), the msbs of its own x and its own y (per element).
 #[allow(clippy::too_many_arguments)]
 fn cross_rows<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     out: Ring,
     chooser: Role,
     m: u32,
@@ -497,12 +481,12 @@ fn cross_rows<C: Channel + ?Sized>(
         // One element per row: plain COTs over Z_2^(out − j), m per element.
         let n = x.len();
         let widths: Vec<u32> = (0..n).flat_map(|_| (0..m).map(|j| out.bits - j)).collect();
-        return if role == chooser {
+        return if party.role == chooser {
             let choices: Vec<bool> = x
                 .iter()
                 .flat_map(|&v| (0..m).map(move |j| (v >> j) & 1 == 1))
                 .collect();
-            let got = recv_cot_widths(&mut ot.receiver, ch, &choices, &widths)?;
+            let got = recv_cot_widths(&mut party.ot.receiver, party.ch, &choices, &widths)?;
             Ok(got
                 .chunks_exact(mu)
                 .map(|c| out.reduce(weight_sum(&mut (0..m).zip(c.iter().copied()))))
@@ -512,7 +496,7 @@ fn cross_rows<C: Channel + ?Sized>(
                 .flat_map(|r| (0..m).map(move |j| (r, j)))
                 .map(|(r, j)| corr(r, j, y[r]) & mask(out.bits - j))
                 .collect();
-            let t = send_cot_widths(&mut ot.sender, ch, &deltas, &widths)?;
+            let t = send_cot_widths(&mut party.ot.sender, party.ch, &deltas, &widths)?;
             Ok(t.chunks_exact(mu)
                 .map(|c| out.neg(weight_sum(&mut (0..m).zip(c.iter().copied()))))
                 .collect())
@@ -533,15 +517,15 @@ fn cross_rows<C: Channel + ?Sized>(
         .collect();
     let expand = |seed: Block, len: usize, j: u32| Prg::new(seed).values(len, out.bits - j);
     let rows = lens.len();
-    if role == chooser {
+    if party.role == chooser {
         let choices: Vec<bool> = x
             .iter()
             .flat_map(|&v| (0..m).map(move |j| (v >> j) & 1 == 1))
             .collect();
-        let tweak = ot.receiver.counter;
-        let mut pads = ot.receiver.recv_cot(ch, &choices)?;
+        let tweak = party.ot.receiver.counter;
+        let mut pads = party.ot.receiver.recv_cot(party.ch, &choices)?;
         hash_many(&mut pads, tweak);
-        let d = unpack_widths(&ch.recv_vec(packed_len_widths(&widths))?, &widths);
+        let d = unpack_widths(&party.ch.recv_vec(packed_len_widths(&widths))?, &widths);
         let parts: Vec<Vec<u64>> = (0..rows)
             .into_par_iter()
             .map(|r| {
@@ -566,9 +550,9 @@ fn cross_rows<C: Channel + ?Sized>(
             .collect();
         Ok(parts.concat())
     } else {
-        let tweak = ot.sender.counter;
-        let k = ot.sender.send_cot(ch, rows * mu)?;
-        let delta = ot.sender.delta();
+        let tweak = party.ot.sender.counter;
+        let k = party.ot.sender.send_cot(party.ch, rows * mu)?;
+        let delta = party.ot.sender.delta();
         let mut p0 = k.clone();
         tccr_many(&mut p0, tweak);
         let mut p1: Vec<Block> = k.iter().map(|&b| b ^ delta).collect();
@@ -594,8 +578,8 @@ fn cross_rows<C: Channel + ?Sized>(
             })
             .collect();
         let d: Vec<u64> = parts.iter().flat_map(|p| p.0.iter().copied()).collect();
-        ch.send(&pack_widths(&d, &widths))?;
-        ch.flush()?;
+        party.ch.send(&pack_widths(&d, &widths))?;
+        party.ch.flush()?;
         Ok(parts.into_iter().flat_map(|p| p.1).collect())
     }
 }

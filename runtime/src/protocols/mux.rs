@@ -21,29 +21,24 @@
 //! message u. The output shares are uniform on their own, because t is fresh per OT.
 
 use super::shares::Ring;
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::net::{Channel, Role};
 
 /// This party's share of b·x (`b`: XOR shares of the bits, `x`: additive shares in Z_2^ℓ).
 pub fn mux<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     b: &[bool],
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    mux_by(ot, ch, role, Role::Client, ring, b, x)
+    mux_by(party, Role::Client, ring, b, x)
 }
 
 /// [`mux`] whose first COT is chosen by `first` (the client in [`mux`]): the party that sent
 /// the step before it, so that its choices leave in that flight and the multiplexer takes 2
 /// flights after it instead of 3.
 pub fn mux_by<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     ring: Ring,
     b: &[bool],
@@ -72,13 +67,19 @@ pub fn mux_by<C: Channel + ?Sized>(
             .map(|((&c, &v), t)| ring.sub(if c { v } else { 0 }, t))
             .collect()
     };
-    let (mine, theirs) = if role == first {
-        let y = ot.receiver.recv_cot_ring(ch, b, ring.bits)?;
-        let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
+    let (mine, theirs) = if party.role == first {
+        let y = party.ot.receiver.recv_cot_ring(party.ch, b, ring.bits)?;
+        let t = party
+            .ot
+            .sender
+            .send_cot_ring(party.ch, &deltas, ring.bits)?;
         (own(t), y)
     } else {
-        let t = ot.sender.send_cot_ring(ch, &deltas, ring.bits)?;
-        let y = ot.receiver.recv_cot_ring(ch, b, ring.bits)?;
+        let t = party
+            .ot
+            .sender
+            .send_cot_ring(party.ch, &deltas, ring.bits)?;
+        let y = party.ot.receiver.recv_cot_ring(party.ch, b, ring.bits)?;
         (own(t), y)
     };
     Ok(ring.add_vec(&mine, &theirs))

@@ -37,8 +37,7 @@ use rand::RngCore;
 
 use super::b2a::b2a;
 use super::shares::{open, Ring};
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
 use crate::net::{Channel, Role};
@@ -91,9 +90,7 @@ impl OneHot {
 /// call it with the same arguments). N = 1 needs no communication (the server's share is 1).
 /// Errors (`ProtocolError::Invalid`): N not a power of two at most [`MAX_SIZE`].
 pub fn prepare<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     size: usize,
     n: usize,
@@ -108,7 +105,7 @@ pub fn prepare<C: Channel + ?Sized>(
             size,
             ring,
             rho: vec![0; n],
-            entries: vec![(role == Role::Server) as u64; n],
+            entries: vec![(party.role == Role::Server) as u64; n],
         });
     }
     let groups = size.div_ceil(64);
@@ -119,7 +116,7 @@ pub fn prepare<C: Channel + ?Sized>(
     for start in (0..n).step_by(SLICE) {
         let part = &rho[start..(start + SLICE).min(n)];
         // This party's XOR shares of e_ρ, `groups` words of `width` bits per element.
-        let xor: Vec<u64> = match role {
+        let xor: Vec<u64> = match party.role {
             Role::Server => {
                 let pads: Vec<u64> = (0..part.len() * groups)
                     .map(|_| rng.next_u64() & mask(width as u32))
@@ -136,7 +133,10 @@ pub fn prepare<C: Channel + ?Sized>(
                         }
                     }
                 }
-                ot.sender.send_1_of_n(ch, &msgs, size, width as u32)?;
+                party
+                    .ot
+                    .sender
+                    .send_1_of_n(party.ch, &msgs, size, width as u32)?;
                 pads
             }
             Role::Client => {
@@ -144,13 +144,16 @@ pub fn prepare<C: Channel + ?Sized>(
                     .iter()
                     .flat_map(|&c| std::iter::repeat_n(c as u32, groups))
                     .collect();
-                ot.receiver.recv_1_of_n(ch, &choices, size, width as u32)?
+                party
+                    .ot
+                    .receiver
+                    .recv_1_of_n(party.ch, &choices, size, width as u32)?
             }
         };
         let bits: Vec<bool> = (0..part.len() * size)
             .map(|k| (xor[k / width] >> (k % width)) & 1 == 1)
             .collect();
-        entries.extend(b2a(ot, ch, role, ring, &bits)?);
+        entries.extend(b2a(party, ring, &bits)?);
     }
     Ok(OneHot {
         size,

@@ -78,8 +78,7 @@
 use rand::seq::SliceRandom;
 
 use super::shares::{recv_ring, send_ring, Ring};
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::pprf::{self, LevelSums, TreeGroup};
 use crate::crypto::{Block, Prg};
 use crate::net::{Channel, Role};
@@ -560,11 +559,8 @@ fn holder_output(
 /// permutation π (a gather: π(x)_i = x_{π(i)}) held by `holder`, who passes `Some(π)`; the other
 /// party passes `None`. `net` must be the network of x.len() elements, the same on both sides.
 /// Two flights: P0 → P1 (IKNP), P1 → P0 (the OT messages and the m_k).
-#[allow(clippy::too_many_arguments)]
 pub fn permute_and_share<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     net: &Network,
     holder: Role,
@@ -578,7 +574,7 @@ pub fn permute_and_share<C: Channel + ?Sized>(
             net.len()
         )));
     }
-    if (role == holder) != perm.is_some() {
+    if (party.role == holder) != perm.is_some() {
         return Err(bad(format!(
             "the permutation must be given by the holder ({holder:?}) only"
         )));
@@ -591,17 +587,18 @@ pub fn permute_and_share<C: Channel + ?Sized>(
         Some(perm) => {
             let h = holder_route(net, perm)?;
             let (groups, _) = groups_of(net);
-            let siblings = pprf::recv_siblings(&mut ot.receiver, ch, &groups, &h.points)?;
-            let m = recv_ring(ch, ring, n_m)?;
+            let siblings =
+                pprf::recv_siblings(&mut party.ot.receiver, party.ch, &groups, &h.points)?;
+            let m = recv_ring(party.ch, ring, n_m)?;
             let delta = holder_deltas(net, ring, &h, &siblings)?;
             Ok(holder_output(net, ring, &h, &delta, &m, x))
         }
         None => {
             let peer = peer_expand(net, ring)?;
             let (m, out) = peer_messages(net, ring, &peer, x);
-            pprf::send_sums(&mut ot.sender, ch, &peer.sums)?;
-            send_ring(ch, ring, &m)?;
-            ch.flush()?;
+            pprf::send_sums(&mut party.ot.sender, party.ch, &peer.sums)?;
+            send_ring(party.ch, ring, &m)?;
+            party.ch.flush()?;
             Ok(out)
         }
     }
@@ -623,9 +620,7 @@ pub fn random_permutation(n: usize) -> Vec<usize> {
 /// the client's punctured expansion, while the server does its own) the client's m_k for π_S,
 /// computed from its share of π_C(x).
 pub fn shuffle_with<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     perm: &[usize],
     x: &[u64],
@@ -640,27 +635,29 @@ pub fn shuffle_with<C: Channel + ?Sized>(
     let (groups, _) = groups_of(&net);
     let peer = peer_expand(&net, ring)?;
     let mine = holder_route(&net, perm)?;
-    match role {
+    match party.role {
         Role::Server => {
             // P1 of π_C, then P0 of π_S.
             let (m, y) = peer_messages(&net, ring, &peer, x);
-            pprf::send_sums(&mut ot.sender, ch, &peer.sums)?;
-            send_ring(ch, ring, &m)?;
-            let siblings = pprf::recv_siblings(&mut ot.receiver, ch, &groups, &mine.points)?;
+            pprf::send_sums(&mut party.ot.sender, party.ch, &peer.sums)?;
+            send_ring(party.ch, ring, &m)?;
+            let siblings =
+                pprf::recv_siblings(&mut party.ot.receiver, party.ch, &groups, &mine.points)?;
             let delta = holder_deltas(&net, ring, &mine, &siblings)?;
-            let m = recv_ring(ch, ring, n_m)?;
+            let m = recv_ring(party.ch, ring, n_m)?;
             Ok(holder_output(&net, ring, &mine, &delta, &m, &y))
         }
         Role::Client => {
             // P0 of π_C, then P1 of π_S.
-            let siblings = pprf::recv_siblings(&mut ot.receiver, ch, &groups, &mine.points)?;
-            let m = recv_ring(ch, ring, n_m)?;
-            pprf::send_sums(&mut ot.sender, ch, &peer.sums)?;
+            let siblings =
+                pprf::recv_siblings(&mut party.ot.receiver, party.ch, &groups, &mine.points)?;
+            let m = recv_ring(party.ch, ring, n_m)?;
+            pprf::send_sums(&mut party.ot.sender, party.ch, &peer.sums)?;
             let delta = holder_deltas(&net, ring, &mine, &siblings)?;
             let y = holder_output(&net, ring, &mine, &delta, &m, x);
             let (m, out) = peer_messages(&net, ring, &peer, &y);
-            send_ring(ch, ring, &m)?;
-            ch.flush()?;
+            send_ring(party.ch, ring, &m)?;
+            party.ch.flush()?;
             Ok(out)
         }
     }
@@ -669,15 +666,13 @@ pub fn shuffle_with<C: Channel + ?Sized>(
 /// The secret-shared shuffle: fresh shares of x permuted by a uniformly random permutation that
 /// neither party knows (each draws its own and they are composed, see [`shuffle_with`]).
 pub fn shuffle<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     x: &[u64],
     params: &ShuffleParams,
 ) -> Result<Vec<u64>, ProtocolError> {
     let perm = random_permutation(x.len());
-    shuffle_with(ot, ch, role, ring, &perm, x, params)
+    shuffle_with(party, ring, &perm, x, params)
 }
 
 #[cfg(test)]

@@ -116,9 +116,8 @@ use ciphergpt_compiler::fixed::semantics::{ExpTables, InvTables};
 use super::mul::Triples;
 use super::onehot::{self, OneHot};
 use super::shares::Ring;
-use super::ProtocolError;
 use super::{b2a::b2a, cmp, inverse, lut, max, mul, mux::mux, trunc};
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::pack::mask;
 use crate::net::{Channel, Role};
 
@@ -264,16 +263,14 @@ fn public(role: Role, ring: Ring, v: u64) -> u64 {
 /// wrap of the whole sum is a multiple of 2^(ℓ−s) and vanishes. SIRNN §IV-B (truncate-and-reduce)
 /// without the bias, as every value here is non-negative.
 fn shift_reduce<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
     let out = Ring::new(ring.bits - s)?;
     let widths = vec![s; x.len()];
-    let c = cmp::carry_arith_each(ot, ch, role, &widths, cmp::cheapest_digit_bits(s), out, x)?;
+    let c = cmp::carry_arith_each(party, &widths, cmp::cheapest_digit_bits(s), out, x)?;
     Ok(shifted_plus(ring, out, s, x, c))
 }
 
@@ -288,16 +285,14 @@ fn shifted_plus(ring: Ring, out: Ring, s: u32, x: &[u64], c: Vec<u64>) -> Vec<u6
 /// [`shift_reduce`] from the carries `c` (XOR shares, one per element) already computed: their
 /// B2A over Z_2^(ℓ−s) and the shifted shares.
 fn shift_with_carries<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     s: u32,
     x: &[u64],
     c: &[bool],
 ) -> Result<Vec<u64>, ProtocolError> {
     let out = Ring::new(ring.bits - s)?;
-    let c = b2a(ot, ch, role, out, c)?;
+    let c = b2a(party, out, c)?;
     Ok(shifted_plus(ring, out, s, x, c))
 }
 
@@ -307,9 +302,7 @@ fn shift_with_carries<C: Channel + ?Sized>(
 /// Errors: malformed tables, a digit over 8 bits, lengths that do not match `s`, an empty row,
 /// a row longer than [`ExpTables::max_row_len`], a ring too narrow for the digits.
 pub fn softmax<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     t: &ExpTables,
     s: &[u64],
@@ -319,8 +312,8 @@ pub fn softmax<C: Channel + ?Sized>(
     if s.is_empty() {
         return Ok(Vec::new());
     }
-    let m = max::row_max_from(ot, ch, role, Role::Client, ring, s, lens)?;
-    softmax_with_max(ot, ch, role, ring, t, s, lens, &m)
+    let m = max::row_max_from(party, Role::Client, ring, s, lens)?;
+    softmax_with_max(party, ring, t, s, lens, &m)
 }
 
 /// A softmax correlation made before its scores exist ([`prepare`]): per entry one one-hot
@@ -356,9 +349,7 @@ impl Correlation {
 /// all (16 KB at the plan's 8 + 8 digits), and two products. Errors: malformed tables or a
 /// digit over 8 bits.
 pub fn prepare<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     t: &ExpTables,
     n: usize,
 ) -> Result<Correlation, ProtocolError> {
@@ -372,10 +363,10 @@ pub fn prepare<C: Channel + ?Sized>(
     let pring = Ring::new(2 * t.frac_e + 2)?;
     let wide = Ring::new(t.recip_num_log2() + 2)?;
     Ok(Correlation {
-        hi: onehot::prepare(ot, ch, role, pring, 1 << t.hi_bits, n)?,
-        lo: onehot::prepare(ot, ch, role, pring, 1 << t.lo_bits, n)?,
-        product: mul::triples(ot, ch, role, pring, n)?,
-        normalise: mul::triples(ot, ch, role, wide, n)?,
+        hi: onehot::prepare(party, pring, 1 << t.hi_bits, n)?,
+        lo: onehot::prepare(party, pring, 1 << t.lo_bits, n)?,
+        product: mul::triples(party, pring, n)?,
+        normalise: mul::triples(party, wide, n)?,
     })
 }
 
@@ -384,11 +375,8 @@ pub fn prepare<C: Channel + ?Sized>(
 /// random indices (hi + lo bits per entry, one flight), the two products openings of triples.
 /// The same output values. Errors as [`softmax`], and when `prep` was made for other tables or
 /// has too few entries from `at`.
-#[allow(clippy::too_many_arguments)]
 pub fn softmax_prepared<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     t: &ExpTables,
     s: &[u64],
@@ -416,16 +404,13 @@ pub fn softmax_prepared<C: Channel + ?Sized>(
     if s.is_empty() {
         return Ok(Vec::new());
     }
-    let m = max::row_max_from(ot, ch, role, Role::Client, ring, s, lens)?;
-    from_max(ot, ch, role, &pr, s, lens, &m, Some((prep, at)))
+    let m = max::row_max_from(party, Role::Client, ring, s, lens)?;
+    from_max(party, &pr, s, lens, &m, Some((prep, at)))
 }
 
 /// Steps 1–9 from the row maxima `m`, on `prep`'s entries from the given one when it is there.
-#[allow(clippy::too_many_arguments)]
 fn from_max<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     pr: &Params,
     s: &[u64],
     lens: &[usize],
@@ -439,17 +424,14 @@ fn from_max<C: Channel + ?Sized>(
         let start = u.len();
         u.extend(s[start..start + len].iter().map(|&v| ring.sub(m[r], v)));
     }
-    let e = exp_neg(ot, ch, role, pr, &u, prep)?;
-    normalise(ot, ch, role, pr, &e, lens, prep)
+    let e = exp_neg(party, pr, &u, prep)?;
+    normalise(party, pr, &e, lens, prep)
 }
 
 /// [`softmax`] for a caller that already holds shares of every row's maximum `m` (one per row,
 /// over `ring`; it must be the exact maximum of the row, else the output is unspecified).
-#[allow(clippy::too_many_arguments)]
 pub fn softmax_with_max<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     t: &ExpTables,
     s: &[u64],
@@ -467,15 +449,13 @@ pub fn softmax_with_max<C: Channel + ?Sized>(
     if s.is_empty() {
         return Ok(Vec::new());
     }
-    from_max(ot, ch, role, &pr, s, lens, m, None)
+    from_max(party, &pr, s, lens, m, None)
 }
 
 /// Shares over Z_2^W2 of E(u) = exp_neg(u) for shared distances u ∈ [0, 2^(ℓ−1)) over Z_2^ℓ;
 /// the lookups on `prep`'s entries from the given one when it is there.
 fn exp_neg<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     pr: &Params,
     u: &[u64],
     prep: Option<(&Correlation, usize)>,
@@ -485,20 +465,20 @@ fn exp_neg<C: Channel + ?Sized>(
     let h: Vec<u64> = if lo_bits == 0 {
         u.to_vec()
     } else {
-        shift_reduce(ot, ch, role, ring, lo_bits, u)?
+        shift_reduce(party, ring, lo_bits, u)?
     };
     // 3. Clip bit c = 1{u ≥ clip} = DReLU(diff) over `clip_ring`, computed in step 6's batch.
     let (clip_ring, diff) = match pr.clip_digit {
         Some(cd) => (
             pr.h_ring,
             h.iter()
-                .map(|&v| pr.h_ring.sub(v, public(role, pr.h_ring, cd)))
+                .map(|&v| pr.h_ring.sub(v, public(party.role, pr.h_ring, cd)))
                 .collect::<Vec<u64>>(),
         ),
         None => (
             ring,
             u.iter()
-                .map(|&v| ring.sub(v, public(role, ring, pr.clip)))
+                .map(|&v| ring.sub(v, public(party.role, ring, pr.clip)))
                 .collect(),
         ),
     };
@@ -507,7 +487,7 @@ fn exp_neg<C: Channel + ?Sized>(
     let lo_idx: Vec<u64> = u.iter().map(|&v| v & mask(lo_bits.max(1))).collect();
     let pring = pr.prod_ring;
     let prod = match prep {
-        None => table_product(ot, ch, role, pr, &hi_idx, &lo_idx)?,
+        None => table_product(party, pr, &hi_idx, &lo_idx)?,
         // Prepared: both digits' offsets from the random indices in one flight, both tables
         // read over Z_2^W1 locally, and their product on a triple (one more flight).
         Some((c, at)) => {
@@ -515,8 +495,9 @@ fn exp_neg<C: Channel + ?Sized>(
             let lo_off: Vec<u64> = (0..u.len())
                 .map(|e| lo_idx[e].wrapping_sub(c.lo.rho[at + e]) & lo_mask)
                 .collect();
-            let (dhi, dlo) =
-                onehot::open_offsets(ch, role, &c.hi, at, &hi_idx, &lo_off, pr.lo_bits)?;
+            let (dhi, dlo) = onehot::open_offsets(
+                party.ch, party.role, &c.hi, at, &hi_idx, &lo_off, pr.lo_bits,
+            )?;
             let table = |t: &OffsetTable| -> Vec<u64> {
                 t.entries
                     .iter()
@@ -530,20 +511,20 @@ fn exp_neg<C: Channel + ?Sized>(
             let t0: Vec<u64> = (0..u.len())
                 .map(|e| c.lo.dot(at + e, dlo[e] as usize, &tl))
                 .collect();
-            c.product.multiply(ch, role, at, &t1, &t0)?
+            c.product.multiply(party.ch, party.role, at, &t1, &t0)?
         }
     };
     // 6. E = P >> f_e into Z_2^(f_e+2) and the clip bit, their comparisons in one batch; clip;
     //    extend to Z_2^W2.
-    let (e, c) = shift_and_clip(ot, ch, role, pr, &prod, clip_ring, &diff)?;
+    let (e, c) = shift_and_clip(party, pr, &prod, clip_ring, &diff)?;
     let er = pr.e_ring;
     let diff: Vec<u64> = e
         .iter()
-        .map(|&v| er.sub(public(role, er, pr.e_clip), v))
+        .map(|&v| er.sub(public(party.role, er, pr.e_clip), v))
         .collect();
-    let fix = mux(ot, ch, role, er, &c, &diff)?;
+    let fix = mux(party, er, &c, &diff)?;
     let e = er.add_vec(&e, &fix);
-    trunc::extend_nonnegative(ot, ch, role, er, pr.wide, &e)
+    trunc::extend_nonnegative(party, er, pr.wide, &e)
 }
 
 /// Step 6's comparisons in one millionaires' batch ([`cmp::carry_each`] at the cheapest digit
@@ -552,9 +533,7 @@ fn exp_neg<C: Channel + ?Sized>(
 /// `clip_ring` = 1 ⊕ msb(diff_S) ⊕ msb(diff_C) ⊕ carry of the low ℓ′ − 1 bits (as
 /// [`cmp::drelu`]). One comparison's flights for both.
 fn shift_and_clip<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     pr: &Params,
     prod: &[u64],
     clip_ring: Ring,
@@ -567,10 +546,10 @@ fn shift_and_clip<C: Channel + ?Sized>(
     let mut mine: Vec<u64> = prod.to_vec();
     mine.extend_from_slice(diff);
     let digits = cmp::cheapest_digit_bits(fe.max(low));
-    let carries = cmp::carry_each(ot, ch, role, &widths, digits, &mine)?;
+    let carries = cmp::carry_each(party, &widths, digits, &mine)?;
     let (shift, clip) = carries.split_at(n);
-    let e = shift_with_carries(ot, ch, role, pr.prod_ring, fe, prod, shift)?;
-    let server = role == Role::Server;
+    let e = shift_with_carries(party, pr.prod_ring, fe, prod, shift)?;
+    let server = party.role == Role::Server;
     let clip = diff
         .iter()
         .zip(clip)
@@ -582,15 +561,13 @@ fn shift_and_clip<C: Channel + ?Sized>(
 /// Steps 4 and 5 online: the two lookups of the offsets D = T − min T, then
 /// T1·T0 = b_x·Y + x·Y over Z_2^W1, x the narrower offsets, Y the other table's value.
 fn table_product<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     pr: &Params,
     hi_idx: &[u64],
     lo_idx: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    let dh = lut::lut(ot, ch, role, pr.hi.ring, &[&pr.hi.entries], hi_idx)?.remove(0);
-    let dl = lut::lut(ot, ch, role, pr.lo.ring, &[&pr.lo.entries], lo_idx)?.remove(0);
+    let dh = lut::lut(party, pr.hi.ring, &[&pr.hi.entries], hi_idx)?.remove(0);
+    let dl = lut::lut(party, pr.lo.ring, &[&pr.lo.entries], lo_idx)?.remove(0);
     let (dh, dl) = (&dh, &dl);
     let pring = pr.prod_ring;
     let ((x, xt), (y, yt)) = if pr.lo.ring.bits <= pr.hi.ring.bits {
@@ -598,13 +575,13 @@ fn table_product<C: Channel + ?Sized>(
     } else {
         ((dh, &pr.hi), (dl, &pr.lo))
     };
-    let y = trunc::extend_nonnegative(ot, ch, role, yt.ring, pring, y)?;
+    let y = trunc::extend_nonnegative(party, yt.ring, pring, y)?;
     let y: Vec<u64> = y
         .iter()
-        .map(|&v| pring.add(v, public(role, pring, yt.base)))
+        .map(|&v| pring.add(v, public(party.role, pring, yt.base)))
         .collect();
     let ones = vec![1usize; x.len()];
-    let xy = mul::mul_rows(ot, ch, role, pring, xt.ring.bits, x, &y, &ones)?;
+    let xy = mul::mul_rows(party, pring, xt.ring.bits, x, &y, &ones)?;
     Ok(xy
         .iter()
         .zip(&y)
@@ -615,9 +592,7 @@ fn table_product<C: Channel + ?Sized>(
 /// Steps 7–9: p_j = (E_j·⌊2^K / Z⌋) >> S per row, from shares of E over Z_2^W2; E·R on
 /// `prep`'s triples from the given entry when they are over Z_2^W2.
 fn normalise<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     pr: &Params,
     e: &[u64],
     lens: &[usize],
@@ -633,11 +608,11 @@ fn normalise<C: Channel + ?Sized>(
     // R ≈ ⌊2^K / Z⌋ by the inverse-power recipe over Z_2^64 (Z ≤ 2^K < 2^(W2−1)).
     let full = Ring::new(64)?;
     let z64 = if w.bits < 64 {
-        trunc::extend_nonnegative(ot, ch, role, w, full, &z)?
+        trunc::extend_nonnegative(party, w, full, &z)?
     } else {
         z
     };
-    let r: Vec<u64> = inverse::inv_pow(ot, ch, role, &pr.recip, &z64)?
+    let r: Vec<u64> = inverse::inv_pow(party, &pr.recip, &z64)?
         .into_iter()
         .map(|v| w.reduce(v))
         .collect();
@@ -649,18 +624,18 @@ fn normalise<C: Channel + ?Sized>(
                 .zip(lens)
                 .flat_map(|(&v, &len)| std::iter::repeat_n(v, len))
                 .collect();
-            c.normalise.multiply(ch, role, at, &wide_r, e)?
+            c.normalise.multiply(party.ch, party.role, at, &wide_r, e)?
         }
         _ => {
             let rm = mask(pr.r_bits);
             let r: Vec<u64> = r.iter().map(|&v| v & rm).collect();
-            mul::mul_rows(ot, ch, role, w, pr.r_bits, &r, e, lens)?
+            mul::mul_rows(party, w, pr.r_bits, &r, e, lens)?
         }
     };
-    let p = shift_reduce(ot, ch, role, w, pr.shift, &er)?;
+    let p = shift_reduce(party, w, pr.shift, &er)?;
     let p_ring = Ring::new(w.bits - pr.shift)?;
     if pr.ring.bits > p_ring.bits {
-        trunc::extend_nonnegative(ot, ch, role, p_ring, pr.ring, &p)
+        trunc::extend_nonnegative(party, p_ring, pr.ring, &p)
     } else {
         Ok(p.iter().map(|&v| pr.ring.reduce(v)).collect())
     }

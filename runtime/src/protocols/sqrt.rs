@@ -22,17 +22,14 @@
 //! [`mux`]); by sequential composition the protocol reveals nothing about x or its root.
 
 use super::shares::Ring;
-use super::ProtocolError;
 use super::{cmp, mux::mux};
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::net::{Channel, Role};
 
 /// This party's shares over `ring` of ⌊√x_i⌋ for each shared x_i (shares over `ring`). The caller
 /// guarantees 0 ≤ x_i < 2^x_bits (signed lift), with 1 ≤ x_bits ≤ ℓ − 2.
 pub fn isqrt<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     x: &[u64],
     x_bits: u32,
@@ -49,7 +46,7 @@ pub fn isqrt<C: Channel + ?Sized>(
     }
     let small = Ring::new(x_bits + 2)?;
     let h = x_bits.div_ceil(2);
-    let server = role == Role::Server;
+    let server = party.role == Role::Server;
     let mut rem: Vec<u64> = x.iter().map(|&v| ring.reduce(v)).collect();
     let mut root = vec![0u64; n];
     for j in (0..h).rev() {
@@ -63,11 +60,11 @@ pub fn isqrt<C: Channel + ?Sized>(
             .zip(&v)
             .map(|(&d, &v)| small.reduce(ring.sub(d, v)))
             .collect();
-        let c = cmp::drelu(ot, ch, role, small, &diff)?;
+        let c = cmp::drelu(party, small, &diff)?;
         let mut sel = v;
         sel.extend(std::iter::repeat_n(server as u64, n));
         let bits: Vec<bool> = c.iter().chain(c.iter()).copied().collect();
-        let got = mux(ot, ch, role, ring, &bits, &sel)?;
+        let got = mux(party, ring, &bits, &sel)?;
         let (take, c_arith) = got.split_at(n);
         rem = ring.sub_vec(&rem, take);
         for (r, &c) in root.iter_mut().zip(c_arith) {

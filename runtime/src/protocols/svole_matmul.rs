@@ -71,7 +71,7 @@ use rayon::prelude::*;
 
 use super::masked_matmul::Correlation;
 use super::shares::{recv_ring, send_ring, Ring};
-use super::ProtocolError;
+use super::{Party, ProtocolError};
 use crate::crypto::pack::{mask, pack, packed_len, unpack};
 use crate::crypto::pprf::{self, TreeGroup};
 use crate::crypto::qc_code::{self, QcCode};
@@ -397,9 +397,7 @@ impl BlockScratch {
 /// server's `weights` (inner × cols, row-major, signed; `None` at the client). Both parties call
 /// it with the same parameters, in the same order on the channel.
 pub fn prepare<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     params: SvoleParams,
     weights: Option<&[i64]>,
@@ -438,7 +436,7 @@ pub fn prepare<C: Channel + ?Sized>(
             code.noise_len()
         )));
     }
-    match role {
+    match party.role {
         Role::Server => {
             let w = weights.ok_or_else(|| invalid("svole: the server needs the weights".into()))?;
             if w.len() != params.inner * params.cols {
@@ -449,9 +447,9 @@ pub fn prepare<C: Channel + ?Sized>(
                     params.cols
                 )));
             }
-            server(ot, ch, ring, params, &code, w)
+            server(party.ot, party.ch, ring, params, &code, w)
         }
-        Role::Client => client(ot, ch, ring, params, &code),
+        Role::Client => client(party.ot, party.ch, ring, params, &code),
     }
 }
 

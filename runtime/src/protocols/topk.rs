@@ -80,9 +80,8 @@ use ciphergpt_compiler::plan::Sample;
 
 use super::shares::{exchange, recv_reveal, reveal_to_peer, Ring};
 use super::shuffle::{random_permutation, shuffle_with, ShuffleParams};
-use super::ProtocolError;
 use super::{b2a::b2a, cmp, mul, mux, softmax, trunc};
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::pack::{mask, pack, unpack};
 use crate::net::{Channel, Role};
 
@@ -368,9 +367,7 @@ where
 
 /// XOR shares of 1{P_a > P_b} for every pair, revealed to both parties (P in Z_2^L, distinct).
 fn compare_and_reveal<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     digit: u32,
     p: &[u64],
@@ -384,9 +381,13 @@ fn compare_and_reveal<C: Channel + ?Sized>(
         .iter()
         .map(|&(a, b)| ring.sub(p[b as usize], p[a as usize]))
         .collect();
-    let mine = cmp::msb_with(ot, ch, role, ring, digit, &d)?;
+    let mine = cmp::msb_with(party, ring, digit, &d)?;
     let bits: Vec<u64> = mine.iter().map(|&b| b as u64).collect();
-    let theirs = unpack(&exchange(ch, role, &pack(&bits, 1))?, pairs.len(), 1);
+    let theirs = unpack(
+        &exchange(party.ch, party.role, &pack(&bits, 1))?,
+        pairs.len(),
+        1,
+    );
     Ok(mine
         .iter()
         .zip(theirs)
@@ -399,25 +400,20 @@ fn compare_and_reveal<C: Channel + ?Sized>(
 /// signed, lies in [−2^(ℓ−2), 2^(ℓ−2)). Errors: k not in 1..=n, n > 2^ℓ, ℓ + index bits > 64,
 /// max_rounds = 0.
 pub fn topk<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     z: &[u64],
     k: usize,
     params: &TopKParams,
 ) -> Result<TopK, ProtocolError> {
     let perm = random_permutation(z.len());
-    topk_with(ot, ch, role, ring, z, k, params, &perm)
+    topk_with(party, ring, z, k, params, &perm)
 }
 
 /// [`topk`] with this party's shuffle permutation `perm` of 0..n given (it must be uniformly
 /// random and secret to this party: from a fresh or a secret seeded generator).
-#[allow(clippy::too_many_arguments)]
 pub fn topk_with<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     z: &[u64],
     k: usize,
@@ -450,7 +446,7 @@ pub fn topk_with<C: Channel + ?Sized>(
         .iter()
         .enumerate()
         .map(|(i, &v)| {
-            let tag = match role {
+            let tag = match party.role {
                 Role::Server => mask(b) - i as u64,
                 Role::Client => 0,
             };
@@ -458,20 +454,20 @@ pub fn topk_with<C: Channel + ?Sized>(
         })
         .collect();
     // 2. Shuffle.
-    let p = shuffle_with(ot, ch, role, wide, perm, &packed, &params.shuffle)?;
+    let p = shuffle_with(party, wide, perm, &packed, &params.shuffle)?;
     // 3. Selection.
     let digit = cmp::cheapest_digit_bits(wide.bits - 1);
     let (mut comparisons, mut rounds) = (0, 0);
     let chosen = select(n, k, params.max_rounds, params.round_cost, |pairs| {
         comparisons += pairs.len();
         rounds += 1;
-        compare_and_reveal(ot, ch, role, wide, digit, &p, pairs)
+        compare_and_reveal(party, wide, digit, &p, pairs)
     })?;
     // 4. Output: v = ⌊P / 2^b⌋, t = P mod 2^b, index = 2^b − 1 − t.
     let sel: Vec<u64> = chosen.iter().map(|&i| p[i as usize]).collect();
     let lo: Vec<u64> = sel.iter().map(|&v| v & mask(b)).collect();
-    let c = cmp::carry(ot, ch, role, b, cmp::cheapest_digit_bits(b), &lo)?;
-    let c = b2a(ot, ch, role, ring, &c)?;
+    let c = cmp::carry(party, b, cmp::cheapest_digit_bits(b), &lo)?;
+    let c = b2a(party, ring, &c)?;
     let two_b = ring.reduce(1u64 << b);
     let values = sel
         .iter()
@@ -483,7 +479,7 @@ pub fn topk_with<C: Channel + ?Sized>(
         .zip(&c)
         .map(|(&l, &c)| {
             let t = ring.sub(ring.reduce(l), ring.mul(two_b, c));
-            match role {
+            match party.role {
                 Role::Server => ring.sub(ring.reduce(mask(b)), t),
                 Role::Client => ring.neg(t),
             }
@@ -574,11 +570,8 @@ pub fn sample_reference(
 /// revealed is j, to the client, which is its output (the sampled token). The server receives
 /// nothing at the end. Neither party can bias u alone: it is uniform as long as one of the
 /// contributions is.
-#[allow(clippy::too_many_arguments)]
 pub fn sample<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     top: &TopK,
     temp: Temperature,
@@ -587,17 +580,14 @@ pub fn sample<C: Channel + ?Sized>(
 ) -> Result<Option<Vec<usize>>, ProtocolError> {
     let w = sample_bits(tables.frac_out);
     let mine = crate::crypto::Prg::from_entropy().values(draws, w);
-    sample_with(ot, ch, role, ring, top, temp, tables, &mine)
+    sample_with(party, ring, top, temp, tables, &mine)
 }
 
 /// [`sample`] with this party's contributions to the draws' uniform values given (one per draw,
 /// each below 2^w, w = [`sample_bits`]); the joint value of a draw is the sum of the two
 /// parties' contributions mod 2^w.
-#[allow(clippy::too_many_arguments)]
 pub fn sample_with<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     top: &TopK,
     temp: Temperature,
@@ -635,17 +625,17 @@ pub fn sample_with<C: Channel + ?Sized>(
         top.values.iter().map(|&v| ring.reduce(v)).collect()
     } else {
         let t = Ring::new(ring.bits + mul_bits)?;
-        let ext = trunc::extend(ot, ch, role, ring, t, &top.values)?;
+        let ext = trunc::extend(party, ring, t, &top.values)?;
         let prod: Vec<u64> = ext.iter().map(|&v| t.mul(v, temp.mul)).collect();
-        let shifted = trunc::trunc(ot, ch, role, t, temp.shift, &prod)?;
+        let shifted = trunc::trunc(party, t, temp.shift, &prod)?;
         shifted
             .iter()
             .map(|&v| ring.reduce(v))
             .collect::<Vec<u64>>()
     };
     // (2) Softmax over the K, (3) prefix sums in Z_2^64.
-    let p = softmax::softmax(ot, ch, role, ring, tables, &y, &[k])?;
-    let p = trunc::extend_nonnegative(ot, ch, role, ring, wide, &p)?;
+    let p = softmax::softmax(party, ring, tables, &y, &[k])?;
+    let p = trunc::extend_nonnegative(party, ring, wide, &p)?;
     let mut prefix = Vec::with_capacity(k);
     let mut acc = 0u64;
     for &x in &p {
@@ -655,25 +645,25 @@ pub fn sample_with<C: Channel + ?Sized>(
     let total = acc;
     let draws = mine.len();
     if draws == 0 {
-        return Ok((role == Role::Client).then(Vec::new));
+        return Ok((party.role == Role::Client).then(Vec::new));
     }
     // (4) The joint u = u_S + u_C − 2^w·carry.
-    let c = cmp::carry(ot, ch, role, w, cmp::cheapest_digit_bits(w), mine)?;
-    let c = b2a(ot, ch, role, wide, &c)?;
+    let c = cmp::carry(party, w, cmp::cheapest_digit_bits(w), mine)?;
+    let c = b2a(party, wide, &c)?;
     let u: Vec<u64> = mine
         .iter()
         .zip(&c)
         .map(|(&m, &c)| wide.sub(m, wide.mul(1u64 << w, c)))
         .collect();
     // (5) b_i = 1{u·S_K ≥ 2^w·S_i}, i = 1..K−1.
-    let us = mul::mul(ot, ch, role, wide, &u, &vec![total; draws])?;
+    let us = mul::mul(party, wide, &u, &vec![total; draws])?;
     let mut d = Vec::with_capacity(draws * (k - 1));
     for &x in &us {
         d.extend(prefix[..k - 1].iter().map(|&s| wide.sub(x, s << w)));
     }
-    let b = cmp::drelu(ot, ch, role, wide, &d)?;
+    let b = cmp::drelu(party, wide, &d)?;
     // (6) One-hot and selection.
-    let one = role == Role::Server;
+    let one = party.role == Role::Server;
     let mut onehot = Vec::with_capacity(draws * k);
     let mut idx = Vec::with_capacity(draws * k);
     for r in 0..draws {
@@ -685,18 +675,18 @@ pub fn sample_with<C: Channel + ?Sized>(
             idx.push(top.indices[i]);
         }
     }
-    let sel = mux::mux(ot, ch, role, ring, &onehot, &idx)?;
+    let sel = mux::mux(party, ring, &onehot, &idx)?;
     let j: Vec<u64> = sel
         .chunks_exact(k)
         .map(|c| c.iter().fold(0u64, |a, &x| ring.add(a, x)))
         .collect();
-    match role {
+    match party.role {
         Role::Server => {
-            reveal_to_peer(ch, ring, &j)?;
+            reveal_to_peer(party.ch, ring, &j)?;
             Ok(None)
         }
         Role::Client => {
-            let v = recv_reveal(ch, ring, &j)?;
+            let v = recv_reveal(party.ch, ring, &j)?;
             Ok(Some(v.into_iter().map(|x| x as usize).collect()))
         }
     }

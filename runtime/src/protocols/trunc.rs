@@ -73,8 +73,7 @@
 use super::b2a::{b2a, bit_products, bit_products_each};
 use super::cmp;
 use super::shares::Ring;
-use super::ProtocolError;
-use crate::crypto::iknp::OtPair;
+use super::{Party, ProtocolError};
 use crate::crypto::pack::mask;
 use crate::net::{Channel, Role};
 
@@ -88,15 +87,13 @@ fn bias(role: Role, k: u32) -> u64 {
 
 /// Shares over Z_2^(ℓ−s) of ⌊x / 2^s⌋ (signed lift of the shared x ∈ Z_2^ℓ), 1 ≤ s ≤ ℓ − 1.
 pub fn trunc_reduce<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
     let shifts = vec![s; x.len()];
-    trunc_reduce_each(ot, ch, role, ring, &shifts, cmp::DEFAULT_DIGIT_BITS, x)
+    trunc_reduce_each(party, ring, &shifts, cmp::DEFAULT_DIGIT_BITS, x)
 }
 
 /// [`trunc_reduce`] with a shift per element: shares of ⌊x_i / 2^(s_i)⌋ reduced mod 2^(ℓ−s_i),
@@ -106,9 +103,7 @@ pub fn trunc_reduce<C: Channel + ?Sized>(
 /// `digits` = 4 the bytes are [`trunc_reduce`]'s. `digits` is the millionaires' digit width
 /// (wider digits: fewer tree levels, more bytes; see `cmp::cheapest_digit_bits`).
 pub fn trunc_reduce_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     shifts: &[u32],
     digits: u32,
@@ -133,16 +128,16 @@ pub fn trunc_reduce_each<C: Channel + ?Sized>(
     };
     let u: Vec<u64> = x
         .iter()
-        .map(|&v| ring.add(v, bias(role, ring.bits)))
+        .map(|&v| ring.add(v, bias(party.role, ring.bits)))
         .collect();
-    let c = cmp::carry_each(ot, ch, role, shifts, digits, &u)?;
-    let c = b2a(ot, ch, role, Ring::new(ring.bits - least)?, &c)?;
+    let c = cmp::carry_each(party, shifts, digits, &u)?;
+    let c = b2a(party, Ring::new(ring.bits - least)?, &c)?;
     Ok(u.iter()
         .zip(c)
         .zip(shifts)
         .map(|((&v, c), &s)| {
             let out = ring.bits - s;
-            (v >> s).wrapping_add(c).wrapping_sub(bias(role, out)) & mask(out)
+            (v >> s).wrapping_add(c).wrapping_sub(bias(party.role, out)) & mask(out)
         })
         .collect())
 }
@@ -151,11 +146,8 @@ pub fn trunc_reduce_each<C: Channel + ?Sized>(
 /// ⌊x_i / 2^(s_i)⌋ mod 2^|out|, for a caller that needs no more bits (LayerNorm's last shift,
 /// whose result lives in the plan's ring). The carries come in arithmetic shares over `out`
 /// from [`cmp::carry_arith_each`], whose last tree level is also the B2A: 2 flights fewer.
-#[allow(clippy::too_many_arguments)]
 pub fn trunc_reduce_to_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     shifts: &[u32],
     digits: u32,
@@ -180,14 +172,14 @@ pub fn trunc_reduce_to_each<C: Channel + ?Sized>(
     }
     let u: Vec<u64> = x
         .iter()
-        .map(|&v| ring.add(v, bias(role, ring.bits)))
+        .map(|&v| ring.add(v, bias(party.role, ring.bits)))
         .collect();
-    let c = cmp::carry_arith_each(ot, ch, role, shifts, digits, out, &u)?;
+    let c = cmp::carry_arith_each(party, shifts, digits, out, &u)?;
     Ok(u.iter()
         .zip(c)
         .zip(shifts)
         .map(|((&v, c), &s)| {
-            let unbias = bias(role, ring.bits - s);
+            let unbias = bias(party.role, ring.bits - s);
             out.reduce((v >> s).wrapping_add(c).wrapping_sub(unbias))
         })
         .collect())
@@ -195,9 +187,7 @@ pub fn trunc_reduce_to_each<C: Channel + ?Sized>(
 
 /// Signed extension: shares over `to` (Z_2^n) of the signed lift of x ∈ `from` (Z_2^m), n > m.
 pub fn extend<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     from: Ring,
     to: Ring,
     x: &[u64],
@@ -209,10 +199,13 @@ pub fn extend<C: Channel + ?Sized>(
         )));
     }
     let m = from.bits;
-    let u: Vec<u64> = x.iter().map(|&v| from.add(v, bias(role, m))).collect();
-    let w = cmp::carry(ot, ch, role, m, cmp::DEFAULT_DIGIT_BITS, &u)?;
-    let w = b2a(ot, ch, role, to, &w)?;
-    let unbias = bias(role, m);
+    let u: Vec<u64> = x
+        .iter()
+        .map(|&v| from.add(v, bias(party.role, m)))
+        .collect();
+    let w = cmp::carry(party, m, cmp::DEFAULT_DIGIT_BITS, &u)?;
+    let w = b2a(party, to, &w)?;
+    let unbias = bias(party.role, m);
     Ok(u.iter()
         .zip(w)
         .map(|(&v, w)| to.sub(to.sub(v, to.mul(1u64 << m, w)), unbias))
@@ -222,9 +215,7 @@ pub fn extend<C: Channel + ?Sized>(
 /// Shares over Z_2^ℓ of ⌊x / 2^s⌋ = `trunc_floor(x, s)` (signed lift of the shared x),
 /// 0 ≤ s ≤ ℓ − 1 (s = 0: the shares themselves, no communication).
 pub fn trunc<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     s: u32,
     x: &[u64],
@@ -232,17 +223,15 @@ pub fn trunc<C: Channel + ?Sized>(
     if s == 0 {
         return Ok(x.iter().map(|&v| ring.reduce(v)).collect());
     }
-    let r = trunc_reduce(ot, ch, role, ring, s, x)?;
-    extend(ot, ch, role, Ring::new(ring.bits - s)?, ring, &r)
+    let r = trunc_reduce(party, ring, s, x)?;
+    extend(party, Ring::new(ring.bits - s)?, ring, &r)
 }
 
 /// Extension of a value known to be non-negative: shares over `to` (Z_2^n) of x ∈ `from`
 /// (Z_2^m), n > m, for x with 0 ≤ x < 2^(m−1) (the caller guarantees it; it is not checkable on
 /// shares). One COT over Z_2^(n−m) instead of [`extend`]'s millionaires'.
 pub fn extend_nonnegative<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     from: Ring,
     to: Ring,
     x: &[u64],
@@ -253,15 +242,13 @@ pub fn extend_nonnegative<C: Channel + ?Sized>(
             to.bits, from.bits
         )));
     }
-    extend_nonnegative_each(ot, ch, role, &vec![from.bits; x.len()], to, x)
+    extend_nonnegative_each(party, &vec![from.bits; x.len()], to, x)
 }
 
 /// [`extend_nonnegative`] with a source width m_i < n per element (x_i's shares are read mod
 /// 2^(m_i)): one COT over Z_2^(n − min m_i) for all, so the flights of one extension.
 pub fn extend_nonnegative_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     from: &[u32],
     to: Ring,
     x: &[u64],
@@ -285,7 +272,7 @@ pub fn extend_nonnegative_each<C: Channel + ?Sized>(
         .map(|(&v, &m)| (v >> (m - 1)) & 1 == 1)
         .collect();
     // w = p + q − p·q mod 2^(n−m): w_P = msb(x_P) − (P's share of p·q).
-    let pq = bit_products(ot, ch, role, wide, &msb)?;
+    let pq = bit_products(party, wide, &msb)?;
     let w: Vec<u64> = msb
         .iter()
         .zip(pq)
@@ -302,9 +289,7 @@ pub fn extend_nonnegative_each<C: Channel + ?Sized>(
 /// guarantees it), 0 ≤ s ≤ ℓ − 1: [`trunc_reduce`] then [`extend_nonnegative`]. Equal to
 /// [`trunc`] on such inputs, for M(s) + B(ℓ − s) + λ + s bits instead of a second millionaires'.
 pub fn trunc_nonnegative<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     s: u32,
     x: &[u64],
@@ -313,24 +298,22 @@ pub fn trunc_nonnegative<C: Channel + ?Sized>(
         return Ok(x.iter().map(|&v| ring.reduce(v)).collect());
     }
     let shifts = vec![s; x.len()];
-    trunc_nonnegative_each(ot, ch, role, ring, &shifts, cmp::DEFAULT_DIGIT_BITS, x)
+    trunc_nonnegative_each(party, ring, &shifts, cmp::DEFAULT_DIGIT_BITS, x)
 }
 
 /// [`trunc_nonnegative`] with a shift per element, 1 ≤ s_i ≤ ℓ − 1, and the millionaires' digit
 /// width: [`trunc_reduce_each`] then [`extend_nonnegative_each`], in the flights of the widest
 /// shift alone.
 pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     shifts: &[u32],
     digits: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    let r = trunc_reduce_each(ot, ch, role, ring, shifts, digits, x)?;
+    let r = trunc_reduce_each(party, ring, shifts, digits, x)?;
     let widths: Vec<u32> = shifts.iter().map(|&s| ring.bits - s).collect();
-    extend_nonnegative_each(ot, ch, role, &widths, ring, &r)
+    extend_nonnegative_each(party, &widths, ring, &r)
 }
 
 /// Shares of ⌊x/2^s⌋ (the plan's shift of a product's accumulator) for shares of x with
@@ -349,14 +332,12 @@ pub fn trunc_nonnegative_each<C: Channel + ?Sized>(
 /// element and 6 flights (the client's), against 78.1 and 14 for [`trunc`] (2^12 elements,
 /// test `exec::trunc_margin`). The executor shifts every product with it.
 pub fn trunc_within_margin<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     ring: Ring,
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    trunc_within_margin_from(ot, ch, role, Role::Server, ring, s, x)
+    trunc_within_margin_from(party, Role::Server, ring, s, x)
 }
 
 /// [`trunc_within_margin`] whose comparison `first` begins ([`cmp::millionaire_from`]): the
@@ -364,27 +345,23 @@ pub fn trunc_within_margin<C: Channel + ?Sized>(
 /// it (the client after a prepared or an attention product, the server after a product on
 /// encrypted input).
 pub fn trunc_within_margin_from<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     ring: Ring,
     s: u32,
     x: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
     if s == 0 || s + 2 > ring.bits {
-        return trunc(ot, ch, role, ring, s, x);
+        return trunc(party, ring, s, x);
     }
-    trunc_within_margin_each(ot, ch, role, first, ring, &vec![s; x.len()], x)
+    trunc_within_margin_each(party, first, ring, &vec![s; x.len()], x)
 }
 
 /// [`trunc_within_margin_from`] with a shift per element, 1 ≤ s_i ≤ ℓ − 2, in the flights of the
 /// widest shift alone ([`trunc_headroom_each`], or [`trunc_nonnegative_each`], begun by the
 /// server whatever `first` is, if some s_i is ℓ − 2).
 pub fn trunc_within_margin_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     ring: Ring,
     shifts: &[u32],
@@ -397,7 +374,7 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
             ring.bits
         )));
     }
-    let server = role == Role::Server;
+    let server = party.role == Role::Server;
     let offset = 1u64 << (ring.bits - 2);
     let y: Vec<u64> = if server {
         x.iter().map(|&v| ring.add(v, offset)).collect()
@@ -406,9 +383,9 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
     };
     let digits = cmp::DEFAULT_DIGIT_BITS;
     let mut z = if shifts.iter().all(|&s| s + 3 <= ring.bits) {
-        trunc_headroom_each(ot, ch, role, first, ring, shifts, digits, &y)?
+        trunc_headroom_each(party, first, ring, shifts, digits, &y)?
     } else {
-        trunc_nonnegative_each(ot, ch, role, ring, shifts, digits, &y)?
+        trunc_nonnegative_each(party, ring, shifts, digits, &y)?
     };
     if server {
         for (v, &s) in z.iter_mut().zip(shifts) {
@@ -442,11 +419,8 @@ pub fn trunc_within_margin_each<C: Channel + ?Sized>(
 ///
 /// `first` begins the millionaires' ([`cmp::millionaire_from`]); the COTs are chosen by its last
 /// sender either way.
-#[allow(clippy::too_many_arguments)]
 pub fn trunc_headroom_each<C: Channel + ?Sized>(
-    ot: &mut OtPair,
-    ch: &mut C,
-    role: Role,
+    party: &mut Party<'_, C>,
     first: Role,
     ring: Ring,
     shifts: &[u32],
@@ -467,7 +441,7 @@ pub fn trunc_headroom_each<C: Channel + ?Sized>(
             ring.bits
         )));
     }
-    let server = role == Role::Server;
+    let server = party.role == Role::Server;
     let u: Vec<u64> = y
         .iter()
         .zip(shifts)
@@ -479,7 +453,7 @@ pub fn trunc_headroom_each<C: Channel + ?Sized>(
             }
         })
         .collect();
-    let c = cmp::carry_each_from(ot, ch, role, first, shifts, digits, &u)?;
+    let c = cmp::carry_each_from(party, first, shifts, digits, &u)?;
     let hi: Vec<u64> = u.iter().zip(shifts).map(|(&v, &s)| v >> s).collect();
     let mut bits: Vec<bool> = hi
         .iter()
@@ -491,7 +465,7 @@ pub fn trunc_headroom_each<C: Channel + ?Sized>(
     widths.extend(std::iter::repeat_n(ring.bits, c.len()));
     let k = shifts.iter().copied().max().unwrap_or(0);
     let chooser = cmp::last_sender_from(first, k, digits, 1);
-    let t = bit_products_each(ot, ch, role, chooser, &widths, &bits)?;
+    let t = bit_products_each(party, chooser, &widths, &bits)?;
     let n = y.len();
     Ok((0..n)
         .map(|i| {

@@ -6,26 +6,33 @@ use std::time::Duration;
 use ciphergpt_runtime::crypto::{CotBackend, OtPair, Prg};
 use ciphergpt_runtime::net::{mem, tcp, Channel, Role, SessionConfig};
 
-/// One party: its channel, its OT extension (both directions), its role and its randomness.
-pub struct Party {
+/// One peer: its channel, its OT extension (both directions), its role and its randomness.
+pub struct Peer {
     pub ch: Box<dyn Channel>,
     pub ot: OtPair,
     pub role: Role,
     pub rng: Prg,
 }
 
-fn party(mut ch: Box<dyn Channel>, role: Role, backend: CotBackend) -> Party {
+fn party(mut ch: Box<dyn Channel>, role: Role, backend: CotBackend) -> Peer {
     let mut rng = Prg::from_entropy();
     let ot = OtPair::setup_with(&mut ch, role, backend, &mut rng).unwrap();
-    Party { ch, ot, role, rng }
+    Peer { ch, ot, role, rng }
+}
+
+impl Peer {
+    /// This peer as a protocol's party: its OT, its channel, its role.
+    pub fn party(&mut self) -> ciphergpt_runtime::protocols::Party<'_, dyn Channel> {
+        ciphergpt_runtime::protocols::Party::new(&mut self.ot, &mut *self.ch, self.role)
+    }
 }
 
 /// Run `s` as the server (this thread) and `c` as the client (another thread) in memory, with
 /// the OT extension `backend`.
 fn two_party_with<A, B, S, C>(backend: CotBackend, s: S, c: C) -> (A, B)
 where
-    S: FnOnce(&mut Party) -> A,
-    C: FnOnce(&mut Party) -> B + Send + 'static,
+    S: FnOnce(&mut Peer) -> A,
+    C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
     let (a, b) = mem::pair(Duration::from_secs(60));
@@ -37,8 +44,8 @@ where
 /// The same over TCP on loopback.
 fn two_party_tcp_with<A, B, S, C>(backend: CotBackend, s: S, c: C) -> (A, B)
 where
-    S: FnOnce(&mut Party) -> A,
-    C: FnOnce(&mut Party) -> B + Send + 'static,
+    S: FnOnce(&mut Peer) -> A,
+    C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
     let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
@@ -59,8 +66,8 @@ where
 /// Both roles in memory on silent OT (the sessions' default).
 pub fn two_party<A, B, S, C>(s: S, c: C) -> (A, B)
 where
-    S: FnOnce(&mut Party) -> A,
-    C: FnOnce(&mut Party) -> B + Send + 'static,
+    S: FnOnce(&mut Peer) -> A,
+    C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
     two_party_with(CotBackend::Silent, s, c)
@@ -69,8 +76,8 @@ where
 /// Both roles over TCP loopback on silent OT.
 pub fn two_party_tcp<A, B, S, C>(s: S, c: C) -> (A, B)
 where
-    S: FnOnce(&mut Party) -> A,
-    C: FnOnce(&mut Party) -> B + Send + 'static,
+    S: FnOnce(&mut Peer) -> A,
+    C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
     two_party_tcp_with(CotBackend::Silent, s, c)
@@ -79,8 +86,8 @@ where
 /// [`two_party`] on IKNP OT extension (for tests of IKNP's exact costs and wire format).
 pub fn two_party_iknp<A, B, S, C>(s: S, c: C) -> (A, B)
 where
-    S: FnOnce(&mut Party) -> A,
-    C: FnOnce(&mut Party) -> B + Send + 'static,
+    S: FnOnce(&mut Peer) -> A,
+    C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
     two_party_with(CotBackend::Iknp, s, c)
@@ -89,8 +96,8 @@ where
 /// [`two_party_tcp`] on IKNP OT extension.
 pub fn two_party_tcp_iknp<A, B, S, C>(s: S, c: C) -> (A, B)
 where
-    S: FnOnce(&mut Party) -> A,
-    C: FnOnce(&mut Party) -> B + Send + 'static,
+    S: FnOnce(&mut Peer) -> A,
+    C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
     two_party_tcp_with(CotBackend::Iknp, s, c)

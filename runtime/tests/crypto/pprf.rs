@@ -48,14 +48,14 @@ fn check(size: usize, sent: &[Block], got: &[Block], points: &[usize]) {
 
 type Cases = Vec<(usize, Vec<usize>, Vec<Block>)>;
 
-fn run_send(pt: &mut Party, cases: &Cases) -> Vec<Vec<Block>> {
+fn run_send(pt: &mut Peer, cases: &Cases) -> Vec<Vec<Block>> {
     cases
         .iter()
         .map(|(n, _, roots)| pprf::send(&mut pt.ot.sender, &mut pt.ch, *n, roots).unwrap())
         .collect()
 }
 
-fn run_recv(pt: &mut Party, cases: &Cases) -> Vec<Vec<Block>> {
+fn run_recv(pt: &mut Peer, cases: &Cases) -> Vec<Vec<Block>> {
     cases
         .iter()
         .map(|(n, pts, _)| pprf::recv(&mut pt.ot.receiver, &mut pt.ch, *n, pts).unwrap())

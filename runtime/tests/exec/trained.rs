@@ -38,7 +38,7 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
     let plan = Arc::new(plan);
     let (ps, pc) = (plan.clone(), plan.clone());
     let t = prompt.len();
-    let server = move |p: &mut Party| {
+    let server = move |p: &mut Peer| {
         let prepared = EncodedModel::new(&ps, Some(&weights)).unwrap();
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut ex = Executor::new(&ps, p.role, &prepared).unwrap();
@@ -58,7 +58,7 @@ fn run(prompt: Vec<i64>, steps: usize, tcp: bool) {
         assert!(e.to_string().contains("the session has"), "{e}");
         shares
     };
-    let client = move |p: &mut Party| {
+    let client = move |p: &mut Peer| {
         let prepared = EncodedModel::new(&pc, None).unwrap();
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut ex = Executor::new(&pc, p.role, &prepared).unwrap();

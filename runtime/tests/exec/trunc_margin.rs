@@ -13,10 +13,11 @@ use std::time::Duration;
 use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64, trunc_floor};
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, scoped, Channel, Role};
+use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::cmp;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::trunc::trunc_within_margin;
+use ciphergpt_runtime::protocols::Party;
 use common::*;
 
 /// The end of the range for shift s: 2^(ℓ−2) − 2^s, or 2^(ℓ−2) for the shifts that take the
@@ -66,9 +67,8 @@ fn run(bits: u32, s: u32, n: usize, tcp: bool) {
     let x = inputs(&mut p, n, bits, s);
     let r = p.values(x.len(), bits);
     let (xs, xc) = (ring.sub_vec(&x, &r), r);
-    let f = move |p: &mut Party, x: Vec<u64>| {
-        trunc_within_margin(&mut p.ot, &mut p.ch, p.role, ring, s, &x).unwrap()
-    };
+    let f =
+        move |p: &mut Peer, x: Vec<u64>| trunc_within_margin(&mut p.party(), ring, s, &x).unwrap();
     let (a, b) = if tcp {
         two_party_tcp(move |p| f(p, xs), move |p| f(p, xc))
     } else {
@@ -127,12 +127,24 @@ fn client_view_does_not_depend_on_the_servers_share() {
         let h = std::thread::spawn(move || {
             let mut ch = ch_s;
             let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            trunc_within_margin(&mut ot, &mut ch, Role::Server, ring, s, &xs).unwrap()
+            trunc_within_margin(
+                &mut Party::new(&mut ot, &mut ch, Role::Server),
+                ring,
+                s,
+                &xs,
+            )
+            .unwrap()
         });
         let mut tap = Tap::new(ch_c);
         let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
-        let c = trunc_within_margin(&mut ot, &mut tap, Role::Client, ring, s, &xc).unwrap();
+        let c = trunc_within_margin(
+            &mut Party::new(&mut ot, &mut tap, Role::Client),
+            ring,
+            s,
+            &xc,
+        )
+        .unwrap();
         let got = ring.add_vec(&h.join().unwrap(), &c);
         for (i, &xi) in x.iter().enumerate() {
             let want = to_ring_u64(trunc_floor(ring.to_signed(xi), s), bits).unwrap();
@@ -165,13 +177,12 @@ fn costs_less_than_half_of_trunc() {
     let mut per = Vec::new();
     for margin in [true, false] {
         let (xs, xc) = (xs.clone(), r.clone());
-        let f = move |p: &mut Party, x: Vec<u64>| {
-            let (ot, role) = (&mut p.ot, p.role);
-            let o = scoped(&mut p.ch, "t", |ch| {
+        let f = move |p: &mut Peer, x: Vec<u64>| {
+            let o = p.party().scoped("t", |party| {
                 if margin {
-                    trunc_within_margin(ot, ch, role, ring, s, &x)
+                    trunc_within_margin(party, ring, s, &x)
                 } else {
-                    ciphergpt_runtime::protocols::trunc::trunc(ot, ch, role, ring, s, &x)
+                    ciphergpt_runtime::protocols::trunc::trunc(party, ring, s, &x)
                 }
             });
             (o.unwrap(), p.ch.stats().scope("t"))

@@ -108,7 +108,7 @@ struct Inputs {
 
 /// Run the programs in order, each q·Kᵀ then P·V, with one cache state per operand.
 fn run_party(
-    p: &mut Party,
+    p: &mut Peer,
     ring: Ring,
     layouts: (AttnLayout, AttnLayout),
     programs: &[Program],
@@ -200,8 +200,8 @@ fn check(case: &Case, tcp: bool) -> (AttnLayout, AttnLayout) {
     }
     let progs = case.programs.clone();
     let progs_c = progs.clone();
-    let s = move |p: &mut Party| run_party(p, ring, (lk, lv), &progs, &server);
-    let cl = move |p: &mut Party| run_party(p, ring, (lk, lv), &progs_c, &client);
+    let s = move |p: &mut Peer| run_party(p, ring, (lk, lv), &progs, &server);
+    let cl = move |p: &mut Peer| run_party(p, ring, (lk, lv), &progs_c, &client);
     let (ys, yc) = if tcp {
         two_party_tcp(s, cl)
     } else {
@@ -378,7 +378,7 @@ fn bytes_and_flights_match_the_cost_formula() {
         )
     };
     let (xs, xc) = (mk(&mut rng), mk(&mut rng));
-    let measure = move |p: &mut Party, (k, v, q, pm): (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>)| {
+    let measure = move |p: &mut Peer, (k, v, q, pm): (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>)| {
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut kc = SharedCache::new(lk);
         let mut vc = SharedCache::new(lv);
@@ -487,7 +487,7 @@ fn invalid_arguments_are_rejected() {
     let lv = AttnLayout::new(ring, Operand::Values, heads, d, maxp).unwrap();
     let ring38 = Ring::new(38).unwrap();
     // Every call below fails on both sides before anything is sent.
-    let calls = move |p: &mut Party| {
+    let calls = move |p: &mut Peer| {
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
         let mut kc = SharedCache::new(lk);
         let mut vc = SharedCache::new(lv);

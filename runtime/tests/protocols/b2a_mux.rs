@@ -9,6 +9,7 @@ use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
 use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::{b2a, cmp, mux};
 use common::*;
 
@@ -31,10 +32,10 @@ fn b2a_is_exact() {
             let b = p.bools(n);
             let (bs, bc) = xor_split(&mut p, &b);
             let (s, (c, rounds)) = two_party(
-                move |p| b2a::b2a(&mut p.ot, &mut p.ch, p.role, ring, &bs).unwrap(),
+                move |p| b2a::b2a(&mut p.party(), ring, &bs).unwrap(),
                 move |p| {
                     let r0 = p.ch.stats().total.rounds;
-                    let c = b2a::b2a(&mut p.ot, &mut p.ch, p.role, ring, &bc).unwrap();
+                    let c = b2a::b2a(&mut p.party(), ring, &bc).unwrap();
                     (c, p.ch.stats().total.rounds - r0)
                 },
             );
@@ -61,10 +62,10 @@ fn mux_is_exact() {
             let (bs, bc) = xor_split(&mut p, &b);
             let (xs, xc) = add_split(ring, &mut p, &x);
             let (s, (c, rounds)) = two_party(
-                move |p| mux::mux(&mut p.ot, &mut p.ch, p.role, ring, &bs, &xs).unwrap(),
+                move |p| mux::mux(&mut p.party(), ring, &bs, &xs).unwrap(),
                 move |p| {
                     let r0 = p.ch.stats().total.rounds;
-                    let c = mux::mux(&mut p.ot, &mut p.ch, p.role, ring, &bc, &xc).unwrap();
+                    let c = mux::mux(&mut p.party(), ring, &bc, &xc).unwrap();
                     (c, p.ch.stats().total.rounds - r0)
                 },
             );
@@ -88,9 +89,9 @@ fn relu_from_drelu_and_mux_over_tcp() {
     let mut p = Prg::from_entropy();
     let x = values_with_edges(&mut p, n, bits);
     let (xs, xc) = add_split(ring, &mut p, &x);
-    let relu = move |p: &mut Party, x: Vec<u64>| {
-        let d = cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &x).unwrap();
-        mux::mux(&mut p.ot, &mut p.ch, p.role, ring, &d, &x).unwrap()
+    let relu = move |p: &mut Peer, x: Vec<u64>| {
+        let d = cmp::drelu(&mut p.party(), ring, &x).unwrap();
+        mux::mux(&mut p.party(), ring, &d, &x).unwrap()
     };
     let (s, c) = two_party_tcp(move |p| relu(p, xs), move |p| relu(p, xc));
     let v = ring.add_vec(&s, &c);
@@ -132,9 +133,15 @@ fn client_view_is_independent_of_server_secrets() {
                     OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
                 let bs = vec![bsv; n];
                 if proto == "b2a" {
-                    b2a::b2a(&mut ot, &mut ch, Role::Server, ring, &bs).unwrap()
+                    b2a::b2a(&mut Party::new(&mut ot, &mut ch, Role::Server), ring, &bs).unwrap()
                 } else {
-                    mux::mux(&mut ot, &mut ch, Role::Server, ring, &bs, &vec![xsv; n]).unwrap()
+                    mux::mux(
+                        &mut Party::new(&mut ot, &mut ch, Role::Server),
+                        ring,
+                        &bs,
+                        &vec![xsv; n],
+                    )
+                    .unwrap()
                 }
             });
             let mut tap = Tap::new(ch_c);
@@ -142,9 +149,15 @@ fn client_view_is_independent_of_server_secrets() {
                 OtPair::setup_iknp(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
             let start = tap.received.len();
             let c = if proto == "b2a" {
-                b2a::b2a(&mut ot, &mut tap, Role::Client, ring, &bc).unwrap()
+                b2a::b2a(&mut Party::new(&mut ot, &mut tap, Role::Client), ring, &bc).unwrap()
             } else {
-                mux::mux(&mut ot, &mut tap, Role::Client, ring, &bc, &xc).unwrap()
+                mux::mux(
+                    &mut Party::new(&mut ot, &mut tap, Role::Client),
+                    ring,
+                    &bc,
+                    &xc,
+                )
+                .unwrap()
             };
             let s = h.join().unwrap();
             let v = ring.add_vec(&s, &c);

@@ -9,9 +9,10 @@ use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::pack::mask;
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, scoped, Channel, Role};
+use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::cmp;
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::Party;
 use common::*;
 
 /// The XOR of the two parties' shares of a millionaires' begun by `first`, and each party's
@@ -23,10 +24,9 @@ fn run_mill_from(
     a: Vec<u64>,
     b: Vec<u64>,
 ) -> (Vec<bool>, [u64; 2]) {
-    let run = move |p: &mut Party, x: Vec<u64>| {
-        let (ot, role) = (&mut p.ot, p.role);
-        let o = scoped(&mut p.ch, "m", |ch| {
-            cmp::millionaire_from(ot, ch, role, first, bits, m, &x).unwrap()
+    let run = move |p: &mut Peer, x: Vec<u64>| {
+        let o = p.party().scoped("m", |party| {
+            cmp::millionaire_from(party, first, bits, m, &x).unwrap()
         });
         (o, p.ch.stats().scope("m").rounds)
     };
@@ -115,12 +115,8 @@ fn millionaire_with_arithmetic_output_matches_definition() {
             }
             let want: Vec<u64> = a.iter().zip(&b).map(|(x, y)| (x > y) as u64).collect();
             let (s, c) = two_party(
-                move |p| {
-                    cmp::millionaire_arith(&mut p.ot, &mut p.ch, p.role, bits, m, out, &a).unwrap()
-                },
-                move |p| {
-                    cmp::millionaire_arith(&mut p.ot, &mut p.ch, p.role, bits, m, out, &b).unwrap()
-                },
+                move |p| cmp::millionaire_arith(&mut p.party(), bits, m, out, &a).unwrap(),
+                move |p| cmp::millionaire_arith(&mut p.party(), bits, m, out, &b).unwrap(),
             );
             assert_eq!(
                 out.add_vec(&s, &c),
@@ -141,8 +137,8 @@ fn millionaire_with_arithmetic_output_matches_definition() {
     let w64 = Ring::new(64).unwrap();
     let (ws, wc) = (widths.clone(), widths);
     let (s, c) = two_party(
-        move |p| cmp::carry_arith_each(&mut p.ot, &mut p.ch, p.role, &ws, 6, w64, &vs).unwrap(),
-        move |p| cmp::carry_arith_each(&mut p.ot, &mut p.ch, p.role, &wc, 6, w64, &vc).unwrap(),
+        move |p| cmp::carry_arith_each(&mut p.party(), &ws, 6, w64, &vs).unwrap(),
+        move |p| cmp::carry_arith_each(&mut p.party(), &wc, 6, w64, &vc).unwrap(),
     );
     assert_eq!(w64.add_vec(&s, &c), want);
 }
@@ -156,18 +152,12 @@ fn run_drelu(ring: Ring, x: &[u64], split: Vec<u64>) -> (Vec<bool>, Vec<bool>) {
     let xc = split;
     let (s, c) = two_party(
         move |p| {
-            let a = cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &xs).unwrap();
-            (
-                a,
-                cmp::msb(&mut p.ot, &mut p.ch, p.role, ring, &xs).unwrap(),
-            )
+            let a = cmp::drelu(&mut p.party(), ring, &xs).unwrap();
+            (a, cmp::msb(&mut p.party(), ring, &xs).unwrap())
         },
         move |p| {
-            let a = cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &xc).unwrap();
-            (
-                a,
-                cmp::msb(&mut p.ot, &mut p.ch, p.role, ring, &xc).unwrap(),
-            )
+            let a = cmp::drelu(&mut p.party(), ring, &xc).unwrap();
+            (a, cmp::msb(&mut p.party(), ring, &xc).unwrap())
         },
     );
     let d = s.0.iter().zip(&c.0).map(|(x, y)| x ^ y).collect();
@@ -243,8 +233,8 @@ fn drelu_over_tcp_n(n: usize) {
     let r = p.values(n, bits);
     let xs: Vec<u64> = x.iter().zip(&r).map(|(&v, &r)| ring.sub(v, r)).collect();
     let (s, c) = two_party_tcp(
-        move |p| cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &xs).unwrap(),
-        move |p| cmp::drelu(&mut p.ot, &mut p.ch, p.role, ring, &r).unwrap(),
+        move |p| cmp::drelu(&mut p.party(), ring, &xs).unwrap(),
+        move |p| cmp::drelu(&mut p.party(), ring, &r).unwrap(),
     );
     for i in 0..n {
         assert_eq!(s[i] ^ c[i], ring.to_signed(x[i]) >= 0);
@@ -274,12 +264,26 @@ fn view_is_independent_of_peer_input(tapped: Role, first: Role) {
         let h = std::thread::spawn(move || {
             let mut ch = ch_peer;
             let mut ot = OtPair::setup(&mut ch, peer, &mut Prg::from_entropy()).unwrap();
-            cmp::millionaire_from(&mut ot, &mut ch, peer, first, bits, 4, &theirs2).unwrap()
+            cmp::millionaire_from(
+                &mut Party::new(&mut ot, &mut ch, peer),
+                first,
+                bits,
+                4,
+                &theirs2,
+            )
+            .unwrap()
         });
         let mut tap = Tap::new(ch_tapped);
         let mut ot = OtPair::setup(&mut tap, tapped, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
-        let own = cmp::millionaire_from(&mut ot, &mut tap, tapped, first, bits, 4, &mine).unwrap();
+        let own = cmp::millionaire_from(
+            &mut Party::new(&mut ot, &mut tap, tapped),
+            first,
+            bits,
+            4,
+            &mine,
+        )
+        .unwrap();
         let other = h.join().unwrap();
         let (a, b) = match tapped {
             Role::Server => (&mine, &theirs),

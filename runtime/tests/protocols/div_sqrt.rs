@@ -22,11 +22,8 @@ fn check_div(bits: u32, num: u128, d: Vec<u64>, den_bits: u32, q_bits: u32, tcp:
     let ring = Ring::new(bits).unwrap();
     let mut p = Prg::from_entropy();
     let (ds, dc) = split(ring, &mut p, &d);
-    let f = move |p: &mut Party, d: Vec<u64>| {
-        div::div_public(
-            &mut p.ot, &mut p.ch, p.role, ring, num, &d, den_bits, q_bits,
-        )
-        .unwrap()
+    let f = move |p: &mut Peer, d: Vec<u64>| {
+        div::div_public(&mut p.party(), ring, num, &d, den_bits, q_bits).unwrap()
     };
     let (a, b) = if tcp {
         two_party_tcp(move |p| f(p, ds), move |p| f(p, dc))
@@ -91,14 +88,14 @@ fn division_rejects_bad_bounds() {
     let (a, b) = two_party(
         |p| {
             let ring = Ring::new(16).unwrap();
-            let e1 = div::div_public(&mut p.ot, &mut p.ch, p.role, ring, 100, &[1], 15, 8);
-            let e2 = div::div_public(&mut p.ot, &mut p.ch, p.role, ring, 1 << 20, &[1], 4, 8);
-            let e3 = div::div_public(&mut p.ot, &mut p.ch, p.role, ring, 100, &[1], 4, 16);
+            let e1 = div::div_public(&mut p.party(), ring, 100, &[1], 15, 8);
+            let e2 = div::div_public(&mut p.party(), ring, 1 << 20, &[1], 4, 8);
+            let e3 = div::div_public(&mut p.party(), ring, 100, &[1], 4, 16);
             [e1.is_err(), e2.is_err(), e3.is_err()]
         },
         |p| {
             let ring = Ring::new(16).unwrap();
-            let e = div::div_public(&mut p.ot, &mut p.ch, p.role, ring, 100, &[], 4, 8);
+            let e = div::div_public(&mut p.party(), ring, 100, &[], 4, 8);
             e.unwrap().is_empty()
         },
     );
@@ -110,9 +107,7 @@ fn check_sqrt(bits: u32, x: Vec<u64>, x_bits: u32, tcp: bool) {
     let ring = Ring::new(bits).unwrap();
     let mut p = Prg::from_entropy();
     let (xs, xc) = split(ring, &mut p, &x);
-    let f = move |p: &mut Party, x: Vec<u64>| {
-        sqrt::isqrt(&mut p.ot, &mut p.ch, p.role, ring, &x, x_bits).unwrap()
-    };
+    let f = move |p: &mut Peer, x: Vec<u64>| sqrt::isqrt(&mut p.party(), ring, &x, x_bits).unwrap();
     let (a, b) = if tcp {
         two_party_tcp(move |p| f(p, xs), move |p| f(p, xc))
     } else {
@@ -169,11 +164,11 @@ fn isqrt_rejects_bad_width() {
     let (a, b) = two_party(
         |p| {
             let ring = Ring::new(16).unwrap();
-            sqrt::isqrt(&mut p.ot, &mut p.ch, p.role, ring, &[1], 15).is_err()
+            sqrt::isqrt(&mut p.party(), ring, &[1], 15).is_err()
         },
         |p| {
             let ring = Ring::new(16).unwrap();
-            sqrt::isqrt(&mut p.ot, &mut p.ch, p.role, ring, &[1], 0).is_err()
+            sqrt::isqrt(&mut p.party(), ring, &[1], 0).is_err()
         },
     );
     assert!(a && b);

@@ -13,6 +13,7 @@ use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
 use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::ProtocolError;
 use ciphergpt_runtime::protocols::{cmp, gelu};
 use common::*;
@@ -66,8 +67,8 @@ fn run(bits: u32, t: &GeluTables, x: &[i64], tcp: bool) -> Vec<u64> {
     let ring = Ring::new(bits).unwrap();
     let (xs, xc) = split(ring, &mut Prg::from_entropy(), x);
     let (ts, tc) = (t.clone(), t.clone());
-    let f = move |p: &mut Party, t: GeluTables, x: Vec<u64>| {
-        gelu::gelu(&mut p.ot, &mut p.ch, p.role, ring, &t, &x).unwrap()
+    let f = move |p: &mut Peer, t: GeluTables, x: Vec<u64>| {
+        gelu::gelu(&mut p.party(), ring, &t, &x).unwrap()
     };
     let (a, b) = if tcp {
         two_party_tcp(move |p| f(p, ts, xs), move |p| f(p, tc, xc))
@@ -210,10 +211,10 @@ fn empty_input_and_invalid_arguments() {
         move |p| {
             let mut errs = 0;
             for (bits, tab) in [(38, &short), (33, &t)] {
-                let r = gelu::gelu(&mut p.ot, &mut p.ch, p.role, ring(bits), tab, &[1]);
+                let r = gelu::gelu(&mut p.party(), ring(bits), tab, &[1]);
                 errs += matches!(r, Err(ProtocolError::Invalid(_))) as u32;
             }
-            let r = gelu::gelu(&mut p.ot, &mut p.ch, p.role, ring(38), &t, &[1 << 38]);
+            let r = gelu::gelu(&mut p.party(), ring(38), &t, &[1 << 38]);
             errs += matches!(r, Err(ProtocolError::Invalid(_))) as u32;
             errs
         },
@@ -279,9 +280,9 @@ fn default_tables_cost_and_flights() {
     let n = x.len() as u64;
     let (xs, xc) = split(ring, &mut Prg::from_entropy(), &x);
     let (ts, tc) = (t.clone(), t.clone());
-    let f = move |p: &mut Party, t: GeluTables, x: Vec<u64>| {
+    let f = move |p: &mut Peer, t: GeluTables, x: Vec<u64>| {
         let before = p.ch.stats().total;
-        let y = gelu::gelu(&mut p.ot, &mut p.ch, p.role, ring, &t, &x).unwrap();
+        let y = gelu::gelu(&mut p.party(), ring, &t, &x).unwrap();
         let after = p.ch.stats().total;
         (
             y,
@@ -356,27 +357,15 @@ fn run_prepared(bits: u32, t: &GeluTables, x: &[i64], iknp: bool) -> (Vec<u64>, 
     let ring = Ring::new(bits).unwrap();
     let (xs, xc) = split(ring, &mut Prg::from_entropy(), x);
     let (ts, tc) = (t.clone(), t.clone());
-    let f = move |p: &mut Party, t: GeluTables, x: Vec<u64>| {
+    let f = move |p: &mut Peer, t: GeluTables, x: Vec<u64>| {
         let n = x.len();
-        let prep = gelu::prepare(&mut p.ot, &mut p.ch, p.role, ring, &t, n + 3).unwrap();
+        let prep = gelu::prepare(&mut p.party(), ring, &t, n + 3).unwrap();
         assert_eq!(prep.len(), n + 3);
         let before = p.ch.stats().total;
         let half = n / 2;
-        let mut y =
-            gelu::gelu_prepared(&mut p.ot, &mut p.ch, p.role, ring, &t, &x[..half], &prep, 3)
-                .unwrap();
+        let mut y = gelu::gelu_prepared(&mut p.party(), ring, &t, &x[..half], &prep, 3).unwrap();
         y.extend(
-            gelu::gelu_prepared(
-                &mut p.ot,
-                &mut p.ch,
-                p.role,
-                ring,
-                &t,
-                &x[half..],
-                &prep,
-                3 + half,
-            )
-            .unwrap(),
+            gelu::gelu_prepared(&mut p.party(), ring, &t, &x[half..], &prep, 3 + half).unwrap(),
         );
         let after = p.ch.stats().total;
         (
@@ -455,9 +444,9 @@ fn prepared_online_cost() {
     let ring = Ring::new(bits).unwrap();
     let (xs, xc) = split(ring, &mut Prg::from_entropy(), &x);
     let (ts, tc) = (t.clone(), t.clone());
-    let f = move |p: &mut Party, t: GeluTables, x: Vec<u64>| {
+    let f = move |p: &mut Peer, t: GeluTables, x: Vec<u64>| {
         let before = p.ch.stats().total.bytes();
-        let y = gelu::gelu(&mut p.ot, &mut p.ch, p.role, ring, &t, &x).unwrap();
+        let y = gelu::gelu(&mut p.party(), ring, &t, &x).unwrap();
         (y, p.ch.stats().total.bytes() - before)
     };
     let ((ys, silent_online), (yc, _)) = two_party(move |p| f(p, ts, xs), move |p| f(p, tc, xc));
@@ -486,21 +475,22 @@ fn prepared_correlation_misuse_is_refused() {
     let ring = Ring::new(38).unwrap();
     let t = tables(15, 2, 7, GeluForm::Tanh);
     let other = tables(12, 2, 6, GeluForm::Tanh);
-    let f = move |p: &mut Party| {
-        let prep = gelu::prepare(&mut p.ot, &mut p.ch, p.role, ring, &t, 4).unwrap();
+    let f = move |p: &mut Peer| {
+        let prep = gelu::prepare(&mut p.party(), ring, &t, 4).unwrap();
         let bad = |r: Result<Vec<u64>, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
         let x = vec![0u64; 3];
         [
             bad(gelu::gelu_prepared(
-                &mut p.ot, &mut p.ch, p.role, ring, &other, &x, &prep, 0,
+                &mut p.party(),
+                ring,
+                &other,
+                &x,
+                &prep,
+                0,
             )),
+            bad(gelu::gelu_prepared(&mut p.party(), ring, &t, &x, &prep, 2)),
             bad(gelu::gelu_prepared(
-                &mut p.ot, &mut p.ch, p.role, ring, &t, &x, &prep, 2,
-            )),
-            bad(gelu::gelu_prepared(
-                &mut p.ot,
-                &mut p.ch,
-                p.role,
+                &mut p.party(),
                 Ring::new(40).unwrap(),
                 &t,
                 &x,
@@ -550,20 +540,33 @@ fn client_view_check(
             let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
             let role = Role::Server;
             if prepared {
-                let prep = gelu::prepare(&mut ot, &mut ch, role, ring, &ts, n).unwrap();
-                gelu::gelu_prepared(&mut ot, &mut ch, role, ring, &ts, &xs, &prep, 0).unwrap()
+                let prep =
+                    gelu::prepare(&mut Party::new(&mut ot, &mut ch, role), ring, &ts, n).unwrap();
+                gelu::gelu_prepared(
+                    &mut Party::new(&mut ot, &mut ch, role),
+                    ring,
+                    &ts,
+                    &xs,
+                    &prep,
+                    0,
+                )
+                .unwrap()
             } else {
-                gelu::gelu(&mut ot, &mut ch, role, ring, &ts, &xs).unwrap()
+                gelu::gelu(&mut Party::new(&mut ot, &mut ch, role), ring, &ts, &xs).unwrap()
             }
         });
         let mut tap = Tap::new(ch_c);
         let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
         let role = Role::Client;
-        let prep = prepared.then(|| gelu::prepare(&mut ot, &mut tap, role, ring, t, n).unwrap());
+        let prep = prepared
+            .then(|| gelu::prepare(&mut Party::new(&mut ot, &mut tap, role), ring, t, n).unwrap());
         let start = tap.received.len();
         let c = match &prep {
-            Some(p) => gelu::gelu_prepared(&mut ot, &mut tap, role, ring, t, xc, p, 0).unwrap(),
-            None => gelu::gelu(&mut ot, &mut tap, role, ring, t, xc).unwrap(),
+            Some(p) => {
+                gelu::gelu_prepared(&mut Party::new(&mut ot, &mut tap, role), ring, t, xc, p, 0)
+                    .unwrap()
+            }
+            None => gelu::gelu(&mut Party::new(&mut ot, &mut tap, role), ring, t, xc).unwrap(),
         };
         let s = h.join().unwrap();
         let y: Vec<u64> = x

@@ -43,7 +43,7 @@ fn run(t: &InvTables, v: &[u64], mode: Mode) -> (Vec<u64>, (u64, u64), u64) {
     let (vs, vc) = (w.sub_vec(v, &r), r);
     let (ts, tc) = (t.clone(), t.clone());
     // The totals less the silent-OT batches (a refill wherever a pool runs dry).
-    let counted = |p: &mut Party| {
+    let counted = |p: &mut Peer| {
         let st = p.ch.stats();
         let refill = st
             .scopes
@@ -52,14 +52,14 @@ fn run(t: &InvTables, v: &[u64], mode: Mode) -> (Vec<u64>, (u64, u64), u64) {
             .fold((0, 0), |(b, r), (_, c)| (b + c.bytes(), r + c.rounds));
         (st.total.bytes() - refill.0, st.total.rounds - refill.1)
     };
-    let f = move |p: &mut Party, t: InvTables, x: Vec<u64>| {
+    let f = move |p: &mut Peer, t: InvTables, x: Vec<u64>| {
         // As inside a layer, the client has last received (the cost model counts from there).
         match p.role {
             Role::Server => p.ch.send(&[0]).and_then(|_| p.ch.flush()).unwrap(),
             Role::Client => p.ch.recv(&mut [0]).unwrap(),
         }
         let before = counted(p);
-        let y = inverse::inv_pow(&mut p.ot, &mut p.ch, p.role, &t, &x).unwrap();
+        let y = inverse::inv_pow(&mut p.party(), &t, &x).unwrap();
         let after = counted(p);
         (y, after.0 - before.0, after.1 - before.1)
     };

@@ -75,19 +75,17 @@ fn check_with(
     let r = p.values(x.len(), bits);
     let xs = ring.sub_vec(&x, &r);
     let (ps, pc) = (params.clone(), params.clone());
-    let f = move |p: &mut Party, x: Vec<u64>, prm: LayerNormParams| {
+    let f = move |p: &mut Peer, x: Vec<u64>, prm: LayerNormParams| {
         if prepared {
             let rows = x.len() / prm.n;
-            let prep = layernorm::prepare(&mut p.ot, &mut p.ch, p.role, &prm, rows + 1).unwrap();
+            let prep = layernorm::prepare(&mut p.party(), &prm, rows + 1).unwrap();
             let before = p.ch.stats().total.bytes();
-            let y = layernorm::layernorm_prepared(
-                &mut p.ot, &mut p.ch, p.role, ring, &prm, &x, &prep, 1,
-            )
-            .unwrap();
+            let y =
+                layernorm::layernorm_prepared(&mut p.party(), ring, &prm, &x, &prep, 1).unwrap();
             (y, p.ch.stats().total.bytes() - before)
         } else {
             let before = p.ch.stats().total.bytes();
-            let y = layernorm(&mut p.ot, &mut p.ch, p.role, ring, &prm, &x).unwrap();
+            let y = layernorm(&mut p.party(), ring, &prm, &x).unwrap();
             (y, p.ch.stats().total.bytes() - before)
         }
     };
@@ -165,11 +163,11 @@ fn rejects_partial_rows_and_returns_nothing_for_no_rows() {
     let (a, b) = two_party(
         move |p| {
             let ring = Ring::new(37).unwrap();
-            layernorm(&mut p.ot, &mut p.ch, p.role, ring, &ps, &[0; 17]).is_err()
+            layernorm(&mut p.party(), ring, &ps, &[0; 17]).is_err()
         },
         move |p| {
             let ring = Ring::new(37).unwrap();
-            layernorm(&mut p.ot, &mut p.ch, p.role, ring, &pc, &[])
+            layernorm(&mut p.party(), ring, &pc, &[])
                 .unwrap()
                 .is_empty()
         },
@@ -222,17 +220,27 @@ fn prepared_products_are_exact_and_cheaper() {
 fn prepared_correlation_misuse_is_refused() {
     let params = layernorm_params(16, 1e-5, 12, 8.0).unwrap();
     let other = layernorm_params(32, 1e-5, 12, 8.0).unwrap();
-    let f = move |p: &mut Party| {
+    let f = move |p: &mut Peer| {
         let ring = Ring::new(37).unwrap();
-        let prep = layernorm::prepare(&mut p.ot, &mut p.ch, p.role, &params, 2).unwrap();
+        let prep = layernorm::prepare(&mut p.party(), &params, 2).unwrap();
         let x = vec![0u64; 32];
         let bad = |r: Result<Vec<u64>, _>| r.is_err();
         [
             bad(layernorm::layernorm_prepared(
-                &mut p.ot, &mut p.ch, p.role, ring, &params, &x, &prep, 1,
+                &mut p.party(),
+                ring,
+                &params,
+                &x,
+                &prep,
+                1,
             )),
             bad(layernorm::layernorm_prepared(
-                &mut p.ot, &mut p.ch, p.role, ring, &other, &x, &prep, 0,
+                &mut p.party(),
+                ring,
+                &other,
+                &x,
+                &prep,
+                0,
             )),
         ]
     };

@@ -82,7 +82,7 @@ fn check(c: Case, tcp: bool) -> Packing {
     let packing = Packing::new(ring, c.k, c.n, c.wbits, c.rows).unwrap();
     let enc = EncodedWeights::new(&packing, &w).unwrap();
     let t = c.t;
-    let s = move |p: &mut Party| {
+    let s = move |p: &mut Peer| {
         let he = HeSession::setup(&mut p.ch, p.role).unwrap();
         linear(
             &he,
@@ -96,7 +96,7 @@ fn check(c: Case, tcp: bool) -> Packing {
         )
         .unwrap()
     };
-    let cl = move |p: &mut Party| {
+    let cl = move |p: &mut Peer| {
         let he = HeSession::setup(&mut p.ch, p.role).unwrap();
         linear(&he, &mut p.ch, p.role, ring, &packing, &x_c, t, None).unwrap()
     };
@@ -318,7 +318,7 @@ fn bytes_and_flights_match_the_cost_formula() {
         let x_c = ring.random(&mut rng, t * k);
         let bias = vec![0i64; n];
         // The call in a scope of its own, so that its first flight counts (docs of `net`).
-        let measure = move |p: &mut Party, w: Option<(&EncodedWeights, &[i64])>, x: &[u64]| {
+        let measure = move |p: &mut Peer, w: Option<(&EncodedWeights, &[i64])>, x: &[u64]| {
             let he = HeSession::setup(&mut p.ch, p.role).unwrap();
             p.ch.set_scope("linear");
             linear(&he, &mut p.ch, p.role, ring, &packing, x, t, w).unwrap();

@@ -11,15 +11,16 @@ use ciphergpt_runtime::net::tap::Tap;
 use ciphergpt_runtime::net::{mem, Role};
 use ciphergpt_runtime::protocols::lut;
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::Party;
 use common::*;
 
 type Out = Vec<Vec<u64>>;
 
 fn run(ring: Ring, tables: Vec<Vec<u64>>, is: Vec<u64>, ic: Vec<u64>, tcp: bool) -> Out {
     let t2 = tables.clone();
-    let f = move |p: &mut Party, t: Vec<Vec<u64>>, i: Vec<u64>| -> Out {
+    let f = move |p: &mut Peer, t: Vec<Vec<u64>>, i: Vec<u64>| -> Out {
         let refs: Vec<&[u64]> = t.iter().map(|v| v.as_slice()).collect();
-        lut::lut(&mut p.ot, &mut p.ch, p.role, ring, &refs, &i).unwrap()
+        lut::lut(&mut p.party(), ring, &refs, &i).unwrap()
     };
     let (s, c) = if tcp {
         two_party_tcp(move |p| f(p, tables, is), move |p| f(p, t2, ic))
@@ -110,9 +111,9 @@ fn empty_and_invalid_inputs() {
             let big = vec![0u64; 512];
             let mut errs = 0;
             for tabs in [vec![&t3[..]], vec![&t4[..], &t8[..]], vec![&big[..]]] {
-                errs += lut::lut(&mut p.ot, &mut p.ch, p.role, ring, &tabs, &[0]).is_err() as u32;
+                errs += lut::lut(&mut p.party(), ring, &tabs, &[0]).is_err() as u32;
             }
-            let none = lut::lut(&mut p.ot, &mut p.ch, p.role, ring, &[], &[0]).unwrap();
+            let none = lut::lut(&mut p.party(), ring, &[], &[0]).unwrap();
             errs == 3 && none.is_empty()
         },
         |_| true,
@@ -147,12 +148,24 @@ fn client_view_is_uniform_whatever_the_table_and_index() {
                 let mut ch = ch_s;
                 let mut ot =
                     OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-                lut::lut(&mut ot, &mut ch, Role::Server, ring, &[&ts], &vec![isv; n]).unwrap()
+                lut::lut(
+                    &mut Party::new(&mut ot, &mut ch, Role::Server),
+                    ring,
+                    &[&ts],
+                    &vec![isv; n],
+                )
+                .unwrap()
             });
             let mut tap = Tap::new(ch_c);
             let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
             let start = tap.received.len();
-            let c = lut::lut(&mut ot, &mut tap, Role::Client, ring, &[&table], &ic).unwrap();
+            let c = lut::lut(
+                &mut Party::new(&mut ot, &mut tap, Role::Client),
+                ring,
+                &[&table],
+                &ic,
+            )
+            .unwrap();
             let s = h.join().unwrap();
             let want: Vec<u64> = ic
                 .iter()

@@ -60,10 +60,10 @@ fn run_private(bits: u32, dims: (usize, usize, usize), owner: Role, tcp: bool) -
     let w = weights(ring, &mut p, k * n);
     let (xs, xc) = split(ring, &mut p, &x);
     let (ws, wc) = (w.clone(), w.clone());
-    let f = move |p: &mut Party, x: Vec<u64>, w: Vec<u64>| {
+    let f = move |p: &mut Peer, x: Vec<u64>, w: Vec<u64>| {
         let b0 = p.ch.stats().total.bytes();
         let mine = (p.role == owner).then_some(&w[..]);
-        let z = matmul_private(&mut p.ot, &mut p.ch, p.role, ring, &x, dims, mine, owner).unwrap();
+        let z = matmul_private(&mut p.party(), ring, &x, dims, mine, owner).unwrap();
         (z, p.ch.stats().total.bytes() - b0)
     };
     let ((a, bytes), (b, _)) = if tcp {
@@ -120,8 +120,8 @@ fn shared_products_are_exact() {
         let y = left(ring, &mut p, k * n);
         let (xs, xc) = split(ring, &mut p, &x);
         let (ys, yc) = split(ring, &mut p, &y);
-        let f = move |p: &mut Party, x: Vec<u64>, y: Vec<u64>| {
-            matmul_shared(&mut p.ot, &mut p.ch, p.role, ring, &x, &y, dims).unwrap()
+        let f = move |p: &mut Peer, x: Vec<u64>, y: Vec<u64>| {
+            matmul_shared(&mut p.party(), ring, &x, &y, dims).unwrap()
         };
         let (a, b) = if tcp {
             two_party_tcp(move |p| f(p, xs, ys), move |p| f(p, xc, yc))
@@ -142,9 +142,7 @@ fn invalid_shapes_are_refused() {
         |p| {
             let ring = Ring::new(38).unwrap();
             let e1 = matmul_private(
-                &mut p.ot,
-                &mut p.ch,
-                p.role,
+                &mut p.party(),
                 ring,
                 &[0; 5],
                 (2, 3, 1),
@@ -152,38 +150,19 @@ fn invalid_shapes_are_refused() {
                 Role::Server,
             );
             let e2 = matmul_private(
-                &mut p.ot,
-                &mut p.ch,
-                p.role,
+                &mut p.party(),
                 ring,
                 &[0; 6],
                 (2, 3, 2),
                 Some(&[0; 5]),
                 Role::Server,
             );
-            let e3 = matmul_shared(
-                &mut p.ot,
-                &mut p.ch,
-                p.role,
-                ring,
-                &[0; 6],
-                &[0; 5],
-                (2, 3, 2),
-            );
+            let e3 = matmul_shared(&mut p.party(), ring, &[0; 6], &[0; 5], (2, 3, 2));
             [e1.is_err(), e2.is_err(), e3.is_err()]
         },
         |p| {
             let ring = Ring::new(64).unwrap();
-            matmul_shared(
-                &mut p.ot,
-                &mut p.ch,
-                p.role,
-                ring,
-                &[0; 1],
-                &[0; 1],
-                (1, 1, 1),
-            )
-            .is_err()
+            matmul_shared(&mut p.party(), ring, &[0; 1], &[0; 1], (1, 1, 1)).is_err()
         },
     );
     assert_eq!(a, [true, true, true]);

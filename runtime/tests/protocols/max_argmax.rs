@@ -11,6 +11,7 @@ use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
 use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::ProtocolError;
 use ciphergpt_runtime::protocols::{argmax, cmp, max};
 use common::*;
@@ -105,10 +106,10 @@ fn run_row_max_from(first: Role, ring: Ring, rows: &[Vec<i64>]) -> (Vec<i64>, u6
     let (xs, xc) = split(&mut p, ring, &flat);
     let l2 = lens.clone();
     let (s, (c, flights)) = two_party(
-        move |p| max::row_max_from(&mut p.ot, &mut p.ch, p.role, first, ring, &xs, &lens).unwrap(),
+        move |p| max::row_max_from(&mut p.party(), first, ring, &xs, &lens).unwrap(),
         move |p| {
             let r0 = p.ch.stats().total.rounds;
-            let c = max::row_max_from(&mut p.ot, &mut p.ch, p.role, first, ring, &xc, &l2).unwrap();
+            let c = max::row_max_from(&mut p.party(), first, ring, &xc, &l2).unwrap();
             (c, p.ch.stats().total.rounds - r0)
         },
     );
@@ -192,12 +193,12 @@ fn run_argmax(ring: Ring, vs: &[Vec<i64>]) -> Vec<usize> {
     let (s, c) = two_party(
         move |p| {
             ss.iter()
-                .map(|z| argmax::argmax(&mut p.ot, &mut p.ch, p.role, ring, z).unwrap())
+                .map(|z| argmax::argmax(&mut p.party(), ring, z).unwrap())
                 .collect::<Vec<_>>()
         },
         move |p| {
             cs.iter()
-                .map(|z| argmax::argmax(&mut p.ot, &mut p.ch, p.role, ring, z).unwrap())
+                .map(|z| argmax::argmax(&mut p.party(), ring, z).unwrap())
                 .collect::<Vec<_>>()
         },
     );
@@ -280,9 +281,9 @@ fn argmax_gpt2_vocabulary_over_tcp() {
     }
     let want = semantics::argmax(&z).unwrap();
     let (zs, zc) = split(&mut p, ring, &z);
-    let run = move |p: &mut Party, z: Vec<u64>| {
+    let run = move |p: &mut Peer, z: Vec<u64>| {
         let before = p.ch.stats().total;
-        let r = argmax::argmax(&mut p.ot, &mut p.ch, p.role, ring, &z).unwrap();
+        let r = argmax::argmax(&mut p.party(), ring, &z).unwrap();
         let after = p.ch.stats().total;
         (
             r,
@@ -353,15 +354,27 @@ fn view_of(
         let mut ch = ch_b;
         let peer = role.other();
         let mut ot = OtPair::setup(&mut ch, peer, &mut Prg::from_entropy()).unwrap();
-        let a = argmax::argmax(&mut ot, &mut ch, peer, ring, &theirs.0).unwrap();
-        let m = max::row_max(&mut ot, &mut ch, peer, ring, &theirs.1, &l2).unwrap();
+        let a = argmax::argmax(&mut Party::new(&mut ot, &mut ch, peer), ring, &theirs.0).unwrap();
+        let m = max::row_max(
+            &mut Party::new(&mut ot, &mut ch, peer),
+            ring,
+            &theirs.1,
+            &l2,
+        )
+        .unwrap();
         (a, m)
     });
     let mut tap = Tap::new(ch_a);
     let mut ot = OtPair::setup(&mut tap, role, &mut Prg::from_entropy()).unwrap();
     let start = tap.received.len();
-    let a = argmax::argmax(&mut ot, &mut tap, role, ring, &mine.0).unwrap();
-    let m = max::row_max(&mut ot, &mut tap, role, ring, &mine.1, &lens).unwrap();
+    let a = argmax::argmax(&mut Party::new(&mut ot, &mut tap, role), ring, &mine.0).unwrap();
+    let m = max::row_max(
+        &mut Party::new(&mut ot, &mut tap, role),
+        ring,
+        &mine.1,
+        &lens,
+    )
+    .unwrap();
     let (pa, pm) = h.join().unwrap();
     (tap.received[start..].to_vec(), a, m, pa, pm)
 }
@@ -472,30 +485,21 @@ fn invalid_inputs_are_rejected() {
             other => panic!("{what}: expected ProtocolError::Invalid, got {other:?}"),
         }
     }
-    let calls = |p: &mut Party| {
+    let calls = |p: &mut Peer| {
         let r38 = Ring::new(38).unwrap();
         let r2 = Ring::new(2).unwrap();
-        let (ot, ch, role) = (&mut p.ot, &mut p.ch, p.role);
+        let party = &mut p.party();
         let x = vec![1u64; 10];
-        bad(max::row_max(ot, ch, role, r38, &x, &[3, 3]), "short lens");
-        bad(max::row_max(ot, ch, role, r38, &x, &[6, 5]), "long lens");
-        bad(max::row_max(ot, ch, role, r38, &x, &[5, 0, 5]), "zero len");
-        bad(
-            max::row_max(ot, ch, role, r38, &[], &[0]),
-            "zero len, no data",
-        );
-        bad(
-            max::row_max(ot, ch, role, r38, &x, &[usize::MAX, 11]),
-            "overflow",
-        );
-        bad(max::row_max(ot, ch, role, r38, &[], &[1]), "no data");
-        bad(argmax::argmax(ot, ch, role, r38, &[]), "empty argmax");
-        bad(
-            argmax::argmax(ot, ch, role, r2, &[0; 5]),
-            "5 indices in Z_4",
-        );
+        bad(max::row_max(party, r38, &x, &[3, 3]), "short lens");
+        bad(max::row_max(party, r38, &x, &[6, 5]), "long lens");
+        bad(max::row_max(party, r38, &x, &[5, 0, 5]), "zero len");
+        bad(max::row_max(party, r38, &[], &[0]), "zero len, no data");
+        bad(max::row_max(party, r38, &x, &[usize::MAX, 11]), "overflow");
+        bad(max::row_max(party, r38, &[], &[1]), "no data");
+        bad(argmax::argmax(party, r38, &[]), "empty argmax");
+        bad(argmax::argmax(party, r2, &[0; 5]), "5 indices in Z_4");
         // Nothing was sent: the channel is still in step for a valid call.
-        argmax::argmax(ot, ch, role, r2, &[0; 4]).unwrap()
+        argmax::argmax(party, r2, &[0; 4]).unwrap()
     };
     let (s, c) = two_party(calls, calls);
     assert_eq!((s, c), (None, Some(0)));

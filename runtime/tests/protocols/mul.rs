@@ -10,6 +10,7 @@ use ciphergpt_runtime::net::tap::Tap;
 use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::mul;
 use ciphergpt_runtime::protocols::shares::{self, Ring};
+use ciphergpt_runtime::protocols::Party;
 use common::*;
 
 /// Shares of x and y (random splits, done in the clear), with edge values on both operands.
@@ -30,10 +31,10 @@ fn mul_is_exact() {
             let (xs, xc) = split(ring, &mut p, &x);
             let (ys, yc) = split(ring, &mut p, &y);
             let (zs, (zc, rounds)) = two_party(
-                move |p| mul::mul(&mut p.ot, &mut p.ch, p.role, ring, &xs, &ys).unwrap(),
+                move |p| mul::mul(&mut p.party(), ring, &xs, &ys).unwrap(),
                 move |p| {
                     let r0 = p.ch.stats().total.rounds;
-                    let z = mul::mul(&mut p.ot, &mut p.ch, p.role, ring, &xc, &yc).unwrap();
+                    let z = mul::mul(&mut p.party(), ring, &xc, &yc).unwrap();
                     (z, p.ch.stats().total.rounds - r0)
                 },
             );
@@ -64,11 +65,11 @@ fn mul_by_private_is_exact_both_owners() {
             let (zs, zc) = two_party(
                 move |p| {
                     let y = (owner == Role::Server).then_some(&ys[..]);
-                    mul::mul_by_private(&mut p.ot, &mut p.ch, p.role, ring, owner, &xs, y).unwrap()
+                    mul::mul_by_private(&mut p.party(), ring, owner, &xs, y).unwrap()
                 },
                 move |p| {
                     let y = (owner == Role::Client).then_some(&yc[..]);
-                    mul::mul_by_private(&mut p.ot, &mut p.ch, p.role, ring, owner, &xc, y).unwrap()
+                    mul::mul_by_private(&mut p.party(), ring, owner, &xc, y).unwrap()
                 },
             );
             let z = ring.add_vec(&zs, &zc);
@@ -96,10 +97,10 @@ fn mul_over_tcp_and_cost() {
     let ((zs, bytes), zc) = two_party_tcp_iknp(
         move |p| {
             let b0 = p.ch.stats().total.bytes();
-            let z = mul::mul(&mut p.ot, &mut p.ch, p.role, ring, &xs, &ys).unwrap();
+            let z = mul::mul(&mut p.party(), ring, &xs, &ys).unwrap();
             (z, p.ch.stats().total.bytes() - b0)
         },
-        move |p| mul::mul(&mut p.ot, &mut p.ch, p.role, ring, &xc, &yc).unwrap(),
+        move |p| mul::mul(&mut p.party(), ring, &xc, &yc).unwrap(),
     );
     assert_eq!(
         ring.add_vec(&zs, &zc),
@@ -135,12 +136,24 @@ fn chooser_view_is_independent_of_holder_operand() {
         let h = std::thread::spawn(move || {
             let mut ch = ch_c;
             let mut ot = OtPair::setup(&mut ch, Role::Client, &mut Prg::from_entropy()).unwrap();
-            mul::cross_term(&mut ot, &mut ch, Role::Client, ring, Role::Server, &b2).unwrap()
+            mul::cross_term(
+                &mut Party::new(&mut ot, &mut ch, Role::Client),
+                ring,
+                Role::Server,
+                &b2,
+            )
+            .unwrap()
         });
         let mut tap = Tap::new(ch_s);
         let mut ot = OtPair::setup(&mut tap, Role::Server, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
-        let s = mul::cross_term(&mut ot, &mut tap, Role::Server, ring, Role::Server, &a).unwrap();
+        let s = mul::cross_term(
+            &mut Party::new(&mut ot, &mut tap, Role::Server),
+            ring,
+            Role::Server,
+            &a,
+        )
+        .unwrap();
         let c = h.join().unwrap();
         let prod: Vec<u64> = (0..n).map(|i| ring.mul(a[i], b[i])).collect();
         assert_eq!(ring.add_vec(&s, &c), prod);
@@ -185,11 +198,10 @@ fn mul_rows_is_exact_and_costs_per_row() {
         let ((zs, bytes), zc) = two_party_iknp(
             move |p| {
                 let b0 = p.ch.stats().total.bytes();
-                let z =
-                    mul::mul_rows(&mut p.ot, &mut p.ch, p.role, ring, m, &xs, &ys, &ls).unwrap();
+                let z = mul::mul_rows(&mut p.party(), ring, m, &xs, &ys, &ls).unwrap();
                 (z, p.ch.stats().total.bytes() - b0)
             },
-            move |p| mul::mul_rows(&mut p.ot, &mut p.ch, p.role, ring, m, &xc, &yc, &lc).unwrap(),
+            move |p| mul::mul_rows(&mut p.party(), ring, m, &xc, &yc, &lc).unwrap(),
         );
         let row_of: Vec<usize> = lens
             .iter()
@@ -219,8 +231,8 @@ fn triples_multiply_and_serve_a_product() {
         let y = ring.random(&mut p, n);
         let (xs, xc) = split(ring, &mut p, &x);
         let (ys, yc) = split(ring, &mut p, &y);
-        let f = move |p: &mut Party, x: Vec<u64>, y: Vec<u64>| {
-            let t = mul::triples(&mut p.ot, &mut p.ch, p.role, ring, n + 2).unwrap();
+        let f = move |p: &mut Peer, x: Vec<u64>, y: Vec<u64>| {
+            let t = mul::triples(&mut p.party(), ring, n + 2).unwrap();
             assert_eq!(t.ring, ring);
             // From triple 2: the first two stay unused.
             let z = t.multiply(&mut p.ch, p.role, 2, &x, &y).unwrap();

@@ -25,7 +25,7 @@ fn vectors_are_one_hot_at_the_shared_index() {
     for (size, bits) in [(2usize, 8u32), (64, 34), (128, 34), (256, 64)] {
         let ring = Ring::new(bits).unwrap();
         let n = 300;
-        let f = move |p: &mut Party| onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, size, n);
+        let f = move |p: &mut Peer| onehot::prepare(&mut p.party(), ring, size, n);
         let (s, c) = two_party(move |p| f(p).unwrap(), move |p| f(p).unwrap());
         assert_eq!((s.len(), c.len()), (n, n));
         let (rho, e) = reconstruct(&s, &c);
@@ -60,8 +60,8 @@ fn lookups_read_the_tables_at_the_shared_index() {
     let is: Vec<u64> = p.values(n, 7);
     let ic: Vec<u64> = (0..n).map(|e| idx[e].wrapping_sub(is[e]) & 127).collect();
     let t2 = tables.clone();
-    let f = move |p: &mut Party, mine: Vec<u64>| {
-        let oh = onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, size, n + 5).unwrap();
+    let f = move |p: &mut Peer, mine: Vec<u64>| {
+        let oh = onehot::prepare(&mut p.party(), ring, size, n + 5).unwrap();
         let before = p.ch.stats().total;
         let half = n / 2;
         let mut out = vec![Vec::new(), Vec::new()];
@@ -109,8 +109,8 @@ fn opened_offsets_are_uniform_whatever_the_index() {
         };
         let is = Prg::from_entropy().values(n, 6);
         let ic: Vec<u64> = (0..n).map(|e| idx[e].wrapping_sub(is[e]) & 63).collect();
-        let f = move |p: &mut Party, mine: Vec<u64>| {
-            let oh = onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, size, n).unwrap();
+        let f = move |p: &mut Peer, mine: Vec<u64>| {
+            let oh = onehot::prepare(&mut p.party(), ring, size, n).unwrap();
             onehot::open_offsets(&mut p.ch, p.role, &oh, 0, &mine, &[], 0)
                 .unwrap()
                 .0
@@ -132,18 +132,18 @@ fn opened_offsets_are_uniform_whatever_the_index() {
 #[test]
 fn bad_sizes_and_exhausted_correlations_are_refused() {
     let ring = Ring::new(16).unwrap();
-    let f = move |p: &mut Party| {
+    let f = move |p: &mut Peer| {
         let bad = |r: Result<OneHot, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
         let sizes = [
-            bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 3, 4)),
-            bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 512, 4)),
-            bad(onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 0, 4)),
+            bad(onehot::prepare(&mut p.party(), ring, 3, 4)),
+            bad(onehot::prepare(&mut p.party(), ring, 512, 4)),
+            bad(onehot::prepare(&mut p.party(), ring, 0, 4)),
         ];
         // One entry: the vector is 1 everywhere, with no communication.
         let before = p.ch.stats().total.bytes();
-        let one = onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 1, 4).unwrap();
+        let one = onehot::prepare(&mut p.party(), ring, 1, 4).unwrap();
         assert_eq!(p.ch.stats().total.bytes(), before);
-        let oh = onehot::prepare(&mut p.ot, &mut p.ch, p.role, ring, 4, 4).unwrap();
+        let oh = onehot::prepare(&mut p.party(), ring, 4, 4).unwrap();
         let over = onehot::open_offsets(&mut p.ch, p.role, &oh, 2, &[0, 0, 0], &[], 0);
         (
             sizes,

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, scoped, Channel, Role};
+use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::shuffle::{
     self, permute_and_share, random_permutation, shuffle_with, Network, ShuffleParams,
 };
+use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 
@@ -41,14 +42,14 @@ fn run_all(cases: Vec<Case>) -> Vec<(Vec<u64>, Vec<u64>)> {
                 .iter()
                 .map(|(ring, params, x, xc, _, ps)| {
                     let xs = ring.sub_vec(x, xc);
-                    shuffle_with(&mut s.ot, &mut s.ch, s.role, *ring, ps, &xs, params).unwrap()
+                    shuffle_with(&mut s.party(), *ring, ps, &xs, params).unwrap()
                 })
                 .collect::<Vec<_>>()
         },
         move |c| {
             c2.iter()
                 .map(|(ring, params, _, xc, pc, _)| {
-                    shuffle_with(&mut c.ot, &mut c.ch, c.role, *ring, pc, xc, params).unwrap()
+                    shuffle_with(&mut c.party(), *ring, pc, xc, params).unwrap()
                 })
                 .collect::<Vec<_>>()
         },
@@ -114,13 +115,11 @@ fn permute_and_share_either_holder() {
             let (ys, yc) = two_party(
                 move |s| {
                     let mine = (holder == Role::Server).then_some(&pm[..]);
-                    permute_and_share(&mut s.ot, &mut s.ch, s.role, ring, &n1, holder, mine, &xs)
-                        .unwrap()
+                    permute_and_share(&mut s.party(), ring, &n1, holder, mine, &xs).unwrap()
                 },
                 move |c| {
                     let mine = (holder == Role::Client).then_some(&pc[..]);
-                    permute_and_share(&mut c.ot, &mut c.ch, c.role, ring, &n2, holder, mine, &xc)
-                        .unwrap()
+                    permute_and_share(&mut c.party(), ring, &n2, holder, mine, &xc).unwrap()
                 },
             );
             let want: Vec<u64> = (0..n).map(|i| x[perm[i]]).collect();
@@ -150,14 +149,14 @@ fn output_shares_are_fresh() {
     let params = ShuffleParams::default();
     for tcp in [false, true] {
         let (a, b, c, d) = (xs.clone(), xc.clone(), ps.clone(), pc.clone());
-        let server = move |s: &mut Party| {
-            let r1 = shuffle_with(&mut s.ot, &mut s.ch, s.role, ring, &c, &a, &params).unwrap();
-            let r2 = shuffle_with(&mut s.ot, &mut s.ch, s.role, ring, &c, &a, &params).unwrap();
+        let server = move |s: &mut Peer| {
+            let r1 = shuffle_with(&mut s.party(), ring, &c, &a, &params).unwrap();
+            let r2 = shuffle_with(&mut s.party(), ring, &c, &a, &params).unwrap();
             (r1, r2)
         };
-        let client = move |cl: &mut Party| {
-            let r1 = shuffle_with(&mut cl.ot, &mut cl.ch, cl.role, ring, &d, &b, &params).unwrap();
-            let r2 = shuffle_with(&mut cl.ot, &mut cl.ch, cl.role, ring, &d, &b, &params).unwrap();
+        let client = move |cl: &mut Peer| {
+            let r1 = shuffle_with(&mut cl.party(), ring, &d, &b, &params).unwrap();
+            let r2 = shuffle_with(&mut cl.party(), ring, &d, &b, &params).unwrap();
             (r1, r2)
         };
         let ((s1, s2), (c1, c2)) = if tcp {
@@ -199,12 +198,26 @@ fn view_of(
         let mut ch = ch_b;
         let peer = role.other();
         let mut ot = OtPair::setup(&mut ch, peer, &mut Prg::from_entropy()).unwrap();
-        shuffle_with(&mut ot, &mut ch, peer, ring, &theirs.0, &theirs.1, &params).unwrap()
+        shuffle_with(
+            &mut Party::new(&mut ot, &mut ch, peer),
+            ring,
+            &theirs.0,
+            &theirs.1,
+            &params,
+        )
+        .unwrap()
     });
     let mut tap = Tap::new(ch_a);
     let mut ot = OtPair::setup(&mut tap, role, &mut Prg::from_entropy()).unwrap();
     let start = tap.received.len();
-    let out = shuffle_with(&mut ot, &mut tap, role, ring, &mine.0, &mine.1, &params).unwrap();
+    let out = shuffle_with(
+        &mut Party::new(&mut ot, &mut tap, role),
+        ring,
+        &mine.0,
+        &mine.1,
+        &params,
+    )
+    .unwrap();
     let peer_out = h.join().unwrap();
     (tap.received[start..].to_vec(), out, peer_out)
 }
@@ -275,10 +288,12 @@ fn gpt2_vocabulary_over_tcp() {
     let ((ws, s_stats), (wc, c_stats)) = two_party_tcp_iknp(
         move |s| {
             let t0 = std::time::Instant::now();
-            let w = scoped(&mut s.ch, "shuffle", |ch| {
-                shuffle_with(&mut s.ot, ch, s.role, ring, &p1, &xs, &params)
-            })
-            .unwrap();
+            let w = s
+                .party()
+                .scoped("shuffle", |party| {
+                    shuffle_with(party, ring, &p1, &xs, &params)
+                })
+                .unwrap();
             println!(
                 "shuffle of {n} at ℓ = 54: {:.3} s",
                 t0.elapsed().as_secs_f64()
@@ -286,10 +301,12 @@ fn gpt2_vocabulary_over_tcp() {
             (w, s.ch.stats().scope("shuffle"))
         },
         move |c| {
-            let w = scoped(&mut c.ch, "shuffle", |ch| {
-                shuffle_with(&mut c.ot, ch, c.role, ring, &p2, &xc, &params)
-            })
-            .unwrap();
+            let w = c
+                .party()
+                .scoped("shuffle", |party| {
+                    shuffle_with(party, ring, &p2, &xc, &params)
+                })
+                .unwrap();
             (w, c.ch.stats().scope("shuffle"))
         },
     );
@@ -320,13 +337,11 @@ fn invalid_arguments() {
             let net = Network::new(3, 38, &p).unwrap();
             let x = [1u64, 2, 3];
             let e = vec![
-                shuffle_with(&mut s.ot, &mut s.ch, s.role, ring, &[0, 1], &x, &p).unwrap_err(),
-                shuffle_with(&mut s.ot, &mut s.ch, s.role, ring, &[0, 1, 1], &x, &p).unwrap_err(),
-                shuffle_with(&mut s.ot, &mut s.ch, s.role, ring, &[0, 1, 3], &x, &p).unwrap_err(),
+                shuffle_with(&mut s.party(), ring, &[0, 1], &x, &p).unwrap_err(),
+                shuffle_with(&mut s.party(), ring, &[0, 1, 1], &x, &p).unwrap_err(),
+                shuffle_with(&mut s.party(), ring, &[0, 1, 3], &x, &p).unwrap_err(),
                 permute_and_share(
-                    &mut s.ot,
-                    &mut s.ch,
-                    s.role,
+                    &mut s.party(),
                     ring,
                     &net,
                     Role::Client,
@@ -334,32 +349,11 @@ fn invalid_arguments() {
                     &x,
                 )
                 .unwrap_err(),
-                permute_and_share(
-                    &mut s.ot,
-                    &mut s.ch,
-                    s.role,
-                    ring,
-                    &net,
-                    Role::Server,
-                    None,
-                    &x,
-                )
-                .unwrap_err(),
-                permute_and_share(
-                    &mut s.ot,
-                    &mut s.ch,
-                    s.role,
-                    ring,
-                    &net,
-                    Role::Client,
-                    None,
-                    &x[..2],
-                )
-                .unwrap_err(),
+                permute_and_share(&mut s.party(), ring, &net, Role::Server, None, &x).unwrap_err(),
+                permute_and_share(&mut s.party(), ring, &net, Role::Client, None, &x[..2])
+                    .unwrap_err(),
                 shuffle::shuffle(
-                    &mut s.ot,
-                    &mut s.ch,
-                    s.role,
+                    &mut s.party(),
                     ring,
                     &x,
                     &ShuffleParams { max_block_bits: 17 },

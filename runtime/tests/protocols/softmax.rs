@@ -16,6 +16,7 @@ use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::{mem, tap::Tap, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::softmax;
+use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 use rand::Rng;
@@ -27,7 +28,7 @@ fn split(ring: Ring, p: &mut Prg, x: &[u64]) -> (Vec<u64>, Vec<u64>) {
 
 /// One party's call: scores (and maxima, if given) are this party's shares.
 fn call(
-    p: &mut Party,
+    p: &mut Peer,
     ring: Ring,
     t: &ExpTables,
     s: &[u64],
@@ -35,8 +36,8 @@ fn call(
     m: Option<&[u64]>,
 ) -> Result<Vec<u64>, ProtocolError> {
     match m {
-        Some(m) => softmax::softmax_with_max(&mut p.ot, &mut p.ch, p.role, ring, t, s, lens, m),
-        None => softmax::softmax(&mut p.ot, &mut p.ch, p.role, ring, t, s, lens),
+        Some(m) => softmax::softmax_with_max(&mut p.party(), ring, t, s, lens, m),
+        None => softmax::softmax(&mut p.party(), ring, t, s, lens),
     }
 }
 
@@ -73,17 +74,16 @@ fn check(bits: u32, t: &ExpTables, rows: &[Vec<i64>], mode: Mode) {
     let (ls, lc) = (lens.clone(), lens.clone());
     let given = mode == Mode::GivenMax;
     let prepared = mode == Mode::Prepared;
-    let run = move |p: &mut Party, t: &ExpTables, s: &[u64], l: &[usize], m: Option<&[u64]>| {
+    let run = move |p: &mut Peer, t: &ExpTables, s: &[u64], l: &[usize], m: Option<&[u64]>| {
         if prepared {
-            let prep = softmax::prepare(&mut p.ot, &mut p.ch, p.role, t, s.len() + 7).unwrap();
-            softmax::softmax_prepared(&mut p.ot, &mut p.ch, p.role, ring, t, s, l, &prep, 7)
-                .unwrap()
+            let prep = softmax::prepare(&mut p.party(), t, s.len() + 7).unwrap();
+            softmax::softmax_prepared(&mut p.party(), ring, t, s, l, &prep, 7).unwrap()
         } else {
             call(p, ring, t, s, l, m).unwrap()
         }
     };
-    let fs = move |p: &mut Party| run(p, &ts, &ss, &ls, given.then_some(&ms[..]));
-    let fc = move |p: &mut Party| run(p, &tc, &sc, &lc, given.then_some(&mc[..]));
+    let fs = move |p: &mut Peer| run(p, &ts, &ss, &ls, given.then_some(&ms[..]));
+    let fc = move |p: &mut Peer| run(p, &tc, &sc, &lc, given.then_some(&mc[..]));
     let (a, b) = if mode == Mode::Tcp {
         two_party_tcp(fs, fc)
     } else {
@@ -348,12 +348,26 @@ fn client_view_is_independent_of_server_scores() {
         let h = std::thread::spawn(move || {
             let mut ch = ch_s;
             let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            softmax::softmax(&mut ot, &mut ch, Role::Server, ring, &ts, &ss, &ls).unwrap()
+            softmax::softmax(
+                &mut Party::new(&mut ot, &mut ch, Role::Server),
+                ring,
+                &ts,
+                &ss,
+                &ls,
+            )
+            .unwrap()
         });
         let mut tap = Tap::new(ch_c);
         let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
-        let c = softmax::softmax(&mut ot, &mut tap, Role::Client, ring, &t, &sc, &lens).unwrap();
+        let c = softmax::softmax(
+            &mut Party::new(&mut ot, &mut tap, Role::Client),
+            ring,
+            &t,
+            &sc,
+            &lens,
+        )
+        .unwrap();
         let s = h.join().unwrap();
         let out = ring.add_vec(&s, &c);
         let want: Vec<u64> = scores
@@ -470,9 +484,9 @@ fn bytes_match_the_cost_formula() {
         let (ss, sc) = split(ring, &mut p, &flat);
         let (ts, ls) = (t.clone(), lens.clone());
         let (tc, lc) = (t.clone(), lens.clone());
-        let run = move |p: &mut Party, t: &ExpTables, s: &[u64], lens: &[usize]| {
+        let run = move |p: &mut Peer, t: &ExpTables, s: &[u64], lens: &[usize]| {
             let before = p.ch.stats().total;
-            softmax::softmax(&mut p.ot, &mut p.ch, p.role, ring, t, s, lens).unwrap();
+            softmax::softmax(&mut p.party(), ring, t, s, lens).unwrap();
             let after = p.ch.stats().total;
             (after.bytes() - before.bytes(), after.rounds - before.rounds)
         };
@@ -554,22 +568,16 @@ fn prepared_online_bytes_and_refusals() {
     let flat: Vec<u64> = scores.iter().map(|&v| ring.from_signed(v)).collect();
     let (ss, sc) = split(ring, &mut p, &flat);
     let other = ciphergpt().1;
-    let f = move |p: &mut Party, s: Vec<u64>, t: ExpTables, lens: Vec<usize>| {
-        let prep = softmax::prepare(&mut p.ot, &mut p.ch, p.role, &t, s.len()).unwrap();
+    let f = move |p: &mut Peer, s: Vec<u64>, t: ExpTables, lens: Vec<usize>| {
+        let prep = softmax::prepare(&mut p.party(), &t, s.len()).unwrap();
         let b0 = p.ch.stats().total.bytes();
-        let y =
-            softmax::softmax_prepared(&mut p.ot, &mut p.ch, p.role, ring, &t, &s, &lens, &prep, 0)
-                .unwrap();
+        let y = softmax::softmax_prepared(&mut p.party(), ring, &t, &s, &lens, &prep, 0).unwrap();
         let b1 = p.ch.stats().total.bytes();
-        let z = softmax::softmax(&mut p.ot, &mut p.ch, p.role, ring, &t, &s, &lens).unwrap();
+        let z = softmax::softmax(&mut p.party(), ring, &t, &s, &lens).unwrap();
         let b2 = p.ch.stats().total.bytes();
         let refused = [
-            softmax::softmax_prepared(
-                &mut p.ot, &mut p.ch, p.role, ring, &other, &s, &lens, &prep, 0,
-            )
-            .is_err(),
-            softmax::softmax_prepared(&mut p.ot, &mut p.ch, p.role, ring, &t, &s, &lens, &prep, 1)
-                .is_err(),
+            softmax::softmax_prepared(&mut p.party(), ring, &other, &s, &lens, &prep, 0).is_err(),
+            softmax::softmax_prepared(&mut p.party(), ring, &t, &s, &lens, &prep, 1).is_err(),
         ];
         (y, z, b1 - b0, b2 - b1, refused)
     };

@@ -39,9 +39,8 @@ fn run(
     let ring = Ring::new(bits).unwrap();
     let (m, k) = (params.inner, params.cols);
     let b2 = batches.clone();
-    let server = move |p: &mut Party| {
-        let mut corr =
-            svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, Some(&w)).unwrap();
+    let server = move |p: &mut Peer| {
+        let mut corr = svole_matmul::prepare(&mut p.party(), ring, params, Some(&w)).unwrap();
         let s = corr.shares().to_vec();
         let outs: Vec<Vec<u64>> = batches
             .iter()
@@ -52,9 +51,8 @@ fn run(
             .collect();
         (s, outs)
     };
-    let client = move |p: &mut Party| {
-        let mut corr =
-            svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, None).unwrap();
+    let client = move |p: &mut Peer| {
+        let mut corr = svole_matmul::prepare(&mut p.party(), ring, params, None).unwrap();
         let (u, t) = (corr.masks().to_vec(), corr.shares().to_vec());
         let mut xs = Vec::new();
         let mut outs = Vec::new();
@@ -161,16 +159,13 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
     let w2 = w.clone();
     let (se, ce) = two_party(
         move |p| {
-            let mut c =
-                svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, Some(&w2))
-                    .unwrap();
+            let mut c = svole_matmul::prepare(&mut p.party(), ring, params, Some(&w2)).unwrap();
             masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 100).unwrap();
             masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 1)
                 .unwrap_err()
         },
         move |p| {
-            let mut c =
-                svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, None).unwrap();
+            let mut c = svole_matmul::prepare(&mut p.party(), ring, params, None).unwrap();
             let x = vec![1u64; 400];
             masked_matmul::multiply(
                 &mut p.ch,
@@ -205,13 +200,13 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
     let floor = SvoleParams::new(ring, 1000, 4, 5).unwrap();
     assert_eq!(floor.min_rows(), 174 * 128);
     let (se, _) = two_party(
-        move |p| svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, tiny, Some(&w)).err(),
-        move |p| svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, tiny, None).err(),
+        move |p| svole_matmul::prepare(&mut p.party(), ring, tiny, Some(&w)).err(),
+        move |p| svole_matmul::prepare(&mut p.party(), ring, tiny, None).err(),
     );
     assert!(matches!(se, Some(ProtocolError::Invalid(_))));
     let (se, _) = two_party(
-        move |p| svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, floor, None).err(),
-        move |p| svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, floor, None).err(),
+        move |p| svole_matmul::prepare(&mut p.party(), ring, floor, None).err(),
+        move |p| svole_matmul::prepare(&mut p.party(), ring, floor, None).err(),
     );
     assert!(
         matches!(&se, Some(ProtocolError::Invalid(m)) if m.contains("security floor")),
@@ -230,7 +225,7 @@ fn preparation_bytes_follow_the_formula() {
     let ((sent_s, recv_s), _) = two_party_iknp(
         move |p| {
             let before = p.ch.stats().total;
-            svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, Some(&w)).unwrap();
+            svole_matmul::prepare(&mut p.party(), ring, params, Some(&w)).unwrap();
             let a = p.ch.stats().total;
             (
                 a.bytes_sent - before.bytes_sent,
@@ -238,7 +233,7 @@ fn preparation_bytes_follow_the_formula() {
             )
         },
         move |p| {
-            svole_matmul::prepare(&mut p.ot, &mut p.ch, p.role, ring, params, None).unwrap();
+            svole_matmul::prepare(&mut p.party(), ring, params, None).unwrap();
         },
     );
     // IKNP chosen-message OTs: the receiver sends 16 bytes per OT (padded to 128 OTs), the

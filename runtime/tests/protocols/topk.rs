@@ -8,10 +8,11 @@ use crate::common;
 
 use ciphergpt_compiler::fixed::semantics::{self, from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::Prg;
-use ciphergpt_runtime::net::{scoped, Channel};
+use ciphergpt_runtime::net::Channel;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::shuffle::{Network, ShuffleParams};
 use ciphergpt_runtime::protocols::topk::{self, reference, topk, TopK, TopKParams};
+use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::ProtocolError;
 use common::*;
 use rand::Rng;
@@ -72,16 +73,12 @@ fn run_all(cases: Vec<Case>) -> Vec<(TopK, TopK)> {
     let (s, c) = two_party(
         move |s| {
             sc.iter()
-                .map(|(ring, x, k, pa)| {
-                    topk(&mut s.ot, &mut s.ch, s.role, *ring, x, *k, pa).unwrap()
-                })
+                .map(|(ring, x, k, pa)| topk(&mut s.party(), *ring, x, *k, pa).unwrap())
                 .collect::<Vec<_>>()
         },
         move |c| {
             cc.iter()
-                .map(|(ring, x, k, pa)| {
-                    topk(&mut c.ot, &mut c.ch, c.role, *ring, x, *k, pa).unwrap()
-                })
+                .map(|(ring, x, k, pa)| topk(&mut c.party(), *ring, x, *k, pa).unwrap())
                 .collect::<Vec<_>>()
         },
     );
@@ -212,17 +209,17 @@ fn gpt2_vocabulary_over_tcp() {
     let ((s, s_stats, secs), (c, c_stats)) = two_party_tcp(
         move |s| {
             let t0 = std::time::Instant::now();
-            let r = scoped(&mut s.ch, "topk", |ch| {
-                topk(&mut s.ot, ch, s.role, ring, &xs, 100, &params)
-            })
-            .unwrap();
+            let r = s
+                .party()
+                .scoped("topk", |party| topk(party, ring, &xs, 100, &params))
+                .unwrap();
             (r, s.ch.stats().scope("topk"), t0.elapsed().as_secs_f64())
         },
         move |c| {
-            let r = scoped(&mut c.ch, "topk", |ch| {
-                topk(&mut c.ot, ch, c.role, ring, &xc, 100, &params)
-            })
-            .unwrap();
+            let r = c
+                .party()
+                .scoped("topk", |party| topk(party, ring, &xc, 100, &params))
+                .unwrap();
             (r, c.ch.stats().scope("topk"))
         },
     );
@@ -306,15 +303,15 @@ fn invalid_arguments() {
             let setup = s.ch.stats().total.bytes_sent;
             let p = TopKParams::default();
             let r38 = Ring::new(38).unwrap();
-            let (ot, ch, role) = (&mut s.ot, &mut s.ch, s.role);
+            let party = &mut s.party();
             let zero = TopKParams { max_rounds: 0, ..p };
             let e = vec![
-                topk(ot, ch, role, r38, &[1, 2, 3], 0, &p).unwrap_err(),
-                topk(ot, ch, role, r38, &[1, 2, 3], 4, &p).unwrap_err(),
-                topk(ot, ch, role, r38, &[], 1, &p).unwrap_err(),
-                topk(ot, ch, role, Ring::new(4).unwrap(), &[0; 17], 1, &p).unwrap_err(),
-                topk(ot, ch, role, Ring::new(60).unwrap(), &[0; 50_257], 1, &p).unwrap_err(),
-                topk(ot, ch, role, r38, &[1, 2, 3], 1, &zero).unwrap_err(),
+                topk(party, r38, &[1, 2, 3], 0, &p).unwrap_err(),
+                topk(party, r38, &[1, 2, 3], 4, &p).unwrap_err(),
+                topk(party, r38, &[], 1, &p).unwrap_err(),
+                topk(party, Ring::new(4).unwrap(), &[0; 17], 1, &p).unwrap_err(),
+                topk(party, Ring::new(60).unwrap(), &[0; 50_257], 1, &p).unwrap_err(),
+                topk(party, r38, &[1, 2, 3], 1, &zero).unwrap_err(),
             ];
             let tables = semantics::fit_exp_tables(12, 14, 12).unwrap();
             let one = topk::Temperature::ONE;
@@ -328,14 +325,11 @@ fn invalid_arguments() {
             };
             let mut e = e;
             e.extend([
-                topk::sample_with(ot, ch, role, r38, &top(2, 1), one, &tables, &[0]).unwrap_err(),
-                topk::sample_with(ot, ch, role, r38, &top(0, 0), one, &tables, &[0]).unwrap_err(),
-                topk::sample_with(ot, ch, role, r38, &top(2, 2), one, &tables, &[1 << w])
-                    .unwrap_err(),
+                topk::sample_with(party, r38, &top(2, 1), one, &tables, &[0]).unwrap_err(),
+                topk::sample_with(party, r38, &top(0, 0), one, &tables, &[0]).unwrap_err(),
+                topk::sample_with(party, r38, &top(2, 2), one, &tables, &[1 << w]).unwrap_err(),
                 topk::sample_with(
-                    ot,
-                    ch,
-                    role,
+                    party,
                     Ring::new(13).unwrap(),
                     &top(2, 2),
                     one,
@@ -344,9 +338,7 @@ fn invalid_arguments() {
                 )
                 .unwrap_err(),
                 topk::sample_with(
-                    ot,
-                    ch,
-                    role,
+                    party,
                     r38,
                     &top(2, 2),
                     topk::Temperature {
@@ -466,7 +458,7 @@ fn sampling_matches_the_reference_on_the_joint_value() {
     let (_, got) = two_party(
         move |s| {
             for (_, _, temp, us, _, ts, _) in &c2 {
-                let r = topk::sample_with(&mut s.ot, &mut s.ch, s.role, ring, ts, *temp, &t2, us);
+                let r = topk::sample_with(&mut s.party(), ring, ts, *temp, &t2, us);
                 assert_eq!(r.unwrap(), None);
             }
         },
@@ -474,11 +466,9 @@ fn sampling_matches_the_reference_on_the_joint_value() {
             cases
                 .iter()
                 .map(|(values, indices, temp, us, uc, _, tc)| {
-                    let r = topk::sample_with(
-                        &mut cl.ot, &mut cl.ch, cl.role, ring, tc, *temp, &t3, uc,
-                    )
-                    .unwrap()
-                    .unwrap();
+                    let r = topk::sample_with(&mut cl.party(), ring, tc, *temp, &t3, uc)
+                        .unwrap()
+                        .unwrap();
                     let want: Vec<usize> = us
                         .iter()
                         .zip(uc)
@@ -560,12 +550,12 @@ fn sampled_distribution_matches_top_k_softmax() {
         let params = TopKParams::default();
         let (_, got) = two_party(
             move |s| {
-                let top = topk(&mut s.ot, &mut s.ch, s.role, ring, &xs, k, &params).unwrap();
-                topk::sample(&mut s.ot, &mut s.ch, s.role, ring, &top, temp, &t2, draws).unwrap()
+                let top = topk(&mut s.party(), ring, &xs, k, &params).unwrap();
+                topk::sample(&mut s.party(), ring, &top, temp, &t2, draws).unwrap()
             },
             move |c| {
-                let top = topk(&mut c.ot, &mut c.ch, c.role, ring, &xc, k, &params).unwrap();
-                topk::sample(&mut c.ot, &mut c.ch, c.role, ring, &top, temp, &t3, draws).unwrap()
+                let top = topk(&mut c.party(), ring, &xc, k, &params).unwrap();
+                topk::sample(&mut c.party(), ring, &top, temp, &t3, draws).unwrap()
             },
         );
         let got = got.unwrap();
@@ -629,15 +619,20 @@ fn client_view_is_independent_of_server_share() {
             let mut ot =
                 OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
             let params = TopKParams::default();
-            topk(&mut ot, &mut ch, Role::Server, ring, &theirs, k, &params).unwrap()
+            topk(
+                &mut Party::new(&mut ot, &mut ch, Role::Server),
+                ring,
+                &theirs,
+                k,
+                &params,
+            )
+            .unwrap()
         });
         let mut tap = Tap::new(a);
         let mut ot = OtPair::setup_iknp(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
         let start = tap.received.len();
         let c = topk(
-            &mut ot,
-            &mut tap,
-            Role::Client,
+            &mut Party::new(&mut ot, &mut tap, Role::Client),
             ring,
             &mine,
             k,

@@ -6,7 +6,7 @@ use crate::common;
 
 use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64, trunc_floor};
 use ciphergpt_runtime::crypto::Prg;
-use ciphergpt_runtime::net::{scoped, Channel, Role};
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::trunc;
 use common::*;
@@ -48,9 +48,7 @@ fn run_trunc(bits: u32, s: u32, n: usize, tcp: bool) {
     let mut p = Prg::from_entropy();
     let x = inputs(&mut p, n, bits, s);
     let (xs, xc) = split(ring, &mut p, &x);
-    let f = move |p: &mut Party, x: Vec<u64>| {
-        trunc::trunc(&mut p.ot, &mut p.ch, p.role, ring, s, &x).unwrap()
-    };
+    let f = move |p: &mut Peer, x: Vec<u64>| trunc::trunc(&mut p.party(), ring, s, &x).unwrap();
     let (a, b) = if tcp {
         two_party_tcp(move |p| f(p, xs), move |p| f(p, xc))
     } else {
@@ -91,8 +89,8 @@ fn trunc_small_lengths_and_zero_shift() {
         for s in [0u32, 5] {
             let (xs, xc) = (xs.clone(), xc.clone());
             let (a, b) = two_party(
-                move |p| trunc::trunc(&mut p.ot, &mut p.ch, p.role, ring, s, &xs).unwrap(),
-                move |p| trunc::trunc(&mut p.ot, &mut p.ch, p.role, ring, s, &xc).unwrap(),
+                move |p| trunc::trunc(&mut p.party(), ring, s, &xs).unwrap(),
+                move |p| trunc::trunc(&mut p.party(), ring, s, &xc).unwrap(),
             );
             let v = ring.add_vec(&a, &b);
             for i in 0..n {
@@ -112,8 +110,8 @@ fn trunc_reduce_is_floor_mod_2_to_the_l_minus_s() {
         let x = inputs(&mut p, n, bits, s);
         let (xs, xc) = split(ring, &mut p, &x);
         let (a, b) = two_party(
-            move |p| trunc::trunc_reduce(&mut p.ot, &mut p.ch, p.role, ring, s, &xs).unwrap(),
-            move |p| trunc::trunc_reduce(&mut p.ot, &mut p.ch, p.role, ring, s, &xc).unwrap(),
+            move |p| trunc::trunc_reduce(&mut p.party(), ring, s, &xs).unwrap(),
+            move |p| trunc::trunc_reduce(&mut p.party(), ring, s, &xc).unwrap(),
         );
         let v = out.add_vec(&a, &b);
         for i in 0..n {
@@ -145,16 +143,11 @@ fn trunc_reduce_to_is_floor_mod_2_to_the_out() {
         let sh2 = shifts.clone();
         let (a, b) = two_party(
             move |p| {
-                trunc::trunc_reduce_to_each(
-                    &mut p.ot, &mut p.ch, p.role, ring, &shifts, digits, out, &xs,
-                )
-                .unwrap()
+                trunc::trunc_reduce_to_each(&mut p.party(), ring, &shifts, digits, out, &xs)
+                    .unwrap()
             },
             move |p| {
-                trunc::trunc_reduce_to_each(
-                    &mut p.ot, &mut p.ch, p.role, ring, &sh2, digits, out, &xc,
-                )
-                .unwrap()
+                trunc::trunc_reduce_to_each(&mut p.party(), ring, &sh2, digits, out, &xc).unwrap()
             },
         );
         let v = out.add_vec(&a, &b);
@@ -165,14 +158,8 @@ fn trunc_reduce_to_is_floor_mod_2_to_the_out() {
     }
     let (ring, out) = (Ring::new(16).unwrap(), Ring::new(12).unwrap());
     let (e1, e2) = two_party(
-        move |p| {
-            trunc::trunc_reduce_to_each(&mut p.ot, &mut p.ch, p.role, ring, &[5], 4, out, &[1])
-                .is_err()
-        },
-        move |p| {
-            trunc::trunc_reduce_to_each(&mut p.ot, &mut p.ch, p.role, ring, &[5], 4, out, &[1])
-                .is_err()
-        },
+        move |p| trunc::trunc_reduce_to_each(&mut p.party(), ring, &[5], 4, out, &[1]).is_err(),
+        move |p| trunc::trunc_reduce_to_each(&mut p.party(), ring, &[5], 4, out, &[1]).is_err(),
     );
     assert!(e1 && e2);
 }
@@ -194,8 +181,8 @@ fn extend_preserves_the_signed_value() {
         let x = inputs(&mut p, n, m, 0);
         let (xs, xc) = split(from, &mut p, &x);
         let (a, b) = two_party(
-            move |p| trunc::extend(&mut p.ot, &mut p.ch, p.role, from, to, &xs).unwrap(),
-            move |p| trunc::extend(&mut p.ot, &mut p.ch, p.role, from, to, &xc).unwrap(),
+            move |p| trunc::extend(&mut p.party(), from, to, &xs).unwrap(),
+            move |p| trunc::extend(&mut p.party(), from, to, &xc).unwrap(),
         );
         let v = to.add_vec(&a, &b);
         for i in 0..n {
@@ -214,9 +201,9 @@ fn bad_shifts_and_widths_are_errors() {
     let ring = Ring::new(16).unwrap();
     let (a, b) = two_party(
         move |p| {
-            let e1 = trunc::trunc(&mut p.ot, &mut p.ch, p.role, ring, 16, &[1]).is_err();
-            let e2 = trunc::trunc_reduce(&mut p.ot, &mut p.ch, p.role, ring, 0, &[1]).is_err();
-            let e3 = trunc::extend(&mut p.ot, &mut p.ch, p.role, ring, ring, &[1]).is_err();
+            let e1 = trunc::trunc(&mut p.party(), ring, 16, &[1]).is_err();
+            let e2 = trunc::trunc_reduce(&mut p.party(), ring, 0, &[1]).is_err();
+            let e3 = trunc::extend(&mut p.party(), ring, ring, &[1]).is_err();
             e1 && e2 && e3
         },
         move |_| true,
@@ -269,12 +256,8 @@ fn extend_nonnegative_preserves_the_value() {
         let x = nonnegative_inputs(&mut p, n, m, m / 2);
         let (xs, xc) = split(from, &mut p, &x);
         let (a, b) = two_party(
-            move |p| {
-                trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, from, to, &xs).unwrap()
-            },
-            move |p| {
-                trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, from, to, &xc).unwrap()
-            },
+            move |p| trunc::extend_nonnegative(&mut p.party(), from, to, &xs).unwrap(),
+            move |p| trunc::extend_nonnegative(&mut p.party(), from, to, &xc).unwrap(),
         );
         let v = to.add_vec(&a, &b);
         for i in 0..x.len() {
@@ -297,12 +280,12 @@ fn trunc_nonnegative_equals_trunc_floor() {
             let mut p = Prg::from_entropy();
             let x = nonnegative_inputs(&mut p, n, bits, s);
             let (xs, xc) = split(ring, &mut p, &x);
-            let f = move |p: &mut Party, x: Vec<u64>| {
-                let bytes = |p: &Party| p.ch.stats().total.bytes();
+            let f = move |p: &mut Peer, x: Vec<u64>| {
+                let bytes = |p: &Peer| p.ch.stats().total.bytes();
                 let b0 = bytes(p);
-                trunc::trunc_reduce(&mut p.ot, &mut p.ch, p.role, ring, s, &x).unwrap();
+                trunc::trunc_reduce(&mut p.party(), ring, s, &x).unwrap();
                 let b1 = bytes(p);
-                let o = trunc::trunc_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, s, &x);
+                let o = trunc::trunc_nonnegative(&mut p.party(), ring, s, &x);
                 (o.unwrap(), (b1 - b0, bytes(p) - b1))
             };
             let ((a, (reduce, whole)), (b, _)) =
@@ -328,16 +311,13 @@ fn nonnegative_bad_widths_are_errors_and_empty_is_free() {
     let small = Ring::new(8).unwrap();
     let (a, b) = two_party(
         move |p| {
-            let e1 =
-                trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, ring, &[1]).is_err();
-            let e2 =
-                trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, small, &[1]).is_err();
-            let e3 =
-                trunc::trunc_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, 16, &[1]).is_err();
-            let empty = trunc::extend_nonnegative(&mut p.ot, &mut p.ch, p.role, small, ring, &[])
+            let e1 = trunc::extend_nonnegative(&mut p.party(), ring, ring, &[1]).is_err();
+            let e2 = trunc::extend_nonnegative(&mut p.party(), ring, small, &[1]).is_err();
+            let e3 = trunc::trunc_nonnegative(&mut p.party(), ring, 16, &[1]).is_err();
+            let empty = trunc::extend_nonnegative(&mut p.party(), small, ring, &[])
                 .unwrap()
                 .is_empty();
-            let id = trunc::trunc_nonnegative(&mut p.ot, &mut p.ch, p.role, ring, 0, &[5]).unwrap();
+            let id = trunc::trunc_nonnegative(&mut p.party(), ring, 0, &[5]).unwrap();
             e1 && e2 && e3 && empty && id == vec![5]
         },
         move |_| true,
@@ -370,34 +350,18 @@ fn per_element_shifts_equal_trunc_floor_in_the_widest_shifts_flights() {
     let shifts: Vec<u32> = (0..n).map(|i| [1u32, 10, 16, 37, 62][i % 5]).collect();
     let (xs, xc) = split(ring, &mut p, &x);
     let sh = shifts.clone();
-    let f = move |p: &mut Party, x: Vec<u64>| {
-        let stats = |p: &Party| p.ch.stats().total;
+    let f = move |p: &mut Peer, x: Vec<u64>| {
+        let stats = |p: &Peer| p.ch.stats().total;
         // The calls compared below each follow a truncation by 62, so that their first flight
         // continues (or not) the same last one.
-        trunc::trunc_within_margin(&mut p.ot, &mut p.ch, p.role, ring, 62, &x).unwrap();
+        trunc::trunc_within_margin(&mut p.party(), ring, 62, &x).unwrap();
         let s0 = stats(p);
-        let each = trunc::trunc_within_margin_each(
-            &mut p.ot,
-            &mut p.ch,
-            p.role,
-            Role::Server,
-            ring,
-            &sh,
-            &x,
-        );
+        let each = trunc::trunc_within_margin_each(&mut p.party(), Role::Server, ring, &sh, &x);
         let s1 = stats(p);
         let same = vec![62u32; x.len()];
-        let uni = trunc::trunc_within_margin_each(
-            &mut p.ot,
-            &mut p.ch,
-            p.role,
-            Role::Server,
-            ring,
-            &same,
-            &x,
-        );
+        let uni = trunc::trunc_within_margin_each(&mut p.party(), Role::Server, ring, &same, &x);
         let s2 = stats(p);
-        let one = trunc::trunc_within_margin(&mut p.ot, &mut p.ch, p.role, ring, 62, &x);
+        let one = trunc::trunc_within_margin(&mut p.party(), ring, 62, &x);
         let s3 = stats(p);
         let flights = (s1.rounds - s0.rounds, s3.rounds - s2.rounds);
         let bytes = (s2.bytes() - s1.bytes(), s3.bytes() - s2.bytes());
@@ -450,10 +414,9 @@ fn truncation_begun_by_either_party_equals_trunc_floor() {
     let mut costs = Vec::new();
     for first in [Role::Server, Role::Client] {
         let (xs, xc) = split(ring, &mut p, &x);
-        let f = move |p: &mut Party, x: Vec<u64>| {
-            let (ot, role) = (&mut p.ot, p.role);
-            let out = scoped(&mut p.ch, "t", |ch| {
-                trunc::trunc_within_margin_from(ot, ch, role, first, ring, s, &x).unwrap()
+        let f = move |p: &mut Peer, x: Vec<u64>| {
+            let out = p.party().scoped("t", |party| {
+                trunc::trunc_within_margin_from(party, first, ring, s, &x).unwrap()
             });
             (out, p.ch.stats().scope("t"))
         };
