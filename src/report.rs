@@ -1,6 +1,7 @@
 //! The session report as a table (`generate` and `demo` print it on stderr): CipherGPT's Table V
 //! per op class, each row with its link time on lan and wan, then the decode steps one by one.
 
+use ciphergpt_compiler::plan::cost::OpClass;
 use ciphergpt_runtime::session::{CostLine, ProgramCost, SessionReport, OP_CLASSES, OT_REFILL};
 
 /// The report as CipherGPT's Table V: per op class, the preparation, the prefill and the mean
@@ -98,7 +99,7 @@ fn block(progs: &[&ProgramCost]) -> String {
         let secs = mean(&|p| get(p).seconds);
         let sent = mean(&|p| get(p).bytes_sent as f64);
         let recv = mean(&|p| get(p).bytes_received as f64);
-        if sent + recv == 0.0 && (*name == "Local" || *name == OT_REFILL) {
+        if sent + recv == 0.0 && (*name == OpClass::Local.name() || *name == OT_REFILL) {
             continue;
         }
         s += &format!(

@@ -3,7 +3,8 @@
 //! [`prepared_layernorms`], [`prepared_softmaxes`]); [`Executor::preprocess`] makes their
 //! correlations for a batch of decode steps (the products' masks by RLWE or the subfield VOLE,
 //! the non-linear layers' one-hot vectors and triples), and a decode step uses them while they
-//! last ([`CorrelationStock`]). Both parties see the same counts: they are public.
+//! last ([`CorrelationStock`]). Every correlation counts its own use
+//! ([`PreparedCorrelation`]); both parties see the same counts: they are public.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -18,7 +19,7 @@ use crate::protocols::attention_he::DuplexHe;
 use crate::protocols::masked_matmul::{self, Correlation};
 use crate::protocols::svole_matmul::{self, SvoleParams};
 use crate::protocols::{gelu, layernorm, softmax};
-use crate::protocols::{Party, ProtocolError};
+use crate::protocols::{Party, PreparedCorrelation, ProtocolError};
 
 /// The decode program's instructions for which `pick` gives a value, with their name and their
 /// first input register's columns, in program order.
@@ -116,12 +117,21 @@ pub(super) enum Nonlinear {
 }
 
 impl Nonlinear {
-    /// Its length: elements for a GELU, rows for a LayerNorm, scores for a softmax.
-    fn len(&self) -> usize {
+    /// The correlation, whichever its kind: elements for a GELU, rows for a LayerNorm, scores
+    /// for a softmax.
+    fn correlation(&self) -> &dyn PreparedCorrelation {
         match self {
-            Nonlinear::Gelu(g) => g.len(),
-            Nonlinear::LayerNorm(l) => l.rows(),
-            Nonlinear::Softmax(p) => p.len(),
+            Nonlinear::Gelu(g) => g,
+            Nonlinear::LayerNorm(l) => l,
+            Nonlinear::Softmax(p) => p,
+        }
+    }
+
+    fn correlation_mut(&mut self) -> &mut dyn PreparedCorrelation {
+        match self {
+            Nonlinear::Gelu(g) => g,
+            Nonlinear::LayerNorm(l) => l,
+            Nonlinear::Softmax(p) => p,
         }
     }
 
@@ -147,18 +157,12 @@ impl Nonlinear {
     }
 }
 
-/// A non-linear correlation and how much of it is used.
-struct Stocked {
-    correlation: Nonlinear,
-    used: usize,
-}
-
 /// One session's correlations: the prepared products' per weight id, the prepared non-linear
 /// instructions' per instruction name.
 #[derive(Default)]
 pub(super) struct CorrelationStock {
     products: HashMap<u32, Correlation>,
-    nonlinear: HashMap<String, Stocked>,
+    nonlinear: HashMap<String, Nonlinear>,
 }
 
 impl CorrelationStock {
@@ -178,7 +182,7 @@ impl CorrelationStock {
     pub(super) fn remaining(&self, name: &str) -> usize {
         self.nonlinear
             .get(name)
-            .map_or(0, |s| s.correlation.len() - s.used)
+            .map_or(0, |s| s.correlation().remaining())
     }
 
     /// Instruction `name`'s correlation as `pick` reads it and where its unused part starts,
@@ -190,16 +194,17 @@ impl CorrelationStock {
         pick: impl Fn(&'s Nonlinear) -> Option<&'s T>,
     ) -> Option<(&'s T, usize)> {
         let s = self.nonlinear.get(name)?;
-        if s.correlation.len() - s.used < need {
+        let c = s.correlation();
+        if c.remaining() < need {
             return None;
         }
-        pick(&s.correlation).map(|p| (p, s.used))
+        pick(s).map(|p| (p, c.used()))
     }
 
     /// Marks `n` more of instruction `name`'s correlation used.
     pub(super) fn consume(&mut self, name: &str, n: usize) {
         if let Some(s) = self.nonlinear.get_mut(name) {
-            s.used += n;
+            s.correlation_mut().consume(n);
         }
     }
 
@@ -283,13 +288,7 @@ impl<'p> Executor<'p> {
         for (name, op, make) in todo {
             let (correlation, cost) =
                 prepare_in_scope(ch, &name, op, |ch| make(&mut Party::new(ot, ch, role)))?;
-            self.stock.nonlinear.insert(
-                name,
-                Stocked {
-                    correlation,
-                    used: 0,
-                },
-            );
+            self.stock.nonlinear.insert(name, correlation);
             self.costs.push(cost);
         }
         Ok(())
@@ -347,14 +346,16 @@ impl<'p> Executor<'p> {
         let context = self.context;
         let per_step: usize = gelus
             .iter()
-            .map(|&(_, n, g)| n * ((1usize << g.pieces_log2.min(16)) + 4) * 8)
-            .chain(
-                norms
-                    .iter()
-                    .map(|&(_, rows, l)| rows * (5 * l.n as usize + 1) * 8),
-            )
+            .map(|&(_, n, g)| {
+                n * gelu::Correlation::footprint_per_element(&convert::gelu_from_plan(g))
+            })
+            .chain(norms.iter().map(|&(_, rows, l)| {
+                rows * layernorm::Correlation::footprint_per_row(&convert::layernorm_from_plan(l))
+            }))
             .chain(softmaxes.iter().map(|&(_, heads, sm)| {
-                heads * context * (sm.exp_hi.len() + sm.exp_lo.len() + 2) * 8
+                heads
+                    * context
+                    * softmax::Correlation::footprint_per_score(&convert::softmax_from_plan(sm))
             }))
             .sum();
         let batch = steps.min((NONLINEAR_BATCH_BYTES / per_step.max(1)).max(1));

@@ -115,7 +115,7 @@ use super::mul::{recv_cot_widths, send_cot_widths, triples, Triples};
 use super::mux::mux;
 use super::onehot::{self, OneHot};
 use super::shares::{open, Ring};
-use super::{Party, ProtocolError};
+use super::{Party, PreparedCorrelation, ProtocolError};
 use crate::crypto::iknp::OtPair;
 use crate::crypto::pack::mask;
 use crate::crypto::Prg;
@@ -282,6 +282,7 @@ pub struct Correlation {
     params: Params,
     onehot: OneHot,
     triples: Triples,
+    used: usize,
 }
 
 impl Correlation {
@@ -293,6 +294,27 @@ impl Correlation {
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.onehot.is_empty()
+    }
+
+    /// Bytes held per element for the tables `t`: a one-hot vector of 2^s words and its index,
+    /// and a triple.
+    pub fn footprint_per_element(t: &GeluTables) -> usize {
+        OneHot::footprint_per_element(1 << t.pieces_log2.min(16)) + Triples::FOOTPRINT_PER_TRIPLE
+    }
+}
+
+impl PreparedCorrelation for Correlation {
+    fn units(&self) -> usize {
+        self.len()
+    }
+    fn used(&self) -> usize {
+        self.used
+    }
+    fn consume(&mut self, n: usize) {
+        self.used = (self.used + n).min(self.len());
+    }
+    fn footprint(&self) -> usize {
+        self.onehot.footprint() + self.triples.footprint()
     }
 }
 
@@ -316,6 +338,7 @@ pub fn prepare<C: Channel + ?Sized>(
         params,
         onehot,
         triples,
+        used: 0,
     })
 }
 

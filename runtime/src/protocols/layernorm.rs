@@ -54,7 +54,7 @@ use ciphergpt_compiler::fixed::semantics::LayerNormParams;
 
 use super::shares::{open, Ring};
 use super::{cmp, inverse, mul, trunc};
-use super::{Party, ProtocolError};
+use super::{Party, PreparedCorrelation, ProtocolError};
 use crate::crypto::Prg;
 use crate::net::{Channel, Role};
 
@@ -144,12 +144,37 @@ pub struct Correlation {
     alpha: Vec<u64>,
     b: Vec<u64>,
     c: Vec<u64>,
+    used: usize,
 }
 
 impl Correlation {
     /// How many rows it holds.
     pub fn rows(&self) -> usize {
         self.alpha.len()
+    }
+
+    /// Bytes held per row of `p.n` entries: per entry a square pair and a triple's b and c,
+    /// per row the triples' shared a.
+    pub fn footprint_per_row(p: &LayerNormParams) -> usize {
+        (4 * p.n + 1) * 8
+    }
+}
+
+impl PreparedCorrelation for Correlation {
+    fn units(&self) -> usize {
+        self.rows()
+    }
+    fn used(&self) -> usize {
+        self.used
+    }
+    fn consume(&mut self, n: usize) {
+        self.used = (self.used + n).min(self.rows());
+    }
+    fn footprint(&self) -> usize {
+        [&self.sq, &self.sq_of, &self.alpha, &self.b, &self.c]
+            .iter()
+            .map(|v| v.len() * 8)
+            .sum()
     }
 }
 
@@ -188,6 +213,7 @@ pub fn prepare<C: Channel + ?Sized>(
         alpha,
         b,
         c,
+        used: 0,
     })
 }
 

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use super::linear::{self, EncodedWeights, Packing};
 use super::shares::{recv_ring, send_ring, Ring};
-use super::ProtocolError;
+use super::{PreparedCorrelation, ProtocolError};
 use crate::crypto::rlwe::HeSession;
 use crate::crypto::Prg;
 use crate::net::{Channel, Role};
@@ -69,11 +69,6 @@ impl Correlation {
         self.rows
     }
 
-    /// Rows not yet used.
-    pub fn remaining(&self) -> usize {
-        self.rows - self.used
-    }
-
     /// The client's masks U (rows × inner); empty at the server.
     pub fn masks(&self) -> &[u64] {
         &self.masks
@@ -82,6 +77,21 @@ impl Correlation {
     /// The server's S or the client's −T (rows × cols).
     pub fn shares(&self) -> &[u64] {
         &self.shares
+    }
+}
+
+impl PreparedCorrelation for Correlation {
+    fn units(&self) -> usize {
+        self.rows
+    }
+    fn used(&self) -> usize {
+        self.used
+    }
+    fn consume(&mut self, n: usize) {
+        self.used = (self.used + n).min(self.rows);
+    }
+    fn footprint(&self) -> usize {
+        (self.masks.len() + self.shares.len()) * 8
     }
 }
 
@@ -204,6 +214,6 @@ pub fn multiply<C: Channel + ?Sized, W: Copy + Into<i64> + Sync>(
             y
         }
     };
-    corr.used += n;
+    corr.consume(n);
     Ok(out)
 }

@@ -37,6 +37,27 @@ pub mod trunc;
 use crate::crypto::OtPair;
 use crate::net::{scoped, Channel, NetError, Role};
 
+/// A correlation made in the preparation for one protocol's online calls: a stock of units
+/// (rows of a weight product or a LayerNorm, elements of a GELU, scores of a softmax) that the
+/// online calls use in order, each unit once. It counts what it has used itself; both parties'
+/// counts are equal (they are public). The calls on several lanes read it at offsets from
+/// [`used`](PreparedCorrelation::used) and the caller then [`consume`](PreparedCorrelation::consume)s
+/// what they took; a weight product consumes its rows itself.
+pub trait PreparedCorrelation {
+    /// Units it was made for.
+    fn units(&self) -> usize;
+    /// Units used so far.
+    fn used(&self) -> usize;
+    /// Marks `n` more units used (at most the remaining ones).
+    fn consume(&mut self, n: usize);
+    /// Bytes this party holds for it.
+    fn footprint(&self) -> usize;
+    /// Units not yet used.
+    fn remaining(&self) -> usize {
+        self.units() - self.used()
+    }
+}
+
 /// One party's end of a two-party protocol: its role, its channel to the peer and its OT
 /// correlations (the sender and receiver of [`OtPair`], extended on that channel). Every protocol
 /// built on OT takes one; both parties call the same protocol with their own, in the same order.

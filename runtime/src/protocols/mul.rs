@@ -273,6 +273,14 @@ impl Triples {
         self.a.is_empty()
     }
 
+    /// Bytes held: three words per triple.
+    pub fn footprint(&self) -> usize {
+        (self.a.len() + self.b.len() + self.c.len()) * 8
+    }
+
+    /// Bytes held per triple.
+    pub const FOOTPRINT_PER_TRIPLE: usize = 3 * 8;
+
     /// Shares of x·y over the triples' ring from this party's shares `x`, `y`, on the triples
     /// `at..at + x.len()`: x − a and y − b opened in one flight ([`open`]), then
     /// c + (x − a)·b + (y − b)·a + (x − a)(y − b) (the last by the server). Each triple must

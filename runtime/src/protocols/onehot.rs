@@ -73,6 +73,16 @@ impl OneHot {
         self.rho.is_empty()
     }
 
+    /// Bytes held: N + 1 words per element.
+    pub fn footprint(&self) -> usize {
+        (self.rho.len() + self.entries.len()) * 8
+    }
+
+    /// Bytes held per element for vectors of `size` entries.
+    pub const fn footprint_per_element(size: usize) -> usize {
+        (size + 1) * 8
+    }
+
     /// This party's share of T\[i\] for element `e`, where δ = i − ρ_e mod N is the opened offset
     /// ([`open_offsets`]) and `table` holds N public entries, reduced mod 2^m.
     pub fn dot(&self, e: usize, delta: usize, table: &[u64]) -> u64 {

@@ -117,7 +117,7 @@ use super::mul::Triples;
 use super::onehot::{self, OneHot};
 use super::shares::Ring;
 use super::{b2a::b2a, cmp, inverse, lut, max, mul, mux::mux, trunc};
-use super::{Party, ProtocolError};
+use super::{Party, PreparedCorrelation, ProtocolError};
 use crate::crypto::pack::mask;
 use crate::net::{Channel, Role};
 
@@ -327,6 +327,7 @@ pub struct Correlation {
     product: Triples,
     /// Beaver triples over Z_2^(K+2) for E·R, one per entry (R repeated along its row).
     normalise: Triples,
+    used: usize,
 }
 
 impl Correlation {
@@ -338,6 +339,32 @@ impl Correlation {
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.hi.is_empty()
+    }
+
+    /// Bytes held per score for the tables `t`: the two digits' one-hot vectors and their
+    /// indices, and two triples.
+    pub fn footprint_per_score(t: &ExpTables) -> usize {
+        OneHot::footprint_per_element(1 << t.hi_bits.min(16))
+            + OneHot::footprint_per_element(1 << t.lo_bits.min(16))
+            + 2 * Triples::FOOTPRINT_PER_TRIPLE
+    }
+}
+
+impl PreparedCorrelation for Correlation {
+    fn units(&self) -> usize {
+        self.len()
+    }
+    fn used(&self) -> usize {
+        self.used
+    }
+    fn consume(&mut self, n: usize) {
+        self.used = (self.used + n).min(self.len());
+    }
+    fn footprint(&self) -> usize {
+        self.hi.footprint()
+            + self.lo.footprint()
+            + self.product.footprint()
+            + self.normalise.footprint()
     }
 }
 
@@ -367,6 +394,7 @@ pub fn prepare<C: Channel + ?Sized>(
         lo: onehot::prepare(party, pring, 1 << t.lo_bits, n)?,
         product: mul::triples(party, pring, n)?,
         normalise: mul::triples(party, wide, n)?,
+        used: 0,
     })
 }
 

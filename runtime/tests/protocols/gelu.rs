@@ -13,9 +13,9 @@ use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
 use ciphergpt_runtime::net::{mem, Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
-use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::ProtocolError;
 use ciphergpt_runtime::protocols::{cmp, gelu};
+use ciphergpt_runtime::protocols::{Party, PreparedCorrelation};
 use common::*;
 
 fn tables(frac: u32, alpha_log2: u32, pieces_log2: u32, form: GeluForm) -> GeluTables {
@@ -359,8 +359,15 @@ fn run_prepared(bits: u32, t: &GeluTables, x: &[i64], iknp: bool) -> (Vec<u64>, 
     let (ts, tc) = (t.clone(), t.clone());
     let f = move |p: &mut Peer, t: GeluTables, x: Vec<u64>| {
         let n = x.len();
-        let prep = gelu::prepare(&mut p.party(), ring, &t, n + 3).unwrap();
+        let mut prep = gelu::prepare(&mut p.party(), ring, &t, n + 3).unwrap();
         assert_eq!(prep.len(), n + 3);
+        // What the preparation batch is sized by is what it holds.
+        assert_eq!(
+            prep.footprint(),
+            (n + 3) * gelu::Correlation::footprint_per_element(&t)
+        );
+        prep.consume(3);
+        assert_eq!((prep.used(), prep.remaining()), (3, n));
         let before = p.ch.stats().total;
         let half = n / 2;
         let mut y = gelu::gelu_prepared(&mut p.party(), ring, &t, &x[..half], &prep, 3).unwrap();

@@ -11,6 +11,7 @@ use ciphergpt_compiler::fixed::semantics::{
 use ciphergpt_runtime::crypto::Prg;
 use ciphergpt_runtime::protocols::layernorm::{self, layernorm};
 use ciphergpt_runtime::protocols::shares::Ring;
+use ciphergpt_runtime::protocols::PreparedCorrelation;
 use common::*;
 use rand::Rng;
 
@@ -79,6 +80,11 @@ fn check_with(
         if prepared {
             let rows = x.len() / prm.n;
             let prep = layernorm::prepare(&mut p.party(), &prm, rows + 1).unwrap();
+            assert_eq!(
+                prep.footprint(),
+                (rows + 1) * layernorm::Correlation::footprint_per_row(&prm)
+            );
+            assert_eq!((prep.units(), prep.remaining()), (rows + 1, rows + 1));
             let before = p.ch.stats().total.bytes();
             let y =
                 layernorm::layernorm_prepared(&mut p.party(), ring, &prm, &x, &prep, 1).unwrap();

@@ -16,8 +16,8 @@ use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::{mem, tap::Tap, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::softmax;
-use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::ProtocolError;
+use ciphergpt_runtime::protocols::{Party, PreparedCorrelation};
 use common::*;
 use rand::Rng;
 
@@ -77,6 +77,10 @@ fn check(bits: u32, t: &ExpTables, rows: &[Vec<i64>], mode: Mode) {
     let run = move |p: &mut Peer, t: &ExpTables, s: &[u64], l: &[usize], m: Option<&[u64]>| {
         if prepared {
             let prep = softmax::prepare(&mut p.party(), t, s.len() + 7).unwrap();
+            assert_eq!(
+                prep.footprint(),
+                (s.len() + 7) * softmax::Correlation::footprint_per_score(t)
+            );
             softmax::softmax_prepared(&mut p.party(), ring, t, s, l, &prep, 7).unwrap()
         } else {
             call(p, ring, t, s, l, m).unwrap()
