@@ -1,0 +1,152 @@
+//! `serve`'s admission (`src/serve.rs`): only a peer whose hello is read and checked takes a
+//! session slot, a hello must arrive whole within `--timeout`, and connections without a slot
+//! are capped (`--max-pending`). A peer that drips its hello, or connects and says nothing, does
+//! not keep a real client from the only slot, and is cut at the timeout.
+
+use crate::common;
+
+use common::*;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStderr, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The bundled trained model (byte-level, 128 positions), compiled once for these tests.
+fn model() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| trained("cli-admission-trained"))
+}
+
+/// `generate --json` with `--threads 1` and a timeout of `wait` seconds, started now.
+fn generate(addr: &str, prompt: &str, new: usize, wait: f64) -> std::process::Child {
+    exe()
+        .args(["generate", "--plan"])
+        .arg(model())
+        .args([
+            "--connect",
+            addr,
+            "--prompt",
+            prompt,
+            "--json",
+            "--threads",
+            "1",
+        ])
+        .args(["--max-new-tokens", &new.to_string()])
+        .args(["--timeout", &wait.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The tokens of a successful `generate --json`.
+fn tokens(out: &Output) -> Vec<usize> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_tokens(&serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// The server's log after it has exited by itself.
+fn log_after_exit(mut server: Reap, err: BufReader<ChildStderr>) -> Vec<String> {
+    let status = server.0.wait().unwrap();
+    let log: Vec<String> = err.lines().map_while(Result::ok).collect();
+    assert!(status.success(), "{log:?}");
+    log
+}
+
+/// A raw connection to `addr` that sends `drip` one byte every `every` (nothing when `drip` is
+/// empty) until the server closes it; returns how long the server kept it (`None`: it was still
+/// open after `give_up`).
+fn hold(
+    addr: &str,
+    drip: &'static [u8],
+    every: Duration,
+    give_up: Duration,
+) -> JoinHandle<Option<Duration>> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let t0 = Instant::now();
+    std::thread::spawn(move || {
+        let mut bytes = drip.iter();
+        let mut buf = [0u8; 64];
+        while t0.elapsed() < give_up {
+            if let Some(&b) = bytes.next() {
+                if s.write_all(&[b]).is_err() {
+                    return Some(t0.elapsed());
+                }
+            }
+            // Wait for the next drip, or for the server to close the connection.
+            s.set_read_timeout(Some(every)).unwrap();
+            match s.read(&mut buf) {
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                // The end of the stream, a reset, or the server's answer: it is done with us.
+                _ => return Some(t0.elapsed()),
+            }
+        }
+        None
+    })
+}
+
+/// With `--max-clients 1`, a peer that drips its hello (a byte every 2 s, each within the
+/// 5-s timeout) and a half-open one (connected, silent) arrive first; a real client after them
+/// is served at once, with the simulator's tokens, and both are cut about the timeout after
+/// they connected. Before per-message deadlines and verified-only slots, the dripper held the
+/// only slot for as long as it dripped and the client failed ("the server may be busy").
+#[test]
+fn a_dripping_and_a_half_open_peer_never_hold_the_only_slot() {
+    let dir = model();
+    let wait = 5.0;
+    let (server, addr, err) = serve(
+        dir,
+        &[
+            "--sessions",
+            "1",
+            "--max-clients",
+            "1",
+            "--timeout",
+            &wait.to_string(),
+        ],
+    );
+    let limit = Duration::from_secs_f64(wait);
+    let give_up = limit * 4;
+    let dripper = hold(&addr, b"CGPT-2PC\x05\0\0\0\x38\0", limit * 2 / 5, give_up);
+    let half_open = hold(&addr, b"", limit, give_up);
+    std::thread::sleep(Duration::from_millis(200));
+
+    let (prompt, new) = ("And God said", 2);
+    let t0 = Instant::now();
+    let out = generate(&addr, prompt, new, wait)
+        .wait_with_output()
+        .unwrap();
+    let took = t0.elapsed();
+    assert_eq!(tokens(&out), simulated(dir, &bytes(prompt), new));
+
+    for (name, peer) in [("dripper", dripper), ("half-open", half_open)] {
+        let held = peer.join().unwrap();
+        let held = held.unwrap_or_else(|| panic!("the {name} was never cut"));
+        assert!(
+            held >= limit - Duration::from_millis(100) && held < limit + Duration::from_secs(1),
+            "the {name} was held {held:?}; the client took {took:?}"
+        );
+    }
+    let log = log_after_exit(server, err);
+    let cut: Vec<&String> = log
+        .iter()
+        .filter(|l| {
+            l.starts_with("connection from ")
+                && l.contains("refused: timed out after 5.0 s while reading the hello")
+        })
+        .collect();
+    assert_eq!(cut.len(), 2, "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("session 1 ") && l.contains("programs")),
+        "{log:?}"
+    );
+    assert_eq!(log.len(), 3, "{log:?}");
+}
