@@ -19,9 +19,10 @@
 //! client from a free slot unless `max_pending` of them are held at once, and each is cut at
 //! the timeout after its accept; a client beyond `max_clients` waits in the listen queue (its
 //! handshake is answered when a session ends, so its own `--timeout` bounds the wait). With
-//! `max_clients` = 1 clients are served one after another. At most `max_clients` sessions (each
-//! with its lanes) and `max_pending` other connections are held at once, a thread and two
-//! 256 KiB buffers each.
+//! `max_clients` = 1 clients are served one after another. The memory bound: at most
+//! `max_clients` sessions (each with its lanes; about 410 MB per one-lane session of the bundled
+//! trained model, measured in `docs/generation.md`) and `max_pending` other connections (a
+//! thread and two 256 KiB buffers each) are held at once.
 //!
 //! Each session ends in one log line on stderr: `session N from ADDR: …` or
 //! `session N from ADDR failed: …`; a refused handshake logs `connection from ADDR refused: …`

@@ -1,7 +1,8 @@
 //! `serve`'s admission (`src/serve.rs`): only a peer whose hello is read and checked takes a
 //! session slot, a hello must arrive whole within `--timeout`, and connections without a slot
 //! are capped (`--max-pending`). A peer that drips its hello, or connects and says nothing, does
-//! not keep a real client from the only slot, and is cut at the timeout.
+//! not keep a real client from the only slot, and is cut at the timeout. And the load: four
+//! clients at once on one server get the tokens of serial runs.
 
 use crate::common;
 
@@ -149,4 +150,60 @@ fn a_dripping_and_a_half_open_peer_never_hold_the_only_slot() {
         "{log:?}"
     );
     assert_eq!(log.len(), 3, "{log:?}");
+}
+
+/// The load: four clients at once on one server (`--max-clients 4`), one lane each. Every one
+/// gets the simulator's tokens, which are a serial run's (`generate.rs` checks serial runs
+/// against the same oracle), and the four sessions overlapped: the wall time is less than the
+/// sum of their times as the server logged them.
+#[test]
+fn four_clients_at_once_get_the_tokens_of_serial_runs() {
+    let dir = model();
+    let (server, addr, err) = serve(
+        dir,
+        &[
+            "--sessions",
+            "4",
+            "--max-clients",
+            "4",
+            "--threads",
+            "1",
+            "--timeout",
+            "60",
+        ],
+    );
+    let prompts = [
+        ("In the beginning", 3),
+        ("And God said", 2),
+        ("Let there be light", 3),
+        ("And the earth was", 2),
+    ];
+    let t0 = Instant::now();
+    let running: Vec<_> = prompts
+        .iter()
+        .map(|&(p, n)| generate(&addr, p, n, 60.0))
+        .collect();
+    for (c, &(prompt, new)) in running.into_iter().zip(&prompts) {
+        let got = tokens(&c.wait_with_output().unwrap());
+        assert_eq!(got, simulated(dir, &bytes(prompt), new), "{prompt}");
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let log = log_after_exit(server, err);
+    assert_eq!(log.len(), 4, "{log:?}");
+    // Numbered in the order they passed the handshake, logged as they end.
+    let mut numbers: Vec<usize> = log
+        .iter()
+        .filter_map(|l| l.strip_prefix("session ")?.split(' ').next()?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3, 4], "{log:?}");
+    let mut sum = 0.0;
+    for l in &log {
+        assert!(l.contains("programs") && l.ends_with(", 1 lane"), "{log:?}");
+        sum += l
+            .split(", ")
+            .find_map(|f| f.strip_suffix(" s")?.parse::<f64>().ok())
+            .unwrap();
+    }
+    assert!(wall < sum, "{wall} s against {sum} s in all: {log:?}");
 }
