@@ -207,3 +207,44 @@ fn four_clients_at_once_get_the_tokens_of_serial_runs() {
     }
     assert!(wall < sum, "{wall} s against {sum} s in all: {log:?}");
 }
+
+/// `--max-clients 0` and `--max-pending 0` are one-line refusals before anything is read;
+/// the largest count is taken (the counts it is compared with saturate, never wrap).
+#[test]
+fn zero_slots_or_pending_places_are_refused_and_the_largest_count_is_taken() {
+    for (flag, want) in [
+        ("--max-clients", "--max-clients must be at least 1"),
+        ("--max-pending", "--max-pending must be at least 1"),
+    ] {
+        let out = exe()
+            .args([
+                "serve",
+                "--plan",
+                "no-such-dir",
+                "--listen",
+                "127.0.0.1:0",
+                flag,
+                "0",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert_eq!(err.trim_end(), format!("error: {want}"), "{err}");
+    }
+    let dir = model();
+    let (server, addr, err) = serve(
+        dir,
+        &["--sessions", "1", "--max-pending", &usize::MAX.to_string()],
+    );
+    let (prompt, new) = ("In the beginning", 1);
+    let out = generate(&addr, prompt, new, 60.0)
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(tokens(&out), simulated(dir, &bytes(prompt), new));
+    let log = log_after_exit(server, err);
+    assert!(
+        log.len() == 1 && log[0].starts_with("session 1 "),
+        "{log:?}"
+    );
+}
