@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// Serve up to this many sessions at once, a thread each (further clients wait).
     #[arg(long, default_value_t = 1)]
     pub max_clients: usize,
+    /// Hold at most this many connections that have no session slot yet (their hello unread,
+    /// or waiting for a slot); more wait in the listen queue. Silent or slow peers take these,
+    /// never a session slot, each for at most --timeout.
+    #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_PENDING)]
+    pub max_pending: usize,
     /// Worker threads for the protocols' local work, and the most lanes (connections, each with
     /// its own OT) granted a session: a client asking for more gets this many (default: all
     /// cores).
@@ -225,6 +230,9 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.max_clients == 0 {
         bail!("--max-clients must be at least 1");
     }
+    if a.max_pending == 0 {
+        bail!("--max-pending must be at least 1");
+    }
     let wait = timeout(a.timeout)?;
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let cfg = SessionConfig::new(Role::Server, hash_of(&plan)?)
@@ -262,6 +270,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
             prepared: Arc::new(prepared),
             cfg,
             max_clients: a.max_clients,
+            max_pending: a.max_pending,
             sessions: a.sessions,
             seed: a.seed,
         },

@@ -4,15 +4,29 @@
 //! A session is one connection per lane: its first negotiates the lanes (the smaller of the
 //! client's ask and the server's `--threads`, `net::handshake`), then the client opens the
 //! others, whose hellos carry the first's session id. Every accepted connection reads the peer's
-//! hello in a thread of its own, then either opens a session (channel 0: it takes a slot and
-//! answers) or is handed to the session its id names (a lane: that session answers it, waiting
-//! at most the timeout for each). Connections are accepted only while a slot is free for a new
-//! session or a session still waits for its lanes, so a client beyond `max_clients` waits in the
-//! listen queue (its handshake is answered when a session ends, so its own `--timeout` bounds the
-//! wait). With `max_clients` = 1 clients are served one after another. A peer that connects and
-//! says nothing holds only its own slot, for at most the timeout. Each session ends in one log
-//! line on stderr: `session N from ADDR: …` or `session N from ADDR failed: …`; a refused
-//! handshake logs `connection from ADDR refused: …` and does not count as a session.
+//! hello in a thread of its own, within the timeout in all (however its bytes trickle in:
+//! `TcpChannel::within`), then either opens a session (channel 0: it takes a slot and answers)
+//! or is handed to the session its id names (a lane: that session answers it, waiting at most
+//! the timeout for each).
+//!
+//! **Admission.** Only a peer whose hello has been read and checked takes a session slot. A
+//! connection is *pending* from its accept until it holds a slot or is handed to its session:
+//! while its hello is unread, and (a first connection) while it waits for a slot. The loop
+//! accepts a connection only while fewer than `max_pending` are pending, and only when it may
+//! be wanted: a slot is free for a new session (the open and the waiting first connections are
+//! fewer than `max_clients`, and `--sessions` is not reached by them), or a session still waits
+//! for its lanes. So connections that say nothing, or drip their hello, never keep a verified
+//! client from a free slot unless `max_pending` of them are held at once, and each is cut at
+//! the timeout after its accept; a client beyond `max_clients` waits in the listen queue (its
+//! handshake is answered when a session ends, so its own `--timeout` bounds the wait). With
+//! `max_clients` = 1 clients are served one after another. The memory bound: at most
+//! `max_clients` sessions (each with its lanes; about 410 MB per one-lane session of the bundled
+//! trained model, measured in `docs/generation.md`) and `max_pending` other connections (a
+//! thread and two 256 KiB buffers each) are held at once.
+//!
+//! Each session ends in one log line on stderr: `session N from ADDR: …` or
+//! `session N from ADDR failed: …`; a refused handshake logs `connection from ADDR refused: …`
+//! and does not count as a session.
 
 use ciphergpt_compiler::plan::Plan;
 use ciphergpt_runtime::exec::EncodedModel;
@@ -25,6 +39,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// `--max-pending` by default: connections held without a session slot.
+pub const DEFAULT_MAX_PENDING: usize = 16;
 
 /// A session waiting for its lanes' connections.
 struct Joining {
@@ -84,6 +101,9 @@ pub struct Server {
     pub cfg: SessionConfig,
     /// Sessions at once, at least 1.
     pub max_clients: usize,
+    /// Connections held without a session slot (hello unread, or waiting for a slot), at
+    /// least 1.
+    pub max_pending: usize,
     /// Serve this many sessions (that passed the handshake), then return; `None`: forever.
     pub sessions: Option<usize>,
     /// Seed of the sampling randomness of every session (tests); `None`: fresh.
@@ -94,30 +114,40 @@ impl Server {
     fn quota_done(&self, s: &Slots) -> bool {
         self.sessions.is_some_and(|n| s.started >= n)
     }
+
+    /// Whether a verified first connection could take a slot now and be a session still to
+    /// serve: the open sessions and the first connections waiting for a slot are fewer than
+    /// `max`, and with those opening or waiting `--sessions` is not reached.
+    fn slot_wanted(&self, s: &Slots, max: usize) -> bool {
+        let free = s.open.saturating_add(s.queued) < max;
+        let ahead = s.started.saturating_add(s.opening).saturating_add(s.queued);
+        free && self.sessions.is_none_or(|n| ahead < n)
+    }
 }
 
 /// Accept and serve clients on `listener` until `server.sessions` sessions have been served.
 pub fn run(listener: &TcpListener, server: Server) -> anyhow::Result<()> {
     let server = Arc::new(server);
     let max = server.max_clients.max(1);
+    let max_pending = server.max_pending.max(1);
     let shared: Shared = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     // Polled, so that the loop sees a session's lanes arrive or its wait for them end.
     listener.set_nonblocking(true)?;
     'serve: loop {
         {
-            // Wait until a connection is wanted: a slot free for a session still to serve that
-            // no unread or opening connection may yet provide, or a lane a session waits for.
+            // Wait until a connection may be held (fewer than `max_pending` are pending) and is
+            // wanted: a slot free for a session still to serve that no verified connection
+            // waits for, or a lane a session waits for. Unread connections count for neither.
             let mut s = lock(&shared);
             loop {
                 let lanes = s.lanes_wanted();
                 if server.quota_done(&s) && lanes == 0 {
                     break 'serve;
                 }
-                let wanted = server
-                    .sessions
-                    .is_none_or(|n| s.started + s.opening + s.queued + s.unread < n);
-                if (s.open + s.queued + s.unread < max && wanted) || s.unread < lanes {
+                if s.unread.saturating_add(s.queued) < max_pending
+                    && (lanes > 0 || server.slot_wanted(&s, max))
+                {
                     break;
                 }
                 s = shared
@@ -164,8 +194,11 @@ pub fn run(listener: &TcpListener, server: Server) -> anyhow::Result<()> {
 /// One accepted connection: read the peer's hello, then open a session or join one as a lane.
 fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Shared) {
     let cfg = &server.cfg;
-    let read = TcpChannel::from_stream(stream, cfg.timeout)
-        .and_then(|mut ch| read_hello(&mut ch).map(|h| (ch, h)));
+    // One deadline for the whole hello, however its bytes trickle in.
+    let read = TcpChannel::from_stream(stream, cfg.timeout).and_then(|mut ch| {
+        let what = format!("reading the hello of a connection from {peer}");
+        ch.within(what, read_hello).map(|h| (ch, h))
+    });
     // A refusal is logged before the connection's place is given up, so the log keeps the
     // order of events: the connection this one held back cannot be logged first.
     if let Err(e) = &read {
@@ -224,9 +257,9 @@ fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Sha
     let (to, from) = mpsc::channel();
     s.open += 1;
     s.opening += 1;
-    if n > 1 {
+    if let Some(missing) = n.checked_sub(1).filter(|&m| m > 0) {
         // Before the answer: the client opens its lanes as soon as it has it.
-        s.joining.insert(id, Joining { to, missing: n - 1 });
+        s.joining.insert(id, Joining { to, missing });
     }
     drop(s);
     let slot = Slot(shared.clone());

@@ -232,14 +232,21 @@ fn a_client_that_stalls_times_out_and_the_server_serves_the_next() {
     let dir = trained();
     let wait = 5.0;
     let (server, addr, err) = serve(dir, &["--sessions", "2", "--timeout", &wait.to_string()]);
-    // A peer that connects and says nothing holds the only slot until the timeout; a client
-    // with another plan waits for it, then is refused at the handshake. Neither is a session.
+    // A peer that connects and says nothing holds no slot (only a verified hello takes one):
+    // a client with another plan is refused at the handshake at once, not after the silent
+    // peer's timeout; the silent peer is cut at the timeout. Neither is a session.
+    let other = gpt2vocab();
     let silent = std::net::TcpStream::connect(&addr).unwrap();
-    let wrong = client(gpt2vocab(), &addr, "Hello", 2, 60.0, true)
+    let t0 = Instant::now();
+    let wrong = client(other, &addr, "Hello", 2, 60.0, true)
         .wait_with_output()
         .unwrap();
     one_line_error(&wrong, "plan hash differs");
-    drop(silent);
+    assert!(
+        t0.elapsed().as_secs_f64() < wait - 1.0,
+        "{:?}",
+        t0.elapsed()
+    );
 
     // A client that stops mid-prefill; the next one waits for the only slot.
     let mut stalled = client(dir, &addr, "Let there be light", 4, 60.0, false);
@@ -252,15 +259,17 @@ fn a_client_that_stalls_times_out_and_the_server_serves_the_next() {
     assert_eq!(tokens, simulated(dir, &bytes(prompt), new));
     assert!(t0.elapsed().as_secs_f64() >= wait - 0.5);
     drop(stalled);
+    drop(silent);
 
     let log = log_after_exit(server, err);
     assert_eq!(log.len(), 4, "{log:?}");
     assert!(
-        log[0].starts_with("connection from ") && log[0].contains("timed out after 5.0 s"),
+        log[0].starts_with("connection from ") && log[0].contains("plan hash differs"),
         "{log:?}"
     );
     assert!(
-        log[1].starts_with("connection from ") && log[1].contains("plan hash differs"),
+        log[1].starts_with("connection from ")
+            && log[1].contains("timed out after 5.0 s while reading the hello"),
         "{log:?}"
     );
     assert!(

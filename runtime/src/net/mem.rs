@@ -2,11 +2,11 @@
 //!
 //! Writes are buffered and handed to the peer on `flush` (which `recv` does first) or when the
 //! buffer grows past 1 MiB. Dropping one end makes the other's pending and future receives fail
-//! with [`NetError::Disconnected`]; a receive that waits longer than the timeout fails with
-//! [`NetError::Timeout`].
+//! with [`NetError::Disconnected`]; a receive that waits longer than the timeout in all (however
+//! its bytes trickle in) fails with [`NetError::Timeout`].
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Accounting, Channel, NetError, SessionConfig};
 
@@ -128,9 +128,15 @@ impl Channel for MemChannel {
 
     fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
         let mut filled = 0;
+        // The whole receive's deadline, from its first wait (`None`: none yet, or beyond the
+        // clock).
+        let mut deadline: Option<Option<Instant>> = None;
         while filled < buf.len() {
             if self.inpos == self.inbuf.len() {
-                match self.rx.recv_timeout(self.timeout) {
+                let now = Instant::now();
+                let end = *deadline.get_or_insert_with(|| now.checked_add(self.timeout));
+                let left = end.map_or(self.timeout, |d| d.saturating_duration_since(now));
+                match self.rx.recv_timeout(left) {
                     Ok(v) => {
                         self.inbuf = v;
                         self.inpos = 0;
@@ -183,7 +189,6 @@ impl Drop for MemChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn large_transfer_in_threads() {
@@ -211,6 +216,29 @@ mod tests {
         assert!(matches!(err, NetError::Timeout { .. }), "{err}");
         assert!(t.elapsed() < Duration::from_secs(2));
         assert!(err.to_string().contains("timed out after 0.2 s"), "{err}");
+    }
+
+    /// The timeout bounds a whole receive: bytes that trickle in, each within the timeout of
+    /// the last, do not keep it waiting longer.
+    #[test]
+    fn a_trickling_peer_times_out_within_the_timeout_in_all() {
+        let (mut a, mut b) = pair(Duration::from_millis(300));
+        let h = std::thread::spawn(move || {
+            for _ in 0..10 {
+                if a.send(&[1]).and_then(|()| a.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(120));
+            }
+        });
+        let t = Instant::now();
+        let err = b.recv_vec(10).unwrap_err();
+        let took = t.elapsed();
+        assert!(matches!(err, NetError::Timeout { .. }), "{err}");
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_millis(450), "{took:?}");
+        drop(b);
+        h.join().unwrap();
     }
 
     #[test]

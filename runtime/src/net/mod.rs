@@ -13,8 +13,11 @@
 //! unless flights continue across scopes ([`Accounting::continue_flights`], as the executor
 //! counts a program's instructions): then a scope counts a flight only where the direction turns.
 //!
-//! Every wait has a timeout: a peer that disconnects gives [`NetError::Disconnected`], a peer that
-//! stalls gives [`NetError::Timeout`]; neither hangs.
+//! Every wait has a timeout, for the whole message: a receive (or a send, a flush) ends within
+//! the timeout however the peer's bytes trickle, and over TCP a connection's handshake ends
+//! within one timeout in all ([`deadline`], [`tcp::TcpChannel::within`]). A peer that
+//! disconnects gives [`NetError::Disconnected`], a peer that stalls or trickles gives
+//! [`NetError::Timeout`]; neither hangs.
 //!
 //! [`wire`] holds every session-level message (the hello, the client's OT choice, its request,
 //! the step before each decode) and [`WIRE_VERSION`], the version of everything on the wire.
@@ -23,6 +26,7 @@
 //! `wan`): a flight costs half a round trip, a byte its transfer time
 //! ([`link::Link::estimate_seconds`]); `ciphergpt relay` emulates one between the two processes.
 
+pub mod deadline;
 pub mod handshake;
 pub mod link;
 pub mod mem;
@@ -333,7 +337,7 @@ impl Accounting {
 pub trait Channel: Send {
     /// Queue bytes for the peer (they may stay buffered until the next `flush`).
     fn send_raw(&mut self, data: &[u8]) -> Result<(), NetError>;
-    /// Read exactly `buf.len()` bytes, waiting at most the timeout for progress.
+    /// Read exactly `buf.len()` bytes, waiting at most the timeout for all of them.
     fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError>;
     /// Push buffered bytes to the peer.
     fn flush(&mut self) -> Result<(), NetError>;
@@ -341,7 +345,7 @@ pub trait Channel: Send {
     fn accounting(&mut self) -> &mut Accounting;
     /// The accounting state, read-only.
     fn accounting_ref(&self) -> &Accounting;
-    /// How long a single wait may last.
+    /// How long one receive (all its bytes), send or flush may last.
     fn timeout(&self) -> Duration;
 
     /// Send bytes (counted).
@@ -469,7 +473,8 @@ pub struct SessionConfig {
     /// The most channels (lanes) this party runs a session on, at least 1; a session runs on the
     /// smaller of the two parties' (negotiated on its first channel, [`handshake::lanes`]).
     pub channels: usize,
-    /// Longest a single wait (receive, send, connect, accept) may last.
+    /// Longest one receive (all its bytes), send, flush, connect or accept may last, and one
+    /// connection's whole handshake.
     pub timeout: Duration,
 }
 

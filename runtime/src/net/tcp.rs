@@ -1,6 +1,8 @@
 //! Blocking TCP channels: buffered both ways, `TCP_NODELAY`, flushed before every receive (as EMP
-//! and SCI do), with read and write timeouts so that a stalled or vanished peer gives an error,
-//! never a hang.
+//! and SCI do), with a deadline for each whole receive and each send or flush (the timeout, from
+//! its first wait; [`super::deadline`]) so that a stalled, vanished or trickling peer gives an
+//! error within the timeout, never a hang. The handshake of each connection has one deadline for
+//! all of it ([`TcpChannel::within`]): the timeout, however its bytes arrive.
 //!
 //! A session is `lanes` connections from the client to the server, opened in order; each
 //! starts with the [`handshake`](super::handshake()). The first negotiates the lanes (the smaller
@@ -11,14 +13,15 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use super::deadline::{after, Half, Timed};
 use super::{handshake, lanes, Accounting, Channel, Hello, NetError, SessionConfig};
 
 const BUF: usize = 1 << 18;
 
 /// One TCP connection to the peer.
 pub struct TcpChannel {
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    reader: BufReader<Timed>,
+    writer: BufWriter<Timed>,
     acct: Accounting,
     timeout: Duration,
     peer: SocketAddr,
@@ -30,13 +33,13 @@ impl TcpChannel {
         let io = |e| NetError::from_io(e, "configuring the TCP connection", timeout);
         stream.set_nonblocking(false).map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
-        stream.set_read_timeout(Some(timeout)).map_err(io)?;
-        stream.set_write_timeout(Some(timeout)).map_err(io)?;
         let peer = stream.peer_addr().map_err(io)?;
         let w = stream.try_clone().map_err(io)?;
+        let reader = Timed::new(stream, Half::Read, timeout).map_err(io)?;
+        let writer = Timed::new(w, Half::Write, timeout).map_err(io)?;
         Ok(TcpChannel {
-            reader: BufReader::with_capacity(BUF, stream),
-            writer: BufWriter::with_capacity(BUF, w),
+            reader: BufReader::with_capacity(BUF, reader),
+            writer: BufWriter::with_capacity(BUF, writer),
             acct: Accounting::default(),
             timeout,
             peer,
@@ -50,7 +53,7 @@ impl TcpChannel {
         if !self.reader.buffer().is_empty() {
             return false;
         }
-        let stream = self.reader.get_ref();
+        let stream = self.reader.get_ref().get_ref();
         if stream.set_nonblocking(true).is_err() {
             return false;
         }
@@ -69,10 +72,44 @@ impl TcpChannel {
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
+
+    /// Run `f` (a handshake, or reading the peer's hello) with one deadline for all of it: the
+    /// channel's timeout from now, whatever the deadlines of its messages. A timeout there is
+    /// reported as `what` (a gerund: "doing the handshake of …") with that timeout.
+    pub fn within<R>(
+        &mut self,
+        what: impl Into<String>,
+        f: impl FnOnce(&mut TcpChannel) -> Result<R, NetError>,
+    ) -> Result<R, NetError> {
+        let outer = Instant::now().checked_add(self.timeout);
+        self.set_outer(outer);
+        let r = f(self);
+        self.set_outer(None);
+        match r {
+            Err(NetError::Timeout { .. }) => Err(NetError::Timeout {
+                what: what.into(),
+                secs: self.timeout.as_secs_f64(),
+            }),
+            r => r,
+        }
+    }
+
+    fn set_outer(&mut self, outer: Option<Instant>) {
+        self.reader.get_mut().set_outer(outer);
+        self.writer.get_mut().set_outer(outer);
+    }
+}
+
+impl Drop for TcpChannel {
+    /// Bytes still buffered are sent within the timeout from now (not from an earlier send).
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
 }
 
 impl Channel for TcpChannel {
     fn send_raw(&mut self, data: &[u8]) -> Result<(), NetError> {
+        self.writer.get_mut().start();
         self.writer.write_all(data).map_err(|e| {
             NetError::from_io(
                 e,
@@ -83,6 +120,7 @@ impl Channel for TcpChannel {
     }
 
     fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
+        self.reader.get_mut().start();
         self.reader.read_exact(buf).map_err(|e| {
             NetError::from_io(
                 e,
@@ -93,6 +131,7 @@ impl Channel for TcpChannel {
     }
 
     fn flush(&mut self) -> Result<(), NetError> {
+        self.writer.get_mut().start();
         self.writer
             .flush()
             .map_err(|e| NetError::from_io(e, format!("sending to {}", self.peer), self.timeout))
@@ -162,7 +201,11 @@ impl Listener {
             let mut ch = TcpChannel::from_stream(stream, cfg.timeout)?;
             let ours = Hello::new(cfg, i as u32, session);
             let ours = if i == 0 { ours } else { ours.lanes(n) };
-            let theirs = handshake(&mut ch, &ours)?;
+            let what = format!(
+                "doing the handshake of connection {i} from {}",
+                ch.peer_addr()
+            );
+            let theirs = ch.within(what, |ch| handshake(ch, &ours))?;
             if i == 0 {
                 session = theirs.session_id;
                 n = lanes(&ours, &theirs);
@@ -190,7 +233,7 @@ impl Listener {
             return self.inner.accept().map(|(s, _)| s).map_err(io);
         };
         self.inner.set_nonblocking(true).map_err(io)?;
-        let deadline = Instant::now() + wait;
+        let deadline = after(wait);
         loop {
             match self.inner.accept() {
                 Ok((s, _)) => return Ok(s),
@@ -217,21 +260,27 @@ pub fn connect(addr: &str, cfg: &SessionConfig) -> Result<Vec<TcpChannel>, NetEr
     let stream = connect_one(addr, cfg.timeout)?;
     let mut first = TcpChannel::from_stream(stream, cfg.timeout)?;
     let ours = Hello::new(cfg, 0, session);
-    let theirs = handshake(&mut first, &ours)?;
+    let theirs = first.within(handshake_with(addr, 0), |ch| handshake(ch, &ours))?;
     let n = lanes(&ours, &theirs);
     let mut chans = Vec::with_capacity(n);
     chans.push(first);
     for i in 1..n {
         let stream = connect_one(addr, cfg.timeout)?;
         let mut ch = TcpChannel::from_stream(stream, cfg.timeout)?;
-        handshake(&mut ch, &Hello::new(cfg, i as u32, session).lanes(n))?;
+        let ours = Hello::new(cfg, i as u32, session).lanes(n);
+        ch.within(handshake_with(addr, i), |ch| handshake(ch, &ours))?;
         chans.push(ch);
     }
     Ok(chans)
 }
 
+/// What a client's handshake on connection `i` is, in a timeout's message.
+fn handshake_with(addr: &str, i: usize) -> String {
+    format!("doing the handshake of connection {i} with {addr}")
+}
+
 fn connect_one(addr: &str, timeout: Duration) -> Result<TcpStream, NetError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = after(timeout);
     let fail = |err| NetError::Connect {
         addr: addr.to_string(),
         secs: timeout.as_secs_f64(),
@@ -255,7 +304,7 @@ fn connect_one(addr: &str, timeout: Duration) -> Result<TcpStream, NetError> {
                     std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                if Instant::now() + Duration::from_millis(20) >= deadline {
+                if deadline.saturating_duration_since(Instant::now()) <= Duration::from_millis(20) {
                     return Err(fail(e));
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -267,7 +316,7 @@ fn connect_one(addr: &str, timeout: Duration) -> Result<TcpStream, NetError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Role;
+    use super::super::{Role, WireMessage};
     use super::*;
 
     fn cfgs(n: usize, t: Duration) -> (SessionConfig, SessionConfig) {
@@ -397,6 +446,83 @@ mod tests {
         assert!(matches!(e, NetError::Timeout { .. }), "{e}");
         assert!(t.elapsed() < Duration::from_secs(3));
         tx.send(()).unwrap();
+        h.join().unwrap();
+    }
+
+    /// A peer that sends a byte every 100 ms never lets one read wait 300 ms; a 10-byte
+    /// receive of it still ends at 300 ms (it would take a second at that pace).
+    #[test]
+    fn a_trickling_peer_times_out_within_the_timeout_in_all() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let drip = std::thread::spawn(move || {
+            for _ in 0..12 {
+                if (&client).write_all(&[3]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let (stream, _) = l.accept().unwrap();
+        let limit = Duration::from_millis(300);
+        let mut ch = TcpChannel::from_stream(stream, limit).unwrap();
+        let t = Instant::now();
+        let e = ch.recv_vec(10).unwrap_err();
+        let took = t.elapsed();
+        assert!(matches!(e, NetError::Timeout { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("after 0.3 s while receiving 10 bytes"),
+            "{e}"
+        );
+        assert!(
+            took >= limit && took < limit + Duration::from_millis(150),
+            "{took:?}"
+        );
+        drop(ch);
+        drip.join().unwrap();
+    }
+
+    /// The handshake has one deadline in all: a hello whose length and body each come within
+    /// the timeout, but not both, is cut at the timeout; the same pace passes a bare handshake.
+    #[test]
+    fn a_slow_hello_fails_the_handshake_within_the_timeout() {
+        let l = Listener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr();
+        let (s, c) = cfgs(1, Duration::from_millis(500));
+        let hello = Hello::new(&c, 0, [4; 16]).encode();
+        let send_slowly = move || {
+            let mut raw = std::net::TcpStream::connect(addr).unwrap();
+            // The preamble and length, then the body, 300 ms apart.
+            for part in [&hello[..14], &hello[14..]] {
+                std::thread::sleep(Duration::from_millis(300));
+                if raw.write_all(part).is_err() {
+                    return;
+                }
+            }
+            let mut answer = Vec::new();
+            let _ = raw.read_to_end(&mut answer);
+        };
+        let h = std::thread::spawn(send_slowly.clone());
+        let t = Instant::now();
+        let e = l.accept(&s).err().unwrap();
+        let took = t.elapsed();
+        assert!(matches!(e, NetError::Timeout { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("after 0.5 s while doing the handshake of connection 0 from 127.0.0.1:"),
+            "{e}"
+        );
+        // The accept waits up to 300 ms for the connection, then 500 ms for its handshake.
+        assert!(took < Duration::from_millis(950), "{took:?}");
+        h.join().unwrap();
+        // Each message on its own is within the timeout.
+        let h = std::thread::spawn(send_slowly);
+        let stream = l.accept_one(Some(Duration::from_secs(5))).unwrap();
+        let mut ch = TcpChannel::from_stream(stream, Duration::from_millis(500)).unwrap();
+        let theirs = handshake(&mut ch, &Hello::new(&s, 0, [0; 16])).unwrap();
+        assert_eq!(theirs.session_id, [4; 16]);
+        drop(ch);
         h.join().unwrap();
     }
 
