@@ -81,6 +81,11 @@ impl Timed {
         self.started = false;
     }
 
+    /// The outer deadline, if any.
+    pub fn outer(&self) -> Option<Instant> {
+        self.outer
+    }
+
     /// Bound every operation by `outer` too (`None`: by its own limit only).
     pub fn set_outer(&mut self, outer: Option<Instant>) {
         self.outer = outer;

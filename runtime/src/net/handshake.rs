@@ -62,7 +62,7 @@ pub fn handshake<C: Channel + ?Sized>(ch: &mut C, ours: &Hello) -> Result<Hello,
 pub fn read_hello<C: Channel + ?Sized>(ch: &mut C) -> Result<Hello, NetError> {
     super::scoped(ch, "handshake", |ch| -> Result<Hello, NetError> {
         let theirs = Hello::recv(ch);
-        if let Err(NetError::HandshakeMismatch { .. }) = &theirs {
+        if let Err(NetError::HandshakeMismatch { .. } | NetError::Tls { .. }) = &theirs {
             // Best effort: the session is refused whether or not the peer reads it.
             let _ = ch.send(&PREAMBLE).and_then(|()| ch.flush());
         }

@@ -19,6 +19,9 @@
 //! disconnects gives [`NetError::Disconnected`], a peer that stalls or trickles gives
 //! [`NetError::Timeout`]; neither hangs.
 //!
+//! Between hosts the connections run over TLS 1.3 ([`tls`]: the server certified by a CA the
+//! client trusts, optionally the client too); the accounting counts the same bytes either way.
+//!
 //! [`wire`] holds every session-level message (the hello, the client's OT choice, its request,
 //! the step before each decode) and [`WIRE_VERSION`], the version of everything on the wire.
 //!
@@ -32,6 +35,7 @@ pub mod link;
 pub mod mem;
 pub mod tap;
 pub mod tcp;
+pub mod tls;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -107,6 +111,10 @@ pub enum NetError {
     Malformed(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("TLS failed while {what}: {problem}")]
+    Tls { what: String, problem: String },
+    #[error("{file}: {problem}")]
+    File { file: String, problem: String },
 }
 
 impl NetError {
@@ -114,6 +122,18 @@ impl NetError {
     pub fn from_io(err: std::io::Error, what: impl Into<String>, timeout: Duration) -> NetError {
         use std::io::ErrorKind::*;
         let what = what.into();
+        if let Some(inner) = err.get_ref() {
+            let problem = if let Some(e) = inner.downcast_ref::<rustls::Error>() {
+                Some(tls::describe(e))
+            } else {
+                inner
+                    .downcast_ref::<tls::Mismatch>()
+                    .map(|m| m.0.to_string())
+            };
+            if let Some(problem) = problem {
+                return NetError::Tls { what, problem };
+            }
+        }
         match err.kind() {
             WouldBlock | TimedOut => NetError::Timeout {
                 what,
@@ -476,6 +496,8 @@ pub struct SessionConfig {
     /// Longest one receive (all its bytes), send, flush, connect or accept may last, and one
     /// connection's whole handshake.
     pub timeout: Duration,
+    /// TLS on every connection of the session (`None`: plaintext, the default).
+    pub tls: Option<tls::Tls>,
 }
 
 impl SessionConfig {
@@ -485,6 +507,7 @@ impl SessionConfig {
             plan_hash,
             channels: 1,
             timeout: DEFAULT_TIMEOUT,
+            tls: None,
         }
     }
     pub fn with_channels(mut self, n: usize) -> Self {
@@ -493,6 +516,10 @@ impl SessionConfig {
     }
     pub fn with_timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
+        self
+    }
+    pub fn with_tls(mut self, tls: Option<tls::Tls>) -> Self {
+        self.tls = tls;
         self
     }
 }

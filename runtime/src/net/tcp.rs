@@ -8,23 +8,39 @@
 //! starts with the [`handshake`](super::handshake()). The first negotiates the lanes (the smaller
 //! of the two parties' `channels`, [`lanes`](super::lanes)); the server checks that every
 //! connection after the first carries the session id of the first, its index and that count.
+//!
+//! With [`SessionConfig::tls`] every connection runs the TLS handshake first
+//! ([`TcpChannel::start_tls`], [`super::tls`]), within the deadline of its handshake, and carries
+//! everything after it over TLS; the accounting counts the session's bytes, not TLS's.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::deadline::{after, Half, Timed};
+use super::tls::{Tls, TlsStream};
 use super::{handshake, lanes, Accounting, Channel, Hello, NetError, SessionConfig};
 
 const BUF: usize = 1 << 18;
 
 /// One TCP connection to the peer.
 pub struct TcpChannel {
-    reader: BufReader<Timed>,
-    writer: BufWriter<Timed>,
+    io: Transport,
     acct: Accounting,
     timeout: Duration,
     peer: SocketAddr,
+}
+
+/// The bytes' way: plaintext, buffered each way, or TLS (rustls buffers what it reads; writes
+/// are buffered before they are encrypted, so a record carries up to 16 KiB). One per
+/// connection: the plain variant's size (two buffer handles) does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Transport {
+    Plain {
+        reader: BufReader<Timed>,
+        writer: BufWriter<Timed>,
+    },
+    Tls(Box<BufWriter<TlsStream>>),
 }
 
 impl TcpChannel {
@@ -38,22 +54,72 @@ impl TcpChannel {
         let reader = Timed::new(stream, Half::Read, timeout).map_err(io)?;
         let writer = Timed::new(w, Half::Write, timeout).map_err(io)?;
         Ok(TcpChannel {
-            reader: BufReader::with_capacity(BUF, reader),
-            writer: BufWriter::with_capacity(BUF, writer),
+            io: Transport::Plain {
+                reader: BufReader::with_capacity(BUF, reader),
+                writer: BufWriter::with_capacity(BUF, writer),
+            },
             acct: Accounting::default(),
             timeout,
             peer,
         })
     }
 
+    /// Run the TLS handshake as `tls`'s side, before any byte of the session: from then on
+    /// every byte goes over TLS. Its waits keep the channel's deadlines (run it [`within`] the
+    /// connection's handshake). TLS's own bytes are not counted.
+    ///
+    /// [`within`]: TcpChannel::within
+    pub fn start_tls(&mut self, tls: &Tls) -> Result<(), NetError> {
+        let Transport::Plain { reader, writer } = &self.io else {
+            return Err(NetError::InvalidArgument("TLS is on already".into()));
+        };
+        if !reader.buffer().is_empty() || !writer.buffer().is_empty() {
+            return Err(NetError::InvalidArgument(
+                "TLS must start before any byte of the session".into(),
+            ));
+        }
+        let what = format!("doing the TLS handshake with {}", self.peer);
+        let fail = |e| NetError::from_io(e, what.as_str(), self.timeout);
+        let outer = reader.get_ref().outer();
+        let half = |half| -> std::io::Result<Timed> {
+            let mut t = Timed::new(reader.get_ref().get_ref().try_clone()?, half, self.timeout)?;
+            t.set_outer(outer);
+            t.start();
+            Ok(t)
+        };
+        let (r, w) = (
+            half(Half::Read).map_err(fail)?,
+            half(Half::Write).map_err(fail)?,
+        );
+        let tls = TlsStream::handshake(tls, r, w).map_err(fail)?;
+        self.io = Transport::Tls(Box::new(BufWriter::with_capacity(BUF, tls)));
+        Ok(())
+    }
+
+    /// Whether the bytes go over TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.io, Transport::Tls(_))
+    }
+
+    fn stream(&self) -> &TcpStream {
+        match &self.io {
+            Transport::Plain { reader, .. } => reader.get_ref().get_ref(),
+            Transport::Tls(t) => t.get_ref().r.get_ref(),
+        }
+    }
+
     /// Whether the peer has closed (or reset) its end: a read would find the end of the stream
     /// at once. Bytes already waiting, or none yet on an open connection, mean it is still
     /// there. (A server checks a queued client before it takes a slot for it.)
-    pub fn peer_closed(&self) -> bool {
-        if !self.reader.buffer().is_empty() {
+    pub fn peer_closed(&mut self) -> bool {
+        let buffered = match &mut self.io {
+            Transport::Plain { reader, .. } => !reader.buffer().is_empty(),
+            Transport::Tls(t) => t.get_mut().has_plaintext(),
+        };
+        if buffered {
             return false;
         }
-        let stream = self.reader.get_ref().get_ref();
+        let stream = self.stream();
         if stream.set_nonblocking(true).is_err() {
             return false;
         }
@@ -95,9 +161,37 @@ impl TcpChannel {
     }
 
     fn set_outer(&mut self, outer: Option<Instant>) {
-        self.reader.get_mut().set_outer(outer);
-        self.writer.get_mut().set_outer(outer);
+        let (r, w) = self.halves();
+        r.set_outer(outer);
+        w.set_outer(outer);
     }
+
+    /// The read and write halves, for their deadlines.
+    fn halves(&mut self) -> (&mut Timed, &mut Timed) {
+        match &mut self.io {
+            Transport::Plain { reader, writer } => (reader.get_mut(), writer.get_mut()),
+            Transport::Tls(t) => {
+                let s = t.get_mut();
+                (&mut s.r, &mut s.w)
+            }
+        }
+    }
+}
+
+/// Establish a session's connection: TLS first if `cfg` asks for it, then the hellos, all
+/// within one deadline (`what`).
+fn open(
+    ch: &mut TcpChannel,
+    cfg: &SessionConfig,
+    what: String,
+    ours: &Hello,
+) -> Result<Hello, NetError> {
+    ch.within(what, |ch| {
+        if let Some(tls) = &cfg.tls {
+            ch.start_tls(tls)?;
+        }
+        handshake(ch, ours)
+    })
 }
 
 impl Drop for TcpChannel {
@@ -109,8 +203,12 @@ impl Drop for TcpChannel {
 
 impl Channel for TcpChannel {
     fn send_raw(&mut self, data: &[u8]) -> Result<(), NetError> {
-        self.writer.get_mut().start();
-        self.writer.write_all(data).map_err(|e| {
+        self.halves().1.start();
+        let r = match &mut self.io {
+            Transport::Plain { writer, .. } => writer.write_all(data),
+            Transport::Tls(t) => t.write_all(data),
+        };
+        r.map_err(|e| {
             NetError::from_io(
                 e,
                 format!("sending {} bytes to {}", data.len(), self.peer),
@@ -120,8 +218,15 @@ impl Channel for TcpChannel {
     }
 
     fn recv_raw(&mut self, buf: &mut [u8]) -> Result<(), NetError> {
-        self.reader.get_mut().start();
-        self.reader.read_exact(buf).map_err(|e| {
+        // A TLS read may write too (an alert).
+        let (r, w) = self.halves();
+        r.start();
+        w.start();
+        let r = match &mut self.io {
+            Transport::Plain { reader, .. } => reader.read_exact(buf),
+            Transport::Tls(t) => t.get_mut().read_exact(buf),
+        };
+        r.map_err(|e| {
             NetError::from_io(
                 e,
                 format!("receiving {} bytes from {}", buf.len(), self.peer),
@@ -131,10 +236,12 @@ impl Channel for TcpChannel {
     }
 
     fn flush(&mut self) -> Result<(), NetError> {
-        self.writer.get_mut().start();
-        self.writer
-            .flush()
-            .map_err(|e| NetError::from_io(e, format!("sending to {}", self.peer), self.timeout))
+        self.halves().1.start();
+        let r = match &mut self.io {
+            Transport::Plain { writer, .. } => writer.flush(),
+            Transport::Tls(t) => t.flush(),
+        };
+        r.map_err(|e| NetError::from_io(e, format!("sending to {}", self.peer), self.timeout))
     }
 
     fn accounting(&mut self) -> &mut Accounting {
@@ -205,7 +312,7 @@ impl Listener {
                 "doing the handshake of connection {i} from {}",
                 ch.peer_addr()
             );
-            let theirs = ch.within(what, |ch| handshake(ch, &ours))?;
+            let theirs = open(&mut ch, cfg, what, &ours)?;
             if i == 0 {
                 session = theirs.session_id;
                 n = lanes(&ours, &theirs);
@@ -260,7 +367,7 @@ pub fn connect(addr: &str, cfg: &SessionConfig) -> Result<Vec<TcpChannel>, NetEr
     let stream = connect_one(addr, cfg.timeout)?;
     let mut first = TcpChannel::from_stream(stream, cfg.timeout)?;
     let ours = Hello::new(cfg, 0, session);
-    let theirs = first.within(handshake_with(addr, 0), |ch| handshake(ch, &ours))?;
+    let theirs = open(&mut first, cfg, handshake_with(addr, 0), &ours)?;
     let n = lanes(&ours, &theirs);
     let mut chans = Vec::with_capacity(n);
     chans.push(first);
@@ -268,7 +375,7 @@ pub fn connect(addr: &str, cfg: &SessionConfig) -> Result<Vec<TcpChannel>, NetEr
         let stream = connect_one(addr, cfg.timeout)?;
         let mut ch = TcpChannel::from_stream(stream, cfg.timeout)?;
         let ours = Hello::new(cfg, i as u32, session).lanes(n);
-        ch.within(handshake_with(addr, i), |ch| handshake(ch, &ours))?;
+        open(&mut ch, cfg, handshake_with(addr, i), &ours)?;
         chans.push(ch);
     }
     Ok(chans)

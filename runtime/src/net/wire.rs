@@ -69,6 +69,20 @@ const fn preamble(version: u32) -> [u8; 12] {
     p
 }
 
+/// What a TLS server sends a plaintext client in place of its hello: the preamble with the
+/// version `u32::MAX` (no version is), and an empty body, which the client reports as "the
+/// server requires TLS".
+pub const TLS_REQUIRED: [u8; 14] = {
+    let p = preamble(u32::MAX);
+    let mut t = [0u8; 14];
+    let mut i = 0;
+    while i < 12 {
+        t[i] = p[i];
+        i += 1;
+    }
+    t
+};
+
 /// Bytes of the body length after the header.
 pub const LEN_BYTES: usize = 2;
 
@@ -337,10 +351,23 @@ impl WireMessage for Hello {
     /// Another magic is not a ciphergpt peer; another version is refused as such (both parties
     /// read the version where every version puts it).
     fn bad_header(got: &[u8]) -> NetError {
+        if got[0] == 0x16 && got[1] == 0x03 {
+            // A TLS record of the handshake: a client with TLS on.
+            return NetError::Tls {
+                what: "reading the hello".into(),
+                problem: "the peer speaks TLS and this server plaintext: start the server with --tls-cert and --tls-key, or connect without --tls-ca".into(),
+            };
+        }
         if got[..8] != MAGIC {
             return NetError::Malformed("Hello: the first bytes are not a ciphergpt hello".into());
         }
         let theirs = u32::from_le_bytes([got[8], got[9], got[10], got[11]]);
+        if theirs == u32::MAX {
+            return NetError::Tls {
+                what: "reading the hello".into(),
+                problem: "the server requires TLS: connect with --tls-ca (the CA that signed its certificate)".into(),
+            };
+        }
         NetError::HandshakeMismatch {
             field: "wire version",
             ours: WIRE_VERSION.to_string(),
