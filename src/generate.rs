@@ -7,6 +7,7 @@ use ciphergpt_compiler::model::{self, ModelSpec};
 use ciphergpt_compiler::plan::{self, Plan};
 use ciphergpt_runtime::crypto::CotBackend;
 use ciphergpt_runtime::exec::EncodedModel;
+use ciphergpt_runtime::net::tls::Tls;
 use ciphergpt_runtime::net::wire::Request;
 use ciphergpt_runtime::net::{tcp, Channel, NetError, Role, SessionConfig};
 use ciphergpt_runtime::session::{self, ClientOptions, Decoding, SessionReport};
@@ -53,6 +54,8 @@ pub struct ServeArgs {
     /// --sessions is 1). Default: fresh.
     #[arg(long)]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub tls: crate::tls::ServeTls,
 }
 
 /// The decoding flags of `generate` and `demo`.
@@ -164,6 +167,8 @@ pub struct GenerateArgs {
     /// server grants at most its own --threads; default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub tls: crate::tls::ClientTls,
 }
 
 #[derive(Args, Debug)]
@@ -237,7 +242,9 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let plan = plan::file::read_plan(&a.plan.join("plan.cgp"))?;
     let cfg = SessionConfig::new(Role::Server, hash_of(&plan)?)
         .with_timeout(wait)
-        .with_channels(lanes);
+        .with_channels(lanes)
+        .with_tls(a.tls.config()?);
+    let tls = if cfg.tls.is_some() { " over TLS" } else { "" };
     let wpath = a.weights.unwrap_or_else(|| a.plan.join("weights.cgw"));
     let weights = plan::file::read_weights(&wpath, &plan)?;
     let t0 = std::time::Instant::now();
@@ -252,7 +259,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {} (is the port in use?)", a.listen))?;
     let addr = l.local_addr().context("reading the bound address")?;
     eprintln!(
-        "serving {} ({}) on {addr}",
+        "serving {} ({}){tls} on {addr}",
         plan.source,
         plan::file::short_hash(&plan.hash),
     );
@@ -334,10 +341,12 @@ fn client(
     wait: Duration,
     stream: bool,
     echo_prompt: Option<&str>,
+    tls: Option<Tls>,
 ) -> anyhow::Result<(Vec<usize>, SessionReport)> {
     let cfg = SessionConfig::new(Role::Client, hash_of(plan)?)
         .with_timeout(wait)
-        .with_channels(lanes);
+        .with_channels(lanes)
+        .with_tls(tls);
     let prepared = EncodedModel::new(plan, None)?;
     let (mut ch, more) = match tcp::connect(connect, &cfg) {
         Ok(chans) => {
@@ -415,6 +424,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
     let prompt = prompt_tokens(&plan, a.prompt.as_deref(), &a.tokens)?;
     let options = a.session.options(a.decoding.decoding(&plan)?);
     check_prompt(&plan, &prompt, a.max_new_tokens)?;
+    let tls = a.tls.config(&a.connect)?;
     let (tokens, report) = client(
         &plan,
         &a.connect,
@@ -425,6 +435,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<()> {
         timeout(a.timeout)?,
         !a.json,
         None,
+        tls,
     )?;
     output(
         &plan,
@@ -540,6 +551,7 @@ pub fn demo(a: DemoArgs) -> anyhow::Result<()> {
         wait,
         true,
         Some(&a.prompt),
+        None,
     );
     let server_report = server
         .join()

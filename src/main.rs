@@ -7,6 +7,7 @@ mod inspect;
 mod relay;
 mod report;
 mod serve;
+mod tls;
 mod tokenizer;
 
 use clap::Parser;

@@ -195,9 +195,16 @@ pub fn run(listener: &TcpListener, server: Server) -> anyhow::Result<()> {
 fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Shared) {
     let cfg = &server.cfg;
     // One deadline for the whole hello, however its bytes trickle in.
+    // With TLS, its handshake is within that deadline too.
     let read = TcpChannel::from_stream(stream, cfg.timeout).and_then(|mut ch| {
         let what = format!("reading the hello of a connection from {peer}");
-        ch.within(what, read_hello).map(|h| (ch, h))
+        ch.within(what, |ch| {
+            if let Some(tls) = &cfg.tls {
+                ch.start_tls(tls)?;
+            }
+            read_hello(ch)
+        })
+        .map(|h| (ch, h))
     });
     // A refusal is logged before the connection's place is given up, so the log keeps the
     // order of events: the connection this one held back cannot be logged first.

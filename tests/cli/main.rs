@@ -13,4 +13,5 @@ mod prepared;
 mod relay;
 mod report;
 mod sampling;
+mod tls;
 mod validate;

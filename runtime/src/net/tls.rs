@@ -168,7 +168,7 @@ pub(super) fn describe(e: &rustls::Error) -> String {
     use rustls::Error as E;
     match e {
         E::AlertReceived(a @ (A::UnknownCA | A::BadCertificate | A::CertificateRequired | A::DecryptError | A::AccessDenied)) => format!(
-            "the peer refused the TLS session (alert {a:?}): it does not trust our certificate, or requires one we did not give (--tls-cert/--tls-key signed by the server's --tls-client-ca)"
+            "the peer refused the TLS session (alert {a:?}): it does not trust our certificate, or wants one we did not give (a server's must be signed by the client's --tls-ca, a client's --tls-cert by the server's --tls-client-ca)"
         ),
         E::AlertReceived(a) => format!("the peer ended the TLS session (alert {a:?})"),
         E::InvalidCertificate(c) => format!(

@@ -1,0 +1,245 @@
+//! `serve` and `generate` over TLS, as processes on loopback, with the certificates of
+//! `tests/tls` (made by its `make.sh`): a mutual-TLS session on two lanes gives the simulator's
+//! tokens and the same payload bytes as plaintext; a client that trusts another CA, one without a
+//! certificate or with one of another CA, and a plaintext client are each refused with one line
+//! on both sides, at once, and the server goes on to serve the next client.
+
+use crate::common;
+
+use common::*;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tls")
+        .join(name)
+}
+
+/// `serve` flags for TLS with the test server certificate, requiring client certificates of the
+/// test CA when `mutual`.
+fn serve_tls(mutual: bool) -> Vec<String> {
+    let mut v = vec![
+        "--tls-cert".into(),
+        fixture("server.pem").display().to_string(),
+        "--tls-key".into(),
+        fixture("server.key").display().to_string(),
+    ];
+    if mutual {
+        v.push("--tls-client-ca".into());
+        v.push(fixture("ca.pem").display().to_string());
+    }
+    v
+}
+
+/// `generate --json` with `tls` flags (file names are of `tests/tls`).
+fn generate(dir: &Path, addr: &str, prompt: &str, new: usize, tls: &[&str]) -> Output {
+    let mut c = exe();
+    c.args(["generate", "--plan"])
+        .arg(dir)
+        .args(["--connect", addr, "--prompt", prompt, "--json"])
+        .args(["--max-new-tokens", &new.to_string()])
+        .args(["--threads", "2", "--timeout", "60"]);
+    for a in tls {
+        if a.ends_with(".pem") || a.ends_with(".key") {
+            c.arg(fixture(a));
+        } else {
+            c.arg(a);
+        }
+    }
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// The tokens, lanes and payload bytes (sent and received, all programs) of a good run.
+fn result(out: &Output) -> (Vec<usize>, u64, u64) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &doc["report"];
+    let all = r["programs"].as_array().unwrap().iter();
+    let all = all.chain(r["preprocess"].as_array().into_iter().flatten());
+    let bytes = all
+        .map(|p| {
+            p["total"]["bytes_sent"].as_u64().unwrap()
+                + p["total"]["bytes_received"].as_u64().unwrap()
+        })
+        .sum();
+    (json_tokens(&doc), r["lanes"].as_u64().unwrap(), bytes)
+}
+
+/// A failed run's one-line error.
+fn error(out: &Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn mutual_tls_on_two_lanes_gives_the_plaintext_tokens_and_bytes() {
+    let dir = trained("cli-tls-trained");
+    let (prompt, new) = ("In the beginning God cre", 2);
+    let client_tls = [
+        "--tls-ca",
+        "ca.pem",
+        "--tls-cert",
+        "client.pem",
+        "--tls-key",
+        "client.key",
+    ];
+    let mut flags = serve_tls(true);
+    flags.extend(["--threads", "2", "--sessions", "1", "--timeout", "60"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (mut server, addr, log) = serve(&dir, &flags);
+    let t = Instant::now();
+    let (tokens, lanes, tls_bytes) = result(&generate(&dir, &addr, prompt, new, &client_tls));
+    let tls_time = t.elapsed();
+    assert_eq!(tokens, simulated(&dir, &bytes(prompt), new));
+    assert_eq!(lanes, 2);
+    assert!(server.0.wait().unwrap().success());
+    let lines: Vec<String> = log.lines().map_while(Result::ok).collect();
+    assert!(
+        lines[0].starts_with("session 1 ") && lines[0].ends_with(", 2 lanes"),
+        "{lines:?}"
+    );
+
+    // The same session in plaintext: the same tokens and payload bytes.
+    let (_server, addr, _log) = serve(&dir, &["--threads", "2", "--sessions", "1"]);
+    let t = Instant::now();
+    let (plain, _, plain_bytes) = result(&generate(&dir, &addr, prompt, new, &[]));
+    eprintln!(
+        "TLS {:.2} s, {tls_bytes} bytes; plaintext {:.2} s, {plain_bytes} bytes",
+        tls_time.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(plain, tokens);
+    assert_eq!(plain_bytes, tls_bytes);
+}
+
+#[test]
+fn clients_the_server_cannot_trust_are_refused_at_once() {
+    let dir = trained("cli-tls-refused");
+    let mut flags = serve_tls(true);
+    flags.extend(["--sessions", "1", "--timeout", "30"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (mut server, addr, mut log) = serve(&dir, &flags);
+    let cases: [(&[&str], &str, &str); 4] = [
+        // The client does not trust the server's CA.
+        (
+            &[
+                "--tls-ca",
+                "other-ca.pem",
+                "--tls-cert",
+                "client.pem",
+                "--tls-key",
+                "client.key",
+            ],
+            "the peer's certificate is refused",
+            "refused: TLS failed",
+        ),
+        // No client certificate.
+        (
+            &["--tls-ca", "ca.pem"],
+            "the peer refused the TLS session",
+            "presented no certificate",
+        ),
+        // A client certificate of another CA.
+        (
+            &[
+                "--tls-ca",
+                "ca.pem",
+                "--tls-cert",
+                "other-client.pem",
+                "--tls-key",
+                "other-client.key",
+            ],
+            "the peer refused the TLS session",
+            "the peer's certificate is refused",
+        ),
+        // Plaintext.
+        (
+            &[],
+            "the server requires TLS: connect with --tls-ca",
+            "the peer speaks plaintext and this server requires TLS",
+        ),
+    ];
+    for (tls, client_says, server_says) in cases {
+        let t = Instant::now();
+        let e = error(&generate(&dir, &addr, "In the", 1, tls));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{e}: {:?}",
+            t.elapsed()
+        );
+        assert!(e.contains(client_says), "{tls:?}: {e}");
+        let mut line = String::new();
+        log.read_line(&mut line).unwrap();
+        assert!(line.contains(server_says), "{tls:?}: {line}");
+        assert!(line.starts_with("connection from 127.0.0.1:"), "{line}");
+    }
+    // The server still serves a certified client.
+    let ok = generate(
+        &dir,
+        &addr,
+        "In the",
+        1,
+        &[
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "client.pem",
+            "--tls-key",
+            "client.key",
+        ],
+    );
+    let (tokens, _, _) = result(&ok);
+    assert_eq!(tokens, simulated(&dir, &bytes("In the"), 1));
+    assert!(server.0.wait().unwrap().success());
+}
+
+#[test]
+fn a_tls_client_of_a_plaintext_server_fails_at_once() {
+    let dir = trained("cli-tls-plain-server");
+    let (_server, addr, mut log) = serve(&dir, &["--timeout", "30"]);
+    let t = Instant::now();
+    let e = error(&generate(&dir, &addr, "In the", 1, &["--tls-ca", "ca.pem"]));
+    assert!(t.elapsed() < Duration::from_secs(10), "{e}");
+    assert!(
+        e.contains("the server speaks plaintext") || e.contains("does it run without TLS"),
+        "{e}"
+    );
+    let mut line = String::new();
+    log.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("the peer speaks TLS and this server plaintext"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_tls_files_are_named_in_one_line() {
+    let dir = trained("cli-tls-files");
+    let missing = fixture("missing.pem");
+    let out = exe()
+        .args(["serve", "--plan"])
+        .arg(&dir)
+        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(fixture("server.key"))
+        .output()
+        .unwrap();
+    let e = error(&out);
+    assert!(e.contains(&format!("{}: ", missing.display())), "{e}");
+    let out = generate(&dir, "127.0.0.1:9", "In", 1, &["--tls-ca", "server.key"]);
+    let e = error(&out);
+    assert!(e.contains("server.key: no certificate in it"), "{e}");
+}
