@@ -518,6 +518,36 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     }
 
+    /// The server sees a TLS client that left while it waited for a slot, as over plaintext.
+    #[test]
+    fn a_closed_tls_peer_is_seen_without_a_read() {
+        let l = Listener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().to_string();
+        let c = cfg(
+            Role::Client,
+            1,
+            Some(client_tls("ca.pem", "localhost", None)),
+        );
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let chans = connect(&addr, &c).unwrap();
+            let _ = rx.recv();
+            drop(chans);
+        });
+        let s = cfg(Role::Server, 1, Some(server_tls(None)));
+        let mut ch = l.accept(&s).unwrap().pop().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!ch.peer_closed(), "open and silent");
+        tx.send(()).unwrap();
+        h.join().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(ch.peer_closed());
+        assert!(matches!(
+            ch.recv_vec(1).unwrap_err(),
+            NetError::Disconnected { .. }
+        ));
+    }
+
     /// A peer that connects and says nothing fails the TLS handshake at the timeout.
     #[test]
     fn a_silent_peer_fails_the_tls_handshake_within_the_timeout() {
