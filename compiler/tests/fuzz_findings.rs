@@ -1,0 +1,87 @@
+//! What `ciphergpt fuzz` found in the ONNX importer, each as the smallest input that shows it:
+//! every one failed (a panic, or an error of several lines) before its fix.
+
+use ciphergpt_compiler::frontend::onnx;
+use ciphergpt_compiler::passes;
+use onnx_protobuf::{
+    tensor_shape_proto, type_proto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+
+/// `input_ids : int64[1, T]`.
+fn token_input() -> ValueInfoProto {
+    let dim = |v| {
+        let mut d = tensor_shape_proto::Dimension::new();
+        d.value = Some(v);
+        d
+    };
+    let mut shape = TensorShapeProto::new();
+    shape.dim = vec![
+        dim(tensor_shape_proto::dimension::Value::DimValue(1)),
+        dim(tensor_shape_proto::dimension::Value::DimParam("T".into())),
+    ];
+    let mut tt = type_proto::Tensor::new();
+    tt.elem_type = 7;
+    tt.shape = Some(shape).into();
+    let mut ty = TypeProto::new();
+    ty.value = Some(type_proto::Value::TensorType(tt));
+    let mut vi = ValueInfoProto::new();
+    vi.name = "input_ids".into();
+    vi.type_ = Some(ty).into();
+    vi
+}
+
+/// A model of the given nodes over `input_ids`, with output `y`.
+fn model(nodes: Vec<NodeProto>) -> Vec<u8> {
+    let mut graph = GraphProto::new();
+    graph.input = vec![token_input()];
+    graph.node = nodes;
+    let mut out = ValueInfoProto::new();
+    out.name = "y".into();
+    graph.output = vec![out];
+    let mut opset = OperatorSetIdProto::new();
+    opset.version = 17;
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    m.opset_import = vec![opset];
+    m.graph = Some(graph).into();
+    m.write_to_bytes().unwrap()
+}
+
+fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.name = name.into();
+    n.input = inputs.iter().map(|s| s.to_string()).collect();
+    n.output = vec![output.into()];
+    n
+}
+
+/// Import and the default passes: the error, which must be one line.
+fn error_of(bytes: &[u8]) -> String {
+    let dir = std::env::temp_dir();
+    let e = onnx::load_bytes(bytes, "found.onnx", &dir)
+        .and_then(|mut g| passes::run(&mut g, passes::DEFAULT_PASSES))
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains('\n') && !e.contains('\r'), "{e:?}");
+    e
+}
+
+/// Names are the file's: one with a newline byte (a flipped bit in a name) is escaped in the
+/// message, which stays one line.
+#[test]
+fn names_with_a_newline_are_escaped() {
+    let e = error_of(&model(vec![node(
+        "Identity",
+        "id\nentity",
+        &["input\n_ids"],
+        "y",
+    )]));
+    assert!(
+        e.contains("ONNX node 'id\\nentity' (Identity): ") && e.contains("'input\\n_ids'"),
+        "{e}"
+    );
+    let e = error_of(&model(vec![node("Co\nnv", "c", &["input_ids"], "y")]));
+    assert!(e.contains("uses operator Co\\nnv"), "{e}");
+}
