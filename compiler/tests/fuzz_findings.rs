@@ -85,3 +85,20 @@ fn names_with_a_newline_are_escaped() {
     let e = error_of(&model(vec![node("Co\nnv", "c", &["input_ids"], "y")]));
     assert!(e.contains("uses operator Co\\nnv"), "{e}");
 }
+
+/// A Concat of the `[1, T]` ids and their `[2]`-shaped shape's slice along axis 1: shape
+/// inference reached ndarray's assertion on the vector's axes (a panic).
+#[test]
+fn concat_of_different_ranks_is_refused() {
+    let mut cat = node("Concat", "cat", &["input_ids", "s"], "y");
+    let mut axis = onnx_protobuf::AttributeProto::new();
+    axis.name = "axis".into();
+    axis.i = 1;
+    axis.type_ = onnx_protobuf::attribute_proto::AttributeType::INT.into();
+    cat.attribute = vec![axis];
+    let e = error_of(&model(vec![
+        node("Shape", "shape", &["input_ids"], "s"),
+        cat,
+    ]));
+    assert!(e.contains("Concat of tensors of ranks 2 and 1"), "{e}");
+}

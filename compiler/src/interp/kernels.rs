@@ -661,7 +661,16 @@ fn reshape(t: &Tensor, shape: &[usize]) -> R<Tensor> {
 
 fn concat(parts: &[&Tensor], axis: i64) -> R<Tensor> {
     let first = parts.first().ok_or("Concat of nothing")?;
-    let ax = Axis(norm_axis(axis, first.shape().len())?);
+    let rank = first.shape().len();
+    if let Some(p) = parts.iter().find(|p| p.shape().len() != rank) {
+        return Err(format!(
+            "Concat of tensors of ranks {rank} and {} (shapes {:?} and {:?})",
+            p.shape().len(),
+            first.shape(),
+            p.shape()
+        ));
+    }
+    let ax = Axis(norm_axis(axis, rank)?);
     macro_rules! cat {
         ($v:ident, $get:ident) => {{
             let views: Vec<_> = parts
@@ -1078,6 +1087,16 @@ mod tests {
 
     fn t(shape: &[usize], v: &[f32]) -> Tensor {
         Tensor::f32_from(shape, v.to_vec()).unwrap()
+    }
+
+    /// Found by `ciphergpt fuzz onnx`: a Concat of a matrix and a vector on axis 1 reached
+    /// ndarray's assertion on the vector's axes.
+    #[test]
+    fn concat_of_different_ranks_is_an_error() {
+        let (m, v) = (t(&[1, 2], &[1., 2.]), t(&[2], &[3., 4.]));
+        let e = concat(&[&m, &v], 1).unwrap_err();
+        assert!(e.contains("Concat of tensors of ranks 2 and 1"), "{e}");
+        assert_eq!(concat(&[&m, &m], 1).unwrap().shape(), &[1, 4]);
     }
 
     #[test]
