@@ -593,5 +593,6 @@ impl WireMessage for Step {
     }
 }
 
+pub mod fuzz;
 #[cfg(test)]
 mod tests;
