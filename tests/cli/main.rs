@@ -1,10 +1,12 @@
-//! The `ciphergpt` command, run as processes: front end, plans, `serve`/`generate`, reports.
+//! The `ciphergpt` command, run as processes: front end, plans, `serve`/`generate`, reports,
+//! `fuzz`.
 //! One test binary for the group (one link instead of one per file).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod front_end;
+mod fuzz;
 mod generate;
 mod lanes;
 mod plan;
