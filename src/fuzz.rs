@@ -4,6 +4,7 @@ use anyhow::Context;
 use ciphergpt_compiler::fuzz::{self, targets, Kind, Target};
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Every target: the compiler's parsers, then the session messages.
@@ -45,6 +46,82 @@ pub struct FuzzArgs {
     /// Run one saved input, without catching a panic (its message and backtrace print).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+    /// Address space of the process, in MiB: an allocation beyond it aborts the run, which
+    /// then prints the inputs in flight (0: no limit).
+    #[arg(long, value_name = "MIB", default_value_t = 8192)]
+    pub max_memory: u64,
+}
+
+/// The run's seed, for the abort message.
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+/// `v` in decimal, at the end of `buf`.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// On SIGABRT (a failed allocation aborts the process): the indices of the inputs in flight
+/// and the seed, on stderr. Only what a signal handler may do: no allocation, one write(2).
+extern "C" fn on_abort(_: libc::c_int) {
+    let mut out = [0u8; 1024];
+    let mut n = 0;
+    let mut put = |b: &[u8]| {
+        for &c in b {
+            if n < out.len() {
+                out[n] = c;
+                n += 1;
+            }
+        }
+    };
+    let mut digits = [0u8; 20];
+    put(b"fuzz: the process aborted; inputs in flight:");
+    for slot in &fuzz::IN_FLIGHT {
+        let v = slot.load(Ordering::Relaxed);
+        if v != 0 {
+            put(b" ");
+            put(decimal(v - 1, &mut digits));
+        }
+    }
+    put(b" of seed ");
+    put(decimal(SEED.load(Ordering::Relaxed), &mut digits));
+    put(b" (make it again with --start INDEX --iterations 1)\n");
+    // SAFETY: write(2) is async-signal-safe; the buffer is ours and `n` bytes long.
+    unsafe {
+        libc::write(2, out.as_ptr().cast(), n);
+    }
+}
+
+/// Cap the address space and report the inputs in flight on an abort.
+fn guard_memory(mib: u64, seed: u64) -> anyhow::Result<()> {
+    SEED.store(seed, Ordering::Relaxed);
+    // SAFETY: installs a handler that only reads atomics and calls write(2).
+    unsafe {
+        libc::signal(
+            libc::SIGABRT,
+            on_abort as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    if mib == 0 {
+        return Ok(());
+    }
+    let bytes = mib.saturating_mul(1 << 20) as libc::rlim_t;
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: a valid rlimit for this process.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        anyhow::bail!("--max-memory {mib}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Inputs between two progress lines.
@@ -105,6 +182,7 @@ pub fn run(args: FuzzArgs) -> anyhow::Result<()> {
             Err(broken) => anyhow::bail!("{}: {broken}", file.display()),
         };
     }
+    guard_memory(args.max_memory, args.seed)?;
     let options = fuzz::Options {
         seed: args.seed,
         start: args.start,

@@ -110,7 +110,7 @@ pub struct Finding {
 pub struct Report {
     pub inputs: u64,
     pub accepted: u64,
-    /// The first findings (at most [`MAX_KEPT`]); `failures` counts them all.
+    /// The first findings by index (at most [`MAX_KEPT`]); `failures` counts them all.
     pub findings: Vec<Finding>,
     pub failures: u64,
     pub slowest: Duration,
@@ -177,6 +177,11 @@ pub fn check_one(target: &Target, input: &[u8]) -> Result<Verdict, (Kind, String
     }
 }
 
+/// The input each job of the process runs (its index plus one; 0 when idle), job `j` in slot
+/// `j % 64`, readable from a signal handler: what was running when an allocation failed and
+/// the process aborted (`ciphergpt fuzz` prints it on SIGABRT).
+pub static IN_FLIGHT: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
 /// One job's clock: the index of the input it runs and when it began (ms since the run's start,
 /// plus one; 0 when idle).
 struct Clock {
@@ -234,6 +239,7 @@ fn job(
     while index < end {
         let input = mutator.input(index);
         clock.index.store(index, Ordering::Relaxed);
+        IN_FLIGHT[j % 64].store(index + 1, Ordering::Relaxed);
         clock
             .began
             .store(t0.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
@@ -241,6 +247,7 @@ fn job(
         let verdict = check_one(target, &input);
         let took = began.elapsed();
         clock.began.store(0, Ordering::Relaxed);
+        IN_FLIGHT[j % 64].store(0, Ordering::Relaxed);
         r.inputs += 1;
         if took > r.slowest {
             (r.slowest, r.slowest_index) = (took, index);
