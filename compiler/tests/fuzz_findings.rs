@@ -102,3 +102,44 @@ fn concat_of_different_ranks_is_refused() {
     ]));
     assert!(e.contains("Concat of tensors of ranks 2 and 1"), "{e}");
 }
+
+/// An int64 constant node.
+fn constant(name: &str, dims: &[i64], values: &[i64]) -> NodeProto {
+    let mut t = onnx_protobuf::TensorProto::new();
+    t.data_type = 7;
+    t.dims = dims.to_vec();
+    t.int64_data = values.to_vec();
+    let mut value = onnx_protobuf::AttributeProto::new();
+    value.name = "value".into();
+    value.type_ = onnx_protobuf::attribute_proto::AttributeType::TENSOR.into();
+    value.t = Some(t).into();
+    let mut n = node("Constant", name, &[], name);
+    n.attribute = vec![value];
+    n
+}
+
+/// Shapes and ranges read from the file are values, not sizes to trust: a 100-byte model asked
+/// shape inference for 10^12 elements (4 TB), and the failed allocation aborted the process.
+#[test]
+fn tensors_sized_by_values_are_bounded() {
+    let e = error_of(&model(vec![
+        constant("s", &[2], &[1_000_000, 1_000_000]),
+        node("ConstantOfShape", "big", &["s"], "y"),
+    ]));
+    assert!(
+        e.contains("'big'") && e.contains("[1000000, 1000000]: 1000000000000 elements"),
+        "{e}"
+    );
+    let e = error_of(&model(vec![
+        constant("a", &[], &[0]),
+        constant("b", &[], &[i64::MAX]),
+        constant("d", &[], &[1]),
+        node("Range", "r", &["a", "b", "d"], "y"),
+    ]));
+    assert!(e.contains("'r'") && e.contains("elements"), "{e}");
+    let e = error_of(&model(vec![
+        constant("s", &[3], &[65536, 65536, 1]),
+        node("Expand", "x", &["input_ids", "s"], "y"),
+    ]));
+    assert!(e.contains("'x'") && e.contains("elements"), "{e}");
+}

@@ -11,6 +11,23 @@ use ndarray::{concatenate, s, Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 
 type R<T> = std::result::Result<T, String>;
 
+/// The most elements a kernel makes from a shape or a range given as values (ConstantOfShape,
+/// Expand, Range): 2^30, 4 GiB of f32, far beyond the masks and position ids a GPT export builds
+/// this way. A file's values are not sizes to trust: without the bound, a 100-byte model asked
+/// for terabytes and the failed allocation aborted the process.
+pub const MAX_MADE_ELEMENTS: usize = 1 << 30;
+
+/// `Err` when a tensor of `shape` would hold more than [`MAX_MADE_ELEMENTS`].
+fn bounded(what: &str, shape: &[usize]) -> R<()> {
+    match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        Some(n) if n <= MAX_MADE_ELEMENTS => Ok(()),
+        n => Err(format!(
+            "{what} of shape {shape:?}: {} elements, more than 2^30",
+            n.map_or("over 2^64".into(), |n| n.to_string())
+        )),
+    }
+}
+
 /// Evaluate one operation. `inputs` are by slot; absent optional inputs are `None`.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
     let arg = |i: usize| -> R<&Tensor> {
@@ -192,6 +209,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
                 .iter()
                 .map(|&d| d.max(0) as usize)
                 .collect();
+            bounded("ConstantOfShape", &shape)?;
             one(fill(value, &shape))
         }
         Op::Expand => {
@@ -202,6 +220,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
                 .map(|&d| d.max(0) as usize)
                 .collect();
             let shape = broadcast_shape(x.shape(), &want)?;
+            bounded("Expand", &shape)?;
             one(broadcast_to(x, &shape)?)
         }
         Op::Range => one(range(arg(0)?, arg(1)?, arg(2)?)?),
@@ -827,17 +846,29 @@ fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> R<Tensor> {
             if d == 0 {
                 return Err("Range with delta 0".into());
             }
-            let n = ((b - a) as f64 / d as f64).ceil().max(0.0) as i64;
-            Ok(Tensor::vec_i64((0..n).map(|i| a + i * d).collect()))
+            let n = ((b as f64 - a as f64) / d as f64).ceil().max(0.0);
+            range_len(n, &format!("Range from {a} to {b} by {d}"))?;
+            Ok(Tensor::vec_i64((0..n as i64).map(|i| a + i * d).collect()))
         }
         (Tensor::F32(a), Tensor::F32(b), Tensor::F32(d)) => {
             let (a, b, d) = (first(a)?, first(b)?, first(d)?);
-            let n = ((b - a) / d).ceil().max(0.0) as usize;
+            let n = range_len(
+                f64::from(((b - a) / d).ceil()).max(0.0),
+                &format!("Range from {a} to {b} by {d}"),
+            )?;
             let v: Vec<f32> = (0..n).map(|i| a + i as f32 * d).collect();
             Tensor::f32_from(&[n], v).ok_or_else(|| "Range".into())
         }
         _ => Err("Range on mixed types".into()),
     }
+}
+
+/// A range's length from its float count (NaN counts as 0), bounded by [`MAX_MADE_ELEMENTS`].
+fn range_len(n: f64, what: &str) -> R<usize> {
+    if n > MAX_MADE_ELEMENTS as f64 {
+        return Err(format!("{what}: {n:.0} elements, more than 2^30"));
+    }
+    Ok(if n.is_nan() { 0 } else { n as usize })
 }
 
 fn first<T: Copy>(a: &ArrayD<T>) -> R<T> {
