@@ -127,7 +127,7 @@ fn tensors_sized_by_values_are_bounded() {
         node("ConstantOfShape", "big", &["s"], "y"),
     ]));
     assert!(
-        e.contains("'big'") && e.contains("[1000000, 1000000]: 1000000000000 elements"),
+        e.contains("'big'") && e.contains("shape [1000000, 1000000] of 1000000000000 elements"),
         "{e}"
     );
     let e = error_of(&model(vec![
@@ -142,4 +142,34 @@ fn tensors_sized_by_values_are_bounded() {
         node("Expand", "x", &["input_ids", "s"], "y"),
     ]));
     assert!(e.contains("'x'") && e.contains("elements"), "{e}");
+}
+
+/// An f32 initializer of the given shape, all ones.
+fn ones(name: &str, dims: &[i64]) -> onnx_protobuf::TensorProto {
+    let mut t = onnx_protobuf::TensorProto::new();
+    t.name = name.into();
+    t.data_type = 1;
+    t.dims = dims.to_vec();
+    t.float_data = vec![1.0; dims.iter().product::<i64>() as usize];
+    t
+}
+
+/// Broadcasting and matrix products square a length: a column and a row of 2^20 elements (8 MB
+/// of file) made a 2^40-element sum or product, and the process aborted.
+#[test]
+fn outer_products_are_bounded() {
+    for (op, want) in [
+        ("Add", "broadcast of [1048576, 1] and [1, 1048576]"),
+        ("MatMul", "MatMul of [1048576, 1] by [1, 1048576]"),
+    ] {
+        let bytes = model(vec![node(op, "outer", &["col", "row"], "y")]);
+        let mut m = ModelProto::parse_from_bytes(&bytes).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        g.initializer = vec![ones("col", &[1 << 20, 1]), ones("row", &[1, 1 << 20])];
+        let e = error_of(&m.write_to_bytes().unwrap());
+        assert!(
+            e.contains("'outer'") && e.contains(want) && e.contains("1099511627776 elements"),
+            "{e}"
+        );
+    }
 }

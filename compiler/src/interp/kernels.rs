@@ -12,9 +12,10 @@ use ndarray::{concatenate, s, Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 type R<T> = std::result::Result<T, String>;
 
 /// The most elements a kernel makes from a shape or a range given as values (ConstantOfShape,
-/// Expand, Range): 2^30, 4 GiB of f32, far beyond the masks and position ids a GPT export builds
-/// this way. A file's values are not sizes to trust: without the bound, a 100-byte model asked
-/// for terabytes and the failed allocation aborted the process.
+/// Expand, Range), or by broadcasting or a matrix product (an outer product of two vectors
+/// squares their length): 2^30, 4 GiB of f32, far beyond any tensor a GPT export computes. A
+/// file's values are not sizes to trust: without the bound, a 100-byte model asked for
+/// terabytes and the failed allocation aborted the process.
 pub const MAX_MADE_ELEMENTS: usize = 1 << 30;
 
 /// `Err` when a tensor of `shape` would hold more than [`MAX_MADE_ELEMENTS`].
@@ -22,7 +23,7 @@ fn bounded(what: &str, shape: &[usize]) -> R<()> {
     match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
         Some(n) if n <= MAX_MADE_ELEMENTS => Ok(()),
         n => Err(format!(
-            "{what} of shape {shape:?}: {} elements, more than 2^30",
+            "{what}: shape {shape:?} of {} elements, more than 2^30",
             n.map_or("over 2^64".into(), |n| n.to_string())
         )),
     }
@@ -412,6 +413,7 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> R<Vec<usize>> {
             return Err(format!("shapes {a:?} and {b:?} do not broadcast"));
         };
     }
+    bounded(&format!("broadcast of {a:?} and {b:?}"), &out)?;
     Ok(out)
 }
 
@@ -531,6 +533,12 @@ pub fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> R<ArrayD<f32>> {
         ));
     }
     let batch = broadcast_shape(&a.shape()[..ra - 2], &b.shape()[..rb - 2])?;
+    let mut out = batch.clone();
+    out.extend([m, n]);
+    bounded(
+        &format!("MatMul of {:?} by {:?}", a.shape(), b.shape()),
+        &out,
+    )?;
     let mut full_a = batch.clone();
     full_a.extend([m, k]);
     let mut full_b = batch.clone();
