@@ -515,6 +515,13 @@ fn as_2d(a: &ArrayD<f32>) -> ArrayView2<'_, f32> {
 /// Numpy `matmul` of f32 tensors of rank ≥ 1, with batch broadcasting.
 pub fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> R<ArrayD<f32>> {
     let (mut a, mut b) = (a.clone(), b.clone());
+    if a.ndim() == 0 || b.ndim() == 0 {
+        return Err(format!(
+            "MatMul of {:?} by {:?}: a scalar operand (MatMul takes vectors and matrices)",
+            a.shape(),
+            b.shape()
+        ));
+    }
     let (a1, b1) = (a.ndim() == 1, b.ndim() == 1);
     if a1 {
         a = a.insert_axis(Axis(0));
@@ -1136,6 +1143,17 @@ mod tests {
         let e = concat(&[&m, &v], 1).unwrap_err();
         assert!(e.contains("Concat of tensors of ranks 2 and 1"), "{e}");
         assert_eq!(concat(&[&m, &m], 1).unwrap().shape(), &[1, 4]);
+    }
+
+    /// Found by `ciphergpt fuzz onnx` (seed 1, input 552,011): a MatMul of a scalar indexed
+    /// its shape at rank − 2, out of bounds.
+    #[test]
+    fn matmul_of_a_scalar_is_an_error() {
+        let (x, m) = (t(&[], &[2.]), t(&[1, 2], &[1., 2.]));
+        for (a, b) in [(&x, &m), (&m, &x), (&x, &x)] {
+            let e = eval(&Op::MatMul, &[Some(a), Some(b)]).unwrap_err();
+            assert!(e.contains("a scalar operand"), "{e}");
+        }
     }
 
     #[test]
