@@ -42,6 +42,9 @@ pub enum Command {
     Demo(crate::generate::DemoArgs),
     /// Forward connections to a server through an emulated link (delay and bandwidth).
     Relay(crate::relay::RelayArgs),
+    /// Run a parser (ONNX, DSL, IR text, plan, weights, safetensors, session messages) on
+    /// mutated fixtures: any panic, multi-line error or slow input is a finding.
+    Fuzz(crate::fuzz::FuzzArgs),
 }
 
 /// Which model, and for a DSL model its weights and size.
@@ -185,6 +188,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => crate::generate::generate(args),
         Command::Demo(args) => crate::generate::demo(args),
         Command::Relay(args) => crate::relay::run(args),
+        Command::Fuzz(args) => crate::fuzz::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod fuzz;
 mod generate;
 mod inspect;
 mod relay;

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod fixed;
 pub mod frontend;
+pub mod fuzz;
 pub mod interp;
 pub mod ir;
 pub mod model;

@@ -38,6 +38,7 @@ fn refused(edit: impl FnOnce(&mut Plan), needles: &[&str]) {
     let mut plan = compiled().0.clone();
     edit(&mut plan);
     let err = validate::validate(&plan).unwrap_err();
+    assert!(!err.contains('\n'), "{err}");
     for n in needles {
         assert!(err.contains(n), "{n:?} not in {err}");
     }
@@ -157,6 +158,31 @@ fn weights_that_do_not_match_the_plan_are_named() {
     assert!(
         err.ends_with(&format!("value {big} outside the plan's {bits}-bit bound")),
         "{err}"
+    );
+}
+
+/// Names come from the file: a newline in one is escaped, and the error stays one line (found
+/// by `ciphergpt fuzz weights`: a weights file whose tensor name held a newline byte).
+#[test]
+fn names_with_control_characters_stay_on_one_line() {
+    let (plan, weights) = compiled();
+    let mut w = weights.clone();
+    w.tensors[1].name = "linear\n44:11".into();
+    let err = validate::validate_weights(plan, &w).unwrap_err();
+    assert!(err.starts_with("tensor 1 ('linear\\n44:11'): "), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+
+    // An instruction of a crafted plan: its fault named, its name escaped.
+    let split = first(&compiled().0, "SplitQkv");
+    refused(
+        |p| {
+            let ins = &mut p.prefill.as_mut().unwrap().instructions[split];
+            ins.name = "h.0\r\nattn".into();
+            ins.inputs[0] = u32::MAX;
+        },
+        &[&format!(
+            "prefill instruction {split} (SplitQkv, h.0\\r\\nattn): "
+        )],
     );
 }
 

@@ -1,4 +1,5 @@
-//! The `ciphergpt` command, run as processes: front end, plans, `serve`/`generate`, reports.
+//! The `ciphergpt` command, run as processes: front end, plans, `serve`/`generate`, reports,
+//! `fuzz`.
 //! One test binary for the group (one link instead of one per file).
 
 #[path = "../common/mod.rs"]
@@ -6,6 +7,7 @@ mod common;
 
 mod admission;
 mod front_end;
+mod fuzz;
 mod generate;
 mod lanes;
 mod plan;

@@ -87,7 +87,7 @@ pub fn load(path: &Path) -> Result<Graph> {
 pub fn load_bytes(bytes: &[u8], shown: &str, base: &Path) -> Result<Graph> {
     let bad = |reason: String| CompileError::OnnxFormat {
         path: shown.to_string(),
-        reason,
+        reason: printable(&reason),
     };
     wire_guard::check(bytes).map_err(&bad)?;
     let model = ModelProto::parse_from_bytes(bytes).map_err(|e| {
@@ -132,7 +132,7 @@ pub fn load_bytes(bytes: &[u8], shown: &str, base: &Path) -> Result<Graph> {
     };
     for init in &graph_proto.initializer {
         let t = imp.tensor(init, &format!("initializer '{}'", init.name))?;
-        let id = imp.graph.add_const(init.name.clone(), t);
+        let id = imp.graph.add_const(printable(&init.name), t);
         imp.values.insert(init.name.clone(), id.into());
     }
     for input in &graph_proto.input {
@@ -140,7 +140,7 @@ pub fn load_bytes(bytes: &[u8], shown: &str, base: &Path) -> Result<Graph> {
             continue; // older exporters list initializers as inputs too
         }
         let ty = imp.input_type(input)?;
-        let id = imp.graph.add_input(input.name.clone(), ty);
+        let id = imp.graph.add_input(printable(&input.name), ty);
         imp.values.insert(input.name.clone(), id.into());
     }
     for (i, node) in graph_proto.node.iter().enumerate() {
@@ -148,7 +148,7 @@ pub fn load_bytes(bytes: &[u8], shown: &str, base: &Path) -> Result<Graph> {
     }
     for out in &graph_proto.output {
         let v = imp.value(&out.name, "graph output")?;
-        imp.graph.outputs.push((out.name.clone(), v));
+        imp.graph.outputs.push((printable(&out.name), v));
     }
     if imp.graph.outputs.is_empty() {
         return Err(bad("the graph has no outputs".into()));
@@ -169,16 +169,16 @@ impl Importer {
     fn format_err(&self, reason: String) -> CompileError {
         CompileError::OnnxFormat {
             path: self.path.clone(),
-            reason,
+            reason: printable(&reason),
         }
     }
 
     fn node_err(&self, node: &NodeProto, name: &str, reason: impl Into<String>) -> CompileError {
         CompileError::OnnxNode {
             path: self.path.clone(),
-            node: name.to_string(),
-            op_type: node.op_type.clone(),
-            reason: reason.into(),
+            node: printable(name),
+            op_type: printable(&node.op_type),
+            reason: printable(&reason.into()),
         }
     }
 
@@ -356,11 +356,13 @@ impl Importer {
     }
 
     fn node(&mut self, node: &NodeProto, index: usize) -> Result<()> {
-        let name = if node.name.is_empty() {
+        // The IR node's name, in errors too: control characters escaped, so that every
+        // message naming it stays on one line.
+        let name = printable(&if node.name.is_empty() {
             format!("{}_{index}", node.op_type)
         } else {
             node.name.clone()
-        };
+        });
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(self.unsupported(node, &name));
         }
@@ -637,16 +639,33 @@ impl Importer {
         };
         CompileError::UnsupportedOp {
             path: self.path.clone(),
-            node: name.to_string(),
-            op_type: node.op_type.clone(),
+            node: printable(name),
+            op_type: printable(&node.op_type),
             domain: if node.domain.is_empty() {
                 "ai.onnx".into()
             } else {
-                node.domain.clone()
+                printable(&node.domain)
             },
             hint,
         }
     }
+}
+
+/// A name or message from the file with its control characters escaped (`\n` for a newline):
+/// one line, whatever the file holds.
+fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn dtype_name(code: i32) -> String {

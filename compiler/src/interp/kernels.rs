@@ -11,6 +11,24 @@ use ndarray::{concatenate, s, Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 
 type R<T> = std::result::Result<T, String>;
 
+/// The most elements a kernel makes from a shape or a range given as values (ConstantOfShape,
+/// Expand, Range), or by broadcasting or a matrix product (an outer product of two vectors
+/// squares their length): 2^30, 4 GiB of f32, far beyond any tensor a GPT export computes. A
+/// file's values are not sizes to trust: without the bound, a 100-byte model asked for
+/// terabytes and the failed allocation aborted the process.
+pub const MAX_MADE_ELEMENTS: usize = 1 << 30;
+
+/// `Err` when a tensor of `shape` would hold more than [`MAX_MADE_ELEMENTS`].
+fn bounded(what: &str, shape: &[usize]) -> R<()> {
+    match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        Some(n) if n <= MAX_MADE_ELEMENTS => Ok(()),
+        n => Err(format!(
+            "{what}: shape {shape:?} of {} elements, more than 2^30",
+            n.map_or("over 2^64".into(), |n| n.to_string())
+        )),
+    }
+}
+
 /// Evaluate one operation. `inputs` are by slot; absent optional inputs are `None`.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
     let arg = |i: usize| -> R<&Tensor> {
@@ -192,6 +210,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
                 .iter()
                 .map(|&d| d.max(0) as usize)
                 .collect();
+            bounded("ConstantOfShape", &shape)?;
             one(fill(value, &shape))
         }
         Op::Expand => {
@@ -202,6 +221,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> R<Vec<Tensor>> {
                 .map(|&d| d.max(0) as usize)
                 .collect();
             let shape = broadcast_shape(x.shape(), &want)?;
+            bounded("Expand", &shape)?;
             one(broadcast_to(x, &shape)?)
         }
         Op::Range => one(range(arg(0)?, arg(1)?, arg(2)?)?),
@@ -393,6 +413,7 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> R<Vec<usize>> {
             return Err(format!("shapes {a:?} and {b:?} do not broadcast"));
         };
     }
+    bounded(&format!("broadcast of {a:?} and {b:?}"), &out)?;
     Ok(out)
 }
 
@@ -494,6 +515,13 @@ fn as_2d(a: &ArrayD<f32>) -> ArrayView2<'_, f32> {
 /// Numpy `matmul` of f32 tensors of rank ≥ 1, with batch broadcasting.
 pub fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> R<ArrayD<f32>> {
     let (mut a, mut b) = (a.clone(), b.clone());
+    if a.ndim() == 0 || b.ndim() == 0 {
+        return Err(format!(
+            "MatMul of {:?} by {:?}: a scalar operand (MatMul takes vectors and matrices)",
+            a.shape(),
+            b.shape()
+        ));
+    }
     let (a1, b1) = (a.ndim() == 1, b.ndim() == 1);
     if a1 {
         a = a.insert_axis(Axis(0));
@@ -512,6 +540,12 @@ pub fn matmul(a: &ArrayD<f32>, b: &ArrayD<f32>) -> R<ArrayD<f32>> {
         ));
     }
     let batch = broadcast_shape(&a.shape()[..ra - 2], &b.shape()[..rb - 2])?;
+    let mut out = batch.clone();
+    out.extend([m, n]);
+    bounded(
+        &format!("MatMul of {:?} by {:?}", a.shape(), b.shape()),
+        &out,
+    )?;
     let mut full_a = batch.clone();
     full_a.extend([m, k]);
     let mut full_b = batch.clone();
@@ -660,7 +694,16 @@ fn reshape(t: &Tensor, shape: &[usize]) -> R<Tensor> {
 
 fn concat(parts: &[&Tensor], axis: i64) -> R<Tensor> {
     let first = parts.first().ok_or("Concat of nothing")?;
-    let ax = Axis(norm_axis(axis, first.shape().len())?);
+    let rank = first.shape().len();
+    if let Some(p) = parts.iter().find(|p| p.shape().len() != rank) {
+        return Err(format!(
+            "Concat of tensors of ranks {rank} and {} (shapes {:?} and {:?})",
+            p.shape().len(),
+            first.shape(),
+            p.shape()
+        ));
+    }
+    let ax = Axis(norm_axis(axis, rank)?);
     macro_rules! cat {
         ($v:ident, $get:ident) => {{
             let views: Vec<_> = parts
@@ -817,17 +860,29 @@ fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> R<Tensor> {
             if d == 0 {
                 return Err("Range with delta 0".into());
             }
-            let n = ((b - a) as f64 / d as f64).ceil().max(0.0) as i64;
-            Ok(Tensor::vec_i64((0..n).map(|i| a + i * d).collect()))
+            let n = ((b as f64 - a as f64) / d as f64).ceil().max(0.0);
+            range_len(n, &format!("Range from {a} to {b} by {d}"))?;
+            Ok(Tensor::vec_i64((0..n as i64).map(|i| a + i * d).collect()))
         }
         (Tensor::F32(a), Tensor::F32(b), Tensor::F32(d)) => {
             let (a, b, d) = (first(a)?, first(b)?, first(d)?);
-            let n = ((b - a) / d).ceil().max(0.0) as usize;
+            let n = range_len(
+                f64::from(((b - a) / d).ceil()).max(0.0),
+                &format!("Range from {a} to {b} by {d}"),
+            )?;
             let v: Vec<f32> = (0..n).map(|i| a + i as f32 * d).collect();
             Tensor::f32_from(&[n], v).ok_or_else(|| "Range".into())
         }
         _ => Err("Range on mixed types".into()),
     }
+}
+
+/// A range's length from its float count (NaN counts as 0), bounded by [`MAX_MADE_ELEMENTS`].
+fn range_len(n: f64, what: &str) -> R<usize> {
+    if n > MAX_MADE_ELEMENTS as f64 {
+        return Err(format!("{what}: {n:.0} elements, more than 2^30"));
+    }
+    Ok(if n.is_nan() { 0 } else { n as usize })
 }
 
 fn first<T: Copy>(a: &ArrayD<T>) -> R<T> {
@@ -1077,6 +1132,27 @@ mod tests {
 
     fn t(shape: &[usize], v: &[f32]) -> Tensor {
         Tensor::f32_from(shape, v.to_vec()).unwrap()
+    }
+
+    /// Found by `ciphergpt fuzz onnx`: a Concat of a matrix and a vector on axis 1 reached
+    /// ndarray's assertion on the vector's axes.
+    #[test]
+    fn concat_of_different_ranks_is_an_error() {
+        let (m, v) = (t(&[1, 2], &[1., 2.]), t(&[2], &[3., 4.]));
+        let e = concat(&[&m, &v], 1).unwrap_err();
+        assert!(e.contains("Concat of tensors of ranks 2 and 1"), "{e}");
+        assert_eq!(concat(&[&m, &m], 1).unwrap().shape(), &[1, 4]);
+    }
+
+    /// Found by `ciphergpt fuzz onnx` (seed 1, input 552,011): a MatMul of a scalar indexed
+    /// its shape at rank − 2, out of bounds.
+    #[test]
+    fn matmul_of_a_scalar_is_an_error() {
+        let (x, m) = (t(&[], &[2.]), t(&[1, 2], &[1., 2.]));
+        for (a, b) in [(&x, &m), (&m, &x), (&x, &x)] {
+            let e = eval(&Op::MatMul, &[Some(a), Some(b)]).unwrap_err();
+            assert!(e.contains("a scalar operand"), "{e}");
+        }
     }
 
     #[test]

@@ -54,12 +54,22 @@ fn unframe<'a>(bytes: &'a [u8], magic: &[u8; 8], what: &str, path: &str) -> Resu
     Ok(&bytes[12..])
 }
 
+/// The bytes of a plan file: magic, version, the plan's encoding.
+pub fn plan_bytes(plan: &Plan) -> Vec<u8> {
+    frame(PLAN_MAGIC, plan.encode_to_vec())
+}
+
+/// The bytes of a weights file: magic, version, the weights' encoding.
+pub fn weights_bytes(weights: &WeightsFile) -> Vec<u8> {
+    frame(WEIGHTS_MAGIC, weights.encode_to_vec())
+}
+
 pub fn write_plan(plan: &Plan, path: &Path) -> Result<()> {
-    write(path, &frame(PLAN_MAGIC, plan.encode_to_vec()))
+    write(path, &plan_bytes(plan))
 }
 
 pub fn write_weights(weights: &WeightsFile, path: &Path) -> Result<()> {
-    write(path, &frame(WEIGHTS_MAGIC, weights.encode_to_vec()))
+    write(path, &weights_bytes(weights))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -110,7 +120,14 @@ pub fn decode_plan(bytes: &[u8], shown: &str) -> Result<Plan> {
 pub fn read_weights(path: &Path, plan: &Plan) -> Result<WeightsFile> {
     let shown = path.display().to_string();
     let bytes = read(path)?;
-    let body = unframe(&bytes, WEIGHTS_MAGIC, "weights", &shown)?;
+    decode_weights(&bytes, &shown, plan)
+}
+
+/// Decode weights file bytes (as written by [`write_weights`]) of `plan`; `shown` names them in
+/// errors.
+pub fn decode_weights(bytes: &[u8], shown: &str, plan: &Plan) -> Result<WeightsFile> {
+    let shown = shown.to_string();
+    let body = unframe(bytes, WEIGHTS_MAGIC, "weights", &shown)?;
     let w = WeightsFile::decode(body).map_err(|e| CompileError::Plan {
         path: shown.clone(),
         reason: format!("damaged weights file: {e}"),

@@ -42,7 +42,7 @@ pub fn validate(plan: &Plan) -> Result<(), String> {
                 format!(
                     "{which} instruction {i} ({}, {}): {what}",
                     op_name(&ins.op),
-                    ins.name
+                    ins.name.escape_debug()
                 )
             })?;
             for &o in &ins.outputs {
@@ -77,7 +77,12 @@ fn check_header(plan: &Plan) -> Result<(), String> {
         ));
     }
     for (r, reg) in plan.registers.iter().enumerate() {
-        let bad = |what: String| Err(format!("register r{r} ('{}'): {what}", reg.name));
+        let bad = |what: String| {
+            Err(format!(
+                "register r{r} ('{}'): {what}",
+                reg.name.escape_debug()
+            ))
+        };
         if Rows::try_from(reg.rows).is_err() {
             return bad(format!("unknown row kind {}", reg.rows));
         }
@@ -92,7 +97,12 @@ fn check_header(plan: &Plan) -> Result<(), String> {
         }
     }
     for (w, info) in plan.weights.iter().enumerate() {
-        let bad = |what: String| Err(format!("weight w{w} ('{}'): {what}", info.name));
+        let bad = |what: String| {
+            Err(format!(
+                "weight w{w} ('{}'): {what}",
+                info.name.escape_debug()
+            ))
+        };
         if info.shape.is_empty() || info.shape.len() > 2 || info.shape.contains(&0) {
             return bad(format!(
                 "shape {:?} is not one or two positive dimensions",
@@ -508,9 +518,12 @@ pub fn validate_weights(plan: &Plan, weights: &WeightsFile) -> Result<(), String
         ));
     }
     for (w, (t, info)) in weights.tensors.iter().zip(&plan.weights).enumerate() {
-        let bad = |what: String| Err(format!("tensor {w} ('{}'): {what}", t.name));
+        let bad = |what: String| Err(format!("tensor {w} ('{}'): {what}", t.name.escape_debug()));
         if t.name != info.name {
-            return bad(format!("the plan's weight w{w} is '{}'", info.name));
+            return bad(format!(
+                "the plan's weight w{w} is '{}'",
+                info.name.escape_debug()
+            ));
         }
         if t.width != 4 && t.width != 8 {
             return bad(format!("entries of {} bytes, not 4 or 8", t.width));

@@ -620,5 +620,6 @@ impl WireMessage for Step {
     }
 }
 
+pub mod fuzz;
 #[cfg(test)]
 mod tests;

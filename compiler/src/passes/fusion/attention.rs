@@ -48,7 +48,7 @@ pub(super) fn attention(graph: &mut Graph) -> Vec<NodeIndex> {
             continue;
         };
         let fused = Op::Attention { heads, scale };
-        fired.push(if activation_width(graph.ty(out)).is_some() {
+        fired.extend(if activation_width(graph.ty(out)).is_some() {
             replace(graph, out.node, fused, &[qkv])
         } else {
             rows_replace(graph, out, fused, qkv)
@@ -58,8 +58,12 @@ pub(super) fn attention(graph: &mut Graph) -> Vec<NodeIndex> {
 }
 
 /// Replace `out`, a `[T, C]` value, by `Reshape(attention(qkv), [-1, C])`. Returns the
-/// attention node.
-fn rows_replace(graph: &mut Graph, out: ValueRef, fused: Op, qkv: ValueRef) -> NodeIndex {
+/// attention node; `None`, and nothing done, when nothing reads `out` any more (see
+/// [`super::replace`]).
+fn rows_replace(graph: &mut Graph, out: ValueRef, fused: Op, qkv: ValueRef) -> Option<NodeIndex> {
+    if !super::in_use(graph, out) {
+        return None;
+    }
     let ty = graph.ty(out).cloned().expect("typed by the match");
     let name = graph.node(out.node).name.clone();
     let wide = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, ty.shape[1]]);
@@ -74,7 +78,7 @@ fn rows_replace(graph: &mut Graph, out: ValueRef, fused: Op, qkv: ValueRef) -> N
     );
     graph.g[r].outputs = vec![Some(ty)];
     graph.replace_uses(out, r.into());
-    a
+    Some(a)
 }
 
 /// `[T, C]` with `C` known: the rows of an activation.

@@ -99,7 +99,24 @@ fn activation_width(ty: Option<&TensorType>) -> Option<i64> {
 }
 
 /// Add a fused node that replaces `old` (taking its type) and rewire `old`'s readers.
-fn replace(graph: &mut Graph, old: NodeIndex, op: Op, inputs: &[ValueRef]) -> NodeIndex {
+/// Whether something reads `v`: a node, or the graph's outputs.
+fn in_use(graph: &Graph, v: ValueRef) -> bool {
+    graph.outputs.iter().any(|(_, o)| *o == v)
+        || graph
+            .g
+            .edges_directed(v.node, petgraph::Direction::Outgoing)
+            .any(|e| e.weight().from_output == v.output)
+}
+
+/// Replace node `old` by a new node of `op` on `inputs`. `None`, and nothing done, when nothing
+/// reads `old` any more: a match can start from a node that stays live through another output
+/// (a graph output inside an attention, in a damaged file) and reach a region already
+/// rewritten; rewriting it again and again never ended (a mutated ONNX file made `compile`
+/// spin in fusion).
+fn replace(graph: &mut Graph, old: NodeIndex, op: Op, inputs: &[ValueRef]) -> Option<NodeIndex> {
+    if !in_use(graph, old.into()) {
+        return None;
+    }
     let ty = out_ty(graph, old);
     let name = graph.node(old).name.clone();
     let id = graph.add(name, op, inputs);
@@ -111,7 +128,7 @@ fn replace(graph: &mut Graph, old: NodeIndex, op: Op, inputs: &[ValueRef]) -> No
         },
         id.into(),
     );
-    id
+    Some(id)
 }
 
 /// The two inputs of binary node `id`, ordered so that the first satisfies `first`: `(a, b)` or
@@ -280,7 +297,7 @@ fn linear_gemm(graph: &mut Graph) -> Vec<NodeIndex> {
         let wid = graph.add_const(wname, w);
         let mut ins = vec![x, wid.into()];
         ins.extend(bias);
-        fired.push(replace(graph, id, Op::Linear, &ins));
+        fired.extend(replace(graph, id, Op::Linear, &ins));
     }
     fired
 }
@@ -313,7 +330,7 @@ fn linear_matmul_add(graph: &mut Graph) -> Vec<NodeIndex> {
             continue;
         }
         let wv = input(graph, mm.node, 1).expect("weight");
-        fired.push(replace(graph, id, Op::Linear, &[x, wv, bias]));
+        fired.extend(replace(graph, id, Op::Linear, &[x, wv, bias]));
     }
     fired
 }
@@ -346,7 +363,7 @@ fn logits(graph: &mut Graph) -> Vec<NodeIndex> {
             .name
             .clone();
         let wid = graph.add_const(name, wt.remove(0));
-        fired.push(replace(graph, v.node, Op::Logits, &[x, wid.into()]));
+        fired.extend(replace(graph, v.node, Op::Logits, &[x, wid.into()]));
     }
     fired
 }
@@ -384,7 +401,7 @@ fn layer_norm(graph: &mut Graph) -> Vec<NodeIndex> {
                 )
                 .into(),
         };
-        fired.push(replace(
+        fired.extend(replace(
             graph,
             id,
             Op::LayerNorm { eps: epsilon },
@@ -464,7 +481,7 @@ fn layer_norm_decomposed(graph: &mut Graph) -> Vec<NodeIndex> {
         if !close(&got, &want[0]) {
             continue;
         }
-        fired.push(replace(graph, id, Op::LayerNorm { eps }, &[x, gamma, beta]));
+        fired.extend(replace(graph, id, Op::LayerNorm { eps }, &[x, gamma, beta]));
     }
     fired
 }
@@ -533,7 +550,7 @@ fn gelu(graph: &mut Graph) -> Vec<NodeIndex> {
             )
         });
         if let Some(form) = form {
-            fired.push(replace(graph, id, Op::Gelu { form }, &[x]));
+            fired.extend(replace(graph, id, Op::Gelu { form }, &[x]));
         }
     }
     fired
@@ -572,7 +589,7 @@ fn embedding(graph: &mut Graph) -> Vec<NodeIndex> {
         } else {
             continue;
         };
-        fired.push(replace(graph, id, Op::Embedding, &[ids, wte, wpe]));
+        fired.extend(replace(graph, id, Op::Embedding, &[ids, wte, wpe]));
     }
     fired
 }
@@ -595,7 +612,7 @@ fn residual_add(graph: &mut Graph) -> Vec<NodeIndex> {
         {
             continue;
         }
-        fired.push(replace(graph, id, Op::ResidualAdd, &[a, b]));
+        fired.extend(replace(graph, id, Op::ResidualAdd, &[a, b]));
     }
     fired
 }
