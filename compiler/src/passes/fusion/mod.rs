@@ -98,7 +98,6 @@ fn activation_width(ty: Option<&TensorType>) -> Option<i64> {
         .flatten()
 }
 
-/// Add a fused node that replaces `old` (taking its type) and rewire `old`'s readers.
 /// Whether something reads `v`: a node, or the graph's outputs.
 fn in_use(graph: &Graph, v: ValueRef) -> bool {
     graph.outputs.iter().any(|(_, o)| *o == v)
@@ -108,11 +107,11 @@ fn in_use(graph: &Graph, v: ValueRef) -> bool {
             .any(|e| e.weight().from_output == v.output)
 }
 
-/// Replace node `old` by a new node of `op` on `inputs`. `None`, and nothing done, when nothing
-/// reads `old` any more: a match can start from a node that stays live through another output
-/// (a graph output inside an attention, in a damaged file) and reach a region already
-/// rewritten; rewriting it again and again never ended (a mutated ONNX file made `compile`
-/// spin in fusion).
+/// Replace node `old` by a new node of `op` on `inputs` (taking its type) and rewire `old`'s
+/// readers. `None`, and nothing done, when nothing reads `old` any more: a match can start from
+/// a node that stays live through another output (a graph output inside an attention, in a
+/// damaged file) and reach a region already rewritten; rewriting it again and again never ended
+/// (a mutated ONNX file made `compile` spin in fusion).
 fn replace(graph: &mut Graph, old: NodeIndex, op: Op, inputs: &[ValueRef]) -> Option<NodeIndex> {
     if !in_use(graph, old.into()) {
         return None;
