@@ -18,7 +18,8 @@
 //! for its lanes. So connections that say nothing, or drip their hello, never keep a verified
 //! client from a free slot unless `max_pending` of them are held at once, and each is cut at
 //! the timeout after its accept; a client beyond `max_clients` waits in the listen queue (its
-//! handshake is answered when a session ends, so its own `--timeout` bounds the wait). With
+//! handshake is answered when a session ends, so its own `--timeout` bounds the wait). Verified
+//! first connections waiting for a slot get it in the order they were accepted. With
 //! `max_clients` = 1 clients are served one after another. The memory bound: at most
 //! `max_clients` sessions (each with its lanes; about 410 MB per one-lane session of the bundled
 //! trained model, measured in `docs/generation.md`) and `max_pending` other connections (a
@@ -33,7 +34,7 @@ use ciphergpt_runtime::exec::EncodedModel;
 use ciphergpt_runtime::net::tcp::TcpChannel;
 use ciphergpt_runtime::net::{answer, lanes, read_hello, Channel, Hello, NetError, SessionConfig};
 use ciphergpt_runtime::session;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -62,6 +63,8 @@ struct Slots {
     unread: usize,
     /// First connections waiting for a slot.
     queued: usize,
+    /// Their accept numbers: a slot goes to the first accepted of them.
+    waiting: BTreeSet<u64>,
     /// Sessions that passed their handshake (they are numbered in this order).
     started: usize,
     /// Sessions waiting for lanes, by session id.
@@ -132,6 +135,7 @@ pub fn run(listener: &TcpListener, server: Server) -> anyhow::Result<()> {
     let max_pending = server.max_pending.max(1);
     let shared: Shared = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut accepted: u64 = 0;
     // Polled, so that the loop sees a session's lanes arrive or its wait for them end.
     listener.set_nonblocking(true)?;
     'serve: loop {
@@ -172,10 +176,12 @@ pub fn run(listener: &TcpListener, server: Server) -> anyhow::Result<()> {
             }
         };
         lock(&shared).unread += 1;
+        let number = accepted;
+        accepted += 1;
         let (server, sh) = (server.clone(), shared.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("connection {peer}"))
-            .spawn(move || connection(stream, peer, &server, &sh));
+            .spawn(move || connection(stream, peer, number, &server, &sh));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -191,8 +197,9 @@ pub fn run(listener: &TcpListener, server: Server) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One accepted connection: read the peer's hello, then open a session or join one as a lane.
-fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Shared) {
+/// One accepted connection (the `number`th): read the peer's hello, then open a session or join
+/// one as a lane.
+fn connection(stream: TcpStream, peer: SocketAddr, number: u64, server: &Server, shared: &Shared) {
     let cfg = &server.cfg;
     // One deadline for the whole hello, however its bytes trickle in.
     // With TLS, its handshake is within that deadline too.
@@ -239,23 +246,28 @@ fn connection(stream: TcpStream, peer: SocketAddr, server: &Server, shared: &Sha
         );
         return;
     }
-    // A session's first connection: wait for a slot, answer, wait for the lanes.
+    // A session's first connection: wait for a slot (the first accepted of the waiting ones
+    // takes it), answer, wait for the lanes.
     s.queued += 1;
-    while s.open >= server.max_clients.max(1) && !server.quota_done(&s) {
+    s.waiting.insert(number);
+    while (s.open >= server.max_clients.max(1) || s.waiting.first() != Some(&number))
+        && !server.quota_done(&s)
+    {
         s = shared.1.wait(s).unwrap_or_else(|e| e.into_inner());
     }
     s.queued -= 1;
-    if server.quota_done(&s) {
-        shared.1.notify_all();
-        drop(s);
-        eprintln!("connection from {peer} refused: the server has served its sessions");
-        return;
-    }
+    s.waiting.remove(&number);
+    // The next in line may go.
+    shared.1.notify_all();
     // A client that gave up waiting (its timeout) and closed the connection is not a session.
     if ch.peer_closed() {
-        shared.1.notify_all();
         drop(s);
         eprintln!("connection from {peer} dropped: the client left while it waited for a slot");
+        return;
+    }
+    if server.quota_done(&s) {
+        drop(s);
+        eprintln!("connection from {peer} refused: the server has served its sessions");
         return;
     }
     let first = Hello::new(cfg, 0, [0; 16]);
