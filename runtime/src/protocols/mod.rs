@@ -74,15 +74,6 @@ impl<'a, C: Channel + ?Sized> Party<'a, C> {
         Party { ot, ch, role }
     }
 
-    /// The same party on the same channel, for a shorter borrow (a sub-protocol's own frame).
-    pub fn reborrow(&mut self) -> Party<'_, C> {
-        Party {
-            ot: &mut *self.ot,
-            ch: &mut *self.ch,
-            role: self.role,
-        }
-    }
-
     /// `f` on this party with its channel's traffic counted under `name` ([`scoped`]).
     pub fn scoped<R>(&mut self, name: &str, f: impl FnOnce(&mut Party<'_, C>) -> R) -> R {
         let (ot, role) = (&mut *self.ot, self.role);
