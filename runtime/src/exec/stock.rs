@@ -261,7 +261,7 @@ impl ScopeCost {
     }
 }
 
-/// Makes a non-linear instruction's correlation on (OT, channel).
+/// Makes a non-linear instruction's correlation as a party (its OT, channel and role).
 type Make<'a, C> = Box<dyn Fn(&mut Party<'_, C>) -> Result<Nonlinear, ProtocolError> + 'a>;
 
 impl<'p> Executor<'p> {
