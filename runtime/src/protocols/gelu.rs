@@ -310,8 +310,8 @@ impl PreparedCorrelation for Correlation {
     fn used(&self) -> usize {
         self.used
     }
-    fn consume(&mut self, n: usize) {
-        self.used = (self.used + n).min(self.len());
+    fn used_mut(&mut self) -> &mut usize {
+        &mut self.used
     }
     fn footprint(&self) -> usize {
         self.onehot.footprint() + self.triples.footprint()

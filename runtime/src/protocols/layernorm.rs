@@ -167,8 +167,8 @@ impl PreparedCorrelation for Correlation {
     fn used(&self) -> usize {
         self.used
     }
-    fn consume(&mut self, n: usize) {
-        self.used = (self.used + n).min(self.rows());
+    fn used_mut(&mut self) -> &mut usize {
+        &mut self.used
     }
     fn footprint(&self) -> usize {
         [&self.sq, &self.sq_of, &self.alpha, &self.b, &self.c]

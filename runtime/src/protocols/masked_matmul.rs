@@ -87,8 +87,8 @@ impl PreparedCorrelation for Correlation {
     fn used(&self) -> usize {
         self.used
     }
-    fn consume(&mut self, n: usize) {
-        self.used = (self.used + n).min(self.rows);
+    fn used_mut(&mut self) -> &mut usize {
+        &mut self.used
     }
     fn footprint(&self) -> usize {
         (self.masks.len() + self.shares.len()) * 8

@@ -48,13 +48,18 @@ pub trait PreparedCorrelation {
     fn units(&self) -> usize;
     /// Units used so far.
     fn used(&self) -> usize;
-    /// Marks `n` more units used (at most the remaining ones).
-    fn consume(&mut self, n: usize);
+    /// The count of units used, which only [`consume`](PreparedCorrelation::consume) changes.
+    fn used_mut(&mut self) -> &mut usize;
     /// Bytes this party holds for it.
     fn footprint(&self) -> usize;
     /// Units not yet used.
     fn remaining(&self) -> usize {
         self.units() - self.used()
+    }
+    /// Marks `n` more units used (at most the remaining ones).
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.remaining());
+        *self.used_mut() += n;
     }
 }
 
