@@ -107,7 +107,7 @@ use crate::crypto::rlwe::eval::{
 };
 use crate::crypto::rlwe::noise::{output_params, OutputParams};
 use crate::crypto::rlwe::params::ring as rlwe_ring;
-use crate::crypto::rlwe::{HeSession, Plain, SecretKey, Seeded, N as DEG};
+use crate::crypto::rlwe::{HeSession, Plain, SecretKey, Seeded, N as DEG, PRIMES};
 use crate::crypto::{Block, Prg};
 use crate::net::{Channel, Role};
 
@@ -687,7 +687,7 @@ pub fn pv<C: Channel + ?Sized>(
     )
 }
 
-/// The transform form mod p0 and p1 (2N words) of the plaintext polynomial with the signed
+/// The transform form mod each prime (PRIMES·N words) of the plaintext polynomial with the signed
 /// coefficients `coeffs` (n_i of them, the rest zero), by [`NttPlan::forward_low`]: a HomFC
 /// vector block has only n_i ≤ 64 nonzero coefficients, so the first stages are copies.
 ///
@@ -832,7 +832,7 @@ fn product<C: Channel + ?Sized>(
             let nl = l.limbs as usize;
             let mut limbs = vec![[0i64; MAX_LIMBS as usize]; l.n_i];
             let mut coeffs = vec![0i64; l.n_i];
-            let mut wn = vec![0u64; 2 * DEG];
+            let mut wn = vec![0u64; PRIMES * DEG];
             for alpha in 0..l.in_blocks(j.used) {
                 for (jj, lv) in limbs.iter_mut().enumerate() {
                     let i = alpha * l.n_i + jj;

@@ -75,7 +75,7 @@ use super::ProtocolError;
 use crate::crypto::pack::{pack, packed_len, unpack};
 use crate::crypto::rlwe::eval::{expand, finalize, Accumulator, SwitchedCiphertext};
 use crate::crypto::rlwe::noise::{output_params, OutputParams};
-use crate::crypto::rlwe::{encode_plain, HeSession, Plain, Seeded, N as DEG};
+use crate::crypto::rlwe::{encode_plain, HeSession, Plain, Seeded, N as DEG, PRIMES};
 use crate::crypto::{Block, Prg};
 use crate::net::{Channel, Role};
 
@@ -311,9 +311,9 @@ impl EncodedWeights {
             )));
         }
         let (a, b) = (p.in_blocks(), p.out_blocks());
-        let mut polys = vec![0u64; p.limbs as usize * a * b * 2 * DEG];
+        let mut polys = vec![0u64; p.limbs as usize * a * b * PRIMES * DEG];
         polys
-            .par_chunks_mut(2 * DEG)
+            .par_chunks_mut(PRIMES * DEG)
             .enumerate()
             .for_each(|(idx, out)| {
                 let alpha = idx % a;
@@ -351,7 +351,7 @@ impl EncodedWeights {
     fn poly(&self, l: usize, beta: usize, alpha: usize) -> &[u64] {
         let p = &self.packing;
         let idx = (l * p.out_blocks() + beta) * p.in_blocks() + alpha;
-        &self.polys[idx * 2 * DEG..(idx + 1) * 2 * DEG]
+        &self.polys[idx * PRIMES * DEG..(idx + 1) * PRIMES * DEG]
     }
 }
 

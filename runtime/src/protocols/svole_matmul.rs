@@ -77,7 +77,7 @@ use crate::crypto::pprf::{self, TreeGroup};
 use crate::crypto::qc_code::{self, QcCode};
 use crate::crypto::rlwe::eval::{expand, finalize, Accumulator, PublicKeyNtt};
 use crate::crypto::rlwe::{encode_plain, output_params, OutputParams, Plain, SecretKey, Seeded};
-use crate::crypto::rlwe::{SwitchedCiphertext, N};
+use crate::crypto::rlwe::{SwitchedCiphertext, N, PRIMES};
 use crate::crypto::{Block, OtPair, Prg};
 use crate::net::{Channel, NetError, Role};
 
@@ -693,7 +693,7 @@ fn client<C: Channel + ?Sized>(
                         let limb = (b >> (wbits as usize * g)) & mask(wbits);
                         coeffs[jj * l.kc] = limb as i64;
                     }
-                    let mut enc = vec![0u64; 2 * N];
+                    let mut enc = vec![0u64; PRIMES * N];
                     encode_plain(&coeffs, &mut enc);
                     acc.mac(&expanded[c * p.limbs as usize + g], &enc);
                 }

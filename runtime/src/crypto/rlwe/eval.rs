@@ -3,7 +3,7 @@
 //! path — re-randomise, flood, switch, mask, compress.
 //!
 //! **Multiply-accumulate.** A plaintext polynomial with small signed coefficients (a weight
-//! block) is encoded once: its residues mod p0 and p1 in transform form ([`encode_plain`]).
+//! block) is encoded once: its residues mod each prime in transform form ([`encode_plain`]).
 //! Σ_α ct_α ⊙ w_α is accumulated per coefficient in u128 without reduction (each product is
 //! below p0² < 2^110, so 2^17 of them fit; the accumulator folds itself every 2^17 terms) and
 //! reduced once by Barrett at the end. Since encode(x) = q·x/2^ℓ + ε (|ε| ≤ 1/2 per share) and
@@ -15,8 +15,9 @@
 //! 1. add Enc_pk(0) = (u·b_pk + e₁, u·a_pk + e₂) with fresh ternary u and errors e₁, e₂
 //!    (without it a = Σ a_α·w_α, with the a_α known to the key owner, would reveal the weights);
 //! 2. add a fresh flood F_j, uniform in [−B_F, B_F], to b_j for j ∈ J;
-//! 3. switch every a_i and the b_j, j ∈ J, from q to 2^k: the RNS rescale y = ⌊x/p1⌉ mod p0, then
-//!    ⌊y·2^k/p0⌉ by a 64-bit fixed-point multiply (error < 2^−9);
+//! 3. switch every a_i and the b_j, j ∈ J, from q to 2^k: RNS rescales by the last primes,
+//!    y = ⌊x/p_j⌉ for j = PRIMES − 1, …, 1 (ending mod p0), then ⌊y·2^k/p0⌉ by a 64-bit
+//!    fixed-point multiply (error < 2^−9);
 //! 4. subtract R_j·2^(k−ℓ) from b_j (R_j the evaluator's output share; exact since 2^(k−ℓ) is an
 //!    integer, so the key owner decrypts x·w − R exactly) and drop the low k − b_bits bits of b_j
 //!    with rounding.
@@ -30,34 +31,38 @@ use rand::RngCore;
 use super::keys::Seeded;
 use super::noise::OutputParams;
 use super::ntt::{mul_shoup, shoup, Fixed};
-use super::params::{ring, Plain, ETA, N, P0, P1};
+use super::params::{ring, Plain, ETA, MODULI, N, P0, PRIMES};
 use super::sample::{cbd, flood, ternary, uniform_ntt_from_seed};
 use crate::net::NetError;
 
-/// A ciphertext (b, a) in transform form mod p0 and p1.
+/// A ciphertext (b, a) in transform form mod each prime.
 #[derive(Clone, Debug)]
 pub struct NttCiphertext {
-    pub b: [Vec<u64>; 2],
-    pub a: [Vec<u64>; 2],
+    pub b: [Vec<u64>; PRIMES],
+    pub a: [Vec<u64>; PRIMES],
 }
 
 /// The key owner's public key, expanded to transform form (with Shoup quotients: it is a fixed
 /// multiplicand of every re-randomisation).
 pub struct PublicKeyNtt {
-    b: [Fixed; 2],
-    a: [Fixed; 2],
+    b: [Fixed; PRIMES],
+    a: [Fixed; PRIMES],
 }
 
 impl PublicKeyNtt {
     /// Expand the wire form.
     pub fn new(pk: &Seeded) -> PublicKeyNtt {
-        let NttCiphertext {
-            b: [b0, b1],
-            a: [a0, a1],
-        } = expand(pk, None, None);
+        let NttCiphertext { b, a } = expand(pk, None, None);
+        let fixed = |v: [Vec<u64>; PRIMES]| {
+            let mut i = 0;
+            v.map(|x| {
+                i += 1;
+                Fixed::new(x, MODULI[i - 1])
+            })
+        };
         PublicKeyNtt {
-            b: [Fixed::new(b0, P0), Fixed::new(b1, P1)],
-            a: [Fixed::new(a0, P0), Fixed::new(a1, P1)],
+            b: fixed(b),
+            a: fixed(a),
         }
     }
 }
@@ -68,26 +73,30 @@ impl PublicKeyNtt {
 pub fn expand(ct: &Seeded, plain: Option<Plain>, own: Option<&[u64]>) -> NttCiphertext {
     let r = ring();
     let a = uniform_ntt_from_seed(ct.seed);
-    let [mut b0, mut b1] = ct.b.clone();
+    let mut b = ct.b.clone();
     if let (Some(p), Some(x)) = (plain, own) {
-        let (m0, m1) = (r.modulus(0), r.modulus(1));
-        for ((y0, y1), &xj) in b0.iter_mut().zip(b1.iter_mut()).zip(x) {
+        for (j, &xj) in x.iter().enumerate().take(N) {
             if xj != 0 {
-                let [e0, e1] = p.encode_rns(xj);
-                *y0 = m0.add(*y0, e0);
-                *y1 = m1.add(*y1, e1);
+                let e = p.encode_rns(xj);
+                for (i, bi) in b.iter_mut().enumerate() {
+                    bi[j] = r.modulus(i).add(bi[j], e[i]);
+                }
             }
         }
     }
-    r.plans[0].forward(&mut b0);
-    r.plans[1].forward(&mut b1);
-    NttCiphertext { b: [b0, b1], a }
+    for (bi, pl) in b.iter_mut().zip(&r.plans) {
+        pl.forward(bi);
+    }
+    NttCiphertext { b, a }
 }
 
-/// The transform form mod p0 and p1 of a polynomial with signed coefficients (the rest zero),
-/// written into `out` (2N words: p0's residues, then p1's).
+/// The transform form mod each prime of a polynomial with signed coefficients (the rest zero),
+/// written into `out` (PRIMES·N words: p0's residues, then p1's, …).
 pub fn encode_plain(coeffs: &[i64], out: &mut [u64]) {
-    assert!(coeffs.len() <= N && out.len() == 2 * N, "plaintext size");
+    assert!(
+        coeffs.len() <= N && out.len() == PRIMES * N,
+        "plaintext size"
+    );
     let r = ring();
     for (i, dst) in out.chunks_exact_mut(N).enumerate() {
         let pl = &r.plans[i];
@@ -106,8 +115,8 @@ const FOLD_EVERY: u32 = 1 << 17;
 
 /// Σ ct ⊙ w, unreduced.
 pub struct Accumulator {
-    b: [Vec<u128>; 2],
-    a: [Vec<u128>; 2],
+    b: [Vec<u128>; PRIMES],
+    a: [Vec<u128>; PRIMES],
     since_fold: u32,
 }
 
@@ -120,16 +129,16 @@ impl Default for Accumulator {
 impl Accumulator {
     pub fn new() -> Accumulator {
         Accumulator {
-            b: [vec![0; N], vec![0; N]],
-            a: [vec![0; N], vec![0; N]],
+            b: std::array::from_fn(|_| vec![0; N]),
+            a: std::array::from_fn(|_| vec![0; N]),
             since_fold: 0,
         }
     }
 
-    /// Add ct ⊙ w for a plaintext `w` from [`encode_plain`] (2N words).
+    /// Add ct ⊙ w for a plaintext `w` from [`encode_plain`] (PRIMES·N words).
     #[inline]
     pub fn mac(&mut self, ct: &NttCiphertext, w: &[u64]) {
-        debug_assert_eq!(w.len(), 2 * N);
+        debug_assert_eq!(w.len(), PRIMES * N);
         for (i, wi) in w.chunks_exact(N).enumerate() {
             for ((acc, &x), &y) in self.b[i].iter_mut().zip(&ct.b[i]).zip(wi) {
                 *acc += x as u128 * y as u128;
@@ -141,7 +150,7 @@ impl Accumulator {
         self.since_fold += 1;
         if self.since_fold == FOLD_EVERY {
             let r = ring();
-            for i in 0..2 {
+            for i in 0..PRIMES {
                 let m = r.modulus(i);
                 for v in self.b[i].iter_mut().chain(self.a[i].iter_mut()) {
                     *v = m.reduce_u128(*v) as u128;
@@ -154,16 +163,13 @@ impl Accumulator {
     /// The accumulated ciphertext, reduced.
     pub fn finish(self) -> NttCiphertext {
         let r = ring();
-        let red = |v: [Vec<u128>; 2]| {
-            let [v0, v1] = v;
-            [
-                v0.into_iter()
-                    .map(|x| r.modulus(0).reduce_u128(x))
-                    .collect(),
-                v1.into_iter()
-                    .map(|x| r.modulus(1).reduce_u128(x))
-                    .collect(),
-            ]
+        let red = |v: [Vec<u128>; PRIMES]| {
+            let mut i = 0;
+            v.map(|vi| {
+                let m = r.modulus(i);
+                i += 1;
+                vi.into_iter().map(|x| m.reduce_u128(x)).collect()
+            })
         };
         NttCiphertext {
             b: red(self.b),
@@ -183,39 +189,54 @@ pub struct SwitchedCiphertext {
 }
 
 /// The switch q → 2^k of one coefficient given by its residues (see the module docs, step 3).
-struct Switch {
+pub(super) struct Switch {
     k: u32,
     /// ⌊2^(64+k)/p0⌉ (< 2^64 because k ≤ 54 < log₂ p0).
     c: u64,
-    p1_inv_mod_p0: u64,
-    p1_inv_sh: u64,
+    /// Shoup quotients of `ring().rescale`.
+    rescale_sh: [[u64; PRIMES]; PRIMES],
 }
 
 impl Switch {
-    fn new(k: u32) -> Switch {
+    pub(super) fn new(k: u32) -> Switch {
         assert!(k <= super::noise::MAX_SWITCH_BITS);
+        let r = ring();
+        let mut rescale_sh = [[0u64; PRIMES]; PRIMES];
+        for (j, row) in rescale_sh.iter_mut().enumerate() {
+            for (i, v) in row.iter_mut().enumerate().take(j) {
+                *v = shoup(r.rescale[j][i], MODULI[i]);
+            }
+        }
         Switch {
             k,
             c: (((1u128 << (64 + k)) + P0 as u128 / 2) / P0 as u128) as u64,
-            p1_inv_mod_p0: ring().p1_inv_mod_p0,
-            p1_inv_sh: shoup(ring().p1_inv_mod_p0, P0),
+            rescale_sh,
         }
     }
 
+    /// ⌊x·2^k/q⌉ mod 2^k for x given by its residues.
     #[inline]
-    fn apply(&self, x0: u64, x1: u64) -> u64 {
-        let m0 = ring().modulus(0);
-        // y = ⌊x/p1⌉ mod p0 = (x0 + h − ((x1 + h) mod p1))·p1^(−1) mod p0, h = ⌊p1/2⌋.
-        let h = P1 / 2;
-        let v = x1 + h;
-        let v = v.min(v.wrapping_sub(P1));
-        let y = mul_shoup(
-            m0.sub(m0.add(x0, h), v),
-            self.p1_inv_mod_p0,
-            self.p1_inv_sh,
-            P0,
-        );
-        let z = ((y as u128 * self.c as u128 + (1u128 << 63)) >> 64) as u64;
+    pub(super) fn apply(&self, mut x: [u64; PRIMES]) -> u64 {
+        let r = ring();
+        // Divide by the last prime p_j with rounding, while more than one is left:
+        // y = ⌊x/p_j⌉ = (x + h − ((x_j + h) mod p_j))·p_j^(−1) mod p_i, h = ⌊p_j/2⌋. The primes
+        // decrease, so h and (x_j + h) mod p_j are already reduced mod every p_i, i < j.
+        for j in (1..PRIMES).rev() {
+            let pj = MODULI[j];
+            let h = pj / 2;
+            let v = x[j] + h;
+            let v = v.min(v.wrapping_sub(pj));
+            for i in 0..j {
+                let m = r.modulus(i);
+                x[i] = mul_shoup(
+                    m.sub(m.add(x[i], h), v),
+                    r.rescale[j][i],
+                    self.rescale_sh[j][i],
+                    m.p,
+                );
+            }
+        }
+        let z = ((x[0] as u128 * self.c as u128 + (1u128 << 63)) >> 64) as u64;
         z & ((1u64 << self.k) - 1)
     }
 }
@@ -240,7 +261,7 @@ pub fn finalize<R: RngCore + ?Sized>(
     let NttCiphertext { mut b, mut a } = ct;
     // 1. + Enc_pk(0).
     let u = ternary(rng, N);
-    for i in 0..2 {
+    for i in 0..PRIMES {
         let pl = &r.plans[i];
         let m = &pl.m;
         let mut un: Vec<u64> = u.iter().map(|&x| m.from_i64(x)).collect();
@@ -255,13 +276,12 @@ pub fn finalize<R: RngCore + ?Sized>(
     debug_assert!(e1.iter().all(|e| e.unsigned_abs() <= ETA as u64));
     let sw = Switch::new(out.k);
     // 3. (a) switch a.
-    let (m0, m1) = (r.modulus(0), r.modulus(1));
     let a_sw: Vec<u64> = (0..N)
         .map(|j| {
-            sw.apply(
-                m0.add(a[0][j], m0.from_i64(e2[j])),
-                m1.add(a[1][j], m1.from_i64(e2[j])),
-            )
+            sw.apply(std::array::from_fn(|i| {
+                let m = r.modulus(i);
+                m.add(a[i][j], m.from_i64(e2[j]))
+            }))
         })
         .collect();
     // 2–4. b at the returned positions: + e₁ + flood, switch, − R·2^(k−ℓ), drop low bits.
@@ -273,9 +293,11 @@ pub fn finalize<R: RngCore + ?Sized>(
         .zip(masks)
         .map(|(&j, &rj)| {
             let noise = flood(rng, out.flood) + e1[j] as i128;
-            let x0 = m0.add(b[0][j], m0.from_i128(noise));
-            let x1 = m1.add(b[1][j], m1.from_i128(noise));
-            let v = sw.apply(x0, x1).wrapping_sub((rj & plain.mask()) << shift) & kmask;
+            let x = std::array::from_fn(|i| {
+                let m = r.modulus(i);
+                m.add(b[i][j], m.from_i128(noise))
+            });
+            let v = sw.apply(x).wrapping_sub((rj & plain.mask()) << shift) & kmask;
             if drop == 0 {
                 v
             } else {

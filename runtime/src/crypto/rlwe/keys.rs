@@ -1,6 +1,6 @@
 //! Keys, seeded symmetric encryption and decryption (the key owner's side).
 //!
-//! - Secret key: s uniform ternary, kept in coefficient form and in transform form mod p0, p1.
+//! - Secret key: s uniform ternary, kept in coefficient form and in transform form mod each prime.
 //! - Public key (for re-randomisation only): (b_pk = −a_pk·s + e, a_pk from a seed), an
 //!   encryption of zero; on the wire the seed and b_pk.
 //! - Encryption of m ∈ Z_2^ℓ[X]/(X^N+1): (b = −a·s + e + ⌊q·m/2^ℓ⌉, a from a fresh seed by
@@ -8,41 +8,44 @@
 //!   key owner encrypts, which saves the public-key encryption's extra error and work.
 //! - Decryption of a switched ciphertext (a, b) mod 2^k: m = ⌊(b + a·s mod 2^k)/2^(k−ℓ)⌉. The
 //!   product a·s is computed exactly over the integers (|a·s| ≤ N·2^(k−1)) and reduced mod 2^k:
-//!   in the 62-bit prime [`P_AUX`] when k ≤ 49, else with p0, p1 and the CRT (|a·s| < q/2).
+//!   in the 62-bit prime [`P_AUX`] when k ≤ [`AUX_MAX_SWITCH_BITS`], else mod p0 and p1 and
+//!   lifted by the CRT (|a·s| < p0·p1/2).
 //!
-//! **Wire sizes.** A seed is 16 bytes; b is N residues mod p0 at 55 bits and N mod p1 at 54
-//! bits: 55,808 + 16 = 55,824 bytes for a ciphertext or a public key.
+//! **Wire sizes.** A seed is 16 bytes; b is N residues mod each prime at the prime's bit width:
+//! 55,808 + 16 = 55,824 bytes for a ciphertext or a public key at N = 4096 and 55 + 54 bits.
 
 use rand::RngCore;
 
-use super::eval::{NttCiphertext, SwitchedCiphertext};
+use super::eval::{NttCiphertext, Switch, SwitchedCiphertext};
 use super::ntt::Fixed;
-use super::params::{ring, Plain, AUX_MAX_SWITCH_BITS, N, P_AUX};
+use super::params::{ring, Plain, AUX_MAX_SWITCH_BITS, N, PRIMES, P_AUX};
 use super::sample::{cbd, ternary, uniform_ntt_from_seed};
 use crate::crypto::pack::{pack, packed_len, unpack};
 use crate::crypto::Block;
 use crate::net::NetError;
 
 /// A seeded ciphertext or public key as it crosses the wire: the seed of `a` and `b` in
-/// coefficient form mod p0 and p1.
+/// coefficient form mod each prime.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seeded {
     pub seed: Block,
-    pub b: [Vec<u64>; 2],
+    pub b: [Vec<u64>; PRIMES],
 }
 
 impl Seeded {
     /// Bytes on the wire.
     pub fn wire_len() -> usize {
         let r = ring();
-        16 + packed_len(N, r.modulus(0).bits()) + packed_len(N, r.modulus(1).bits())
+        16 + (0..PRIMES)
+            .map(|i| packed_len(N, r.modulus(i).bits()))
+            .sum::<usize>()
     }
 
     /// Append the wire form to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
         let r = ring();
         out.extend_from_slice(&self.seed.to_bytes());
-        for i in 0..2 {
+        for i in 0..PRIMES {
             out.extend_from_slice(&pack(&self.b[i], r.modulus(i).bits()));
         }
     }
@@ -60,7 +63,7 @@ impl Seeded {
         let r = ring();
         let seed = Block::from_bytes(bytes[..16].try_into().expect("16 bytes"));
         let mut pos = 16;
-        let mut b: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        let mut b: [Vec<u64>; PRIMES] = std::array::from_fn(|_| Vec::new());
         for (i, bi) in b.iter_mut().enumerate() {
             let m = r.modulus(i);
             let len = packed_len(N, m.bits());
@@ -80,8 +83,8 @@ impl Seeded {
 pub struct SecretKey {
     /// Ternary coefficients.
     s: Vec<i64>,
-    /// s in transform form mod p0 and p1, and mod P_AUX.
-    s_ntt: [Fixed; 2],
+    /// s in transform form mod each prime, and mod P_AUX.
+    s_ntt: [Fixed; PRIMES],
     s_aux: Fixed,
 }
 
@@ -95,7 +98,7 @@ impl SecretKey {
             pl.forward(&mut v);
             Fixed::new(v, pl.m.p)
         };
-        let s_ntt = [transform(&r.plans[0]), transform(&r.plans[1])];
+        let s_ntt = std::array::from_fn(|i| transform(&r.plans[i]));
         let s_aux = transform(&r.aux);
         SecretKey { s, s_ntt, s_aux }
     }
@@ -109,13 +112,13 @@ impl SecretKey {
     fn encrypt_encoded<R: RngCore + ?Sized>(
         &self,
         seed: Block,
-        encoded: &[[u64; 2]],
+        encoded: &[[u64; PRIMES]],
         rng: &mut R,
     ) -> Seeded {
         let r = ring();
         let e = cbd(rng, N);
         let a = uniform_ntt_from_seed(seed);
-        let b = [0, 1].map(|i| {
+        let b = std::array::from_fn(|i| {
             let pl = &r.plans[i];
             let m = &pl.m;
             let mut as_ = a[i].clone();
@@ -146,7 +149,7 @@ impl SecretKey {
             )));
         }
         let seed = Block(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
-        let enc: Vec<[u64; 2]> = m.iter().map(|&x| plain.encode_rns(x)).collect();
+        let enc: Vec<[u64; PRIMES]> = m.iter().map(|&x| plain.encode_rns(x)).collect();
         Ok(self.encrypt_encoded(seed, &enc, rng))
     }
 
@@ -156,10 +159,10 @@ impl SecretKey {
         self.encrypt_encoded(seed, &[], rng)
     }
 
-    /// The phase b + a·s of a ciphertext in transform form, as centred integers mod q.
-    pub fn phase(&self, ct: &NttCiphertext) -> Vec<i128> {
+    /// The phase b + a·s of a ciphertext in transform form, coefficient j as its residues.
+    fn phase_rns(&self, ct: &NttCiphertext) -> Vec<[u64; PRIMES]> {
         let r = ring();
-        let ph = [0, 1].map(|i| {
+        let ph: [Vec<u64>; PRIMES] = std::array::from_fn(|i| {
             let pl = &r.plans[i];
             let mut v: Vec<u64> = (0..N)
                 .map(|j| {
@@ -169,15 +172,31 @@ impl SecretKey {
             pl.inverse(&mut v);
             v
         });
-        (0..N).map(|j| r.crt_centred(ph[0][j], ph[1][j])).collect()
+        (0..N).map(|j| std::array::from_fn(|i| ph[i][j])).collect()
     }
 
-    /// Decrypt a ciphertext in transform form: all N coefficients mod 2^ℓ.
-    pub fn decrypt(&self, plain: Plain, ct: &NttCiphertext) -> Vec<u64> {
-        let q = ring().q as i128;
-        self.phase(ct)
+    /// The noise phase − ⌊q·m/2^ℓ⌉ of every coefficient of a ciphertext in transform form that
+    /// encrypts `m` (zero past `m.len()`); exact while it is below p0·p1/2 in magnitude.
+    pub fn noise(&self, plain: Plain, ct: &NttCiphertext, m: &[u64]) -> Vec<i128> {
+        let r = ring();
+        self.phase_rns(ct)
             .into_iter()
-            .map(|x| plain.decode(x.rem_euclid(q) as u128))
+            .enumerate()
+            .map(|(j, ph)| {
+                let e = plain.encode_rns(m.get(j).copied().unwrap_or(0));
+                let (m0, m1) = (r.modulus(0), r.modulus(1));
+                r.lift_small(m0.sub(ph[0], e[0]), m1.sub(ph[1], e[1]))
+            })
+            .collect()
+    }
+
+    /// Decrypt a ciphertext in transform form: all N coefficients mod 2^ℓ (the phase switched
+    /// to 2^(ℓ+10), then rounded; exact while the noise is below Δ/2 − q/2^(ℓ+11) − 1).
+    pub fn decrypt(&self, plain: Plain, ct: &NttCiphertext) -> Vec<u64> {
+        let sw = Switch::new(plain.bits + 10);
+        self.phase_rns(ct)
+            .into_iter()
+            .map(|x| ((sw.apply(x) + (1 << 9)) >> 10) & plain.mask())
             .collect()
     }
 
@@ -221,7 +240,7 @@ impl SecretKey {
         ];
         positions
             .iter()
-            .map(|&j| (r.crt_centred(prod[0][j], prod[1][j]) as u64) & kmask)
+            .map(|&j| (r.lift_small(prod[0][j], prod[1][j]) as u64) & kmask)
             .collect()
     }
 

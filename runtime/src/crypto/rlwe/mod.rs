@@ -41,7 +41,7 @@ pub mod session;
 pub use eval::{encode_plain, expand, finalize, Accumulator, NttCiphertext, SwitchedCiphertext};
 pub use keys::{SecretKey, Seeded};
 pub use noise::{output_params, OutputParams};
-pub use params::{Plain, N};
+pub use params::{Plain, N, PRIMES};
 pub use session::HeSession;
 
 #[cfg(test)]
@@ -109,13 +109,9 @@ mod tests {
                 };
                 assert_eq!(got[j], want, "ℓ = {bits}, coefficient {j}");
             }
-            // Fresh noise is the encryption error: |phase − encode(m)| ≤ 21 + 1.
-            let q = ring_q();
-            let ph = sk.phase(&expand(&ct, None, None));
-            for j in 0..N {
-                let d = (ph[j] - plain.encode(x_b[j]) as i128).rem_euclid(q);
-                let d = if d > q / 2 { d - q } else { d };
-                assert!(d.abs() <= 22, "fresh noise {d}");
+            // Fresh noise is the encryption error: |phase − encode(m)| ≤ 21.
+            for d in sk.noise(plain, &expand(&ct, None, None), &x_b) {
+                assert!(d.abs() <= 21, "fresh noise {d}");
             }
         }
         // A short plaintext is zero-padded; more than N coefficients is refused.
@@ -124,10 +120,6 @@ mod tests {
         let d = sk.decrypt(plain, &expand(&ct, None, None));
         assert_eq!(&d[..3], &[5, 6, 0]);
         assert!(sk.encrypt(plain, &vec![0; N + 1], &mut rng).is_err());
-    }
-
-    fn ring_q() -> i128 {
-        params::ring().q as i128
     }
 
     #[test]
@@ -183,7 +175,7 @@ mod tests {
                     Some(plain),
                     Some(&x_a),
                 );
-                let mut wn = vec![0u64; 2 * N];
+                let mut wn = vec![0u64; params::PRIMES * N];
                 encode_plain(&w, &mut wn);
                 acc.mac(&ct, &wn);
             }
@@ -191,13 +183,10 @@ mod tests {
             assert_eq!(sk.decrypt(plain, &ct), want, "ℓ = {bits}");
             // Noise at q: within E_max (every coefficient sums N·count error terms).
             let out = output_params(plain, wb as u64, N * count, N * count).unwrap();
-            let q = ring_q();
-            let ph = sk.phase(&ct);
-            let worst = (0..N)
-                .map(|j| {
-                    let d = (ph[j] - plain.encode(want[j]) as i128).rem_euclid(q);
-                    (if d > q / 2 { d - q } else { d }).unsigned_abs()
-                })
+            let worst = sk
+                .noise(plain, &ct, &want)
+                .into_iter()
+                .map(i128::unsigned_abs)
                 .max()
                 .unwrap();
             assert!((worst as f64) < out.e_max, "noise {worst} ≥ {}", out.e_max);

@@ -16,14 +16,14 @@
 //! returned coefficient: Pr[|E| > E_max] + E_max/(2B_F + 1) ≤ 2^−41 + 2^−42 < 2^−40.
 //!
 //! **After the switch** to 2^k, k = ℓ + D (Δ′ = 2^D): the noise is (B_F + E_max)·2^k/q, plus the
-//! switch's rounding of `b` (≤ c = 1/2 + 2^(k−1)/p0 + 2^−9: RNS rescale by p1, then the rounded
-//! p0 → 2^k step), plus Σ_j τ_j·s_j for the rounding errors τ_j of `a` (|τ_j| ≤ c, taken as
+//! switch's rounding of `b` (≤ c = 1/2 + 2^(k−1)/p0·(1 + 1/p1 + …) + 2^−9: RNS rescales by the
+//! last primes, then the rounded p0 → 2^k step), plus Σ_j τ_j·s_j for the rounding errors τ_j of `a` (|τ_j| ≤ c, taken as
 //! independent: ≤ TAIL·√N·c except with probability 2^−41), plus 2^(d−1) from dropping d low bits
 //! of `b`. Decryption is exact when the sum is below Δ′/2. D is the smallest that fits (it sets
 //! the size of `a`, N·k bits, which dominates the response), then d the largest. k ≤ 54 keeps 2^k
 //! below p0, which the switch needs, and bounds ℓ by 44.
 
-use super::params::{Plain, N, P0};
+use super::params::{Plain, MODULI, N, P0, PRIMES};
 use crate::net::NetError;
 
 /// √(2·ln 2^42): a sub-Gaussian variable exceeds TAIL standard proxies with probability ≤ 2^−41.
@@ -57,7 +57,14 @@ impl OutputParams {
 
 /// The bound on each rounding error of the switch q → p0 → 2^k.
 pub fn switch_rounding(k: u32) -> f64 {
-    0.5 + (1u64 << (k - 1)) as f64 / P0 as f64 + 1.0 / 512.0
+    // Each rescale's rounding (≤ 1/2 of the modulus left) reaches p0 divided by the primes
+    // dropped after it: 1 + 1/p1 + 1/(p1·p2) + … halves, then scaled by 2^k/p0.
+    let (mut carried, mut scale) = (1.0, 1.0);
+    for &p in &MODULI[1..PRIMES - 1] {
+        scale /= p as f64;
+        carried += scale;
+    }
+    0.5 + (1u64 << (k - 1)) as f64 / P0 as f64 * carried + 1.0 / 512.0
 }
 
 /// The parameters for returning products whose every output coefficient sums `terms` products
@@ -75,7 +82,7 @@ pub fn output_params(
         + eps_terms as f64 * b
         + (2 * N + 1) as f64 * eta;
     let flood = (e_max * 2f64.powi(STAT_BITS as i32 + 1)).ceil() as u128 + 1;
-    let q = super::params::ring().q as f64;
+    let q = super::params::ring().q_f64();
     let l = plain.bits;
     for d in 1..=MAX_SWITCH_BITS.saturating_sub(l) {
         let k = l + d;

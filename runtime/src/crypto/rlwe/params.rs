@@ -23,10 +23,14 @@ use crate::net::NetError;
 
 /// Ring degree N.
 pub const N: usize = 4096;
+/// The RNS primes of q, largest first (the modulus switch divides by the last ones first).
+pub const PRIMES: usize = 2;
 /// The larger RNS prime (55 bits).
 pub const P0: u64 = 36_028_797_018_652_673;
 /// The smaller RNS prime (54 bits); the modulus switch divides by it first, so P1 < P0.
 pub const P1: u64 = 18_014_398_509_309_953;
+/// q's primes p_0 > p_1 > … .
+pub const MODULI: [u64; PRIMES] = [P0, P1];
 /// Centred binomial parameter η of the error distribution.
 pub const ETA: u32 = 21;
 /// Smallest supported plaintext width ℓ.
@@ -41,27 +45,33 @@ pub const P_AUX: u64 = 4_611_686_018_427_322_369;
 /// |a·s| ≤ N·2^(k−1) < P_AUX/2 for k up to this.
 pub const AUX_MAX_SWITCH_BITS: u32 = 49;
 
-/// The fixed ring: the two NTT plans and the constants of CRT and modulus switching.
+/// The fixed ring: the NTT plans of q's primes and of the auxiliary prime, and the constants of
+/// the modulus switch.
 #[derive(Debug)]
 pub struct RingContext {
-    /// One plan per prime, p0 first.
-    pub plans: [NttPlan; 2],
+    /// One plan per prime of q, p0 first.
+    pub plans: [NttPlan; PRIMES],
     /// The plan of [`P_AUX`].
     pub aux: NttPlan,
-    /// q = p0·p1.
-    pub q: u128,
-    /// p1^(−1) mod p0.
-    pub p1_inv_mod_p0: u64,
+    /// log₂ q.
+    pub log2_q: f64,
+    /// `rescale[j][i]` = p_j^(−1) mod p_i for i < j (the switch's division by p_j).
+    pub rescale: [[u64; PRIMES]; PRIMES],
 }
 
 impl RingContext {
     fn new() -> RingContext {
-        let m0 = Modulus::new(P0);
+        let mut rescale = [[0u64; PRIMES]; PRIMES];
+        for (j, row) in rescale.iter_mut().enumerate() {
+            for (i, v) in row.iter_mut().enumerate().take(j) {
+                *v = Modulus::new(MODULI[i]).inv(MODULI[j] % MODULI[i]);
+            }
+        }
         RingContext {
-            plans: [NttPlan::new(N, P0), NttPlan::new(N, P1)],
+            plans: MODULI.map(|p| NttPlan::new(N, p)),
             aux: NttPlan::new(N, P_AUX),
-            q: P0 as u128 * P1 as u128,
-            p1_inv_mod_p0: m0.inv(P1 % P0),
+            log2_q: MODULI.iter().map(|&p| (p as f64).log2()).sum(),
+            rescale,
         }
     }
 
@@ -71,27 +81,28 @@ impl RingContext {
         &self.plans[i].m
     }
 
-    /// The integer in [0, q) with residues (x0 mod p0, x1 mod p1).
-    #[inline]
-    pub fn crt(&self, x0: u64, x1: u64) -> u128 {
-        let m0 = self.modulus(0);
-        let h = m0.mul(m0.sub(x0, x1 % P0), self.p1_inv_mod_p0);
-        x1 as u128 + P1 as u128 * h as u128
+    /// q as a float (for noise budgets).
+    pub fn q_f64(&self) -> f64 {
+        MODULI.iter().map(|&p| p as f64).product()
     }
 
-    /// The signed representative in (−q/2, q/2] of the residues (x0, x1).
+    /// The signed integer in (−p0·p1/2, p0·p1/2] with residues x0 mod p0 and x1 mod p1: the
+    /// value of any integer of that range from its first two residues.
     #[inline]
-    pub fn crt_centred(&self, x0: u64, x1: u64) -> i128 {
-        let x = self.crt(x0, x1);
-        if x > self.q / 2 {
-            x as i128 - self.q as i128
+    pub fn lift_small(&self, x0: u64, x1: u64) -> i128 {
+        let m0 = self.modulus(0);
+        let h = m0.mul(m0.sub(x0, x1 % P0), self.rescale[1][0]);
+        let pp = P0 as u128 * P1 as u128;
+        let x = x1 as u128 + P1 as u128 * h as u128;
+        if x > pp / 2 {
+            x as i128 - pp as i128
         } else {
             x as i128
         }
     }
 }
 
-/// The ring every session uses (built once: the twiddle tables of both primes).
+/// The ring every session uses (built once: the twiddle tables of every prime).
 pub fn ring() -> &'static RingContext {
     static RING: OnceLock<RingContext> = OnceLock::new();
     RING.get_or_init(RingContext::new)
@@ -102,10 +113,10 @@ pub fn ring() -> &'static RingContext {
 pub struct Plain {
     /// ℓ.
     pub bits: u32,
-    /// ⌊q / 2^ℓ⌋.
-    delta_floor: u128,
+    /// ⌊q / 2^ℓ⌋ mod each prime.
+    delta: [u64; PRIMES],
     /// q mod 2^ℓ.
-    q_mod_t: u128,
+    q_mod_t: u64,
 }
 
 impl Plain {
@@ -116,11 +127,17 @@ impl Plain {
                 "RLWE plaintext width {bits} is not in {MIN_PLAIN_BITS}..={MAX_PLAIN_BITS}"
             )));
         }
-        let q = ring().q;
+        let mask = (1u64 << bits) - 1;
+        let q_mod_t = MODULI.iter().fold(1u64, |acc, &p| acc.wrapping_mul(p)) & mask;
+        // ⌊q/t⌋ = (q − (q mod t))/t ≡ −(q mod t)·t^(−1) mod p_i, since p_i divides q.
+        let delta = MODULI.map(|p| {
+            let m = Modulus::new(p);
+            m.mul(m.sub(0, q_mod_t % p), m.inv((1u64 << bits) % p))
+        });
         Ok(Plain {
             bits,
-            delta_floor: q >> bits,
-            q_mod_t: q & ((1u128 << bits) - 1),
+            delta,
+            q_mod_t,
         })
     }
 
@@ -132,48 +149,22 @@ impl Plain {
 
     /// log₂ Δ = log₂ q − ℓ.
     pub fn log2_delta(&self) -> f64 {
-        (ring().q as f64).log2() - self.bits as f64
+        ring().log2_q - self.bits as f64
     }
 
-    /// ⌊q·m / 2^ℓ⌉ ∈ [0, q] for m ∈ [0, 2^ℓ) (higher bits of m are ignored).
+    /// The residues of ⌊q·m / 2^ℓ⌉ ∈ [0, q] modulo each prime, for m ∈ [0, 2^ℓ) (higher bits of
+    /// m are ignored).
     #[inline]
-    pub fn encode(&self, m: u64) -> u128 {
-        let m = (m & self.mask()) as u128;
+    pub fn encode_rns(&self, m: u64) -> [u64; PRIMES] {
+        let m = m & self.mask();
         // q·m/t = ⌊q/t⌋·m + (q mod t)·m/t, and (q mod t)·m < 2^(2ℓ) ≤ 2^88.
-        self.delta_floor * m + ((self.q_mod_t * m + (1u128 << (self.bits - 1))) >> self.bits)
-    }
-
-    /// The residues of `encode(m)` modulo both primes.
-    #[inline]
-    pub fn encode_rns(&self, m: u64) -> [u64; 2] {
+        let round =
+            ((self.q_mod_t as u128 * m as u128 + (1u128 << (self.bits - 1))) >> self.bits) as u64;
         let r = ring();
-        let v = self.encode(m);
-        [r.modulus(0).reduce_u128(v), r.modulus(1).reduce_u128(v)]
-    }
-
-    /// ⌊2^ℓ·x / q⌉ mod 2^ℓ for x ∈ [0, q): the decoding of a phase.
-    pub fn decode(&self, x: u128) -> u64 {
-        // 2^ℓ·x < 2^153 does not fit: divide in two steps, x = hi·2^64 + lo.
-        let q = ring().q;
-        let t = 1u128 << self.bits;
-        // ⌊t·x/q⌉ = ⌊(t·x + q/2)/q⌋, computed by long division on 64-bit halves of t·x.
-        let (hi, lo) = (x >> 64, x & u64::MAX as u128);
-        let num_hi = hi * t; // < 2^(45+44)
-        let r1 = num_hi % q;
-        let q1 = num_hi / q;
-        // (r1·2^64 + lo·t + q/2) / q with r1 < q < 2^109: long division, 16 bits at a time so
-        // that the shifted remainder stays below 2^125.
-        let mut rem = r1;
-        let mut quo = q1;
-        for _ in 0..4 {
-            rem <<= 16;
-            quo <<= 16;
-            quo += rem / q;
-            rem %= q;
-        }
-        let tail = lo * t + q / 2 + rem; // < 2^108 + 2^108 + 2^109
-        quo += tail / q;
-        (quo as u64) & self.mask()
+        std::array::from_fn(|i| {
+            let md = r.modulus(i);
+            md.add(md.mul(self.delta[i], m % md.p), round % md.p)
+        })
     }
 }
 
@@ -185,47 +176,75 @@ mod tests {
 
     #[test]
     fn primes_and_modulus() {
-        assert!(is_prime(P0) && is_prime(P1));
-        assert_eq!((P0 - 1) % (2 * N as u64), 0);
-        assert_eq!((P1 - 1) % (2 * N as u64), 0);
-        assert_eq!(ntt_prime_below(1 << 55, N, &[]), P0);
-        assert_eq!(ntt_prime_below(1 << 54, N, &[P0]), P1);
+        let mut skip = Vec::new();
+        for (i, &p) in MODULI.iter().enumerate() {
+            assert!(is_prime(p));
+            assert_eq!((p - 1) % (2 * N as u64), 0);
+            // Each is the largest NTT prime below its power of two that is not taken.
+            assert_eq!(ntt_prime_below(1 << (64 - p.leading_zeros()), N, &skip), p);
+            skip.push(p);
+            if i > 0 {
+                assert!(p < MODULI[i - 1]);
+            }
+            for j in i + 1..PRIMES {
+                let m = Modulus::new(p);
+                assert_eq!(m.mul(ring().rescale[j][i], MODULI[j] % p), 1);
+            }
+        }
         assert_eq!(ntt_prime_below(1 << 62, N, &[]), P_AUX);
         assert!((N as u128) << (AUX_MAX_SWITCH_BITS - 1) < P_AUX as u128 / 2);
-        let q = ring().q;
-        assert!(q < 1u128 << 109 && q > 1u128 << 108);
+        let log2_q = ring().log2_q;
+        assert!(log2_q < 109.0 && log2_q > 108.0);
         const { assert!(P1 < P0 && P0 > 1 << 54) };
     }
 
     #[test]
-    fn crt_roundtrip() {
+    fn small_integers_lift_from_two_residues() {
         let r = ring();
         let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(3);
+        let half = (P0 as u128 * P1 as u128 / 2) as i128;
         for _ in 0..10_000 {
-            let x: u128 = rng.gen::<u128>() % r.q;
-            let (x0, x1) = ((x % P0 as u128) as u64, (x % P1 as u128) as u64);
-            assert_eq!(r.crt(x0, x1), x);
+            let x: i128 = rng.gen_range(-half + 1..=half);
+            let (x0, x1) = (x.rem_euclid(P0 as i128), x.rem_euclid(P1 as i128));
+            assert_eq!(r.lift_small(x0 as u64, x1 as u64), x);
         }
-        assert_eq!(r.crt_centred(P0 - 1, P1 - 1), -1);
+        assert_eq!(r.lift_small(P0 - 1, P1 - 1), -1);
     }
 
+    /// E = encode(m) is ⌊q·m/t⌉ exactly: d = E·t − q·m is, modulo every prime, E_i·t (q ≡ 0),
+    /// and the same integer |d| ≤ t/2 with d ≡ −q·m mod t pins E down by the CRT.
     #[test]
-    fn encode_then_decode_is_the_identity() {
+    fn encode_is_the_rounded_scaled_message() {
+        let r = ring();
         let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(4);
-        let q = ring().q;
         for bits in [16u32, 37, 38, 44] {
             let p = Plain::new(bits).unwrap();
-            for _ in 0..2000 {
-                let m = rng.gen::<u64>() & p.mask();
-                let e = p.encode(m);
-                // Exact rational rounding: |e − q·m/t| ≤ 1/2.
-                let exact = q as f64 * m as f64 / (1u128 << bits) as f64;
-                assert!((e as f64 - exact).abs() <= 0.5 + exact * 1e-15);
-                assert_eq!(p.decode(e % q), m);
-                // Noise below Δ/2 − 1 is rounded away.
-                let d = (q >> bits) / 2 - 1;
-                assert_eq!(p.decode((e + d) % q), m);
-                assert_eq!(p.decode((e + q - d) % q), m);
+            let t = 1u64 << bits;
+            for i in 0..2000 {
+                let m = match i {
+                    0 => 0,
+                    1 => p.mask(),
+                    _ => rng.gen::<u64>() & p.mask(),
+                };
+                let e = p.encode_rns(m);
+                let d: Vec<i128> = (0..PRIMES)
+                    .map(|i| {
+                        let md = r.modulus(i);
+                        let v = md.mul(e[i], t % md.p);
+                        if v > md.p / 2 {
+                            v as i128 - md.p as i128
+                        } else {
+                            v as i128
+                        }
+                    })
+                    .collect();
+                assert!(d.iter().all(|&x| x == d[0]), "ℓ = {bits}, m = {m}: {d:?}");
+                assert!(d[0].unsigned_abs() <= t as u128 / 2);
+                let want = (p.q_mod_t as u128 * m as u128) % t as u128;
+                assert_eq!(
+                    d[0].rem_euclid(t as i128) as u128,
+                    (t as u128 - want) % t as u128
+                );
             }
         }
         assert!(Plain::new(15).is_err() && Plain::new(45).is_err());

@@ -4,16 +4,16 @@
 //! Randomness comes from the project's AES-CTR generator [`Prg`]. The `a` part of a ciphertext or
 //! public key is `uniform_ntt_from_seed(seed)`: the blocks of `Prg::new(seed)`, each read as two
 //! 64-bit words (low word first), masked to the bit width of p0 and rejected unless below p0
-//! until N values are accepted, then the same for p1. The values are taken as `a` **in the
-//! transform domain** of [`super::ntt`], whose order is pinned there (value i is
-//! a(ψ^(2·brv(i)+1)), ψ fixed by the prime): this saves one transform per prime on both sides,
-//! and both parties run the same code. Uniform values in the transform domain are a uniform
-//! polynomial (the transform is a bijection), and uniform residues mod p0 and p1 a uniform
-//! element of Z_q by the CRT.
+//! until N values are accepted, then the same for p1 and every further prime. The values are
+//! taken as `a` **in the transform domain** of [`super::ntt`], whose order is pinned there
+//! (value i is a(ψ^(2·brv(i)+1)), ψ fixed by the prime): this saves one transform per prime on
+//! both sides, and both parties run the same code. Uniform values in the transform domain are a
+//! uniform polynomial (the transform is a bijection), and uniform residues mod every prime a
+//! uniform element of Z_q by the CRT.
 
 use rand::RngCore;
 
-use super::params::{ring, ETA, N};
+use super::params::{ring, ETA, N, PRIMES};
 use crate::crypto::{Block, Prg};
 
 /// Uniform ternary coefficients in {−1, 0, 1}: two bits per draw, the value 3 rejected.
@@ -44,11 +44,11 @@ pub fn cbd<R: RngCore + ?Sized>(rng: &mut R, n: usize) -> Vec<i64> {
         .collect()
 }
 
-/// The uniform ring element of `seed`, in the transform domain, as residues mod p0 and mod p1.
-pub fn uniform_ntt_from_seed(seed: Block) -> [Vec<u64>; 2] {
+/// The uniform ring element of `seed`, in the transform domain, as residues mod each prime.
+pub fn uniform_ntt_from_seed(seed: Block) -> [Vec<u64>; PRIMES] {
     let mut prg = Prg::new(seed);
     let r = ring();
-    let mut out: [Vec<u64>; 2] = [Vec::with_capacity(N), Vec::with_capacity(N)];
+    let mut out: [Vec<u64>; PRIMES] = std::array::from_fn(|_| Vec::with_capacity(N));
     let mut buf = [Block::ZERO; 64];
     let mut words = std::iter::from_fn(move || {
         prg.fill_blocks(&mut buf);
@@ -122,10 +122,10 @@ mod tests {
         assert_eq!(a, uniform_ntt_from_seed(Block(9)));
         assert_ne!(a, uniform_ntt_from_seed(Block(10)));
         let r = ring();
-        for i in 0..2 {
+        for i in 0..PRIMES {
             assert_eq!(a[i].len(), N);
             assert!(a[i].iter().all(|&x| x < r.modulus(i).p));
-            // The top bit of the 55/54-bit values is used about half the time.
+            // The top bit of each prime's values is used about half the time.
             let top = a[i]
                 .iter()
                 .filter(|&&x| x >> (r.modulus(i).bits() - 1) == 1)
