@@ -226,10 +226,10 @@ impl Switch {
             let h = pj / 2;
             let v = x[j] + h;
             let v = v.min(v.wrapping_sub(pj));
-            for i in 0..j {
+            for (i, xi) in x.iter_mut().enumerate().take(j) {
                 let m = r.modulus(i);
-                x[i] = mul_shoup(
-                    m.sub(m.add(x[i], h), v),
+                *xi = mul_shoup(
+                    m.sub(m.add(*xi, h), v),
                     r.rescale[j][i],
                     self.rescale_sh[j][i],
                     m.p,
