@@ -115,6 +115,169 @@ impl Builder {
         );
         y
     }
+
+    /// The token and position tables and the `Embed` instruction; returns its output.
+    fn embed(&mut self, d: Dims) -> u32 {
+        let c = d.width;
+        let wte = self.weight("token_table", &[d.vocab, c], 12);
+        let wpe = self.weight("position_table", &[d.positions, c], 12);
+        let x = self.act("embed.out", c);
+        self.push(
+            "embed",
+            vec![],
+            vec![x],
+            Op::Embed(plan::Embed {
+                token_table: wte,
+                position_table: wpe,
+                prepared: plan::Linear::ONLINE,
+            }),
+        );
+        x
+    }
+
+    /// Layer `layer`'s attention on the packed projection `qkv`: `SplitQkv`, `CacheAppend` of k
+    /// and v, `QkT`, `Softmax` and `Pv`; returns its output.
+    fn attention(&mut self, layer: u64, qkv: u32, d: Dims) -> u32 {
+        let c = d.width;
+        let att = format!("h{layer}.attn");
+        let q = self.act(&format!("{att}.q"), c);
+        let k = self.act(&format!("{att}.k"), c);
+        let v = self.act(&format!("{att}.v"), c);
+        let kc = self.reg(&format!("layer{layer}.k_cache"), Rows::Positions, c, 12);
+        let vc = self.reg(&format!("layer{layer}.v_cache"), Rows::Positions, c, 12);
+        self.push(
+            &att,
+            vec![qkv],
+            vec![q, k, v],
+            Op::SplitQkv(plan::SplitQkv {}),
+        );
+        self.push(
+            &att,
+            vec![k],
+            vec![kc],
+            Op::CacheAppend(plan::CacheAppend {}),
+        );
+        self.push(
+            &att,
+            vec![v],
+            vec![vc],
+            Op::CacheAppend(plan::CacheAppend {}),
+        );
+        let scores = self.act(&format!("{att}.scores"), 0);
+        self.push(
+            &att,
+            vec![q, kc],
+            vec![scores],
+            Op::QkT(plan::HeadProduct {
+                heads: d.heads,
+                shift: 12,
+            }),
+        );
+        let probs = self.act(&format!("{att}.probs"), 0);
+        self.push(
+            &att,
+            vec![scores],
+            vec![probs],
+            Op::Softmax(plan::Softmax {
+                heads: d.heads,
+                frac_in: 12,
+                frac_exp: 14,
+                frac_out: 12,
+                exp_hi: vec![0; 256],
+                exp_lo: vec![0; 256],
+                hi_bits: 8,
+                lo_bits: 8,
+                recip_guard: 8,
+                clip: 16 << 12,
+                prepared: false,
+            }),
+        );
+        let out = self.act(&format!("{att}.out"), c);
+        self.push(
+            &att,
+            vec![probs, vc],
+            vec![out],
+            Op::Pv(plan::HeadProduct {
+                heads: d.heads,
+                shift: 12,
+            }),
+        );
+        out
+    }
+
+    /// The `Gelu` instruction named `name` on `x`, `n` wide; returns its output.
+    fn gelu(&mut self, name: &str, x: u32, n: u64) -> u32 {
+        let y = self.act(name, n);
+        self.push(
+            name,
+            vec![x],
+            vec![y],
+            Op::Gelu(plan::Gelu {
+                frac: 12,
+                alpha_log2: 2,
+                pieces_log2: 6,
+                slope: vec![0; 64],
+                intercept: vec![0; 64],
+                form: 0,
+                prepared: false,
+            }),
+        );
+        y
+    }
+
+    /// The `Add` instruction named `name` of `x` and `y`, `n` wide; returns its output.
+    fn add(&mut self, name: &str, x: u32, y: u32, n: u64) -> u32 {
+        let z = self.act(name, n);
+        self.push(name, vec![x, y], vec![z], Op::Add(plan::Add {}));
+        z
+    }
+
+    /// Transformer block `layer` on `x`: LayerNorm, attention and its projection, residual add,
+    /// LayerNorm, MLP with GELU, residual add; returns its output.
+    fn block(&mut self, layer: u64, x: u32, d: Dims) -> u32 {
+        let (p, c) = (format!("h{layer}"), d.width);
+        let a = self.layernorm(&format!("{p}.ln_1"), x, c);
+        let qkv = self.linear(&format!("{p}.attn.c_attn"), a, c, 3 * c);
+        let out = self.attention(layer, qkv, d);
+        let o = self.linear(&format!("{p}.attn.c_proj"), out, c, c);
+        let x1 = self.add(&format!("{p}.add_1"), x, o, c);
+        let m = self.layernorm(&format!("{p}.ln_2"), x1, c);
+        let h = self.linear(&format!("{p}.mlp.c_fc"), m, c, 4 * c);
+        let g = self.gelu(&format!("{p}.mlp.gelu"), h, 4 * c);
+        let y = self.linear(&format!("{p}.mlp.c_proj"), g, 4 * c, c);
+        self.add(&format!("{p}.add_2"), x1, y, c)
+    }
+
+    /// The final LayerNorm, the `Logits` and the `Sample` of the next token.
+    fn head(&mut self, x: u32, d: Dims) {
+        let c = d.width;
+        let f = self.layernorm("ln_f", x, c);
+        let w = self.weight("lm_head.weight", &[c, d.vocab], 12);
+        let z = self.reg("lm_head.out", Rows::One, d.vocab, 24);
+        self.push(
+            "lm_head",
+            vec![f],
+            vec![z],
+            Op::Logits(plan::Linear {
+                weight: w,
+                bias: None,
+                shift: 0,
+                prepared: plan::Linear::ONLINE,
+            }),
+        );
+        let t = self.reg("next_token", Rows::One, 1, 0);
+        self.push(
+            "sample",
+            vec![z],
+            vec![t],
+            Op::Sample(plan::Sample {
+                top_k: 1,
+                inv_temperature: 1 << 16,
+                shift: 28,
+                softmax: None,
+            }),
+        );
+    }
 }
 
 fn gpt_plan(d: Dims) -> Plan {
@@ -135,147 +298,11 @@ fn gpt_plan(d: Dims) -> Plan {
         },
         program: Vec::new(),
     };
-    let wte = b.weight("token_table", &[d.vocab, c], 12);
-    let wpe = b.weight("position_table", &[d.positions, c], 12);
-    let mut x = b.act("embed.out", c);
-    b.push(
-        "embed",
-        vec![],
-        vec![x],
-        Op::Embed(plan::Embed {
-            token_table: wte,
-            position_table: wpe,
-            prepared: plan::Linear::ONLINE,
-        }),
-    );
+    let mut x = b.embed(d);
     for layer in 0..d.layers {
-        let p = format!("h{layer}");
-        let a = b.layernorm(&format!("{p}.ln_1"), x, c);
-        let qkv = b.linear(&format!("{p}.attn.c_attn"), a, c, 3 * c);
-        let att = format!("{p}.attn");
-        let q = b.act(&format!("{att}.q"), c);
-        let k = b.act(&format!("{att}.k"), c);
-        let v = b.act(&format!("{att}.v"), c);
-        let kc = b.reg(&format!("layer{layer}.k_cache"), Rows::Positions, c, 12);
-        let vc = b.reg(&format!("layer{layer}.v_cache"), Rows::Positions, c, 12);
-        b.push(
-            &att,
-            vec![qkv],
-            vec![q, k, v],
-            Op::SplitQkv(plan::SplitQkv {}),
-        );
-        b.push(
-            &att,
-            vec![k],
-            vec![kc],
-            Op::CacheAppend(plan::CacheAppend {}),
-        );
-        b.push(
-            &att,
-            vec![v],
-            vec![vc],
-            Op::CacheAppend(plan::CacheAppend {}),
-        );
-        let scores = b.act(&format!("{att}.scores"), 0);
-        b.push(
-            &att,
-            vec![q, kc],
-            vec![scores],
-            Op::QkT(plan::HeadProduct {
-                heads: d.heads,
-                shift: 12,
-            }),
-        );
-        let probs = b.act(&format!("{att}.probs"), 0);
-        b.push(
-            &att,
-            vec![scores],
-            vec![probs],
-            Op::Softmax(plan::Softmax {
-                heads: d.heads,
-                frac_in: 12,
-                frac_exp: 14,
-                frac_out: 12,
-                exp_hi: vec![0; 256],
-                exp_lo: vec![0; 256],
-                hi_bits: 8,
-                lo_bits: 8,
-                recip_guard: 8,
-                clip: 16 << 12,
-                prepared: false,
-            }),
-        );
-        let out = b.act(&format!("{att}.out"), c);
-        b.push(
-            &att,
-            vec![probs, vc],
-            vec![out],
-            Op::Pv(plan::HeadProduct {
-                heads: d.heads,
-                shift: 12,
-            }),
-        );
-        let o = b.linear(&format!("{p}.attn.c_proj"), out, c, c);
-        let x1 = b.act(&format!("{p}.add_1"), c);
-        b.push(
-            &format!("{p}.add_1"),
-            vec![x, o],
-            vec![x1],
-            Op::Add(plan::Add {}),
-        );
-        let m = b.layernorm(&format!("{p}.ln_2"), x1, c);
-        let h = b.linear(&format!("{p}.mlp.c_fc"), m, c, 4 * c);
-        let g = b.act(&format!("{p}.mlp.gelu"), 4 * c);
-        b.push(
-            &format!("{p}.mlp.gelu"),
-            vec![h],
-            vec![g],
-            Op::Gelu(plan::Gelu {
-                frac: 12,
-                alpha_log2: 2,
-                pieces_log2: 6,
-                slope: vec![0; 64],
-                intercept: vec![0; 64],
-                form: 0,
-                prepared: false,
-            }),
-        );
-        let y = b.linear(&format!("{p}.mlp.c_proj"), g, 4 * c, c);
-        let x2 = b.act(&format!("{p}.add_2"), c);
-        b.push(
-            &format!("{p}.add_2"),
-            vec![x1, y],
-            vec![x2],
-            Op::Add(plan::Add {}),
-        );
-        x = x2;
+        x = b.block(layer, x, d);
     }
-    let f = b.layernorm("ln_f", x, c);
-    let w = b.weight("lm_head.weight", &[c, d.vocab], 12);
-    let z = b.reg("lm_head.out", Rows::One, d.vocab, 24);
-    b.push(
-        "lm_head",
-        vec![f],
-        vec![z],
-        Op::Logits(plan::Linear {
-            weight: w,
-            bias: None,
-            shift: 0,
-            prepared: plan::Linear::ONLINE,
-        }),
-    );
-    let t = b.reg("next_token", Rows::One, 1, 0);
-    b.push(
-        "sample",
-        vec![z],
-        vec![t],
-        Op::Sample(plan::Sample {
-            top_k: 1,
-            inv_temperature: 1 << 16,
-            shift: 28,
-            softmax: None,
-        }),
-    );
+    b.head(x, d);
     let program = Program {
         instructions: b.program,
     };

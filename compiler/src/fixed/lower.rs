@@ -250,172 +250,212 @@ impl Lowerer<'_> {
         });
     }
 
+    /// The instructions of one node of the fused graph: none for inputs and constants, an error
+    /// for an operation that is not a GPT operation.
     fn node(&mut self, id: NodeIndex, model: &mut plan::ModelInfo) -> Result<()> {
         let g = self.graph;
-        let out = ValueRef {
-            node: id,
-            output: 0,
-        };
-        let name = g.node(id).name.clone();
         match &g.node(id).op {
             Op::Input { .. } | Op::Const(_) => Ok(()),
-            Op::Embedding => {
-                let (wte, wpe) = (
-                    self.const_input(id, 1)?.clone(),
-                    self.const_input(id, 2)?.clone(),
-                );
-                let (v, c) = (wte.shape()[0], wte.shape()[1]);
-                model.vocab = v as u64;
-                model.width = c as u64;
-                model.positions = wpe.shape()[0] as u64;
-                let f = self.scales.frac;
-                let te = self.weight(
-                    "token_table",
-                    wte.shape(),
-                    f,
-                    wte.as_slice()
-                        .unwrap_or(&wte.iter().copied().collect::<Vec<_>>()),
-                )?;
-                let pe = self.weight(
-                    "position_table",
-                    wpe.shape(),
-                    f,
-                    &wpe.iter().copied().collect::<Vec<_>>(),
-                )?;
-                let r = self.activation(out, &format!("{name}.out"), c);
-                self.push(
-                    id,
-                    vec![],
-                    vec![r],
-                    instruction::Op::Embed(plan::Embed {
-                        token_table: te,
-                        position_table: pe,
-                        prepared: plan::Linear::ONLINE,
-                    }),
-                );
-                Ok(())
-            }
-            Op::LayerNorm { eps } => {
-                let x = self.input_reg(id, 0)?;
-                let c = self.registers[x as usize].cols as usize;
-                // γ and β must fold into every reader.
-                for (u, _) in g.users(out) {
-                    if !matches!(g.node(u).op, Op::Linear | Op::Logits) {
-                        return Err(err(g, id, "LayerNorm output read by something other than a linear layer; γ and β cannot be folded"));
-                    }
-                }
-                let input = g.input(id, 0).expect("checked");
-                let spread = 2.0 * self.ranges.of(input) as f64;
-                let p =
-                    semantics::layernorm_params(c, *eps as f64, self.scales.frac, spread.max(1.0))
-                        .map_err(|e| err(g, id, e.to_string()))?;
-                self.same_width(
-                    id,
-                    x,
-                    instruction::Op::LayerNorm(convert::layernorm_to_plan(&p)),
-                );
-                Ok(())
-            }
+            Op::Embedding => self.embedding(id, model),
+            Op::LayerNorm { eps } => self.layer_norm(id, *eps),
             Op::Linear | Op::Logits => self.linear(id, matches!(g.node(id).op, Op::Logits), model),
-            Op::Gelu { form } => {
-                let x = self.input_reg(id, 0)?;
-                let sem_form = match form {
-                    GeluForm::Tanh => SemGeluForm::Tanh,
-                    GeluForm::Erf => SemGeluForm::Erf,
-                };
-                let t = semantics::fit_gelu(self.scales.frac, 2, GELU_PIECES_LOG2, sem_form)
-                    .map_err(|e| err(g, id, e.to_string()))?;
-                self.same_width(id, x, instruction::Op::Gelu(convert::gelu_to_plan(&t)));
-                Ok(())
-            }
-            Op::ResidualAdd => {
-                let (a, b) = (self.input_reg(id, 0)?, self.input_reg(id, 1)?);
-                let c = self.registers[a as usize].cols as usize;
-                let r = self.activation(out, &format!("{name}.out"), c);
-                self.push(id, vec![a, b], vec![r], instruction::Op::Add(plan::Add {}));
-                Ok(())
-            }
-            Op::Attention { heads, .. } => {
-                let qkv = self.input_reg(id, 0)?;
-                let c3 = self.registers[qkv as usize].cols;
-                let c = c3 / 3;
-                model.heads = *heads as u64;
-                let layer = self.layer;
-                self.layer += 1;
-                let f = self.scales.frac;
-                let q = self.register(&format!("{name}.q"), Rows::Tokens, c, f, false);
-                let k = self.register(&format!("{name}.k"), Rows::Tokens, c, f, false);
-                let v = self.register(&format!("{name}.v"), Rows::Tokens, c, f, false);
-                let kc = self.register(
-                    &format!("layer{layer}.k_cache"),
-                    Rows::Positions,
-                    c,
-                    f,
-                    true,
-                );
-                let vc = self.register(
-                    &format!("layer{layer}.v_cache"),
-                    Rows::Positions,
-                    c,
-                    f,
-                    true,
-                );
-                self.push(
-                    id,
-                    vec![qkv],
-                    vec![q, k, v],
-                    instruction::Op::SplitQkv(plan::SplitQkv {}),
-                );
-                self.push(
-                    id,
-                    vec![k],
-                    vec![kc],
-                    instruction::Op::CacheAppend(plan::CacheAppend {}),
-                );
-                self.push(
-                    id,
-                    vec![v],
-                    vec![vc],
-                    instruction::Op::CacheAppend(plan::CacheAppend {}),
-                );
-                let fs = f.min(SCORE_FRAC_MAX);
-                let scores = self.register(&format!("{name}.scores"), Rows::Tokens, 0, fs, false);
-                self.push(
-                    id,
-                    vec![q, kc],
-                    vec![scores],
-                    instruction::Op::QkT(plan::HeadProduct {
-                        heads: *heads as u32,
-                        shift: 2 * f - fs,
-                    }),
-                );
-                let t = semantics::fit_exp_tables(fs, f + 2, f)
-                    .map_err(|e| err(g, id, e.to_string()))?;
-                let probs = self.register(&format!("{name}.probs"), Rows::Tokens, 0, f, false);
-                self.push(
-                    id,
-                    vec![scores],
-                    vec![probs],
-                    instruction::Op::Softmax(convert::softmax_to_plan(&t, *heads as u32)),
-                );
-                let r = self.activation(out, &format!("{name}.out"), c as usize);
-                self.push(
-                    id,
-                    vec![probs, vc],
-                    vec![r],
-                    instruction::Op::Pv(plan::HeadProduct {
-                        heads: *heads as u32,
-                        shift: t.frac_out,
-                    }),
-                );
-                Ok(())
-            }
+            Op::Gelu { form } => self.gelu(id, *form),
+            Op::ResidualAdd => self.residual_add(id),
+            Op::Attention { heads, .. } => self.attention(id, *heads, model),
             other => Err(err(
                 g,
                 id,
                 format!("{} is not a high-level operation", other.kind()),
             )),
         }
+    }
+
+    /// The token and position tables as weights, and the `Embed` instruction; records the
+    /// vocabulary, width and positions in `model`.
+    fn embedding(&mut self, id: NodeIndex, model: &mut plan::ModelInfo) -> Result<()> {
+        let out = ValueRef {
+            node: id,
+            output: 0,
+        };
+        let name = self.graph.node(id).name.clone();
+        let (wte, wpe) = (
+            self.const_input(id, 1)?.clone(),
+            self.const_input(id, 2)?.clone(),
+        );
+        let (v, c) = (wte.shape()[0], wte.shape()[1]);
+        model.vocab = v as u64;
+        model.width = c as u64;
+        model.positions = wpe.shape()[0] as u64;
+        let f = self.scales.frac;
+        let te = self.weight(
+            "token_table",
+            wte.shape(),
+            f,
+            wte.as_slice()
+                .unwrap_or(&wte.iter().copied().collect::<Vec<_>>()),
+        )?;
+        let pe = self.weight(
+            "position_table",
+            wpe.shape(),
+            f,
+            &wpe.iter().copied().collect::<Vec<_>>(),
+        )?;
+        let r = self.activation(out, &format!("{name}.out"), c);
+        self.push(
+            id,
+            vec![],
+            vec![r],
+            instruction::Op::Embed(plan::Embed {
+                token_table: te,
+                position_table: pe,
+                prepared: plan::Linear::ONLINE,
+            }),
+        );
+        Ok(())
+    }
+
+    /// The `LayerNorm` instruction; the linear layers that read it fold in its γ and β.
+    fn layer_norm(&mut self, id: NodeIndex, eps: f32) -> Result<()> {
+        let g = self.graph;
+        let out = ValueRef {
+            node: id,
+            output: 0,
+        };
+        let x = self.input_reg(id, 0)?;
+        let c = self.registers[x as usize].cols as usize;
+        // γ and β must fold into every reader.
+        for (u, _) in g.users(out) {
+            if !matches!(g.node(u).op, Op::Linear | Op::Logits) {
+                return Err(err(g, id, "LayerNorm output read by something other than a linear layer; γ and β cannot be folded"));
+            }
+        }
+        let input = g.input(id, 0).expect("checked");
+        let spread = 2.0 * self.ranges.of(input) as f64;
+        let p = semantics::layernorm_params(c, eps as f64, self.scales.frac, spread.max(1.0))
+            .map_err(|e| err(g, id, e.to_string()))?;
+        self.same_width(
+            id,
+            x,
+            instruction::Op::LayerNorm(convert::layernorm_to_plan(&p)),
+        );
+        Ok(())
+    }
+
+    /// The `Gelu` instruction, its spline fitted to `form`.
+    fn gelu(&mut self, id: NodeIndex, form: GeluForm) -> Result<()> {
+        let g = self.graph;
+        let x = self.input_reg(id, 0)?;
+        let sem_form = match form {
+            GeluForm::Tanh => SemGeluForm::Tanh,
+            GeluForm::Erf => SemGeluForm::Erf,
+        };
+        let t = semantics::fit_gelu(self.scales.frac, 2, GELU_PIECES_LOG2, sem_form)
+            .map_err(|e| err(g, id, e.to_string()))?;
+        self.same_width(id, x, instruction::Op::Gelu(convert::gelu_to_plan(&t)));
+        Ok(())
+    }
+
+    /// The `Add` instruction of a residual connection.
+    fn residual_add(&mut self, id: NodeIndex) -> Result<()> {
+        let out = ValueRef {
+            node: id,
+            output: 0,
+        };
+        let name = self.graph.node(id).name.clone();
+        let (a, b) = (self.input_reg(id, 0)?, self.input_reg(id, 1)?);
+        let c = self.registers[a as usize].cols as usize;
+        let r = self.activation(out, &format!("{name}.out"), c);
+        self.push(id, vec![a, b], vec![r], instruction::Op::Add(plan::Add {}));
+        Ok(())
+    }
+
+    /// Causal attention: `SplitQkv` into q, k and v, `CacheAppend` of k and v to this layer's
+    /// caches, the scores `QkT`, their `Softmax` and the product `Pv`; records the head count in
+    /// `model`.
+    fn attention(
+        &mut self,
+        id: NodeIndex,
+        heads: usize,
+        model: &mut plan::ModelInfo,
+    ) -> Result<()> {
+        let g = self.graph;
+        let out = ValueRef {
+            node: id,
+            output: 0,
+        };
+        let name = g.node(id).name.clone();
+        let qkv = self.input_reg(id, 0)?;
+        let c3 = self.registers[qkv as usize].cols;
+        let c = c3 / 3;
+        model.heads = heads as u64;
+        let layer = self.layer;
+        self.layer += 1;
+        let f = self.scales.frac;
+        let q = self.register(&format!("{name}.q"), Rows::Tokens, c, f, false);
+        let k = self.register(&format!("{name}.k"), Rows::Tokens, c, f, false);
+        let v = self.register(&format!("{name}.v"), Rows::Tokens, c, f, false);
+        let kc = self.register(
+            &format!("layer{layer}.k_cache"),
+            Rows::Positions,
+            c,
+            f,
+            true,
+        );
+        let vc = self.register(
+            &format!("layer{layer}.v_cache"),
+            Rows::Positions,
+            c,
+            f,
+            true,
+        );
+        self.push(
+            id,
+            vec![qkv],
+            vec![q, k, v],
+            instruction::Op::SplitQkv(plan::SplitQkv {}),
+        );
+        self.push(
+            id,
+            vec![k],
+            vec![kc],
+            instruction::Op::CacheAppend(plan::CacheAppend {}),
+        );
+        self.push(
+            id,
+            vec![v],
+            vec![vc],
+            instruction::Op::CacheAppend(plan::CacheAppend {}),
+        );
+        let fs = f.min(SCORE_FRAC_MAX);
+        let scores = self.register(&format!("{name}.scores"), Rows::Tokens, 0, fs, false);
+        self.push(
+            id,
+            vec![q, kc],
+            vec![scores],
+            instruction::Op::QkT(plan::HeadProduct {
+                heads: heads as u32,
+                shift: 2 * f - fs,
+            }),
+        );
+        let t = semantics::fit_exp_tables(fs, f + 2, f).map_err(|e| err(g, id, e.to_string()))?;
+        let probs = self.register(&format!("{name}.probs"), Rows::Tokens, 0, f, false);
+        self.push(
+            id,
+            vec![scores],
+            vec![probs],
+            instruction::Op::Softmax(convert::softmax_to_plan(&t, heads as u32)),
+        );
+        let r = self.activation(out, &format!("{name}.out"), c as usize);
+        self.push(
+            id,
+            vec![probs, vc],
+            vec![r],
+            instruction::Op::Pv(plan::HeadProduct {
+                heads: heads as u32,
+                shift: t.frac_out,
+            }),
+        );
+        Ok(())
     }
 
     /// The token choice from the `logits` register: the decoding mode, and the softmax over the

@@ -1560,7 +1560,22 @@ impl Builder<'_> {
         Ok(self.op("residual_add", e.span, Op::ResidualAdd, &[x.v, y.v], ty))
     }
 
+    /// A call of a built-in function: the arguments counted, then the function's node.
     fn call(&mut self, name: &str, args: &[Expr], e: &Expr) -> Result<Val> {
+        self.check_arguments(name, args, e)?;
+        match name {
+            "embedding" => self.embedding(name, args, e),
+            "layer_norm" => self.layer_norm(name, args, e),
+            "linear" => self.linear(name, args, e),
+            "gelu" => self.gelu(name, args, e),
+            "attention" => self.attention(name, args, e),
+            // `check_arguments` refused every other name.
+            _ => self.logits(name, args, e),
+        }
+    }
+
+    /// `Err` unless `name` is a built-in function and `args` are as many as it takes.
+    fn check_arguments(&self, name: &str, args: &[Expr], e: &Expr) -> Result<()> {
         let (params, optional): (&[&str], usize) = match name {
             "embedding" => (&["ids", "token_table", "position_table"], 0),
             "layer_norm" => (&["x", "gamma", "beta", "eps"], 1),
@@ -1592,216 +1607,227 @@ impl Builder<'_> {
                 ),
             ));
         }
-        match name {
-            "embedding" => {
-                let ids = self.tensor(&args[0], Ctx::Body)?;
-                let wte = self.weight_arg(name, &args[1], 2)?;
-                let wpe = self.weight_arg(name, &args[2], 2)?;
-                let seq_ok = ids.ty.dtype == DType::I64
-                    && ids.ty.rank() == 2
-                    && ids.ty.shape[0] == Dim::known(1)
-                    && ids.ty.shape[1].is_seq();
-                if !seq_ok || ids.weight {
-                    return Err(self.err(
-                        args[0].span,
-                        format!(
-                            "embedding: token ids must be an i64[1,T] input, found {}",
-                            Val::Tensor(ids).describe()
-                        ),
-                    ));
-                }
-                let c = wte.ty.shape[1];
-                if wpe.ty.shape[1] != c {
-                    return Err(self.err(
-                        args[2].span,
-                        format!(
-                            "embedding: the position table is {} wide but the token table {} is {} wide",
-                            wpe.ty.shape[1], wte.ty, c
-                        ),
-                    ));
-                }
-                let ty = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, c]);
-                Ok(self.op(name, e.span, Op::Embedding, &[ids.v, wte.v, wpe.v], ty))
+        Ok(())
+    }
+
+    /// `embedding(ids, token_table, position_table)`: the token ids `i64[1,T]` and two weight
+    /// tables of equal width.
+    fn embedding(&mut self, name: &str, args: &[Expr], e: &Expr) -> Result<Val> {
+        let ids = self.tensor(&args[0], Ctx::Body)?;
+        let wte = self.weight_arg(name, &args[1], 2)?;
+        let wpe = self.weight_arg(name, &args[2], 2)?;
+        let seq_ok = ids.ty.dtype == DType::I64
+            && ids.ty.rank() == 2
+            && ids.ty.shape[0] == Dim::known(1)
+            && ids.ty.shape[1].is_seq();
+        if !seq_ok || ids.weight {
+            return Err(self.err(
+                args[0].span,
+                format!(
+                    "embedding: token ids must be an i64[1,T] input, found {}",
+                    Val::Tensor(ids).describe()
+                ),
+            ));
+        }
+        let c = wte.ty.shape[1];
+        if wpe.ty.shape[1] != c {
+            return Err(self.err(
+                args[2].span,
+                format!(
+                    "embedding: the position table is {} wide but the token table {} is {} wide",
+                    wpe.ty.shape[1], wte.ty, c
+                ),
+            ));
+        }
+        let ty = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, c]);
+        Ok(self.op(name, e.span, Op::Embedding, &[ids.v, wte.v, wpe.v], ty))
+    }
+
+    /// `layer_norm(x, gamma, beta[, eps])`: γ and β as wide as the activation `x`, ε positive
+    /// (GPT-2's when not given).
+    fn layer_norm(&mut self, name: &str, args: &[Expr], e: &Expr) -> Result<Val> {
+        let x = self.activation(name, &args[0])?;
+        let c = self.last_dim(name, &x, &args[0])?;
+        let g = self.weight_arg(name, &args[1], 1)?;
+        let b = self.weight_arg(name, &args[2], 1)?;
+        for (w, a, what) in [(&g, &args[1], "gamma"), (&b, &args[2], "beta")] {
+            if w.ty.shape[0] != c {
+                return Err(self.err(
+                    a.span,
+                    format!(
+                        "layer_norm: {what} is {} but the input {} is {c} wide",
+                        w.ty, x.ty
+                    ),
+                ));
             }
-            "layer_norm" => {
-                let x = self.activation(name, &args[0])?;
-                let c = self.last_dim(name, &x, &args[0])?;
-                let g = self.weight_arg(name, &args[1], 1)?;
-                let b = self.weight_arg(name, &args[2], 1)?;
-                for (w, a, what) in [(&g, &args[1], "gamma"), (&b, &args[2], "beta")] {
-                    if w.ty.shape[0] != c {
+        }
+        let eps = match args.get(3) {
+            Some(a) => {
+                let v = self.number(a, Ctx::Body)?;
+                if !((v as f32) > 0.0 && (v as f32).is_finite()) {
+                    return Err(self.err(
+                        a.span,
+                        format!("layer_norm: eps must be a positive number, found {v}"),
+                    ));
+                }
+                v
+            }
+            None => DEFAULT_EPS,
+        };
+        let ty = x.ty.clone();
+        Ok(self.op(
+            name,
+            e.span,
+            Op::LayerNorm { eps: eps as f32 },
+            &[x.v, g.v, b.v],
+            ty,
+        ))
+    }
+
+    /// `linear(x, weight, bias)`: `x·weight + bias`, the weight `[K, N]` for an activation `K` wide.
+    fn linear(&mut self, name: &str, args: &[Expr], e: &Expr) -> Result<Val> {
+        let x = self.activation(name, &args[0])?;
+        let k = self.last_dim(name, &x, &args[0])?;
+        let w = self.weight_arg(name, &args[1], 2)?;
+        let b = self.weight_arg(name, &args[2], 1)?;
+        if w.ty.shape[0] != k {
+            return Err(self.err(
+                args[1].span,
+                format!(
+                    "linear: the weight {} has {} rows but the input {} is {k} wide",
+                    w.ty, w.ty.shape[0], x.ty
+                ),
+            ));
+        }
+        let n = w.ty.shape[1];
+        if b.ty.shape[0] != n {
+            return Err(self.err(
+                args[2].span,
+                format!(
+                    "linear: the bias {} does not match the weight's {n} columns ({})",
+                    b.ty, w.ty
+                ),
+            ));
+        }
+        let mut shape = x.ty.shape.clone();
+        if let Some(last) = shape.last_mut() {
+            *last = n;
+        }
+        let ty = TensorType::new(DType::F32, shape);
+        Ok(self.op(name, e.span, Op::Linear, &[x.v, w.v, b.v], ty))
+    }
+
+    /// `gelu(x[, form])`: the form `tanh` (the default) or `erf`.
+    fn gelu(&mut self, name: &str, args: &[Expr], e: &Expr) -> Result<Val> {
+        let x = self.activation(name, &args[0])?;
+        let form = match args.get(1) {
+            None => GeluForm::Tanh,
+            Some(a) => {
+                let v = match &a.kind {
+                    ExprKind::Ident(n) if self.lookup(n).is_none() => Val::Word(n.clone()),
+                    _ => self.eval(a, Ctx::Body)?,
+                };
+                match v {
+                    Val::Word(w) if w == "tanh" => GeluForm::Tanh,
+                    Val::Word(w) if w == "erf" => GeluForm::Erf,
+                    v => {
                         return Err(self.err(
                             a.span,
                             format!(
-                                "layer_norm: {what} is {} but the input {} is {c} wide",
-                                w.ty, x.ty
+                                "gelu: the form must be `tanh` or `erf`, found {}",
+                                v.describe()
                             ),
-                        ));
+                        ))
                     }
                 }
-                let eps = match args.get(3) {
-                    Some(a) => {
-                        let v = self.number(a, Ctx::Body)?;
-                        if !((v as f32) > 0.0 && (v as f32).is_finite()) {
-                            return Err(self.err(
-                                a.span,
-                                format!("layer_norm: eps must be a positive number, found {v}"),
-                            ));
-                        }
-                        v
-                    }
-                    None => DEFAULT_EPS,
-                };
-                let ty = x.ty.clone();
-                Ok(self.op(
-                    name,
-                    e.span,
-                    Op::LayerNorm { eps: eps as f32 },
-                    &[x.v, g.v, b.v],
-                    ty,
-                ))
             }
-            "linear" => {
-                let x = self.activation(name, &args[0])?;
-                let k = self.last_dim(name, &x, &args[0])?;
-                let w = self.weight_arg(name, &args[1], 2)?;
-                let b = self.weight_arg(name, &args[2], 1)?;
-                if w.ty.shape[0] != k {
-                    return Err(self.err(
-                        args[1].span,
-                        format!(
-                            "linear: the weight {} has {} rows but the input {} is {k} wide",
-                            w.ty, w.ty.shape[0], x.ty
-                        ),
-                    ));
-                }
-                let n = w.ty.shape[1];
-                if b.ty.shape[0] != n {
-                    return Err(self.err(
-                        args[2].span,
-                        format!(
-                            "linear: the bias {} does not match the weight's {n} columns ({})",
-                            b.ty, w.ty
-                        ),
-                    ));
-                }
-                let mut shape = x.ty.shape.clone();
-                if let Some(last) = shape.last_mut() {
-                    *last = n;
-                }
-                let ty = TensorType::new(DType::F32, shape);
-                Ok(self.op(name, e.span, Op::Linear, &[x.v, w.v, b.v], ty))
-            }
-            "gelu" => {
-                let x = self.activation(name, &args[0])?;
-                let form = match args.get(1) {
-                    None => GeluForm::Tanh,
-                    Some(a) => {
-                        let v = match &a.kind {
-                            ExprKind::Ident(n) if self.lookup(n).is_none() => Val::Word(n.clone()),
-                            _ => self.eval(a, Ctx::Body)?,
-                        };
-                        match v {
-                            Val::Word(w) if w == "tanh" => GeluForm::Tanh,
-                            Val::Word(w) if w == "erf" => GeluForm::Erf,
-                            v => {
-                                return Err(self.err(
-                                    a.span,
-                                    format!(
-                                        "gelu: the form must be `tanh` or `erf`, found {}",
-                                        v.describe()
-                                    ),
-                                ))
-                            }
-                        }
-                    }
-                };
-                let ty = x.ty.clone();
-                Ok(self.op(name, e.span, Op::Gelu { form }, &[x.v], ty))
-            }
-            "attention" => {
-                let x = self.activation(name, &args[0])?;
-                let three_c = self.last_dim(name, &x, &args[0])?;
-                let rank_ok =
-                    x.ty.rank() == 3 && x.ty.shape[0] == Dim::known(1) && x.ty.shape[1].is_seq();
-                if !rank_ok {
-                    return Err(self.err(
-                        args[0].span,
-                        format!("attention: the input must be f32[1,T,3C], found {}", x.ty),
-                    ));
-                }
-                let w = three_c.as_known().unwrap_or(0);
-                if w % 3 != 0 {
-                    return Err(self.err(
-                        args[0].span,
-                        format!(
-                            "attention: the input {} packs q, k and v, so its width {w} must be divisible by 3",
-                            x.ty
-                        ),
-                    ));
-                }
-                let c = w / 3;
-                let heads = self.int(&args[1], Ctx::Body)?;
-                if heads < 1 || c % heads != 0 {
-                    return Err(self.err(
-                        args[1].span,
-                        format!(
-                            "attention: {heads} heads do not divide the width {c} (the input {} is q, k, v of width {c})",
-                            x.ty
-                        ),
-                    ));
-                }
-                let scale = match args.get(2) {
-                    Some(a) => {
-                        let v = self.number(a, Ctx::Body)? as f32;
-                        if !v.is_finite() {
-                            return Err(self.err(
-                                a.span,
-                                format!("attention: the scale must be a finite number, found {v}"),
-                            ));
-                        }
-                        v
-                    }
-                    None => 1.0f32 / ((c / heads) as f32).sqrt(),
-                };
-                let ty = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, Dim::known(c)]);
-                Ok(self.op(
-                    name,
-                    e.span,
-                    Op::Attention {
-                        heads: heads as usize,
-                        scale,
-                    },
-                    &[x.v],
-                    ty,
-                ))
-            }
-            _ => {
-                // logits
-                let x = self.activation(name, &args[0])?;
-                let c = self.last_dim(name, &x, &args[0])?;
-                let rank_ok =
-                    x.ty.rank() == 3 && x.ty.shape[0] == Dim::known(1) && x.ty.shape[1].is_seq();
-                if !rank_ok {
-                    return Err(self.err(
-                        args[0].span,
-                        format!("logits: the input must be f32[1,T,C], found {}", x.ty),
-                    ));
-                }
-                let w = self.weight_arg(name, &args[1], 2)?;
-                if w.ty.shape[1] != c {
-                    return Err(self.err(
-                        args[1].span,
-                        format!(
-                            "logits: the token table {} is {} wide but the input {} is {c} wide",
-                            w.ty, w.ty.shape[1], x.ty
-                        ),
-                    ));
-                }
-                let ty = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, w.ty.shape[0]]);
-                Ok(self.op(name, e.span, Op::Logits, &[x.v, w.v], ty))
-            }
+        };
+        let ty = x.ty.clone();
+        Ok(self.op(name, e.span, Op::Gelu { form }, &[x.v], ty))
+    }
+
+    /// `attention(qkv, heads[, scale])`: causal self-attention on `f32[1,T,3C]`, the scale
+    /// `1/√(C/heads)` when not given.
+    fn attention(&mut self, name: &str, args: &[Expr], e: &Expr) -> Result<Val> {
+        let x = self.activation(name, &args[0])?;
+        let three_c = self.last_dim(name, &x, &args[0])?;
+        let rank_ok = x.ty.rank() == 3 && x.ty.shape[0] == Dim::known(1) && x.ty.shape[1].is_seq();
+        if !rank_ok {
+            return Err(self.err(
+                args[0].span,
+                format!("attention: the input must be f32[1,T,3C], found {}", x.ty),
+            ));
         }
+        let w = three_c.as_known().unwrap_or(0);
+        if w % 3 != 0 {
+            return Err(self.err(
+                args[0].span,
+                format!(
+                    "attention: the input {} packs q, k and v, so its width {w} must be divisible by 3",
+                    x.ty
+                ),
+            ));
+        }
+        let c = w / 3;
+        let heads = self.int(&args[1], Ctx::Body)?;
+        if heads < 1 || c % heads != 0 {
+            return Err(self.err(
+                args[1].span,
+                format!(
+                    "attention: {heads} heads do not divide the width {c} (the input {} is q, k, v of width {c})",
+                    x.ty
+                ),
+            ));
+        }
+        let scale = match args.get(2) {
+            Some(a) => {
+                let v = self.number(a, Ctx::Body)? as f32;
+                if !v.is_finite() {
+                    return Err(self.err(
+                        a.span,
+                        format!("attention: the scale must be a finite number, found {v}"),
+                    ));
+                }
+                v
+            }
+            None => 1.0f32 / ((c / heads) as f32).sqrt(),
+        };
+        let ty = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, Dim::known(c)]);
+        Ok(self.op(
+            name,
+            e.span,
+            Op::Attention {
+                heads: heads as usize,
+                scale,
+            },
+            &[x.v],
+            ty,
+        ))
+    }
+
+    /// `logits(x, token_table)`: `x·token_tableᵀ` for `x` `f32[1,T,C]`.
+    fn logits(&mut self, name: &str, args: &[Expr], e: &Expr) -> Result<Val> {
+        let x = self.activation(name, &args[0])?;
+        let c = self.last_dim(name, &x, &args[0])?;
+        let rank_ok = x.ty.rank() == 3 && x.ty.shape[0] == Dim::known(1) && x.ty.shape[1].is_seq();
+        if !rank_ok {
+            return Err(self.err(
+                args[0].span,
+                format!("logits: the input must be f32[1,T,C], found {}", x.ty),
+            ));
+        }
+        let w = self.weight_arg(name, &args[1], 2)?;
+        if w.ty.shape[1] != c {
+            return Err(self.err(
+                args[1].span,
+                format!(
+                    "logits: the token table {} is {} wide but the input {} is {c} wide",
+                    w.ty, w.ty.shape[1], x.ty
+                ),
+            ));
+        }
+        let ty = TensorType::new(DType::F32, vec![Dim::known(1), Dim::SEQ, w.ty.shape[0]]);
+        Ok(self.op(name, e.span, Op::Logits, &[x.v, w.v], ty))
     }
 
     /// An f32 activation (not a weight).

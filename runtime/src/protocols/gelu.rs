@@ -365,26 +365,7 @@ fn gelu_with<C: Channel + ?Sized>(
     prep: Option<(&Correlation, usize)>,
 ) -> Result<Vec<u64>, ProtocolError> {
     let p = params(ring, t)?;
-    if let Some((c, at)) = prep {
-        if c.params != p {
-            return Err(invalid(
-                "gelu: the prepared correlation was made for other tables or another ring".into(),
-            ));
-        }
-        if at + x.len() > c.len() {
-            return Err(invalid(format!(
-                "gelu: {} inputs from element {at} of a prepared correlation of {}",
-                x.len(),
-                c.len()
-            )));
-        }
-    }
-    if x.iter().any(|&v| v & !ring.mask() != 0) {
-        return Err(invalid(format!(
-            "gelu: an input share is not reduced mod 2^{}",
-            ring.bits
-        )));
-    }
+    check_inputs(ring, p, x, prep)?;
     let n = x.len();
     if n == 0 {
         return Ok(Vec::new());
@@ -437,25 +418,7 @@ fn gelu_with<C: Channel + ?Sized>(
         .map(|&c| (c as i128 + p.bias as i128) as u64 & rz.mask())
         .collect();
     let (u, cs) = match prep {
-        // Two lookups, each in a table private to the party that holds its r_P.
-        None => {
-            let shape = Shape {
-                ring: rz,
-                size,
-                index_carry: false,
-            };
-            let (uc, _) = private_lut(party.ot, party.ch, !server, shape, &idx, |e, j| {
-                rz.mul(slope[j], r[e])
-            })?;
-            let shape = Shape {
-                index_carry: true,
-                ..shape
-            };
-            let (us, cs) = private_lut(party.ot, party.ch, server, shape, &idx, |e, j| {
-                rz.add(rz.mul(slope[j], r[e]), icpt[j])
-            })?;
-            (rz.add_vec(&uc, &us), cs)
-        }
+        None => lookup_spline(party, rz, size, &idx, &r, &slope, &icpt)?,
         Some((c, at)) => prepared_spline(party, rz, c, at, &idx, &r, &slope, &icpt)?,
     };
 
@@ -474,22 +437,10 @@ fn gelu_with<C: Channel + ?Sized>(
         .iter()
         .flat_map(|&b| std::iter::repeat_n(b, n))
         .collect();
-    let got = if server {
-        let deltas: Vec<u64> = bits.iter().map(|&b| b as u64).collect();
-        send_cot_widths(&mut party.ot.sender, party.ch, &deltas, &widths)?
-    } else {
-        recv_cot_widths(&mut party.ot.receiver, party.ch, &bits, &widths)?
-    };
-    let prod = |j: usize| {
-        if server {
-            got[j].wrapping_neg()
-        } else {
-            got[j]
-        }
-    };
+    let prod = bit_products(party, &bits, &widths)?;
     // XOR → arithmetic: b_S ⊕ b_C = b_S + b_C − 2·b_S·b_C; OR: a ∨ b = a + b − a·b.
-    let xor = |j: usize| (bits[j] as u64).wrapping_sub(prod(j).wrapping_mul(2));
-    let or = |j: usize| (bits[j] as u64).wrapping_sub(prod(j));
+    let xor = |j: usize| (bits[j] as u64).wrapping_sub(prod[j].wrapping_mul(2));
+    let or = |j: usize| (bits[j] as u64).wrapping_sub(prod[j]);
 
     // ⌊u/2^f⌋ = (u_S >> f) + (u_C >> f) + c_f − 2^(m−f)·wrap, and ⌊z/2^f⌋ = ⌊u/2^f⌋ − β/2^f.
     let spline: Vec<u64> = (0..n)
@@ -524,6 +475,84 @@ fn gelu_with<C: Channel + ?Sized>(
     let vals: Vec<u64> = x.iter().copied().chain(spline).collect();
     let out = mux(party, ring, &sel, &vals)?;
     Ok(ring.add_vec(&out[..n], &out[n..]))
+}
+
+/// `Err` when `prep` was made for other parameters than `p` or has too few elements from its
+/// start for `x`, or when a share of `x` is not reduced mod 2^ℓ.
+fn check_inputs(
+    ring: Ring,
+    p: Params,
+    x: &[u64],
+    prep: Option<(&Correlation, usize)>,
+) -> Result<(), ProtocolError> {
+    if let Some((c, at)) = prep {
+        if c.params != p {
+            return Err(invalid(
+                "gelu: the prepared correlation was made for other tables or another ring".into(),
+            ));
+        }
+        if at + x.len() > c.len() {
+            return Err(invalid(format!(
+                "gelu: {} inputs from element {at} of a prepared correlation of {}",
+                x.len(),
+                c.len()
+            )));
+        }
+    }
+    if x.iter().any(|&v| v & !ring.mask() != 0) {
+        return Err(invalid(format!(
+            "gelu: an input share is not reduced mod 2^{}",
+            ring.bits
+        )));
+    }
+    Ok(())
+}
+
+/// Step 2 by two lookups (module doc), each in a table private to the party that holds its r_P:
+/// shares of u = A_i·r + C_i + β over Z_2^m (`rz`) for the piece indices `idx` (N = `size`) and
+/// the offsets `r`, and XOR shares of the index carry c_s from the server's lookup.
+fn lookup_spline<C: Channel + ?Sized>(
+    party: &mut Party<'_, C>,
+    rz: Ring,
+    size: usize,
+    idx: &[u64],
+    r: &[u64],
+    slope: &[u64],
+    icpt: &[u64],
+) -> Result<(Vec<u64>, Vec<bool>), ProtocolError> {
+    let server = party.role == Role::Server;
+    let shape = Shape {
+        ring: rz,
+        size,
+        index_carry: false,
+    };
+    let (uc, _) = private_lut(party.ot, party.ch, !server, shape, idx, |e, j| {
+        rz.mul(slope[j], r[e])
+    })?;
+    let shape = Shape {
+        index_carry: true,
+        ..shape
+    };
+    let (us, cs) = private_lut(party.ot, party.ch, server, shape, idx, |e, j| {
+        rz.add(rz.mul(slope[j], r[e]), icpt[j])
+    })?;
+    Ok((rz.add_vec(&uc, &us), cs))
+}
+
+/// This party's shares of bit_S·bit_C for each of its XOR shares `bits`, the j-th over
+/// Z_2^widths[j]: one batch of COTs, the server's bits as correlations, the client's as choices.
+fn bit_products<C: Channel + ?Sized>(
+    party: &mut Party<'_, C>,
+    bits: &[bool],
+    widths: &[u32],
+) -> Result<Vec<u64>, ProtocolError> {
+    if party.role == Role::Server {
+        let deltas: Vec<u64> = bits.iter().map(|&b| b as u64).collect();
+        let got = send_cot_widths(&mut party.ot.sender, party.ch, &deltas, widths)?;
+        Ok(got.iter().map(|g| g.wrapping_neg()).collect())
+    } else {
+        recv_cot_widths(&mut party.ot.receiver, party.ch, bits, widths)
+    }
 }
 
 /// Step 2 on a prepared correlation (module doc, "Prepared lookups"): shares of

@@ -1,24 +1,9 @@
 use super::*;
 use crate::ir::{render, Dim, GeluForm, MaskKind};
 
-/// A graph holding every operation with non-default attributes, absent inputs, a multi-output
-/// node, small constants of each element type and names that need escaping.
-fn every_op() -> Graph {
-    let mut g = Graph::new("test");
-    let ids = g.add_input(
-        "input \"ids\"",
-        TensorType::new(DType::I64, vec![Dim::known(1), Dim::SEQ]),
-    );
-    let big = Tensor::F32(ArrayD::from_elem(IxDyn(&[3, 4]), 0.25));
-    let w = g.add_const("w\\eight\n", big);
-    let f = g.add_const(
-        "f",
-        Tensor::f32_from(&[3], vec![0.1, f32::NEG_INFINITY, -0.0]).unwrap(),
-    );
-    let i = g.add_const("i", Tensor::vec_i64(vec![i64::MAX, i64::MIN + 1, -1]));
-    let b = g.add_const("b", Tensor::Bool(ArrayD::from_elem(IxDyn(&[]), true)));
-    let x = ValueRef::from(w);
-    let plain = [
+/// The operations without attributes.
+fn plain_ops() -> Vec<Op> {
+    vec![
         Op::Identity,
         Op::Add,
         Op::Sub,
@@ -52,8 +37,12 @@ fn every_op() -> Graph {
         Op::Linear,
         Op::ResidualAdd,
         Op::Logits,
-    ];
-    let with_attrs = [
+    ]
+}
+
+/// ONNX-level operations with attributes, default and not.
+fn onnx_ops_with_attributes() -> Vec<Op> {
+    vec![
         Op::Cast { to: DType::Bool },
         Op::Gemm {
             alpha: 0.5,
@@ -113,6 +102,12 @@ fn every_op() -> Graph {
             q_heads: Some(4),
             kv_heads: None,
         },
+    ]
+}
+
+/// Shape-only and high-level operations with attributes.
+fn high_level_ops_with_attributes() -> Vec<Op> {
+    vec![
         Op::SymShape {
             dims: vec![Dim::known(1), Dim::SEQ, Dim { t: 2, c: -1 }],
             scalar: false,
@@ -141,8 +136,31 @@ fn every_op() -> Graph {
             heads: 3,
             scale: 0.35355338,
         },
-    ];
-    for op in plain.into_iter().chain(with_attrs) {
+    ]
+}
+
+/// A graph holding every operation with non-default attributes, absent inputs, a multi-output
+/// node, small constants of each element type and names that need escaping.
+fn every_op() -> Graph {
+    let mut g = Graph::new("test");
+    let ids = g.add_input(
+        "input \"ids\"",
+        TensorType::new(DType::I64, vec![Dim::known(1), Dim::SEQ]),
+    );
+    let big = Tensor::F32(ArrayD::from_elem(IxDyn(&[3, 4]), 0.25));
+    let w = g.add_const("w\\eight\n", big);
+    let f = g.add_const(
+        "f",
+        Tensor::f32_from(&[3], vec![0.1, f32::NEG_INFINITY, -0.0]).unwrap(),
+    );
+    let i = g.add_const("i", Tensor::vec_i64(vec![i64::MAX, i64::MIN + 1, -1]));
+    let b = g.add_const("b", Tensor::Bool(ArrayD::from_elem(IxDyn(&[]), true)));
+    let x = ValueRef::from(w);
+    let ops = plain_ops()
+        .into_iter()
+        .chain(onnx_ops_with_attributes())
+        .chain(high_level_ops_with_attributes());
+    for op in ops {
         let n = g.add_opt("n", op, &[Some(x), None, Some(f.into())]);
         g.g[n].outputs = vec![Some(TensorType::new(
             DType::F32,
