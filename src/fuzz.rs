@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Every target: the compiler's parsers, then the session messages.
+/// Every target: the compiler's parsers, then the session messages and the peer's RLWE keys.
 const ALL: &[&str] = &[
     "onnx",
     "dsl",
@@ -16,11 +16,12 @@ const ALL: &[&str] = &[
     "weights",
     "safetensors",
     "wire",
+    "rlwe",
 ];
 
 #[derive(Args, Debug)]
 pub struct FuzzArgs {
-    /// The parser: onnx, dsl, ir, plan, weights, safetensors, wire, or all.
+    /// The parser: onnx, dsl, ir, plan, weights, safetensors, wire, rlwe, or all.
     pub target: String,
     /// Inputs to run (per target).
     #[arg(long, default_value_t = 100_000)]
@@ -156,6 +157,9 @@ fn run_in_chunks(t: &Target, options: &fuzz::Options) -> fuzz::Report {
 fn target(name: &str, args: &FuzzArgs) -> anyhow::Result<Target> {
     if name == "wire" {
         return Ok(ciphergpt_runtime::net::wire::fuzz::target());
+    }
+    if name == "rlwe" {
+        return Ok(ciphergpt_runtime::crypto::rlwe::fuzz::target());
     }
     std::fs::create_dir_all(&args.save)
         .with_context(|| format!("{}: cannot create the folder", args.save.display()))?;

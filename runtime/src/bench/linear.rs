@@ -125,7 +125,7 @@ pub fn linear_bench<C: Channel + ?Sized>(
         results.push(r.with_reference(&format!(
             "server, once per model: {} polynomials, {:.1} MB \
              (n_i {}, n_o {}, {} rows/ct, {} limb(s), k = {})",
-            mem / (2 * 4096 * 8),
+            mem / (crate::crypto::rlwe::PRIMES * crate::crypto::rlwe::N * 8),
             mem as f64 / 1e6,
             packing.n_i,
             packing.n_o,

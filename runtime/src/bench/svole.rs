@@ -57,6 +57,7 @@ pub fn svole_bench<C: Channel + ?Sized>(
             ring,
             params,
             server.then_some(&w[..]),
+            None,
         )
     })?;
     let prepared = finish(ch, role, t0, &prep, 1)?;

@@ -429,6 +429,7 @@ impl<'p> Executor<'p> {
                     self.ring,
                     params,
                     wide.as_deref(),
+                    Some(he.returns()?),
                 );
             }
         }

@@ -38,63 +38,64 @@
 //! 5. *Outputs*: E's share is its masks R plus what it decrypts of P's results (x_P·r_E − R_P)
 //!    plus the local x_E·(M − r_P). The sum is x·M mod 2^ℓ exactly: R is subtracted after the
 //!    switch, where 2^(k−ℓ) is an integer, and decryption is exact except with probability
-//!    ≤ 2^−40 per output.
+//!    ≤ 2^−41 per session and key.
 //!
 //! **Packing** ([`AttnLayout`], HomFC with the encrypted side the matrix). A product x·W with
-//! W [I × J] in windows n_i × n_o (n_i·n_o ≤ 4096): matrix polynomial (α, β)
+//! W [I × J] in windows n_i × n_o (n_i·n_o ≤ N = 8192): matrix polynomial (α, β)
 //! `ŵ[c·n_i + n_i − 1 − j] = W[α·n_i + j][β·n_o + c]`, vector polynomial `v̂_α[j] = x[α·n_i + j]`;
 //! Σ_α v̂_α·ŵ_{α,β} holds (x·W)[β·n_o + c] at coefficient c·n_i + n_i − 1. Keys: W = K_hᵀ
-//! (I = d, J = positions), n_i = min(d, ⌊4096/P⌋) for the public maximum of positions P, so one
-//! result holds all scores of a row and a head (n_i = 16, n_o = 256 for GPT-2's d = 64, P = 256);
+//! (I = d, J = positions), n_i = min(d, ⌊N/P⌋) for the public maximum of positions P, so one
+//! result holds all scores of a row and a head (n_i = 32, n_o = 256 for GPT-2's d = 64, P = 256);
 //! the blocks of n_o cache rows are the units of [`prepare`]. Values: W = V_h (I = positions,
-//! J = d), n_o = d, n_i = ⌊4096/d⌋ (64 rows per block for d = 64). L is chosen by the bytes of
-//! a decode step at P plus the offline bytes per cache row, among the limb counts whose 40-bit
-//! flooding fits: for GPT-2's caches (12 × 64, P = 256) L = 2 at ℓ = 35 to 38 (19-bit limbs,
-//! flood 2^67.4 to 2^68.7, switch to 2^(ℓ+9) or 2^(ℓ+10)), 3 at ℓ = 40, 4 at ℓ = 44; the
-//! trained model's value cache (4 × 32) takes L = 3 from ℓ = 37 on, where a narrower limb saves
-//! a bit of k.
+//! J = d), n_o = d, n_i = ⌊N/d⌋ (128 rows per block for d = 64). L is chosen by the bytes of
+//! a decode step at P plus the offline bytes per cache row, among the limb counts whose flooding
+//! (40 bits per session) fits: for GPT-2's caches (12 × 64, P = 256) L = 1 up to ℓ = 38 (a
+//! 37-bit multiplier: flood 2^121.2 at ℓ = 37 under Δ/2 = 2^127, switch to 2^(ℓ+10), 2^(ℓ+11) at
+//! ℓ = 38), 2 from ℓ = 39 or 40; the trained model's value cache (4 × 32) takes L = 2 from
+//! ℓ = 38 on.
 //!
 //! **Cost** per call and direction (both parties send the same amounts), with O the output
 //! ciphertexts — Keys Σ_{h,r} ⌈n_r/n_o⌉, Values heads·t·⌈d/n_o⌉, n_r the positions row r uses —
 //! and V the returned values — Keys heads·Σ_r n_r, Values t·c:
-//! new·c·ℓ bits of re-shared rows + O·4096·k bits (`a`, k = ℓ + D) + V·b_bits bits, 2 flights
+//! new·c·ℓ bits of re-shared rows + O·8192·k bits (`a`, k = ℓ + D) + V·b_bits bits, 2 flights
 //! (server → client, client → server); a call that outgrows the prepared blocks first runs
 //! [`prepare`] (one more flight, client first). Offline ([`prepare`]) per block of rows:
-//! heads·⌈d/n_i⌉·L (Keys) or heads·⌈d/n_o⌉·L (Values) ciphertexts of 55,824 bytes each way.
+//! heads·⌈d/n_i⌉·L (Keys) or heads·⌈d/n_o⌉·L (Values) ciphertexts of 168,976 bytes each way.
 //! Work per call and party: heads·t·A·L plaintext encodings (2 short transforms each) and
 //! products (A = ⌈d/n_i⌉ resp. ⌈n_r/n_i⌉ blocks, times the output blocks), O returns and O
-//! decryptions. Memory per party: the peer's expanded ciphertexts, 128 KiB each (15.7 MB per
+//! decryptions. Memory per party: the peer's expanded ciphertexts, 384 KiB each (9.4 MB per
 //! cache and layer for GPT-2 at P = 256). The OT product this replaces
 //! (`protocols::matmul::matmul_shared`, one call per head) costs 2·t·k·ℓλ + 2·t·k·n·ℓ(ℓ+1)/2
 //! bits and 3 flights per head.
 //!
-//! *Measured* (GPT-2 small, 12 heads of 64, a 256-row cache, one layer, decode step, ℓ = 37,
-//! TCP loopback; bytes equal the formula, see the tests): q·Kᵀ 307,296 bytes and P·V 296,064
-//! bytes per party (results 303,744 and 292,512, the new row 3,552), 2 flights each; the layer
-//! 1,206,720 bytes both ways (1,192,512 of results: the research report projected 1.19 MB), where
-//! the OT product needs 73.7 MB and 36 flights per product. ≈ 11.5 ms of one core per party and
-//! product. Offline: 10,718,208 bytes per party for 256 rows of both caches (≈ 0.22 s), i.e.
-//! ≈ 1.0 MB per generated token over 12 layers for both parties. ℓ = 38: 1,233,024 bytes per
-//! layer. Prefill is where this packing is weak: one result per head and row (18.8 MB per party
-//! and product at t = 64).
+//! *Measured* (`ciphergpt bench linear`: GPT-2 small, 12 heads of 64, a 256-row cache, one
+//! layer, decode step, ℓ = 37, TCP loopback; bytes equal the formula, see the tests): q·Kᵀ
+//! 597,216 bytes and P·V 585,216 bytes per party (results 593,664 and 581,664, the new row
+//! 3,552), 2 flights each; the layer 2,364,864 bytes both ways, where the OT product needs
+//! 73.7 MB and 36 flights per product. Offline: 8,110,848 bytes per party for 256 rows of both
+//! caches, i.e. ≈ 0.76 MB per generated token over 12 layers for both parties. At N = 4096 with
+//! flooding per returned coefficient (and two limbs) the layer was 1,206,720 bytes and the
+//! offline part 10,718,208 per party: each result's `a` is twice as long at N = 8192, and one
+//! limb now suffices. Prefill is where this packing is weak: one result per head and row.
 //!
 //! **Security** (semi-honest).
 //! - What a party receives as the *key owner*: its own ciphertexts multiplied by the peer's
 //!   limbs, re-randomised by a fresh Enc_pk(0) under its own key (so `a` is pseudorandom by RLWE
 //!   with the fresh ternary u, independent of the peer's limbs), flooded on every returned
-//!   coefficient by a uniform value of 2^41·E_max (E_max: the public bound on Σ e·x_l + ε·x_l +
-//!   e₀ from ℓ, the limb width and the number of terms; statistical distance ≤ 2^−40 per returned
-//!   coefficient), and masked by the peer's fresh uniform R: it learns only x_peer·r_own − R,
-//!   uniform. The coefficients of `b` that carry other partial sums are never sent.
+//!   coefficient by a uniform value of 2^77·E_max (E_max: the public bound on Σ e·x_l + ε·x_l +
+//!   e₀ from ℓ, the limb width and the number of terms; statistical distance ≤ 2^−41 over the
+//!   at most 2^36 coefficients a party is sent back in a session), and masked by the peer's
+//!   fresh uniform R: it learns only x_peer·r_own − R, uniform. The coefficients of `b` that carry other partial sums are never sent.
 //! - What a party receives as the *evaluator*: the peer's ciphertexts of 2^(s·l)·r_peer (RLWE
-//!   under the peer's ternary secret, N = 4096, log₂ q < 109: 128-bit by the HE standard, `a`
+//!   under the peer's ternary secret, N = 8192, log₂ q < 165: 128-bit by the HE standard, `a`
 //!   from public seeds by the AES PRG) and the re-shared rows M_peer − r_peer, one-time padded
 //!   by r_peer, which is used nowhere else except inside those ciphertexts: by RLWE the pair is
 //!   indistinguishable from (uniform, Enc(0)). So the fresh and cache shares of the peer stay
 //!   hidden. Each party's output is its own uniform R plus values it computes; the other
 //!   party's output is uniform given it.
-//! - The per-coefficient 40 bits add up over the returned coefficients (2·heads·(npos + d) per
-//!   decode step and layer, both directions: 7,680 ≈ 2^13 for GPT-2 small at 256 rows), as in
+//! - Each party counts what it sends back under the peer's keys (2·heads·(npos + d) per decode
+//!   step and layer, both directions: 7,680 ≈ 2^13 for GPT-2 small at 256 rows) against the
+//!   session's 2^36 ([`DuplexHe::returns`], shared with the sVOLE batches), as in
 //!   [`crate::protocols::linear`].
 
 use rayon::prelude::*;
@@ -107,7 +108,7 @@ use crate::crypto::rlwe::eval::{
 };
 use crate::crypto::rlwe::noise::{output_params, OutputParams};
 use crate::crypto::rlwe::params::ring as rlwe_ring;
-use crate::crypto::rlwe::{HeSession, Plain, SecretKey, Seeded, N as DEG, PRIMES};
+use crate::crypto::rlwe::{HeSession, Plain, ReturnCount, SecretKey, Seeded, N as DEG, PRIMES};
 use crate::crypto::{Block, Prg};
 use crate::net::{Channel, Role};
 
@@ -133,14 +134,14 @@ pub struct DuplexHe {
 
 impl DuplexHe {
     /// Set up both key pairs from scratch: the client's public key (client → server), then the
-    /// server's (server → client); 55,824 bytes and one flight each way.
+    /// server's (server → client); 168,976 bytes and one flight each way.
     pub fn setup<C: Channel + ?Sized>(ch: &mut C, role: Role) -> Result<DuplexHe, ProtocolError> {
         let base = HeSession::setup(ch, role)?;
         DuplexHe::extend(base, ch)
     }
 
     /// Add the server's key pair to an existing session (the one of
-    /// [`crate::protocols::linear`]): the server sends its public key, 55,824 bytes, one flight.
+    /// [`crate::protocols::linear`]): the server sends its public key, 168,976 bytes, one flight.
     pub fn extend<C: Channel + ?Sized>(
         base: HeSession,
         ch: &mut C,
@@ -178,6 +179,12 @@ impl DuplexHe {
     /// The client-keyed session (for [`crate::protocols::linear`]).
     pub fn session(&self) -> &HeSession {
         &self.base
+    }
+
+    /// The count of coefficients this party returns in the session (under the peer's keys),
+    /// which its other keys from the peer (an sVOLE batch's) share.
+    pub fn returns(&self) -> Result<&ReturnCount, ProtocolError> {
+        Ok(self.peer_key()?.count())
     }
 
     /// This party's own secret key.
@@ -270,7 +277,7 @@ fn check_shape(
 impl AttnLayout {
     /// The layout for a cache of `heads` heads of width `d` and at most `max_positions` rows at
     /// ℓ = `ring.bits`, with the limb count chosen by bytes (see the module docs).
-    /// `ProtocolError::Invalid` for empty or too large shapes, ℓ outside 16..=44, or when no limb count
+    /// `ProtocolError::Invalid` for empty or too large shapes, ℓ outside 16..=43, or when no limb count
     /// up to [`MAX_LIMBS`] fits the noise budget.
     pub fn new(
         ring: Ring,
@@ -1040,16 +1047,18 @@ mod tests {
     fn windows_and_limbs() {
         let ring = Ring::new(37).unwrap();
         let k = AttnLayout::new(ring, Operand::Keys, 12, 64, 256).unwrap();
-        assert_eq!((k.n_i, k.n_o, k.limbs), (16, 256, 2));
+        assert_eq!((k.n_i, k.n_o, k.limbs), (32, 256, 1));
         let v = AttnLayout::new(ring, Operand::Values, 12, 64, 256).unwrap();
-        assert_eq!((v.n_i, v.n_o, v.limbs), (64, 64, 2));
+        assert_eq!((v.n_i, v.n_o, v.limbs), (128, 64, 1));
         let k = AttnLayout::new(ring, Operand::Keys, 4, 32, 7).unwrap();
-        assert_eq!((k.n_i, k.n_o), (32, 128));
+        assert_eq!((k.n_i, k.n_o), (32, 256));
         let v = AttnLayout::new(ring, Operand::Values, 4, 32, 7).unwrap();
-        assert_eq!((v.n_i, v.n_o), (128, 32));
-        // One limb never fits (a 37-bit multiplier); ℓ = 44 needs narrow limbs.
-        assert!(AttnLayout::with_limbs(ring, Operand::Keys, 12, 64, 256, 1).is_err());
-        let w = AttnLayout::new(Ring::new(44).unwrap(), Operand::Values, 12, 64, 256).unwrap();
-        assert!(w.limbs >= 4, "{w:?}");
+        assert_eq!((v.n_i, v.n_o), (256, 32));
+        // A 37-bit multiplier fits in one limb at ℓ = 37; a 43-bit one does not, and ℓ = 43
+        // takes narrower limbs.
+        let ring43 = Ring::new(43).unwrap();
+        assert!(AttnLayout::with_limbs(ring43, Operand::Keys, 12, 64, 256, 1).is_err());
+        let w = AttnLayout::new(ring43, Operand::Keys, 12, 64, 256).unwrap();
+        assert!(w.limbs >= 2, "{w:?}");
     }
 }

@@ -5,16 +5,16 @@
 //! of the needed coefficients, re-masking) with Iron §4.1's several rows per ciphertext;
 //! the HE layer is [`crate::crypto::rlwe`].
 //!
-//! **Packing** ([`Packing`]). Windows n_i × n_o (n_i·n_o ≤ 4096) and m = ⌊4096/(n_i·n_o)⌋ rows per
-//! ciphertext, S = n_i·n_o. Block α of the inner dimension of rows g·m … g·m + m − 1 is the
-//! polynomial v̂[i·S + j] = x[g·m + i][α·n_i + j]; block (β, α) of the weight is
+//! **Packing** ([`Packing`]). Windows n_i × n_o (n_i·n_o ≤ N = 8192) and m = ⌊N/(n_i·n_o)⌋
+//! rows per ciphertext, S = n_i·n_o. Block α of the inner dimension of rows g·m … g·m + m − 1 is
+//! the polynomial v̂[i·S + j] = x[g·m + i][α·n_i + j]; block (β, α) of the weight is
 //! ŵ[c·n_i + n_i − 1 − j] = W[α·n_i + j][β·n_o + c], pre-encoded once in transform form
 //! ([`EncodedWeights`]). Then Σ_α v̂_α·ŵ_{β,α} holds y[g·m + i][β·n_o + c] at coefficient
 //! i·S + c·n_i + n_i − 1, and no other pair of coefficients reaches those positions (the
 //! negacyclic wrap lands below n_i − 1). The window is chosen by bytes for the expected number of
-//! rows (one in a decode step), at most [`MAX_ROWS_PER_CT`] rows per ciphertext. When 40-bit
-//! flooding does not fit the noise budget at ℓ (16-bit weights above ℓ ≈ 38), the weights are
-//! split into L balanced limbs of ⌈weight_bits/L⌉ bits, W = Σ_l 2^(s·l)·W_l, each product
+//! rows (one in a decode step), at most [`MAX_ROWS_PER_CT`] rows per ciphertext. When the
+//! session's flooding does not fit the noise budget at ℓ (32-bit weights at ℓ = 43), the weights
+//! are split into L balanced limbs of ⌈weight_bits/L⌉ bits, W = Σ_l 2^(s·l)·W_l, each product
 //! returned on its own and recombined by the client.
 //!
 //! **Protocol.** (Once per session: the client's public key, [`HeSession::setup`].)
@@ -27,46 +27,44 @@
 //!    flight).
 //! 3. The client decrypts y_l − R_l and outputs Σ_l 2^(s·l)(y_l − R_l); the server outputs
 //!    Σ_l 2^(s·l)·R_l + b. The sum is x·W + b mod 2^ℓ exactly: R is subtracted after the switch,
-//!    where 2^(k−ℓ) is an integer, and decryption is exact except with probability ≤ 2^−40 per
-//!    output (see [`crate::crypto::rlwe::noise`]).
+//!    where 2^(k−ℓ) is an integer, and decryption is exact except with probability ≤ 2^−41 per
+//!    session (see [`crate::crypto::rlwe::noise`]).
 //!
 //! **Cost** (G = ⌈T/m⌉ row groups, A = ⌈K/n_i⌉, B = ⌈N/n_o⌉): client → server G·A ciphertexts of
-//! 55,824 bytes (a 16-byte seed and b at 55 + 54 bits per coefficient); server → client
-//! L·G·B results of 4096·k bits (a, k = ℓ + D, D = 10 at ℓ = 37) plus T·N·L values of b_bits
+//! 168,976 bytes (a 16-byte seed and b at 3 × 55 bits per coefficient); server → client
+//! L·G·B results of 8192·k bits (a, k = ℓ + D, D = 10 at ℓ = 37) plus T·N·L values of b_bits
 //! bits; 2 flights. Server work: G·A expansions, L·G·A·B plaintext × ciphertext products, L·G·B
 //! returns; client work: G·A encryptions, L·G·B decryptions. Measured with
-//! `ciphergpt bench linear` (ℓ = 37, 16-bit weights, two processes on loopback, 2 cores; the
-//! machine was shared with other jobs, load average 2–5, so times vary up to 2.5×; bytes are
-//! up + down):
+//! `ciphergpt bench linear` (ℓ = 37, 16-bit weights, two processes on loopback, 2 cores, one run;
+//! times vary with the machine's load; bytes are up + down):
 //!
 //! | product | window n_i × n_o | cts up / down | bytes | time | encoding (once) |
 //! |---|---|---|---|---|---|
-//! | 1×768·768×2304 (QKV) | 64 × 64 | 12 / 36 | 669,888 + 877,536 | 20–45 ms | 28 MB, 30–90 ms |
-//! | 1×768·768×768 (out) | 110 × 37 | 7 / 21 | 390,768 + 509,088 | 10–24 ms | 10 MB, 10–27 ms |
-//! | 1×768·768×3072 (FC1) | 48 × 85 | 16 / 37 | 893,184 + 905,344 | 20–62 ms | 39 MB, 40–124 ms |
-//! | 1×3072·3072×768 (FC2) | 192 × 21 | 16 / 37 | 893,184 + 894,208 | 18–57 ms | 39 MB, 45–123 ms |
-//! | 1×768·768×50257 (logits) | 12 × 341 | 64 / 148 | 3,572,736 + 3,819,040 | 155–520 ms | 621 MB, 0.6–1.8 s |
-//! | 256×768·768×768 (prefill) | 23 × 11, m = 16 | 544 / 1,120 | 30,368,256 + 27,910,144 | 0.8–2.7 s | 156 MB, 0.15–0.48 s |
+//! | 1×768·768×2304 (QKV) | 96 × 85 | 8 / 28 | 1,351,808 + 1,359,392 | 51 ms | 44.0 MB, 59 ms |
+//! | 1×768·768×768 (out) | 154 × 53 | 5 / 15 | 844,880 + 725,856 | 27 ms | 14.7 MB, 20 ms |
+//! | 1×768·768×3072 (FC1) | 77 × 106 | 10 / 29 | 1,689,760 + 1,411,456 | 42 ms | 57.0 MB, 65 ms |
+//! | 1×3072·3072×768 (FC2) | 384 × 21 | 8 / 37 | 1,351,808 + 1,784,672 | 50 ms | 58.2 MB, 68 ms |
+//! | 1×768·768×50257 (logits) | 22 × 372 | 35 / 136 | 5,914,160 + 6,802,976 | 239 ms | 936 MB, 1.07 s |
+//! | 256×768·768×768 (prefill) | 46 × 11, m = 16 | 272 / 1,120 | 45,961,472 + 54,910,976 | 1.62 s | 234 MB, 0.22 s |
 //!
-//! One GPT-2-small decode step's weight products (12 × the four + logits): 79.8 MB, 98 flights,
-//! 1.0–2.8 s.
+//! One GPT-2-small decode step's weight products (12 × the four + logits): 139.0 MB, 98 flights,
+//! 2.3 s. At N = 4096 with flooding per returned coefficient they were 79.8 MB: the factor 1.74
+//! is √(2 · 165/109), the price of 40 bits per session (see [`crate::crypto::rlwe::params`]).
 
 //! **Security** (semi-honest).
 //! - The server's view: the client's public key and ciphertexts, RLWE samples under the client's
-//!   ternary secret at N = 4096, log₂ q < 109 (128-bit by the HomomorphicEncryption.org standard),
-//!   with `a` expanded from public seeds by the AES PRG; they are pseudorandom, so the server
-//!   learns nothing about x_C. Its output R is uniform and independent of everything.
+//!   ternary secret at N = 8192, log₂ q < 165 (128-bit by the HomomorphicEncryption.org
+//!   standard), with `a` expanded from public seeds by the AES PRG; they are pseudorandom, so the
+//!   server learns nothing about x_C. Its output R is uniform and independent of everything.
 //! - The client's view of each returned ciphertext: a′ = a·w + a₀ and
 //!   b′_j = −a′·s + Δ·(y_j − R_j) + E_j + e₀ + F_j, with Enc_pk(0) = (a₀, −a₀·s + e₀). The flood
-//!   F_j, uniform in ±2^41·E_max, hides the weight-dependent E_j + e₀ up to statistical distance
-//!   2^−40 per returned coefficient (public bound E_max from the weight width and the number of
-//!   terms); then a₀ = u·a_pk + e₂ with a fresh ternary u is pseudorandom by RLWE (secret u), so
-//!   a′ is independent of W; y_j − R_j is uniform because R_j is. The coefficients of b that
-//!   carry other partial sums are never sent. So the client learns only its uniformly masked
-//!   output share. The statistical distances add up over the returned coefficients: T·N·L per
-//!   product (2304 for QKV in a decode step, about 2^17 for a whole GPT-2-small step), i.e.
-//!   2^−23 per decode step — the per-coefficient 40 bits are the parameter, not a per-session
-//!   bound.
+//!   F_j, uniform in ±2^77·E_max, hides the weight-dependent E_j + e₀ up to statistical distance
+//!   2^−41 over the at most 2^36 coefficients returned in the session (public bound E_max from
+//!   the weight width and the number of terms; the server refuses more returns); then
+//!   a₀ = u·a_pk + e₂ with a fresh ternary u is pseudorandom by RLWE (secret u), so a′ is
+//!   independent of W; y_j − R_j is uniform because R_j is. The coefficients of b that carry
+//!   other partial sums are never sent. So the client learns only its uniformly masked output
+//!   share, up to 2^−40 per session.
 
 use rayon::prelude::*;
 
@@ -80,7 +78,7 @@ use crate::crypto::{Block, Prg};
 use crate::net::{Channel, Role};
 
 /// Most rows packed into one ciphertext. The weight polynomials of a window n_i × n_o are
-/// 4096/(n_i·n_o) times the weight count, so more rows per ciphertext cost server memory.
+/// N/(n_i·n_o) times the weight count, so more rows per ciphertext cost server memory.
 pub const MAX_ROWS_PER_CT: usize = 16;
 /// Most limbs a weight is split into.
 pub const MAX_LIMBS: u32 = 4;
@@ -102,7 +100,7 @@ pub struct Packing {
     /// Window: inner entries per block n_i, output columns per block n_o.
     pub n_i: usize,
     pub n_o: usize,
-    /// Rows per ciphertext m = min(⌊4096/(n_i·n_o)⌋, MAX_ROWS_PER_CT).
+    /// Rows per ciphertext m = min(⌊N/(n_i·n_o)⌋, MAX_ROWS_PER_CT).
     pub rows_per_ct: usize,
     /// Limbs L and bits per limb s.
     pub limbs: u32,
@@ -128,7 +126,7 @@ fn invalid(msg: String) -> ProtocolError {
 impl Packing {
     /// The packing of a K × N weight of `weight_bits`-bit entries at ℓ = `ring.bits`, with the
     /// window chosen to minimise the bytes of a product on `rows` rows (1 for a decode step).
-    /// `ProtocolError::Invalid` for empty shapes, ℓ outside 16..=44, or weights too wide for the noise
+    /// `ProtocolError::Invalid` for empty shapes, ℓ outside 16..=43, or weights too wide for the noise
     /// budget even in [`MAX_LIMBS`] limbs.
     pub fn new(
         ring: Ring,
@@ -282,10 +280,10 @@ impl Packing {
 }
 
 /// A server's weight, pre-encoded once for a [`Packing`]: L·B·A plaintext polynomials in
-/// transform form (64 KiB each).
+/// transform form (192 KiB each: N words per prime).
 pub struct EncodedWeights {
     packing: Packing,
-    /// Polynomial (l, β, α) at ((l·B + β)·A + α)·2·4096.
+    /// Polynomial (l, β, α) at ((l·B + β)·A + α)·PRIMES·N.
     polys: Vec<u64>,
 }
 
@@ -625,10 +623,12 @@ mod tests {
     fn windows_are_chosen_by_bytes() {
         let ring = Ring::new(37).unwrap();
         let p = Packing::new(ring, 768, 2304, 16, 1).unwrap();
-        assert_eq!((p.n_i, p.n_o, p.limbs), (64, 64, 1));
+        assert_eq!((p.n_i, p.n_o, p.limbs), (96, 85, 1));
         let p = Packing::new(ring, 768, 768, 16, 256).unwrap();
         assert_eq!(p.rows_per_ct, MAX_ROWS_PER_CT);
-        assert!(p.cost(256).bytes_up + p.cost(256).bytes_down < 60_000_000);
+        // 272 ciphertexts up, 1,120 down: 100.9 MB.
+        let c = p.cost(256);
+        assert!(c.bytes_up + c.bytes_down < 105_000_000, "{c:?}");
         let decode = Packing::new(ring, 768, 768, 16, 1).unwrap();
         assert!(decode.cost(256).bytes_up > 3 * p.cost(256).bytes_up);
     }

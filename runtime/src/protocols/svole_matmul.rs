@@ -17,10 +17,10 @@
 //! entry in each of t near-equal blocks of [0, 2L′)):
 //! 1. The server encrypts, under its own fresh RLWE key ([`crate::crypto::rlwe`]), each row of Y
 //!    twice, y′_i and 2^w·y′_i (w = ⌈ℓ/2⌉; a gadget of two limbs), one ciphertext per row and
-//!    chunk of at most 4096 columns, and sends them with its public key.
+//!    chunk of at most 8192 columns, and sends them with its public key.
 //! 2. For each weight row i the client picks the noise e_i: in block b a position α_(i,b) and an
 //!    odd value β_(i,b) (units, so the noise keeps its weight modulo 2). With β = β₀ + 2^w·β₁ it
-//!    computes Enc(y′_i)·B₀ + Enc(2^w·y′_i)·B₁ where B_g places the limbs of ⌊4096/k⌋ values β at
+//!    computes Enc(y′_i)·B₀ + Enc(2^w·y′_i)·B₁ where B_g places the limbs of ⌊8192/k⌋ values β at
 //!    the coefficients 0, k, 2k, …: the result holds β_(i,b)·y′_i at positions jk … jk + k − 1. It
 //!    returns each result re-randomised, flooded, switched and masked by a fresh uniform R_(i,b)
 //!    ([`crate::crypto::rlwe::finalize`]; the limbs are below 2^w, which keeps the flood within
@@ -34,11 +34,11 @@
 //! 5. Locally: the server S = H·Σ_i W′_i, the client T = H·Σ_i V′_i and u_i = H·e_i. By
 //!    linearity S − T = Σ_i (H·e_i) ⊗ y′_i = U·Y.
 //!
-//! **Cost** (bits; t noise weight, c = ⌈k/4096⌉ column chunks of k_c columns, r = ⌊4096/k_c⌋
+//! **Cost** (bits; t noise weight, c = ⌈k/8192⌉ column chunks of k_c columns, r = ⌊8192/k_c⌋
 //! noise values per returned ciphertext, K = ℓ + D the switch target, b the returned bits of
 //! each b-coefficient, d = ⌈log₂(2L′/t)⌉ tree depth; [`SvoleParams::cost`] computes them):
-//! - server → client: (1 + 2mc) seeded ciphertexts of 446,592 bits, then m·t·k·ℓ for the d's;
-//! - client → server: m·c·⌈t/r⌉ returned ciphertexts of 4096·K + r·k_c·b bits;
+//! - server → client: (1 + 2mc) seeded ciphertexts of 1,351,808 bits, then m·t·k·ℓ for the d's;
+//! - client → server: m·c·⌈t/r⌉ returned ciphertexts of 8192·K + r·k_c·b bits;
 //! - the PPRF: m·t·d chosen-message OTs of 128-bit messages;
 //! - online, per input row: m·ℓ bits, client → server, one flight.
 //!
@@ -50,21 +50,22 @@
 //!
 //! **Security** (semi-honest; 128-bit computational, 40-bit statistical).
 //! - The server's view: the client's returned ciphertexts, decrypting to β·y′ − R with R fresh
-//!   and uniform, their noise flooded (40-bit statistical per returned coefficient, the bound of
+//!   and uniform, their noise flooded (40-bit statistical per session, the bound of
 //!   [`crate::crypto::rlwe::noise`] with the limbs' 2^w as the multiplier bound), `a` re-randomised
 //!   by Enc_pk(0) — so they reveal nothing about β; the PPRF's OT messages (the choices hidden by
 //!   the OT); online, x − U_rows: U = (H·e_i)_i is pseudorandom under dual LPN with the code's
 //!   parameters (128-bit), and each row of it is used once, so the masked inputs are
 //!   indistinguishable from uniform.
-//! - The client's view: RLWE ciphertexts under the server's key (128-bit: N = 4096, log₂ q < 109);
+//! - The client's view: RLWE ciphertexts under the server's key (128-bit: N = 8192, log₂ q < 165);
 //!   the PPRF's punctured keys (GGM, 128-bit), which leave G(λ_(i,α)) pseudorandom; the d's, each
 //!   masked by that unknown leaf's expansion. Its outputs U and T are independent of Y.
 //!
 //! **Paper.** CipherGPT §III (Table II: dual LPN, e = 144, c = 2, N = 4096; reverse VOLE with
-//! AHE). Differences: the noise × weight products go through the server's key with a two-limb
-//! gadget (so the client's flooding hides its noise values) rather than the client's key; the
-//! sums over i are kept instead of the m correlations; the noise weight is our own bound
-//! ([`crate::crypto::qc_code::noise_weight`], 174, rounded up to fill the ciphertexts).
+//! AHE). Differences: our ring is N = 8192 (flooding per session); the noise × weight products go
+//! through the server's key with a two-limb gadget (so the client's flooding hides its noise
+//! values) rather than the client's key; the sums over i are kept instead of the m correlations;
+//! the noise weight is our own bound ([`crate::crypto::qc_code::noise_weight`], 174, rounded up
+//! to fill the ciphertexts).
 
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
@@ -77,7 +78,7 @@ use crate::crypto::pprf::{self, TreeGroup};
 use crate::crypto::qc_code::{self, QcCode};
 use crate::crypto::rlwe::eval::{expand, finalize, Accumulator, PublicKeyNtt};
 use crate::crypto::rlwe::{encode_plain, output_params, OutputParams, Plain, SecretKey, Seeded};
-use crate::crypto::rlwe::{SwitchedCiphertext, N, PRIMES};
+use crate::crypto::rlwe::{ReturnCount, SwitchedCiphertext, N, PRIMES};
 use crate::crypto::{Block, OtPair, Prg};
 use crate::net::{Channel, NetError, Role};
 
@@ -93,7 +94,7 @@ pub struct SvoleParams {
     pub cols: usize,
     pub noise: usize,
     /// Limbs of the gadget (2 at ℓ ≤ 40 for 768 columns) and noise values per returned
-    /// ciphertext (at most ⌊4096/k_c⌋): the widest that fit the flooding budget.
+    /// ciphertext (at most ⌊8192/k_c⌋): the widest that fit the flooding budget.
     pub limbs: u32,
     pub per_ct: usize,
     /// Whether [`prepare`] enforces the security floor (noise blocks of at least
@@ -123,7 +124,7 @@ pub struct SvoleCost {
 
 impl SvoleParams {
     /// Shapes over `ring` with the default noise weight: [`qc_code::noise_weight`], rounded up
-    /// to a multiple of the noise values per returned ciphertext when that is smaller (175 for
+    /// to a multiple of the noise values per returned ciphertext when that is smaller (180 for
     /// k = 768). The preparation needs 2L′ ≥ t, about 87 rows or more.
     pub fn new(
         ring: Ring,
@@ -395,12 +396,16 @@ impl BlockScratch {
 
 /// Prepare the correlation for `params.rows` future input rows of the product with the
 /// server's `weights` (inner × cols, row-major, signed; `None` at the client). Both parties call
-/// it with the same parameters, in the same order on the channel.
+/// it with the same parameters, in the same order on the channel. The client returns
+/// coefficients under the server's fresh key: `returns` is the session's count of them (its
+/// [`crate::protocols::attention_he::DuplexHe::returns`]), so that the flooding's bound holds
+/// per session; `None` counts this call alone.
 pub fn prepare<C: Channel + ?Sized>(
     party: &mut Party<'_, C>,
     ring: Ring,
     params: SvoleParams,
     weights: Option<&[i64]>,
+    returns: Option<&ReturnCount>,
 ) -> Result<Correlation, ProtocolError> {
     let min = qc_code::noise_weight();
     if params.noise < min || params.rows == 0 || params.inner == 0 || params.cols == 0 {
@@ -449,7 +454,7 @@ pub fn prepare<C: Channel + ?Sized>(
             }
             server(party.ot, party.ch, ring, params, &code, w)
         }
-        Role::Client => client(party.ot, party.ch, ring, params, &code),
+        Role::Client => client(party.ot, party.ch, ring, params, &code, returns),
     }
 }
 
@@ -641,6 +646,7 @@ fn client<C: Channel + ?Sized>(
     ring: Ring,
     p: SvoleParams,
     code: &QcCode,
+    returns: Option<&ReturnCount>,
 ) -> Result<Correlation, ProtocolError> {
     let plain = Plain::new(ring.bits)?;
     let out = p.output(ring)?;
@@ -663,6 +669,10 @@ fn client<C: Channel + ?Sized>(
     let wire = Seeded::wire_len();
     let keys = ch.recv_vec(cost.keys_down)?;
     let pk = PublicKeyNtt::new(&Seeded::read(&keys[..wire])?);
+    let pk = match returns {
+        Some(count) => pk.counting_in(count),
+        None => pk,
+    };
     let gadget = |i: usize, c: usize, g: usize| -> Result<Seeded, ProtocolError> {
         let idx = 1 + (i * p.chunks() + c) * p.limbs as usize + g;
         Ok(Seeded::read(&keys[idx * wire..(idx + 1) * wire])?)

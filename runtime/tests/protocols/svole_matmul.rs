@@ -40,7 +40,7 @@ fn run(
     let (m, k) = (params.inner, params.cols);
     let b2 = batches.clone();
     let server = move |p: &mut Peer| {
-        let mut corr = svole_matmul::prepare(&mut p.party(), ring, params, Some(&w)).unwrap();
+        let mut corr = svole_matmul::prepare(&mut p.party(), ring, params, Some(&w), None).unwrap();
         let s = corr.shares().to_vec();
         let outs: Vec<Vec<u64>> = batches
             .iter()
@@ -52,7 +52,7 @@ fn run(
         (s, outs)
     };
     let client = move |p: &mut Peer| {
-        let mut corr = svole_matmul::prepare(&mut p.party(), ring, params, None).unwrap();
+        let mut corr = svole_matmul::prepare(&mut p.party(), ring, params, None, None).unwrap();
         let (u, t) = (corr.masks().to_vec(), corr.shares().to_vec());
         let mut xs = Vec::new();
         let mut outs = Vec::new();
@@ -135,14 +135,14 @@ fn small_product_meets_its_definition_and_is_exact() {
 
 #[test]
 fn wide_product_at_cipher_gpt_shape_in_small() {
-    // k = 768: five noise values per returned ciphertext, t = 175.
+    // k = 768: ten noise values per returned ciphertext, t = 180.
     check(false, 37, 300, 16, 768, 16, vec![1, 2, 125]);
 }
 
 #[test]
 fn more_columns_than_a_ciphertext_over_tcp() {
-    // k > 4096: two column chunks, one noise value per ciphertext.
-    check(true, 44, 100, 3, 4100, 8, vec![100]);
+    // k > 8192: two column chunks, one noise value per ciphertext.
+    check(true, 43, 100, 3, 8200, 8, vec![100]);
 }
 
 #[test]
@@ -159,13 +159,14 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
     let w2 = w.clone();
     let (se, ce) = two_party(
         move |p| {
-            let mut c = svole_matmul::prepare(&mut p.party(), ring, params, Some(&w2)).unwrap();
+            let mut c =
+                svole_matmul::prepare(&mut p.party(), ring, params, Some(&w2), None).unwrap();
             masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 100).unwrap();
             masked_matmul::multiply(&mut p.ch, p.role, ring, &mut c, None, Some(&w2), 1)
                 .unwrap_err()
         },
         move |p| {
-            let mut c = svole_matmul::prepare(&mut p.party(), ring, params, None).unwrap();
+            let mut c = svole_matmul::prepare(&mut p.party(), ring, params, None, None).unwrap();
             let x = vec![1u64; 400];
             masked_matmul::multiply(
                 &mut p.ch,
@@ -200,13 +201,13 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
     let floor = SvoleParams::new(ring, 1000, 4, 5).unwrap();
     assert_eq!(floor.min_rows(), 174 * 128);
     let (se, _) = two_party(
-        move |p| svole_matmul::prepare(&mut p.party(), ring, tiny, Some(&w)).err(),
-        move |p| svole_matmul::prepare(&mut p.party(), ring, tiny, None).err(),
+        move |p| svole_matmul::prepare(&mut p.party(), ring, tiny, Some(&w), None).err(),
+        move |p| svole_matmul::prepare(&mut p.party(), ring, tiny, None, None).err(),
     );
     assert!(matches!(se, Some(ProtocolError::Invalid(_))));
     let (se, _) = two_party(
-        move |p| svole_matmul::prepare(&mut p.party(), ring, floor, None).err(),
-        move |p| svole_matmul::prepare(&mut p.party(), ring, floor, None).err(),
+        move |p| svole_matmul::prepare(&mut p.party(), ring, floor, None, None).err(),
+        move |p| svole_matmul::prepare(&mut p.party(), ring, floor, None, None).err(),
     );
     assert!(
         matches!(&se, Some(ProtocolError::Invalid(m)) if m.contains("security floor")),
@@ -218,14 +219,14 @@ fn asking_past_the_prepared_rows_is_a_clear_error() {
 fn preparation_bytes_follow_the_formula() {
     let ring = Ring::new(37).unwrap();
     let params = SvoleParams::new_test_only(ring, 200, 8, 768).unwrap();
-    assert_eq!((params.limbs, params.per_ct, params.noise), (2, 5, 175));
+    assert_eq!((params.limbs, params.per_ct, params.noise), (2, 10, 180));
     let cost = params.cost(ring).unwrap();
     let mut rng = Prg::from_entropy();
     let w = weights(&mut rng, 8 * 768, 16);
     let ((sent_s, recv_s), _) = two_party_iknp(
         move |p| {
             let before = p.ch.stats().total;
-            svole_matmul::prepare(&mut p.party(), ring, params, Some(&w)).unwrap();
+            svole_matmul::prepare(&mut p.party(), ring, params, Some(&w), None).unwrap();
             let a = p.ch.stats().total;
             (
                 a.bytes_sent - before.bytes_sent,
@@ -233,7 +234,7 @@ fn preparation_bytes_follow_the_formula() {
             )
         },
         move |p| {
-            svole_matmul::prepare(&mut p.party(), ring, params, None).unwrap();
+            svole_matmul::prepare(&mut p.party(), ring, params, None, None).unwrap();
         },
     );
     // IKNP chosen-message OTs: the receiver sends 16 bytes per OT (padded to 128 OTs), the

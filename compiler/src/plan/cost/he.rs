@@ -7,23 +7,25 @@
 use super::{log2_ceil, Bits, Edge, Sizes};
 use serde::Serialize;
 
-/// RLWE polynomial degree N (Cheetah's SEAL parameters).
-pub const POLY_DEGREE: u64 = 4096;
-/// Bits of the ciphertext modulus q of a fresh ciphertext (the 128-bit-secure maximum for
-/// N = 4096; Cheetah quotes q ≈ 2^105).
-pub const LOG_Q: u64 = 109;
+/// RLWE polynomial degree N (runtime `rlwe::params`: 8192, so that q can hold the flooding of a
+/// whole session).
+pub const POLY_DEGREE: u64 = 8192;
+/// Bits of the ciphertext modulus q of a fresh ciphertext (three 55-bit primes; the 128-bit
+/// maximum at N = 8192 is 218).
+pub const LOG_Q: u64 = 165;
 /// A weight product's result is switched to 2^(ℓ + this many bits) (runtime
 /// `rlwe::noise::output_params`: 10 at ℓ = 37 with 16-bit weights).
 pub const RESPONSE_EXTRA_BITS: u64 = 10;
-/// An attention product's result is switched to 2^(ℓ + this many bits) (9 or 10 at ℓ = 35 to
-/// 38 for GPT-2's and the trained model's caches).
-pub const ATTENTION_EXTRA_BITS: u64 = 9;
+/// An attention product's result is switched to 2^(ℓ + this many bits) (10 for GPT-2's and the
+/// trained model's caches at N = 8192: the rounding of the switch alone needs 2^8.9).
+pub const ATTENTION_EXTRA_BITS: u64 = 10;
 /// Limbs of attention's fresh operand for the estimate of the caches' preparation (the runtime
-/// picks 2 or 3 by the noise budget and the bytes: `attention_he::AttnLayout::new`).
-pub const ATTENTION_LIMBS: u64 = 2;
+/// picks them by the noise budget and the bytes, `attention_he::AttnLayout::new`: one for
+/// GPT-2's caches up to ℓ = 37, two from ℓ = 38 for narrow heads).
+pub const ATTENTION_LIMBS: u64 = 1;
 
-/// Bits of a seeded RLWE ciphertext on the wire (the seed and b at 109 bits per coefficient):
-/// 55,824 bytes.
+/// Bits of a seeded RLWE ciphertext on the wire (the seed and b at 165 bits per coefficient):
+/// 168,976 bytes.
 pub fn ct_in_bits() -> u64 {
     SEEDED_CT_BITS
 }
@@ -108,7 +110,7 @@ pub fn he_matmul_server_weights(m: u64, k: u64, n: u64, l: u64) -> Bits {
     Bits::new(p.out_bits.saturating_add(values), p.in_bits, 2).edges(Edge::Send, Edge::Recv)
 }
 
-/// Bits of a seeded RLWE ciphertext on the wire (the seed and b at 109 bits per coefficient).
+/// Bits of a seeded RLWE ciphertext on the wire (the seed and b at 165 bits per coefficient).
 pub const SEEDED_CT_BITS: u64 = 128 + POLY_DEGREE * LOG_Q;
 /// The sVOLE's dual-LPN noise weight before rounding to fill ciphertexts (runtime
 /// `crypto::qc_code::noise_weight`).
@@ -165,7 +167,7 @@ pub fn prepared_online(m: u64, l: u64) -> Bits {
 /// heads of `d` (`keys`: q·Kᵀ, else P·V), at the sizes of one program, by the HomFC layout
 /// with the encrypted side the cache (runtime `attention_he`): per party, the new cache rows
 /// re-shared (`rows·heads·d·ℓ` bits), one result ciphertext per head and row and output block
-/// (`N·(ℓ + 9)` bits) and its needed coefficients; a block of `n_o` (keys) or `n_i` (values)
+/// (`N·(ℓ + 10)` bits) and its needed coefficients; a block of `n_o` (keys) or `n_i` (values)
 /// cache rows is prepared when a program first reaches it (`heads·⌈d/n⌉·L` seeded ciphertexts
 /// each way, one more flight). `context` is the session's most positions.
 pub fn he_attention(heads: u64, d: u64, keys: bool, sizes: Sizes, context: u64, l: u64) -> Bits {

@@ -655,9 +655,9 @@ mod tests {
             assert_eq!(p.in_cts, groups * k.div_ceil(n_i));
             assert_eq!(p.out_cts, groups * n.div_ceil(n_o));
         }
-        // GPT-2's QKV product on one row: the 64 × 64 window of `ciphergpt bench linear`
-        // (12 ciphertexts up, 36 down).
+        // GPT-2's QKV product on one row: the 96 × 85 window of `ciphergpt bench linear`
+        // (8 ciphertexts up, 28 down).
         let p = he_packing(1, 768, 2304, 37);
-        assert_eq!((p.windows, p.in_cts, p.out_cts), ([64, 64], 12, 36));
+        assert_eq!((p.windows, p.in_cts, p.out_cts), ([96, 85], 8, 28));
     }
 }

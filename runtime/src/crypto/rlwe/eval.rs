@@ -14,7 +14,8 @@
 //! positions J:
 //! 1. add Enc_pk(0) = (u·b_pk + e₁, u·a_pk + e₂) with fresh ternary u and errors e₁, e₂
 //!    (without it a = Σ a_α·w_α, with the a_α known to the key owner, would reveal the weights);
-//! 2. add a fresh flood F_j, uniform in [−B_F, B_F], to b_j for j ∈ J;
+//! 2. add a fresh flood F_j, uniform in [−B_F, B_F], to b_j for j ∈ J (the key counts the
+//!    returned coefficients and refuses more than the flooding covers in a session);
 //! 3. switch every a_i and the b_j, j ∈ J, from q to 2^k: RNS rescales by the last primes,
 //!    y = ⌊x/p_j⌉ for j = PRIMES − 1, …, 1 (ending mod p0), then ⌊y·2^k/p0⌉ by a 64-bit
 //!    fixed-point multiply (error < 2^−9);
@@ -26,10 +27,13 @@
 //! a rounding that depends on the weights). Only a (N values of k bits) and the b_j (b_bits each)
 //! are sent; the other coefficients of b, which carry partial sums of the product, never leave.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use rand::RngCore;
 
 use super::keys::Seeded;
-use super::noise::OutputParams;
+use super::noise::{OutputParams, SESSION_COEFF_BITS};
 use super::ntt::{mul_shoup, shoup, Fixed};
 use super::params::{ring, Plain, ETA, MODULI, N, P0, PRIMES};
 use super::sample::{cbd, flood, ternary, uniform_ntt_from_seed};
@@ -42,11 +46,28 @@ pub struct NttCiphertext {
     pub a: [Vec<u64>; PRIMES],
 }
 
+/// How many coefficients of `b` an evaluator has returned in a session, under any of the peer's
+/// keys (shared by the keys' [`PublicKeyNtt`]s): the flooding covers 2^[`SESSION_COEFF_BITS`].
+#[derive(Clone, Debug, Default)]
+pub struct ReturnCount(Arc<AtomicU64>);
+
+impl ReturnCount {
+    /// Coefficients returned so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The key owner's public key, expanded to transform form (with Shoup quotients: it is a fixed
-/// multiplicand of every re-randomisation).
+/// multiplicand of every re-randomisation), and the session's count of coefficients returned.
 pub struct PublicKeyNtt {
     b: [Fixed; PRIMES],
     a: [Fixed; PRIMES],
+    /// Coefficients of `b` returned so far (by [`finalize`]), under this key and the others
+    /// that share the count.
+    returned: ReturnCount,
+    /// The most that may be returned: 2^[`SESSION_COEFF_BITS`], which the flooding covers.
+    limit: u64,
 }
 
 impl PublicKeyNtt {
@@ -63,7 +84,45 @@ impl PublicKeyNtt {
         PublicKeyNtt {
             b: fixed(b),
             a: fixed(a),
+            returned: ReturnCount::default(),
+            limit: 1 << SESSION_COEFF_BITS,
         }
+    }
+
+    /// The same key counting its returns in `count` (another key's of the same session).
+    pub fn counting_in(mut self, count: &ReturnCount) -> PublicKeyNtt {
+        self.returned = count.clone();
+        self
+    }
+
+    /// The count this key's returns go to.
+    pub fn count(&self) -> &ReturnCount {
+        &self.returned
+    }
+
+    /// The same key with a smaller limit on returned coefficients (to test the limit).
+    pub fn with_return_limit(mut self, limit: u64) -> PublicKeyNtt {
+        self.limit = limit.min(1 << SESSION_COEFF_BITS);
+        self
+    }
+
+    /// Coefficients returned so far in this key's count.
+    pub fn returned(&self) -> u64 {
+        self.returned.get()
+    }
+
+    /// Count `n` more returned coefficients; `InvalidArgument` past the session's limit.
+    fn count_returned(&self, n: usize) -> Result<(), NetError> {
+        let before = self.returned.0.fetch_add(n as u64, Ordering::Relaxed);
+        if before.saturating_add(n as u64) > self.limit {
+            return Err(NetError::InvalidArgument(format!(
+                "{} RLWE coefficients would be returned in this session, more than the {} the \
+                 flooding covers (2^{SESSION_COEFF_BITS} per session): start a new session",
+                before.saturating_add(n as u64),
+                self.limit
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -257,6 +316,7 @@ pub fn finalize<R: RngCore + ?Sized>(
             "returned positions and masks do not match".into(),
         ));
     }
+    pk.count_returned(positions.len())?;
     let r = ring();
     let NttCiphertext { mut b, mut a } = ct;
     // 1. + Enc_pk(0).

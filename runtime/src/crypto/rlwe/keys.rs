@@ -12,7 +12,7 @@
 //!   lifted by the CRT (|a·s| < p0·p1/2).
 //!
 //! **Wire sizes.** A seed is 16 bytes; b is N residues mod each prime at the prime's bit width:
-//! 55,808 + 16 = 55,824 bytes for a ciphertext or a public key at N = 4096 and 55 + 54 bits.
+//! 3 · 8192 · 55 bits + 16 = 168,976 bytes for a ciphertext or a public key.
 
 use rand::RngCore;
 

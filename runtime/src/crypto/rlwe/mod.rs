@@ -2,8 +2,8 @@
 //! server-held plaintext: the BFV-style scheme of Cheetah §2.2/§5.2 with coefficient encoding, in
 //! its minimal form (no relinearisation, no rotations, no SIMD).
 //!
-//! - [`params`]: N = 4096, q = p0·p1 (2^109 − …), ternary secret, centred binomial error
-//!   (σ ≈ 3.24), plaintext Z_2^ℓ for 16 ≤ ℓ ≤ 44; 128-bit security.
+//! - [`params`]: N = 8192, q = p0·p1·p2 (three 55-bit primes, 2^165 − …), ternary secret,
+//!   centred binomial error (σ ≈ 3.24), plaintext Z_2^ℓ for 16 ≤ ℓ ≤ 43; 128-bit security.
 //! - [`ntt`]: word-size modular arithmetic and the negacyclic transform modulo each prime.
 //! - [`sample`]: ternary, centred binomial, seeded uniform (AES-CTR [`crate::crypto::Prg`]),
 //!   flooding.
@@ -11,8 +11,8 @@
 //! - [`eval`]: the server's side: expansion, plaintext × ciphertext multiply-accumulate with
 //!   pre-encoded plaintexts, and the return path (re-randomisation by Enc_pk(0), flooding,
 //!   modulus switch to 2^k, masking, sending only the needed `b` coefficients).
-//! - [`noise`]: the flooding bound (40-bit statistical per returned coefficient) and the switch
-//!   target, from public quantities only.
+//! - [`noise`]: the flooding bound (40-bit statistical per session, over the 2^36 coefficients
+//!   a session may return) and the switch target, from public quantities only.
 //! - [`session`]: the per-session setup (the client's public key, sent once).
 //!
 //! **Why our own.** The `fhe` crate (0.1.1) decrypts garbage at t = 2^37 unless every RNS prime
@@ -22,15 +22,16 @@
 //! for decrypting a compressed result. Our core is ~1,100 lines besides tests, checked against
 //! cleartext products (tests below and `runtime/tests/protocols/linear.rs`); no dependency is
 //! added. The transform is scalar (Harvey's lazy butterflies, ≈ 40–55 µs per 4096-point
-//! transform on the bench machine); an AVX-512 backend such as `tfhe-ntt` (≈ 20 µs in the
+//! transform on the bench machine, about twice that at 8192); an AVX-512 backend such as `tfhe-ntt` (≈ 20 µs in the
 //! research prototype) is a possible optional speed-up, not taken.
 //!
 //! Security: 128-bit computational (RLWE at the parameters above; the AES-CTR expansion of the
-//! public `a` from a seed), 40-bit statistical per returned coefficient for what the key owner
-//! learns beyond the result (see [`noise`]); decryption fails with probability ≤ 2^−40 per
-//! returned coefficient.
+//! public `a` from a seed), 40-bit statistical per session for what the key owner learns beyond
+//! the result (see [`noise`]; the evaluator refuses to return more than the 2^36 coefficients
+//! the flooding covers); decryption fails with probability ≤ 2^−41 per session.
 
 pub mod eval;
+pub mod fuzz;
 pub mod keys;
 pub mod noise;
 pub mod ntt;
@@ -38,7 +39,9 @@ pub mod params;
 pub mod sample;
 pub mod session;
 
-pub use eval::{encode_plain, expand, finalize, Accumulator, NttCiphertext, SwitchedCiphertext};
+pub use eval::{
+    encode_plain, expand, finalize, Accumulator, NttCiphertext, ReturnCount, SwitchedCiphertext,
+};
 pub use keys::{SecretKey, Seeded};
 pub use noise::{output_params, OutputParams};
 pub use params::{Plain, N, PRIMES};
@@ -83,7 +86,7 @@ mod tests {
     fn decrypt_of_encrypt_is_exact() {
         let mut rng = Prg::from_entropy();
         let sk = SecretKey::generate(&mut rng);
-        for bits in [16u32, 37, 38, 44] {
+        for bits in [16u32, 37, 38, 43] {
             let plain = Plain::new(bits).unwrap();
             let x_b = with_edges(&mut rng, plain, N);
             let ct = sk.encrypt(plain, &x_b, &mut rng).unwrap();
@@ -91,7 +94,7 @@ mod tests {
             let mut bytes = Vec::new();
             ct.write(&mut bytes);
             assert_eq!(bytes.len(), Seeded::wire_len());
-            assert_eq!(bytes.len(), 55_824);
+            assert_eq!(bytes.len(), 16 + 3 * 8192 * 55 / 8);
             let ct = Seeded::read(&bytes).unwrap();
             assert_eq!(
                 sk.decrypt(plain, &expand(&ct, None, None)),
@@ -151,7 +154,7 @@ mod tests {
         let mut rng = Prg::from_entropy();
         let sk = SecretKey::generate(&mut rng);
         let pk = PublicKeyNtt::new(&sk.public_key(&mut rng));
-        for (bits, wbits, count) in [(37u32, 16u32, 3usize), (38, 16, 1), (16, 16, 2), (44, 8, 2)] {
+        for (bits, wbits, count) in [(37u32, 16u32, 3usize), (38, 16, 1), (16, 16, 2), (43, 8, 2)] {
             let plain = Plain::new(bits).unwrap();
             let wb = 1i64 << (wbits - 1);
             let mut acc = Accumulator::new();
@@ -220,6 +223,46 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A session refuses to return more coefficients than its limit (2^36 by default, what the
+    /// flooding covers), counting across calls and across the keys that share its count.
+    #[test]
+    fn returns_past_the_session_limit_are_refused() {
+        let mut rng = Prg::from_entropy();
+        let sk = SecretKey::generate(&mut rng);
+        let pk = PublicKeyNtt::new(&sk.public_key(&mut rng)).with_return_limit(500);
+        let plain = Plain::new(37).unwrap();
+        let out = output_params(plain, 1 << 15, N, N).unwrap();
+        let ct = expand(&sk.encrypt(plain, &[7; 10], &mut rng).unwrap(), None, None);
+        let positions: Vec<usize> = (0..300).collect();
+        let masks = vec![0u64; 300];
+        let ret = |pk: &PublicKeyNtt, rng: &mut Prg| {
+            finalize(ct.clone(), pk, plain, &out, &positions, &masks, rng)
+        };
+        let sw = ret(&pk, &mut rng).unwrap();
+        assert_eq!(
+            sk.decrypt_switched(plain, &sw, &positions[..10]),
+            vec![7; 10]
+        );
+        assert_eq!(pk.returned(), 300);
+        // Another key of the same session (an sVOLE batch's) shares the count: 600 > 500.
+        let sk2 = SecretKey::generate(&mut rng);
+        let other = PublicKeyNtt::new(&sk2.public_key(&mut rng))
+            .with_return_limit(500)
+            .counting_in(pk.count());
+        let err = ret(&other, &mut rng)
+            .expect_err("past the limit")
+            .to_string();
+        assert!(
+            err.contains("more than the 500 the flooding covers"),
+            "{err}"
+        );
+        assert!(ret(&pk, &mut rng).is_err());
+        // A fresh count (the next session) starts again.
+        let fresh = PublicKeyNtt::new(&sk.public_key(&mut rng));
+        assert!(ret(&fresh, &mut rng).is_ok());
+        assert_eq!(fresh.returned(), 300);
     }
 
     /// The same encryption seed gives the same `a` on both sides; distinct encryptions use

@@ -1,20 +1,29 @@
-//! The parameter set: the ring R_q = Z_q[X]/(X^N + 1) with N = 4096 and q = p0·p1, the secret and
-//! error distributions, and the plaintext ring Z_2^ℓ[X]/(X^N + 1) with its encoding.
+//! The parameter set: the ring R_q = Z_q[X]/(X^N + 1) with N = 8192 and q = p0·p1·p2, the secret
+//! and error distributions, and the plaintext ring Z_2^ℓ[X]/(X^N + 1) with its encoding.
 //!
 //! | item | value |
 //! |---|---|
-//! | N | 4096 |
-//! | p0, p1 | 2^55 − 311,295 and 2^54 − 172,031 (55 and 54 bits), both ≡ 1 mod 2N |
-//! | q | p0·p1, log₂ q = 108.99999999997 < 109 |
+//! | N | 8192 |
+//! | p0, p1, p2 | 2^55 − 311,295, 2^55 − 1,392,639 and 2^55 − 1,507,327 (the three largest 55-bit primes ≡ 1 mod 2N) |
+//! | q | p0·p1·p2, log₂ q = 164.9999999999 < 165 |
 //! | secret | uniform ternary {−1, 0, 1}^N |
 //! | error | centred binomial, η = 21: Σ_{i<21} (a_i − b_i), σ = √(η/2) ≈ 3.24, \|e\| ≤ 21 |
-//! | plaintext | t = 2^ℓ, 16 ≤ ℓ ≤ 44; m ↦ ⌊q·m/t⌉ (so Δ = q/t is not rounded first) |
+//! | plaintext | t = 2^ℓ, 16 ≤ ℓ ≤ 43; m ↦ ⌊q·m/t⌉ (so Δ = q/t is not rounded first) |
 //!
 //! **Security.** 128-bit classical by the HomomorphicEncryption.org standard (v1.1, Table 1: for
-//! N = 4096 and a ternary secret, log₂ q ≤ 109 at σ ≈ 3.2), the same bound as SEAL's default
-//! table and Cheetah's parameters (N = 4096, q ≈ 2^105, §6.1). The standard assumes a discrete
-//! Gaussian of σ = 3.2; the centred binomial of the same variance is our assumption (as in Kyber
-//! and in the `fhe` crate).
+//! N = 8192 and a ternary secret, log₂ q ≤ 218 at σ ≈ 3.2; SEAL's default for N = 8192 is also
+//! 218 bits). The standard assumes a discrete Gaussian of σ = 3.2; the centred binomial of the
+//! same variance is our assumption (as in Kyber and in the `fhe` crate).
+//!
+//! **Why N = 8192 and 165 bits** (Cheetah §6.1 uses N = 4096, q ≈ 2^109). The flooding that
+//! hides the weights from the key owner must cover every coefficient returned in a session,
+//! 2^36 of them at most ([`super::noise`]): 2^(41+36) times the weight-dependent noise, about
+//! 2^105 for a GPT-2 product with 16-bit weights, must stay below Δ/2 = q/2^(ℓ+1). At N = 4096 q
+//! cannot pass 2^109 (2^71 at ℓ = 37); at N = 8192 and 165 bits it is 2^127. Returned results
+//! are switched down to 2^(ℓ+D), so the wider q costs on the way in (165 bits per coefficient
+//! instead of 109) and in the server's work, and each result's `a` has N coefficients for
+//! windows that hold twice the values: a GPT-2 decode step's weight products take 1.74× the
+//! bytes of N = 4096 (√(2·165/109); [`crate::protocols::linear`]).
 
 use std::sync::OnceLock;
 
@@ -22,28 +31,30 @@ use super::ntt::{Modulus, NttPlan};
 use crate::net::NetError;
 
 /// Ring degree N.
-pub const N: usize = 4096;
+pub const N: usize = 8192;
 /// The RNS primes of q, largest first (the modulus switch divides by the last ones first).
-pub const PRIMES: usize = 2;
-/// The larger RNS prime (55 bits).
+pub const PRIMES: usize = 3;
+/// The largest RNS prime (55 bits): the one the switch to 2^k starts from.
 pub const P0: u64 = 36_028_797_018_652_673;
-/// The smaller RNS prime (54 bits); the modulus switch divides by it first, so P1 < P0.
-pub const P1: u64 = 18_014_398_509_309_953;
+/// The second RNS prime (55 bits).
+pub const P1: u64 = 36_028_797_017_571_329;
+/// The third RNS prime (55 bits); the modulus switch divides by it first.
+pub const P2: u64 = 36_028_797_017_456_641;
 /// q's primes p_0 > p_1 > … .
-pub const MODULI: [u64; PRIMES] = [P0, P1];
+pub const MODULI: [u64; PRIMES] = [P0, P1, P2];
 /// Centred binomial parameter η of the error distribution.
 pub const ETA: u32 = 21;
 /// Smallest supported plaintext width ℓ.
 pub const MIN_PLAIN_BITS: u32 = 16;
 /// Largest supported plaintext width ℓ: outputs are switched to 2^(ℓ+D) with D ≥ 10 guard bits
-/// and ℓ + D must stay below log₂ p0 (see [`super::noise`]).
-pub const MAX_PLAIN_BITS: u32 = 44;
+/// (11 from ℓ = 42) and ℓ + D must stay at most 54, below log₂ p0 (see [`super::noise`]).
+pub const MAX_PLAIN_BITS: u32 = 43;
 
 /// The auxiliary prime (the largest below 2^62 that is ≡ 1 mod 2N) in which the key owner
 /// computes a·s exactly when a result is switched to 2^k with k ≤ [`AUX_MAX_SWITCH_BITS`].
 pub const P_AUX: u64 = 4_611_686_018_427_322_369;
 /// |a·s| ≤ N·2^(k−1) < P_AUX/2 for k up to this.
-pub const AUX_MAX_SWITCH_BITS: u32 = 49;
+pub const AUX_MAX_SWITCH_BITS: u32 = 48;
 
 /// The fixed ring: the NTT plans of q's primes and of the auxiliary prime, and the constants of
 /// the modulus switch.
@@ -120,7 +131,7 @@ pub struct Plain {
 }
 
 impl Plain {
-    /// Z_2^ℓ; `InvalidArgument` unless 16 ≤ ℓ ≤ 44.
+    /// Z_2^ℓ; `InvalidArgument` unless 16 ≤ ℓ ≤ 43.
     pub fn new(bits: u32) -> Result<Plain, NetError> {
         if !(MIN_PLAIN_BITS..=MAX_PLAIN_BITS).contains(&bits) {
             return Err(NetError::InvalidArgument(format!(
@@ -194,8 +205,9 @@ mod tests {
         assert_eq!(ntt_prime_below(1 << 62, N, &[]), P_AUX);
         assert!((N as u128) << (AUX_MAX_SWITCH_BITS - 1) < P_AUX as u128 / 2);
         let log2_q = ring().log2_q;
-        assert!(log2_q < 109.0 && log2_q > 108.0);
-        const { assert!(P1 < P0 && P0 > 1 << 54) };
+        assert!(log2_q < 165.0 && log2_q > 164.0);
+        assert!((N as u128) << AUX_MAX_SWITCH_BITS >= P_AUX as u128 / 2);
+        const { assert!(P2 < P1 && P1 < P0 && P0 > 1 << 54) };
     }
 
     #[test]
@@ -217,7 +229,7 @@ mod tests {
     fn encode_is_the_rounded_scaled_message() {
         let r = ring();
         let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(4);
-        for bits in [16u32, 37, 38, 44] {
+        for bits in [16u32, 37, 38, 43] {
             let p = Plain::new(bits).unwrap();
             let t = 1u64 << bits;
             for i in 0..2000 {
@@ -247,6 +259,6 @@ mod tests {
                 );
             }
         }
-        assert!(Plain::new(15).is_err() && Plain::new(45).is_err());
+        assert!(Plain::new(15).is_err() && Plain::new(44).is_err());
     }
 }

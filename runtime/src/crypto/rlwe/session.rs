@@ -1,6 +1,6 @@
 //! The per-session HE setup: the client makes a key pair and sends its public key once; both
 //! parties keep an [`HeSession`]. Cost: one flight client → server of
-//! [`Seeded::wire_len`] = 55,824 bytes. The server receives an RLWE encryption of zero under the
+//! [`Seeded::wire_len`] = 168,976 bytes. The server receives an RLWE encryption of zero under the
 //! client's key (pseudorandom by RLWE), so it learns nothing.
 
 use super::eval::PublicKeyNtt;
