@@ -34,7 +34,7 @@ use rand::RngCore;
 
 use super::keys::Seeded;
 use super::noise::{OutputParams, SESSION_COEFF_BITS};
-use super::ntt::{mul_shoup, shoup, Fixed};
+use super::ntt::{mul_shoup, Fixed};
 use super::params::{ring, Plain, ETA, MODULI, N, P0, PRIMES};
 use super::sample::{cbd, flood, ternary, uniform_ntt_from_seed};
 use crate::net::NetError;
@@ -252,24 +252,14 @@ pub(super) struct Switch {
     k: u32,
     /// ⌊2^(64+k)/p0⌉ (< 2^64 because k ≤ 54 < log₂ p0).
     c: u64,
-    /// Shoup quotients of `ring().rescale`.
-    rescale_sh: [[u64; PRIMES]; PRIMES],
 }
 
 impl Switch {
     pub(super) fn new(k: u32) -> Switch {
         assert!(k <= super::noise::MAX_SWITCH_BITS);
-        let r = ring();
-        let mut rescale_sh = [[0u64; PRIMES]; PRIMES];
-        for (j, row) in rescale_sh.iter_mut().enumerate() {
-            for (i, v) in row.iter_mut().enumerate().take(j) {
-                *v = shoup(r.rescale[j][i], MODULI[i]);
-            }
-        }
         Switch {
             k,
             c: (((1u128 << (64 + k)) + P0 as u128 / 2) / P0 as u128) as u64,
-            rescale_sh,
         }
     }
 
@@ -290,7 +280,7 @@ impl Switch {
                 *xi = mul_shoup(
                     m.sub(m.add(*xi, h), v),
                     r.rescale[j][i],
-                    self.rescale_sh[j][i],
+                    r.rescale_shoup[j][i],
                     m.p,
                 );
             }

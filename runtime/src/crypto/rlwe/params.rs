@@ -27,7 +27,7 @@
 
 use std::sync::OnceLock;
 
-use super::ntt::{Modulus, NttPlan};
+use super::ntt::{shoup, Modulus, NttPlan};
 use crate::net::NetError;
 
 /// Ring degree N.
@@ -68,14 +68,18 @@ pub struct RingContext {
     pub log2_q: f64,
     /// `rescale[j][i]` = p_j^(−1) mod p_i for i < j (the switch's division by p_j).
     pub rescale: [[u64; PRIMES]; PRIMES],
+    /// The Shoup quotients of `rescale` (each multiplies every switched coefficient).
+    pub rescale_shoup: [[u64; PRIMES]; PRIMES],
 }
 
 impl RingContext {
     fn new() -> RingContext {
         let mut rescale = [[0u64; PRIMES]; PRIMES];
-        for (j, row) in rescale.iter_mut().enumerate() {
-            for (i, v) in row.iter_mut().enumerate().take(j) {
-                *v = Modulus::new(MODULI[i]).inv(MODULI[j] % MODULI[i]);
+        let mut rescale_shoup = [[0u64; PRIMES]; PRIMES];
+        for j in 0..PRIMES {
+            for i in 0..j {
+                rescale[j][i] = Modulus::new(MODULI[i]).inv(MODULI[j] % MODULI[i]);
+                rescale_shoup[j][i] = shoup(rescale[j][i], MODULI[i]);
             }
         }
         RingContext {
@@ -83,6 +87,7 @@ impl RingContext {
             aux: NttPlan::new(N, P_AUX),
             log2_q: MODULI.iter().map(|&p| (p as f64).log2()).sum(),
             rescale,
+            rescale_shoup,
         }
     }
 
