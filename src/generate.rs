@@ -251,7 +251,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let prepared = EncodedModel::new(&plan, Some(&weights))?;
     drop(weights);
     eprintln!(
-        "encoded the weights for RLWE products in {:.1} s ({:.0} MB)",
+        "encoded the weights for RLWE products in {:.1} s ({:.0} MB: pre-encoded and integers)",
         t0.elapsed().as_secs_f64(),
         prepared.encoded_bytes() as f64 / 1e6
     );

@@ -4,10 +4,9 @@
 
 use std::collections::HashMap;
 
-use ciphergpt_compiler::plan::{instruction::Op, Plan, WeightsFile};
+use ciphergpt_compiler::plan::{instruction::Op, Linear, Plan, WeightsFile};
 
-use super::stock::prepared_products;
-use crate::protocols::linear::{EncodedWeights, Packing};
+use crate::protocols::linear::{EncodedWeights, Packing, ServerWeights};
 use crate::protocols::shares::Ring;
 use crate::protocols::ProtocolError;
 
@@ -17,13 +16,15 @@ use crate::protocols::ProtocolError;
 pub struct EncodedModel {
     /// Per weight id used as a product's right operand.
     packing: HashMap<u32, Packing>,
-    /// The server's pre-encoded weights, per weight id.
+    /// The server's pre-encoded weights of the decode program's products that run under RLWE
+    /// ([`Linear::ONLINE`]), per weight id.
     encoded: HashMap<u32, EncodedWeights>,
     /// The server's biases and position tables as signed integers, per weight id (empty for
     /// the weights used only through their encodings; no entries at the client).
     signed: Vec<Vec<i64>>,
-    /// The server's weights of the decode program's prepared products ([`masked_matmul`]), as
-    /// 32-bit integers (the online product is local to it), per weight id.
+    /// The server's weights of every product as 32-bit integers, per weight id: a prepared
+    /// product's online part is local to them ([`crate::protocols::masked_matmul`]), and the
+    /// products that pack several rows per ciphertext encode them on the way.
     plain: HashMap<u32, Vec<i32>>,
 }
 
@@ -67,8 +68,14 @@ impl EncodedModel {
                 .collect(),
             None => Vec::new(),
         };
+        // Pre-encoded: only the weights of products that run under RLWE in a decode step, in
+        // the decode packing. Every other product (the prefill's, on its rows; a preparation's,
+        // on its batch) packs several rows per ciphertext and encodes the weight on the way from
+        // its integers, which the server holds for every product.
+        let online = online_decode_products(plan);
         let mut packing = HashMap::new();
         let mut encoded = HashMap::new();
+        let mut plain = HashMap::new();
         for ins in programs().flat_map(|p| p.instructions.iter()) {
             let id = match &ins.op {
                 Some(Op::Linear(l)) | Some(Op::Logits(l)) => l.weight,
@@ -92,23 +99,19 @@ impl EncodedModel {
             };
             let p = Packing::new(ring, k, n, info.bits.max(1), 1)?;
             if let Some(w) = weights.and_then(|w| w.tensors.get(id as usize)) {
-                encoded.insert(id, EncodedWeights::new(&p, &w.values())?);
+                let v = w.values();
+                if online.contains(&id) {
+                    encoded.insert(id, EncodedWeights::new(&p, &v)?);
+                }
+                if v.iter().any(|&x| i32::try_from(x).is_err()) {
+                    return Err(ProtocolError::Invalid(format!(
+                        "weight '{}': values beyond 32 bits cannot be multiplied",
+                        info.name
+                    )));
+                }
+                plain.insert(id, v.into_iter().map(|x| x as i32).collect());
             }
             packing.insert(id, p);
-        }
-        let mut plain = HashMap::new();
-        if let Some(w) = weights {
-            for (id, _) in prepared_products(plan) {
-                if let Some(t) = w.tensors.get(id as usize) {
-                    let v = t.values();
-                    if v.iter().any(|&x| i32::try_from(x).is_err()) {
-                        return Err(ProtocolError::Invalid(format!(
-                            "weight {id}: values beyond 32 bits cannot be prepared"
-                        )));
-                    }
-                    plain.insert(id, v.into_iter().map(|x| x as i32).collect());
-                }
-            }
         }
         Ok(EncodedModel {
             packing,
@@ -118,7 +121,7 @@ impl EncodedModel {
         })
     }
 
-    /// Bytes of pre-encoded weights held (and of the prepared products' integer weights).
+    /// Bytes of pre-encoded weights held and of the products' integer weights.
     pub fn encoded_bytes(&self) -> usize {
         self.encoded.values().map(|e| e.bytes()).sum::<usize>()
             + self.plain.values().map(|v| 4 * v.len()).sum::<usize>()
@@ -131,18 +134,37 @@ impl EncodedModel {
         })
     }
 
-    /// The server's encoding of weight `w`.
-    pub(super) fn encoding(&self, w: u32) -> Result<&EncodedWeights, ProtocolError> {
-        self.encoded
-            .get(&w)
-            .ok_or_else(|| ProtocolError::Invalid(format!("weight {w} is not encoded")))
+    /// The packing of weight `w`'s product on `rows` rows: the decode packing for one row, else
+    /// the one [`Packing::new`] chooses for `rows` (several rows per ciphertext). Both parties
+    /// choose it from public values.
+    pub(super) fn packing_for(&self, w: u32, rows: usize) -> Result<Packing, ProtocolError> {
+        let p = self.packing(w)?;
+        if rows <= 1 {
+            return Ok(*p);
+        }
+        let ring = Ring::new(p.ring_bits)?;
+        Packing::new(ring, p.k, p.n, p.weight_bits, rows)
     }
 
-    /// The server's integer weights of a prepared product.
+    /// The server's weight `w` for a product in `packing`: its encoding when it is held for
+    /// that packing, else its integers, encoded on the way.
+    pub(super) fn server_weights(
+        &self,
+        w: u32,
+        packing: &Packing,
+    ) -> Result<ServerWeights<'_>, ProtocolError> {
+        match self.encoded.get(&w) {
+            Some(e) if e.packing() == packing => Ok(ServerWeights::Encoded(e)),
+            _ => self.plain_weights(w).map(ServerWeights::Plain),
+        }
+    }
+
+    /// The server's integer weights of a product.
     pub(super) fn plain_weights(&self, w: u32) -> Result<&[i32], ProtocolError> {
-        self.plain.get(&w).map(|v| &v[..]).ok_or_else(|| {
-            ProtocolError::Invalid(format!("weight {w} is not held for a prepared product"))
-        })
+        self.plain
+            .get(&w)
+            .map(|v| &v[..])
+            .ok_or_else(|| ProtocolError::Invalid(format!("weight {w} is not held")))
     }
 
     /// The server's signed values of weight `id` (a bias or a position table), when it holds
@@ -155,4 +177,20 @@ impl EncodedModel {
     pub(super) fn holds_weights(&self, weights: usize) -> bool {
         self.signed.len() == weights
     }
+}
+
+/// The weights of the decode program's products that run under RLWE when it runs (not
+/// prepared).
+fn online_decode_products(plan: &Plan) -> std::collections::HashSet<u32> {
+    plan.decode
+        .iter()
+        .flat_map(|p| p.instructions.iter())
+        .filter_map(|i| match &i.op {
+            Some(Op::Linear(l)) | Some(Op::Logits(l)) if l.prepared == Linear::ONLINE => {
+                Some(l.weight)
+            }
+            Some(Op::Embed(e)) if e.prepared == Linear::ONLINE => Some(e.token_table),
+            _ => None,
+        })
+        .collect()
 }

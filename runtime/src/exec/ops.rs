@@ -468,7 +468,8 @@ impl<'p> Executor<'p> {
     }
 
     /// Shares of x·W + b under RLWE for the weight `w` ([K × N]) and optional bias `b` (ids in
-    /// the plan), x of `rows` rows.
+    /// the plan), x of `rows` rows: in the decode packing for one row, else several rows per
+    /// ciphertext ([`super::EncodedModel::packing_for`]).
     fn product<C: Channel + ?Sized>(
         &self,
         he: &DuplexHe,
@@ -478,10 +479,10 @@ impl<'p> Executor<'p> {
         rows: usize,
         b: Option<u32>,
     ) -> Result<Vec<u64>, ProtocolError> {
-        let p = self.model.packing(w)?;
+        let p = self.model.packing_for(w, rows)?;
         let server = match self.role {
             Role::Server => {
-                let enc = self.model.encoding(w)?;
+                let weights = self.model.server_weights(w, &p)?;
                 let bias = match b {
                     Some(b) => self
                         .model
@@ -490,19 +491,19 @@ impl<'p> Executor<'p> {
                         .unwrap_or_default(),
                     None => vec![0; p.n],
                 };
-                Some((enc, bias))
+                Some((weights, bias))
             }
             Role::Client => None,
         };
-        linear::linear(
+        linear::linear_with(
             he.session(),
             ch,
             self.role,
             self.ring,
-            p,
+            &p,
             x,
             rows,
-            server.as_ref().map(|(e, b)| (*e, &b[..])),
+            server.as_ref().map(|(w, b)| (*w, &b[..])),
         )
     }
 }

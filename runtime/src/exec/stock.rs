@@ -433,11 +433,11 @@ impl<'p> Executor<'p> {
                 );
             }
         }
-        let enc = match self.role {
-            Role::Server => Some(self.model.encoding(w)?),
+        let plain = match self.role {
+            Role::Server => Some(self.model.plain_weights(w)?),
             Role::Client => None,
         };
-        masked_matmul::prepare_rlwe(he.session(), ch, self.role, self.ring, p, rows, enc)
+        masked_matmul::prepare_rlwe(he.session(), ch, self.role, self.ring, p, rows, plain)
     }
 }
 

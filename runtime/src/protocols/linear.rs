@@ -8,8 +8,10 @@
 //! **Packing** ([`Packing`]). Windows n_i × n_o (n_i·n_o ≤ N = 8192) and m = ⌊N/(n_i·n_o)⌋
 //! rows per ciphertext, S = n_i·n_o. Block α of the inner dimension of rows g·m … g·m + m − 1 is
 //! the polynomial v̂[i·S + j] = x[g·m + i][α·n_i + j]; block (β, α) of the weight is
-//! ŵ[c·n_i + n_i − 1 − j] = W[α·n_i + j][β·n_o + c], pre-encoded once in transform form
-//! ([`EncodedWeights`]). Then Σ_α v̂_α·ŵ_{β,α} holds y[g·m + i][β·n_o + c] at coefficient
+//! ŵ[c·n_i + n_i − 1 − j] = W[α·n_i + j][β·n_o + c], in transform form: pre-encoded once
+//! ([`EncodedWeights`]) for a decode step's products, or encoded on the way from the server's
+//! integer weights ([`ServerWeights::Plain`]) for the products on many rows (the prefill, a
+//! preparation), whose windows differ from the decode step's. Then Σ_α v̂_α·ŵ_{β,α} holds y[g·m + i][β·n_o + c] at coefficient
 //! i·S + c·n_i + n_i − 1, and no other pair of coefficients reaches those positions (the
 //! negacyclic wrap lands below n_i − 1). The window is chosen by bytes for the expected number of
 //! rows (one in a decode step), at most [`MAX_ROWS_PER_CT`] rows per ciphertext. When the
@@ -71,14 +73,15 @@ use rayon::prelude::*;
 use super::shares::Ring;
 use super::ProtocolError;
 use crate::crypto::pack::{pack, packed_len, unpack};
-use crate::crypto::rlwe::eval::{expand, finalize, Accumulator, SwitchedCiphertext};
+use crate::crypto::rlwe::eval::{expand, finalize, Accumulator, NttCiphertext, SwitchedCiphertext};
 use crate::crypto::rlwe::noise::{output_params, OutputParams};
 use crate::crypto::rlwe::{encode_plain, HeSession, Plain, Seeded, N as DEG, PRIMES};
 use crate::crypto::{Block, Prg};
 use crate::net::{Channel, Role};
 
 /// Most rows packed into one ciphertext. The weight polynomials of a window n_i × n_o are
-/// N/(n_i·n_o) times the weight count, so more rows per ciphertext cost server memory.
+/// N/(n_i·n_o) times the weight count, so more rows per ciphertext cost the server memory
+/// (pre-encoded) or encoding time (encoded on the way).
 pub const MAX_ROWS_PER_CT: usize = 16;
 /// Most limbs a weight is split into.
 pub const MAX_LIMBS: u32 = 4;
@@ -277,6 +280,57 @@ impl Packing {
         }
         v
     }
+
+    /// The coefficients of weight polynomial (limb `l`, column block `beta`, inner block
+    /// `alpha`) of `w` ([K × N], row-major): ŵ[c·n_i + n_i − 1 − j] = W_l[α·n_i + j][β·n_o + c].
+    fn weight_block<W: Copy + Into<i64>>(
+        &self,
+        w: &[W],
+        l: u32,
+        beta: usize,
+        alpha: usize,
+    ) -> Vec<i64> {
+        let mut c = vec![0i64; DEG];
+        for cc in 0..self.n_o {
+            let col = beta * self.n_o + cc;
+            if col >= self.n {
+                break;
+            }
+            for j in 0..self.n_i {
+                let row = alpha * self.n_i + j;
+                if row >= self.k {
+                    break;
+                }
+                c[cc * self.n_i + self.n_i - 1 - j] = self.limb(w[row * self.n + col].into(), l);
+            }
+        }
+        c
+    }
+
+    /// `ProtocolError::Invalid` unless `w` has K·N entries within ±2^(weight_bits − 1).
+    fn check_weights<W: Copy + Into<i64> + Sync>(&self, w: &[W]) -> Result<(), ProtocolError> {
+        if w.len() != self.k * self.n {
+            return Err(invalid(format!(
+                "weight of {} entries for a {} × {} matrix",
+                w.len(),
+                self.k,
+                self.n
+            )));
+        }
+        let bound = 1i64 << (self.weight_bits - 1);
+        if let Some(v) = w
+            .par_iter()
+            .map(|&v| v.into())
+            .find_any(|v: &i64| v.abs() > bound)
+        {
+            return Err(invalid(format!(
+                "weight {v} exceeds ±2^{} (weight_bits {})",
+                self.weight_bits - 1,
+                self.weight_bits
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A server's weight, pre-encoded once for a [`Packing`]: L·B·A plaintext polynomials in
@@ -292,46 +346,15 @@ impl EncodedWeights {
     /// an entry exceeds the packing's weight width.
     pub fn new(packing: &Packing, w: &[i64]) -> Result<EncodedWeights, ProtocolError> {
         let p = *packing;
-        if w.len() != p.k * p.n {
-            return Err(invalid(format!(
-                "weight of {} entries for a {} × {} matrix",
-                w.len(),
-                p.k,
-                p.n
-            )));
-        }
-        let bound = 1i64 << (p.weight_bits - 1);
-        if let Some(v) = w.iter().find(|v| v.abs() > bound) {
-            return Err(invalid(format!(
-                "weight {v} exceeds ±2^{} (weight_bits {})",
-                p.weight_bits - 1,
-                p.weight_bits
-            )));
-        }
+        p.check_weights(w)?;
         let (a, b) = (p.in_blocks(), p.out_blocks());
         let mut polys = vec![0u64; p.limbs as usize * a * b * PRIMES * DEG];
         polys
             .par_chunks_mut(PRIMES * DEG)
             .enumerate()
             .for_each(|(idx, out)| {
-                let alpha = idx % a;
-                let beta = (idx / a) % b;
-                let l = (idx / (a * b)) as u32;
-                let mut c = vec![0i64; DEG];
-                for cc in 0..p.n_o {
-                    let col = beta * p.n_o + cc;
-                    if col >= p.n {
-                        break;
-                    }
-                    for j in 0..p.n_i {
-                        let row = alpha * p.n_i + j;
-                        if row >= p.k {
-                            break;
-                        }
-                        c[cc * p.n_i + p.n_i - 1 - j] = p.limb(w[row * p.n + col], l);
-                    }
-                }
-                encode_plain(&c, out);
+                let (alpha, beta, l) = (idx % a, (idx / a) % b, (idx / (a * b)) as u32);
+                encode_plain(&p.weight_block(w, l, beta, alpha), out);
             });
         Ok(EncodedWeights { packing: p, polys })
     }
@@ -353,6 +376,19 @@ impl EncodedWeights {
     }
 }
 
+/// The server's weight in one product ([`linear_with`]).
+#[derive(Clone, Copy)]
+pub enum ServerWeights<'a> {
+    /// Pre-encoded for the product's packing ([`EncodedWeights`]).
+    Encoded(&'a EncodedWeights),
+    /// Signed integers ([K × N], row-major, within the packing's weight width), encoded for the
+    /// product's packing while it runs: each (limb, column block) of weight polynomials once per
+    /// pass over the row groups, dropped after use, so no encoding is held between products.
+    /// The way to pack many rows per ciphertext (the prefill, a preparation) without a second
+    /// copy of the encoded weights.
+    Plain(&'a [i32]),
+}
+
 /// Shares of x·W + b mod 2^ℓ ([T × N], row-major) for this party's share `x` of the activation
 /// ([T × K], values mod 2^ℓ). The server passes `Some((weights, bias))` (bias: N entries, signed),
 /// the client `None`; both pass the same `packing` (the one the weights were encoded for).
@@ -366,6 +402,23 @@ pub fn linear<C: Channel + ?Sized>(
     x: &[u64],
     t: usize,
     weights: Option<(&EncodedWeights, &[i64])>,
+) -> Result<Vec<u64>, ProtocolError> {
+    let server = weights.map(|(w, b)| (ServerWeights::Encoded(w), b));
+    linear_with(he, ch, role, ring, packing, x, t, server)
+}
+
+/// [`linear`] with the server's weight pre-encoded or as integers encoded on the way
+/// ([`ServerWeights`]); the bytes and the flights are those of the packing either way.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_with<C: Channel + ?Sized>(
+    he: &HeSession,
+    ch: &mut C,
+    role: Role,
+    ring: Ring,
+    packing: &Packing,
+    x: &[u64],
+    t: usize,
+    weights: Option<(ServerWeights<'_>, &[i64])>,
 ) -> Result<Vec<u64>, ProtocolError> {
     let p = *packing;
     if p.ring_bits != ring.bits {
@@ -392,8 +445,12 @@ pub fn linear<C: Channel + ?Sized>(
     }
     match (role, weights) {
         (Role::Server, Some((w, bias))) => {
-            if *w.packing() != p {
-                return Err(invalid("weights encoded for another packing".into()));
+            match w {
+                ServerWeights::Encoded(e) if *e.packing() != p => {
+                    return Err(invalid("weights encoded for another packing".into()))
+                }
+                ServerWeights::Encoded(_) => {}
+                ServerWeights::Plain(v) => p.check_weights(v)?,
             }
             if bias.len() != p.n {
                 return Err(invalid(format!(
@@ -405,7 +462,8 @@ pub fn linear<C: Channel + ?Sized>(
             if t == 0 {
                 return Ok(Vec::new());
             }
-            server(he, ch, ring, &p, x, t, w, bias)
+            let per_pass = groups_per_pass(w, p.in_blocks(), STREAM_BYTES);
+            server(he, ch, ring, &p, x, t, (w, per_pass), bias)
         }
         (Role::Client, None) => {
             if t == 0 {
@@ -503,6 +561,22 @@ fn limb_scale(ring: Ring, p: &Packing, limb: usize) -> u64 {
     }
 }
 
+/// Expanded ciphertexts a product from integer weights holds at once: the row groups of one
+/// pass, for which each (limb, column block) of weight polynomials is encoded once.
+const STREAM_BYTES: usize = 256 << 20;
+
+/// Row groups per pass of the server: one with pre-encoded weights (the least held), as many as
+/// `held` bytes of expanded ciphertexts allow (A per group) with integer weights.
+fn groups_per_pass(w: ServerWeights<'_>, a: usize, held: usize) -> usize {
+    match w {
+        ServerWeights::Encoded(_) => 1,
+        ServerWeights::Plain(_) => (held / (a * 2 * PRIMES * DEG * 8)).max(1),
+    }
+}
+
+/// One returned result: (limb, row group, column block), the switched ciphertext and its masks R.
+type Returned = (usize, usize, usize, SwitchedCiphertext, Vec<u64>);
+
 #[allow(clippy::too_many_arguments)]
 fn server<C: Channel + ?Sized>(
     he: &HeSession,
@@ -511,64 +585,38 @@ fn server<C: Channel + ?Sized>(
     p: &Packing,
     x: &[u64],
     t: usize,
-    w: &EncodedWeights,
+    (w, per_pass): (ServerWeights<'_>, usize),
     bias: &[i64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    let pk = he.public_key()?;
     let plain = Plain::new(ring.bits)?;
     let groups = t.div_ceil(p.rows_per_ct);
-    let (a, b, l) = (p.in_blocks(), p.out_blocks(), p.limbs as usize);
+    let a = p.in_blocks();
     let cost = p.cost(t);
     let wire = Seeded::wire_len();
     let msg = ch.recv_vec(cost.bytes_up)?;
-    let mut rng = Prg::from_entropy();
     let mut y: Vec<u64> = (0..t * p.n)
         .map(|i| ring.from_signed(bias[i % p.n]))
         .collect();
     let a_len = packed_len(DEG, p.out.k);
     let mut a_out = vec![0u8; cost.cts_down * a_len];
     let mut b_out: Vec<Vec<u64>> = vec![Vec::new(); cost.cts_down];
-    // One row group at a time: its ciphertexts expanded with this party's share, then every
-    // (limb, column block) result of the group.
-    for g in 0..groups {
-        let cts = (0..a)
+    // Row groups `per_pass` at a time: their ciphertexts expanded with this party's share,
+    // then every (limb, column block) result of the pass; integer weights are encoded once per
+    // pass.
+    for g0 in (0..groups).step_by(per_pass) {
+        let pass = g0..groups.min(g0 + per_pass);
+        let cts = (0..pass.len() * a)
             .into_par_iter()
-            .map(|alpha| {
+            .map(|i| {
+                let (g, alpha) = (g0 + i / a, i % a);
                 let idx = g * a + alpha;
                 let ct = Seeded::read(&msg[idx * wire..(idx + 1) * wire])?;
                 let own = p.activation_poly(x, t, g, alpha);
                 Ok(expand(&ct, Some(plain), Some(&own)))
             })
             .collect::<Result<Vec<_>, ProtocolError>>()?;
-        let jobs: Vec<(usize, usize, Block)> = (0..l)
-            .flat_map(|limb| (0..b).map(move |beta| (limb, beta)))
-            .map(|(limb, beta)| (limb, beta, rng.block()))
-            .collect();
-        let results = jobs
-            .par_iter()
-            .map(|&(limb, beta, seed)| {
-                let mut acc = Accumulator::new();
-                for (alpha, ct) in cts.iter().enumerate() {
-                    acc.mac(ct, w.poly(limb, beta, alpha));
-                }
-                let outs = p.outputs(t, g, beta);
-                let positions: Vec<usize> = outs.iter().map(|o| o.0).collect();
-                let mut prg = Prg::new(seed);
-                let masks = ring.random(&mut prg, outs.len());
-                let sw = finalize(
-                    acc.finish(),
-                    pk,
-                    plain,
-                    &p.out,
-                    &positions,
-                    &masks,
-                    &mut prg,
-                )?;
-                Ok((sw, masks))
-            })
-            .collect::<Result<Vec<_>, ProtocolError>>()?;
-        for ((limb, beta, _), (sw, masks)) in jobs.into_iter().zip(results) {
-            let idx = (limb * groups + g) * b + beta;
+        for (limb, g, beta, sw, masks) in pass_results(he, ring, p, t, w, pass, &cts)? {
+            let idx = (limb * groups + g) * p.out_blocks() + beta;
             a_out[idx * a_len..(idx + 1) * a_len].copy_from_slice(&pack(&sw.a, p.out.k));
             b_out[idx] = sw.b;
             let scale = limb_scale(ring, p, limb);
@@ -584,6 +632,71 @@ fn server<C: Channel + ?Sized>(
     ch.send(&pack(&b_flat, p.out.b_bits))?;
     ch.flush()?;
     Ok(y)
+}
+
+/// Every (limb, column block) result of the row groups `pass`, whose expanded ciphertexts are
+/// `cts` (group by group, A each): products with the weight polynomials, then the return
+/// ([`finalize`]) with fresh masks R.
+fn pass_results(
+    he: &HeSession,
+    ring: Ring,
+    p: &Packing,
+    t: usize,
+    w: ServerWeights<'_>,
+    pass: std::ops::Range<usize>,
+    cts: &[NttCiphertext],
+) -> Result<Vec<Returned>, ProtocolError> {
+    let pk = he.public_key()?;
+    let plain = Plain::new(ring.bits)?;
+    let a = p.in_blocks();
+    let mut rng = Prg::from_entropy();
+    let jobs: Vec<(usize, usize, Block)> = (0..p.limbs as usize)
+        .flat_map(|limb| (0..p.out_blocks()).map(move |beta| (limb, beta)))
+        .map(|(limb, beta)| (limb, beta, rng.block()))
+        .collect();
+    let per_job = jobs
+        .par_iter()
+        .map(|&(limb, beta, seed)| {
+            let fresh: Vec<u64>;
+            let polys: Vec<&[u64]> = match w {
+                ServerWeights::Encoded(e) => {
+                    (0..a).map(|alpha| e.poly(limb, beta, alpha)).collect()
+                }
+                ServerWeights::Plain(v) => {
+                    let mut out = vec![0u64; a * PRIMES * DEG];
+                    for (alpha, dst) in out.chunks_exact_mut(PRIMES * DEG).enumerate() {
+                        encode_plain(&p.weight_block(v, limb as u32, beta, alpha), dst);
+                    }
+                    fresh = out;
+                    fresh.chunks_exact(PRIMES * DEG).collect()
+                }
+            };
+            let mut prg = Prg::new(seed);
+            pass.clone()
+                .map(|g| {
+                    let mut acc = Accumulator::new();
+                    let group = &cts[(g - pass.start) * a..(g - pass.start + 1) * a];
+                    for (ct, poly) in group.iter().zip(&polys) {
+                        acc.mac(ct, poly);
+                    }
+                    let outs = p.outputs(t, g, beta);
+                    let positions: Vec<usize> = outs.iter().map(|o| o.0).collect();
+                    let masks = ring.random(&mut prg, outs.len());
+                    let sw = finalize(
+                        acc.finish(),
+                        pk,
+                        plain,
+                        &p.out,
+                        &positions,
+                        &masks,
+                        &mut prg,
+                    )?;
+                    Ok((limb, g, beta, sw, masks))
+                })
+                .collect::<Result<Vec<_>, ProtocolError>>()
+        })
+        .collect::<Result<Vec<_>, ProtocolError>>()?;
+    Ok(per_job.into_iter().flatten().collect())
 }
 
 #[cfg(test)]
@@ -631,5 +744,47 @@ mod tests {
         assert!(c.bytes_up + c.bytes_down < 105_000_000, "{c:?}");
         let decode = Packing::new(ring, 768, 768, 16, 1).unwrap();
         assert!(decode.cost(256).bytes_up > 3 * p.cost(256).bytes_up);
+    }
+
+    /// Integer weights encoded on the way give x·W + b exactly, whatever the number of row
+    /// groups per pass, as the pre-encoded weights do.
+    #[test]
+    fn integer_weights_encoded_on_the_way_are_exact_in_any_number_of_passes() {
+        use crate::net::mem;
+        use rand::Rng;
+        let ring = Ring::new(37).unwrap();
+        let (t, k, n) = (10usize, 100usize, 33usize);
+        // The decode packing of this shape packs two rows per ciphertext: five groups.
+        let p = Packing::new(ring, k, n, 16, 1).unwrap();
+        assert_eq!(t.div_ceil(p.rows_per_ct), 5, "{p:?}");
+        let mut rng = Prg::from_entropy();
+        let w: Vec<i32> = (0..k * n).map(|_| rng.gen_range(-32768..=32768)).collect();
+        let bias: Vec<i64> = (0..n).map(|_| rng.gen_range(-1000..1000)).collect();
+        let x = ring.random(&mut rng, t * k);
+        let x_s = ring.random(&mut rng, t * k);
+        let x_c = ring.sub_vec(&x, &x_s);
+        let mut want = vec![0u64; t * n];
+        for r in 0..t {
+            for c in 0..n {
+                let mut acc = i128::from(bias[c]);
+                for i in 0..k {
+                    acc += i128::from(ring.to_signed(x[r * k + i])) * i128::from(w[i * n + c]);
+                }
+                want[r * n + c] = (acc as u64) & ring.mask();
+            }
+        }
+        for per_pass in [1, 2, 5] {
+            let (mut cs, mut cc) = mem::pair(std::time::Duration::from_secs(60));
+            let xc = x_c.clone();
+            let client = std::thread::spawn(move || {
+                let he = HeSession::setup(&mut cc, Role::Client).unwrap();
+                client(&he, &mut cc, ring, &p, &xc, t).unwrap()
+            });
+            let he = HeSession::setup(&mut cs, Role::Server).unwrap();
+            let sw = ServerWeights::Plain(&w);
+            let ys = server(&he, &mut cs, ring, &p, &x_s, t, (sw, per_pass), &bias).unwrap();
+            let got = ring.add_vec(&ys, &client.join().unwrap());
+            assert_eq!(got, want, "{per_pass} groups per pass");
+        }
     }
 }

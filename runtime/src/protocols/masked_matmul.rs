@@ -23,7 +23,7 @@
 
 use rayon::prelude::*;
 
-use super::linear::{self, EncodedWeights, Packing};
+use super::linear::{self, Packing};
 use super::shares::{recv_ring, send_ring, Ring};
 use super::{PreparedCorrelation, ProtocolError};
 use crate::crypto::rlwe::HeSession;
@@ -99,9 +99,12 @@ fn invalid(msg: String) -> ProtocolError {
     ProtocolError::Invalid(msg)
 }
 
-/// Prepare `rows` rows for the weight of `packing` by the RLWE product (the module docs): the
-/// server passes its encoded weight. Rows go `chunk` at a time (bounding the messages: a
-/// 1×768·768×50,257 row is 3.6 MB up and 3.8 MB down).
+/// Prepare `rows` rows for the weight whose decode packing is `packing` by the RLWE product (the
+/// module docs): the server passes its weight as integers. Rows go `CHUNK` at a time (bounding
+/// the messages), each chunk of n rows in the packing chosen for n rows
+/// ([`Packing::new`]: up to 16 rows per ciphertext), the weight encoded for it on the way
+/// ([`linear::ServerWeights::Plain`]). GPT-2 small's batch of 7 decode steps: 7 rows per
+/// ciphertext.
 pub fn prepare_rlwe<C: Channel + ?Sized>(
     he: &HeSession,
     ch: &mut C,
@@ -109,7 +112,7 @@ pub fn prepare_rlwe<C: Channel + ?Sized>(
     ring: Ring,
     packing: &Packing,
     rows: usize,
-    encoded: Option<&EncodedWeights>,
+    weights: Option<&[i32]>,
 ) -> Result<Correlation, ProtocolError> {
     const CHUNK: usize = 16;
     let (m, k) = (packing.k, packing.n);
@@ -125,19 +128,23 @@ pub fn prepare_rlwe<C: Channel + ?Sized>(
     let mut shares = Vec::with_capacity(rows * k);
     for r0 in (0..rows).step_by(CHUNK) {
         let n = CHUNK.min(rows - r0);
+        let chunk = Packing::new(ring, m, k, packing.weight_bits, n)?;
         let x = match role {
             Role::Client => &masks[r0 * m..(r0 + n) * m],
             Role::Server => &zeros[..n * m],
         };
         let server = match role {
             Role::Server => Some((
-                encoded
-                    .ok_or_else(|| invalid("masked product: the server needs the weight".into()))?,
+                linear::ServerWeights::Plain(weights.ok_or_else(|| {
+                    invalid("masked product: the server needs the weight".into())
+                })?),
                 &zero_bias[..],
             )),
             Role::Client => None,
         };
-        shares.extend(linear::linear(he, ch, role, ring, packing, x, n, server)?);
+        shares.extend(linear::linear_with(
+            he, ch, role, ring, &chunk, x, n, server,
+        )?);
     }
     Ok(Correlation::new(role, rows, m, k, masks, shares))
 }

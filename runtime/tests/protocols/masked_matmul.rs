@@ -6,7 +6,7 @@ use crate::common;
 
 use ciphergpt_runtime::crypto::rlwe::HeSession;
 use ciphergpt_runtime::net::Channel;
-use ciphergpt_runtime::protocols::linear::{EncodedWeights, Packing};
+use ciphergpt_runtime::protocols::linear::Packing;
 use ciphergpt_runtime::protocols::masked_matmul;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::ProtocolError;
@@ -28,7 +28,7 @@ fn rlwe_prepared_products_are_exact_and_the_online_view_is_masked() {
         move |p| {
             let he = HeSession::setup(&mut p.ch, p.role).unwrap();
             let packing = Packing::new(ring, m, k, wbits, 1).unwrap();
-            let enc = EncodedWeights::new(&packing, &w2).unwrap();
+            let w32: Vec<i32> = w2.iter().map(|&v| v as i32).collect();
             let mut c = masked_matmul::prepare_rlwe(
                 &he,
                 &mut p.ch,
@@ -36,7 +36,7 @@ fn rlwe_prepared_products_are_exact_and_the_online_view_is_masked() {
                 ring,
                 &packing,
                 rows,
-                Some(&enc),
+                Some(&w32),
             )
             .unwrap();
             let s = c.shares().to_vec();
@@ -64,9 +64,22 @@ fn rlwe_prepared_products_are_exact_and_the_online_view_is_masked() {
         move |p| {
             let he = HeSession::setup(&mut p.ch, p.role).unwrap();
             let packing = Packing::new(ring, m, k, wbits, 1).unwrap();
+            let start = p.ch.stats().total;
             let mut c =
                 masked_matmul::prepare_rlwe(&he, &mut p.ch, p.role, ring, &packing, rows, None)
                     .unwrap();
+            // The preparation: chunks of 16, 16 and 5 rows, each in the packing chosen for its
+            // rows (several rows per ciphertext), at exactly that packing's bytes.
+            let prep = p.ch.stats().total;
+            let (mut up, mut down) = (0, 0);
+            for n in [16, 16, 5] {
+                let chunk = Packing::new(ring, m, k, wbits, n).unwrap();
+                assert!(chunk.rows_per_ct > 1, "{chunk:?}");
+                let cost = chunk.cost(n);
+                (up, down) = (up + cost.bytes_up, down + cost.bytes_down);
+            }
+            assert_eq!(prep.bytes_sent - start.bytes_sent, up as u64);
+            assert_eq!(prep.bytes_received - start.bytes_received, down as u64);
             let (u, neg_t) = (c.masks().to_vec(), c.shares().to_vec());
             let mut yc = Vec::new();
             let before = p.ch.stats().total;

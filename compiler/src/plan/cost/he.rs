@@ -38,9 +38,10 @@ pub fn ct_out_bits(l: u64) -> u64 {
 
 /// How a weight product `x·W` (`x` `[m×k]` encrypted by the client, `W` `[k×n]` the server's)
 /// is packed (runtime `linear::Packing`, HomFC with Iron's rows per ciphertext): the window
-/// `n_i × n_o` (`n_i·n_o ≤ N`) that makes one row cheapest in bytes, and `⌊N/(n_i·n_o)⌋` rows
-/// (at most 16) per ciphertext; `G·⌈k/n_i⌉` seeded ciphertexts go in and `G·⌈n/n_o⌉` results
-/// come back for `G` row groups, with the `m·n` needed coefficients.
+/// `n_i × n_o` and the rows per ciphertext `r ≤ ⌊N/(n_i·n_o)⌋` (at most 16) that make the `m`
+/// rows cheapest in bytes — one row per ciphertext in a decode step, several in the prefill and
+/// a preparation; `G·⌈k/n_i⌉` seeded ciphertexts go in and `G·⌈n/n_o⌉` results come back for
+/// `G = ⌈m/r⌉` row groups, with the `m·n` needed coefficients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct HePacking {
     pub windows: [u64; 2],
@@ -68,35 +69,38 @@ pub fn he_packing(m: u64, k: u64, n: u64, l: u64) -> HePacking {
         return empty;
     }
     let (ci, co) = (ct_in_bits(), ct_out_bits(l));
-    let value = l + RESPONSE_EXTRA_BITS;
-    let one_row = |n_i: u64, n_o: u64| {
-        (k.div_ceil(n_i).saturating_mul(ci))
-            .saturating_add(n.div_ceil(n_o).saturating_mul(co))
-            .saturating_add(n.saturating_mul(value))
+    let packing = |n_i: u64, n_o: u64| {
+        let rows_per_ct = (POLY_DEGREE / (n_i * n_o)).clamp(1, MAX_ROWS_PER_CT);
+        let groups = m.div_ceil(rows_per_ct);
+        let in_cts = groups.saturating_mul(k.div_ceil(n_i));
+        let out_cts = groups.saturating_mul(n.div_ceil(n_o));
+        HePacking {
+            windows: [n_i, n_o],
+            rows_per_ct,
+            in_cts,
+            out_cts,
+            in_bits: in_cts.saturating_mul(ci),
+            out_bits: out_cts.saturating_mul(co),
+        }
     };
-    let mut best: Option<(u64, u64, u64)> = None;
-    for n_i in 1..=k.min(POLY_DEGREE) {
-        let n_o = (POLY_DEGREE / n_i).min(n);
-        let bits = one_row(n_i, n_o);
-        if best.is_none_or(|(b, _, _)| bits < b) {
-            best = Some((bits, n_i, n_o));
+    // As the runtime: r rows per ciphertext up to the rows there are, then every inner window
+    // with the widest output window that leaves room for r rows; the fewest bits win (the m·n
+    // needed coefficients are the same for every window).
+    let mut best: Option<(u64, HePacking)> = None;
+    for r in 1..=m.min(MAX_ROWS_PER_CT) {
+        for n_i in 1..=k.min(POLY_DEGREE / r) {
+            let n_o = (POLY_DEGREE / (r * n_i)).min(n);
+            let p = packing(n_i, n_o);
+            if p.rows_per_ct < r {
+                continue;
+            }
+            let bits = p.in_bits.saturating_add(p.out_bits);
+            if best.is_none_or(|(b, _)| bits < b) {
+                best = Some((bits, p));
+            }
         }
     }
-    let Some((_, n_i, n_o)) = best else {
-        return empty;
-    };
-    let rows_per_ct = (POLY_DEGREE / (n_i * n_o)).clamp(1, MAX_ROWS_PER_CT);
-    let groups = m.div_ceil(rows_per_ct);
-    let in_cts = groups.saturating_mul(k.div_ceil(n_i));
-    let out_cts = groups.saturating_mul(n.div_ceil(n_o));
-    HePacking {
-        windows: [n_i, n_o],
-        rows_per_ct,
-        in_cts,
-        out_cts,
-        in_bits: in_cts.saturating_mul(ci),
-        out_bits: out_cts.saturating_mul(co),
-    }
+    best.map_or(empty, |(_, p)| p)
 }
 
 /// Secret-shared `[m×k]` times a server-held `[k×n]`: the client sends its encrypted share,
