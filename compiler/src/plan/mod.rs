@@ -11,6 +11,7 @@ pub mod cost;
 pub mod file;
 pub mod inspect;
 pub mod link;
+pub mod ops;
 pub mod validate;
 
 /// Version of the plan and weights file formats (`plan.cgp`, `weights.cgw`); a file of another
@@ -149,7 +150,8 @@ pub struct Instruction {
 pub mod instruction {
     use super::cost::OpClass;
 
-    /// The operations. Each one's integer semantics is in `fixed::semantics` and `docs/plan.md`.
+    /// The operations. Each kind's home (name, class, simulation, cost, `inspect` line) is its
+    /// module of [`crate::plan::ops`]; its integer semantics is in `docs/plan.md`.
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Op {
         /// Private embedding lookup: row r = wte[token_r] + wpe[position_r]. Input: none (the
@@ -193,36 +195,16 @@ pub mod instruction {
     }
 
     impl Op {
-        /// The operation's name, as listings and reports show it.
-        pub const fn name(&self) -> &'static str {
-            match self {
-                Op::Embed(_) => "Embed",
-                Op::Linear(_) => "Linear",
-                Op::SplitQkv(_) => "SplitQkv",
-                Op::CacheAppend(_) => "CacheAppend",
-                Op::QkT(_) => "QkT",
-                Op::Softmax(_) => "Softmax",
-                Op::Pv(_) => "Pv",
-                Op::LayerNorm(_) => "LayerNorm",
-                Op::Gelu(_) => "Gelu",
-                Op::Add(_) => "Add",
-                Op::Logits(_) => "Logits",
-                Op::Sample(_) => "Sample",
-            }
+        /// The operation's name, as listings and reports show it: its kind's
+        /// ([`crate::plan::ops`]).
+        pub fn name(&self) -> &'static str {
+            super::ops::kind(self).name()
         }
 
         /// The op class its main part belongs to (its truncation, if any, is
-        /// [`OpClass::Truncation`]).
-        pub const fn class(&self) -> OpClass {
-            match self {
-                Op::Embed(_) => OpClass::Embedding,
-                Op::Linear(_) | Op::Logits(_) | Op::QkT(_) | Op::Pv(_) => OpClass::MatMul,
-                Op::Softmax(_) => OpClass::Softmax,
-                Op::LayerNorm(_) => OpClass::LayerNorm,
-                Op::Gelu(_) => OpClass::Gelu,
-                Op::Sample(_) => OpClass::Sampling,
-                Op::SplitQkv(_) | Op::CacheAppend(_) | Op::Add(_) => OpClass::Local,
-            }
+        /// [`OpClass::Truncation`]): its kind's ([`crate::plan::ops`]).
+        pub fn class(&self) -> OpClass {
+            super::ops::kind(self).class()
         }
     }
 }

@@ -11,8 +11,9 @@ use crate::protocols::shares::Ring;
 use crate::protocols::ProtocolError;
 
 /// What a party prepares from the plan once, before any session: the packing of every weight
-/// product (both parties, from public shapes and weight widths) and, at the server, the weights
-/// pre-encoded for it and the signed biases and position tables.
+/// product (both parties, from public shapes and weight widths) and, at the server, every
+/// product's weights as integers, the decode step's RLWE products' weights pre-encoded, and the
+/// signed biases and position tables.
 pub struct EncodedModel {
     /// Per weight id used as a product's right operand.
     packing: HashMap<u32, Packing>,

@@ -7,8 +7,9 @@
 //! sampled token equal the simulator's.
 //!
 //! Weight products (`Linear`, `Logits`) and the token embedding (a one-hot row of the client's
-//! token times the server's table) run under RLWE ([`protocols::linear`], weights pre-encoded once
-//! in an [`EncodedModel`]), and so do attention's products of two shared matrices
+//! token times the server's table) run under RLWE ([`protocols::linear`]: in a decode step on
+//! weights pre-encoded once in an [`EncodedModel`], on many rows — the prefill, a preparation —
+//! several rows per ciphertext, the weights encoded on the way), and so do attention's products of two shared matrices
 //! ([`protocols::attention_he`], one key and one value cache state per layer, prepared a block
 //! of rows ahead).
 //!

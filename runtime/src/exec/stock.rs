@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use ciphergpt_compiler::fixed::convert;
-use ciphergpt_compiler::plan::{instruction::Op, Linear as PlanLinear, Plan};
+use ciphergpt_compiler::plan::{
+    instruction::Op, Gelu as PlanGelu, Instruction, LayerNorm as PlanLayerNorm,
+    Linear as PlanLinear, Plan, Softmax as PlanSoftmax,
+};
 
 use super::{ExecError, Executor, InstructionCost};
 use crate::crypto::iknp::OtPair;
@@ -21,12 +24,12 @@ use crate::protocols::svole_matmul::{self, SvoleParams};
 use crate::protocols::{gelu, layernorm, softmax};
 use crate::protocols::{Party, PreparedCorrelation, ProtocolError};
 
-/// The decode program's instructions for which `pick` gives a value, with their name and their
-/// first input register's columns, in program order.
+/// The decode program's instructions for which `pick` gives a value, with their first input
+/// register's columns, in program order.
 fn decode_instructions<'a, T>(
     plan: &'a Plan,
     pick: impl Fn(&'a Op) -> Option<T>,
-) -> Vec<(&'a str, usize, T)> {
+) -> Vec<(&'a Instruction, usize, T)> {
     plan.decode
         .iter()
         .flat_map(|p| p.instructions.iter())
@@ -37,45 +40,68 @@ fn decode_instructions<'a, T>(
                 .first()
                 .and_then(|&r| plan.registers.get(r as usize))
                 .map_or(0, |r| r.cols as usize);
-            Some((i.name.as_str(), cols, v))
+            Some((i, cols, v))
         })
         .collect()
 }
 
-/// The decode program's GELUs marked prepared (`Gelu.prepared`): (instruction name, elements per
+/// The instructions' names in place of the instructions.
+fn named<T>(list: Vec<(&Instruction, usize, T)>) -> Vec<(&str, usize, T)> {
+    list.into_iter()
+        .map(|(i, n, v)| (i.name.as_str(), n, v))
+        .collect()
+}
+
+/// The decode program's GELUs marked prepared (`Gelu.prepared`): (instruction, elements per
 /// decode step, the plan's tables), in program order.
-pub fn prepared_gelus(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Gelu)> {
+fn decode_gelus(plan: &Plan) -> Vec<(&Instruction, usize, &PlanGelu)> {
     decode_instructions(plan, |op| match op {
         Op::Gelu(g) if g.prepared => Some(g),
         _ => None,
     })
 }
 
-/// The decode program's LayerNorms marked prepared (`LayerNorm.prepared`): (instruction name,
-/// rows per decode step, the plan's parameters), in program order.
-pub fn prepared_layernorms(
-    plan: &Plan,
-) -> Vec<(&str, usize, &ciphergpt_compiler::plan::LayerNorm)> {
+/// The decode program's LayerNorms marked prepared (`LayerNorm.prepared`): (instruction, rows
+/// per decode step, the plan's parameters), in program order.
+fn decode_layernorms(plan: &Plan) -> Vec<(&Instruction, usize, &PlanLayerNorm)> {
     decode_instructions(plan, |op| match op {
         Op::LayerNorm(l) if l.prepared => Some(l),
         _ => None,
     })
     .into_iter()
-    .map(|(name, cols, l)| (name, cols / (l.n as usize).max(1), l))
+    .map(|(ins, cols, l)| (ins, cols / (l.n as usize).max(1), l))
     .collect()
 }
 
-/// The decode program's softmaxes marked prepared (`Softmax.prepared`): (instruction name,
-/// heads, the plan's tables), in program order. A decode step at position P has heads·(P + 1)
-/// scores per softmax.
-pub fn prepared_softmaxes(plan: &Plan) -> Vec<(&str, usize, &ciphergpt_compiler::plan::Softmax)> {
+/// The decode program's softmaxes marked prepared (`Softmax.prepared`): (instruction, heads,
+/// the plan's tables), in program order.
+fn decode_softmaxes(plan: &Plan) -> Vec<(&Instruction, usize, &PlanSoftmax)> {
     decode_instructions(plan, |op| match op {
         Op::Softmax(s) if s.prepared => Some(s),
         _ => None,
     })
     .into_iter()
-    .map(|(name, _, s)| (name, s.heads.max(1) as usize, s))
+    .map(|(ins, _, s)| (ins, s.heads.max(1) as usize, s))
     .collect()
+}
+
+/// The decode program's GELUs marked prepared (`Gelu.prepared`): (instruction name, elements per
+/// decode step, the plan's tables), in program order.
+pub fn prepared_gelus(plan: &Plan) -> Vec<(&str, usize, &PlanGelu)> {
+    named(decode_gelus(plan))
+}
+
+/// The decode program's LayerNorms marked prepared (`LayerNorm.prepared`): (instruction name,
+/// rows per decode step, the plan's parameters), in program order.
+pub fn prepared_layernorms(plan: &Plan) -> Vec<(&str, usize, &PlanLayerNorm)> {
+    named(decode_layernorms(plan))
+}
+
+/// The decode program's softmaxes marked prepared (`Softmax.prepared`): (instruction name,
+/// heads, the plan's tables), in program order. A decode step at position P has heads·(P + 1)
+/// scores per softmax.
+pub fn prepared_softmaxes(plan: &Plan) -> Vec<(&str, usize, &PlanSoftmax)> {
+    named(decode_softmaxes(plan))
 }
 
 /// Scores per head of the `steps` decode steps after `positions` positions: Σ_{j=1..steps}
@@ -339,9 +365,9 @@ impl<'p> Executor<'p> {
         steps: usize,
     ) -> Vec<(String, &'p Op, Make<'a, C>)> {
         let plan: &'p Plan = self.plan;
-        let gelus = prepared_gelus(self.plan);
-        let norms = prepared_layernorms(self.plan);
-        let softmaxes = prepared_softmaxes(self.plan);
+        let gelus = decode_gelus(plan);
+        let norms = decode_layernorms(plan);
+        let softmaxes = decode_softmaxes(plan);
         // A softmax's scores per step grow with the position: the session's bound sizes them.
         let context = self.context;
         let per_step: usize = gelus
@@ -361,40 +387,40 @@ impl<'p> Executor<'p> {
         let batch = steps.min((NONLINEAR_BATCH_BYTES / per_step.max(1)).max(1));
         let ring = self.ring;
         let mut todo: Vec<(String, &'p Op, Make<C>)> = Vec::new();
-        let mut push = |name: &str, make: Make<'a, C>| {
-            if let Some(op) = decode_op(plan, name) {
-                todo.push((name.to_string(), op, make));
+        let mut push = |ins: &'p Instruction, make: Make<'a, C>| {
+            if let Some(op) = &ins.op {
+                todo.push((ins.name.clone(), op, make));
             }
         };
-        for (name, n, g) in gelus {
-            if self.stock.remaining(name) < batch * n {
+        for (ins, n, g) in gelus {
+            if self.stock.remaining(&ins.name) < batch * n {
                 let tables = convert::gelu_from_plan(g);
                 let make = move |p: &mut Party<'_, C>| {
                     gelu::prepare(p, ring, &tables, batch * n).map(Nonlinear::Gelu)
                 };
-                push(name, Box::new(make));
+                push(ins, Box::new(make));
             }
         }
-        for (name, rows, l) in norms {
-            if self.stock.remaining(name) < batch * rows {
+        for (ins, rows, l) in norms {
+            if self.stock.remaining(&ins.name) < batch * rows {
                 let p = convert::layernorm_from_plan(l);
                 let make = move |party: &mut Party<'_, C>| {
                     layernorm::prepare(party, &p, batch * rows).map(Nonlinear::LayerNorm)
                 };
-                push(name, Box::new(make));
+                push(ins, Box::new(make));
             }
         }
         // The next `batch` steps' scores (their positions are known once the prompt is in;
         // before it, the session's bound is).
         let scores_next = heads_scores(self.positions, batch);
-        for (name, heads, sm) in softmaxes {
-            if self.stock.remaining(name) < heads * scores_next {
+        for (ins, heads, sm) in softmaxes {
+            if self.stock.remaining(&ins.name) < heads * scores_next {
                 let t = convert::softmax_from_plan(sm);
                 let scores = batch * heads * context;
                 let make = move |p: &mut Party<'_, C>| {
                     softmax::prepare(p, &t, scores).map(Nonlinear::Softmax)
                 };
-                push(name, Box::new(make));
+                push(ins, Box::new(make));
             }
         }
         todo
@@ -439,16 +465,6 @@ impl<'p> Executor<'p> {
         };
         masked_matmul::prepare_rlwe(he.session(), ch, self.role, self.ring, p, rows, plain)
     }
-}
-
-/// The operation of the decode program's instruction `name`.
-fn decode_op<'a>(plan: &'a Plan, name: &str) -> Option<&'a Op> {
-    plan.decode
-        .iter()
-        .flat_map(|p| p.instructions.iter())
-        .find(|i| i.name == name)?
-        .op
-        .as_ref()
 }
 
 /// Run `make` under the scope `prepare/{name}`; its result and its cost as instruction `name`'s

@@ -27,7 +27,8 @@ pub use he::*;
 pub use layers::*;
 pub use primitives::*;
 
-use super::{instruction::Op, Instruction, Linear, Plan, Program, Rows};
+use super::ops::kind;
+use super::{instruction::Op, Instruction, Plan, Program, Rows};
 use serde::Serialize;
 
 /// Operation classes, as the rows of CipherGPT's Table V.
@@ -388,99 +389,61 @@ fn cols(plan: &Plan, reg: Option<&u32>) -> u64 {
         .map_or(0, |r| r.cols)
 }
 
-fn weight_shape(plan: &Plan, id: u32) -> (u64, u64) {
-    match plan.weights.get(id as usize).map(|w| w.shape.as_slice()) {
-        Some([k, n]) => (*k, *n),
-        Some([n]) => (1, *n),
-        _ => (0, 0),
+/// What one instruction's estimate reads: the plan, the instruction, and the sizes it runs at.
+pub struct CostInput<'a> {
+    pub plan: &'a Plan,
+    pub ins: &'a Instruction,
+    pub sizes: Sizes,
+}
+
+impl CostInput<'_> {
+    /// The ring width ℓ.
+    pub fn ring_bits(&self) -> u64 {
+        u64::from(self.plan.ring_bits)
+    }
+
+    /// Columns of the first input register (0 when there is none).
+    pub fn input_cols(&self) -> u64 {
+        cols(self.plan, self.ins.inputs.first())
+    }
+
+    /// Columns of the first output register (0 when there is none).
+    pub fn output_cols(&self) -> u64 {
+        cols(self.plan, self.ins.outputs.first())
+    }
+
+    /// A weight's `[K, N]` (a vector is `[1, N]`; a missing or other weight `[0, 0]`).
+    pub fn weight_shape(&self, id: u32) -> (u64, u64) {
+        match self
+            .plan
+            .weights
+            .get(id as usize)
+            .map(|w| w.shape.as_slice())
+        {
+            Some([k, n]) => (*k, *n),
+            Some([n]) => (1, *n),
+            _ => (0, 0),
+        }
     }
 }
 
-/// The estimate of one instruction at the given sizes, as parts by op class (each part's
-/// bits rounded up to bytes). Never panics: a malformed reference costs nothing.
-pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
-    let l = u64::from(plan.ring_bits);
-    let rows = sizes.rows;
-    let input_cols = cols(plan, ins.inputs.first());
-    let part = |class: OpClass, b: Bits| Part {
+/// A part of class `class` costing `b` (its bits rounded up to bytes).
+pub fn part(class: OpClass, b: Bits) -> Part {
+    Part {
         class,
         cost: Cost::from_bits(b),
         first: b.first,
         last: b.last,
-    };
+    }
+}
+
+/// The estimate of one instruction at the given sizes, as parts by op class: its kind's
+/// ([`crate::plan::ops::InstructionKind::estimate`]). Never panics: a malformed reference costs
+/// nothing.
+pub fn estimate(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Vec<Part> {
     match &ins.op {
-        Some(Op::Embed(e)) => {
-            // The client's one-hot rows [rows × V], encrypted, times the table [V × C] (Iron §3);
-            // the public position rows are added by the server to its share.
-            let (v, c) = weight_shape(plan, e.token_table);
-            let mm = if e.prepared == Linear::ONLINE {
-                he_matmul_server_weights(rows, v, c, l)
-            } else {
-                prepared_online(v, l).times(rows)
-            };
-            vec![part(OpClass::Embedding, mm)]
-        }
-        Some(Op::Linear(lin)) => {
-            let (k, n) = weight_shape(plan, lin.weight);
-            let k = if input_cols > 0 { input_cols } else { k };
-            let mm = if lin.prepared == Linear::ONLINE {
-                he_matmul_server_weights(rows, k, n, l)
-            } else {
-                prepared_online(k, l).times(rows)
-            };
-            let tr = truncation(l, u64::from(lin.shift))
-                .times(rows.saturating_mul(n))
-                .begun_after(mm);
-            vec![part(OpClass::MatMul, mm), part(OpClass::Truncation, tr)]
-        }
-        Some(Op::Logits(lin)) => {
-            let (k, n) = weight_shape(plan, lin.weight);
-            let k = if input_cols > 0 { input_cols } else { k };
-            let mm = if lin.prepared == Linear::ONLINE {
-                he_matmul_server_weights(1, k, n, l)
-            } else {
-                prepared_online(k, l)
-            };
-            let tr = truncation(l, u64::from(lin.shift)).times(n).begun_after(mm);
-            let mut parts = vec![part(OpClass::MatMul, mm)];
-            if lin.shift > 0 {
-                parts.push(part(OpClass::Truncation, tr));
-            }
-            parts
-        }
-        Some(Op::QkT(h)) => {
-            let heads = u64::from(h.heads.max(1));
-            let d = input_cols / heads;
-            let mm = he_attention(heads, d, true, sizes, sizes.context, l);
-            let tr = truncation(l, u64::from(h.shift))
-                .times(heads.saturating_mul(sizes.visible()))
-                .begun_after(mm);
-            vec![part(OpClass::MatMul, mm), part(OpClass::Truncation, tr)]
-        }
-        Some(Op::Pv(h)) => {
-            let heads = u64::from(h.heads.max(1));
-            let c = cols(plan, ins.outputs.first());
-            let mm = he_attention(heads, c / heads, false, sizes, sizes.context, l);
-            let tr = truncation(l, u64::from(h.shift))
-                .times(rows.saturating_mul(c))
-                .begun_after(mm);
-            vec![part(OpClass::MatMul, mm), part(OpClass::Truncation, tr)]
-        }
-        Some(Op::Softmax(s)) => {
-            vec![part(OpClass::Softmax, softmax(l, s, sizes))]
-        }
-        Some(Op::LayerNorm(n)) => {
-            let width = if n.n > 0 { n.n } else { input_cols };
-            vec![part(OpClass::LayerNorm, layernorm(l, n, rows, width))]
-        }
-        Some(Op::Gelu(g)) => {
-            let elements = rows.saturating_mul(input_cols);
-            vec![part(OpClass::Gelu, gelu_layer(l, g, elements))]
-        }
-        Some(Op::Sample(sp)) => vec![part(OpClass::Sampling, sample(l, input_cols, sp))],
-        Some(Op::SplitQkv(_) | Op::CacheAppend(_) | Op::Add(_)) | None => {
-            vec![part(OpClass::Local, Bits::ZERO)]
-        }
+        Some(op) => kind(op).estimate(&CostInput { plan, ins, sizes }),
+        None => vec![part(OpClass::Local, Bits::ZERO)],
     }
 }
 
