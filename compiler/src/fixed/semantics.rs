@@ -21,7 +21,7 @@
 //! go into the plan, so bit-exactness never depends on a math library at run time.
 //!
 //! One submodule per family, all re-exported here: [`ring`] (ring representatives, encoding,
-//! truncation and rounding), [`gelu`] (the spline), [`softmax`] (exponential tables, one row),
+//! truncation and rounding), [`gelu`](mod@gelu) (the spline), [`softmax`] (exponential tables, one row),
 //! [`inverse`] (reciprocal and inverse square root), [`layernorm`] and [`sampling`] (argmax,
 //! top-K, temperature and the draw).
 

@@ -56,7 +56,7 @@ impl ExpTables {
         1usize << (self.frac_out + self.recip_guard)
     }
 
-    /// The tables of `R ≈ ⌊2^K / Z⌋` for `2^frac_e ≤ Z ≤ 2^K` ([`inverse`]).
+    /// The tables of `R ≈ ⌊2^K / Z⌋` for `2^frac_e ≤ Z ≤ 2^K` ([`inverse`](super::inverse)).
     pub fn recip_tables(&self) -> SemResult<InvTables> {
         inv_tables(
             InvPower::Reciprocal,
@@ -201,7 +201,7 @@ pub fn fit_exp_tables_with(
 /// R = inv_pow(Z) ≈ ⌊2^K / Z⌋  (K = frac_e + frac_out + recip_guard = 34)
 /// p_j = (E_j · R) >> (frac_e + recip_guard = 22)     (E_j·R ≤ Z·R ≤ 2^K)
 /// ```
-/// `inv_pow` is the inverse-power recipe of [`inverse`] with the tables
+/// `inv_pow` is the inverse-power recipe of [`inverse`](super::inverse) with the tables
 /// [`ExpTables::recip_tables`]: at most 2 below `⌊2^K/Z⌋` and at most 2^−16.9 of it above, exact
 /// when Z is a power of two (a row of one entry gives exactly `2^frac_out`), in a fixed few dozen
 /// flights where the exact floor division took one comparison per quotient bit.

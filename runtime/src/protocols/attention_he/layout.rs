@@ -9,12 +9,12 @@ use crate::crypto::rlwe::{Plain, Seeded, N as DEG};
 use crate::protocols::shares::Ring;
 use crate::protocols::ProtocolError;
 
-/// Which cache a [`SharedCache`] holds, i.e. which product it feeds.
+/// Which cache a [`SharedCache`](super::SharedCache) holds, i.e. which product it feeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operand {
-    /// The key cache, for [`qk_t`].
+    /// The key cache, for [`qk_t`](super::qk_t).
     Keys,
-    /// The value cache, for [`pv`].
+    /// The value cache, for [`pv`](super::pv).
     Values,
 }
 

@@ -17,7 +17,7 @@
 //!
 //! **Protocol.** Write M for the cache operand and x for the fresh one; x·M = x_S·M + x_C·M.
 //! 1. *Keys* (once per session, [`DuplexHe`]): both parties hold an RLWE key pair — the
-//!    client's is the [`HeSession`] one, the server adds its own and sends its public key.
+//!    client's is the [`HeSession`](crate::crypto::rlwe::HeSession) one, the server adds its own and sends its public key.
 //! 2. *Pre-chosen cache shares* ([`prepare`], offline, ahead of the rows). Each party P draws a
 //!    uniform r_P for every future cache row of a block and sends the encryptions under its own
 //!    key of 2^(s·l)·r_P (l < L, s the limb width) packed as HomFC matrix polynomials (below).

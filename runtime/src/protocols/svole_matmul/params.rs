@@ -21,7 +21,7 @@ pub struct SvoleParams {
     /// ciphertext (at most ⌊8192/k_c⌋): the widest that fit the flooding budget.
     pub limbs: u32,
     pub per_ct: usize,
-    /// Whether [`prepare`] enforces the security floor (noise blocks of at least
+    /// Whether [`prepare`](super::prepare) enforces the security floor (noise blocks of at least
     /// [`MIN_BLOCK_LEN`] positions); only [`SvoleParams::new_test_only`] clears it.
     pub secure: bool,
 }
