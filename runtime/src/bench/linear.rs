@@ -29,6 +29,9 @@ pub const GPT2_DECODE_PRODUCTS: [(&str, usize, usize); 4] = [
 pub const GPT2_LAYERS: usize = 12;
 pub const GPT2_VOCAB: usize = 50_257;
 
+/// One weight product of the bench: (short name, row name, T, K, N, published figures).
+type LinearShape = (String, String, usize, usize, usize, String);
+
 /// Run the linear-layer bench as `role` on `ch`: the HE setup, then for each GPT-2-small shape
 /// the server's one-time weight encoding (its own row) and one product on random shares with
 /// random weights; then the decode step's weight products in total (12 layers of the four
@@ -39,12 +42,8 @@ pub fn linear_bench<C: Channel + ?Sized>(
     opts: &LinearBenchOptions,
 ) -> Result<Vec<BenchResult>, BenchError> {
     use crate::crypto::rlwe::HeSession;
-    use crate::protocols::linear::{linear, EncodedWeights, Packing};
     use crate::protocols::shares::Ring;
-    use rand::Rng;
     let ring = Ring::new(opts.ring_bits)?;
-    let l = opts.ring_bits;
-    let server = role == Role::Server;
     let mut rng = Prg::from_entropy();
     let mut results = Vec::new();
     let t = start(ch, role)?;
@@ -53,10 +52,48 @@ pub fn linear_bench<C: Channel + ?Sized>(
         finish(ch, role, t, "he-setup", 1)?
             .with_reference("the client's public key, once per session"),
     );
+    let shapes = linear_shapes(opts);
+    let measured = weight_products(ch, role, opts, ring, &he, &mut rng, shapes, &mut results)?;
+    // One decode step's weight products: 12 layers of the four, plus the logits if measured.
+    let mut total = (0.0, crate::net::Counters::default());
+    for (name, _, _) in GPT2_DECODE_PRODUCTS {
+        let (s, c) = sum_rows(&measured, name, GPT2_LAYERS as u64);
+        total.0 += s;
+        total.1.add(&c);
+    }
+    let (s, c) = sum_rows(&measured, "logits", 1);
+    total.0 += s;
+    total.1.add(&c);
+    results.push(
+        BenchResult::new("decode-step-weights", 1, total.0, total.1).with_reference(&format!(
+            "sum of the rows: {GPT2_LAYERS} × (qkv, attn-out, fc1, fc2){}",
+            if opts.logits { " + logits" } else { "" }
+        )),
+    );
+
+    let att = attention_rows(ch, role, ring, he, &mut rng, &mut results)?;
+    let (es, ec) = sum_rows(&measured, "embedding", 1);
+    total.0 += att.0 + es;
+    total.1.add(&att.1);
+    total.1.add(&ec);
+    results.push(
+        BenchResult::new("decode-step-total", 1, total.0, total.1).with_reference(&format!(
+            "decode-step-weights + {GPT2_LAYERS} × attention (q·Kᵀ, P·V){}; issue 6's target: \
+             < 5 s and < 100 MB",
+            if opts.logits { " + embedding" } else { "" }
+        )),
+    );
+    Ok(results)
+}
+
+/// The bench's weight products: GPT-2 small's four per layer, then the logits and the
+/// embedding when measured, then the prefill product when asked for.
+fn linear_shapes(opts: &LinearBenchOptions) -> Vec<LinearShape> {
+    let l = opts.ring_bits;
     let cheetah = "Cheetah FC 2048→1001: 111 ms, 1.83 MB (Table 5)";
     let svole = "CipherGPT sVOLE, 48 products × 256 rows: 1,091 MB, 211.9 s per token";
     // (short name, row name, T, K, N, published figures)
-    let mut shapes: Vec<(String, String, usize, usize, usize, String)> = GPT2_DECODE_PRODUCTS
+    let mut shapes: Vec<LinearShape> = GPT2_DECODE_PRODUCTS
         .iter()
         .map(|&(name, k, n)| {
             (
@@ -103,6 +140,25 @@ pub fn linear_bench<C: Channel + ?Sized>(
                 .into(),
         ));
     }
+    shapes
+}
+
+/// Per shape, the server's one-time encoding of random weights and one product on random
+/// shares (their rows pushed to `results`); the products' rows by short name.
+#[allow(clippy::too_many_arguments)]
+fn weight_products<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    opts: &LinearBenchOptions,
+    ring: crate::protocols::shares::Ring,
+    he: &crate::crypto::rlwe::HeSession,
+    rng: &mut Prg,
+    shapes: Vec<LinearShape>,
+    results: &mut Vec<BenchResult>,
+) -> Result<Vec<(String, BenchResult)>, BenchError> {
+    use crate::protocols::linear::{linear, EncodedWeights, Packing};
+    use rand::Rng;
+    let server = role == Role::Server;
     let wb = 1i64 << (opts.weight_bits - 1);
     let mut measured: Vec<(String, BenchResult)> = Vec::new();
     for (short, name, t_rows, k, n, reference) in shapes {
@@ -133,13 +189,13 @@ pub fn linear_bench<C: Channel + ?Sized>(
             packing.limbs,
             packing.out.k
         )));
-        let x = ring.random(&mut rng, t_rows * k);
+        let x = ring.random(rng, t_rows * k);
         let bias: Vec<i64> = (0..n).map(|_| rng.gen_range(-wb..=wb)).collect();
         let lname = name.clone();
         let t = start(ch, role)?;
         let y = scoped(ch, &lname, |ch| {
             linear(
-                &he,
+                he,
                 ch,
                 role,
                 ring,
@@ -161,39 +217,41 @@ pub fn linear_bench<C: Channel + ?Sized>(
             verify_linear(ch, server, ring, &x, &y, &w, &bias, t_rows, k, n)?;
         }
     }
-    // One decode step's weight products: 12 layers of the four, plus the logits if measured.
-    let sum = |short: &str, times: u64| -> (f64, crate::net::Counters) {
-        let mut s = (0.0, crate::net::Counters::default());
-        for (name, r) in &measured {
-            if name == short {
-                s.0 += r.seconds * times as f64;
-                s.1.bytes_sent += r.bytes_sent * times;
-                s.1.bytes_received += r.bytes_received * times;
-                s.1.rounds += r.rounds * times;
-            }
-        }
-        s
-    };
-    let mut total = (0.0, crate::net::Counters::default());
-    for (name, _, _) in GPT2_DECODE_PRODUCTS {
-        let (s, c) = sum(name, GPT2_LAYERS as u64);
-        total.0 += s;
-        total.1.add(&c);
-    }
-    let (s, c) = sum("logits", 1);
-    total.0 += s;
-    total.1.add(&c);
-    results.push(
-        BenchResult::new("decode-step-weights", 1, total.0, total.1).with_reference(&format!(
-            "sum of the rows: {GPT2_LAYERS} × (qkv, attn-out, fc1, fc2){}",
-            if opts.logits { " + logits" } else { "" }
-        )),
-    );
+    Ok(measured)
+}
 
-    // Attention of one layer against a 256-row cache (12 heads of 64), in steady state: the
-    // caches' encryptions are prepared (offline), the first 255 rows re-shared by an earlier
-    // step, and the measured step adds row 256.
+/// The seconds and counts of the measured rows named `short`, `times` over.
+fn sum_rows(
+    measured: &[(String, BenchResult)],
+    short: &str,
+    times: u64,
+) -> (f64, crate::net::Counters) {
+    let mut s = (0.0, crate::net::Counters::default());
+    for (name, r) in measured {
+        if name == short {
+            s.0 += r.seconds * times as f64;
+            s.1.bytes_sent += r.bytes_sent * times;
+            s.1.bytes_received += r.bytes_received * times;
+            s.1.rounds += r.rounds * times;
+        }
+    }
+    s
+}
+
+/// Attention of one layer against a 256-row cache (12 heads of 64), in steady state: the
+/// caches' encryptions are prepared (offline), the first 255 rows re-shared by an earlier
+/// step, and the measured step adds row 256. Pushes the prepare, q·Kᵀ and P·V rows; returns
+/// the two products over the 12 layers.
+fn attention_rows<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    ring: crate::protocols::shares::Ring,
+    he: crate::crypto::rlwe::HeSession,
+    rng: &mut Prg,
+    results: &mut Vec<BenchResult>,
+) -> Result<(f64, crate::net::Counters), BenchError> {
     use crate::protocols::attention_he::{self, AttnLayout, DuplexHe, Operand, SharedCache};
+    let l = ring.bits;
     let he = scoped(ch, "he-duplex", |ch| DuplexHe::extend(he, ch))?;
     let (heads, d, rows) = (12usize, 64usize, 256usize);
     let c = heads * d;
@@ -209,11 +267,11 @@ pub fn linear_bench<C: Channel + ?Sized>(
             "offline, one layer's key and value caches for {rows} rows (ahead of the tokens)"
         )),
     );
-    let keys = ring.random(&mut rng, rows * c);
-    let values = ring.random(&mut rng, rows * c);
-    let q = ring.random(&mut rng, c);
-    let p_earlier = ring.random(&mut rng, heads * (rows - 1));
-    let p = ring.random(&mut rng, heads * rows);
+    let keys = ring.random(rng, rows * c);
+    let values = ring.random(rng, rows * c);
+    let q = ring.random(rng, c);
+    let p_earlier = ring.random(rng, heads * (rows - 1));
+    let p = ring.random(rng, heads * rows);
     scoped(ch, "attention-warmup", |ch| -> Result<(), ProtocolError> {
         attention_he::qk_t(
             &he,
@@ -259,18 +317,7 @@ pub fn linear_bench<C: Channel + ?Sized>(
             "one layer, one decode step; research projection 1.19 MB per layer for both",
         ));
     }
-    let (es, ec) = sum("embedding", 1);
-    total.0 += att.0 + es;
-    total.1.add(&att.1);
-    total.1.add(&ec);
-    results.push(
-        BenchResult::new("decode-step-total", 1, total.0, total.1).with_reference(&format!(
-            "decode-step-weights + {GPT2_LAYERS} × attention (q·Kᵀ, P·V){}; issue 6's target: \
-             < 5 s and < 100 MB",
-            if opts.logits { " + embedding" } else { "" }
-        )),
-    );
-    Ok(results)
+    Ok(att)
 }
 
 /// The client reveals x_C and y_C; the server checks y_S + y_C = x·W + b mod 2^ℓ.

@@ -30,32 +30,63 @@ pub fn ot_bench<C: Channel + ?Sized>(
     let mut rng = Prg::from_entropy();
     let mut results = Vec::new();
     let n = opts.n.max(128);
-    let server = role == Role::Server;
+    let mut pair = base_ots(ch, role, &mut rng, &mut results)?;
+    let (rng, pair, res) = (&mut rng, &mut pair, &mut results);
+    cot_rows(ch, role, opts, n, pair, rng, res)?;
+    rot_row(ch, role, opts, n, pair, res)?;
+    cot_ring_row(ch, role, opts, n, pair, rng, res)?;
+    chosen_row(ch, role, opts, n, pair, rng, res)?;
+    one_of_n_row(ch, role, opts, n, pair, rng, res)?;
+    triples_row(ch, role, opts, n, pair, res)?;
+    Ok(results)
+}
 
+/// The base OTs: the server's as COT sender (measured), then the reverse direction (not).
+fn base_ots<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    rng: &mut Prg,
+    results: &mut Vec<BenchResult>,
+) -> Result<OtPair, BenchError> {
+    let server = role == Role::Server;
     // Base OT: the server is the COT sender, i.e. the base-OT receiver.
     let t = start(ch, role)?;
     let (mut sender, mut receiver) = scoped(ch, "base-ot", |ch| -> Result<_, NetError> {
         Ok(if server {
-            (Some(CotSender::setup(ch, &mut rng)?), None)
+            (Some(CotSender::setup(ch, rng)?), None)
         } else {
-            (None, Some(CotReceiver::setup(ch, &mut rng)?))
+            (None, Some(CotReceiver::setup(ch, rng)?))
         })
     })?;
     results.push(finish(ch, role, t, "base-ot", base_ot_count())?);
     // The reverse direction, not measured.
     scoped(ch, "setup", |ch| -> Result<(), NetError> {
         if server {
-            receiver = Some(CotReceiver::setup(ch, &mut rng)?);
+            receiver = Some(CotReceiver::setup(ch, rng)?);
         } else {
-            sender = Some(CotSender::setup(ch, &mut rng)?);
+            sender = Some(CotSender::setup(ch, rng)?);
         }
         Ok(())
     })?;
-    let mut pair = OtPair {
+    let pair = OtPair {
         sender: sender.expect("set up above"),
         receiver: receiver.expect("set up above"),
     };
+    Ok(pair)
+}
 
+/// Random correlated OT, both directions.
+#[allow(clippy::too_many_arguments)]
+fn cot_rows<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    opts: &OtBenchOptions,
+    n: usize,
+    pair: &mut OtPair,
+    rng: &mut Prg,
+    results: &mut Vec<BenchResult>,
+) -> Result<(), BenchError> {
+    let server = role == Role::Server;
     // Random correlated OT, both directions.
     for (name, server_sends) in [("cot", true), ("cot-reverse", false)] {
         let t = start(ch, role)?;
@@ -92,7 +123,19 @@ pub fn ot_bench<C: Channel + ?Sized>(
             verify_cot(ch, server == server_sends, pair.sender.delta(), last)?;
         }
     }
+    Ok(())
+}
 
+/// Random OT with 128-bit messages.
+fn rot_row<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    opts: &OtBenchOptions,
+    n: usize,
+    pair: &mut OtPair,
+    results: &mut Vec<BenchResult>,
+) -> Result<(), BenchError> {
+    let server = role == Role::Server;
     // Random OT with 128-bit messages.
     let n_rot = n / 2;
     let t = start(ch, role)?;
@@ -120,8 +163,21 @@ pub fn ot_bench<C: Channel + ?Sized>(
     if opts.verify {
         verify_pairs(ch, server, last, "rot")?;
     }
+    Ok(())
+}
 
-    // Correlated OT over Z_2^37 (CrypTFlow2's COT_ℓ), chosen-message OT, 1-of-16 OT.
+/// Correlated OT over Z_2^37 (CrypTFlow2's COT_ℓ).
+#[allow(clippy::too_many_arguments)]
+fn cot_ring_row<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    opts: &OtBenchOptions,
+    n: usize,
+    pair: &mut OtPair,
+    rng: &mut Prg,
+    results: &mut Vec<BenchResult>,
+) -> Result<(), BenchError> {
+    let server = role == Role::Server;
     let n_ring = n / 4;
     let bits = 37;
     let t = start(ch, role)?;
@@ -147,7 +203,21 @@ pub fn ot_bench<C: Channel + ?Sized>(
     if opts.verify {
         verify_ring(ch, server, last, bits)?;
     }
+    Ok(())
+}
 
+/// Chosen-message OT of 128-bit messages.
+#[allow(clippy::too_many_arguments)]
+fn chosen_row<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    opts: &OtBenchOptions,
+    n: usize,
+    pair: &mut OtPair,
+    rng: &mut Prg,
+    results: &mut Vec<BenchResult>,
+) -> Result<(), BenchError> {
+    let server = role == Role::Server;
     let n_ot = n / 4;
     let t = start(ch, role)?;
     let last = scoped(ch, "ot-chosen-128", |ch| -> Result<Last, NetError> {
@@ -178,7 +248,21 @@ pub fn ot_bench<C: Channel + ?Sized>(
     if opts.verify {
         verify_pairs(ch, server, last, "ot-chosen-128")?;
     }
+    Ok(())
+}
 
+/// 1-of-16 OT of 2-bit messages.
+#[allow(clippy::too_many_arguments)]
+fn one_of_n_row<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    opts: &OtBenchOptions,
+    n: usize,
+    pair: &mut OtPair,
+    rng: &mut Prg,
+    results: &mut Vec<BenchResult>,
+) -> Result<(), BenchError> {
+    let server = role == Role::Server;
     let n16 = n / 16;
     let (nm, lbits) = (16usize, 2u32);
     let t = start(ch, role)?;
@@ -205,12 +289,22 @@ pub fn ot_bench<C: Channel + ?Sized>(
     if opts.verify {
         verify_1_of_n(ch, server, last, nm)?;
     }
+    Ok(())
+}
 
+/// Bit triples, verified by revealing them to the server.
+fn triples_row<C: Channel + ?Sized>(
+    ch: &mut C,
+    role: Role,
+    opts: &OtBenchOptions,
+    n: usize,
+    pair: &mut OtPair,
+    results: &mut Vec<BenchResult>,
+) -> Result<(), BenchError> {
+    let server = role == Role::Server;
     let n_tr = n / 4;
     let t = start(ch, role)?;
-    let triples = scoped(ch, "bit-triples", |ch| {
-        bit_triples(&mut pair, ch, role, n_tr)
-    })?;
+    let triples = scoped(ch, "bit-triples", |ch| bit_triples(pair, ch, role, n_tr))?;
     results.push(finish(ch, role, t, "bit-triples", n_tr as u64)?);
     if opts.verify {
         scoped(ch, "verify", |ch| -> Result<(), BenchError> {
@@ -237,7 +331,7 @@ pub fn ot_bench<C: Channel + ?Sized>(
             Ok(())
         })?;
     }
-    Ok(results)
+    Ok(())
 }
 
 fn base_ot_count() -> u64 {

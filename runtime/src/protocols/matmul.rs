@@ -17,6 +17,11 @@
 //!
 //! **Security.** That of [`mul::mul_rows`]: the chooser receives corrections masked by PRG
 //! streams of OT pads it does not hold, the holder only IKNP messages; outputs are fresh shares.
+//!
+//! **Use.** Neither the executor nor a bench calls it: it is the documented OT baseline that the
+//! RLWE products are measured against (docs/protocols.md §21, and §26 for
+//! [`super::attention_he`]'s q·Kᵀ and P·V), kept as a tested alternative with no HE assumption
+//! (`runtime/tests/protocols/matmul.rs`).
 
 use super::mul;
 use super::shares::Ring;
