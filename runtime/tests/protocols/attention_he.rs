@@ -7,14 +7,12 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::pack::unpack;
 use ciphergpt_runtime::crypto::rlwe::N as DEG;
 use ciphergpt_runtime::crypto::Prg;
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::attention_he::{
     pv, qk_t, AttnLayout, DuplexHe, Operand, SharedCache,
 };
@@ -633,62 +631,51 @@ fn client_view_is_independent_of_the_servers_shares() {
                 causal: true,
             },
         );
-        let (q_s, k_s) = (q.clone(), k.clone());
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
-        let h = std::thread::spawn(move || {
-            let mut tap = Tap::new(ch_c);
-            let he = DuplexHe::setup(&mut tap, Role::Client).unwrap();
-            let mut kc = SharedCache::new(lk);
-            ciphergpt_runtime::protocols::attention_he::prepare(
-                &he,
-                &mut tap,
-                Role::Client,
-                ring,
-                &mut kc,
-                npos,
-            )
-            .unwrap();
-            let before = tap.received.len();
-            let zeros = vec![0u64; npos * c];
-            let out = qk_t(
-                &he,
-                &mut tap,
-                Role::Client,
-                ring,
-                &mut kc,
-                &zeros[..c],
-                &zeros,
-                1,
-                true,
-            )
-            .unwrap();
-            (tap.received[before..].to_vec(), out)
-        });
-        let mut ch = ch_s;
-        let he = DuplexHe::setup(&mut ch, Role::Server).unwrap();
-        let mut kc = SharedCache::new(lk);
-        ciphergpt_runtime::protocols::attention_he::prepare(
-            &he,
-            &mut ch,
-            Role::Server,
-            ring,
-            &mut kc,
-            npos,
-        )
-        .unwrap();
-        let ys = qk_t(
-            &he,
-            &mut ch,
-            Role::Server,
-            ring,
-            &mut kc,
-            &q_s,
-            &k_s,
-            1,
-            true,
-        )
-        .unwrap();
-        let (view, yc) = h.join().unwrap();
+        let (ys, (view, yc)) = on_mem_pair(
+            |mut ch| {
+                let he = DuplexHe::setup(&mut ch, Role::Server).unwrap();
+                let mut kc = SharedCache::new(lk);
+                ciphergpt_runtime::protocols::attention_he::prepare(
+                    &he,
+                    &mut ch,
+                    Role::Server,
+                    ring,
+                    &mut kc,
+                    npos,
+                )
+                .unwrap();
+                qk_t(&he, &mut ch, Role::Server, ring, &mut kc, &q, &k, 1, true).unwrap()
+            },
+            move |ch| {
+                let mut tap = Tap::new(ch);
+                let he = DuplexHe::setup(&mut tap, Role::Client).unwrap();
+                let mut kc = SharedCache::new(lk);
+                ciphergpt_runtime::protocols::attention_he::prepare(
+                    &he,
+                    &mut tap,
+                    Role::Client,
+                    ring,
+                    &mut kc,
+                    npos,
+                )
+                .unwrap();
+                let before = tap.received.len();
+                let zeros = vec![0u64; npos * c];
+                let out = qk_t(
+                    &he,
+                    &mut tap,
+                    Role::Client,
+                    ring,
+                    &mut kc,
+                    &zeros[..c],
+                    &zeros,
+                    1,
+                    true,
+                )
+                .unwrap();
+                (tap.received[before..].to_vec(), out)
+            },
+        );
         assert_eq!(ring.add_vec(&ys, &yc), want);
         lens.push(view.len());
         let cost = lk.cost(1, npos, npos, true);
