@@ -11,13 +11,13 @@
 //! register by register and instruction by instruction, in `runtime/tests/exec`.
 
 use crate::common;
-use crate::tls::{fixture, serve_tls};
+use crate::tls::{serve_tls, tls_args};
 
 use common::*;
 use std::fmt;
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::Child;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Transport {
@@ -90,39 +90,14 @@ const CLIENT_TLS: [&str; 6] = [
 
 /// A `generate --json` process for the cell.
 fn client(dir: &Path, addr: &str, c: &Cell) -> Child {
-    let mut cmd = exe();
-    cmd.args(["generate", "--plan"])
-        .arg(dir)
-        .args(["--connect", addr, "--prompt", PROMPT, "--json"])
-        .args(["--max-new-tokens", &NEW.to_string(), "--timeout", "60"])
-        .args(["--threads", &c.lanes.to_string(), "--ot", c.ot])
-        .arg("--preprocess-tokens")
-        .arg(if c.prepared {
-            BATCH.to_string()
-        } else {
-            "0".into()
-        });
+    let batch = if c.prepared { BATCH } else { 0 };
+    let mut cmd = generate(dir, addr, PROMPT, NEW, 60.0);
+    cmd.args(["--json", "--threads", &c.lanes.to_string(), "--ot", c.ot])
+        .args(["--preprocess-tokens", &batch.to_string()]);
     if c.transport == Transport::Tls {
-        for a in CLIENT_TLS {
-            if a.ends_with(".pem") || a.ends_with(".key") {
-                cmd.arg(fixture(a));
-            } else {
-                cmd.arg(a);
-            }
-        }
+        cmd.args(tls_args(&CLIENT_TLS));
     }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.spawn().unwrap()
-}
-
-/// The JSON document of a cell's successful run.
-fn document(c: &Cell, out: Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{c}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{c}: {e}"))
 }
 
 /// The payload bytes (sent and received) of every program and preparation batch.
@@ -208,7 +183,7 @@ fn run_transport(
     let running: Vec<Child> = cells.iter().map(|c| client(dir, &addr, c)).collect();
     let mut docs = Vec::new();
     for (c, child) in cells.into_iter().zip(running) {
-        let doc = document(&c, child.wait_with_output().unwrap());
+        let doc = json_doc(&child.wait_with_output().unwrap(), &c.to_string());
         assert_eq!(
             json_tokens(&doc),
             want,

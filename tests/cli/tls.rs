@@ -9,7 +9,7 @@ use crate::common;
 use common::*;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 pub(crate) fn fixture(name: &str) -> PathBuf {
@@ -34,45 +34,29 @@ pub(crate) fn serve_tls(mutual: bool) -> Vec<String> {
     v
 }
 
-/// `generate --json` with `tls` flags (file names are of `tests/tls`).
+/// `generate --json` on 2 threads with `tls` flags (file names are of `tests/tls`).
 fn generate(dir: &Path, addr: &str, prompt: &str, new: usize, tls: &[&str]) -> Output {
-    let mut c = exe();
-    c.args(["generate", "--plan"])
-        .arg(dir)
-        .args(["--connect", addr, "--prompt", prompt, "--json"])
-        .args(["--max-new-tokens", &new.to_string()])
-        .args(["--threads", "2", "--timeout", "60"]);
-    for a in tls {
-        if a.ends_with(".pem") || a.ends_with(".key") {
-            c.arg(fixture(a));
-        } else {
-            c.arg(a);
-        }
-    }
-    c.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap()
+    let mut c = common::generate(dir, addr, prompt, new, 60.0);
+    c.args(["--json", "--threads", "2"]);
+    c.args(tls_args(tls)).output().unwrap()
 }
 
-/// The tokens, lanes and payload bytes (sent and received, all programs) of a good run.
-fn result(out: &Output) -> (Vec<usize>, u64, u64) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let r = &doc["report"];
-    let all = r["programs"].as_array().unwrap().iter();
-    let all = all.chain(r["preprocess"].as_array().into_iter().flatten());
-    let bytes = all
-        .map(|p| {
-            p["total"]["bytes_sent"].as_u64().unwrap()
-                + p["total"]["bytes_received"].as_u64().unwrap()
+/// TLS flags with the file names of `tests/tls` made paths.
+pub(crate) fn tls_args(tls: &[&str]) -> Vec<PathBuf> {
+    tls.iter()
+        .map(|a| {
+            if a.ends_with(".pem") || a.ends_with(".key") {
+                fixture(a)
+            } else {
+                PathBuf::from(a)
+            }
         })
-        .sum();
-    (json_tokens(&doc), r["lanes"].as_u64().unwrap(), bytes)
+        .collect()
+}
+
+/// The tokens of a good run.
+fn tokens(out: &Output) -> Vec<usize> {
+    json_tokens(&json_doc(out, "generate"))
 }
 
 /// A failed run's one-line error.
@@ -159,7 +143,7 @@ fn clients_the_server_cannot_trust_are_refused_at_once() {
             "client.key",
         ],
     );
-    let (tokens, _, _) = result(&ok);
+    let tokens = tokens(&ok);
     assert_eq!(tokens, simulated(&dir, &bytes("In the"), 1));
     assert!(server.0.wait().unwrap().success());
 }
