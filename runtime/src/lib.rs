@@ -16,6 +16,8 @@ pub mod exec;
 pub mod net;
 pub mod protocols;
 pub mod session;
+#[doc(hidden)]
+pub mod testing;
 
 pub use crypto::block::Block;
 pub use net::{Channel, Counters, NetError, Role, Stats};

@@ -21,7 +21,9 @@ fn model() -> &'static Path {
     DIR.get_or_init(|| trained("cli-admission-trained"))
 }
 
-/// `generate --json` with `--threads 1` and a timeout of `wait` seconds, started now.
+/// `generate --json` with `--threads 1` and a timeout of `wait` seconds, started now. Not the
+/// common `generate`: the load test's memory figures rely on one thread and one lane per client
+/// (and a server of `--threads 1`), so every client here runs so.
 fn generate(addr: &str, prompt: &str, new: usize, wait: f64) -> std::process::Child {
     exe()
         .args(["generate", "--plan"])

@@ -10,7 +10,7 @@ use crate::common;
 use common::*;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Output, Stdio};
+use std::process::{Child, ChildStderr, Output};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -47,16 +47,10 @@ fn log_after_exit(mut server: Reap, err: BufReader<ChildStderr>) -> Vec<String> 
 /// A `generate` process; `--json` prints the tokens, otherwise the text streams and the
 /// progress goes to stderr (piped).
 fn client(dir: &Path, addr: &str, prompt: &str, new: usize, timeout: f64, json: bool) -> Child {
-    let mut c = exe();
-    c.args(["generate", "--plan"])
-        .arg(dir)
-        .args(["--connect", addr, "--prompt", prompt])
-        .args(["--max-new-tokens", &new.to_string()])
-        .args(["--timeout", &timeout.to_string()]);
+    let mut c = common::generate(dir, addr, prompt, new, timeout);
     if json {
         c.arg("--json");
     }
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c.spawn().unwrap()
 }
 
@@ -88,19 +82,8 @@ fn stop(child: &Child) {
 
 /// The tokens and text of a successful `generate --json`.
 fn tokens_of(out: &Output) -> (Vec<usize>, serde_json::Value) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let tokens = doc["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as usize)
-        .collect();
-    (tokens, doc)
+    let doc = json_doc(out, "generate");
+    (json_tokens(&doc), doc)
 }
 
 /// A failed run: non-zero exit, and stderr is one `error:` line containing `needle` (after the

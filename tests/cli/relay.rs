@@ -137,12 +137,8 @@ fn generation_through_the_relay_gives_the_simulators_tokens_and_waits_for_its_fl
     let (p, addr, err) = relay(&server_addr, "rtt=2ms", &["--connections", "2"]);
     let (prompt, new) = ("And God", 2);
     let t0 = Instant::now();
-    let out = exe()
-        .args(["generate", "--plan"])
-        .arg(&dir)
-        .args(["--connect", &addr, "--prompt", prompt, "--json"])
-        .args(["--max-new-tokens", &new.to_string()])
-        .args(["--threads", "2", "--timeout", "60"])
+    let out = generate(&dir, &addr, prompt, new, 60.0)
+        .args(["--json", "--threads", "2"])
         .output()
         .unwrap();
     let wall = t0.elapsed().as_secs_f64();

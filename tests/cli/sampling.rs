@@ -12,23 +12,12 @@ use std::path::Path;
 use std::process::Output;
 
 fn generate(dir: &Path, addr: &str, extra: &[&str]) -> Output {
-    exe()
-        .args(["generate", "--plan"])
-        .arg(dir)
-        .args(["--connect", addr, "--prompt", "And God said", "--json"])
-        .args(["--max-new-tokens", "6", "--timeout", "60"])
-        .args(extra)
-        .output()
-        .unwrap()
+    let mut c = common::generate(dir, addr, "And God said", 6, 60.0);
+    c.arg("--json").args(extra).output().unwrap()
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_doc(out, "generate")
 }
 
 #[test]

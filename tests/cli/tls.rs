@@ -1,18 +1,18 @@
 //! `serve` and `generate` over TLS, as processes on loopback, with the certificates of
-//! `tests/tls` (made by its `make.sh`): a mutual-TLS session on two lanes gives the simulator's
-//! tokens and the same payload bytes as plaintext; a client that trusts another CA, one without a
+//! `tests/tls` (made by its `make.sh`): a client that trusts another CA, one without a
 //! certificate or with one of another CA, and a plaintext client are each refused with one line
-//! on both sides, at once, and the server goes on to serve the next client.
+//! on both sides, at once, and the server goes on to serve the next client. (Mutual-TLS sessions
+//! against plain TCP ones, tokens and payload bytes, are cells of `matrix.rs`.)
 
 use crate::common;
 
 use common::*;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/tls")
         .join(name)
@@ -20,7 +20,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// `serve` flags for TLS with the test server certificate, requiring client certificates of the
 /// test CA when `mutual`.
-fn serve_tls(mutual: bool) -> Vec<String> {
+pub(crate) fn serve_tls(mutual: bool) -> Vec<String> {
     let mut v = vec![
         "--tls-cert".into(),
         fixture("server.pem").display().to_string(),
@@ -34,45 +34,29 @@ fn serve_tls(mutual: bool) -> Vec<String> {
     v
 }
 
-/// `generate --json` with `tls` flags (file names are of `tests/tls`).
+/// `generate --json` on 2 threads with `tls` flags (file names are of `tests/tls`).
 fn generate(dir: &Path, addr: &str, prompt: &str, new: usize, tls: &[&str]) -> Output {
-    let mut c = exe();
-    c.args(["generate", "--plan"])
-        .arg(dir)
-        .args(["--connect", addr, "--prompt", prompt, "--json"])
-        .args(["--max-new-tokens", &new.to_string()])
-        .args(["--threads", "2", "--timeout", "60"]);
-    for a in tls {
-        if a.ends_with(".pem") || a.ends_with(".key") {
-            c.arg(fixture(a));
-        } else {
-            c.arg(a);
-        }
-    }
-    c.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap()
+    let mut c = common::generate(dir, addr, prompt, new, 60.0);
+    c.args(["--json", "--threads", "2"]);
+    c.args(tls_args(tls)).output().unwrap()
 }
 
-/// The tokens, lanes and payload bytes (sent and received, all programs) of a good run.
-fn result(out: &Output) -> (Vec<usize>, u64, u64) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let r = &doc["report"];
-    let all = r["programs"].as_array().unwrap().iter();
-    let all = all.chain(r["preprocess"].as_array().into_iter().flatten());
-    let bytes = all
-        .map(|p| {
-            p["total"]["bytes_sent"].as_u64().unwrap()
-                + p["total"]["bytes_received"].as_u64().unwrap()
+/// TLS flags with the file names of `tests/tls` made paths.
+pub(crate) fn tls_args(tls: &[&str]) -> Vec<PathBuf> {
+    tls.iter()
+        .map(|a| {
+            if a.ends_with(".pem") || a.ends_with(".key") {
+                fixture(a)
+            } else {
+                PathBuf::from(a)
+            }
         })
-        .sum();
-    (json_tokens(&doc), r["lanes"].as_u64().unwrap(), bytes)
+        .collect()
+}
+
+/// The tokens of a good run.
+fn tokens(out: &Output) -> Vec<usize> {
+    json_tokens(&json_doc(out, "generate"))
 }
 
 /// A failed run's one-line error.
@@ -81,47 +65,6 @@ fn error(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
     assert_eq!(err.lines().count(), 1, "{err}");
     err
-}
-
-#[test]
-fn mutual_tls_on_two_lanes_gives_the_plaintext_tokens_and_bytes() {
-    let dir = trained("cli-tls-trained");
-    let (prompt, new) = ("In the beginning God cre", 2);
-    let client_tls = [
-        "--tls-ca",
-        "ca.pem",
-        "--tls-cert",
-        "client.pem",
-        "--tls-key",
-        "client.key",
-    ];
-    let mut flags = serve_tls(true);
-    flags.extend(["--threads", "2", "--sessions", "1", "--timeout", "60"].map(String::from));
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (mut server, addr, log) = serve(&dir, &flags);
-    let t = Instant::now();
-    let (tokens, lanes, tls_bytes) = result(&generate(&dir, &addr, prompt, new, &client_tls));
-    let tls_time = t.elapsed();
-    assert_eq!(tokens, simulated(&dir, &bytes(prompt), new));
-    assert_eq!(lanes, 2);
-    assert!(server.0.wait().unwrap().success());
-    let lines: Vec<String> = log.lines().map_while(Result::ok).collect();
-    assert!(
-        lines[0].starts_with("session 1 ") && lines[0].ends_with(", 2 lanes"),
-        "{lines:?}"
-    );
-
-    // The same session in plaintext: the same tokens and payload bytes.
-    let (_server, addr, _log) = serve(&dir, &["--threads", "2", "--sessions", "1"]);
-    let t = Instant::now();
-    let (plain, _, plain_bytes) = result(&generate(&dir, &addr, prompt, new, &[]));
-    eprintln!(
-        "TLS {:.2} s, {tls_bytes} bytes; plaintext {:.2} s, {plain_bytes} bytes",
-        tls_time.as_secs_f64(),
-        t.elapsed().as_secs_f64()
-    );
-    assert_eq!(plain, tokens);
-    assert_eq!(plain_bytes, tls_bytes);
 }
 
 #[test]
@@ -200,7 +143,7 @@ fn clients_the_server_cannot_trust_are_refused_at_once() {
             "client.key",
         ],
     );
-    let (tokens, _, _) = result(&ok);
+    let tokens = tokens(&ok);
     assert_eq!(tokens, simulated(&dir, &bytes("In the"), 1));
     assert!(server.0.wait().unwrap().success());
 }

@@ -1,13 +1,13 @@
 //! What the command-line tests share: the binary, compiling a model for a test, a process reaped
-//! when the test ends, a `serve` started on a free loopback port, and the simulator's greedy
-//! tokens (the oracle).
+//! when the test ends, a `serve` started on a free loopback port, its `generate` client, and the
+//! simulator's greedy tokens (the oracle).
 #![allow(dead_code)]
 
 use ciphergpt_compiler::fixed::simulate::Simulator;
 use ciphergpt_compiler::plan::file;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
 /// The `ciphergpt` binary, run from the workspace root.
 pub fn exe() -> Command {
@@ -69,6 +69,31 @@ pub fn serve(dir: &Path, extra: &[&str]) -> (Reap, String, BufReader<ChildStderr
     }
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
     (Reap(child), addr, err)
+}
+
+/// The client side of the command's two-party runs: `generate --plan DIR --connect ADDR
+/// --prompt PROMPT --max-new-tokens NEW --timeout TIMEOUT`, stdout and stderr piped; each test
+/// adds its flags (`--json`, `--threads`, `--ot`, TLS, …) and spawns or runs it.
+pub fn generate(dir: &Path, addr: &str, prompt: &str, new: usize, timeout: f64) -> Command {
+    let mut c = exe();
+    c.args(["generate", "--plan"])
+        .arg(dir)
+        .args(["--connect", addr, "--prompt", prompt])
+        .args(["--max-new-tokens", &new.to_string()])
+        .args(["--timeout", &timeout.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// The document of a successful `generate --json`; a failure shows `what` and its stderr.
+pub fn json_doc(out: &Output, what: &str) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// The token ids of a byte-level prompt.

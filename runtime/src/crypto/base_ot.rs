@@ -104,17 +104,16 @@ pub fn recv<C: Channel + ?Sized, R: RngCore + CryptoRng>(
 mod tests {
     use super::*;
     use crate::crypto::prg::Prg;
-    use crate::net::mem;
-    use std::time::Duration;
+    use crate::testing::on_mem_pair;
 
     #[test]
     fn base_ot_matches_definition() {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(10));
         let choices = Prg::new(Block(3)).bools(128);
         let c2 = choices.clone();
-        let h = std::thread::spawn(move || recv(&mut b, &c2, &mut Prg::new(Block(5))).unwrap());
-        let pairs = send(&mut a, 128, &mut Prg::new(Block(4))).unwrap();
-        let got = h.join().unwrap();
+        let ((pairs, a), got) = on_mem_pair(
+            |mut a| (send(&mut a, 128, &mut Prg::new(Block(4))).unwrap(), a),
+            move |mut b| recv(&mut b, &c2, &mut Prg::new(Block(5))).unwrap(),
+        );
         for i in 0..128 {
             assert_eq!(got[i], pairs[i][choices[i] as usize]);
             assert_ne!(got[i], pairs[i][!choices[i] as usize]);
@@ -128,15 +127,15 @@ mod tests {
 
     #[test]
     fn bad_point_is_refused() {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(10));
-        let h = std::thread::spawn(move || {
-            let mut pa = [0u8; 32];
-            b.recv(&mut pa).unwrap();
-            b.send(&[0xffu8; 64]).unwrap();
-            b.flush().unwrap();
-        });
-        let e = send(&mut a, 2, &mut Prg::new(Block(4))).unwrap_err();
-        h.join().unwrap();
+        let (e, ()) = on_mem_pair(
+            |mut a| send(&mut a, 2, &mut Prg::new(Block(4))).unwrap_err(),
+            |mut b| {
+                let mut pa = [0u8; 32];
+                b.recv(&mut pa).unwrap();
+                b.send(&[0xffu8; 64]).unwrap();
+                b.flush().unwrap();
+            },
+        );
         assert!(matches!(e, NetError::Malformed(_)), "{e}");
     }
 }

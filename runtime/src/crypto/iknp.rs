@@ -545,25 +545,28 @@ impl OtPair {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::mem;
-    use std::time::Duration;
+    use crate::testing::on_mem_pair;
 
     fn run_cot(n: usize, seed: u128) -> (Block, Vec<Block>, Vec<bool>, Vec<Block>) {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(20));
         let choices = Prg::new(Block(seed)).bools(n);
         let c2 = choices.clone();
-        let h = std::thread::spawn(move || {
-            let mut r = CotReceiver::setup(&mut b, &mut Prg::new(Block(seed + 1))).unwrap();
-            // Two calls, to check that the streams continue correctly.
-            let mut m = r.recv_cot(&mut b, &c2[..n / 3]).unwrap();
-            m.extend(r.recv_cot(&mut b, &c2[n / 3..]).unwrap());
-            m
-        });
-        let mut s = CotSender::setup(&mut a, &mut Prg::new(Block(seed + 2))).unwrap();
-        let mut k = s.send_cot(&mut a, n / 3).unwrap();
-        k.extend(s.send_cot(&mut a, n - n / 3).unwrap());
-        assert_eq!(s.extended(), n as u64);
-        (s.delta(), k, choices, h.join().unwrap())
+        let ((delta, k), m) = on_mem_pair(
+            |mut a| {
+                let mut s = CotSender::setup(&mut a, &mut Prg::new(Block(seed + 2))).unwrap();
+                let mut k = s.send_cot(&mut a, n / 3).unwrap();
+                k.extend(s.send_cot(&mut a, n - n / 3).unwrap());
+                assert_eq!(s.extended(), n as u64);
+                (s.delta(), k)
+            },
+            move |mut b| {
+                let mut r = CotReceiver::setup(&mut b, &mut Prg::new(Block(seed + 1))).unwrap();
+                // Two calls, to check that the streams continue correctly.
+                let mut m = r.recv_cot(&mut b, &c2[..n / 3]).unwrap();
+                m.extend(r.recv_cot(&mut b, &c2[n / 3..]).unwrap());
+                m
+            },
+        );
+        (delta, k, choices, m)
     }
 
     #[test]
@@ -579,21 +582,24 @@ mod tests {
 
     #[test]
     fn cot_costs_16_bytes_per_ot() {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(20));
         let n = 1 << 16;
-        let h = std::thread::spawn(move || {
-            let mut r = CotReceiver::setup(&mut b, &mut Prg::new(Block(1))).unwrap();
-            let before = b.stats().total;
-            r.recv_cot_random(&mut b, n).unwrap();
-            let after = b.stats().total;
-            (
-                after.bytes_sent - before.bytes_sent,
-                after.rounds - before.rounds,
-            )
-        });
-        let mut s = CotSender::setup(&mut a, &mut Prg::new(Block(2))).unwrap();
-        s.send_cot(&mut a, n).unwrap();
-        let (bytes, rounds) = h.join().unwrap();
+        let (a, (bytes, rounds)) = on_mem_pair(
+            |mut a| {
+                let mut s = CotSender::setup(&mut a, &mut Prg::new(Block(2))).unwrap();
+                s.send_cot(&mut a, n).unwrap();
+                a
+            },
+            move |mut b| {
+                let mut r = CotReceiver::setup(&mut b, &mut Prg::new(Block(1))).unwrap();
+                let before = b.stats().total;
+                r.recv_cot_random(&mut b, n).unwrap();
+                let after = b.stats().total;
+                (
+                    after.bytes_sent - before.bytes_sent,
+                    after.rounds - before.rounds,
+                )
+            },
+        );
         assert_eq!(bytes, 16 * n as u64);
         assert_eq!(rounds, 1);
         assert_eq!(a.stats().scope("base-ot").bytes_sent, 32 * 128);
@@ -601,19 +607,22 @@ mod tests {
 
     #[test]
     fn both_directions_on_one_channel() {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(20));
-        let h = std::thread::spawn(move || {
-            let mut p = OtPair::setup(&mut b, Role::Client, &mut Prg::new(Block(9))).unwrap();
-            let (bits, m) = p.receiver.recv_cot_random(&mut b, 500).unwrap();
-            let k = p.sender.send_cot(&mut b, 300).unwrap();
-            (bits, m, k, p.sender.delta())
-        });
-        let mut p = OtPair::setup(&mut a, Role::Server, &mut Prg::new(Block(8))).unwrap();
-        let mut k = vec![Block::ZERO; 500];
-        p.sender.send_cot_random_into(&mut a, &mut k).unwrap();
         let choices = Prg::new(Block(1)).bools(300);
-        let m2 = p.receiver.recv_cot(&mut a, &choices).unwrap();
-        let (bits, m, k2, d2) = h.join().unwrap();
+        let ((p, k, m2), (bits, m, k2, d2)) = on_mem_pair(
+            |mut a| {
+                let mut p = OtPair::setup(&mut a, Role::Server, &mut Prg::new(Block(8))).unwrap();
+                let mut k = vec![Block::ZERO; 500];
+                p.sender.send_cot_random_into(&mut a, &mut k).unwrap();
+                let m2 = p.receiver.recv_cot(&mut a, &choices).unwrap();
+                (p, k, m2)
+            },
+            |mut b| {
+                let mut p = OtPair::setup(&mut b, Role::Client, &mut Prg::new(Block(9))).unwrap();
+                let (bits, m) = p.receiver.recv_cot_random(&mut b, 500).unwrap();
+                let k = p.sender.send_cot(&mut b, 300).unwrap();
+                (bits, m, k, p.sender.delta())
+            },
+        );
         for i in 0..500 {
             assert_eq!(m[i], k[i] ^ p.sender.delta().and_bit(bits[i]));
         }

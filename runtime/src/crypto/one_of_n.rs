@@ -292,23 +292,24 @@ impl CotReceiver {
 mod tests {
     use super::*;
     use crate::crypto::prg::Prg;
-    use crate::net::mem;
+    use crate::testing::on_mem_pair;
     use rand::Rng;
-    use std::time::Duration;
 
     fn run(n: usize, n_msgs: usize, bits: u32) {
         let mut p = Prg::from_entropy();
         let msgs = p.values(n * n_msgs, bits);
         let choices: Vec<u32> = (0..n).map(|_| p.gen_range(0..n_msgs as u32)).collect();
         let (m2, c2) = (msgs.clone(), choices.clone());
-        let (mut a, mut b) = mem::pair(Duration::from_secs(30));
-        let h = std::thread::spawn(move || {
-            let mut r = CotReceiver::setup(&mut b, &mut Prg::from_entropy()).unwrap();
-            r.recv_1_of_n(&mut b, &c2, n_msgs, bits).unwrap()
-        });
-        let mut s = CotSender::setup(&mut a, &mut Prg::from_entropy()).unwrap();
-        s.send_1_of_n(&mut a, &m2, n_msgs, bits).unwrap();
-        let got = h.join().unwrap();
+        let ((), got) = on_mem_pair(
+            |mut a| {
+                let mut s = CotSender::setup(&mut a, &mut Prg::from_entropy()).unwrap();
+                s.send_1_of_n(&mut a, &m2, n_msgs, bits).unwrap();
+            },
+            move |mut b| {
+                let mut r = CotReceiver::setup(&mut b, &mut Prg::from_entropy()).unwrap();
+                r.recv_1_of_n(&mut b, &c2, n_msgs, bits).unwrap()
+            },
+        );
         for i in 0..n {
             assert_eq!(
                 got[i],
@@ -334,16 +335,18 @@ mod tests {
         // the receiver cannot open, must look uniform.
         let n = 4096;
         let mut counts = [0u32; 256];
-        let (mut a, b) = mem::pair(Duration::from_secs(30));
-        let h = std::thread::spawn(move || {
-            let mut tb = crate::net::tap::Tap::new(b);
-            let mut r = CotReceiver::setup(&mut tb, &mut Prg::from_entropy()).unwrap();
-            r.recv_1_of_n(&mut tb, &vec![3u32; n], 16, 8).unwrap();
-            tb.received
-        });
-        let mut s = CotSender::setup(&mut a, &mut Prg::from_entropy()).unwrap();
-        s.send_1_of_n(&mut a, &vec![0u64; n * 16], 16, 8).unwrap();
-        let recv = h.join().unwrap();
+        let ((), recv) = on_mem_pair(
+            |mut a| {
+                let mut s = CotSender::setup(&mut a, &mut Prg::from_entropy()).unwrap();
+                s.send_1_of_n(&mut a, &vec![0u64; n * 16], 16, 8).unwrap();
+            },
+            move |b| {
+                let mut tb = crate::net::tap::Tap::new(b);
+                let mut r = CotReceiver::setup(&mut tb, &mut Prg::from_entropy()).unwrap();
+                r.recv_1_of_n(&mut tb, &vec![3u32; n], 16, 8).unwrap();
+                tb.received
+            },
+        );
         // The receiver's view: the base OT's 128 points, then the n·16 one-byte ciphertexts.
         assert_eq!(recv.len(), 32 * 128 + 16 * n);
         let cts = &recv[recv.len() - 16 * n..];

@@ -305,8 +305,8 @@ mod tests {
     use super::*;
     use crate::crypto::prg::Prg;
     use crate::net::mem;
+    use crate::testing::on_mem_pair;
     use rand::RngCore;
-    use std::time::Duration;
 
     /// Set up a sender (this thread) and a receiver (another thread) and run `s` and `r` on them.
     pub(crate) fn two_party<S, R, A, B>(s: S, r: R) -> (A, B)
@@ -315,14 +315,16 @@ mod tests {
         R: FnOnce(&mut CotReceiver, &mut mem::MemChannel) -> B + Send + 'static,
         B: Send + 'static,
     {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(30));
-        let h = std::thread::spawn(move || {
-            let mut rc = CotReceiver::setup(&mut b, &mut Prg::from_entropy()).unwrap();
-            r(&mut rc, &mut b)
-        });
-        let mut sc = CotSender::setup(&mut a, &mut Prg::from_entropy()).unwrap();
-        let x = s(&mut sc, &mut a);
-        (x, h.join().unwrap())
+        on_mem_pair(
+            |mut a| {
+                let mut sc = CotSender::setup(&mut a, &mut Prg::from_entropy()).unwrap();
+                s(&mut sc, &mut a)
+            },
+            |mut b| {
+                let mut rc = CotReceiver::setup(&mut b, &mut Prg::from_entropy()).unwrap();
+                r(&mut rc, &mut b)
+            },
+        )
     }
 
     #[test]

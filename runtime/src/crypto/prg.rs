@@ -206,21 +206,25 @@ where
 #[cfg(test)]
 mod common_tests {
     use super::*;
-    use crate::net::{mem, Role};
-    use std::time::Duration;
+    use crate::net::Role;
+    use crate::testing::on_mem_pair;
 
     #[test]
     fn both_parties_get_the_same_stream() {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
-        let h = std::thread::spawn(move || {
-            common_prg(&mut b, Role::Client, &mut Prg::from_entropy())
-                .unwrap()
-                .blocks(10)
-        });
-        let mine = common_prg(&mut a, Role::Server, &mut Prg::from_entropy())
-            .unwrap()
-            .blocks(10);
-        assert_eq!(mine, h.join().unwrap());
+        let ((mine, mut a), theirs) = on_mem_pair(
+            |mut a| {
+                let mine = common_prg(&mut a, Role::Server, &mut Prg::from_entropy())
+                    .unwrap()
+                    .blocks(10);
+                (mine, a)
+            },
+            |mut b| {
+                common_prg(&mut b, Role::Client, &mut Prg::from_entropy())
+                    .unwrap()
+                    .blocks(10)
+            },
+        );
+        assert_eq!(mine, theirs);
         let again = common_prg(&mut a, Role::Server, &mut Prg::from_entropy());
         assert!(again.is_err(), "the peer is gone");
     }

@@ -514,8 +514,8 @@ pub(crate) fn derandomize_recv<C: Channel + ?Sized>(
 mod tests {
     use super::*;
     use crate::crypto::iknp::{CotBackend, OtPair};
-    use crate::net::{mem, Role};
-    use std::time::Duration;
+    use crate::net::Role;
+    use crate::testing::on_mem_pair;
 
     #[test]
     fn schedules_chain_their_bases() {
@@ -529,28 +529,31 @@ mod tests {
 
     #[test]
     fn random_cots_over_several_batches() {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(30));
         let n = 3 * lpn::TEST_ONLY_TINY.n + 123;
-        let h = std::thread::spawn(move || {
-            let mut p = OtPair::setup_with(
-                &mut b,
-                Role::Client,
-                CotBackend::SilentTestOnly,
-                &mut Prg::from_entropy(),
-            )
-            .unwrap();
-            p.receiver.recv_cot_random(&mut b, n).unwrap()
-        });
-        let mut p = OtPair::setup_with(
-            &mut a,
-            Role::Server,
-            CotBackend::SilentTestOnly,
-            &mut Prg::from_entropy(),
-        )
-        .unwrap();
-        let mut v = vec![Block::ZERO; n];
-        p.sender.send_cot_random_into(&mut a, &mut v).unwrap();
-        let (u, w) = h.join().unwrap();
+        let ((p, v), (u, w)) = on_mem_pair(
+            |mut a| {
+                let mut p = OtPair::setup_with(
+                    &mut a,
+                    Role::Server,
+                    CotBackend::SilentTestOnly,
+                    &mut Prg::from_entropy(),
+                )
+                .unwrap();
+                let mut v = vec![Block::ZERO; n];
+                p.sender.send_cot_random_into(&mut a, &mut v).unwrap();
+                (p, v)
+            },
+            move |mut b| {
+                let mut p = OtPair::setup_with(
+                    &mut b,
+                    Role::Client,
+                    CotBackend::SilentTestOnly,
+                    &mut Prg::from_entropy(),
+                )
+                .unwrap();
+                p.receiver.recv_cot_random(&mut b, n).unwrap()
+            },
+        );
         let delta = p.sender.delta();
         for i in 0..n {
             assert_eq!(w[i], v[i] ^ delta.and_bit(u[i]), "COT {i}");

@@ -82,20 +82,21 @@ pub fn bit_triples<C: Channel + ?Sized>(
 mod tests {
     use super::*;
     use crate::crypto::prg::Prg;
-    use crate::net::mem;
-    use std::time::Duration;
+    use crate::testing::on_mem_pair;
 
     #[test]
     fn triples_are_correct_and_uniform() {
         let n = 10_000;
-        let (mut x, mut y) = mem::pair(Duration::from_secs(30));
-        let h = std::thread::spawn(move || {
-            let mut ot = OtPair::setup(&mut y, Role::Client, &mut Prg::from_entropy()).unwrap();
-            bit_triples(&mut ot, &mut y, Role::Client, n).unwrap()
-        });
-        let mut ot = OtPair::setup(&mut x, Role::Server, &mut Prg::from_entropy()).unwrap();
-        let t0 = bit_triples(&mut ot, &mut x, Role::Server, n).unwrap();
-        let t1 = h.join().unwrap();
+        let (t0, t1) = on_mem_pair(
+            |mut x| {
+                let mut ot = OtPair::setup(&mut x, Role::Server, &mut Prg::from_entropy()).unwrap();
+                bit_triples(&mut ot, &mut x, Role::Server, n).unwrap()
+            },
+            move |mut y| {
+                let mut ot = OtPair::setup(&mut y, Role::Client, &mut Prg::from_entropy()).unwrap();
+                bit_triples(&mut ot, &mut y, Role::Client, n).unwrap()
+            },
+        );
         let (mut ca, mut cb, mut cc) = (0, 0, 0);
         for i in 0..n {
             let (a0, b0, c0) = t0.get(i);

@@ -158,6 +158,8 @@ impl Write for Timed {
     }
 }
 
+// Not the two-party harness (`crate::testing`): these tests are of the socket deadlines
+// themselves, on a bare `std::net` socket pair that a thread drips bytes into.
 #[cfg(test)]
 mod tests {
     use super::*;

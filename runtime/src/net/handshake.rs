@@ -131,16 +131,19 @@ mod tests {
     use super::super::wire::{LEN_BYTES, MAGIC, WIRE_VERSION};
     use super::super::{mem, Role, SessionConfig};
     use super::*;
+    use crate::testing::on_two_threads;
     use std::time::Duration;
 
     fn run(
         s: SessionConfig,
         c: SessionConfig,
     ) -> (Result<Hello, NetError>, Result<Hello, NetError>) {
-        let (mut a, mut b) = mem::pair(Duration::from_secs(5));
-        let h = std::thread::spawn(move || handshake(&mut b, &Hello::new(&c, 0, [7; 16])));
-        let ra = handshake(&mut a, &Hello::new(&s, 0, [0; 16]));
-        (ra, h.join().unwrap())
+        // The harness on a pair with a short timeout: a refused hello fails at once anyway.
+        on_two_threads(
+            mem::pair(Duration::from_secs(5)),
+            |mut a| handshake(&mut a, &Hello::new(&s, 0, [0; 16])),
+            move |mut b| handshake(&mut b, &Hello::new(&c, 0, [7; 16])),
+        )
     }
 
     #[test]
@@ -187,15 +190,17 @@ mod tests {
         assert_eq!(lanes(&Hello::new(&s, 0, [0; 16]), &a), 2);
         assert_eq!(lanes(&Hello::new(&c, 0, [7; 16]), &b), 2);
         // Channel 1 with counts that differ is refused by both.
-        let (mut x, mut y) = mem::pair(Duration::from_secs(5));
-        let h = std::thread::spawn(move || {
-            handshake(&mut y, &Hello::new(&c, 1, [7; 16]).lanes(2))
-                .unwrap_err()
-                .to_string()
-        });
-        let e = handshake(&mut x, &Hello::new(&s, 1, [7; 16]).lanes(3)).unwrap_err();
+        let (e, theirs) = on_two_threads(
+            mem::pair(Duration::from_secs(5)),
+            |mut x| handshake(&mut x, &Hello::new(&s, 1, [7; 16]).lanes(3)).unwrap_err(),
+            move |mut y| {
+                handshake(&mut y, &Hello::new(&c, 1, [7; 16]).lanes(2))
+                    .unwrap_err()
+                    .to_string()
+            },
+        );
         assert!(e.to_string().contains("channel count differs"), "{e}");
-        assert!(h.join().unwrap().contains("channel count differs"));
+        assert!(theirs.contains("channel count differs"));
     }
 
     #[test]

@@ -186,6 +186,8 @@ impl Drop for MemChannel {
     }
 }
 
+// Not the two-party harness (`crate::testing`), which is built on this channel: these tests are
+// of the in-memory channel itself (its buffering, disconnection and timeouts).
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -524,6 +524,8 @@ impl SessionConfig {
     }
 }
 
+// The channel layer's own tests (framing, scopes, accounting) on bare in-memory pairs with short
+// timeouts, not the two-party harness (`crate::testing`) built on them.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -421,6 +421,9 @@ fn connect_one(addr: &str, timeout: Duration) -> Result<TcpStream, NetError> {
     }
 }
 
+// Not the two-party harness (`crate::testing`): these tests are of the TCP transport itself
+// (its listener, connect retries, lane negotiation, peers that drip, stall or vanish), so each
+// opens its sockets as the case needs, with short timeouts.
 #[cfg(test)]
 mod tests {
     use super::super::{Role, WireMessage};

@@ -337,6 +337,9 @@ impl Write for TlsStream {
     }
 }
 
+// Not the two-party harness (`crate::testing`): these tests are of the TLS transport against
+// plain TCP (certificates, refusals, a TLS peer of a plaintext one), so each opens its own
+// sockets with its own TLS configuration.
 #[cfg(test)]
 mod tests {
     use super::super::tcp::{connect, Listener};

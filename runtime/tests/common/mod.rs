@@ -1,76 +1,25 @@
-//! Two-party test harness: both roles as threads, over the in-memory channel or TCP loopback.
+//! What the runtime's test binaries share: the two-party harness (`ciphergpt_runtime::testing`,
+//! both roles as threads, over the in-memory channel or TCP loopback) with the OT extension and
+//! transport in the name, one party's view (`tapped_two_party`), whole sessions
+//! (`session_pair`), random values, uniformity checks, the trained model, cost formulas.
 #![allow(dead_code)]
 
-use std::time::Duration;
+pub use ciphergpt_runtime::crypto::CotBackend;
+use ciphergpt_runtime::crypto::{OtPair, Prg};
+use ciphergpt_runtime::net::tap::Tap;
+use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::testing::two_party as two_party_on;
+pub use ciphergpt_runtime::testing::{on_mem_pair, on_session, Peer, Transport};
 
-use ciphergpt_runtime::crypto::{CotBackend, OtPair, Prg};
-use ciphergpt_runtime::net::{mem, tcp, Channel, Role, SessionConfig};
-
-/// One peer: its channel, its OT extension (both directions), its role and its randomness.
-pub struct Peer {
-    pub ch: Box<dyn Channel>,
-    pub ot: OtPair,
-    pub role: Role,
-    pub rng: Prg,
-}
-
-fn party(mut ch: Box<dyn Channel>, role: Role, backend: CotBackend) -> Peer {
-    let mut rng = Prg::from_entropy();
-    let ot = OtPair::setup_with(&mut ch, role, backend, &mut rng).unwrap();
-    Peer { ch, ot, role, rng }
-}
-
-impl Peer {
-    /// This peer as a protocol's party: its OT, its channel, its role.
-    pub fn party(&mut self) -> ciphergpt_runtime::protocols::Party<'_, dyn Channel> {
-        ciphergpt_runtime::protocols::Party::new(&mut self.ot, &mut *self.ch, self.role)
-    }
-}
-
-/// Run `s` as the server (this thread) and `c` as the client (another thread) in memory, with
-/// the OT extension `backend`.
-fn two_party_with<A, B, S, C>(backend: CotBackend, s: S, c: C) -> (A, B)
-where
-    S: FnOnce(&mut Peer) -> A,
-    C: FnOnce(&mut Peer) -> B + Send + 'static,
-    B: Send + 'static,
-{
-    let (a, b) = mem::pair(Duration::from_secs(60));
-    let h = std::thread::spawn(move || c(&mut party(Box::new(b), Role::Client, backend)));
-    let x = s(&mut party(Box::new(a), Role::Server, backend));
-    (x, h.join().unwrap())
-}
-
-/// The same over TCP on loopback.
-fn two_party_tcp_with<A, B, S, C>(backend: CotBackend, s: S, c: C) -> (A, B)
-where
-    S: FnOnce(&mut Peer) -> A,
-    C: FnOnce(&mut Peer) -> B + Send + 'static,
-    B: Send + 'static,
-{
-    let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().to_string();
-    let mut cfg = SessionConfig::new(Role::Client, [7; 32]);
-    cfg.timeout = Duration::from_secs(60);
-    let h = std::thread::spawn(move || {
-        let ch = tcp::connect(&addr, &cfg).unwrap().pop().unwrap();
-        c(&mut party(Box::new(ch), Role::Client, backend))
-    });
-    let mut scfg = SessionConfig::new(Role::Server, [7; 32]);
-    scfg.timeout = Duration::from_secs(60);
-    let ch = l.accept(&scfg).unwrap().pop().unwrap();
-    let x = s(&mut party(Box::new(ch), Role::Server, backend));
-    (x, h.join().unwrap())
-}
-
-/// Both roles in memory on silent OT (the sessions' default).
+/// Both roles in memory on silent OT (the sessions' default): `s` as the server (this thread),
+/// `c` as the client (another thread).
 pub fn two_party<A, B, S, C>(s: S, c: C) -> (A, B)
 where
     S: FnOnce(&mut Peer) -> A,
     C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
-    two_party_with(CotBackend::Silent, s, c)
+    two_party_on(Transport::Mem, CotBackend::Silent, s, c)
 }
 
 /// Both roles over TCP loopback on silent OT.
@@ -80,7 +29,7 @@ where
     C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
-    two_party_tcp_with(CotBackend::Silent, s, c)
+    two_party_on(Transport::Tcp, CotBackend::Silent, s, c)
 }
 
 /// [`two_party`] on IKNP OT extension (for tests of IKNP's exact costs and wire format).
@@ -90,7 +39,7 @@ where
     C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
-    two_party_with(CotBackend::Iknp, s, c)
+    two_party_on(Transport::Mem, CotBackend::Iknp, s, c)
 }
 
 /// [`two_party_tcp`] on IKNP OT extension.
@@ -100,7 +49,32 @@ where
     C: FnOnce(&mut Peer) -> B + Send + 'static,
     B: Send + 'static,
 {
-    two_party_tcp_with(CotBackend::Iknp, s, c)
+    two_party_on(Transport::Tcp, CotBackend::Iknp, s, c)
+}
+
+/// What one party sees: both roles in memory, each with the OT extension `backend` set up,
+/// `tapped` on this thread on a [`Tap`] of its channel (its `received` bytes from the OT setup
+/// on), the other role on another thread; returns both results.
+pub fn tapped_two_party<A, B, M, T>(tapped: Role, backend: CotBackend, mine: M, theirs: T) -> (A, B)
+where
+    M: FnOnce(&mut OtPair, &mut Tap<mem::MemChannel>) -> A,
+    T: FnOnce(&mut OtPair, &mut mem::MemChannel) -> B + Send + 'static,
+    B: Send + 'static,
+{
+    let setup = move |ch: &mut dyn Channel, role| {
+        OtPair::setup_with(ch, role, backend, &mut Prg::from_entropy()).unwrap()
+    };
+    on_mem_pair(
+        |ch| {
+            let mut tap = Tap::new(ch);
+            let mut ot = setup(&mut tap, tapped);
+            mine(&mut ot, &mut tap)
+        },
+        move |mut ch| {
+            let mut ot = setup(&mut ch, tapped.other());
+            theirs(&mut ot, &mut ch)
+        },
+    )
 }
 
 /// Random ℓ-bit values with the edge values first: 0, 1, −1, ±max, 2^(ℓ−1) and its neighbours.
@@ -313,4 +287,59 @@ pub fn inv_pow_bits(t: &ciphergpt_compiler::fixed::semantics::InvTables, n: u64)
         + 2 * (t.index_bits as u64 * 128 + (64u64 << t.index_bits))
         + 2 * (64 * 128 + (1..=64).sum::<u64>())
         + trunc_nn(t.out_shift)
+}
+
+/// A whole session over `transport`: `session::serve` with the weights here and
+/// `session::generate` of `prompt` and `new` tokens with the client's `options` on another
+/// thread, the server offering `lanes.0` lanes and the client asking for `lanes.1`; returns the
+/// client's tokens and report and the server's report.
+#[allow(clippy::too_many_arguments)]
+pub fn session_pair(
+    transport: Transport,
+    lanes: (usize, usize),
+    plan: &std::sync::Arc<ciphergpt_compiler::plan::Plan>,
+    weights: &std::sync::Arc<ciphergpt_compiler::plan::WeightsFile>,
+    prompt: &[i64],
+    new: usize,
+    options: ciphergpt_runtime::session::ClientOptions,
+    server_seed: Option<u64>,
+) -> (
+    Vec<usize>,
+    ciphergpt_runtime::session::SessionReport,
+    ciphergpt_runtime::session::SessionReport,
+) {
+    use ciphergpt_runtime::exec::EncodedModel;
+    use ciphergpt_runtime::net::Channel;
+    use ciphergpt_runtime::session;
+    let split = |v: Vec<Box<dyn Channel>>| {
+        let mut it = v.into_iter();
+        (it.next().unwrap(), it.collect::<Vec<_>>())
+    };
+    let (pc, prompt) = (plan.clone(), prompt.to_vec());
+    let (server, (tokens, report)) = on_session(
+        transport,
+        lanes,
+        |chans| {
+            let (mut ch, more) = split(chans);
+            let prepared = EncodedModel::new(plan, Some(weights)).unwrap();
+            session::serve(&mut ch, more, plan, &prepared, server_seed).unwrap()
+        },
+        move |chans| {
+            let (mut ch, more) = split(chans);
+            let prepared = EncodedModel::new(&pc, None).unwrap();
+            session::generate(
+                &mut ch,
+                more,
+                &pc,
+                &prepared,
+                &prompt,
+                new,
+                &options,
+                None,
+                |_, _| true,
+            )
+            .unwrap()
+        },
+    );
+    (tokens, report, server)
 }

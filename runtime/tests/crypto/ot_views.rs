@@ -1,28 +1,29 @@
 //! What each party sees: the OT sender's view must not depend on the receiver's choice bits, and
 //! OT runs over real TCP sockets (loopback, two threads) as it does in memory.
 
-use std::time::Duration;
-
+use crate::common::{on_mem_pair, on_session, Transport};
 use ciphergpt_runtime::crypto::{Block, CotReceiver, CotSender, OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, tcp, Channel, Role, SessionConfig};
+use ciphergpt_runtime::net::{Channel, Role};
 
 /// Run `n` COTs with the given choices; return the sender's view: (Δ, its outputs K, every byte
 /// it received after the base OTs).
 fn sender_view(choices: Vec<bool>) -> (Block, Vec<Block>, Vec<u8>) {
-    let (a, mut b) = mem::pair(Duration::from_secs(30));
-    let h = std::thread::spawn(move || {
-        let mut r = CotReceiver::setup(&mut b, &mut Prg::from_entropy()).unwrap();
-        r.recv_cot(&mut b, &choices).unwrap();
-    });
-    let mut tap = Tap::new(a);
-    let mut s = CotSender::setup(&mut tap, &mut Prg::from_entropy()).unwrap();
-    let setup_bytes = tap.received.len();
-    let n = 1 << 15;
-    let k = s.send_cot(&mut tap, n).unwrap();
-    h.join().unwrap();
-    let view = tap.received[setup_bytes..].to_vec();
-    (s.delta(), k, view)
+    on_mem_pair(
+        |a| {
+            let mut tap = Tap::new(a);
+            let mut s = CotSender::setup(&mut tap, &mut Prg::from_entropy()).unwrap();
+            let setup_bytes = tap.received.len();
+            let n = 1 << 15;
+            let k = s.send_cot(&mut tap, n).unwrap();
+            (s.delta(), k, tap.received[setup_bytes..].to_vec())
+        },
+        move |mut b| {
+            let mut r = CotReceiver::setup(&mut b, &mut Prg::from_entropy()).unwrap();
+            r.recv_cot(&mut b, &choices).unwrap();
+        },
+    )
+    .0
 }
 
 /// Agreement between bit `bit` of each item and the choice bit, minus n/2, in standard deviations.
@@ -84,82 +85,84 @@ fn sender_view_does_not_depend_on_choices() {
 fn chosen_ot_sender_view_has_fixed_shape() {
     // For chosen-message OT and 1-of-N OT the sender receives only the COT matrix.
     for choice in [false, true] {
-        let (a, mut b) = mem::pair(Duration::from_secs(30));
-        let h = std::thread::spawn(move || {
-            let mut r = CotReceiver::setup(&mut b, &mut Prg::from_entropy()).unwrap();
-            r.recv_ot(&mut b, &vec![choice; 1000]).unwrap();
-            r.recv_1_of_n(&mut b, &vec![choice as u32 * 15; 100], 16, 4)
-                .unwrap()
-        });
-        let mut tap = Tap::new(a);
-        let mut s = CotSender::setup(&mut tap, &mut Prg::from_entropy()).unwrap();
-        let before = tap.received.len();
-        s.send_ot(&mut tap, &vec![[Block(1), Block(2)]; 1000])
-            .unwrap();
-        s.send_1_of_n(&mut tap, &vec![7u64; 1600], 16, 4).unwrap();
-        let got = h.join().unwrap();
+        let (sent, got) = on_mem_pair(
+            |a| {
+                let mut tap = Tap::new(a);
+                let mut s = CotSender::setup(&mut tap, &mut Prg::from_entropy()).unwrap();
+                let before = tap.received.len();
+                s.send_ot(&mut tap, &vec![[Block(1), Block(2)]; 1000])
+                    .unwrap();
+                s.send_1_of_n(&mut tap, &vec![7u64; 1600], 16, 4).unwrap();
+                tap.received.len() - before
+            },
+            move |mut b| {
+                let mut r = CotReceiver::setup(&mut b, &mut Prg::from_entropy()).unwrap();
+                r.recv_ot(&mut b, &vec![choice; 1000]).unwrap();
+                r.recv_1_of_n(&mut b, &vec![choice as u32 * 15; 100], 16, 4)
+                    .unwrap()
+            },
+        );
         assert!(got.iter().all(|&g| g == 7));
         // 1000 OTs pad to 1024, 400 to 512: 16 bytes per OT, nothing else.
-        assert_eq!(tap.received.len() - before, 16 * (1024 + 512));
+        assert_eq!(sent, 16 * (1024 + 512));
     }
 }
 
 #[test]
 fn ot_over_tcp_loopback_in_both_directions_and_several_channels() {
-    let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().to_string();
-    let t = Duration::from_secs(30);
-    let h = std::thread::spawn(move || {
-        let cfg = SessionConfig::new(Role::Client, [9; 32])
-            .with_channels(2)
-            .with_timeout(t);
-        let chans = tcp::connect(&addr, &cfg).unwrap();
-        // One thread per channel, each with its own OT pair.
-        let hs: Vec<_> = chans
-            .into_iter()
-            .map(|mut ch| {
-                std::thread::spawn(move || {
-                    let mut p = OtPair::setup_iknp(&mut ch, Role::Client, &mut Prg::from_entropy())
-                        .unwrap();
-                    let (b, m) = p.receiver.recv_cot_random(&mut ch, 100_000).unwrap();
-                    let k = p.sender.send_cot(&mut ch, 50_000).unwrap();
-                    ch.send_blocks(&[p.sender.delta()]).unwrap();
-                    ch.send_blocks(&k).unwrap();
-                    ch.flush().unwrap();
-                    (b, m)
+    // A session of two lanes, one thread per channel at each party, each with its own OT pair.
+    let (server, client) = on_session(
+        Transport::Tcp,
+        (2, 2),
+        |chans| {
+            let hs: Vec<_> = chans
+                .into_iter()
+                .map(|mut ch| {
+                    std::thread::spawn(move || {
+                        let mut p =
+                            OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy())
+                                .unwrap();
+                        let k = p.sender.send_cot(&mut ch, 100_000).unwrap();
+                        let choices = Prg::from_entropy().bools(50_000);
+                        let m = p.receiver.recv_cot(&mut ch, &choices).unwrap();
+                        let mut d = [Block::ZERO];
+                        ch.recv_blocks(&mut d).unwrap();
+                        let mut k2 = vec![Block::ZERO; 50_000];
+                        ch.recv_blocks(&mut k2).unwrap();
+                        for i in 0..50_000 {
+                            assert_eq!(m[i], k2[i] ^ d[0].and_bit(choices[i]));
+                        }
+                        (p.sender.delta(), k, ch.stats())
+                    })
                 })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap())
-            .collect::<Vec<_>>()
-    });
-    let cfg = SessionConfig::new(Role::Server, [9; 32])
-        .with_channels(2)
-        .with_timeout(t);
-    let chans = l.accept(&cfg).unwrap();
-    let hs: Vec<_> = chans
-        .into_iter()
-        .map(|mut ch| {
-            std::thread::spawn(move || {
-                let mut p =
-                    OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-                let k = p.sender.send_cot(&mut ch, 100_000).unwrap();
-                let choices = Prg::from_entropy().bools(50_000);
-                let m = p.receiver.recv_cot(&mut ch, &choices).unwrap();
-                let mut d = [Block::ZERO];
-                ch.recv_blocks(&mut d).unwrap();
-                let mut k2 = vec![Block::ZERO; 50_000];
-                ch.recv_blocks(&mut k2).unwrap();
-                for i in 0..50_000 {
-                    assert_eq!(m[i], k2[i] ^ d[0].and_bit(choices[i]));
-                }
-                (p.sender.delta(), k, ch.stats())
-            })
-        })
-        .collect();
-    let server: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
-    let client = h.join().unwrap();
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        },
+        |chans| {
+            let hs: Vec<_> = chans
+                .into_iter()
+                .map(|mut ch| {
+                    std::thread::spawn(move || {
+                        let mut p =
+                            OtPair::setup_iknp(&mut ch, Role::Client, &mut Prg::from_entropy())
+                                .unwrap();
+                        let (b, m) = p.receiver.recv_cot_random(&mut ch, 100_000).unwrap();
+                        let k = p.sender.send_cot(&mut ch, 50_000).unwrap();
+                        ch.send_blocks(&[p.sender.delta()]).unwrap();
+                        ch.send_blocks(&k).unwrap();
+                        ch.flush().unwrap();
+                        (b, m)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        },
+    );
+    assert_eq!((server.len(), client.len()), (2, 2));
     for ((delta, k, stats), (b, m)) in server.iter().zip(client) {
         for i in 0..100_000 {
             assert_eq!(m[i], k[i] ^ delta.and_bit(b[i]));

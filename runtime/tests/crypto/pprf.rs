@@ -5,12 +5,10 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_runtime::crypto::pprf::{self, TreeGroup};
 use ciphergpt_runtime::crypto::{Block, OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, scoped, Channel, NetError, Role};
+use ciphergpt_runtime::net::{scoped, Channel, NetError, Role};
 use common::*;
 use rand::Rng;
 
@@ -187,17 +185,20 @@ fn receiver_view(
     roots: Vec<Block>,
     points: Vec<usize>,
 ) -> (Vec<u8>, Vec<Block>, Vec<Block>) {
-    let (a, mut b) = mem::pair(Duration::from_secs(60));
-    let h = std::thread::spawn(move || {
-        let mut ot = OtPair::setup(&mut b, Role::Server, &mut Prg::from_entropy()).unwrap();
-        pprf::send(&mut ot.sender, &mut b, size, &roots).unwrap()
-    });
-    let mut tap = Tap::new(a);
-    let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-    let start = tap.received.len();
-    let got = pprf::recv(&mut ot.receiver, &mut tap, size, &points).unwrap();
-    let sent = h.join().unwrap();
-    (tap.received[start..].to_vec(), got, sent)
+    let ((view, got), sent) = on_mem_pair(
+        |a| {
+            let mut tap = Tap::new(a);
+            let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+            let start = tap.received.len();
+            let got = pprf::recv(&mut ot.receiver, &mut tap, size, &points).unwrap();
+            (tap.received[start..].to_vec(), got)
+        },
+        move |mut b| {
+            let mut ot = OtPair::setup(&mut b, Role::Server, &mut Prg::from_entropy()).unwrap();
+            pprf::send(&mut ot.sender, &mut b, size, &roots).unwrap()
+        },
+    );
+    (view, got, sent)
 }
 
 /// The receiver's view does not depend on its points and tells nothing of the punctured leaf: for
@@ -261,17 +262,20 @@ fn sender_view_is_independent_of_the_points() {
             _ => (0..trees).map(|_| p.gen_range(0..size)).collect(),
         };
         let roots = p.blocks(trees);
-        let (a, mut b) = mem::pair(Duration::from_secs(60));
-        let h = std::thread::spawn(move || {
-            let mut ot = OtPair::setup(&mut b, Role::Client, &mut Prg::from_entropy()).unwrap();
-            pprf::recv(&mut ot.receiver, &mut b, size, &points).unwrap();
-        });
-        let mut tap = Tap::new(a);
-        let mut ot = OtPair::setup(&mut tap, Role::Server, &mut Prg::from_entropy()).unwrap();
-        let start = tap.received.len();
-        pprf::send(&mut ot.sender, &mut tap, size, &roots).unwrap();
-        h.join().unwrap();
-        let view = &tap.received[start..];
+        let (view, ()) = on_mem_pair(
+            |a| {
+                let mut tap = Tap::new(a);
+                let mut ot =
+                    OtPair::setup(&mut tap, Role::Server, &mut Prg::from_entropy()).unwrap();
+                let start = tap.received.len();
+                pprf::send(&mut ot.sender, &mut tap, size, &roots).unwrap();
+                tap.received[start..].to_vec()
+            },
+            move |mut b| {
+                let mut ot = OtPair::setup(&mut b, Role::Client, &mut Prg::from_entropy()).unwrap();
+                pprf::recv(&mut ot.receiver, &mut b, size, &points).unwrap();
+            },
+        );
         lens.push(view.len());
         let ones: u32 = view.iter().map(|x| x.count_ones()).sum();
         let z = z_fair(ones as usize, 8 * view.len());

@@ -3,54 +3,37 @@
 //! the default schedule's batches (Ferret's sets, over TCP); balanced choices and outputs; the
 //! sender's view of chosen choices; its cost against IKNP.
 
-use std::time::{Duration, Instant};
+use crate::common::{on_mem_pair, Transport};
+use std::time::Instant;
 
 use ciphergpt_runtime::crypto::lpn::{
     LpnParams, FERRET_BOOT, FERRET_MAIN, FERRET_SETUP, TEST_ONLY_TINY,
 };
 use ciphergpt_runtime::crypto::{Block, CotBackend, OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, tcp, Channel, Role, SessionConfig};
+use ciphergpt_runtime::net::{Channel, Role};
+use ciphergpt_runtime::testing;
 use rand::RngCore;
 
-/// Set up an [`OtPair`] on `ch` and run `f` on it.
-fn party<T>(
-    mut ch: Box<dyn Channel>,
-    role: Role,
-    backend: CotBackend,
-    f: impl FnOnce(&mut OtPair, &mut dyn Channel) -> T,
-) -> T {
-    let mut ot = OtPair::setup_with(&mut ch, role, backend, &mut Prg::from_entropy()).unwrap();
-    f(&mut ot, &mut *ch)
-}
-
-/// Run `s` as the server and `c` as the client, both with `backend`, in memory or over TCP.
+/// Run `s` as the server and `c` as the client, both with `backend`, in memory or over TCP (the
+/// runtime's harness).
 fn pair_run<A, B, S, C>(backend: CotBackend, over_tcp: bool, s: S, c: C) -> (A, B)
 where
     S: FnOnce(&mut OtPair, &mut dyn Channel) -> A,
     C: FnOnce(&mut OtPair, &mut dyn Channel) -> B + Send + 'static,
     B: Send + 'static,
 {
-    if over_tcp {
-        let l = tcp::Listener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().to_string();
-        let mut cfg = SessionConfig::new(Role::Client, [3; 32]);
-        cfg.timeout = Duration::from_secs(60);
-        let h = std::thread::spawn(move || {
-            let ch = tcp::connect(&addr, &cfg).unwrap().pop().unwrap();
-            party(Box::new(ch), Role::Client, backend, c)
-        });
-        let mut scfg = SessionConfig::new(Role::Server, [3; 32]);
-        scfg.timeout = Duration::from_secs(60);
-        let ch = l.accept(&scfg).unwrap().pop().unwrap();
-        let x = party(Box::new(ch), Role::Server, backend, s);
-        (x, h.join().unwrap())
+    let transport = if over_tcp {
+        Transport::Tcp
     } else {
-        let (a, b) = mem::pair(Duration::from_secs(60));
-        let h = std::thread::spawn(move || party(Box::new(b), Role::Client, backend, c));
-        let x = party(Box::new(a), Role::Server, backend, s);
-        (x, h.join().unwrap())
-    }
+        Transport::Mem
+    };
+    testing::two_party(
+        transport,
+        backend,
+        |p| s(&mut p.ot, &mut *p.ch),
+        move |p| c(&mut p.ot, &mut *p.ch),
+    )
 }
 
 /// Bytes the receiver and the sender send for the batches `ps` of one direction, the first
@@ -260,32 +243,34 @@ fn sender_view_does_not_depend_on_choices() {
         ),
     ] {
         let c2 = choices.clone();
-        let (a, mut b) = mem::pair(Duration::from_secs(30));
-        let h = std::thread::spawn(move || {
-            let mut ot = OtPair::setup_with(
-                &mut b,
-                Role::Client,
-                CotBackend::SilentTestOnly,
-                &mut Prg::from_entropy(),
-            )
-            .unwrap();
-            // Run the first batches, then the measured call.
-            ot.receiver.recv_cot_random(&mut b, 40_000).unwrap();
-            ot.receiver.recv_cot(&mut b, &c2).unwrap();
-        });
-        let mut tap = Tap::new(a);
-        let mut ot = OtPair::setup_with(
-            &mut tap,
-            Role::Server,
-            CotBackend::SilentTestOnly,
-            &mut Prg::from_entropy(),
-        )
-        .unwrap();
-        send(&mut ot, &mut tap, 40_000, true);
-        let before = tap.received.len();
-        ot.sender.send_cot(&mut tap, n).unwrap();
-        h.join().unwrap();
-        let view = &tap.received[before..];
+        let (view, ()) = on_mem_pair(
+            |a| {
+                let mut tap = Tap::new(a);
+                let mut ot = OtPair::setup_with(
+                    &mut tap,
+                    Role::Server,
+                    CotBackend::SilentTestOnly,
+                    &mut Prg::from_entropy(),
+                )
+                .unwrap();
+                send(&mut ot, &mut tap, 40_000, true);
+                let before = tap.received.len();
+                ot.sender.send_cot(&mut tap, n).unwrap();
+                tap.received[before..].to_vec()
+            },
+            move |mut b| {
+                let mut ot = OtPair::setup_with(
+                    &mut b,
+                    Role::Client,
+                    CotBackend::SilentTestOnly,
+                    &mut Prg::from_entropy(),
+                )
+                .unwrap();
+                // Run the first batches, then the measured call.
+                ot.receiver.recv_cot_random(&mut b, 40_000).unwrap();
+                ot.receiver.recv_cot(&mut b, &c2).unwrap();
+            },
+        );
         // Batches run first inside the call; its marker byte and d (n bits) come last.
         let d = &view[view.len() - n / 8..];
         assert_eq!(view[view.len() - n / 8 - 1], 1);

@@ -10,15 +10,13 @@ use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::plan::{Plan, WeightsFile};
 use ciphergpt_runtime::crypto::{CotBackend, OtPair, Prg};
 use ciphergpt_runtime::exec::{EncodedModel, Executor, InstructionCost, Lane};
-use ciphergpt_runtime::net::{mem, Channel, Role, SessionConfig};
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
-use ciphergpt_runtime::session::{self, ClientOptions, SessionReport};
-use common::logits_register;
-use common::trained_with;
+use ciphergpt_runtime::session::{ClientOptions, SessionReport};
+use common::{logits_register, on_mem_pair, on_session, session_pair, trained_with, Transport};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 fn compiled() -> &'static (Arc<Plan>, Arc<WeightsFile>) {
     static C: OnceLock<(Arc<Plan>, Arc<WeightsFile>)> = OnceLock::new();
@@ -62,15 +60,15 @@ fn all_bytes(ch: &dyn Channel, ex: &Executor) -> u64 {
 /// and `steps` decode steps, keep everything.
 fn party(
     role: Role,
-    chans: Vec<mem::MemChannel>,
+    chans: Vec<Box<dyn Channel>>,
     plan: &Plan,
     weights: Option<&WeightsFile>,
     prompt: &[i64],
     steps: usize,
 ) -> Side {
     let mut chans = chans.into_iter();
-    let mut ch: Box<dyn Channel> = Box::new(chans.next().unwrap());
-    let more: Vec<Box<dyn Channel>> = chans.map(|c| Box::new(c) as Box<dyn Channel>).collect();
+    let mut ch = chans.next().unwrap();
+    let more: Vec<Box<dyn Channel>> = chans.collect();
     let mut ot = OtPair::setup(&mut ch, role, &mut Prg::from_entropy()).unwrap();
     let he = DuplexHe::setup(&mut ch, role).unwrap();
     let (lanes, _) = Lane::setup_all(more, role, CotBackend::Silent).unwrap();
@@ -115,17 +113,19 @@ fn party(
 /// Server and client on `lanes` in-memory lanes (negotiated as a TCP session is).
 fn run(lanes: usize, prompt: &[i64], steps: usize) -> (Side, Side) {
     let (plan, weights) = compiled();
-    let cfg = |role| {
-        SessionConfig::new(role, [1; 32])
-            .with_channels(lanes)
-            .with_timeout(Duration::from_secs(60))
-    };
-    let (s, c) = mem::session(&cfg(Role::Server), &cfg(Role::Client)).unwrap();
-    assert_eq!((s.len(), c.len()), (lanes, lanes));
     let (pc, p) = (plan.clone(), prompt.to_vec());
-    let h = std::thread::spawn(move || party(Role::Client, c, &pc, None, &p, steps));
-    let server = party(Role::Server, s, plan, Some(weights), prompt, steps);
-    (server, h.join().unwrap())
+    on_session(
+        Transport::Mem,
+        (lanes, lanes),
+        |s| {
+            assert_eq!(s.len(), lanes);
+            party(Role::Server, s, plan, Some(weights), prompt, steps)
+        },
+        move |c| {
+            assert_eq!(c.len(), lanes);
+            party(Role::Client, c, &pc, None, &p, steps)
+        },
+    )
 }
 
 /// Reconstruct register `r` of program `i` as signed values.
@@ -222,62 +222,46 @@ fn three_lanes_equal_the_simulator_and_the_one_lane_run() {
     }
 }
 
-/// A whole session over mem on `lanes` lanes.
+/// A whole session over mem on `lanes` lanes; the server offers more lanes than the client asks
+/// for: the client's ask wins.
 fn session_run(
     lanes: usize,
     prompt: &[i64],
     new: usize,
 ) -> (Vec<usize>, SessionReport, SessionReport) {
     let (plan, weights) = compiled();
-    let cfg = |role, n| {
-        SessionConfig::new(role, [2; 32])
-            .with_channels(n)
-            .with_timeout(Duration::from_secs(60))
+    // The products online, as in the executor's own runs it is compared with.
+    let options = ClientOptions {
+        preprocess_tokens: 0,
+        ..ClientOptions::of_plan(plan)
     };
-    // The server offers more lanes than the client asks for: the client's ask wins.
-    let (s, c) = mem::session(&cfg(Role::Server, lanes + 2), &cfg(Role::Client, lanes)).unwrap();
-    let boxed = |v: Vec<mem::MemChannel>| -> (Box<dyn Channel>, Vec<Box<dyn Channel>>) {
-        let mut it = v.into_iter().map(|c| Box::new(c) as Box<dyn Channel>);
-        (it.next().unwrap(), it.collect())
-    };
-    let ((mut sch, smore), (mut cch, cmore)) = (boxed(s), boxed(c));
-    let (ps, w) = (plan.clone(), weights.clone());
-    let server = std::thread::spawn(move || {
-        let prepared = EncodedModel::new(&ps, Some(&w)).unwrap();
-        session::serve(&mut sch, smore, &ps, &prepared, None).unwrap()
-    });
-    let prepared = EncodedModel::new(plan, None).unwrap();
-    let (tokens, report) = session::generate(
-        &mut cch,
-        cmore,
+    session_pair(
+        Transport::Mem,
+        (lanes + 2, lanes),
         plan,
-        &prepared,
+        weights,
         prompt,
         new,
-        // The products online, as in the executor's own runs it is compared with.
-        &ClientOptions {
-            preprocess_tokens: 0,
-            ..ClientOptions::of_plan(plan)
-        },
+        options,
         None,
-        |_, _| true,
     )
-    .unwrap();
-    (tokens, report, server.join().unwrap())
 }
 
 /// Bytes of one lane's OT setup and of the RLWE keys' exchange, each measured on its own.
 fn setup_bytes() -> (u64, u64) {
-    let (mut a, mut b) = mem::pair(Duration::from_secs(60));
-    let h = std::thread::spawn(move || {
-        OtPair::setup(&mut b, Role::Client, &mut Prg::from_entropy()).unwrap();
-        DuplexHe::setup(&mut b, Role::Client).unwrap();
-    });
-    OtPair::setup(&mut a, Role::Server, &mut Prg::from_entropy()).unwrap();
-    let ot = a.stats().total.bytes();
-    DuplexHe::setup(&mut a, Role::Server).unwrap();
-    h.join().unwrap();
-    (ot, a.stats().total.bytes() - ot)
+    let (bytes, ()) = on_mem_pair(
+        |mut a| {
+            OtPair::setup(&mut a, Role::Server, &mut Prg::from_entropy()).unwrap();
+            let ot = a.stats().total.bytes();
+            DuplexHe::setup(&mut a, Role::Server).unwrap();
+            (ot, a.stats().total.bytes() - ot)
+        },
+        |mut b| {
+            OtPair::setup(&mut b, Role::Client, &mut Prg::from_entropy()).unwrap();
+            DuplexHe::setup(&mut b, Role::Client).unwrap();
+        },
+    );
+    bytes
 }
 
 #[test]

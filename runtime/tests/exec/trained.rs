@@ -9,10 +9,9 @@ use ciphergpt_compiler::fixed::{self, simulate::Simulator};
 use ciphergpt_compiler::plan::{self, instruction::Op, Plan, Sample, WeightsFile};
 use ciphergpt_runtime::crypto::CotBackend;
 use ciphergpt_runtime::exec::{EncodedModel, Executor};
-use ciphergpt_runtime::net::mem;
 use ciphergpt_runtime::protocols::attention_he::DuplexHe;
 use ciphergpt_runtime::protocols::shares::Ring;
-use ciphergpt_runtime::session::{self, ClientOptions, Decoding, SessionReport};
+use ciphergpt_runtime::session::{ClientOptions, Decoding, SessionReport};
 use common::*;
 use std::sync::Arc;
 
@@ -188,41 +187,18 @@ fn session_run(
         preprocess_tokens: 0,
         ot: CotBackend::Silent,
     };
-    let (tokens, report, server) = session_with(plan, weights, prompt, new, options, server_seed);
-    assert_eq!(server.programs.len(), new);
-    (tokens, report)
-}
-
-/// A whole session with the client's `options`; returns the client's tokens and report and
-/// the server's report.
-fn session_with(
-    plan: &Arc<Plan>,
-    weights: &Arc<WeightsFile>,
-    prompt: &[i64],
-    new: usize,
-    options: ClientOptions,
-    server_seed: Option<u64>,
-) -> (Vec<usize>, SessionReport, SessionReport) {
-    let (mut a, mut b) = mem::pair(std::time::Duration::from_secs(60));
-    let (ps, w) = (plan.clone(), weights.clone());
-    let server = std::thread::spawn(move || {
-        let prepared = EncodedModel::new(&ps, Some(&w)).unwrap();
-        session::serve(&mut a, Vec::new(), &ps, &prepared, server_seed).unwrap()
-    });
-    let prepared = EncodedModel::new(plan, None).unwrap();
-    let out = session::generate(
-        &mut b,
-        Vec::new(),
+    let (tokens, report, server) = session_pair(
+        Transport::Mem,
+        (1, 1),
         plan,
-        &prepared,
+        weights,
         prompt,
         new,
-        &options,
-        None,
-        |_, _| true,
-    )
-    .unwrap();
-    (out.0, out.1, server.join().unwrap())
+        options,
+        server_seed,
+    );
+    assert_eq!(server.programs.len(), new);
+    (tokens, report)
 }
 
 /// The decode program's prepared weight products (the compiler's default): a session that
@@ -259,7 +235,16 @@ fn prepared_products_sessions_equal_the_simulator() {
             preprocess_tokens: batch,
             ot,
         };
-        session_with(&plan, &weights, &prompt, new, options, None)
+        session_pair(
+            Transport::Mem,
+            (1, 1),
+            &plan,
+            &weights,
+            &prompt,
+            new,
+            options,
+            None,
+        )
     };
     // The decode program's GELUs and LayerNorms (two per layer and the final one) are prepared
     // too.

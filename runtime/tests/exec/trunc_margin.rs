@@ -8,12 +8,10 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64, trunc_floor};
 use ciphergpt_runtime::crypto::{OtPair, Prg};
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::cmp;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::trunc::trunc_within_margin;
@@ -123,34 +121,39 @@ fn client_view_does_not_depend_on_the_servers_share() {
         rnd,
     ] {
         let xs = ring.sub_vec(&x, &xc);
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
-        let h = std::thread::spawn(move || {
-            let mut ch = ch_s;
-            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            trunc_within_margin(
-                &mut Party::new(&mut ot, &mut ch, Role::Server),
-                ring,
-                s,
-                &xs,
-            )
-            .unwrap()
-        });
-        let mut tap = Tap::new(ch_c);
-        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-        let start = tap.received.len();
-        let c = trunc_within_margin(
-            &mut Party::new(&mut ot, &mut tap, Role::Client),
-            ring,
-            s,
-            &xc,
-        )
-        .unwrap();
-        let got = ring.add_vec(&h.join().unwrap(), &c);
+        let xc2 = xc.clone();
+        let (server, (c, view)) = on_mem_pair(
+            |mut ch| {
+                let mut ot =
+                    OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
+                trunc_within_margin(
+                    &mut Party::new(&mut ot, &mut ch, Role::Server),
+                    ring,
+                    s,
+                    &xs,
+                )
+                .unwrap()
+            },
+            move |ch| {
+                let mut tap = Tap::new(ch);
+                let mut ot =
+                    OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
+                let start = tap.received.len();
+                let c = trunc_within_margin(
+                    &mut Party::new(&mut ot, &mut tap, Role::Client),
+                    ring,
+                    s,
+                    &xc2,
+                )
+                .unwrap();
+                (c, tap.received[start..].to_vec())
+            },
+        );
+        let got = ring.add_vec(&server, &c);
         for (i, &xi) in x.iter().enumerate() {
             let want = to_ring_u64(trunc_floor(ring.to_signed(xi), s), bits).unwrap();
             assert_eq!(got[i], want);
         }
-        let view = &tap.received[start..];
         lens.push(view.len());
         for pos in 0..8 {
             let ones = view.iter().filter(|&&b| (b >> pos) & 1 == 1).count();

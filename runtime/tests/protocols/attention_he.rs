@@ -7,14 +7,12 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::pack::unpack;
 use ciphergpt_runtime::crypto::rlwe::N as DEG;
 use ciphergpt_runtime::crypto::Prg;
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::attention_he::{
     pv, qk_t, AttnLayout, DuplexHe, Operand, SharedCache,
 };
@@ -450,8 +448,11 @@ fn bytes_and_flights_match_the_cost_formula() {
     }
 }
 
+/// Layouts the protocol cannot run: no heads, no head width, no positions or more than the
+/// ciphertexts hold, a packing that does not fit, rings too wide or too narrow for the noise
+/// budget, and multipliers split into no limbs or too few.
 #[test]
-fn invalid_arguments_are_rejected() {
+fn invalid_layouts_are_rejected() {
     let ring = Ring::new(37).unwrap();
     let bad = |r: Result<AttnLayout, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
     assert!(bad(AttnLayout::new(ring, Operand::Keys, 0, 64, 256)));
@@ -490,158 +491,108 @@ fn invalid_arguments_are_rejected() {
         8,
         1
     )));
-    let (heads, d, maxp) = (2usize, 8usize, 16usize);
-    let c = heads * d;
-    let lk = AttnLayout::new(ring, Operand::Keys, heads, d, maxp).unwrap();
-    let lv = AttnLayout::new(ring, Operand::Values, heads, d, maxp).unwrap();
-    let ring38 = Ring::new(38).unwrap();
-    // Every call below fails on both sides before anything is sent.
-    let calls = move |p: &mut Peer| {
+}
+
+/// The ring (37 bits) and the key and value layouts (2 heads of 8, up to 16 positions) of the
+/// invalid calls below.
+fn small_layouts() -> (Ring, AttnLayout, AttnLayout) {
+    let ring = Ring::new(37).unwrap();
+    let lk = AttnLayout::new(ring, Operand::Keys, 2, 8, 16).unwrap();
+    let lv = AttnLayout::new(ring, Operand::Values, 2, 8, 16).unwrap();
+    (ring, lk, lv)
+}
+
+/// Run `calls` at both parties after the RLWE keys' exchange, with fresh caches of
+/// [`small_layouts`]; every check either party returns must hold.
+fn both_parties_refuse(calls: fn(&DuplexHe, &mut Peer, &mut [SharedCache; 2]) -> Vec<bool>) {
+    let run = move |p: &mut Peer| {
         let he = DuplexHe::setup(&mut p.ch, p.role).unwrap();
-        let mut kc = SharedCache::new(lk);
-        let mut vc = SharedCache::new(lv);
-        let role = p.role;
-        let ch = &mut p.ch;
+        let (_, lk, lv) = small_layouts();
+        calls(&he, p, &mut [SharedCache::new(lk), SharedCache::new(lv)])
+    };
+    let (s, cl) = two_party(run, run);
+    assert!(!s.is_empty() && s.len() == cl.len());
+    assert!(
+        s.iter().chain(&cl).all(|&e| e),
+        "server {s:?}, client {cl:?}"
+    );
+}
+
+fn invalid(r: Result<Vec<u64>, ProtocolError>) -> bool {
+    matches!(r, Err(ProtocolError::Invalid(_)))
+}
+
+/// q·Kᵀ calls with bad shapes or the value cache fail on both sides before anything is sent;
+/// zero fresh rows are nothing to do and send nothing.
+#[test]
+fn invalid_score_calls_fail_before_anything_is_sent() {
+    both_parties_refuse(|he, p, [kc, vc]| {
+        let (ring, role, ch) = (small_layouts().0, p.role, &mut p.ch);
+        let c = 2 * 8;
         let z = vec![0u64; 64 * c];
-        let mut errs = Vec::new();
-        let inv = |r: Result<Vec<u64>, ProtocolError>| matches!(r, Err(ProtocolError::Invalid(_)));
-        errs.push(inv(qk_t(
-            &he,
-            ch,
-            role,
-            ring,
-            &mut kc,
-            &z[..c + 1],
-            &z[..c],
-            1,
-            true,
-        ))); // q not t × c
-        errs.push(inv(qk_t(
-            &he,
-            ch,
-            role,
-            ring,
-            &mut kc,
-            &z[..c],
-            &z[..c + 3],
-            1,
-            true,
-        ))); // ragged cache
-        errs.push(inv(qk_t(
-            &he,
-            ch,
-            role,
-            ring,
-            &mut kc,
-            &z[..c],
-            &z[..17 * c],
-            1,
-            true,
-        ))); // > max positions
-        errs.push(inv(qk_t(
-            &he,
-            ch,
-            role,
-            ring,
-            &mut kc,
-            &z[..2 * c],
-            &z[..c],
-            2,
-            true,
-        ))); // causal t > npos
-        errs.push(inv(qk_t(
-            &he,
-            ch,
-            role,
-            ring,
-            &mut vc,
-            &z[..c],
-            &z[..c],
-            1,
-            true,
-        ))); // value cache
-        errs.push(inv(pv(
-            &he,
-            ch,
-            role,
-            ring,
-            &mut kc,
-            &z[..2],
-            &z[..c],
-            1,
-            true,
-        ))); // key cache
-        errs.push(inv(pv(
-            &he,
-            ch,
-            role,
-            ring,
-            &mut vc,
-            &z[..3],
-            &z[..2 * c],
-            1,
-            true,
-        ))); // P not heads × t × npos
-        errs.push(inv(pv(
-            &he,
-            ch,
-            role,
-            ring38,
-            &mut vc,
-            &z[..2],
-            &z[..c],
-            1,
-            true,
-        ))); // ring mismatch
-        errs.push(inv(pv(
-            &he,
-            ch,
-            role.other(),
-            ring,
-            &mut vc,
-            &z[..2],
-            &z[..c],
-            1,
-            true,
-        ))); // wrong role
+        let before = ch.stats().total.bytes();
+        let mut errs = vec![
+            invalid(qk_t(he, ch, role, ring, kc, &z[..c + 1], &z[..c], 1, true)), // q not t × c
+            invalid(qk_t(he, ch, role, ring, kc, &z[..c], &z[..c + 3], 1, true)), // ragged cache
+            invalid(qk_t(he, ch, role, ring, kc, &z[..c], &z[..17 * c], 1, true)), // > max positions
+            invalid(qk_t(he, ch, role, ring, kc, &z[..2 * c], &z[..c], 2, true)), // causal t > npos
+            invalid(qk_t(he, ch, role, ring, vc, &z[..c], &z[..c], 1, true)),     // value cache
+        ];
+        errs.push(ch.stats().total.bytes() == before);
+        // Zero fresh rows: nothing to do, nothing sent.
+        let y = qk_t(he, ch, role, ring, kc, &[], &z[..3 * c], 0, true).unwrap();
+        errs.push(y.is_empty() && ch.stats().total.bytes() == before);
+        errs
+    });
+}
+
+/// P·V calls with the key cache, bad shapes, another ring, the wrong role or unreduced values
+/// fail on both sides before anything is sent, and so does a cache that shrinks below the rows
+/// already re-shared.
+#[test]
+fn invalid_value_calls_fail_before_anything_is_sent() {
+    both_parties_refuse(|he, p, [kc, vc]| {
+        let (ring, role, ch) = (small_layouts().0, p.role, &mut p.ch);
+        let ring38 = Ring::new(38).unwrap();
+        let c = 2 * 8;
+        let z = vec![0u64; 64 * c];
         let mut big = z[..2].to_vec();
         big[1] = 1 << 37;
-        errs.push(inv(pv(
-            &he,
-            ch,
-            role,
-            ring,
-            &mut vc,
-            &big,
-            &z[..c],
-            1,
-            true,
-        ))); // not reduced
-             // A cache that shrinks below the rows already re-shared.
-        let ok = pv(&he, ch, role, ring, &mut vc, &z[..4], &z[..2 * c], 1, true);
+        let before = ch.stats().total.bytes();
+        let mut errs = vec![
+            invalid(pv(he, ch, role, ring, kc, &z[..2], &z[..c], 1, true)), // key cache
+            invalid(pv(he, ch, role, ring, vc, &z[..3], &z[..2 * c], 1, true)), // P not heads × t × npos
+            invalid(pv(he, ch, role, ring38, vc, &z[..2], &z[..c], 1, true)),   // ring mismatch
+            invalid(pv(
+                he,
+                ch,
+                role.other(),
+                ring,
+                vc,
+                &z[..2],
+                &z[..c],
+                1,
+                true,
+            )), // wrong role
+            invalid(pv(he, ch, role, ring, vc, &big, &z[..c], 1, true)),        // not reduced
+        ];
+        errs.push(ch.stats().total.bytes() == before);
+        // A cache that shrinks below the rows already re-shared.
+        let ok = pv(he, ch, role, ring, vc, &z[..4], &z[..2 * c], 1, true);
         errs.push(ok.is_ok());
-        errs.push(inv(pv(
-            &he,
+        errs.push(invalid(pv(
+            he,
             ch,
             role,
             ring,
-            &mut vc,
+            vc,
             &z[..2],
             &z[..c],
             1,
             true,
         )));
-        // Zero fresh rows: nothing to do, nothing sent.
-        let before = ch.stats().total.bytes();
-        let y = qk_t(&he, ch, role, ring, &mut kc, &[], &z[..3 * c], 0, true).unwrap();
-        errs.push(y.is_empty() && ch.stats().total.bytes() == before);
         errs
-    };
-    let (s, cl) = two_party(calls, calls);
-    assert!(
-        s.iter().chain(&cl).all(|&e| e),
-        "server {s:?}, client {cl:?}"
-    );
+    });
 }
 
 /// What the client receives in a decode step — the server's re-shared cache row, the switched
@@ -680,62 +631,51 @@ fn client_view_is_independent_of_the_servers_shares() {
                 causal: true,
             },
         );
-        let (q_s, k_s) = (q.clone(), k.clone());
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
-        let h = std::thread::spawn(move || {
-            let mut tap = Tap::new(ch_c);
-            let he = DuplexHe::setup(&mut tap, Role::Client).unwrap();
-            let mut kc = SharedCache::new(lk);
-            ciphergpt_runtime::protocols::attention_he::prepare(
-                &he,
-                &mut tap,
-                Role::Client,
-                ring,
-                &mut kc,
-                npos,
-            )
-            .unwrap();
-            let before = tap.received.len();
-            let zeros = vec![0u64; npos * c];
-            let out = qk_t(
-                &he,
-                &mut tap,
-                Role::Client,
-                ring,
-                &mut kc,
-                &zeros[..c],
-                &zeros,
-                1,
-                true,
-            )
-            .unwrap();
-            (tap.received[before..].to_vec(), out)
-        });
-        let mut ch = ch_s;
-        let he = DuplexHe::setup(&mut ch, Role::Server).unwrap();
-        let mut kc = SharedCache::new(lk);
-        ciphergpt_runtime::protocols::attention_he::prepare(
-            &he,
-            &mut ch,
-            Role::Server,
-            ring,
-            &mut kc,
-            npos,
-        )
-        .unwrap();
-        let ys = qk_t(
-            &he,
-            &mut ch,
-            Role::Server,
-            ring,
-            &mut kc,
-            &q_s,
-            &k_s,
-            1,
-            true,
-        )
-        .unwrap();
-        let (view, yc) = h.join().unwrap();
+        let (ys, (view, yc)) = on_mem_pair(
+            |mut ch| {
+                let he = DuplexHe::setup(&mut ch, Role::Server).unwrap();
+                let mut kc = SharedCache::new(lk);
+                ciphergpt_runtime::protocols::attention_he::prepare(
+                    &he,
+                    &mut ch,
+                    Role::Server,
+                    ring,
+                    &mut kc,
+                    npos,
+                )
+                .unwrap();
+                qk_t(&he, &mut ch, Role::Server, ring, &mut kc, &q, &k, 1, true).unwrap()
+            },
+            move |ch| {
+                let mut tap = Tap::new(ch);
+                let he = DuplexHe::setup(&mut tap, Role::Client).unwrap();
+                let mut kc = SharedCache::new(lk);
+                ciphergpt_runtime::protocols::attention_he::prepare(
+                    &he,
+                    &mut tap,
+                    Role::Client,
+                    ring,
+                    &mut kc,
+                    npos,
+                )
+                .unwrap();
+                let before = tap.received.len();
+                let zeros = vec![0u64; npos * c];
+                let out = qk_t(
+                    &he,
+                    &mut tap,
+                    Role::Client,
+                    ring,
+                    &mut kc,
+                    &zeros[..c],
+                    &zeros,
+                    1,
+                    true,
+                )
+                .unwrap();
+                (tap.received[before..].to_vec(), out)
+            },
+        );
         assert_eq!(ring.add_vec(&ys, &yc), want);
         lens.push(view.len());
         let cost = lk.cost(1, npos, npos, true);

@@ -3,11 +3,8 @@
 
 use crate::common;
 
-use std::time::Duration;
-
-use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::{b2a, cmp, mux};
@@ -126,40 +123,30 @@ fn client_view_is_independent_of_server_secrets() {
         (false, 1),
     ] {
         for proto in ["b2a", "mux"] {
-            let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
-            let h = std::thread::spawn(move || {
-                let mut ch = ch_s;
-                let mut ot =
-                    OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-                let bs = vec![bsv; n];
-                if proto == "b2a" {
-                    b2a::b2a(&mut Party::new(&mut ot, &mut ch, Role::Server), ring, &bs).unwrap()
-                } else {
-                    mux::mux(
-                        &mut Party::new(&mut ot, &mut ch, Role::Server),
-                        ring,
-                        &bs,
-                        &vec![xsv; n],
-                    )
-                    .unwrap()
-                }
-            });
-            let mut tap = Tap::new(ch_c);
-            let mut ot =
-                OtPair::setup_iknp(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-            let start = tap.received.len();
-            let c = if proto == "b2a" {
-                b2a::b2a(&mut Party::new(&mut ot, &mut tap, Role::Client), ring, &bc).unwrap()
-            } else {
-                mux::mux(
-                    &mut Party::new(&mut ot, &mut tap, Role::Client),
-                    ring,
-                    &bc,
-                    &xc,
-                )
-                .unwrap()
-            };
-            let s = h.join().unwrap();
+            let (bc, xc) = (&bc, &xc);
+            let ((c, view), s) = tapped_two_party(
+                Role::Client,
+                CotBackend::Iknp,
+                |ot, tap| {
+                    let start = tap.received.len();
+                    let p = &mut Party::new(ot, tap, Role::Client);
+                    let c = if proto == "b2a" {
+                        b2a::b2a(p, ring, bc).unwrap()
+                    } else {
+                        mux::mux(p, ring, bc, xc).unwrap()
+                    };
+                    (c, tap.received[start..].to_vec())
+                },
+                move |ot, ch| {
+                    let bs = vec![bsv; n];
+                    let p = &mut Party::new(ot, ch, Role::Server);
+                    if proto == "b2a" {
+                        b2a::b2a(p, ring, &bs).unwrap()
+                    } else {
+                        mux::mux(p, ring, &bs, &vec![xsv; n]).unwrap()
+                    }
+                },
+            );
             let v = ring.add_vec(&s, &c);
             for i in 0..n {
                 let b = (bsv ^ bc[i]) as u64;
@@ -172,7 +159,7 @@ fn client_view_is_independent_of_server_secrets() {
             }
             // First the corrections of the COT in which the client is the receiver; for MUX
             // then the IKNP message of the COT in which it is the sender (16 bytes per OT).
-            let view = &tap.received[start..];
+            let view = &view[..];
             let dlen = (n * bits as usize).div_ceil(8);
             let ulen = if proto == "mux" { 16 * n } else { 0 };
             assert_eq!(view.len(), dlen + ulen);

@@ -3,13 +3,10 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_compiler::fixed::semantics::{from_ring_u64, to_ring_u64};
 use ciphergpt_runtime::crypto::pack::mask;
-use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::cmp;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::Party;
@@ -258,40 +255,29 @@ fn view_is_independent_of_peer_input(tapped: Role, first: Role) {
         vec![mask(bits); n],
         Prg::from_entropy().values(n, bits),
     ] {
-        let (ch_peer, ch_tapped) = mem::pair(Duration::from_secs(60));
         let peer = tapped.other();
         let theirs2 = theirs.clone();
-        let h = std::thread::spawn(move || {
-            let mut ch = ch_peer;
-            let mut ot = OtPair::setup(&mut ch, peer, &mut Prg::from_entropy()).unwrap();
-            cmp::millionaire_from(
-                &mut Party::new(&mut ot, &mut ch, peer),
-                first,
-                bits,
-                4,
-                &theirs2,
-            )
-            .unwrap()
-        });
-        let mut tap = Tap::new(ch_tapped);
-        let mut ot = OtPair::setup(&mut tap, tapped, &mut Prg::from_entropy()).unwrap();
-        let start = tap.received.len();
-        let own = cmp::millionaire_from(
-            &mut Party::new(&mut ot, &mut tap, tapped),
-            first,
-            bits,
-            4,
-            &mine,
-        )
-        .unwrap();
-        let other = h.join().unwrap();
+        let ((own, view), other) = tapped_two_party(
+            tapped,
+            CotBackend::Silent,
+            |ot, tap| {
+                let start = tap.received.len();
+                let own =
+                    cmp::millionaire_from(&mut Party::new(ot, tap, tapped), first, bits, 4, &mine)
+                        .unwrap();
+                (own, tap.received[start..].to_vec())
+            },
+            move |ot, ch| {
+                cmp::millionaire_from(&mut Party::new(ot, ch, peer), first, bits, 4, &theirs2)
+                    .unwrap()
+            },
+        );
         let (a, b) = match tapped {
             Role::Server => (&mine, &theirs),
             Role::Client => (&theirs, &mine),
         };
         let truth: Vec<bool> = a.iter().zip(b).map(|(x, y)| x > y).collect();
         assert!((0..n).all(|i| own[i] ^ other[i] == truth[i]));
-        let view = &tap.received[start..];
         lens.push(view.len());
         let ones: u32 = view.iter().map(|x| x.count_ones()).sum();
         let z = z_fair(ones as usize, 8 * view.len());

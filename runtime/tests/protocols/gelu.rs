@@ -6,12 +6,9 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_compiler::fixed::semantics::{self, fit_gelu, GeluForm, GeluTables};
-use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::ProtocolError;
 use ciphergpt_runtime::protocols::{cmp, gelu};
@@ -540,48 +537,41 @@ fn client_view_check(
     for (what, x) in cases {
         let xr: Vec<u64> = x.iter().map(|&v| ring.from_signed(v)).collect();
         let xs = ring.sub_vec(&xr, xc);
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
         let ts = t.clone();
-        let h = std::thread::spawn(move || {
-            let mut ch = ch_s;
-            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            let role = Role::Server;
-            if prepared {
-                let prep =
-                    gelu::prepare(&mut Party::new(&mut ot, &mut ch, role), ring, &ts, n).unwrap();
-                gelu::gelu_prepared(
-                    &mut Party::new(&mut ot, &mut ch, role),
-                    ring,
-                    &ts,
-                    &xs,
-                    &prep,
-                    0,
-                )
-                .unwrap()
-            } else {
-                gelu::gelu(&mut Party::new(&mut ot, &mut ch, role), ring, &ts, &xs).unwrap()
-            }
-        });
-        let mut tap = Tap::new(ch_c);
-        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-        let role = Role::Client;
-        let prep = prepared
-            .then(|| gelu::prepare(&mut Party::new(&mut ot, &mut tap, role), ring, t, n).unwrap());
-        let start = tap.received.len();
-        let c = match &prep {
-            Some(p) => {
-                gelu::gelu_prepared(&mut Party::new(&mut ot, &mut tap, role), ring, t, xc, p, 0)
-                    .unwrap()
-            }
-            None => gelu::gelu(&mut Party::new(&mut ot, &mut tap, role), ring, t, xc).unwrap(),
-        };
-        let s = h.join().unwrap();
+        let ((c, view), s) = tapped_two_party(
+            Role::Client,
+            CotBackend::Silent,
+            |ot, tap| {
+                let role = Role::Client;
+                let prep = prepared
+                    .then(|| gelu::prepare(&mut Party::new(ot, tap, role), ring, t, n).unwrap());
+                let start = tap.received.len();
+                let c = match &prep {
+                    Some(p) => {
+                        gelu::gelu_prepared(&mut Party::new(ot, tap, role), ring, t, xc, p, 0)
+                            .unwrap()
+                    }
+                    None => gelu::gelu(&mut Party::new(ot, tap, role), ring, t, xc).unwrap(),
+                };
+                (c, tap.received[start..].to_vec())
+            },
+            move |ot, ch| {
+                let role = Role::Server;
+                if prepared {
+                    let prep = gelu::prepare(&mut Party::new(ot, ch, role), ring, &ts, n).unwrap();
+                    gelu::gelu_prepared(&mut Party::new(ot, ch, role), ring, &ts, &xs, &prep, 0)
+                        .unwrap()
+                } else {
+                    gelu::gelu(&mut Party::new(ot, ch, role), ring, &ts, &xs).unwrap()
+                }
+            },
+        );
         let y: Vec<u64> = x
             .iter()
             .map(|&v| ring.from_signed(semantics::gelu(v, t).unwrap()))
             .collect();
         assert_eq!(ring.add_vec(&s, &c), y, "{what}");
-        let view = &tap.received[start..];
+        let view = &view[..];
         lens.push(view.len());
         let slice = view.len().div_ceil(32);
         for part in std::iter::once(view).chain(view.chunks(slice)) {

@@ -5,12 +5,10 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_runtime::crypto::rlwe::{HeSession, N};
 use ciphergpt_runtime::crypto::Prg;
 use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::linear::{linear, EncodedWeights, Packing};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::ProtocolError;
@@ -474,27 +472,20 @@ fn client_view_is_independent_of_the_weights() {
         let enc = EncodedWeights::new(&packing, &w).unwrap();
         let x_s = ring.random(&mut rng, k);
         let x_c = ring.sub_vec(&x, &x_s);
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
-        let h = std::thread::spawn(move || {
-            let mut tap = Tap::new(ch_c);
-            let he = HeSession::setup(&mut tap, Role::Client).unwrap();
-            let out = linear(&he, &mut tap, Role::Client, ring, &packing, &x_c, t, None).unwrap();
-            (tap.received, out)
-        });
-        let mut ch = ch_s;
-        let he = HeSession::setup(&mut ch, Role::Server).unwrap();
-        let ys = linear(
-            &he,
-            &mut ch,
-            Role::Server,
-            ring,
-            &packing,
-            &x_s,
-            t,
-            Some((&enc, &bias)),
-        )
-        .unwrap();
-        let (view, yc) = h.join().unwrap();
+        let (ys, (view, yc)) = on_mem_pair(
+            |mut ch| {
+                let he = HeSession::setup(&mut ch, Role::Server).unwrap();
+                let w = Some((&enc, &bias[..]));
+                linear(&he, &mut ch, Role::Server, ring, &packing, &x_s, t, w).unwrap()
+            },
+            move |ch| {
+                let mut tap = Tap::new(ch);
+                let he = HeSession::setup(&mut tap, Role::Client).unwrap();
+                let out =
+                    linear(&he, &mut tap, Role::Client, ring, &packing, &x_c, t, None).unwrap();
+                (tap.received, out)
+            },
+        );
         assert_eq!(ring.add_vec(&ys, &yc), y);
         lens.push(view.len());
         let cost = packing.cost(t);

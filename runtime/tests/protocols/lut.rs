@@ -3,12 +3,9 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_runtime::crypto::pack::unpack;
-use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Role};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::Role;
 use ciphergpt_runtime::protocols::lut;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::Party;
@@ -142,31 +139,26 @@ fn client_view_is_uniform_whatever_the_table_and_index() {
         ("random", random_table),
     ] {
         for (isv, ic) in [(0u64, vec![3u64; n]), (255, p.values(n, 8))] {
-            let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
             let ts = table.clone();
-            let h = std::thread::spawn(move || {
-                let mut ch = ch_s;
-                let mut ot =
-                    OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-                lut::lut(
-                    &mut Party::new(&mut ot, &mut ch, Role::Server),
-                    ring,
-                    &[&ts],
-                    &vec![isv; n],
-                )
-                .unwrap()
-            });
-            let mut tap = Tap::new(ch_c);
-            let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-            let start = tap.received.len();
-            let c = lut::lut(
-                &mut Party::new(&mut ot, &mut tap, Role::Client),
-                ring,
-                &[&table],
-                &ic,
-            )
-            .unwrap();
-            let s = h.join().unwrap();
+            let ((c, view), s) = tapped_two_party(
+                Role::Client,
+                CotBackend::Silent,
+                |ot, tap| {
+                    let start = tap.received.len();
+                    let c = lut::lut(&mut Party::new(ot, tap, Role::Client), ring, &[&table], &ic)
+                        .unwrap();
+                    (c, tap.received[start..].to_vec())
+                },
+                move |ot, ch| {
+                    lut::lut(
+                        &mut Party::new(ot, ch, Role::Server),
+                        ring,
+                        &[&ts],
+                        &vec![isv; n],
+                    )
+                    .unwrap()
+                },
+            );
             let want: Vec<u64> = ic
                 .iter()
                 .map(|&b| table[((isv + b) % size as u64) as usize])
@@ -174,7 +166,7 @@ fn client_view_is_uniform_whatever_the_table_and_index() {
             assert_eq!(ring.add_vec(&s[0], &c[0]), want);
             let what = format!("{tname} table, i_S = {isv}");
             assert_uniform_and_independent(&c[0], &want, bits, &what);
-            let view = &tap.received[start..];
+            let view = &view[..];
             let clen = (n * size * bits as usize).div_ceil(8);
             assert_eq!(view.len(), clen, "{what}: view length");
             let cts = unpack(view, n * size, bits);

@@ -4,12 +4,9 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_compiler::fixed::semantics::{self, from_ring_u64, to_ring_u64};
-use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::Party;
 use ciphergpt_runtime::protocols::ProtocolError;
@@ -348,35 +345,24 @@ fn view_of(
     theirs: (Vec<u64>, Vec<u64>),
     lens: Vec<usize>,
 ) -> (Vec<u8>, Option<usize>, Vec<u64>, Option<usize>, Vec<u64>) {
-    let (ch_a, ch_b) = mem::pair(Duration::from_secs(60));
     let l2 = lens.clone();
-    let h = std::thread::spawn(move || {
-        let mut ch = ch_b;
-        let peer = role.other();
-        let mut ot = OtPair::setup(&mut ch, peer, &mut Prg::from_entropy()).unwrap();
-        let a = argmax::argmax(&mut Party::new(&mut ot, &mut ch, peer), ring, &theirs.0).unwrap();
-        let m = max::row_max(
-            &mut Party::new(&mut ot, &mut ch, peer),
-            ring,
-            &theirs.1,
-            &l2,
-        )
-        .unwrap();
-        (a, m)
-    });
-    let mut tap = Tap::new(ch_a);
-    let mut ot = OtPair::setup(&mut tap, role, &mut Prg::from_entropy()).unwrap();
-    let start = tap.received.len();
-    let a = argmax::argmax(&mut Party::new(&mut ot, &mut tap, role), ring, &mine.0).unwrap();
-    let m = max::row_max(
-        &mut Party::new(&mut ot, &mut tap, role),
-        ring,
-        &mine.1,
-        &lens,
-    )
-    .unwrap();
-    let (pa, pm) = h.join().unwrap();
-    (tap.received[start..].to_vec(), a, m, pa, pm)
+    let ((view, a, m), (pa, pm)) = tapped_two_party(
+        role,
+        CotBackend::Silent,
+        |ot, tap| {
+            let start = tap.received.len();
+            let a = argmax::argmax(&mut Party::new(ot, tap, role), ring, &mine.0).unwrap();
+            let m = max::row_max(&mut Party::new(ot, tap, role), ring, &mine.1, &lens).unwrap();
+            (tap.received[start..].to_vec(), a, m)
+        },
+        move |ot, ch| {
+            let peer = role.other();
+            let a = argmax::argmax(&mut Party::new(ot, ch, peer), ring, &theirs.0).unwrap();
+            let m = max::row_max(&mut Party::new(ot, ch, peer), ring, &theirs.1, &l2).unwrap();
+            (a, m)
+        },
+    );
+    (view, a, m, pa, pm)
 }
 
 /// Inputs of the view tests: an argmax vector and rows of 3, from a shape of the values:

@@ -3,11 +3,8 @@
 
 use crate::common;
 
-use std::time::Duration;
-
-use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::mul;
 use ciphergpt_runtime::protocols::shares::{self, Ring};
 use ciphergpt_runtime::protocols::Party;
@@ -131,33 +128,34 @@ fn chooser_view_is_independent_of_holder_operand() {
         vec![1u64 << (bits - 1); n],
         Prg::from_entropy().values(n, bits),
     ] {
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
         let b2 = b.clone();
-        let h = std::thread::spawn(move || {
-            let mut ch = ch_c;
-            let mut ot = OtPair::setup(&mut ch, Role::Client, &mut Prg::from_entropy()).unwrap();
-            mul::cross_term(
-                &mut Party::new(&mut ot, &mut ch, Role::Client),
-                ring,
-                Role::Server,
-                &b2,
-            )
-            .unwrap()
-        });
-        let mut tap = Tap::new(ch_s);
-        let mut ot = OtPair::setup(&mut tap, Role::Server, &mut Prg::from_entropy()).unwrap();
-        let start = tap.received.len();
-        let s = mul::cross_term(
-            &mut Party::new(&mut ot, &mut tap, Role::Server),
-            ring,
+        let ((s, view), c) = tapped_two_party(
             Role::Server,
-            &a,
-        )
-        .unwrap();
-        let c = h.join().unwrap();
+            CotBackend::Silent,
+            |ot, tap| {
+                let start = tap.received.len();
+                let s = mul::cross_term(
+                    &mut Party::new(ot, tap, Role::Server),
+                    ring,
+                    Role::Server,
+                    &a,
+                )
+                .unwrap();
+                (s, tap.received[start..].to_vec())
+            },
+            move |ot, ch| {
+                mul::cross_term(
+                    &mut Party::new(ot, ch, Role::Client),
+                    ring,
+                    Role::Server,
+                    &b2,
+                )
+                .unwrap()
+            },
+        );
         let prod: Vec<u64> = (0..n).map(|i| ring.mul(a[i], b[i])).collect();
         assert_eq!(ring.add_vec(&s, &c), prod);
-        let view = &tap.received[start..];
+        let view = &view[..];
         lens.push(view.len());
         let widths: Vec<u32> = (0..n).flat_map(|_| (0..bits).map(|j| bits - j)).collect();
         let d = shares::unpack_widths(view, &widths);

@@ -5,11 +5,8 @@
 
 use crate::common;
 
-use std::time::Duration;
-
-use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::tap::Tap;
-use ciphergpt_runtime::net::{mem, Channel, Role};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::{Channel, Role};
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::shuffle::{
     self, permute_and_share, random_permutation, shuffle_with, Network, ShuffleParams,
@@ -193,33 +190,34 @@ fn view_of(
     theirs: (Vec<usize>, Vec<u64>),
 ) -> (Vec<u8>, Vec<u64>, Vec<u64>) {
     let params = ShuffleParams::default();
-    let (ch_a, ch_b) = mem::pair(Duration::from_secs(60));
-    let h = std::thread::spawn(move || {
-        let mut ch = ch_b;
-        let peer = role.other();
-        let mut ot = OtPair::setup(&mut ch, peer, &mut Prg::from_entropy()).unwrap();
-        shuffle_with(
-            &mut Party::new(&mut ot, &mut ch, peer),
-            ring,
-            &theirs.0,
-            &theirs.1,
-            &params,
-        )
-        .unwrap()
-    });
-    let mut tap = Tap::new(ch_a);
-    let mut ot = OtPair::setup(&mut tap, role, &mut Prg::from_entropy()).unwrap();
-    let start = tap.received.len();
-    let out = shuffle_with(
-        &mut Party::new(&mut ot, &mut tap, role),
-        ring,
-        &mine.0,
-        &mine.1,
-        &params,
-    )
-    .unwrap();
-    let peer_out = h.join().unwrap();
-    (tap.received[start..].to_vec(), out, peer_out)
+    let ((view, out), peer_out) = tapped_two_party(
+        role,
+        CotBackend::Silent,
+        |ot, tap| {
+            let start = tap.received.len();
+            let out = shuffle_with(
+                &mut Party::new(ot, tap, role),
+                ring,
+                &mine.0,
+                &mine.1,
+                &params,
+            )
+            .unwrap();
+            (tap.received[start..].to_vec(), out)
+        },
+        move |ot, ch| {
+            let peer = role.other();
+            shuffle_with(
+                &mut Party::new(ot, ch, peer),
+                ring,
+                &theirs.0,
+                &theirs.1,
+                &params,
+            )
+            .unwrap()
+        },
+    );
+    (view, out, peer_out)
 }
 
 /// Each party's view does not depend on the peer's share or permutation: with its own share and

@@ -7,13 +7,11 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use ciphergpt_compiler::fixed::semantics::{
     fit_exp_tables, fit_exp_tables_with, softmax_row, ExpTables,
 };
-use ciphergpt_runtime::crypto::{OtPair, Prg};
-use ciphergpt_runtime::net::{mem, tap::Tap, Role};
+use ciphergpt_runtime::crypto::Prg;
+use ciphergpt_runtime::net::Role;
 use ciphergpt_runtime::protocols::shares::Ring;
 use ciphergpt_runtime::protocols::softmax;
 use ciphergpt_runtime::protocols::ProtocolError;
@@ -347,32 +345,22 @@ fn client_view_is_independent_of_server_scores() {
     ] {
         let flat: Vec<u64> = scores.iter().map(|&v| ring.from_signed(v)).collect();
         let ss = ring.sub_vec(&flat, &sc);
-        let (ch_s, ch_c) = mem::pair(Duration::from_secs(60));
         let (ts, ls) = (t.clone(), lens.clone());
-        let h = std::thread::spawn(move || {
-            let mut ch = ch_s;
-            let mut ot = OtPair::setup(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            softmax::softmax(
-                &mut Party::new(&mut ot, &mut ch, Role::Server),
-                ring,
-                &ts,
-                &ss,
-                &ls,
-            )
-            .unwrap()
-        });
-        let mut tap = Tap::new(ch_c);
-        let mut ot = OtPair::setup(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-        let start = tap.received.len();
-        let c = softmax::softmax(
-            &mut Party::new(&mut ot, &mut tap, Role::Client),
-            ring,
-            &t,
-            &sc,
-            &lens,
-        )
-        .unwrap();
-        let s = h.join().unwrap();
+        let ((c, view), s) = tapped_two_party(
+            Role::Client,
+            CotBackend::Silent,
+            |ot, tap| {
+                let start = tap.received.len();
+                let c =
+                    softmax::softmax(&mut Party::new(ot, tap, Role::Client), ring, &t, &sc, &lens)
+                        .unwrap();
+                (c, tap.received[start..].to_vec())
+            },
+            move |ot, ch| {
+                softmax::softmax(&mut Party::new(ot, ch, Role::Server), ring, &ts, &ss, &ls)
+                    .unwrap()
+            },
+        );
         let out = ring.add_vec(&s, &c);
         let want: Vec<u64> = scores
             .chunks(64)
@@ -380,7 +368,6 @@ fn client_view_is_independent_of_server_scores() {
             .map(|v| ring.from_signed(v))
             .collect();
         assert_eq!(out, want);
-        let view = &tap.received[start..];
         let ones: u32 = view.iter().map(|x| x.count_ones()).sum();
         let z = z_fair(ones as usize, 8 * view.len());
         assert!(z.abs() < 6.0, "view bits: z = {z:.2}");

@@ -595,9 +595,7 @@ fn sampled_distribution_matches_top_k_softmax() {
 /// bit-wise fair coins independent of the selected values and indices (K = 1,000 of 2,048).
 #[test]
 fn client_view_is_independent_of_server_share() {
-    use ciphergpt_runtime::crypto::OtPair;
-    use ciphergpt_runtime::net::tap::Tap;
-    use ciphergpt_runtime::net::{mem, Role};
+    use ciphergpt_runtime::net::Role;
     let ring = Ring::new(38).unwrap();
     let (n, k) = (2048usize, 1000usize);
     let mut p = Prg::from_entropy();
@@ -613,34 +611,33 @@ fn client_view_is_independent_of_server_share() {
         };
         let x: Vec<u64> = z.iter().map(|&v| to_ring_u64(v, 38).unwrap()).collect();
         let theirs = ring.sub_vec(&x, &mine);
-        let (a, b) = mem::pair(std::time::Duration::from_secs(60));
-        let hs = std::thread::spawn(move || {
-            let mut ch = b;
-            let mut ot =
-                OtPair::setup_iknp(&mut ch, Role::Server, &mut Prg::from_entropy()).unwrap();
-            let params = TopKParams::default();
-            topk(
-                &mut Party::new(&mut ot, &mut ch, Role::Server),
-                ring,
-                &theirs,
-                k,
-                &params,
-            )
-            .unwrap()
-        });
-        let mut tap = Tap::new(a);
-        let mut ot = OtPair::setup_iknp(&mut tap, Role::Client, &mut Prg::from_entropy()).unwrap();
-        let start = tap.received.len();
-        let c = topk(
-            &mut Party::new(&mut ot, &mut tap, Role::Client),
-            ring,
-            &mine,
-            k,
-            &TopKParams::default(),
-        )
-        .unwrap();
-        let s = hs.join().unwrap();
-        let view = &tap.received[start..];
+        let ((c, view), s) = tapped_two_party(
+            Role::Client,
+            CotBackend::Iknp,
+            |ot, tap| {
+                let start = tap.received.len();
+                let c = topk(
+                    &mut Party::new(ot, tap, Role::Client),
+                    ring,
+                    &mine,
+                    k,
+                    &TopKParams::default(),
+                )
+                .unwrap();
+                (c, tap.received[start..].to_vec())
+            },
+            move |ot, ch| {
+                let params = TopKParams::default();
+                topk(
+                    &mut Party::new(ot, ch, Role::Server),
+                    ring,
+                    &theirs,
+                    k,
+                    &params,
+                )
+                .unwrap()
+            },
+        );
         assert_eq!(open(ring, &s, &c), expected(&z, k));
         let ones: u32 = view.iter().map(|x| x.count_ones()).sum();
         let zf = z_fair(ones as usize, 8 * view.len());
