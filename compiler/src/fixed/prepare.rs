@@ -6,8 +6,8 @@
 //! masked input (m·ℓ bits, one flight) instead of the RLWE product; its correlation — the
 //! client's random mask U for the next rows and shares of U·W — is made before the rows exist,
 //! in a batch of `batch` decode steps, by one of two methods:
-//! - **RLWE**: the linear protocol on U, 16 rows at a time packed several per ciphertext (the
-//!   weight encoded on the way for that packing): per row a fraction of the online product's
+//! - **RLWE**: the linear protocol on U, up to 16 rows packed per ciphertext (the weight
+//!   encoded on the way for that packing): per row a fraction of the online product's
 //!   bytes, moved before the prompt;
 //! - **sVOLE** (CipherGPT's subfield VOLE, dual LPN): cheaper per row for large batches, and only
 //!   allowed from its security floor (noise blocks of 256 positions: about 22,400 rows for a
@@ -101,7 +101,7 @@ fn method(shape: Option<(u64, u64)>, l: u64, batch: u32) -> u32 {
     if batch == 0 || cost::prepared_online(m, l).total() >= rlwe {
         return Linear::ONLINE;
     }
-    // The RLWE preparation packs its rows 16 at a time (several per ciphertext).
+    // The RLWE preparation packs up to 16 rows per ciphertext.
     let rows = batch as u64;
     let chunk = rows.min(cost::MAX_ROWS_PER_CT);
     let rlwe_prepare = cost::he_matmul_server_weights(chunk, m, k, l).total() / chunk;

@@ -99,12 +99,38 @@ fn invalid(msg: String) -> ProtocolError {
     ProtocolError::Invalid(msg)
 }
 
+/// Bytes one call of a preparation moves at most (up and down), unless a single row group does.
+pub const MAX_CALL_BYTES: usize = 256 << 20;
+
+/// The rows of the next call of [`prepare_rlwe`] with `left` rows to go, and their packing: as
+/// many whole row groups of the packing for `left` rows (up to 16 rows per ciphertext) as move
+/// at most [`MAX_CALL_BYTES`], at least one group. The server encodes its weight once per call,
+/// so GPT-2 small's layer weights are encoded once per batch of up to 256 decode steps, its
+/// vocabulary projection once per 64 rows.
+pub fn call_rows(
+    ring: Ring,
+    packing: &Packing,
+    left: usize,
+) -> Result<(usize, Packing), ProtocolError> {
+    let p = Packing::new(ring, packing.k, packing.n, packing.weight_bits, left)?;
+    let group = p.cost(p.rows_per_ct);
+    let groups = (MAX_CALL_BYTES / (group.bytes_up + group.bytes_down).max(1)).max(1);
+    let n = (groups * p.rows_per_ct).min(left);
+    if n == left {
+        return Ok((n, p));
+    }
+    // Fewer rows than `left`: their own packing (the same window when n ≥ 16).
+    Ok((
+        n,
+        Packing::new(ring, packing.k, packing.n, packing.weight_bits, n)?,
+    ))
+}
+
 /// Prepare `rows` rows for the weight whose decode packing is `packing` by the RLWE product (the
-/// module docs): the server passes its weight as integers. Rows go `CHUNK` at a time (bounding
-/// the messages), each chunk of n rows in the packing chosen for n rows
-/// ([`Packing::new`]: up to 16 rows per ciphertext), the weight encoded for it on the way
-/// ([`linear::ServerWeights::Plain`]). GPT-2 small's batch of 7 decode steps: 7 rows per
-/// ciphertext.
+/// module docs): the server passes its weight as integers. Rows go in calls of
+/// [`call_rows`] (bounding the messages), each packed several per ciphertext in the packing
+/// chosen for its rows, the weight encoded for it on the way
+/// ([`linear::ServerWeights::Plain`]).
 pub fn prepare_rlwe<C: Channel + ?Sized>(
     he: &HeSession,
     ch: &mut C,
@@ -114,7 +140,6 @@ pub fn prepare_rlwe<C: Channel + ?Sized>(
     rows: usize,
     weights: Option<&[i32]>,
 ) -> Result<Correlation, ProtocolError> {
-    const CHUNK: usize = 16;
     let (m, k) = (packing.k, packing.n);
     if rows == 0 {
         return Err(invalid("masked product: no rows to prepare".into()));
@@ -124,14 +149,17 @@ pub fn prepare_rlwe<C: Channel + ?Sized>(
         Role::Server => Vec::new(),
     };
     let zero_bias = vec![0i64; k];
-    let zeros = vec![0u64; CHUNK * m];
     let mut shares = Vec::with_capacity(rows * k);
-    for r0 in (0..rows).step_by(CHUNK) {
-        let n = CHUNK.min(rows - r0);
-        let chunk = Packing::new(ring, m, k, packing.weight_bits, n)?;
+    let mut r0 = 0;
+    while r0 < rows {
+        let (n, call) = call_rows(ring, packing, rows - r0)?;
+        let zeros;
         let x = match role {
             Role::Client => &masks[r0 * m..(r0 + n) * m],
-            Role::Server => &zeros[..n * m],
+            Role::Server => {
+                zeros = vec![0u64; n * m];
+                &zeros[..]
+            }
         };
         let server = match role {
             Role::Server => Some((
@@ -143,8 +171,9 @@ pub fn prepare_rlwe<C: Channel + ?Sized>(
             Role::Client => None,
         };
         shares.extend(linear::linear_with(
-            he, ch, role, ring, &chunk, x, n, server,
+            he, ch, role, ring, &call, x, n, server,
         )?);
+        r0 += n;
     }
     Ok(Correlation::new(role, rows, m, k, masks, shares))
 }

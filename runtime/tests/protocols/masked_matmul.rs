@@ -68,18 +68,17 @@ fn rlwe_prepared_products_are_exact_and_the_online_view_is_masked() {
             let mut c =
                 masked_matmul::prepare_rlwe(&he, &mut p.ch, p.role, ring, &packing, rows, None)
                     .unwrap();
-            // The preparation: chunks of 16, 16 and 5 rows, each in the packing chosen for its
-            // rows (several rows per ciphertext), at exactly that packing's bytes.
+            // The preparation: one call for the 37 rows (far below `MAX_CALL_BYTES`), packed
+            // several per ciphertext in the packing for 37 rows, at exactly its bytes.
             let prep = p.ch.stats().total;
-            let (mut up, mut down) = (0, 0);
-            for n in [16, 16, 5] {
-                let chunk = Packing::new(ring, m, k, wbits, n).unwrap();
-                assert!(chunk.rows_per_ct > 1, "{chunk:?}");
-                let cost = chunk.cost(n);
-                (up, down) = (up + cost.bytes_up, down + cost.bytes_down);
-            }
-            assert_eq!(prep.bytes_sent - start.bytes_sent, up as u64);
-            assert_eq!(prep.bytes_received - start.bytes_received, down as u64);
+            let call = Packing::new(ring, m, k, wbits, rows).unwrap();
+            assert!(call.rows_per_ct > 1, "{call:?}");
+            let cost = call.cost(rows);
+            assert_eq!(prep.bytes_sent - start.bytes_sent, cost.bytes_up as u64);
+            assert_eq!(
+                prep.bytes_received - start.bytes_received,
+                cost.bytes_down as u64
+            );
             let (u, neg_t) = (c.masks().to_vec(), c.shares().to_vec());
             let mut yc = Vec::new();
             let before = p.ch.stats().total;
@@ -114,4 +113,36 @@ fn rlwe_prepared_products_are_exact_and_the_online_view_is_masked() {
     assert_eq!(ring.add_vec(&ys, &yc), plain_product(ring, &x, &w, m, k));
     // What the server received online: uniform, independent of the client's share.
     assert_uniform_and_independent(&masked, &xc, 37, "masked inputs");
+}
+
+/// A preparation's calls: whole row groups up to `MAX_CALL_BYTES` each, at least one group; the
+/// calls cover the rows. GPT-2 small's shapes at ℓ = 35: a layer's weights in one call for a
+/// batch of 256 decode steps, the vocabulary projection in calls of 64 rows.
+#[test]
+fn preparation_calls_are_whole_groups_within_the_byte_bound() {
+    let ring = Ring::new(35).unwrap();
+    for (k, n, rows, calls) in [
+        (768, 2304, 256, 1),
+        (3072, 768, 256, 1),
+        (768, 50257, 256, 4),
+    ] {
+        let decode = Packing::new(ring, k, n, 16, 1).unwrap();
+        let (mut left, mut made) = (rows, 0);
+        while left > 0 {
+            let (r, p) = masked_matmul::call_rows(ring, &decode, left).unwrap();
+            assert!(r > 0 && r <= left, "{k}×{n}: {r} of {left}");
+            assert!(
+                r == left || r % p.rows_per_ct == 0,
+                "{k}×{n}: {r} rows, {p:?}"
+            );
+            let c = p.cost(r);
+            assert!(
+                c.bytes_up + c.bytes_down <= masked_matmul::MAX_CALL_BYTES || r == p.rows_per_ct,
+                "{k}×{n}: {r} rows move {} bytes",
+                c.bytes_up + c.bytes_down
+            );
+            (left, made) = (left - r, made + 1);
+        }
+        assert_eq!(made, calls, "{k}×{n}");
+    }
 }
