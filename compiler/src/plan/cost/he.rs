@@ -167,6 +167,16 @@ pub fn prepared_online(m: u64, l: u64) -> Bits {
     Bits::new(0, m.saturating_mul(l), 1).edges(Edge::Send, Edge::Send)
 }
 
+/// A weight product of `rows` rows, `[rows×k]·[k×n]`, run as the plan's `prepared` says
+/// (`plan::Linear::ONLINE`: under RLWE; else its prepared online part per row).
+pub fn weight_product(prepared: u32, rows: u64, k: u64, n: u64, l: u64) -> Bits {
+    if prepared == crate::plan::Linear::ONLINE {
+        he_matmul_server_weights(rows, k, n, l)
+    } else {
+        prepared_online(k, l).times(rows)
+    }
+}
+
 /// Attention's product of a fresh shared `[rows × heads·d]` with a shared cache of `heads`
 /// heads of `d` (`keys`: q·Kᵀ, else P·V), at the sizes of one program, by the HomFC layout
 /// with the encrypted side the cache (runtime `attention_he`): per party, the new cache rows

@@ -4,9 +4,7 @@
 use super::{weight_label, InstructionKind};
 use crate::error::{CompileError, Result};
 use crate::fixed::simulate::{Simulator, Step};
-use crate::plan::cost::{
-    he_matmul_server_weights, part, prepared_online, CostInput, OpClass, Part,
-};
+use crate::plan::cost::{part, weight_product, CostInput, OpClass, Part};
 use crate::plan::{self, prepared_name, Linear, Plan};
 use std::fmt::Write;
 
@@ -40,11 +38,7 @@ impl InstructionKind for Embed<'_> {
         let e = self.0;
         let (l, rows) = (at.ring_bits(), at.sizes.rows);
         let (v, c) = at.weight_shape(e.token_table);
-        let mm = if e.prepared == Linear::ONLINE {
-            he_matmul_server_weights(rows, v, c, l)
-        } else {
-            prepared_online(v, l).times(rows)
-        };
+        let mm = weight_product(e.prepared, rows, v, c, l);
         vec![part(OpClass::Embedding, mm)]
     }
 

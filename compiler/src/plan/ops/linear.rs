@@ -5,9 +5,7 @@
 use super::{weight_label, InstructionKind};
 use crate::error::Result;
 use crate::fixed::simulate::{Simulator, Step};
-use crate::plan::cost::{
-    he_matmul_server_weights, part, prepared_online, truncation, CostInput, OpClass, Part,
-};
+use crate::plan::cost::{part, truncation, weight_product, CostInput, OpClass, Part};
 use crate::plan::{self, Plan};
 use std::fmt::Write;
 
@@ -38,11 +36,7 @@ impl InstructionKind for Linear<'_> {
         } else {
             k
         };
-        let mm = if lin.prepared == plan::Linear::ONLINE {
-            he_matmul_server_weights(rows, k, n, l)
-        } else {
-            prepared_online(k, l).times(rows)
-        };
+        let mm = weight_product(lin.prepared, rows, k, n, l);
         let tr = truncation(l, u64::from(lin.shift))
             .times(rows.saturating_mul(n))
             .begun_after(mm);
@@ -78,11 +72,7 @@ impl InstructionKind for Logits<'_> {
         } else {
             k
         };
-        let mm = if lin.prepared == plan::Linear::ONLINE {
-            he_matmul_server_weights(1, k, n, l)
-        } else {
-            prepared_online(k, l)
-        };
+        let mm = weight_product(lin.prepared, 1, k, n, l);
         let tr = truncation(l, u64::from(lin.shift)).times(n).begun_after(mm);
         let mut parts = vec![part(OpClass::MatMul, mm)];
         if lin.shift > 0 {
