@@ -2,10 +2,11 @@
 //! server, the weights file): the packing of each weight product and the server's weights in the
 //! forms the products read them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ciphergpt_compiler::plan::{instruction::Op, Linear, Plan, WeightsFile};
 
+use super::stock::decode_products;
 use crate::protocols::linear::{EncodedWeights, Packing, ServerWeights};
 use crate::protocols::shares::Ring;
 use crate::protocols::ProtocolError;
@@ -46,7 +47,7 @@ impl EncodedModel {
         // Weights read as signed integers during a run: biases and position tables. The others
         // are only used through their encodings (the server's memory: 8 bytes per weight as
         // signed integers, 1 GB for GPT-2 small).
-        let mut read = std::collections::HashSet::new();
+        let mut read = HashSet::new();
         let programs = || plan.prefill.iter().chain(plan.decode.iter());
         for ins in programs().flat_map(|p| p.instructions.iter()) {
             match &ins.op {
@@ -73,7 +74,10 @@ impl EncodedModel {
         // the decode packing. Every other product (the prefill's, on its rows; a preparation's,
         // on its batch) packs several rows per ciphertext and encodes the weight on the way from
         // its integers, which the server holds for every product.
-        let online = online_decode_products(plan);
+        let online: HashSet<u32> = decode_products(plan)
+            .filter(|&(_, method)| method == Linear::ONLINE)
+            .map(|(w, _)| w)
+            .collect();
         let mut packing = HashMap::new();
         let mut encoded = HashMap::new();
         let mut plain = HashMap::new();
@@ -178,20 +182,4 @@ impl EncodedModel {
     pub(super) fn holds_weights(&self, weights: usize) -> bool {
         self.signed.len() == weights
     }
-}
-
-/// The weights of the decode program's products that run under RLWE when it runs (not
-/// prepared).
-fn online_decode_products(plan: &Plan) -> std::collections::HashSet<u32> {
-    plan.decode
-        .iter()
-        .flat_map(|p| p.instructions.iter())
-        .filter_map(|i| match &i.op {
-            Some(Op::Linear(l)) | Some(Op::Logits(l)) if l.prepared == Linear::ONLINE => {
-                Some(l.weight)
-            }
-            Some(Op::Embed(e)) if e.prepared == Linear::ONLINE => Some(e.token_table),
-            _ => None,
-        })
-        .collect()
 }

@@ -120,19 +120,22 @@ pub const NONLINEAR_BATCH_BYTES: usize = 512 << 20;
 /// for the token table): (weight id, method), each weight once, in program order.
 pub fn prepared_products(plan: &Plan) -> Vec<(u32, u32)> {
     let mut seen = std::collections::HashSet::new();
+    decode_products(plan)
+        .filter(|&(w, method)| method != PlanLinear::ONLINE && seen.insert(w))
+        .collect()
+}
+
+/// The decode program's weight products (`Linear`, `Logits`, and `Embed`'s token table):
+/// (weight id, how it runs: `Linear.prepared`), in program order, a weight as often as used.
+pub(super) fn decode_products(plan: &Plan) -> impl Iterator<Item = (u32, u32)> + '_ {
     plan.decode
         .iter()
         .flat_map(|p| p.instructions.iter())
         .filter_map(|i| match &i.op {
-            Some(Op::Linear(l)) | Some(Op::Logits(l)) if l.prepared != PlanLinear::ONLINE => {
-                seen.insert(l.weight).then_some((l.weight, l.prepared))
-            }
-            Some(Op::Embed(e)) if e.prepared != PlanLinear::ONLINE => seen
-                .insert(e.token_table)
-                .then_some((e.token_table, e.prepared)),
+            Some(Op::Linear(l)) | Some(Op::Logits(l)) => Some((l.weight, l.prepared)),
+            Some(Op::Embed(e)) => Some((e.token_table, e.prepared)),
             _ => None,
         })
-        .collect()
 }
 
 /// A prepared non-linear instruction's correlation.
