@@ -98,7 +98,7 @@ pub fn depth_of(n: usize) -> u32 {
 /// One level of expansion in place: `nodes[..parents]` are the parents; afterwards
 /// `nodes[..children]` are their first `children` children (2i and 2i + 1 for parent i, G_0 and
 /// G_1), children ∈ {2·parents − 1, 2·parents}.
-fn expand_level_in_place(nodes: &mut [Block], parents: usize, children: usize) {
+pub(crate) fn expand_level_in_place(nodes: &mut [Block], parents: usize, children: usize) {
     thread_local! {
         // Per-thread AES batches (left, right, parents): zeroing them per call would cost more
         // than expanding the small top levels.

@@ -4,50 +4,54 @@
 //! locally. The preprocessed table lookup of the "one-hot" / "rotated truth table" family
 //! (Ishai et al., "On the power of correlated randomness in secure computation", TCC 2013, §3's
 //! one-time truth tables; Dessouky et al.'s "OP-LUT", NDSS 2017, §4.2, with the dealer replaced
-//! by an OT between the two parties).
+//! by the two parties' joint generation of a point function's keys).
 //!
-//! **Preparation** ([`prepare`]; per element, N = 2^s entries, shares over a ring Z_2^m). The
-//! server draws ρ_S ∈ [0, N) and R ∈ {0, 1}^N, the client ρ_C ∈ [0, N); the index
-//! ρ = ρ_S + ρ_C mod N is known to neither. In one 1-out-of-N OT ([`crate::crypto::one_of_n`])
-//! the server offers M_c = e_((ρ_S + c) mod N) ⊕ R for c ∈ [0, N) (N-bit messages, cut into
-//! ⌈N/64⌉ instances of at most 64 bits that the client opens with the same choice) and the client
-//! chooses c = ρ_C: the server's R and the client's e_ρ ⊕ R are XOR shares of the one-hot vector
-//! e_ρ. B2A ([`super::b2a`]) makes them additive: E_S + E_C = e_ρ over Z_2^m.
+//! **Preparation** ([`prepare`], [`dpf`]; per element, N = 2^s entries, shares over a ring
+//! Z_2^m). The two parties generate the keys of a distributed point function at a random point
+//! ρ whose bits are XOR-shared between them, level by level with one random OT each way per
+//! level (Doerner–shelat's distributed key generation of a Boyle–Gilboa–Ishai point function).
+//! Each party expands its key over the whole domain: E_S + E_C = e_ρ over Z_2^m, and each holds
+//! an additive share ρ_P of ρ mod N. Neither learns ρ.
 //!
 //! **Lookup** ([`open_offsets`], [`OneHot::dot`]). For an index i shared additively mod N, each
 //! party sends d_P = i_P − ρ_P mod N; both learn δ = i − ρ mod N, and for any public table T,
 //! Σ_j T\[(j + δ) mod N\]·E_P\[j\] are shares of
 //! Σ_j T\[(j + δ) mod N\]·e_ρ\[j\] = T\[ρ + δ\] = T\[i\].
 //!
-//! **Cost** per element, λ = 128 (IKNP; silent OT sends about one bit per COT instead):
-//! preparation ⌈N/64⌉·s·λ bits from the client (the random OTs of each instance) + N² bits
-//! from the server (the ciphertexts) + N·(λ + m) bits (B2A), four flights; at N = 128, m = 34 on
-//! silent OT about 2.6 KB. Online: s bits each way, one simultaneous flight. Memory: N + 1 words.
+//! **Cost** per element, λ = 128: preparation 2s random OTs, s bit products over Z_2^s,
+//! 2s(2λ + 1) bits of the levels' exchanges, two Gilboa products with (s + 1)-bit choosers
+//! and 2m bits to open the output word ([`dpf`]): about 580 bytes at N = 128, m = 34 on silent
+//! OT, against about 2.6 KB for the 1-out-of-N OT of N-bit rotations it replaced; at most
+//! 4s + 8 flights per slice of [`slice_len`] elements (two exchanges per level). Online: s
+//! bits each way, one simultaneous flight. Memory: N + 1 words per element.
 //!
-//! **Security** (semi-honest). The server receives the OT receiver's messages only (the COTs'
-//! choice corrections, independent of ρ_C). The client receives M_ρC = e_ρ ⊕ R, uniform because
-//! R is fresh, and N − 1 ciphertexts under keys it did not choose (1-out-of-N OT, 128-bit). B2A's
-//! outputs are uniform given each party's view. Online, each party receives the peer's
+//! **Security** (semi-honest). The preparation's view of each party is its own key of the
+//! point function and the public correction words, which hide ρ ([`dpf`]'s argument, 128-bit);
+//! its output shares are pseudorandom. Online, each party receives the peer's
 //! d_P = i_P − ρ_P, uniform in [0, N) because ρ_P is uniform, unknown to the receiver and used
 //! once; what it learns is δ = i − ρ_S − ρ_C, uniform and independent of i from either side. An
 //! element's correlation must serve one lookup only (two offsets would reveal the difference of
 //! two indices): [`OneHot`]'s users consume elements in order and never return to one.
 
-use rand::RngCore;
+mod dpf;
 
-use super::b2a::b2a;
 use super::shares::{open, Ring};
 use super::{Party, ProtocolError};
-use crate::crypto::pack::mask;
 use crate::crypto::Prg;
 use crate::net::{Channel, Role};
 
-/// Largest N: the preparation's messages grow as N².
+/// Largest N: a vector's shares are N words per element.
 pub const MAX_SIZE: usize = 256;
 
-/// Elements per OT call of the preparation: bounds the server's messages (N·⌈N/64⌉ words per
-/// element, 16 MiB per slice at N = 128).
-const SLICE: usize = 1 << 13;
+/// Tree nodes per slice of the preparation: bounds its memory (16 bytes of seed and a control
+/// bit per node, 2^21 nodes: about 36 MiB with the output).
+const SLICE_NODES: usize = 1 << 21;
+
+/// Elements per slice of the preparation for vectors of `size` entries: each slice runs the
+/// levels' exchanges once.
+pub fn slice_len(size: usize) -> usize {
+    (SLICE_NODES / size.max(1)).max(1)
+}
 
 /// This party's shares of the one-hot vectors of `len()` random indices, one per element.
 #[derive(Clone, Debug)]
@@ -118,52 +122,15 @@ pub fn prepare<C: Channel + ?Sized>(
             entries: vec![(party.role == Role::Server) as u64; n],
         });
     }
-    let groups = size.div_ceil(64);
-    let width = size.min(64);
+    let s = size.trailing_zeros();
     let mut rng = Prg::from_entropy();
-    let rho: Vec<u64> = (0..n).map(|_| rng.next_u64() & (size as u64 - 1)).collect();
-    let mut entries = Vec::with_capacity(n * size);
-    for start in (0..n).step_by(SLICE) {
-        let part = &rho[start..(start + SLICE).min(n)];
-        // This party's XOR shares of e_ρ, `groups` words of `width` bits per element.
-        let xor: Vec<u64> = match party.role {
-            Role::Server => {
-                let pads: Vec<u64> = (0..part.len() * groups)
-                    .map(|_| rng.next_u64() & mask(width as u32))
-                    .collect();
-                let mut msgs = vec![0u64; part.len() * groups * size];
-                for (e, &rs) in part.iter().enumerate() {
-                    for c in 0..size {
-                        // M_c = e_(ρ_S + c) ⊕ R: one bit set, in word `hot / 64`.
-                        let hot = (rs as usize + c) & (size - 1);
-                        for g in 0..groups {
-                            let bit = if hot / 64 == g { 1u64 << (hot % 64) } else { 0 };
-                            let k = e * groups + g;
-                            msgs[k * size + c] = bit ^ pads[k];
-                        }
-                    }
-                }
-                party
-                    .ot
-                    .sender
-                    .send_1_of_n(party.ch, &msgs, size, width as u32)?;
-                pads
-            }
-            Role::Client => {
-                let choices: Vec<u32> = part
-                    .iter()
-                    .flat_map(|&c| std::iter::repeat_n(c as u32, groups))
-                    .collect();
-                party
-                    .ot
-                    .receiver
-                    .recv_1_of_n(party.ch, &choices, size, width as u32)?
-            }
-        };
-        let bits: Vec<bool> = (0..part.len() * size)
-            .map(|k| (xor[k / width] >> (k % width)) & 1 == 1)
-            .collect();
-        entries.extend(b2a(party, ring, &bits)?);
+    let (mut rho, mut entries) = (Vec::with_capacity(n), Vec::with_capacity(n * size));
+    let slice = slice_len(size);
+    for start in (0..n).step_by(slice) {
+        let len = slice.min(n - start);
+        let (r, e) = dpf::one_hot_slice(party, ring, s, len, &mut rng)?;
+        rho.extend(r);
+        entries.extend(e);
     }
     Ok(OneHot {
         size,
