@@ -121,10 +121,24 @@ pub struct FixedArgs {
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
     /// Decode steps a preparation batch covers: the cost model then records, per decode
-    /// weight product, whether it runs online or is prepared ahead (by RLWE, or by sVOLE for
-    /// batches above its security floor); 0 runs every product online.
+    /// weight product and non-linear layer, whether it runs online or is prepared ahead
+    /// (weight products by RLWE, or by sVOLE for batches above its security floor); 0 runs
+    /// every layer online.
     #[arg(long, default_value_t = fixed::DEFAULT_PREPROCESS_TOKENS)]
     pub preprocess_tokens: u32,
+    /// What the cost model minimises when it chooses the prepared layers: `total`, a decode
+    /// step's link time with its share of the preparation (the session's traffic in all), or
+    /// `online`, the step's online link time alone (each token's latency); `inspect` prints
+    /// both per layer kind.
+    #[arg(long, value_enum, default_value_t = PrepareBy::Total)]
+    pub prepare_by: PrepareBy,
+}
+
+/// `--prepare-by`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrepareBy {
+    Total,
+    Online,
 }
 
 impl FixedArgs {
@@ -141,6 +155,10 @@ impl FixedArgs {
                 inv_temperature,
             },
             preprocess_tokens: self.preprocess_tokens,
+            prepare_by: match self.prepare_by {
+                PrepareBy::Total => fixed::prepare::PrepareBy::Total,
+                PrepareBy::Online => fixed::prepare::PrepareBy::Online,
+            },
         })
     }
 }

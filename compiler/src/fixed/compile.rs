@@ -21,6 +21,8 @@ pub struct Options {
     /// Decode steps a preparation batch covers, for the cost model's choice of how the decode
     /// program's weight products run ([`super::prepare`]); 0 runs them all online.
     pub preprocess_tokens: u32,
+    /// What the cost model minimises when it chooses which decode layers to prepare.
+    pub prepare_by: super::prepare::PrepareBy,
 }
 
 impl Default for Options {
@@ -32,6 +34,7 @@ impl Default for Options {
             prompts: None,
             decoding: lower::Decoding::default(),
             preprocess_tokens: DEFAULT_PREPROCESS_TOKENS,
+            prepare_by: super::prepare::PrepareBy::Total,
         }
     }
 }
@@ -181,7 +184,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<Compiled> {
             "chosen".to_string()
         }
     );
-    super::prepare::choose(&mut plan, options.preprocess_tokens);
+    super::prepare::choose(&mut plan, options.preprocess_tokens, options.prepare_by);
     plan::file::seal(&mut plan);
     let weights = WeightsFile {
         plan_hash: plan.hash.clone(),

@@ -28,86 +28,68 @@
 //! offsets from random indices with one-hot vectors, and their two products openings on
 //! triples.
 
-use crate::plan::{cost, instruction::Op, Gelu, LayerNorm, Linear, Plan, Softmax};
+use crate::plan::{cost, instruction::Op, Linear, Plan};
 
-/// Mark the decode program's weight products as prepared when that lowers their online cost,
-/// choosing the method with the cheaper preparation per row for batches of `batch` rows.
-pub fn choose(plan: &mut Plan, batch: u32) {
-    let l = plan.ring_bits as u64;
-    let shapes: Vec<Option<(u64, u64)>> = plan
-        .weights
-        .iter()
-        .map(|w| match w.shape.as_slice() {
-            [m, k] => Some((*m, *k)),
-            _ => None,
-        })
-        .collect();
-    let Some(decode) = plan.decode.as_mut() else {
+/// What the choice of the prepared layers minimises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrepareBy {
+    /// A decode step's link time on the LAN with its share of the preparation: the session's
+    /// traffic in all (the default).
+    #[default]
+    Total,
+    /// A decode step's online link time alone: the latency of each new token, whatever the
+    /// preparation costs.
+    Online,
+}
+
+/// Mark each decode instruction that can be prepared as prepared when that lowers what `by`
+/// says ([`cost::choice`]), for batches of `batch` steps (`batch = 0` prepares nothing), and
+/// choose a prepared weight product's method (the cheaper preparation per row,
+/// [`cost::weight_prepare`]).
+pub fn choose(plan: &mut Plan, batch: u32, by: PrepareBy) {
+    let Some(mut decode) = plan.decode.take() else {
         return;
     };
+    let sizes = cost::Sizes::decode(1);
+    let l = u64::from(plan.ring_bits);
     for ins in decode.instructions.iter_mut() {
-        let shape = |w: u32| shapes.get(w as usize).copied().flatten();
+        let Some(c) = cost::choice(plan, ins, sizes, u64::from(batch)) else {
+            continue;
+        };
+        let on = batch > 0
+            && match by {
+                PrepareBy::Total => c.prepare(),
+                PrepareBy::Online => c.prepared_online_seconds() < c.online_seconds(),
+            };
         match ins.op.as_mut() {
             Some(Op::Linear(x)) | Some(Op::Logits(x)) => {
-                x.prepared = method(shape(x.weight), l, batch);
+                x.prepared = method(plan_shape(plan, x.weight), l, batch, on)
             }
-            // The token embedding: the client's one-hot row times the token table.
-            Some(Op::Embed(e)) => e.prepared = method(shape(e.token_table), l, batch),
-            Some(Op::Softmax(s)) => {
-                s.prepared = false;
-                let sizes = cost::Sizes::decode(1);
-                let online = cost::softmax(l, s, sizes).total();
-                let ahead = Softmax {
-                    prepared: true,
-                    ..s.clone()
-                };
-                s.prepared = batch > 0 && cost::softmax(l, &ahead, sizes).total() < online;
+            Some(Op::Embed(e)) => {
+                e.prepared = method(plan_shape(plan, e.token_table), l, batch, on)
             }
-            Some(Op::LayerNorm(n)) => {
-                n.prepared = false;
-                let width = n.n.max(1);
-                let online = cost::layernorm(l, n, 1, width).total();
-                let ahead = LayerNorm {
-                    prepared: true,
-                    ..n.clone()
-                };
-                n.prepared = batch > 0 && cost::layernorm(l, &ahead, 1, width).total() < online;
-            }
-            Some(Op::Gelu(g)) => {
-                g.prepared = false;
-                let online = cost::gelu(l, g).total();
-                g.prepared = batch > 0
-                    && cost::gelu(
-                        l,
-                        &Gelu {
-                            prepared: true,
-                            ..g.clone()
-                        },
-                    )
-                    .total()
-                        < online;
-            }
+            Some(Op::Gelu(g)) => g.prepared = on,
+            Some(Op::LayerNorm(n)) => n.prepared = on,
+            Some(Op::Softmax(s)) => s.prepared = on,
             _ => {}
         }
     }
+    plan.decode = Some(decode);
 }
 
-/// The method for one `[m×k]` weight.
-fn method(shape: Option<(u64, u64)>, l: u64, batch: u32) -> u32 {
-    let Some((m, k)) = shape else {
-        return Linear::ONLINE;
-    };
-    let rlwe = cost::he_matmul_server_weights(1, m, k, l).total();
-    if batch == 0 || cost::prepared_online(m, l).total() >= rlwe {
+fn plan_shape(plan: &Plan, w: u32) -> (u64, u64) {
+    match plan.weights.get(w as usize).map(|w| w.shape.as_slice()) {
+        Some([m, k]) => (*m, *k),
+        _ => (0, 0),
+    }
+}
+
+/// The method of a `[m×k]` weight product that the choice prepares (`on`).
+fn method((m, k): (u64, u64), l: u64, batch: u32, on: bool) -> u32 {
+    if !on {
         return Linear::ONLINE;
     }
-    // The RLWE preparation packs up to 16 rows per ciphertext.
-    let rows = batch as u64;
-    let chunk = rows.min(cost::MAX_ROWS_PER_CT);
-    let rlwe_prepare = cost::he_matmul_server_weights(chunk, m, k, l).total() / chunk;
-    if rows >= cost::svole_min_rows(k)
-        && cost::svole_prepare(rows, m, k, l).total() / rows < rlwe_prepare
-    {
+    if cost::weight_prepare(m, k, l, u64::from(batch)).1 {
         Linear::PREPARED_SVOLE
     } else {
         Linear::PREPARED_RLWE
@@ -117,16 +99,17 @@ fn method(shape: Option<(u64, u64)>, l: u64, batch: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Gelu, LayerNorm};
 
     #[test]
     fn decode_batches_below_the_floor_prepare_by_rlwe_and_large_batches_by_svole() {
         // GPT-2's attention output 768×768 at ℓ = 37.
-        let w = Some((768, 768));
-        assert_eq!(method(w, 37, 0), Linear::ONLINE);
-        assert_eq!(method(w, 37, 256), Linear::PREPARED_RLWE);
+        let w = (768, 768);
+        assert_eq!(method(w, 37, 256, false), Linear::ONLINE);
+        assert_eq!(method(w, 37, 256, true), Linear::PREPARED_RLWE);
         assert_eq!(cost::svole_min_rows(768), 23_040);
         // CipherGPT's batch, 256 rows × 256 iterations: sVOLE is cheaper per row.
-        assert_eq!(method(w, 37, 65_536), Linear::PREPARED_SVOLE);
+        assert_eq!(method(w, 37, 65_536, true), Linear::PREPARED_SVOLE);
         // The estimate of the bench shape: about 8 MB per 256 rows.
         let per_256 = cost::svole_prepare(65_536, 768, 768, 37).total() / 256 / 8;
         assert!((5_000_000..9_000_000).contains(&per_256), "{per_256}");
@@ -151,9 +134,19 @@ mod tests {
         // The lookup of 128 pairs of 37-bit values (9,472 bits) becomes 2·(7 + 74) bits and a
         // 7-bit comparison.
         assert!(ahead * 3 < online, "{ahead} against {online}");
-        // The preparation: 128² bits of rotations, 128 B2A and one product.
-        let prep = cost::gelu_prepare(37, 7).total();
-        assert!((20_000..30_000).contains(&prep), "{prep}");
+        // The one-hot vector of 128 entries over Z_2^34 by the point function's joint key
+        // generation: s² + 258s + (s + 1) + Σ_(j ≤ s)(m − j) + m bits from the server, s +
+        // 258s + Σ(m − j) + (s + 1) + m from the client: 4,240 bits, the 530.0 bytes the
+        // runtime's test measures (`onehot::preparation_bytes_follow_…`).
+        assert_eq!(
+            cost::onehot_prepare(34, 7).server,
+            49 + 1_806 + 8 + 244 + 34
+        );
+        assert_eq!(cost::onehot_prepare(34, 7).total(), 4_240);
+        // Prepared, a GELU costs fewer bytes in total too, its preparation included.
+        let m = u64::from(crate::fixed::convert::gelu_from_plan(&g).spline_range().3);
+        let prep = cost::gelu_prepare(m, 7).total();
+        assert!(ahead + prep < online, "{ahead} + {prep} against {online}");
     }
 
     #[test]

@@ -201,7 +201,7 @@ fn session_run(
     (tokens, report)
 }
 
-/// The decode program's prepared weight products (the compiler's default): a session that
+/// The decode program's prepared weight products and layers: a session that
 /// prepares them in batches of 4 decode steps — before the prompt, then twice more when they run
 /// out — gives the simulator's greedy tokens, on silent OT and on IKNP; its decode steps'
 /// weight products send only the masked inputs, a small part of the online products' bytes,
@@ -209,7 +209,12 @@ fn session_run(
 /// preparation batches.
 #[test]
 fn prepared_products_sessions_equal_the_simulator() {
-    let (plan, weights) = compiled();
+    // Every layer that can be prepared is, as `--prepare-by online` chooses for this model (the
+    // default weighs the preparation in and runs one of its LayerNorms online).
+    let (plan, weights) = trained_with(&fixed::Options {
+        prepare_by: fixed::prepare::PrepareBy::Online,
+        ..fixed::Options::default()
+    });
     let products: Vec<u32> = plan
         .decode
         .iter()

@@ -151,14 +151,6 @@ pub fn gelu_prepared_spline(m: u64, s: u64) -> Bits {
     opening(s + m).then(opening(m)).then(comparison(s))
 }
 
-/// Preparing one element of a GELU correlation: the one-hot vector of a random index among
-/// `2^s` (a `(2^s choose 1)`-OT of `2^s`-bit rotations, then `2^s` B2A into Z_2^ℓ) and one Beaver
-/// triple (a [`product`]).
-pub fn gelu_prepare(l: u64, s: u64) -> Bits {
-    let n = 1u64 << s.min(30);
-    ot_1_of_n(n, n).then(b2a(l).times(n)).alongside(product(l))
-}
-
 /// Bits of the offsets of a table from its smallest entry, plus the zero msb.
 fn offset_bits(t: &[i64]) -> u64 {
     let lo = t.iter().copied().min().unwrap_or(0);
@@ -313,12 +305,6 @@ pub fn layernorm(l: u64, p: &crate::plan::LayerNorm, rows: u64, n: u64) -> Bits 
     let per_row = inverse_root(shape, rows);
     let out = scale.then(carry_arith(f_rho, l)).times(elements);
     per_element.then(per_row).then(out)
-}
-
-/// Preparing one LayerNorm entry: a square pair (one cross term over 64 bits) and a triple
-/// entry (a product over 64 bits).
-pub fn layernorm_prepare() -> Bits {
-    square(WIDE).alongside(product(WIDE))
 }
 
 /// Argmax over `v` logits (runtime `argmax`, every comparison on ℓ − 1 bits with 4-bit digits):

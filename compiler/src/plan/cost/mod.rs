@@ -21,10 +21,12 @@
 
 mod he;
 mod layers;
+mod preparation;
 mod primitives;
 
 pub use he::*;
 pub use layers::*;
+pub use preparation::*;
 pub use primitives::*;
 
 use super::ops::kind;

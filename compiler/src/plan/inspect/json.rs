@@ -94,6 +94,7 @@ impl Report<'_> {
                 prefill: summary(&self.programs[0]),
                 decode: summary(&self.programs[1]),
             },
+            choices: self.choices(),
         };
         let mut s = serde_json::to_string_pretty(&doc).expect("the report serialises");
         s.push('\n');
@@ -110,6 +111,8 @@ struct JsonReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     decode: Option<Vec<JsonInstruction>>,
     summary: JsonSummaries,
+    /// The decode program's kinds that can be prepared: online alone, prepared, the choice.
+    choices: Vec<super::preparation::ChoiceRow>,
 }
 
 #[derive(Serialize)]

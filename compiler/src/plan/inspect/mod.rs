@@ -20,6 +20,7 @@ use std::fmt::Write;
 
 mod dot;
 mod json;
+mod preparation;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -338,6 +339,7 @@ impl<'p> Report<'p> {
             let right = [false, true, true, true, true, true, true, true, true];
             out.push_str(&table(&rows, &right));
         }
+        out.push_str(&self.choices_text());
         out
     }
 }

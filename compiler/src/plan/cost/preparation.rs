@@ -1,0 +1,179 @@
+//! What the decode program's prepared layers cost to prepare, on silent OT, and the cost
+//! model's choice between preparing a layer and running it online: by a decode step's bytes
+//! *in total*, its preparation included, and its flights, weighed together as link time on
+//! the LAN ([`Choice::prepare`]). The runtime makes the
+//! correlations in batches of decode steps (`Executor::preprocess`); the costs here are per
+//! element, entry or score, as the runtime's `prepare` functions make them (their module docs
+//! give the steps: `onehot::dpf`, `gelu::prepare`, `softmax::prepare`, `layernorm::prepare`).
+
+use super::he::{he_matmul_server_weights, svole_min_rows, svole_prepare, MAX_ROWS_PER_CT};
+use super::primitives::{cot, opening, product, square};
+use super::{estimate, Bits, Cost, CostInput, Sizes};
+use crate::fixed::convert::gelu_from_plan;
+use crate::plan::link::LAN;
+use crate::plan::{instruction::Op, Instruction, Linear, Plan};
+
+/// The one-hot vector of a random point among `2^s` over Z_2^m (runtime `onehot::dpf`): the
+/// levels' random OTs (no message on silent OT); the point's bit products over Z_2^s (one COT
+/// of s bits per level, the client choosing); per level the exchange of y (128 bits each way)
+/// and of the correction word's shares (130 bits each way); the output word's two Gilboa
+/// products with choosers of s + 1 bits (or m, if fewer) and its opening. Flights: the bit
+/// products' 2, two exchanges of 2 per level, the products' 3 and the opening's 2.
+pub fn onehot_prepare(m: u64, s: u64) -> Bits {
+    if s == 0 {
+        return Bits::ZERO;
+    }
+    let k = (s + 1).min(m);
+    let gilboa: u64 = (0..k).map(|j| m - j).sum();
+    let index = cot(s).times(s);
+    let level = Bits::new(128 + 130, 128 + 130, 4);
+    let word = Bits::new(k + gilboa, gilboa + k, 3);
+    index
+        .then(Bits {
+            rounds: level.rounds * s,
+            ..level.times(s)
+        })
+        .then(word)
+        .then(opening(m))
+}
+
+/// Preparing one element of a GELU correlation over the spline's ring Z_2^m: the one-hot
+/// vector of a random piece among `2^s` and one Beaver triple (a [`product`]), side by side.
+pub fn gelu_prepare(m: u64, s: u64) -> Bits {
+    onehot_prepare(m, s).alongside(product(m))
+}
+
+/// Preparing one softmax score: a one-hot vector per digit over the product's ring Z_2^w1,
+/// a triple over Z_2^w1 and one over Z_2^w2 (runtime `softmax::prepare`).
+pub fn softmax_prepare(hi: u64, lo: u64, w1: u64, w2: u64) -> Bits {
+    onehot_prepare(w1, hi)
+        .alongside(onehot_prepare(w1, lo))
+        .alongside(product(w1))
+        .alongside(product(w2))
+}
+
+/// Preparing one LayerNorm entry: a square pair (one cross term over 64 bits) and a triple
+/// entry (a product over 64 bits).
+pub fn layernorm_prepare() -> Bits {
+    square(64).alongside(product(64))
+}
+
+/// A layer's two ways, per decode step: online alone, or its prepared online part plus its
+/// share of the preparation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Choice {
+    pub online: Cost,
+    pub prepared_online: Cost,
+    pub preparation: Cost,
+}
+
+impl Choice {
+    /// Bytes of a decode step prepared, the preparation included.
+    pub fn prepared_total(&self) -> u64 {
+        self.prepared_online.bytes() + self.preparation.bytes()
+    }
+
+    /// Link seconds on [`LAN`] of a decode step online alone.
+    pub fn online_seconds(&self) -> f64 {
+        LAN.estimate_seconds(self.online.bytes(), self.online.rounds)
+    }
+
+    /// Link seconds on [`LAN`] of a decode step's prepared online part alone.
+    pub fn prepared_online_seconds(&self) -> f64 {
+        LAN.estimate_seconds(self.prepared_online.bytes(), self.prepared_online.rounds)
+    }
+
+    /// Link seconds on [`LAN`] of a decode step prepared: its online part's, plus the
+    /// transfer of its share of the preparation (whose flights the batch's steps share).
+    pub fn prepared_seconds(&self) -> f64 {
+        self.prepared_online_seconds() + LAN.transfer_seconds(self.preparation.bytes())
+    }
+
+    /// Whether preparing pays: a decode step, its preparation included, takes less link time
+    /// on the LAN, which weighs bytes and flights together (a flight, 0.5 ms, is worth 62.5 kB
+    /// there); a tie goes to fewer bytes in total.
+    pub fn prepare(&self) -> bool {
+        let (a, b) = (self.prepared_seconds(), self.online_seconds());
+        a < b || (a == b && self.prepared_total() < self.online.bytes())
+    }
+}
+
+/// The preparation of one row of a `[k × n]` weight product in batches of `batch` rows, by
+/// the cheaper method per row: RLWE with up to 16 rows per ciphertext, or sVOLE from its floor.
+/// Returns the cost per row and whether sVOLE is the method.
+pub fn weight_prepare(k: u64, n: u64, l: u64, batch: u64) -> (Bits, bool) {
+    let chunk = batch.clamp(1, MAX_ROWS_PER_CT);
+    let per_row = |b: Bits, rows: u64| Bits::new(b.server / rows, b.client / rows, b.rounds);
+    let rlwe = per_row(he_matmul_server_weights(chunk, k, n, l), chunk);
+    if batch >= svole_min_rows(n) {
+        let svole = per_row(svole_prepare(batch, k, n, l), batch);
+        if svole.total() < rlwe.total() {
+            return (svole, true);
+        }
+    }
+    (rlwe, false)
+}
+
+/// The instruction with its `prepared` mark set to `on` (a weight product: by RLWE), or `None`
+/// for a kind that is never prepared.
+fn marked(ins: &Instruction, on: bool) -> Option<Instruction> {
+    let mut x = ins.clone();
+    let product = if on {
+        Linear::PREPARED_RLWE
+    } else {
+        Linear::ONLINE
+    };
+    match x.op.as_mut()? {
+        Op::Linear(l) | Op::Logits(l) => l.prepared = product,
+        Op::Embed(e) => e.prepared = product,
+        Op::Gelu(g) => g.prepared = on,
+        Op::LayerNorm(n) => n.prepared = on,
+        Op::Softmax(s) => s.prepared = on,
+        _ => return None,
+    }
+    Some(x)
+}
+
+/// The preparation one decode step of `ins` consumes, at `sizes`, in batches of `batch` steps.
+fn preparation(plan: &Plan, ins: &Instruction, sizes: Sizes, batch: u64) -> Bits {
+    let input = CostInput { plan, ins, sizes };
+    let l = input.ring_bits();
+    let weight = |id: u32| {
+        let (k, n) = input.weight_shape(id);
+        weight_prepare(k, n, l, batch).0
+    };
+    match ins.op.as_ref() {
+        Some(Op::Linear(x)) | Some(Op::Logits(x)) => weight(x.weight),
+        Some(Op::Embed(e)) => weight(e.token_table),
+        Some(Op::Gelu(g)) => {
+            let m = u64::from(gelu_from_plan(g).spline_range().3);
+            gelu_prepare(m, u64::from(g.pieces_log2)).times(input.input_cols())
+        }
+        Some(Op::LayerNorm(n)) => layernorm_prepare().times(n.n),
+        Some(Op::Softmax(s)) => {
+            let (fe, hi, lo) = (s.frac_exp, s.hi_bits, s.lo_bits);
+            let k = u64::from(fe + s.frac_out + s.recip_guard);
+            let scores = u64::from(s.heads.max(1)) * sizes.visible();
+            softmax_prepare(u64::from(hi), u64::from(lo), 2 * u64::from(fe) + 2, k + 2)
+                .times(scores)
+        }
+        _ => Bits::ZERO,
+    }
+}
+
+fn summed(plan: &Plan, ins: &Instruction, sizes: Sizes) -> Cost {
+    estimate(plan, ins, sizes)
+        .iter()
+        .fold(Cost::default(), |acc, p| acc.add(&p.cost))
+}
+
+/// The cost model's two ways for one decode instruction at `sizes`, in batches of `batch`
+/// steps: `None` for a kind that is never prepared.
+pub fn choice(plan: &Plan, ins: &Instruction, sizes: Sizes, batch: u64) -> Option<Choice> {
+    let (off, on) = (marked(ins, false)?, marked(ins, true)?);
+    Some(Choice {
+        online: summed(plan, &off, sizes),
+        prepared_online: summed(plan, &on, sizes),
+        preparation: Cost::from_bits(preparation(plan, &on, sizes, batch)),
+    })
+}
