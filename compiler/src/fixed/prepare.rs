@@ -117,12 +117,10 @@ mod tests {
 
     #[test]
     fn prepared_gelu_is_cheaper_online_and_costs_its_preparation() {
-        let g = Gelu {
-            frac: 12,
-            alpha_log2: 2,
-            pieces_log2: 7,
-            ..Gelu::default()
-        };
+        let g = crate::fixed::convert::gelu_to_plan(
+            &crate::fixed::semantics::fit_gelu(12, 2, 7, crate::fixed::semantics::GeluForm::Tanh)
+                .unwrap(),
+        );
         let prepared = Gelu {
             prepared: true,
             ..g.clone()

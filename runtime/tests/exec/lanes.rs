@@ -7,7 +7,7 @@
 use crate::common;
 
 use ciphergpt_compiler::fixed::{self, simulate::Simulator};
-use ciphergpt_compiler::plan::{Plan, WeightsFile};
+use ciphergpt_compiler::plan::{cost, instruction::Op, Plan, WeightsFile};
 use ciphergpt_runtime::crypto::{CotBackend, OtPair, Prg};
 use ciphergpt_runtime::exec::{EncodedModel, Executor, InstructionCost, Lane};
 use ciphergpt_runtime::net::{Channel, Role};
@@ -163,6 +163,21 @@ fn three_lanes_equal_the_simulator_and_the_one_lane_run() {
     let ring = Ring::new(plan.ring_bits).unwrap();
     let prompt: Vec<i64> = PROMPT.iter().map(|&b| b as i64).collect();
     let (want_tokens, want_logits) = simulated(&prompt, STEPS);
+    // The prefill's GELUs run on correlations made at the request (the cost model's choice
+    // for this many elements), so the logits below check that path too.
+    let mut gelus = 0;
+    for ins in plan.prefill.iter().flat_map(|p| p.instructions.iter()) {
+        if let Some(Op::Gelu(g)) = &ins.op {
+            let n = prompt.len() as u64 * plan.registers[ins.inputs[0] as usize].cols;
+            assert!(
+                cost::prefill_gelu(plan.ring_bits.into(), g, n).1,
+                "{}",
+                ins.name
+            );
+            gelus += 1;
+        }
+    }
+    assert!(gelus > 0);
     let (s3, c3) = run(3, &prompt, STEPS);
     let (s1, c1) = one_lane();
     assert_eq!(c3.tokens, want_tokens);

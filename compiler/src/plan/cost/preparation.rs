@@ -7,6 +7,7 @@
 //! give the steps: `onehot::dpf`, `gelu::prepare`, `softmax::prepare`, `layernorm::prepare`).
 
 use super::he::{he_matmul_server_weights, svole_min_rows, svole_prepare, MAX_ROWS_PER_CT};
+use super::layers::{gelu, gelu_layer, gelu_slice};
 use super::primitives::{cot, opening, product, square};
 use super::{estimate, Bits, Cost, CostInput, Sizes};
 use crate::fixed::convert::gelu_from_plan;
@@ -176,4 +177,92 @@ pub fn choice(plan: &Plan, ins: &Instruction, sizes: Sizes, batch: u64) -> Optio
         prepared_online: summed(plan, &on, sizes),
         preparation: Cost::from_bits(preparation(plan, &on, sizes, batch)),
     })
+}
+
+/// Tree nodes per slice of the one-hot vectors' preparation (runtime `onehot::SLICE_NODES`):
+/// each slice of 2^21 / N vectors runs the levels' exchanges once.
+pub const ONEHOT_SLICE_NODES: u64 = 1 << 21;
+
+/// A prefill GELU layer of `elements` on correlations made just before it, at the request (the
+/// prompt's length is known then): per call of [`gelu_slice`] elements, its one-hot vectors in
+/// slices of `2^21 / N` one after the other, then its triples, then the prepared GELU.
+pub fn gelu_layer_prepared_here(l: u64, g: &crate::plan::Gelu, elements: u64) -> Bits {
+    let ahead = crate::plan::Gelu {
+        prepared: true,
+        ..g.clone()
+    };
+    let m = u64::from(gelu_from_plan(g).spline_range().3);
+    let s = u64::from(g.pieces_log2);
+    let call = gelu_slice(g.pieces_log2).min(elements.max(1));
+    let calls = elements.div_ceil(call).max(1);
+    let vectors = call.div_ceil((ONEHOT_SLICE_NODES >> s.min(21)).max(1));
+    let one = onehot_prepare(m, s);
+    let triple = product(m);
+    let prep_rounds = one.rounds * vectors + triple.rounds;
+    let online = gelu(l, &ahead);
+    Bits {
+        server: (one.server + triple.server + online.server).saturating_mul(elements),
+        client: (one.client + triple.client + online.client).saturating_mul(elements),
+        rounds: (prep_rounds + online.rounds) * calls,
+        ..Bits::ZERO
+    }
+}
+
+/// The prefill's GELU layer of `elements`: online, or on correlations made just before it
+/// ([`gelu_layer_prepared_here`]) when that takes less link time on the LAN. Returns its cost
+/// and whether it is prepared; the runtime's executor asks the same question with the same
+/// numbers (`exec/ops/gelu.rs`).
+pub fn prefill_gelu(l: u64, g: &crate::plan::Gelu, elements: u64) -> (Bits, bool) {
+    let online = gelu_layer(l, g, elements);
+    let here = gelu_layer_prepared_here(l, g, elements);
+    let secs = |b: Bits| LAN.estimate_seconds(b.total().div_ceil(8), b.rounds);
+    if elements > 0 && secs(here) < secs(online) {
+        (here, true)
+    } else {
+        (online, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Gelu;
+
+    /// GPT-2 small's GELU as `compile examples/gpt2.cgpt` fits it: 128 pieces on ±4, f = 15.
+    fn gpt2_gelu() -> Gelu {
+        use crate::fixed::semantics::{fit_gelu, GeluForm};
+        crate::fixed::convert::gelu_to_plan(&fit_gelu(15, 2, 7, GeluForm::Tanh).unwrap())
+    }
+
+    /// A prompt's GELUs are prepared at the request when there are enough of them that the
+    /// bytes saved outweigh the preparation's flights: a GPT-2 layer of 32 tokens is, a handful
+    /// of elements is not.
+    #[test]
+    fn the_prefill_prepares_its_gelus_where_that_pays() {
+        let g = gpt2_gelu();
+        let (n, l) = (32 * 3072, 35);
+        let (here, prepared) = prefill_gelu(l, &g, n);
+        assert!(prepared);
+        let online = gelu_layer(l, &g, n);
+        assert!(
+            here.total() * 10 < online.total() * 8,
+            "{here:?} against {online:?}"
+        );
+        assert!(here.rounds > online.rounds);
+        let (small, prepared) = prefill_gelu(l, &g, 16);
+        assert!(!prepared);
+        assert_eq!(small, gelu_layer(l, &g, 16));
+        // The bytes per element: the one-hot vector, the triple and the prepared online part.
+        let m = u64::from(gelu_from_plan(&g).spline_range().3);
+        let per = gelu_prepare(m, 7).total()
+            + gelu(
+                l,
+                &Gelu {
+                    prepared: true,
+                    ..g.clone()
+                },
+            )
+            .total();
+        assert_eq!(here.total(), per * n);
+    }
 }

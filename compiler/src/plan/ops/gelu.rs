@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::fixed::convert;
 use crate::fixed::semantics;
 use crate::fixed::simulate::{Simulator, Step};
-use crate::plan::cost::{gelu_layer, part, CostInput, OpClass, Part};
+use crate::plan::cost::{gelu_layer, part, prefill_gelu, CostInput, OpClass, Part};
 use crate::plan::{self, Plan};
 
 pub struct Gelu<'a>(pub &'a plan::Gelu);
@@ -33,7 +33,12 @@ impl InstructionKind for Gelu<'_> {
 
     fn estimate(&self, at: &CostInput<'_>) -> Vec<Part> {
         let elements = at.sizes.rows.saturating_mul(at.input_cols());
-        let b = gelu_layer(at.ring_bits(), self.0, elements);
+        // The prefill (no past positions) prepares its GELUs at the request where that pays.
+        let b = if at.sizes.past == 0 {
+            prefill_gelu(at.ring_bits(), self.0, elements).0
+        } else {
+            gelu_layer(at.ring_bits(), self.0, elements)
+        };
         vec![part(OpClass::Gelu, b)]
     }
 

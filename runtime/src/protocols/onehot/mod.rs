@@ -45,7 +45,7 @@ pub const MAX_SIZE: usize = 256;
 
 /// Tree nodes per slice of the preparation: bounds its memory (16 bytes of seed and a control
 /// bit per node, 2^21 nodes: about 36 MiB with the output).
-const SLICE_NODES: usize = 1 << 21;
+const SLICE_NODES: usize = ciphergpt_compiler::plan::cost::ONEHOT_SLICE_NODES as usize;
 
 /// Elements per slice of the preparation for vectors of `size` entries: each slice runs the
 /// levels' exchanges once.
