@@ -8,7 +8,7 @@
 
 use super::he::{he_matmul_server_weights, svole_min_rows, svole_prepare, MAX_ROWS_PER_CT};
 use super::layers::{gelu, gelu_layer, gelu_slice};
-use super::primitives::{cot, opening, product, square};
+use super::primitives::{cot, product, square};
 use super::{estimate, Bits, Cost, CostInput, Sizes};
 use crate::fixed::convert::gelu_from_plan;
 use crate::plan::link::LAN;
@@ -16,10 +16,10 @@ use crate::plan::{instruction::Op, Instruction, Linear, Plan};
 
 /// The one-hot vector of a random point among `2^s` over Z_2^m (runtime `onehot::dpf`): the
 /// levels' random OTs (no message on silent OT); the point's bit products over Z_2^s (one COT
-/// of s bits per level, the client choosing); per level the exchange of y (128 bits each way)
-/// and of the correction word's shares (130 bits each way); the output word's two Gilboa
-/// products with choosers of s + 1 bits (or m, if fewer) and its opening. Flights: the bit
-/// products' 2, two exchanges of 2 per level, the products' 3 and the opening's 2.
+/// of s bits per level, the client choosing); per level y (128 bits) and the shares of the
+/// correction words (130 bits) each way; the output word's two Gilboa products with choosers of
+/// s + 1 bits (or m, if fewer) and its opening. Flights: 2s + 6 (the levels pipelined one
+/// flight each way, 2s + 1; the runtime's test counts 20 at s = 7 on IKNP).
 pub fn onehot_prepare(m: u64, s: u64) -> Bits {
     if s == 0 {
         return Bits::ZERO;
@@ -27,15 +27,13 @@ pub fn onehot_prepare(m: u64, s: u64) -> Bits {
     let k = (s + 1).min(m);
     let gilboa: u64 = (0..k).map(|j| m - j).sum();
     let index = cot(s).times(s);
-    let level = Bits::new(128 + 130, 128 + 130, 4);
-    let word = Bits::new(k + gilboa, gilboa + k, 3);
-    index
-        .then(Bits {
-            rounds: level.rounds * s,
-            ..level.times(s)
-        })
-        .then(word)
-        .then(opening(m))
+    let levels = 258 * s;
+    let word = k + gilboa + m;
+    Bits::new(
+        index.server + levels + word,
+        index.client + levels + word,
+        2 * s + 6,
+    )
 }
 
 /// Preparing one element of a GELU correlation over the spline's ring Z_2^m: the one-hot

@@ -21,7 +21,10 @@
 //!   a_C·D_S are one correlated OT each, on the random OTs whose choices are a_P,j: the holder
 //!   sends y = m_0 ⊕ m_1 ⊕ D_P and keeps m_0, the chooser takes m_a ⊕ a·y = m_0 ⊕ a·D_P;
 //! - tCW_L = tL ⊕ α_j ⊕ 1 and tCW_R = tR ⊕ α_j are XOR-linear, shared locally;
-//! - the shares of (CW, tCW_L, tCW_R) are opened, one exchange per level after the one of y.
+//! - the shares of (CW, tCW_L, tCW_R) are opened. The levels are pipelined one direction at a
+//!   time: the client sends its y and its shares of a level's words together (it has the
+//!   server's y), the server its shares and the next level's y (it knows the words once it has
+//!   the client's): one flight each way per level.
 //!
 //! At the leaves, with A_P = Σ_x Convert(s_P,x) and T_P = Σ_x t_P,x, the off-path leaves cancel:
 //! A_S − A_C = Convert(s_S,α) − Convert(s_C,α) and T_S − T_C = t_S,α − t_C,α = (−1)^(t_C,α), so
@@ -39,8 +42,8 @@
 //! under silent OT), s bit products over Z_2^s, 2·s·128 bits of y and 2·s·130 bits of opened
 //! shares, two Gilboa products of s + 1 (or m, if fewer) chooser bits, and 2m bits to open
 //! CW_out: about 4,600 bits at N = 128, m = 34 on silent OT, against 16,384 + 128·(m + 1) for
-//! the OT of rotations and its B2A. Flights per slice: 4s + 8 at most (two exchanges per level:
-//! a level's y needs the previous level's correction word, and its word needs y).
+//! the OT of rotations and its B2A. Flights per slice: 2s + 1 for the levels (a level's y needs
+//! the previous level's words, and its words need the peer's y), and about 10 for the rest.
 //!
 //! **Security** (semi-honest). Each party's view is its own tree and random choices, the peer's
 //! y per level (the sender's pads m_{1−a} are hidden by the correlation-robust hash of the OT,
@@ -56,7 +59,7 @@ use std::sync::OnceLock;
 
 use super::super::b2a::bit_products;
 use super::super::mul::{recv_cot_widths, send_cot_widths};
-use super::super::shares::{exchange, open, Ring};
+use super::super::shares::{open, Ring};
 use super::super::{Party, ProtocolError};
 use crate::crypto::pack::mask;
 use crate::crypto::pprf::expand_level_in_place;
@@ -210,45 +213,144 @@ fn bytes_to_blocks(bytes: &[u8], n: usize, bits: usize) -> (Vec<Block>, Vec<bool
     (blocks, flags)
 }
 
-/// One level of the distributed generation for the slice: expand, agree on the correction words
-/// (two exchanges), correct. `ots` holds this level's random OTs, one per element.
-fn level<C: Channel + ?Sized>(
+/// A level in flight: its parents' control bits and sums (from [`Trees::expand`]), and this
+/// party's y and share of the correction words once it has them.
+struct Level {
+    parent_t: Vec<bool>,
+    sums: LevelSums,
+    d: Vec<Block>,
+}
+
+impl Level {
+    fn expand(trees: &mut Trees) -> Level {
+        let (parent_t, sums) = trees.expand();
+        let d = (0..sums.left.len())
+            .map(|e| sums.left[e] ^ sums.right[e])
+            .collect();
+        Level { parent_t, sums, d }
+    }
+
+    /// y = m_0 ⊕ m_1 ⊕ D_P: this party holds the peer's cross term a_peer·D_P and keeps m_0.
+    fn y(&self, held: &[[Block; 2]]) -> Vec<Block> {
+        (0..self.d.len())
+            .map(|e| held[e][0] ^ held[e][1] ^ self.d[e])
+            .collect()
+    }
+
+    /// This party's shares of (CW, tCW_L, tCW_R): R_P ⊕ a_P·D_P ⊕ (its share of a_peer·D_P)
+    /// ⊕ (its share of a_P·D_peer), and tL_P ⊕ a_P (⊕ 1 at the server), tR_P ⊕ a_P.
+    fn shares(&self, role: Role, ots: &LevelOts, at: usize, y_peer: &[Block]) -> Share {
+        let n = self.d.len();
+        let server = role == Role::Server;
+        let mut cw = Vec::with_capacity(n);
+        let mut t = Vec::with_capacity(2 * n);
+        for (e, &yp) in y_peer.iter().enumerate().take(n) {
+            let a = ots.choices[at + e];
+            let mine = self.sums.right[e]
+                ^ self.d[e].and_bit(a)
+                ^ ots.held[at + e][0]
+                ^ ots.chosen[at + e]
+                ^ yp.and_bit(a);
+            cw.push(mine);
+            t.push(self.sums.t_left[e] ^ a ^ server);
+            t.push(self.sums.t_right[e] ^ a);
+        }
+        Share { cw, t }
+    }
+}
+
+/// One party's shares of a level's correction words.
+struct Share {
+    cw: Vec<Block>,
+    t: Vec<bool>,
+}
+
+impl Share {
+    fn bytes(&self) -> Vec<u8> {
+        blocks_to_bytes(&self.cw, &self.t)
+    }
+
+    fn read(bytes: &[u8], n: usize) -> Share {
+        let (cw, t) = bytes_to_blocks(bytes, n, 2 * n);
+        Share { cw, t }
+    }
+
+    /// Opens the words with the peer's shares and applies them to the level's children.
+    fn apply(&self, peer: &Share, level: &Level, trees: &mut Trees) {
+        let n = self.cw.len();
+        let cw: Vec<Block> = (0..n).map(|e| self.cw[e] ^ peer.cw[e]).collect();
+        let tcw: Vec<[bool; 2]> = (0..n)
+            .map(|e| {
+                [
+                    self.t[2 * e] ^ peer.t[2 * e],
+                    self.t[2 * e + 1] ^ peer.t[2 * e + 1],
+                ]
+            })
+            .collect();
+        trees.correct(&level.parent_t, &cw, &tcw);
+    }
+}
+
+fn share_len(n: usize) -> usize {
+    16 * n + (2 * n).div_ceil(8)
+}
+
+/// The s levels of the slice, pipelined one direction at a time: the server sends y of level
+/// 0; then per level the client answers with its y and its share of the words, and the server
+/// with its share and the next level's y (its words are known once it has the client's). One
+/// flight each way per level, 2s + 1 in all, and no two parties writing at once.
+fn levels<C: Channel + ?Sized>(
     party: &mut Party<'_, C>,
     trees: &mut Trees,
-    choices: &[bool],
-    chosen: &[Block],
-    held: &[[Block; 2]],
+    ots: &LevelOts,
+    depth: usize,
+    n: usize,
 ) -> Result<(), ProtocolError> {
-    let (parent_t, sums) = trees.expand();
-    let n = sums.left.len();
-    let d: Vec<Block> = (0..n).map(|e| sums.left[e] ^ sums.right[e]).collect();
-    // Hold the peer's cross term a_peer·D_P: send y = m_0 ⊕ m_1 ⊕ D_P, keep m_0.
-    let y: Vec<Block> = (0..n).map(|e| held[e][0] ^ held[e][1] ^ d[e]).collect();
-    let got = exchange(party.ch, party.role, &blocks_to_bytes(&y, &[]))?;
-    let (y_peer, _) = bytes_to_blocks(&got, n, 0);
-    let server = party.role == Role::Server;
-    let mut cw = Vec::with_capacity(n);
-    let mut tbits = Vec::with_capacity(2 * n);
-    for e in 0..n {
-        let a = choices[e];
-        // R_P ⊕ a_P·D_P ⊕ (share of a_peer·D_P) ⊕ (share of a_P·D_peer).
-        let mine = sums.right[e] ^ d[e].and_bit(a) ^ held[e][0] ^ chosen[e] ^ y_peer[e].and_bit(a);
-        cw.push(mine);
-        tbits.push(sums.t_left[e] ^ a ^ server);
-        tbits.push(sums.t_right[e] ^ a);
+    let role = party.role;
+    let ch = &mut *party.ch;
+    let recv = |ch: &mut C, len: usize| -> Result<Vec<u8>, ProtocolError> {
+        let mut b = vec![0u8; len];
+        ch.recv(&mut b)?;
+        Ok(b)
+    };
+    if role == Role::Server {
+        let mut level = Level::expand(trees);
+        ch.send(&blocks_to_bytes(&level.y(&ots.held[..n]), &[]))?;
+        ch.flush()?;
+        for j in 0..depth {
+            let got = recv(ch, 16 * n + share_len(n))?;
+            let (y_peer, _) = bytes_to_blocks(&got, n, 0);
+            let peer = Share::read(&got[16 * n..], n);
+            let mine = level.shares(role, ots, j * n, &y_peer);
+            mine.apply(&peer, &level, trees);
+            let mut msg = mine.bytes();
+            if j + 1 < depth {
+                level = Level::expand(trees);
+                let r = (j + 1) * n..(j + 2) * n;
+                msg.extend(blocks_to_bytes(&level.y(&ots.held[r]), &[]));
+            }
+            ch.send(&msg)?;
+            ch.flush()?;
+        }
+    } else {
+        let mut y_peer = bytes_to_blocks(&recv(ch, 16 * n)?, n, 0).0;
+        for j in 0..depth {
+            let level = Level::expand(trees);
+            let r = j * n..(j + 1) * n;
+            let mine = level.shares(role, ots, j * n, &y_peer);
+            let mut msg = blocks_to_bytes(&level.y(&ots.held[r]), &[]);
+            msg.extend(mine.bytes());
+            ch.send(&msg)?;
+            ch.flush()?;
+            let next = if j + 1 < depth { 16 * n } else { 0 };
+            let got = recv(ch, share_len(n) + next)?;
+            let peer = Share::read(&got, n);
+            mine.apply(&peer, &level, trees);
+            if next > 0 {
+                y_peer = bytes_to_blocks(&got[share_len(n)..], n, 0).0;
+            }
+        }
     }
-    let got = exchange(party.ch, party.role, &blocks_to_bytes(&cw, &tbits))?;
-    let (cw_peer, t_peer) = bytes_to_blocks(&got, n, 2 * n);
-    let cw: Vec<Block> = cw.iter().zip(&cw_peer).map(|(a, b)| *a ^ *b).collect();
-    let tcw: Vec<[bool; 2]> = (0..n)
-        .map(|e| {
-            [
-                tbits[2 * e] ^ t_peer[2 * e],
-                tbits[2 * e + 1] ^ t_peer[2 * e + 1],
-            ]
-        })
-        .collect();
-    trees.correct(&parent_t, &cw, &tcw);
     Ok(())
 }
 
@@ -360,16 +462,7 @@ pub(super) fn one_hot_slice<C: Channel + ?Sized>(
         })
         .collect();
     let mut trees = Trees::roots(party.role, n, size, rng);
-    for j in 0..depth {
-        let r = j * n..(j + 1) * n;
-        level(
-            party,
-            &mut trees,
-            &ots.choices[r.clone()],
-            &ots.chosen[r.clone()],
-            &ots.held[r],
-        )?;
-    }
+    levels(party, &mut trees, &ots, depth, n)?;
     let m = mask(ring.bits);
     let (mut a_sum, mut t_sum) = (vec![0u64; n], vec![0u64; n]);
     for e in 0..n {

@@ -22,7 +22,7 @@
 //! 2s(2λ + 1) bits of the levels' exchanges, two Gilboa products with (s + 1)-bit choosers
 //! and 2m bits to open the output word ([`dpf`]): about 580 bytes at N = 128, m = 34 on silent
 //! OT, against about 2.6 KB for the 1-out-of-N OT of N-bit rotations it replaced; at most
-//! 4s + 8 flights per slice of [`slice_len`] elements (two exchanges per level). Online: s
+//! 2s + 12 flights per slice of [`slice_len`] elements (one each way per level). Online: s
 //! bits each way, one simultaneous flight. Memory: N + 1 words per element.
 //!
 //! **Security** (semi-honest). The preparation's view of each party is its own key of the
