@@ -29,16 +29,36 @@ pub fn ot_bench<C: Channel + ?Sized>(
 ) -> Result<Vec<BenchResult>, BenchError> {
     let mut rng = Prg::from_entropy();
     let mut results = Vec::new();
-    let n = opts.n.max(128);
-    let mut pair = base_ots(ch, role, &mut rng, &mut results)?;
-    let (rng, pair, res) = (&mut rng, &mut pair, &mut results);
-    cot_rows(ch, role, opts, n, pair, rng, res)?;
-    rot_row(ch, role, opts, n, pair, res)?;
-    cot_ring_row(ch, role, opts, n, pair, rng, res)?;
-    chosen_row(ch, role, opts, n, pair, rng, res)?;
-    one_of_n_row(ch, role, opts, n, pair, rng, res)?;
-    triples_row(ch, role, opts, n, pair, res)?;
-    Ok(results)
+    let pair = base_ots(ch, role, &mut rng, &mut results)?;
+    let mut run = Run {
+        ch,
+        role,
+        opts,
+        n: opts.n.max(128),
+        pair,
+        rng,
+        results,
+    };
+    run.cot_rows()?;
+    run.rot_row()?;
+    run.cot_ring_row()?;
+    run.chosen_row()?;
+    run.one_of_n_row()?;
+    run.triples_row()?;
+    Ok(run.results)
+}
+
+/// One party's run of the rows after the base OTs: its channel, role and settings, the OT pair
+/// the base OTs set up, its randomness, and the results so far.
+struct Run<'a, C: Channel + ?Sized> {
+    ch: &'a mut C,
+    role: Role,
+    opts: &'a OtBenchOptions,
+    /// OTs of the first row; the other rows run a fraction of it.
+    n: usize,
+    pair: OtPair,
+    rng: Prg,
+    results: Vec<BenchResult>,
 }
 
 /// The base OTs: the server's as COT sender (measured), then the reverse direction (not).
@@ -75,263 +95,249 @@ fn base_ots<C: Channel + ?Sized>(
     Ok(pair)
 }
 
-/// Random correlated OT, both directions.
-#[allow(clippy::too_many_arguments)]
-fn cot_rows<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    opts: &OtBenchOptions,
-    n: usize,
-    pair: &mut OtPair,
-    rng: &mut Prg,
-    results: &mut Vec<BenchResult>,
-) -> Result<(), BenchError> {
-    let server = role == Role::Server;
-    // Random correlated OT, both directions.
-    for (name, server_sends) in [("cot", true), ("cot-reverse", false)] {
+impl<C: Channel + ?Sized> Run<'_, C> {
+    /// Random correlated OT, both directions.
+    fn cot_rows(&mut self) -> Result<(), BenchError> {
+        let (role, n, opts) = (self.role, self.n, self.opts);
+        let (ch, pair, rng, results) = (
+            &mut *self.ch,
+            &mut self.pair,
+            &mut self.rng,
+            &mut self.results,
+        );
+        let server = role == Role::Server;
+        // Random correlated OT, both directions.
+        for (name, server_sends) in [("cot", true), ("cot-reverse", false)] {
+            let t = start(ch, role)?;
+            let last = scoped(ch, name, |ch| -> Result<Last, NetError> {
+                let mut buf = vec![Block::ZERO; BATCH.min(n)];
+                let mut choices = Vec::new();
+                let mut left = n;
+                while left > 0 {
+                    let m = left.min(BATCH);
+                    if server == server_sends {
+                        pair.sender.send_cot_into(ch, &mut buf[..m])?;
+                    } else {
+                        choices = rng.blocks(m.div_ceil(128));
+                        pair.receiver
+                            .recv_cot_packed_into(ch, &choices, &mut buf[..m])?;
+                    }
+                    left -= m;
+                }
+                let m = (n - 1) % BATCH + 1;
+                buf.truncate(m);
+                if server != server_sends {
+                    let mut v = unpack_bools(&choices, m)
+                        .into_iter()
+                        .map(|b| Block(b as u128))
+                        .collect::<Vec<_>>();
+                    v.extend(buf);
+                    return Ok(Last::Blocks(v));
+                }
+                Ok(Last::Blocks(buf))
+            })?;
+            results.push(finish(ch, role, t, name, n as u64)?);
+            if opts.verify {
+                // The flavour's sender checks, with its own Δ.
+                verify_cot(ch, server == server_sends, pair.sender.delta(), last)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Random OT with 128-bit messages.
+    fn rot_row(&mut self) -> Result<(), BenchError> {
+        let (role, n, opts) = (self.role, self.n, self.opts);
+        let (ch, pair, results) = (&mut *self.ch, &mut self.pair, &mut self.results);
+        let server = role == Role::Server;
+        // Random OT with 128-bit messages.
+        let n_rot = n / 2;
         let t = start(ch, role)?;
-        let last = scoped(ch, name, |ch| -> Result<Last, NetError> {
-            let mut buf = vec![Block::ZERO; BATCH.min(n)];
-            let mut choices = Vec::new();
-            let mut left = n;
+        let last = scoped(ch, "rot", |ch| -> Result<Last, NetError> {
+            let mut last = Last::None;
+            let mut left = n_rot;
             while left > 0 {
                 let m = left.min(BATCH);
-                if server == server_sends {
-                    pair.sender.send_cot_into(ch, &mut buf[..m])?;
+                last = if server {
+                    Last::Pairs(pair.sender.send_rot_random(ch, m)?)
                 } else {
-                    choices = rng.blocks(m.div_ceil(128));
-                    pair.receiver
-                        .recv_cot_packed_into(ch, &choices, &mut buf[..m])?;
-                }
+                    let (b, v) = pair.receiver.recv_rot_random(ch, m)?;
+                    Last::Pairs(
+                        b.into_iter()
+                            .zip(v)
+                            .map(|(b, v)| [Block(b as u128), v])
+                            .collect(),
+                    )
+                };
                 left -= m;
             }
-            let m = (n - 1) % BATCH + 1;
-            buf.truncate(m);
-            if server != server_sends {
-                let mut v = unpack_bools(&choices, m)
-                    .into_iter()
-                    .map(|b| Block(b as u128))
-                    .collect::<Vec<_>>();
-                v.extend(buf);
-                return Ok(Last::Blocks(v));
-            }
-            Ok(Last::Blocks(buf))
+            Ok(last)
         })?;
-        results.push(finish(ch, role, t, name, n as u64)?);
+        results.push(finish(ch, role, t, "rot", n_rot as u64)?);
         if opts.verify {
-            // The flavour's sender checks, with its own Δ.
-            verify_cot(ch, server == server_sends, pair.sender.delta(), last)?;
+            verify_pairs(ch, server, last, "rot")?;
         }
+        Ok(())
     }
-    Ok(())
-}
 
-/// Random OT with 128-bit messages.
-fn rot_row<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    opts: &OtBenchOptions,
-    n: usize,
-    pair: &mut OtPair,
-    results: &mut Vec<BenchResult>,
-) -> Result<(), BenchError> {
-    let server = role == Role::Server;
-    // Random OT with 128-bit messages.
-    let n_rot = n / 2;
-    let t = start(ch, role)?;
-    let last = scoped(ch, "rot", |ch| -> Result<Last, NetError> {
-        let mut last = Last::None;
-        let mut left = n_rot;
-        while left > 0 {
-            let m = left.min(BATCH);
-            last = if server {
-                Last::Pairs(pair.sender.send_rot_random(ch, m)?)
-            } else {
-                let (b, v) = pair.receiver.recv_rot_random(ch, m)?;
-                Last::Pairs(
-                    b.into_iter()
-                        .zip(v)
-                        .map(|(b, v)| [Block(b as u128), v])
-                        .collect(),
-                )
-            };
-            left -= m;
-        }
-        Ok(last)
-    })?;
-    results.push(finish(ch, role, t, "rot", n_rot as u64)?);
-    if opts.verify {
-        verify_pairs(ch, server, last, "rot")?;
-    }
-    Ok(())
-}
-
-/// Correlated OT over Z_2^37 (CrypTFlow2's COT_ℓ).
-#[allow(clippy::too_many_arguments)]
-fn cot_ring_row<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    opts: &OtBenchOptions,
-    n: usize,
-    pair: &mut OtPair,
-    rng: &mut Prg,
-    results: &mut Vec<BenchResult>,
-) -> Result<(), BenchError> {
-    let server = role == Role::Server;
-    let n_ring = n / 4;
-    let bits = 37;
-    let t = start(ch, role)?;
-    let last = scoped(ch, "cot-ring-l37", |ch| -> Result<Last, NetError> {
-        let mut last = Last::None;
-        let mut left = n_ring;
-        while left > 0 {
-            let m = left.min(BATCH);
-            last = if server {
-                let deltas = rng.values(m, bits);
-                let xs = pair.sender.send_cot_ring(ch, &deltas, bits)?;
-                Last::Values(deltas.into_iter().chain(xs).collect())
-            } else {
-                let choices = rng.bools(m);
-                let ys = pair.receiver.recv_cot_ring(ch, &choices, bits)?;
-                Last::Values(choices.iter().map(|&b| b as u64).chain(ys).collect())
-            };
-            left -= m;
-        }
-        Ok(last)
-    })?;
-    results.push(finish(ch, role, t, "cot-ring-l37", n_ring as u64)?);
-    if opts.verify {
-        verify_ring(ch, server, last, bits)?;
-    }
-    Ok(())
-}
-
-/// Chosen-message OT of 128-bit messages.
-#[allow(clippy::too_many_arguments)]
-fn chosen_row<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    opts: &OtBenchOptions,
-    n: usize,
-    pair: &mut OtPair,
-    rng: &mut Prg,
-    results: &mut Vec<BenchResult>,
-) -> Result<(), BenchError> {
-    let server = role == Role::Server;
-    let n_ot = n / 4;
-    let t = start(ch, role)?;
-    let last = scoped(ch, "ot-chosen-128", |ch| -> Result<Last, NetError> {
-        let mut last = Last::None;
-        let mut left = n_ot;
-        while left > 0 {
-            let m = left.min(BATCH);
-            last = if server {
-                let msgs: Vec<[Block; 2]> = (0..m).map(|_| [rng.block(), rng.block()]).collect();
-                pair.sender.send_ot(ch, &msgs)?;
-                Last::Pairs(msgs)
-            } else {
-                let choices = rng.bools(m);
-                let got = pair.receiver.recv_ot(ch, &choices)?;
-                Last::Pairs(
-                    choices
-                        .into_iter()
-                        .zip(got)
-                        .map(|(b, v)| [Block(b as u128), v])
-                        .collect(),
-                )
-            };
-            left -= m;
-        }
-        Ok(last)
-    })?;
-    results.push(finish(ch, role, t, "ot-chosen-128", n_ot as u64)?);
-    if opts.verify {
-        verify_pairs(ch, server, last, "ot-chosen-128")?;
-    }
-    Ok(())
-}
-
-/// 1-of-16 OT of 2-bit messages.
-#[allow(clippy::too_many_arguments)]
-fn one_of_n_row<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    opts: &OtBenchOptions,
-    n: usize,
-    pair: &mut OtPair,
-    rng: &mut Prg,
-    results: &mut Vec<BenchResult>,
-) -> Result<(), BenchError> {
-    let server = role == Role::Server;
-    let n16 = n / 16;
-    let (nm, lbits) = (16usize, 2u32);
-    let t = start(ch, role)?;
-    let last = scoped(ch, "ot-1of16-l2", |ch| -> Result<Last, NetError> {
-        let mut last = Last::None;
-        let mut left = n16;
-        let batch = BATCH / 4;
-        while left > 0 {
-            let m = left.min(batch);
-            last = if server {
-                let msgs = rng.values(m * nm, lbits);
-                pair.sender.send_1_of_n(ch, &msgs, nm, lbits)?;
-                Last::Values(msgs)
-            } else {
-                let choices: Vec<u32> = rng.values(m, 4).into_iter().map(|c| c as u32).collect();
-                let got = pair.receiver.recv_1_of_n(ch, &choices, nm, lbits)?;
-                Last::Values(choices.iter().map(|&c| c as u64).chain(got).collect())
-            };
-            left -= m;
-        }
-        Ok(last)
-    })?;
-    results.push(finish(ch, role, t, "ot-1of16-l2", n16 as u64)?);
-    if opts.verify {
-        verify_1_of_n(ch, server, last, nm)?;
-    }
-    Ok(())
-}
-
-/// Bit triples, verified by revealing them to the server.
-fn triples_row<C: Channel + ?Sized>(
-    ch: &mut C,
-    role: Role,
-    opts: &OtBenchOptions,
-    n: usize,
-    pair: &mut OtPair,
-    results: &mut Vec<BenchResult>,
-) -> Result<(), BenchError> {
-    let server = role == Role::Server;
-    let n_tr = n / 4;
-    let t = start(ch, role)?;
-    let triples = scoped(ch, "bit-triples", |ch| bit_triples(pair, ch, role, n_tr))?;
-    results.push(finish(ch, role, t, "bit-triples", n_tr as u64)?);
-    if opts.verify {
-        scoped(ch, "verify", |ch| -> Result<(), BenchError> {
-            let words = triples.a.len();
-            if server {
-                let mut theirs = vec![0u64; 3 * words];
-                for v in theirs.iter_mut() {
-                    *v = ch.recv_u64()?;
-                }
-                for i in 0..words {
-                    let a = triples.a[i] ^ theirs[i];
-                    let b = triples.b[i] ^ theirs[words + i];
-                    let c = triples.c[i] ^ theirs[2 * words + i];
-                    if c != a & b {
-                        return Err(BenchError::Verify(format!("bit triple word {i}")));
-                    }
-                }
-            } else {
-                for v in triples.a.iter().chain(&triples.b).chain(&triples.c) {
-                    ch.send_u64(*v)?;
-                }
-                ch.flush()?;
+    /// Correlated OT over Z_2^37 (CrypTFlow2's COT_ℓ).
+    fn cot_ring_row(&mut self) -> Result<(), BenchError> {
+        let (role, n, opts) = (self.role, self.n, self.opts);
+        let (ch, pair, rng, results) = (
+            &mut *self.ch,
+            &mut self.pair,
+            &mut self.rng,
+            &mut self.results,
+        );
+        let server = role == Role::Server;
+        let n_ring = n / 4;
+        let bits = 37;
+        let t = start(ch, role)?;
+        let last = scoped(ch, "cot-ring-l37", |ch| -> Result<Last, NetError> {
+            let mut last = Last::None;
+            let mut left = n_ring;
+            while left > 0 {
+                let m = left.min(BATCH);
+                last = if server {
+                    let deltas = rng.values(m, bits);
+                    let xs = pair.sender.send_cot_ring(ch, &deltas, bits)?;
+                    Last::Values(deltas.into_iter().chain(xs).collect())
+                } else {
+                    let choices = rng.bools(m);
+                    let ys = pair.receiver.recv_cot_ring(ch, &choices, bits)?;
+                    Last::Values(choices.iter().map(|&b| b as u64).chain(ys).collect())
+                };
+                left -= m;
             }
-            Ok(())
+            Ok(last)
         })?;
+        results.push(finish(ch, role, t, "cot-ring-l37", n_ring as u64)?);
+        if opts.verify {
+            verify_ring(ch, server, last, bits)?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Chosen-message OT of 128-bit messages.
+    fn chosen_row(&mut self) -> Result<(), BenchError> {
+        let (role, n, opts) = (self.role, self.n, self.opts);
+        let (ch, pair, rng, results) = (
+            &mut *self.ch,
+            &mut self.pair,
+            &mut self.rng,
+            &mut self.results,
+        );
+        let server = role == Role::Server;
+        let n_ot = n / 4;
+        let t = start(ch, role)?;
+        let last = scoped(ch, "ot-chosen-128", |ch| -> Result<Last, NetError> {
+            let mut last = Last::None;
+            let mut left = n_ot;
+            while left > 0 {
+                let m = left.min(BATCH);
+                last = if server {
+                    let msgs: Vec<[Block; 2]> =
+                        (0..m).map(|_| [rng.block(), rng.block()]).collect();
+                    pair.sender.send_ot(ch, &msgs)?;
+                    Last::Pairs(msgs)
+                } else {
+                    let choices = rng.bools(m);
+                    let got = pair.receiver.recv_ot(ch, &choices)?;
+                    Last::Pairs(
+                        choices
+                            .into_iter()
+                            .zip(got)
+                            .map(|(b, v)| [Block(b as u128), v])
+                            .collect(),
+                    )
+                };
+                left -= m;
+            }
+            Ok(last)
+        })?;
+        results.push(finish(ch, role, t, "ot-chosen-128", n_ot as u64)?);
+        if opts.verify {
+            verify_pairs(ch, server, last, "ot-chosen-128")?;
+        }
+        Ok(())
+    }
+
+    /// 1-of-16 OT of 2-bit messages.
+    fn one_of_n_row(&mut self) -> Result<(), BenchError> {
+        let (role, n, opts) = (self.role, self.n, self.opts);
+        let (ch, pair, rng, results) = (
+            &mut *self.ch,
+            &mut self.pair,
+            &mut self.rng,
+            &mut self.results,
+        );
+        let server = role == Role::Server;
+        let n16 = n / 16;
+        let (nm, lbits) = (16usize, 2u32);
+        let t = start(ch, role)?;
+        let last = scoped(ch, "ot-1of16-l2", |ch| -> Result<Last, NetError> {
+            let mut last = Last::None;
+            let mut left = n16;
+            let batch = BATCH / 4;
+            while left > 0 {
+                let m = left.min(batch);
+                last = if server {
+                    let msgs = rng.values(m * nm, lbits);
+                    pair.sender.send_1_of_n(ch, &msgs, nm, lbits)?;
+                    Last::Values(msgs)
+                } else {
+                    let choices: Vec<u32> =
+                        rng.values(m, 4).into_iter().map(|c| c as u32).collect();
+                    let got = pair.receiver.recv_1_of_n(ch, &choices, nm, lbits)?;
+                    Last::Values(choices.iter().map(|&c| c as u64).chain(got).collect())
+                };
+                left -= m;
+            }
+            Ok(last)
+        })?;
+        results.push(finish(ch, role, t, "ot-1of16-l2", n16 as u64)?);
+        if opts.verify {
+            verify_1_of_n(ch, server, last, nm)?;
+        }
+        Ok(())
+    }
+
+    /// Bit triples, verified by revealing them to the server.
+    fn triples_row(&mut self) -> Result<(), BenchError> {
+        let (role, n, opts) = (self.role, self.n, self.opts);
+        let (ch, pair, results) = (&mut *self.ch, &mut self.pair, &mut self.results);
+        let server = role == Role::Server;
+        let n_tr = n / 4;
+        let t = start(ch, role)?;
+        let triples = scoped(ch, "bit-triples", |ch| bit_triples(pair, ch, role, n_tr))?;
+        results.push(finish(ch, role, t, "bit-triples", n_tr as u64)?);
+        if opts.verify {
+            scoped(ch, "verify", |ch| -> Result<(), BenchError> {
+                let words = triples.a.len();
+                if server {
+                    let mut theirs = vec![0u64; 3 * words];
+                    for v in theirs.iter_mut() {
+                        *v = ch.recv_u64()?;
+                    }
+                    for i in 0..words {
+                        let a = triples.a[i] ^ theirs[i];
+                        let b = triples.b[i] ^ theirs[words + i];
+                        let c = triples.c[i] ^ theirs[2 * words + i];
+                        if c != a & b {
+                            return Err(BenchError::Verify(format!("bit triple word {i}")));
+                        }
+                    }
+                } else {
+                    for v in triples.a.iter().chain(&triples.b).chain(&triples.c) {
+                        ch.send_u64(*v)?;
+                    }
+                    ch.flush()?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
 }
 
 fn base_ot_count() -> u64 {
