@@ -134,48 +134,51 @@ pub(crate) fn recv_cot_widths<C: Channel + ?Sized>(
         .collect())
 }
 
-/// Widths ℓ, ℓ−1, …, 1 for each of `n` elements (element-major).
-fn gilboa_widths(ring: Ring, n: usize) -> Vec<u32> {
+/// Widths ℓ, ℓ−1, …, ℓ−k+1 for each of `n` elements (element-major): the COTs of a cross term
+/// whose chooser has k bits.
+fn gilboa_widths(ring: Ring, k: u32, n: usize) -> Vec<u32> {
     let l = ring.bits;
-    (0..n).flat_map(|_| (0..l).map(move |j| l - j)).collect()
+    (0..n).flat_map(|_| (0..k).map(move |j| l - j)).collect()
 }
 
-/// Cross term, chooser side: shares of a·b where this party holds `a` (bits as OT choices).
+/// Cross term, chooser side: shares of a·b where this party holds `a` (its low `k` bits as OT
+/// choices; `k` ≤ ℓ).
 fn cross_choose<C: Channel + ?Sized>(
     r: &mut CotReceiver,
     ch: &mut C,
     ring: Ring,
+    k: u32,
     a: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
-    let l = ring.bits as usize;
     let choices: Vec<bool> = a
         .iter()
-        .flat_map(|&v| (0..l).map(move |j| (v >> j) & 1 == 1))
+        .flat_map(|&v| (0..k).map(move |j| (v >> j) & 1 == 1))
         .collect();
-    let got = recv_cot_widths(r, ch, &choices, &gilboa_widths(ring, a.len()))?;
-    Ok(fold_shifted(ring, &got, false))
+    let got = recv_cot_widths(r, ch, &choices, &gilboa_widths(ring, k, a.len()))?;
+    Ok(fold_shifted(ring, k, &got, false))
 }
 
-/// Cross term, holder side: shares of a·b where this party holds `b` (the correlation).
+/// Cross term, holder side: shares of a·b where this party holds `b` (the correlation) and the
+/// chooser's a has `k` bits.
 fn cross_hold<C: Channel + ?Sized>(
     s: &mut CotSender,
     ch: &mut C,
     ring: Ring,
+    k: u32,
     b: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
     let l = ring.bits;
     let deltas: Vec<u64> = b
         .iter()
-        .flat_map(|&v| (0..l).map(move |j| v & mask(l - j)))
+        .flat_map(|&v| (0..k).map(move |j| v & mask(l - j)))
         .collect();
-    let t = send_cot_widths(s, ch, &deltas, &gilboa_widths(ring, b.len()))?;
-    Ok(fold_shifted(ring, &t, true))
+    let t = send_cot_widths(s, ch, &deltas, &gilboa_widths(ring, k, b.len()))?;
+    Ok(fold_shifted(ring, k, &t, true))
 }
 
-/// Σ_j 2^j·v[i·ℓ + j] mod 2^ℓ per element, negated if `negate`.
-fn fold_shifted(ring: Ring, v: &[u64], negate: bool) -> Vec<u64> {
-    let l = ring.bits as usize;
-    v.chunks_exact(l)
+/// Σ_j 2^j·v[i·k + j] mod 2^ℓ per element, negated if `negate`.
+fn fold_shifted(ring: Ring, k: u32, v: &[u64], negate: bool) -> Vec<u64> {
+    v.chunks_exact(k as usize)
         .map(|c| {
             let s = c
                 .iter()
@@ -218,11 +221,29 @@ pub fn cross_term<C: Channel + ?Sized>(
     chooser: Role,
     mine: &[u64],
 ) -> Result<Vec<u64>, ProtocolError> {
+    cross_term_bits(party, ring, chooser, ring.bits, mine)
+}
+
+/// [`cross_term`] for a chooser's value of `bits` bits (at most ℓ; wider ones are refused):
+/// one COT per chooser bit, so a narrow chooser costs `bits` COTs, not ℓ.
+pub fn cross_term_bits<C: Channel + ?Sized>(
+    party: &mut Party<'_, C>,
+    ring: Ring,
+    chooser: Role,
+    bits: u32,
+    mine: &[u64],
+) -> Result<Vec<u64>, ProtocolError> {
     check_inputs(ring, &[mine])?;
+    let k = bits.min(ring.bits);
     if party.role == chooser {
-        cross_choose(&mut party.ot.receiver, party.ch, ring, mine)
+        if mine.iter().any(|&v| v >> k != 0) {
+            return Err(ProtocolError::Invalid(format!(
+                "a cross term's chooser value is wider than {k} bits"
+            )));
+        }
+        cross_choose(&mut party.ot.receiver, party.ch, ring, k, mine)
     } else {
-        cross_hold(&mut party.ot.sender, party.ch, ring, mine)
+        cross_hold(&mut party.ot.sender, party.ch, ring, k, mine)
     }
 }
 
@@ -238,12 +259,18 @@ pub fn mul<C: Channel + ?Sized>(
     // Term A = x_S·y_C (server chooses), then term B = x_C·y_S (client chooses).
     let (a, b) = match party.role {
         Role::Server => {
-            let a = cross_choose(&mut party.ot.receiver, party.ch, ring, x)?;
-            (a, cross_hold(&mut party.ot.sender, party.ch, ring, y)?)
+            let a = cross_choose(&mut party.ot.receiver, party.ch, ring, ring.bits, x)?;
+            (
+                a,
+                cross_hold(&mut party.ot.sender, party.ch, ring, ring.bits, y)?,
+            )
         }
         Role::Client => {
-            let a = cross_hold(&mut party.ot.sender, party.ch, ring, y)?;
-            (a, cross_choose(&mut party.ot.receiver, party.ch, ring, x)?)
+            let a = cross_hold(&mut party.ot.sender, party.ch, ring, ring.bits, y)?;
+            (
+                a,
+                cross_choose(&mut party.ot.receiver, party.ch, ring, ring.bits, x)?,
+            )
         }
     };
     Ok((0..x.len())
@@ -346,13 +373,13 @@ pub fn mul_by_private<C: Channel + ?Sized>(
             ProtocolError::Invalid("the owner of the private operand must pass it".into())
         })?;
         check_inputs(ring, &[x, y])?;
-        let c = cross_hold(&mut party.ot.sender, party.ch, ring, y)?;
+        let c = cross_hold(&mut party.ot.sender, party.ch, ring, ring.bits, y)?;
         Ok((0..x.len())
             .map(|i| ring.add(ring.mul(x[i], y[i]), c[i]))
             .collect())
     } else {
         check_inputs(ring, &[x])?;
-        cross_choose(&mut party.ot.receiver, party.ch, ring, x)
+        cross_choose(&mut party.ot.receiver, party.ch, ring, ring.bits, x)
     }
 }
 

@@ -58,7 +58,7 @@ use aes::Aes128;
 use std::sync::OnceLock;
 
 use super::super::b2a::bit_products;
-use super::super::mul::{recv_cot_widths, send_cot_widths};
+use super::super::mul::cross_term_bits;
 use super::super::shares::{open, Ring};
 use super::super::{Party, ProtocolError};
 use crate::crypto::pack::mask;
@@ -354,53 +354,6 @@ fn levels<C: Channel + ?Sized>(
     Ok(())
 }
 
-/// Shares of a·b for the chooser's small values `a` (`bits` bits each) and the holder's `b` over
-/// `ring`: one COT over Z_2^(m−j) per bit j of a, as `mul`'s cross term. Both parties call it;
-/// `mine` is this party's operand.
-fn narrow_cross<C: Channel + ?Sized>(
-    party: &mut Party<'_, C>,
-    ring: Ring,
-    chooser: Role,
-    bits: u32,
-    mine: &[u64],
-) -> Result<Vec<u64>, ProtocolError> {
-    let m = ring.bits;
-    let k = bits.min(m);
-    let widths: Vec<u32> = (0..mine.len())
-        .flat_map(|_| (0..k).map(|j| m - j))
-        .collect();
-    let fold = |v: Vec<u64>, negate: bool| -> Vec<u64> {
-        v.chunks_exact(k as usize)
-            .map(|c| {
-                let s = c
-                    .iter()
-                    .enumerate()
-                    .fold(0u64, |acc, (j, &x)| acc.wrapping_add(x << j));
-                if negate {
-                    ring.neg(ring.reduce(s))
-                } else {
-                    ring.reduce(s)
-                }
-            })
-            .collect()
-    };
-    if party.role == chooser {
-        let choices: Vec<bool> = mine
-            .iter()
-            .flat_map(|&v| (0..k).map(move |j| (v >> j) & 1 == 1))
-            .collect();
-        let got = recv_cot_widths(&mut party.ot.receiver, party.ch, &choices, &widths)?;
-        Ok(fold(got, false))
-    } else {
-        let deltas: Vec<u64> = mine
-            .iter()
-            .flat_map(|&v| (0..k).map(move |j| v & mask(m - j)))
-            .collect();
-        let t = send_cot_widths(&mut party.ot.sender, party.ch, &deltas, &widths)?;
-        Ok(fold(t, true))
-    }
-}
-
 /// The output correction word CW_out = (T_S − T_C)·((1 − A_S) + A_C) mod 2^m, opened, from each
 /// party's leaf sums A_P = Σ Convert(s_P,x) and T_P = Σ t_P,x.
 fn output_word<C: Channel + ?Sized>(
@@ -419,11 +372,11 @@ fn output_word<C: Channel + ?Sized>(
     let tsb = s + 1;
     // X1 = T_S·A_C (the server chooses), then X2 = T_C·(1 − A_S) (the client chooses).
     let (x1, x2) = if server {
-        let x1 = narrow_cross(party, ring, Role::Server, tsb, t_sum)?;
-        (x1, narrow_cross(party, ring, Role::Client, tsb, &v)?)
+        let x1 = cross_term_bits(party, ring, Role::Server, tsb, t_sum)?;
+        (x1, cross_term_bits(party, ring, Role::Client, tsb, &v)?)
     } else {
-        let x1 = narrow_cross(party, ring, Role::Server, tsb, &v)?;
-        (x1, narrow_cross(party, ring, Role::Client, tsb, t_sum)?)
+        let x1 = cross_term_bits(party, ring, Role::Server, tsb, &v)?;
+        (x1, cross_term_bits(party, ring, Role::Client, tsb, t_sum)?)
     };
     let mine: Vec<u64> = (0..v.len())
         .map(|e| {
@@ -471,6 +424,8 @@ pub(super) fn one_hot_slice<C: Channel + ?Sized>(
             t_sum[e] += trees.t[x] as u64;
         }
         a_sum[e] &= m;
+        // T_P ≤ N; only T_P mod 2^m matters to the product mod 2^m.
+        t_sum[e] &= m;
     }
     let cw = output_word(party, ring, s, &a_sum, &t_sum)?;
     let client = party.role == Role::Client;
