@@ -107,3 +107,74 @@ fn the_ring_fits_the_protocols() {
     one_line_failure(&out, "needs a ring of at least 34 bits");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `compile --prepare-by`: by default the cost model weighs the preparation in and runs the
+/// trained model's final LayerNorm online; `online` prepares every LayerNorm (each token's
+/// latency first). `inspect --format json` reports both ways per layer kind, and the plan's
+/// marks under the default are the cost model's verdict. A value it does not know is refused,
+/// named.
+#[test]
+fn prepare_by_chooses_what_the_cost_model_weighs() {
+    let base = std::env::temp_dir().join(format!("cgp-cli-prepare-by-{}", std::process::id()));
+    let layernorms = |by: &str| -> serde_json::Value {
+        let dir = base.join(by);
+        let out = ciphergpt(&[
+            "compile",
+            "models/tiny-trained.torchscript.onnx",
+            "-o",
+            dir.to_str().unwrap(),
+            "--prepare-by",
+            by,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan = dir.join("plan.cgp");
+        let out = ciphergpt(&[
+            "inspect",
+            plan.to_str().unwrap(),
+            "--format",
+            "json",
+            "--summary",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "LayerNorm")
+            .cloned()
+            .expect("a LayerNorm row")
+    };
+    let total = layernorms("total");
+    let online = layernorms("online");
+    let count = total["count"].as_u64().unwrap();
+    assert_eq!(count, 5);
+    assert_eq!(online["prepared"], count);
+    let prepared = total["prepared"].as_u64().unwrap();
+    assert!(prepared < count, "{total}");
+    assert_eq!(total["model_prepares"], prepared);
+    // Prepared, each of them would cost fewer bytes online but more in all.
+    let bytes = |c: &serde_json::Value, k: &str| {
+        c[k]["server_bytes"].as_u64().unwrap() + c[k]["client_bytes"].as_u64().unwrap()
+    };
+    assert!(bytes(&total, "prepared_online") < bytes(&total, "online"));
+    let out = ciphergpt(&[
+        "compile",
+        "models/tiny-trained.torchscript.onnx",
+        "-o",
+        base.join("bad").to_str().unwrap(),
+        "--prepare-by",
+        "never",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never"));
+    std::fs::remove_dir_all(&base).ok();
+}

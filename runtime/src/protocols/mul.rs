@@ -236,7 +236,7 @@ pub fn cross_term_bits<C: Channel + ?Sized>(
     check_inputs(ring, &[mine])?;
     let k = bits.min(ring.bits);
     if party.role == chooser {
-        if mine.iter().any(|&v| v >> k != 0) {
+        if k < 64 && mine.iter().any(|&v| v >> k != 0) {
             return Err(ProtocolError::Invalid(format!(
                 "a cross term's chooser value is wider than {k} bits"
             )));

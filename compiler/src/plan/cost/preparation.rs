@@ -1,10 +1,11 @@
 //! What the decode program's prepared layers cost to prepare, on silent OT, and the cost
 //! model's choice between preparing a layer and running it online: by a decode step's bytes
 //! *in total*, its preparation included, and its flights, weighed together as link time on
-//! the LAN ([`Choice::prepare`]). The runtime makes the
-//! correlations in batches of decode steps (`Executor::preprocess`); the costs here are per
-//! element, entry or score, as the runtime's `prepare` functions make them (their module docs
-//! give the steps: `onehot::dpf`, `gelu::prepare`, `softmax::prepare`, `layernorm::prepare`).
+//! the LAN ([`Choice::prepare`]); and the prefill's GELUs prepared at the request
+//! ([`prefill_gelu`]). The runtime makes the decode correlations in batches of decode steps
+//! (`Executor::preprocess`); the costs here are per element, entry or score, as the runtime's
+//! `prepare` functions make them (their module docs give the steps: `onehot::dpf`,
+//! `gelu::prepare`, `softmax::prepare`, `layernorm::prepare`).
 
 use super::he::{he_matmul_server_weights, svole_min_rows, svole_prepare, MAX_ROWS_PER_CT};
 use super::layers::{gelu, gelu_layer, gelu_slice};
