@@ -70,7 +70,9 @@ pub struct Choice {
 impl Choice {
     /// Bytes of a decode step prepared, the preparation included.
     pub fn prepared_total(&self) -> u64 {
-        self.prepared_online.bytes() + self.preparation.bytes()
+        self.prepared_online
+            .bytes()
+            .saturating_add(self.preparation.bytes())
     }
 
     /// Link seconds on [`LAN`] of a decode step online alone.
@@ -197,12 +199,15 @@ pub fn gelu_layer_prepared_here(l: u64, g: &crate::plan::Gelu, elements: u64) ->
     let vectors = call.div_ceil((ONEHOT_SLICE_NODES >> s.min(21)).max(1));
     let one = onehot_prepare(m, s);
     let triple = product(m);
-    let prep_rounds = one.rounds * vectors + triple.rounds;
+    let prep_rounds = one.rounds.saturating_mul(vectors) + triple.rounds;
     let online = gelu(l, &ahead);
+    let per = |a: u64, b: u64, c: u64| a.saturating_add(b).saturating_add(c);
     Bits {
-        server: (one.server + triple.server + online.server).saturating_mul(elements),
-        client: (one.client + triple.client + online.client).saturating_mul(elements),
-        rounds: (prep_rounds + online.rounds) * calls,
+        server: per(one.server, triple.server, online.server).saturating_mul(elements),
+        client: per(one.client, triple.client, online.client).saturating_mul(elements),
+        rounds: prep_rounds
+            .saturating_add(online.rounds)
+            .saturating_mul(calls),
         ..Bits::ZERO
     }
 }
