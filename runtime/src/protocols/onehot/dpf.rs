@@ -61,7 +61,8 @@ use super::super::b2a::bit_products;
 use super::super::mul::cross_term_bits;
 use super::super::shares::{open, Ring};
 use super::super::{Party, ProtocolError};
-use crate::crypto::pack::mask;
+use crate::crypto::block::{as_bytes, as_bytes_mut};
+use crate::crypto::pack::{mask, pack, packed_len, unpack};
 use crate::crypto::pprf::expand_level_in_place;
 use crate::crypto::prg::{aes_encrypt_blocks, aes_from_block};
 use crate::crypto::{Block, Prg};
@@ -189,28 +190,11 @@ fn level_ots<C: Channel + ?Sized>(
     })
 }
 
-fn blocks_to_bytes(blocks: &[Block], bits: &[bool]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(blocks.len() * 16 + bits.len().div_ceil(8));
-    for b in blocks {
-        out.extend_from_slice(&b.to_bytes());
-    }
-    let mut packed = vec![0u8; bits.len().div_ceil(8)];
-    for (i, &b) in bits.iter().enumerate() {
-        packed[i / 8] |= (b as u8) << (i % 8);
-    }
-    out.extend(packed);
+/// `n` blocks from the front of `bytes` (the wire's block layout, [`as_bytes`]).
+fn read_blocks(bytes: &[u8], n: usize) -> Vec<Block> {
+    let mut out = vec![Block::ZERO; n];
+    as_bytes_mut(&mut out).copy_from_slice(&bytes[..16 * n]);
     out
-}
-
-fn bytes_to_blocks(bytes: &[u8], n: usize, bits: usize) -> (Vec<Block>, Vec<bool>) {
-    let blocks = (0..n)
-        .map(|i| Block::from_bytes(bytes[16 * i..16 * (i + 1)].try_into().expect("16 bytes")))
-        .collect();
-    let tail = &bytes[16 * n..];
-    let flags = (0..bits)
-        .map(|i| (tail[i / 8] >> (i % 8)) & 1 == 1)
-        .collect();
-    (blocks, flags)
 }
 
 /// A level in flight: its parents' control bits and sums (from [`Trees::expand`]), and this
@@ -266,13 +250,20 @@ struct Share {
 }
 
 impl Share {
+    /// The words' shares, then the control bits packed one per bit.
     fn bytes(&self) -> Vec<u8> {
-        blocks_to_bytes(&self.cw, &self.t)
+        let bits: Vec<u64> = self.t.iter().map(|&b| b as u64).collect();
+        let mut out = as_bytes(&self.cw).to_vec();
+        out.extend(pack(&bits, 1));
+        out
     }
 
     fn read(bytes: &[u8], n: usize) -> Share {
-        let (cw, t) = bytes_to_blocks(bytes, n, 2 * n);
-        Share { cw, t }
+        let t = unpack(&bytes[16 * n..], 2 * n, 1);
+        Share {
+            cw: read_blocks(bytes, n),
+            t: t.into_iter().map(|b| b == 1).collect(),
+        }
     }
 
     /// Opens the words with the peer's shares and applies them to the level's children.
@@ -292,7 +283,7 @@ impl Share {
 }
 
 fn share_len(n: usize) -> usize {
-    16 * n + (2 * n).div_ceil(8)
+    16 * n + packed_len(2 * n, 1)
 }
 
 /// The s levels of the slice, pipelined one direction at a time: the server sends y of level
@@ -315,11 +306,11 @@ fn levels<C: Channel + ?Sized>(
     };
     if role == Role::Server {
         let mut level = Level::expand(trees);
-        ch.send(&blocks_to_bytes(&level.y(&ots.held[..n]), &[]))?;
+        ch.send(as_bytes(&level.y(&ots.held[..n])))?;
         ch.flush()?;
         for j in 0..depth {
             let got = recv(ch, 16 * n + share_len(n))?;
-            let (y_peer, _) = bytes_to_blocks(&got, n, 0);
+            let y_peer = read_blocks(&got, n);
             let peer = Share::read(&got[16 * n..], n);
             let mine = level.shares(role, ots, j * n, &y_peer);
             mine.apply(&peer, &level, trees);
@@ -327,18 +318,18 @@ fn levels<C: Channel + ?Sized>(
             if j + 1 < depth {
                 level = Level::expand(trees);
                 let r = (j + 1) * n..(j + 2) * n;
-                msg.extend(blocks_to_bytes(&level.y(&ots.held[r]), &[]));
+                msg.extend_from_slice(as_bytes(&level.y(&ots.held[r])));
             }
             ch.send(&msg)?;
             ch.flush()?;
         }
     } else {
-        let mut y_peer = bytes_to_blocks(&recv(ch, 16 * n)?, n, 0).0;
+        let mut y_peer = read_blocks(&recv(ch, 16 * n)?, n);
         for j in 0..depth {
             let level = Level::expand(trees);
             let r = j * n..(j + 1) * n;
             let mine = level.shares(role, ots, j * n, &y_peer);
-            let mut msg = blocks_to_bytes(&level.y(&ots.held[r]), &[]);
+            let mut msg = as_bytes(&level.y(&ots.held[r])).to_vec();
             msg.extend(mine.bytes());
             ch.send(&msg)?;
             ch.flush()?;
@@ -347,7 +338,7 @@ fn levels<C: Channel + ?Sized>(
             let peer = Share::read(&got, n);
             mine.apply(&peer, &level, trees);
             if next > 0 {
-                y_peer = bytes_to_blocks(&got[share_len(n)..], n, 0).0;
+                y_peer = read_blocks(&got[share_len(n)..], n);
             }
         }
     }
