@@ -28,7 +28,7 @@
 //! offsets from random indices with one-hot vectors, and their two products openings on
 //! triples.
 
-use crate::plan::{cost, instruction::Op, Linear, Plan};
+use crate::plan::{cost, Linear, Plan};
 
 /// What the choice of the prepared layers minimises.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,17 +61,11 @@ pub fn choose(plan: &mut Plan, batch: u32, by: PrepareBy) {
                 PrepareBy::Total => c.prepare(),
                 PrepareBy::Online => c.prepared_online_seconds() < c.online_seconds(),
             };
-        match ins.op.as_mut() {
-            Some(Op::Linear(x)) | Some(Op::Logits(x)) => {
-                x.prepared = method(plan_shape(plan, x.weight), l, batch, on)
-            }
-            Some(Op::Embed(e)) => {
-                e.prepared = method(plan_shape(plan, e.token_table), l, batch, on)
-            }
-            Some(Op::Gelu(g)) => g.prepared = on,
-            Some(Op::LayerNorm(n)) => n.prepared = on,
-            Some(Op::Softmax(s)) => s.prepared = on,
-            _ => {}
+        if let Some(op) = ins.op.as_mut() {
+            let product = cost::product_weight(op).map_or(Linear::ONLINE, |w| {
+                method(plan_shape(plan, w), l, batch, on)
+            });
+            cost::set_prepared(op, product, on);
         }
     }
     plan.decode = Some(decode);

@@ -116,7 +116,44 @@ pub fn weight_prepare(k: u64, n: u64, l: u64, batch: u64) -> (Bits, bool) {
     (rlwe, false)
 }
 
-/// The instruction with its `prepared` mark set to `on` (a weight product: by RLWE), or `None`
+/// The weight of a weight product (`Linear`'s, `Logits`'s, `Embed`'s token table); `None` for
+/// the other kinds.
+pub fn product_weight(op: &Op) -> Option<u32> {
+    match op {
+        Op::Linear(x) | Op::Logits(x) => Some(x.weight),
+        Op::Embed(e) => Some(e.token_table),
+        _ => None,
+    }
+}
+
+/// Sets the prepared mark of a kind that can be prepared: `product` (a `Linear::*` method) for
+/// a weight product, `layer` for a GELU, LayerNorm or softmax. Returns false, changing nothing,
+/// for a kind that is never prepared.
+pub fn set_prepared(op: &mut Op, product: u32, layer: bool) -> bool {
+    match op {
+        Op::Linear(x) | Op::Logits(x) => x.prepared = product,
+        Op::Embed(e) => e.prepared = product,
+        Op::Gelu(g) => g.prepared = layer,
+        Op::LayerNorm(n) => n.prepared = layer,
+        Op::Softmax(s) => s.prepared = layer,
+        _ => return false,
+    }
+    true
+}
+
+/// Whether the instruction's kind is marked prepared.
+pub fn is_prepared(op: &Op) -> bool {
+    match op {
+        Op::Linear(x) | Op::Logits(x) => x.prepared != Linear::ONLINE,
+        Op::Embed(e) => e.prepared != Linear::ONLINE,
+        Op::Gelu(g) => g.prepared,
+        Op::LayerNorm(n) => n.prepared,
+        Op::Softmax(s) => s.prepared,
+        _ => false,
+    }
+}
+
+/// The instruction with its prepared mark set to `on` (a weight product: by RLWE), or `None`
 /// for a kind that is never prepared.
 fn marked(ins: &Instruction, on: bool) -> Option<Instruction> {
     let mut x = ins.clone();
@@ -125,15 +162,7 @@ fn marked(ins: &Instruction, on: bool) -> Option<Instruction> {
     } else {
         Linear::ONLINE
     };
-    match x.op.as_mut()? {
-        Op::Linear(l) | Op::Logits(l) => l.prepared = product,
-        Op::Embed(e) => e.prepared = product,
-        Op::Gelu(g) => g.prepared = on,
-        Op::LayerNorm(n) => n.prepared = on,
-        Op::Softmax(s) => s.prepared = on,
-        _ => return None,
-    }
-    Some(x)
+    set_prepared(x.op.as_mut()?, product, on).then_some(x)
 }
 
 /// The preparation one decode step of `ins` consumes, at `sizes`, in batches of `batch` steps.
@@ -144,9 +173,10 @@ fn preparation(plan: &Plan, ins: &Instruction, sizes: Sizes, batch: u64) -> Bits
         let (k, n) = input.weight_shape(id);
         weight_prepare(k, n, l, batch).0
     };
+    if let Some(w) = ins.op.as_ref().and_then(product_weight) {
+        return weight(w);
+    }
     match ins.op.as_ref() {
-        Some(Op::Linear(x)) | Some(Op::Logits(x)) => weight(x.weight),
-        Some(Op::Embed(e)) => weight(e.token_table),
         Some(Op::Gelu(g)) => {
             let m = u64::from(gelu_from_plan(g).spline_range().3);
             gelu_prepare(m, u64::from(g.pieces_log2)).times(input.input_cols())

@@ -5,8 +5,6 @@
 
 use super::{bytes, table, Report};
 use crate::plan::cost::{self, Cost, MAX_ROWS_PER_CT};
-use crate::plan::instruction::Op;
-use crate::plan::{Instruction, Linear};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -24,17 +22,6 @@ pub(super) struct ChoiceRow {
     pub preparation: Cost,
     pub online_lan_s: f64,
     pub prepared_lan_s: f64,
-}
-
-fn marked_prepared(ins: &Instruction) -> bool {
-    match ins.op.as_ref() {
-        Some(Op::Linear(x)) | Some(Op::Logits(x)) => x.prepared != Linear::ONLINE,
-        Some(Op::Embed(e)) => e.prepared != Linear::ONLINE,
-        Some(Op::Gelu(g)) => g.prepared,
-        Some(Op::LayerNorm(n)) => n.prepared,
-        Some(Op::Softmax(s)) => s.prepared,
-        _ => false,
-    }
 }
 
 impl Report<'_> {
@@ -62,7 +49,7 @@ impl Report<'_> {
             };
             let r = &mut rows[at];
             r.count += 1;
-            r.prepared += u64::from(marked_prepared(ins));
+            r.prepared += u64::from(ins.op.as_ref().is_some_and(cost::is_prepared));
             r.model_prepares += u64::from(c.prepare());
             r.online = r.online.add(&c.online);
             r.prepared_online = r.prepared_online.add(&c.prepared_online);
